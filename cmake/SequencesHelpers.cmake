@@ -1,0 +1,36 @@
+# Small helpers shared by every directory.
+
+# Warnings for our own code only (generated code is compiled without them).
+function(sequences_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-missing-field-initializers)
+endfunction()
+
+# sequences_library(NAME <name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
+# One static library per directory, with the alias sequences::<name> and include root at the repo's
+# top, so headers are included as "libs/<dir>/<file>.h".
+function(sequences_library)
+  cmake_parse_arguments(ARG "" "NAME" "SOURCES;PUBLIC_DEPS;PRIVATE_DEPS" ${ARGN})
+  add_library(${ARG_NAME} STATIC ${ARG_SOURCES})
+  add_library(sequences::${ARG_NAME} ALIAS ${ARG_NAME})
+  target_include_directories(${ARG_NAME} PUBLIC ${PROJECT_SOURCE_DIR})
+  target_link_libraries(${ARG_NAME} PUBLIC ${ARG_PUBLIC_DEPS} PRIVATE ${ARG_PRIVATE_DEPS})
+  sequences_warnings(${ARG_NAME})
+endfunction()
+
+# sequences_test(NAME <name> TIER unit|kafka|e2e SOURCES ... [DEPS ...])
+# A Catch2 test binary; every TEST_CASE becomes a ctest test labelled with its tier. Tests of the kafka
+# and e2e tiers read the broker address from SEQUENCES_BOOTSTRAP (set by deploy/local/test.sh).
+function(sequences_test)
+  cmake_parse_arguments(ARG "" "NAME;TIER" "SOURCES;DEPS" ${ARGN})
+  add_executable(${ARG_NAME} ${ARG_SOURCES})
+  target_link_libraries(${ARG_NAME} PRIVATE sequences::test_main ${ARG_DEPS})
+  sequences_warnings(${ARG_NAME})
+  set(resources "")
+  if(NOT ARG_TIER STREQUAL "unit")
+    # One broker for all: kafka and e2e tests do not run concurrently with each other.
+    set(resources RESOURCE_LOCK kafka_broker)
+  endif()
+  catch_discover_tests(${ARG_NAME}
+    TEST_PREFIX "${ARG_TIER}."
+    PROPERTIES LABELS ${ARG_TIER} ${resources})
+endfunction()

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs the Debian packages this project builds and tests with. Idempotent: when every package is
+# already installed it prints one line and exits in well under a second. Run as root or with sudo.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  g++ cmake ninja-build pkg-config clang-format
+  # gRPC and protobuf (C++ runtime, codegen, and the grpc_cpp_plugin)
+  libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
+  # googleapis' google/rpc/{status,error_details}.proto (for google.rpc.BadRequest error details);
+  # Debian ships them in this package, so the repo does not vendor them
+  golang-github-gogo-googleapis-dev
+  # Kafka client, state store, Abseil
+  librdkafka-dev librocksdb-dev libabsl-dev
+  # tests: Catch2 (unit runner), rapidcheck (property tests)
+  catch2 librapidcheck-dev
+  # the system time-zone database that absl::LoadTimeZone reads
+  tzdata
+  # operators' tools: read topics by hand; the Kafka broker runs on Java 17 and is fetched by Maven
+  kcat openjdk-17-jre-headless maven
+  # scripts: curl for health probes, python3 for the grpcio client test
+  curl python3 python3-venv
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} Debian packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "install-deps: done"
