@@ -1,0 +1,36 @@
+#ifndef SEQUENCES_LIBS_SERVICE_TOPICS_H_
+#define SEQUENCES_LIBS_SERVICE_TOPICS_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "libs/kafka/admin.h"
+
+namespace sequences::service {
+
+// The topics of the system (ARCHITECTURE.md, "Topics"). Names share a prefix, "sequences." by
+// default, so several environments can share one cluster.
+struct Topics {
+  std::string sequence_events;
+  std::string enrollment_events;
+  std::string executor_events;
+  std::string task_events;
+  std::string email_events;
+  std::string dead_letter;
+
+  static Topics WithPrefix(const std::string& prefix);
+  std::vector<std::string> All() const;
+};
+
+// Creates the topics that do not exist. enrollment-events and executor-events get `partitions`
+// partitions (they MUST be equal: the executor's changelog partition is its input partition);
+// task, email and dead-letter topics too (keyed by item); sequence-events gets `partitions` as well
+// (every executor reads all of it). FailedPrecondition if an existing topic has another count.
+absl::Status EnsureTopics(kafka::Admin& admin, const Topics& topics, int partitions,
+                          absl::Duration timeout);
+
+}  // namespace sequences::service
+
+#endif  // SEQUENCES_LIBS_SERVICE_TOPICS_H_
