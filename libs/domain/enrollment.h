@@ -1,0 +1,219 @@
+#ifndef SEQUENCES_LIBS_DOMAIN_ENROLLMENT_H_
+#define SEQUENCES_LIBS_DOMAIN_ENROLLMENT_H_
+
+// The Enrollment aggregate: one item in one sequence, over all its enrollments in time.
+//
+//   decision = DecideEnrollment(state, input, sequence, now)   // an input record
+//   decision = DecideStepDue(state, due_at, sequence, now)     // the timer
+//   state    = EvolveEnrollment(state, executor_event)         // never fails
+//
+// Key: EnrollmentKey(item_key, sequence_id) = "<item_key>#<sequence_id>". Item keys are
+// "company/entity/item"; a prefix scan on "<item_key>#" finds every enrollment of an item.
+// Enrollment ids are "<item_key>#<sequence_id>#<ordinal>" (ordinal from 1).
+//
+// State is the fold of executor events only (EnrollmentStarted, StepExecuted, ...). Inputs (from
+// enrollment-events and sequence-events) and timers are triggers: the decider answers with a
+// Decision whose executor events the executor writes to executor-events (and folds with
+// EvolveEnrollment), plus TaskCreated / EmailSend side effects for the task and email topics,
+// all in one transaction.
+//
+// Determinism: every derived event id is a function of (input event id or timer, enrollment id,
+// step id, kind), so the same input decided again against the same state yields identical events.
+// Envelope headers of derived events: company_id from the enrollment's item key, occurred_at =
+// now, causation_id = the input's event id (or the timer id "<enrollment_id>/<step_id>/due"),
+// correlation_id = the input's correlation id (or the enrollment's request id for timers).
+//
+// Routing (how the executor calls this for one input record): RouteInput(input) says which
+// enrollments it addresses. The executor calls DecideEnrollment once per addressed enrollment
+// state it owns (for kItem: every "<item_key>#" key; for kSequence: every enrollment of the
+// sequence; for kOwner: every enrollment whose owner_id matches), in key order, passing the state
+// of that key (a default-constructed EnrollmentState when the key has none yet, for an enroll
+// request). A Decision that does not concern the state is empty.
+//
+// Pure: no IO, no clock reads; thread-compatible value types.
+
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "libs/domain/render.h"
+#include "libs/domain/sequence.h"
+#include "sequences/v1/events.pb.h"
+#include "sequences/v1/sequence.pb.h"
+
+namespace sequences::domain {
+
+struct EnrollmentState {
+  // Aggregate identity (set by the first folded event).
+  std::string item_key;
+  std::string sequence_id;
+  std::string company_id;
+  // Enrollments started so far; the current/last one has this ordinal.
+  int32_t enrollment_count = 0;
+  // Every enroll request id already decided for this key (started or rejected).
+  std::set<std::string> request_ids;
+
+  // ---- the current (or last) enrollment; enrollment_id empty: never enrolled ----
+  std::string enrollment_id;
+  v1::EnrollmentStatus status = v1::ENROLLMENT_STATUS_UNSPECIFIED;
+  std::string request_id;
+  std::string correlation_id;
+  int64_t sequence_version = 0;
+  v1::EntityKind entity_kind = v1::ENTITY_KIND_UNSPECIFIED;
+  std::string owner_id;
+  v1::Recipient recipient;
+  std::string time_zone;  // resolved IANA name
+  MergeData merge_data;
+  absl::Time started_at = absl::UnixEpoch();
+  // Steps executed, in order. Each step executes at most once per enrollment.
+  std::vector<std::string> executed_step_ids;
+  // Steps the enrollment is past: executed, plus steps inserted before its position.
+  std::set<std::string> passed_step_ids;
+  // The next step to run; empty when waiting for an activity or ended.
+  std::string pending_step_id;
+  // When pending_step_id is due (kept while paused; NextDueAt hides it then).
+  std::optional<absl::Time> due_at;
+  // The pending step's delay is measured from here (previous execution, enrollment start,
+  // activity completion; moved forward by pauses). Due is never before `not_before`.
+  absl::Time anchor = absl::UnixEpoch();
+  absl::Time not_before = absl::UnixEpoch();
+  // Waiting for this task's completion before scheduling the next step.
+  std::string waiting_task_id;
+  std::string waiting_step_id;
+  // Pause causes currently in force; paused_at is when the first one arrived.
+  std::set<int> pause_causes;  // v1::PauseCause values
+  std::optional<absl::Time> paused_at;
+  // How the enrollment ended (when it did).
+  v1::ExitReason exit_reason = v1::EXIT_REASON_UNSPECIFIED;
+  v1::FailureReason failure_reason = v1::FAILURE_REASON_UNSPECIFIED;
+  std::string failed_step_id;
+  std::string missing_merge_field;
+  v1::RemovalReason removal_reason = v1::REMOVAL_REASON_UNSPECIFIED;
+  absl::Time ended_at = absl::UnixEpoch();
+
+  // In progress or paused.
+  bool IsActive() const;
+};
+
+// "<item_key>#<sequence_id>".
+std::string EnrollmentKey(absl::string_view item_key, absl::string_view sequence_id);
+
+// What one decision produced.
+struct Decision {
+  // Write to sequences.executor-events and fold into the state, in order.
+  std::vector<v1::Envelope> executor_events;
+  // Write to sequences.task-events (TaskCreated).
+  std::vector<v1::Envelope> task_events;
+  // Write to sequences.email-events (EmailSend).
+  std::vector<v1::Envelope> email_events;
+  bool empty() const {
+    return executor_events.empty() && task_events.empty() && email_events.empty();
+  }
+};
+
+// Which enrollment states an input record addresses.
+struct InputRoute {
+  enum class Scope {
+    kNone,            // not an enrollment input: ignore (e.g. a Ping, an executor event)
+    kItemInSequence,  // EnrollmentKey(item_key, sequence_id)
+    kItem,            // every enrollment of item_key
+    kSequence,        // every enrollment of sequence_id (sequence lifecycle events)
+    kOwner,           // every enrollment whose owner_id is owner_id
+  };
+  Scope scope = Scope::kNone;
+  std::string item_key;
+  std::string sequence_id;
+  std::string owner_id;
+};
+InputRoute RouteInput(const v1::Envelope& input);
+
+// The sequence version an input needs before it can be decided (EnrollRequested's
+// sequence_version), or nullopt. If SequenceReadyFor is false the executor must defer the input
+// (keep it and retry after folding more sequence events), not decide it: deciding early would
+// reject a valid request.
+std::optional<int64_t> RequiredSequenceVersion(const v1::Envelope& input);
+bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
+
+// Decides one input record (payloads 200-299 of the envelope, or the sequence events that concern
+// enrollments: steps replaced, settings changed, deleted, paused, resumed) for one enrollment
+// state. `sequence` is the executor's current state of the sequence `state` belongs to (or that an
+// enroll request names; default-constructed if unknown).
+//
+// Outcomes (never errors for business refusals; those are events, so the log explains them):
+//   enroll_requested   EnrollmentStarted (+ StepScheduled-free first due; + EnrollmentCompleted if
+//                      the sequence has no steps; + EnrollmentPaused if the sequence is paused), or
+//                      EnrollmentRejected with a reason, or nothing for a request id already seen.
+//   remove_requested   EnrollmentRemoved(requested) if active.
+//   pause/resume       EnrollmentPaused/EnrollmentResumed(cause enrollment or owner) if active.
+//   retry_requested    EnrollmentRetried from the failed step if failed (then due re-aligned).
+//   activity_completed StepScheduled for the next step (or EnrollmentCompleted) if waiting for
+//                      that task.
+//   merge_data_updated EnrollmentMergeDataUpdated if active.
+//   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
+//   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
+//   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/
+//                      Resumed(cause sequence); steps replaced/settings changed: StepScheduled
+//                      when the pending step or its due time changes.
+// Errors: INVALID_ARGUMENT for a malformed input (dead-letter it); UNAVAILABLE if `sequence` is
+// missing for an input that needs it (defer).
+[[nodiscard]] absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state,
+                                                        const v1::Envelope& input,
+                                                        const SequenceState& sequence,
+                                                        absl::Time now);
+
+// The timer: the due index says the enrollment's step is due at `due_at`.
+// Empty decision (a no-op, not an error) when the trigger is stale: the enrollment is not in
+// progress, or its due time is not `due_at`, or now < due_at.
+// Otherwise checks, at fire time: sequence deleted -> EnrollmentRemoved(sequence_deleted);
+// sequence paused -> EnrollmentPaused(sequence); the pending step was deleted/moved or its delay
+// changed so that it is not due yet -> StepScheduled; automatic email without automated sending ->
+// EnrollmentFailed(automated_sending_off); without the sender's consent -> (consent_missing);
+// unfilled merge field -> (missing_merge_field, naming it); no recipient address ->
+// (recipient_missing). Else StepExecuted + TaskCreated or EmailSend (+ WaitingForActivity, or
+// + EnrollmentCompleted after the last step).
+// Errors: UNAVAILABLE if `sequence` does not exist (the executor has not folded it yet: retry).
+[[nodiscard]] absl::StatusOr<Decision> DecideStepDue(const EnrollmentState& state,
+                                                     absl::Time due_at,
+                                                     const SequenceState& sequence, absl::Time now);
+
+// Folds one executor event (payloads 300-399). Other events, and events of another enrollment
+// key, leave the state unchanged. Never fails.
+EnrollmentState EvolveEnrollment(EnrollmentState state, const v1::Envelope& event);
+
+// When the due index should fire this enrollment: due_at while in progress with a pending step;
+// nullopt when paused, waiting for an activity, or ended.
+std::optional<absl::Time> NextDueAt(const EnrollmentState& state);
+
+// For the API, before appending an enroll request: the answer the executor will give, given the
+// read model's state of that key and the sequence.
+//   OK                 will start (or the request id was already decided: idempotent).
+//   NOT_FOUND          sequence does not exist.
+//   FAILED_PRECONDITION sequence deleted; wrong entity kind; re-enrollment not allowed.
+//   ALREADY_EXISTS     the item has an active enrollment in the sequence.
+//   INVALID_ARGUMENT   malformed request (BadRequest payload).
+[[nodiscard]] absl::Status CheckEnroll(const EnrollmentState& state,
+                                       const v1::EnrollRequested& request,
+                                       const SequenceState& sequence);
+
+// What replacing the sequence's steps with `new_steps` would do to this enrollment (pure preview
+// for the API). For an enrollment that is not active, returns only its id.
+v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& sequence,
+                           absl::Span<const v1::Step> new_steps, absl::Time now);
+
+// The step an enrollment that has passed `passed` runs next in `steps`: the first step after the
+// last passed one (in the current order) that is not passed. -1 when none. `*newly_passed` (if not
+// null) receives the ids before that position that are not passed yet (inserted before the
+// enrollment's position: never run for it).
+int NextStepIndex(const std::set<std::string>& passed, absl::Span<const v1::Step> steps,
+                  std::vector<std::string>* newly_passed);
+
+}  // namespace sequences::domain
+
+#endif  // SEQUENCES_LIBS_DOMAIN_ENROLLMENT_H_

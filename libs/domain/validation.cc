@@ -1,0 +1,231 @@
+#include "libs/domain/validation.h"
+
+#include <algorithm>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
+#include "libs/domain/render.h"
+#include "libs/domain/schedule.h"
+
+namespace sequences::domain {
+namespace {
+
+bool ValidStepId(const std::string& id) {
+  if (id.empty() || id.size() > static_cast<size_t>(kMaxStepIdLength)) return false;
+  return std::all_of(id.begin(), id.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+bool ValidTimeOfDay(const v1::TimeOfDay& t, bool allow_24) {
+  if (allow_24 && t.hours() == 24 && t.minutes() == 0) return true;
+  return t.hours() >= 0 && t.hours() <= 23 && t.minutes() >= 0 && t.minutes() <= 59;
+}
+
+bool UserChoiceSet(const v1::UserChoice& u) {
+  return (u.choice_case() == v1::UserChoice::kUserId && !u.user_id().empty()) ||
+         (u.choice_case() == v1::UserChoice::kItemOwner && u.item_owner());
+}
+
+void CheckMergeText(const std::string& path, const std::string& text, FieldViolations* v) {
+  absl::StatusOr<std::vector<MergeField>> fields = ParseMergeFields(text, path);
+  if (!fields.ok()) v->AddAllFrom("", fields.status());
+}
+
+void CheckDelay(const std::string& path, const v1::Delay& delay, FieldViolations* v) {
+  int max = 0;
+  const char* unit = "";
+  switch (delay.unit()) {
+    case v1::DELAY_UNIT_MINUTES:
+      max = kMaxDelayMinutes;
+      unit = "minutes";
+      break;
+    case v1::DELAY_UNIT_HOURS:
+      max = kMaxDelayHours;
+      unit = "hours";
+      break;
+    case v1::DELAY_UNIT_DAYS:
+      max = kMaxDelayDays;
+      unit = "days";
+      break;
+    case v1::DELAY_UNIT_BUSINESS_DAYS:
+      max = kMaxDelayBusinessDays;
+      unit = "business days";
+      break;
+    default:
+      v->Add(absl::StrCat(path, ".unit"), "must be minutes, hours, days or business days");
+      return;
+  }
+  if (delay.amount() < 0 || delay.amount() > max) {
+    v->Add(absl::StrCat(path, ".amount"), absl::StrCat("must be between 0 and ", max, " ", unit));
+  }
+}
+
+void CheckStep(const std::string& path, const v1::Step& step, FieldViolations* v) {
+  if (!ValidStepId(step.id())) {
+    v->Add(absl::StrCat(path, ".id"),
+           absl::StrCat("must be 1 to ", kMaxStepIdLength, " characters of [A-Za-z0-9_-]"));
+  }
+  CheckDelay(absl::StrCat(path, ".delay"), step.delay(), v);
+  if (step.has_at_time() && !ValidTimeOfDay(step.at_time(), false)) {
+    v->Add(absl::StrCat(path, ".at_time"), "must be a time of day between 00:00 and 23:59");
+  }
+  switch (step.action_case()) {
+    case v1::Step::kActivity: {
+      const v1::ActivityStep& a = step.activity();
+      const std::string p = absl::StrCat(path, ".activity");
+      if (a.activity_type().empty()) v->Add(p + ".activity_type", "is required");
+      if (a.subject().empty()) v->Add(p + ".subject", "is required");
+      if (a.subject().size() > static_cast<size_t>(kMaxSubjectLength)) {
+        v->Add(p + ".subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
+      }
+      if (!UserChoiceSet(a.assignee()))
+        v->Add(p + ".assignee", "must name a user or the item owner");
+      if (a.has_due_time() && !ValidTimeOfDay(a.due_time(), false)) {
+        v->Add(p + ".due_time", "must be a time of day between 00:00 and 23:59");
+      }
+      break;
+    }
+    case v1::Step::kEmail: {
+      const v1::EmailStep& e = step.email();
+      const std::string p = absl::StrCat(path, ".email");
+      if (!UserChoiceSet(e.sender())) v->Add(p + ".sender", "must name a user or the item owner");
+      if (e.subject().empty()) v->Add(p + ".subject", "is required");
+      if (e.subject().size() > static_cast<size_t>(kMaxSubjectLength)) {
+        v->Add(p + ".subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
+      }
+      if (e.body().empty()) v->Add(p + ".body", "is required");
+      if (e.body().size() > static_cast<size_t>(kMaxBodyLength)) {
+        v->Add(p + ".body", absl::StrCat("must be at most ", kMaxBodyLength, " bytes"));
+      }
+      CheckMergeText(p + ".subject", e.subject(), v);
+      CheckMergeText(p + ".body", e.body(), v);
+      break;
+    }
+    default:
+      v->Add(absl::StrCat(path, ".action"), "must be an activity or an email step");
+  }
+}
+
+void CheckSteps(absl::string_view prefix, absl::Span<const v1::Step> steps, FieldViolations* v) {
+  if (steps.size() > static_cast<size_t>(kMaxSteps)) {
+    v->Add(prefix, absl::StrCat("at most ", kMaxSteps, " steps"));
+  }
+  std::set<std::string> ids;
+  for (size_t i = 0; i < steps.size(); ++i) {
+    const std::string path = absl::StrCat(prefix, "[", i, "]");
+    CheckStep(path, steps[i], v);
+    if (!steps[i].id().empty() && !ids.insert(steps[i].id()).second) {
+      v->Add(path + ".id", absl::StrCat("duplicate step id \"", steps[i].id(), "\""));
+    }
+  }
+}
+
+void CheckSettings(absl::string_view prefix, const v1::SequenceSettings& s, FieldViolations* v) {
+  if (!s.default_time_zone().empty() && !IsValidTimeZoneName(s.default_time_zone())) {
+    v->Add(absl::StrCat(prefix, ".default_time_zone"), "must be an IANA time zone name");
+  }
+  std::vector<std::vector<std::pair<int, int>>> by_day(8);
+  for (int i = 0; i < s.send_window().ranges_size(); ++i) {
+    const v1::WindowRange& r = s.send_window().ranges(i);
+    const std::string p = absl::StrCat(prefix, ".send_window.ranges[", i, "]");
+    bool ok = true;
+    if (r.weekday() < v1::WEEKDAY_MONDAY || r.weekday() > v1::WEEKDAY_SUNDAY) {
+      v->Add(p + ".weekday", "must be a weekday");
+      ok = false;
+    }
+    if (!ValidTimeOfDay(r.start(), false)) {
+      v->Add(p + ".start", "must be a time of day between 00:00 and 23:59");
+      ok = false;
+    }
+    if (!ValidTimeOfDay(r.end(), true)) {
+      v->Add(p + ".end", "must be a time of day between 00:01 and 24:00");
+      ok = false;
+    }
+    if (!ok) continue;
+    const int start = r.start().hours() * 60 + r.start().minutes();
+    const int end = r.end().hours() * 60 + r.end().minutes();
+    if (start >= end) {
+      v->Add(p + ".end", "must be after start");
+      continue;
+    }
+    for (const auto& [s2, e2] : by_day[r.weekday()]) {
+      if (start < e2 && s2 < end) {
+        v->Add(p, "overlaps another range of the same weekday");
+        break;
+      }
+    }
+    by_day[r.weekday()].emplace_back(start, end);
+  }
+  if (s.holidays_size() > kMaxHolidays) {
+    v->Add(absl::StrCat(prefix, ".holidays"), absl::StrCat("at most ", kMaxHolidays, " holidays"));
+  }
+  for (int i = 0; i < s.holidays_size(); ++i) {
+    const v1::Date& d = s.holidays(i);
+    const absl::CivilDay day(d.year(), d.month(), d.day());
+    if (d.year() < 1970 || d.year() > 9999 || day.year() != d.year() || day.month() != d.month() ||
+        day.day() != d.day()) {
+      v->Add(absl::StrCat(prefix, ".holidays[", i, "]"), "must be a valid date");
+    }
+  }
+}
+
+}  // namespace
+
+absl::Status ValidateSteps(absl::Span<const v1::Step> steps) {
+  FieldViolations v;
+  CheckSteps("steps", steps, &v);
+  return v.ToStatus("invalid steps");
+}
+
+absl::Status ValidateSettings(const v1::SequenceSettings& settings) {
+  FieldViolations v;
+  CheckSettings("settings", settings, &v);
+  return v.ToStatus("invalid settings");
+}
+
+absl::Status ValidateSequenceDefinition(absl::string_view name, v1::EntityKind entity_kind,
+                                        absl::Span<const v1::Step> steps,
+                                        const v1::SequenceSettings& settings) {
+  FieldViolations v;
+  if (name.empty() || name.size() > static_cast<size_t>(kMaxNameLength)) {
+    v.Add("name", absl::StrCat("must be 1 to ", kMaxNameLength, " bytes"));
+  }
+  if (entity_kind != v1::ENTITY_KIND_DEAL && entity_kind != v1::ENTITY_KIND_LEAD) {
+    v.Add("entity_kind", "must be deal or lead");
+  }
+  CheckSteps("steps", steps, &v);
+  CheckSettings("settings", settings, &v);
+  return v.ToStatus("invalid sequence");
+}
+
+absl::Status ValidateEnrollRequested(const v1::EnrollRequested& r) {
+  FieldViolations v;
+  if (r.request_id().empty()) v.Add("request_id", "is required");
+  if (r.sequence_id().empty()) v.Add("sequence_id", "is required");
+  if (r.owner_id().empty()) v.Add("owner_id", "is required");
+  absl::StatusOr<ItemKey> key = ParseItemKey(r.item_key());
+  if (!key.ok()) {
+    v.AddAllFrom("", key.status());
+  } else if (r.entity_kind() != v1::ENTITY_KIND_UNSPECIFIED &&
+             r.entity_kind() != EntityKindOf(*key)) {
+    v.Add("entity_kind", "must match the entity of item_key");
+  }
+  const std::pair<const char*, const std::string*> zones[] = {
+      {"time_zones.recipient", &r.time_zones().recipient()},
+      {"time_zones.owner", &r.time_zones().owner()},
+      {"time_zones.company", &r.time_zones().company()}};
+  for (const auto& [path, name] : zones) {
+    if (!name->empty() && !IsValidTimeZoneName(*name))
+      v.Add(path, "must be an IANA time zone name");
+  }
+  return v.ToStatus("invalid enroll request");
+}
+
+}  // namespace sequences::domain
