@@ -631,7 +631,9 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       p->set_requested_by(r.requested_by());
       if (idx >= 0) {
         p->set_step_id(sequence.steps[idx].id());
-        *p->mutable_due_at() = ToProto(AlignToWindow(now, CalendarFor(state, sequence)));
+        // The failed step's delay has already elapsed: due now (re-aligned to the window).
+        *p->mutable_due_at() = ToProto(
+            StepDueAt(state.anchor, sequence.steps[idx], CalendarFor(state, sequence), now));
       }
       d.executor_events.push_back(std::move(e));
       if (idx < 0) AddCompleted(state, em, v1::EXIT_REASON_ALL_STEPS_DONE, now, &d);
@@ -948,8 +950,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       } else {
         s.due_at = FromProto(p.due_at());
       }
-      s.anchor = at;
-      s.not_before = at;
+      s.not_before = at;  // the anchor stays: the failed step's delay has elapsed already
       break;
     }
     case v1::Envelope::kEnrollmentRemoved:
