@@ -1,0 +1,205 @@
+#include "libs/store/store.h"
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include <algorithm>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+
+namespace sequences::store {
+namespace {
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string msg = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsNotFound()) return absl::NotFoundError(msg);
+  if (s.IsCorruption()) return absl::DataLossError(msg);
+  if (s.IsIOError() && s.ToString().find("lock") != std::string::npos) {
+    return absl::UnavailableError(msg);  // another process holds the directory
+  }
+  if (s.IsInvalidArgument()) return absl::InvalidArgumentError(msg);
+  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return absl::UnavailableError(msg);
+  return absl::InternalError(msg);
+}
+
+rocksdb::Slice ToSlice(absl::string_view s) { return rocksdb::Slice(s.data(), s.size()); }
+absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.data(), s.size()); }
+
+}  // namespace
+
+struct Store::Impl {
+  std::unique_ptr<rocksdb::DB> db;
+  std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs;
+
+  ~Impl() {
+    for (auto& [name, handle] : cfs) {
+      db->DestroyColumnFamilyHandle(handle).PermitUncheckedError();
+    }
+    if (db != nullptr) db->Close().PermitUncheckedError();
+  }
+
+  absl::StatusOr<rocksdb::ColumnFamilyHandle*> Cf(absl::string_view name) {
+    auto it = cfs.find(name);
+    if (it == cfs.end()) return absl::NotFoundError(absl::StrCat("column family ", name));
+    return it->second;
+  }
+};
+
+WriteBatch::WriteBatch() = default;
+WriteBatch::~WriteBatch() = default;
+WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
+WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
+
+void WriteBatch::Put(absl::string_view cf, absl::string_view key, absl::string_view value) {
+  ops_.push_back({std::string(cf), std::string(key), std::string(value), false});
+}
+void WriteBatch::Delete(absl::string_view cf, absl::string_view key) {
+  ops_.push_back({std::string(cf), std::string(key), "", true});
+}
+int WriteBatch::Count() const { return static_cast<int>(ops_.size()); }
+void WriteBatch::Clear() { ops_.clear(); }
+
+Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Store::~Store() = default;
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) {
+  rocksdb::Options db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.IncreaseParallelism(2);
+  db_options.write_buffer_size = options.write_buffer_bytes;
+  db_options.max_open_files = 512;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  rocksdb::ColumnFamilyOptions cf_options(db_options);
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.write_buffer_size = options.write_buffer_bytes;
+
+  std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
+  std::vector<std::string> existing;
+  if (rocksdb::DB::ListColumnFamilies(db_options, options.path, &existing).ok()) {
+    for (const auto& n : existing) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+  }
+  for (const auto& n : options.column_families) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const auto& n : names) descriptors.emplace_back(n, cf_options);
+
+  auto impl = std::make_unique<Impl>();
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
+  rocksdb::DB* raw = nullptr;
+  rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
+  if (!s.ok()) return FromRocks(s, absl::StrCat("open store ", options.path));
+  impl->db.reset(raw);
+  for (size_t i = 0; i < handles.size(); ++i) impl->cfs[names[i]] = handles[i];
+  return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+absl::Status Store::Destroy(const std::string& path) {
+  return FromRocks(rocksdb::DestroyDB(path, rocksdb::Options()),
+                   absl::StrCat("destroy store ", path));
+}
+
+absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view column_family,
+                                                      absl::string_view key) {
+  auto cf = impl_->Cf(column_family);
+  if (!cf.ok()) return cf.status();
+  std::string value;
+  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), *cf, ToSlice(key), &value);
+  if (s.IsNotFound()) return std::nullopt;
+  if (!s.ok()) return FromRocks(s, "get");
+  return value;
+}
+
+absl::Status Store::Write(const WriteBatch& batch, bool sync) {
+  rocksdb::WriteBatch wb;
+  for (const auto& op : batch.ops_) {
+    auto cf = impl_->Cf(op.cf);
+    if (!cf.ok()) return cf.status();
+    rocksdb::Status s =
+        op.del ? wb.Delete(*cf, ToSlice(op.key)) : wb.Put(*cf, ToSlice(op.key), ToSlice(op.value));
+    if (!s.ok()) return FromRocks(s, "write batch");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = sync;
+  return FromRocks(impl_->db->Write(wo, &wb), "write");
+}
+
+absl::Status Store::Scan(absl::string_view column_family, absl::string_view begin,
+                         absl::string_view end, const Visitor& visit) {
+  auto cf = impl_->Cf(column_family);
+  if (!cf.ok()) return cf.status();
+  rocksdb::ReadOptions ro;
+  rocksdb::Slice upper = ToSlice(end);
+  // The bound lets RocksDB skip deleted keys past `end` instead of stepping over them.
+  if (!end.empty()) ro.iterate_upper_bound = &upper;
+  std::unique_ptr<rocksdb::Iterator> it(impl_->db->NewIterator(ro, *cf));
+  for (it->Seek(ToSlice(begin)); it->Valid(); it->Next()) {
+    if (!visit(ToView(it->key()), ToView(it->value()))) break;
+  }
+  return FromRocks(it->status(), "scan");
+}
+
+absl::Status Store::ScanPrefix(absl::string_view column_family, absl::string_view prefix,
+                               const Visitor& visit) {
+  // The smallest key greater than every key with this prefix.
+  std::string end(prefix);
+  while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
+  if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
+  return Scan(column_family, prefix, end, visit);
+}
+
+int64_t Store::EstimateKeys(absl::string_view column_family) {
+  auto cf = impl_->Cf(column_family);
+  if (!cf.ok()) return 0;
+  uint64_t n = 0;
+  impl_->db->GetIntProperty(*cf, "rocksdb.estimate-num-keys", &n);
+  return static_cast<int64_t>(n);
+}
+
+void AppendBigEndian64(std::string* out, uint64_t v) {
+  for (int shift = 56; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+bool ReadBigEndian64(absl::string_view in, uint64_t* v) {
+  if (in.size() < 8) return false;
+  uint64_t r = 0;
+  for (int i = 0; i < 8; ++i) r = (r << 8) | static_cast<unsigned char>(in[i]);
+  *v = r;
+  return true;
+}
+
+std::string DueKeyBound(absl::Time t) {
+  std::string key;
+  int64_t micros = absl::ToUnixMicros(t);
+  AppendBigEndian64(&key, static_cast<uint64_t>(std::max<int64_t>(micros, 0)));
+  return key;
+}
+
+std::string DueKey(absl::Time due, absl::string_view suffix) {
+  std::string key = DueKeyBound(due);
+  key.append(suffix.data(), suffix.size());
+  return key;
+}
+
+bool ParseDueKey(absl::string_view key, absl::Time* due, std::string* suffix) {
+  uint64_t micros = 0;
+  if (!ReadBigEndian64(key, &micros)) return false;
+  *due = absl::FromUnixMicros(static_cast<int64_t>(micros));
+  suffix->assign(key.data() + 8, key.size() - 8);
+  return true;
+}
+
+}  // namespace sequences::store

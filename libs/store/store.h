@@ -1,0 +1,107 @@
+#ifndef SEQUENCES_LIBS_STORE_STORE_H_
+#define SEQUENCES_LIBS_STORE_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+
+// A RocksDB-backed projection store: named column families, atomic write batches, ordered scans.
+// RocksDB is linked PRIVATE; no rocksdb:: type appears here (House style item 4).
+//
+// A projection writes its state and the log position it reflects in ONE WriteBatch (House style
+// item 6), so a batch redelivered after a crash is recognised and skipped.
+namespace sequences::store {
+
+struct StoreOptions {
+  // Directory of the database; created if missing.
+  std::string path;
+  // Column families besides "default". Opening adds missing ones; existing ones not listed are
+  // opened too (and left alone).
+  std::vector<std::string> column_families;
+  // Shared block cache; memory stays flat however many keys the store holds.
+  int64_t block_cache_bytes = 64 << 20;
+  int64_t write_buffer_bytes = 32 << 20;
+};
+
+// Mutations applied atomically by Store::Write.
+class WriteBatch {
+ public:
+  WriteBatch();
+  ~WriteBatch();
+  WriteBatch(WriteBatch&&) noexcept;
+  WriteBatch& operator=(WriteBatch&&) noexcept;
+
+  void Put(absl::string_view column_family, absl::string_view key, absl::string_view value);
+  void Delete(absl::string_view column_family, absl::string_view key);
+  int Count() const;
+  void Clear();
+
+ private:
+  friend class Store;
+  struct Op {
+    std::string cf;
+    std::string key;
+    std::string value;
+    bool del;
+  };
+  std::vector<Op> ops_;
+};
+
+// Thread-safety: all methods may be called concurrently. Lifetime: one Store per directory per
+// process (RocksDB holds a lock file).
+class Store {
+ public:
+  // Called for each key in order; return false to stop.
+  using Visitor = std::function<bool(absl::string_view key, absl::string_view value)>;
+
+  // Opens (creating if needed). Errors: Unavailable if another process holds the directory,
+  // Internal/DataLoss for corruption (the caller may destroy and rebuild from the log).
+  static absl::StatusOr<std::unique_ptr<Store>> Open(const StoreOptions& options);
+  // Deletes the database directory (rebuild from the log). OK if it does not exist.
+  static absl::Status Destroy(const std::string& path);
+
+  ~Store();
+
+  // nullopt if absent. NotFound for an unknown column family.
+  absl::StatusOr<std::optional<std::string>> Get(absl::string_view column_family,
+                                                 absl::string_view key);
+  // Applies every operation of `batch` atomically. `sync`: fsync the WAL before returning.
+  absl::Status Write(const WriteBatch& batch, bool sync = false);
+  // Visits keys in [begin, end) in byte order (end empty: to the end of the column family).
+  absl::Status Scan(absl::string_view column_family, absl::string_view begin, absl::string_view end,
+                    const Visitor& visit);
+  // Visits every key that starts with `prefix`, in order.
+  absl::Status ScanPrefix(absl::string_view column_family, absl::string_view prefix,
+                          const Visitor& visit);
+  // RocksDB's estimate of the number of keys (cheap; exact after a compaction).
+  int64_t EstimateKeys(absl::string_view column_family);
+
+ private:
+  struct Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Order-preserving encodings for keys.
+// Appends `v` as 8 big-endian bytes.
+void AppendBigEndian64(std::string* out, uint64_t v);
+// Reads 8 big-endian bytes at `in`'s start; false if too short.
+bool ReadBigEndian64(absl::string_view in, uint64_t* v);
+// Due-index key: big-endian microseconds since the epoch (times before the epoch clamp to 0),
+// then `suffix` (the enrollment key). Scanning in key order is scanning in due order.
+std::string DueKey(absl::Time due, absl::string_view suffix);
+// The smallest due key at or after `t` (scan bound).
+std::string DueKeyBound(absl::Time t);
+// Splits a due key; false if malformed.
+bool ParseDueKey(absl::string_view key, absl::Time* due, std::string* suffix);
+
+}  // namespace sequences::store
+
+#endif  // SEQUENCES_LIBS_STORE_STORE_H_

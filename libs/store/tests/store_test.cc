@@ -1,0 +1,116 @@
+#include "libs/store/store.h"
+
+#include <catch2/catch.hpp>
+#include <string>
+#include <vector>
+
+#include "tests/support/process.h"
+
+namespace sequences::store {
+namespace {
+
+std::unique_ptr<Store> OpenFresh(const std::string& dir) {
+  auto store = Store::Open({.path = dir, .column_families = {"state", "due", "offsets"}});
+  REQUIRE(store.ok());
+  return std::move(*store);
+}
+
+TEST_CASE("a write batch applies all of its operations, and they survive reopening") {
+  std::string dir = sequences::testing::TempDir("store");
+  {
+    auto store = OpenFresh(dir);
+    WriteBatch batch;
+    batch.Put("state", "a", "1");
+    batch.Put("offsets", "p0", "42");
+    batch.Put("state", "b", "2");
+    batch.Delete("state", "b");
+    REQUIRE(store->Write(batch).ok());
+  }
+  auto store = OpenFresh(dir);
+  CHECK(*store->Get("state", "a") == std::optional<std::string>("1"));
+  CHECK(*store->Get("offsets", "p0") == std::optional<std::string>("42"));
+  CHECK(*store->Get("state", "b") == std::nullopt);
+}
+
+TEST_CASE("a batch naming an unknown column family writes nothing") {
+  auto store = OpenFresh(sequences::testing::TempDir("store"));
+  WriteBatch batch;
+  batch.Put("state", "a", "1");
+  batch.Put("nope", "x", "y");
+  CHECK(store->Write(batch).code() == absl::StatusCode::kNotFound);
+  CHECK(*store->Get("state", "a") == std::nullopt);
+}
+
+TEST_CASE("a second open of the same directory is refused while the first holds it") {
+  std::string dir = sequences::testing::TempDir("store");
+  auto first = OpenFresh(dir);
+  auto second = Store::Open({.path = dir, .column_families = {"state"}});
+  CHECK_FALSE(second.ok());
+}
+
+TEST_CASE("scans visit keys in byte order within bounds, and prefix scans stay in the prefix") {
+  auto store = OpenFresh(sequences::testing::TempDir("store"));
+  WriteBatch batch;
+  for (const char* k : {"c1/deal/1#s1", "c1/deal/1#s2", "c1/deal/10#s1", "c1/deal/2#s1"}) {
+    batch.Put("state", k, "v");
+  }
+  REQUIRE(store->Write(batch).ok());
+  std::vector<std::string> seen;
+  REQUIRE(store
+              ->ScanPrefix("state", "c1/deal/1#",
+                           [&](absl::string_view k, absl::string_view) {
+                             seen.emplace_back(k);
+                             return true;
+                           })
+              .ok());
+  CHECK(seen == std::vector<std::string>{"c1/deal/1#s1", "c1/deal/1#s2"});
+
+  seen.clear();
+  REQUIRE(store
+              ->Scan("state", "c1/deal/1#s2", "c1/deal/2",
+                     [&](absl::string_view k, absl::string_view) {
+                       seen.emplace_back(k);
+                       return true;
+                     })
+              .ok());
+  CHECK(seen == std::vector<std::string>{"c1/deal/1#s2", "c1/deal/10#s1"});
+}
+
+TEST_CASE("due keys sort by due time first, whatever the enrollment key") {
+  absl::Time t0 = absl::FromUnixSeconds(1'800'000'000);
+  auto store = OpenFresh(sequences::testing::TempDir("store"));
+  WriteBatch batch;
+  batch.Put("due", DueKey(t0 + absl::Seconds(2), "a"), "");
+  batch.Put("due", DueKey(t0 + absl::Milliseconds(1), "z"), "");
+  batch.Put("due", DueKey(t0 + absl::Hours(24 * 400), "b"), "");
+  batch.Put("due", DueKey(t0, "m"), "");
+  REQUIRE(store->Write(batch).ok());
+
+  std::vector<std::string> order;
+  // Everything due at or before t0 + 2s.
+  REQUIRE(store
+              ->Scan("due", DueKeyBound(absl::UnixEpoch()),
+                     DueKeyBound(t0 + absl::Seconds(2) + absl::Microseconds(1)),
+                     [&](absl::string_view k, absl::string_view) {
+                       absl::Time due;
+                       std::string suffix;
+                       REQUIRE(ParseDueKey(k, &due, &suffix));
+                       order.push_back(suffix);
+                       return true;
+                     })
+              .ok());
+  CHECK(order == std::vector<std::string>{"m", "z", "a"});
+}
+
+TEST_CASE("due key round trip keeps microseconds and the suffix") {
+  absl::Time t = absl::FromUnixMicros(1'800'000'000'123'456);
+  absl::Time due;
+  std::string suffix;
+  REQUIRE(ParseDueKey(DueKey(t, "c1/lead/9#s"), &due, &suffix));
+  CHECK(due == t);
+  CHECK(suffix == "c1/lead/9#s");
+  CHECK_FALSE(ParseDueKey("short", &due, &suffix));
+}
+
+}  // namespace
+}  // namespace sequences::store
