@@ -1,0 +1,274 @@
+#include "libs/domain/schedule.h"
+
+#include <catch2/catch.hpp>
+
+#include "libs/domain/envelope.h"
+#include "libs/domain/tests/builders.h"
+
+namespace sequences::domain {
+namespace {
+
+using namespace testing;
+
+v1::Step Delay(v1::DelayUnit unit, int amount, int at_h = -1, int at_m = 0) {
+  v1::Step s = ActivityStep("x", unit, amount);
+  if (at_h >= 0) {
+    s.mutable_at_time()->set_hours(at_h);
+    s.mutable_at_time()->set_minutes(at_m);
+  }
+  return s;
+}
+
+Calendar Cal(const std::string& zone) {
+  Calendar c;
+  c.tz = Zone(zone);
+  return c;
+}
+
+void AddRange(Calendar* c, v1::Weekday day, int start_h, int start_m, int end_h, int end_m) {
+  v1::WindowRange* r = c->window.add_ranges();
+  r->set_weekday(day);
+  r->mutable_start()->set_hours(start_h);
+  r->mutable_start()->set_minutes(start_m);
+  r->mutable_end()->set_hours(end_h);
+  r->mutable_end()->set_minutes(end_m);
+}
+
+void BusinessHours(Calendar* c, int from = 8, int to = 18) {
+  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
+    AddRange(c, static_cast<v1::Weekday>(d), from, 0, to, 0);
+  }
+}
+
+// ---- the DST rule ----
+
+TEST_CASE("New York spring forward: a nonexistent local time resolves to the jump (03:00 EDT)",
+          "[schedule][dst]") {
+  const absl::Time t =
+      FromLocal(absl::CivilSecond(2024, 3, 10, 2, 30, 0), Zone("America/New_York"));
+  CHECK(t == Utc(2024, 3, 10, 7, 0));
+}
+
+TEST_CASE("New York fall back: a repeated local time resolves to its first occurrence (EDT)",
+          "[schedule][dst]") {
+  const absl::Time t =
+      FromLocal(absl::CivilSecond(2024, 11, 3, 1, 30, 0), Zone("America/New_York"));
+  CHECK(t == Utc(2024, 11, 3, 5, 30));
+}
+
+TEST_CASE("Berlin both transitions follow the rule", "[schedule][dst]") {
+  const absl::TimeZone berlin = Zone("Europe/Berlin");
+  CHECK(FromLocal(absl::CivilSecond(2024, 3, 31, 2, 30, 0), berlin) == Utc(2024, 3, 31, 1, 0));
+  CHECK(FromLocal(absl::CivilSecond(2024, 10, 27, 2, 30, 0), berlin) == Utc(2024, 10, 27, 0, 30));
+}
+
+TEST_CASE("Lord Howe 30-minute DST: gap 02:00-02:30 and repeat 01:30-02:00", "[schedule][dst]") {
+  const absl::TimeZone lh = Zone("Australia/Lord_Howe");
+  // 2024-10-06 02:00 +10:30 -> 02:30 +11:00.
+  CHECK(FromLocal(absl::CivilSecond(2024, 10, 6, 2, 15, 0), lh) == Utc(2024, 10, 5, 15, 30));
+  // 2024-04-07 02:00 +11:00 -> 01:30 +10:30: 01:45 occurs twice; the first is +11:00.
+  CHECK(FromLocal(absl::CivilSecond(2024, 4, 7, 1, 45, 0), lh) == Utc(2024, 4, 6, 14, 45));
+}
+
+TEST_CASE("Apia skipped 2011-12-30: a time on that day resolves to the jump (31st 00:00)",
+          "[schedule][dst]") {
+  const absl::TimeZone apia = Zone("Pacific/Apia");
+  const absl::Time t = FromLocal(absl::CivilSecond(2011, 12, 30, 10, 0, 0), apia);
+  CHECK(t == FromLocal(absl::CivilSecond(2011, 12, 31, 0, 0, 0), apia));
+  // One day after 2011-12-29 10:00 is a day that did not exist.
+  const absl::Time anchor = FromLocal(absl::CivilSecond(2011, 12, 29, 10, 0, 0), apia);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), Cal("Pacific/Apia")) == t);
+  // Calendar days count civil dates: the 29th + 2 is the 31st (only 24 hours later).
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 2), Cal("Pacific/Apia")) ==
+        FromLocal(absl::CivilSecond(2011, 12, 31, 10, 0, 0), apia));
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 2), Cal("Pacific/Apia")) - anchor ==
+        absl::Hours(24));
+}
+
+// ---- delays ----
+
+TEST_CASE("A day delay keeps the local time across spring forward (23 hours in New York)",
+          "[schedule]") {
+  const absl::Time anchor = Local("America/New_York", 2024, 3, 9, 10);
+  const absl::Time due = ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), Cal("America/New_York"));
+  CHECK(due == Local("America/New_York", 2024, 3, 10, 10));
+  CHECK(due - anchor == absl::Hours(23));
+}
+
+TEST_CASE("A day delay keeps the local time across fall back (25 hours in Berlin)", "[schedule]") {
+  const absl::Time anchor = Local("Europe/Berlin", 2024, 10, 26, 9);
+  const absl::Time due = ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), Cal("Europe/Berlin"));
+  CHECK(due - anchor == absl::Hours(25));
+}
+
+TEST_CASE("An hour delay is absolute across a DST change", "[schedule]") {
+  const absl::Time anchor = Local("America/New_York", 2024, 3, 10, 1, 30);
+  const absl::Time due =
+      ApplyDelay(anchor, Delay(v1::DELAY_UNIT_HOURS, 1), Cal("America/New_York"));
+  CHECK(due - anchor == absl::Hours(1));
+  CHECK(due == Local("America/New_York", 2024, 3, 10, 3, 30));
+}
+
+TEST_CASE("A day delay at 02:30 on New York's spring-forward day fires at 03:00", "[schedule]") {
+  const absl::Time anchor = Local("America/New_York", 2024, 3, 9, 12);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1, 2, 30), Cal("America/New_York")) ==
+        Utc(2024, 3, 10, 7, 0));
+}
+
+TEST_CASE("A minute delay with at_time takes the next occurrence of that local time",
+          "[schedule]") {
+  const absl::Time anchor = Local("Asia/Kolkata", 2024, 1, 31, 10);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_MINUTES, 30, 9, 30), Cal("Asia/Kolkata")) ==
+        Local("Asia/Kolkata", 2024, 2, 1, 9, 30));
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_MINUTES, 30, 11, 0), Cal("Asia/Kolkata")) ==
+        Local("Asia/Kolkata", 2024, 1, 31, 11, 0));
+}
+
+TEST_CASE("A zero-day delay at a time already past today means tomorrow", "[schedule]") {
+  const absl::Time anchor = Local("Europe/Berlin", 2024, 6, 3, 10);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 0, 9, 30), Cal("Europe/Berlin")) ==
+        Local("Europe/Berlin", 2024, 6, 4, 9, 30));
+}
+
+TEST_CASE("Kolkata month end and year end", "[schedule]") {
+  const Calendar kolkata = Cal("Asia/Kolkata");
+  CHECK(ApplyDelay(Local("Asia/Kolkata", 2024, 1, 31, 18), Delay(v1::DELAY_UNIT_DAYS, 1),
+                   kolkata) == Local("Asia/Kolkata", 2024, 2, 1, 18));
+  CHECK(ApplyDelay(Local("Asia/Kolkata", 2024, 12, 31, 23, 30), Delay(v1::DELAY_UNIT_MINUTES, 60),
+                   kolkata) == Local("Asia/Kolkata", 2025, 1, 1, 0, 30));
+}
+
+TEST_CASE("Leap day: Feb 28 + 1 day is Feb 29, + 2 is Mar 1", "[schedule]") {
+  const Calendar apia = Cal("Pacific/Apia");
+  const absl::Time anchor = Local("Pacific/Apia", 2024, 2, 28, 9);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), apia) ==
+        Local("Pacific/Apia", 2024, 2, 29, 9));
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 2), apia) ==
+        Local("Pacific/Apia", 2024, 3, 1, 9));
+}
+
+TEST_CASE("Business days skip weekends and holidays, across a leap day and a year end",
+          "[schedule]") {
+  Calendar c = Cal("Europe/Berlin");
+  c.holidays.insert(absl::CivilDay(2024, 2, 29));
+  c.holidays.insert(absl::CivilDay(2025, 1, 1));
+  // Wed Feb 28 + 1 business day: Thu 29 is a holiday -> Fri Mar 1.
+  CHECK(AddBusinessDays(absl::CivilDay(2024, 2, 28), 1, c) == absl::CivilDay(2024, 3, 1));
+  // Fri Mar 1 + 1 -> Mon Mar 4.
+  CHECK(AddBusinessDays(absl::CivilDay(2024, 3, 1), 1, c) == absl::CivilDay(2024, 3, 4));
+  // Tue Dec 31 + 1 -> Thu Jan 2 (Jan 1 holiday).
+  CHECK(AddBusinessDays(absl::CivilDay(2024, 12, 31), 1, c) == absl::CivilDay(2025, 1, 2));
+  // Saturday + 1 -> Monday.
+  CHECK(AddBusinessDays(absl::CivilDay(2024, 6, 1), 1, c) == absl::CivilDay(2024, 6, 3));
+  CHECK(ApplyDelay(Local("Europe/Berlin", 2024, 12, 31, 15), Delay(v1::DELAY_UNIT_BUSINESS_DAYS, 1),
+                   c) == Local("Europe/Berlin", 2025, 1, 2, 15));
+}
+
+// ---- windows ----
+
+TEST_CASE("Outside the send window a step moves to the next opening; holidays are skipped",
+          "[schedule][window]") {
+  Calendar c = Cal("Europe/Berlin");
+  BusinessHours(&c);
+  // Friday 19:00 -> Monday 08:00.
+  CHECK(AlignToWindow(Local("Europe/Berlin", 2024, 6, 7, 19), c) ==
+        Local("Europe/Berlin", 2024, 6, 10, 8));
+  // Inside: unchanged.
+  CHECK(AlignToWindow(Local("Europe/Berlin", 2024, 6, 7, 12), c) ==
+        Local("Europe/Berlin", 2024, 6, 7, 12));
+  // Early morning -> 08:00 the same day.
+  CHECK(AlignToWindow(Local("Europe/Berlin", 2024, 6, 7, 6), c) ==
+        Local("Europe/Berlin", 2024, 6, 7, 8));
+  // Monday a holiday -> Tuesday.
+  c.holidays.insert(absl::CivilDay(2024, 6, 10));
+  CHECK(AlignToWindow(Local("Europe/Berlin", 2024, 6, 7, 19), c) ==
+        Local("Europe/Berlin", 2024, 6, 11, 8));
+}
+
+TEST_CASE("A window opening inside the New York spring-forward gap opens at 03:00",
+          "[schedule][window][dst]") {
+  Calendar c = Cal("America/New_York");
+  AddRange(&c, v1::WEEKDAY_SUNDAY, 2, 30, 5, 0);
+  CHECK(AlignToWindow(Local("America/New_York", 2024, 3, 10, 0), c) == Utc(2024, 3, 10, 7, 0));
+}
+
+TEST_CASE("Several ranges on one day and a range ending at 24:00", "[schedule][window]") {
+  Calendar c = Cal("Asia/Kolkata");
+  AddRange(&c, v1::WEEKDAY_MONDAY, 14, 0, 24, 0);
+  AddRange(&c, v1::WEEKDAY_MONDAY, 8, 0, 12, 0);
+  CHECK(AlignToWindow(Local("Asia/Kolkata", 2024, 6, 3, 12, 30), c) ==
+        Local("Asia/Kolkata", 2024, 6, 3, 14));
+  CHECK(AlignToWindow(Local("Asia/Kolkata", 2024, 6, 3, 23, 59), c) ==
+        Local("Asia/Kolkata", 2024, 6, 3, 23, 59));
+  // Tuesday has no range: next Monday 08:00.
+  CHECK(AlignToWindow(Local("Asia/Kolkata", 2024, 6, 4, 9), c) ==
+        Local("Asia/Kolkata", 2024, 6, 10, 8));
+}
+
+TEST_CASE("Holidays without a window block the whole day", "[schedule][window]") {
+  Calendar c = Cal("Europe/Berlin");
+  c.holidays.insert(absl::CivilDay(2024, 12, 25));
+  CHECK(AlignToWindow(Local("Europe/Berlin", 2024, 12, 25, 10), c) ==
+        Local("Europe/Berlin", 2024, 12, 26, 0));
+}
+
+TEST_CASE("StepDueAt applies delay, then not_before, then the window", "[schedule]") {
+  Calendar c = Cal("America/New_York");
+  BusinessHours(&c, 9, 17);
+  const absl::Time anchor = Local("America/New_York", 2024, 11, 1, 16);  // Friday
+  // 2 hours -> Fri 18:00, outside -> Mon 09:00 (after fall back on Sunday).
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_HOURS, 2), c) ==
+        Local("America/New_York", 2024, 11, 4, 9));
+  // not_before later than the delay wins.
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_MINUTES, 0), c,
+                  Local("America/New_York", 2024, 11, 1, 16, 30)) ==
+        Local("America/New_York", 2024, 11, 1, 16, 30));
+}
+
+// ---- time zones ----
+
+TEST_CASE("Time zone: recipient, else owner, else company, else default, else UTC",
+          "[schedule][tz]") {
+  v1::TimeZones z;
+  z.set_recipient("Asia/Kolkata");
+  z.set_owner("Europe/Berlin");
+  z.set_company("America/New_York");
+  CHECK(ResolveTimeZone(z, "Pacific/Apia", nullptr) == "Asia/Kolkata");
+  z.set_recipient("Not/AZone");
+  CHECK(ResolveTimeZone(z, "Pacific/Apia", nullptr) == "Europe/Berlin");
+  z.clear_owner();
+  CHECK(ResolveTimeZone(z, "Pacific/Apia", nullptr) == "America/New_York");
+  z.clear_company();
+  absl::TimeZone tz;
+  CHECK(ResolveTimeZone(z, "Pacific/Apia", &tz) == "Pacific/Apia");
+  CHECK(tz.name() == "Pacific/Apia");
+  CHECK(ResolveTimeZone(z, "", &tz) == "UTC");
+  CHECK(IsValidTimeZoneName("Australia/Lord_Howe"));
+  CHECK_FALSE(IsValidTimeZoneName("Fixed/UTC+05:00"));
+  CHECK_FALSE(IsValidTimeZoneName(""));
+}
+
+TEST_CASE("Schedule preview chains the steps from the start in the time zone", "[schedule]") {
+  v1::SequenceSettings settings;
+  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
+    v1::WindowRange* r = settings.mutable_send_window()->add_ranges();
+    r->set_weekday(static_cast<v1::Weekday>(d));
+    r->mutable_start()->set_hours(9);
+    r->mutable_end()->set_hours(17);
+  }
+  std::vector<v1::Step> steps = {ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0),
+                                 ActivityStep("b", v1::DELAY_UNIT_BUSINESS_DAYS, 2),
+                                 Delay(v1::DELAY_UNIT_DAYS, 1, 10, 0)};
+  steps[2].set_id("c");
+  const auto preview = PreviewSchedule(steps, settings, Local("Europe/Berlin", 2024, 12, 27, 20),
+                                       Zone("Europe/Berlin"));  // Friday evening
+  REQUIRE(preview.size() == 3);
+  CHECK(preview[0].step_id() == "a");
+  CHECK(FromProto(preview[0].due_at()) == Local("Europe/Berlin", 2024, 12, 30, 9));
+  CHECK(FromProto(preview[1].due_at()) == Local("Europe/Berlin", 2025, 1, 1, 9));
+  CHECK(FromProto(preview[2].due_at()) == Local("Europe/Berlin", 2025, 1, 2, 10));
+  CHECK(preview[2].step_index() == 2);
+}
+
+}  // namespace
+}  // namespace sequences::domain
