@@ -1,0 +1,126 @@
+// sequences-bench: one benchmark per invocation, figures as one JSON line prefixed "RESULT ".
+// tests/bench/run.sh runs them all side by side and writes the results file; see
+// tests/bench/README.md.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "libs/kafka/admin.h"
+#include "sequences/v1/events.pb.h"
+#include "tests/bench/kafka_baselines.h"
+
+ABSL_FLAG(std::string, bootstrap, "127.0.0.1:9092", "Kafka bootstrap servers");
+ABSL_FLAG(std::string, prefix, "bench.", "topic prefix");
+ABSL_FLAG(int64_t, count, 100000, "records / enrollments");
+ABSL_FLAG(int, partitions, 6, "partitions of the bench topics");
+ABSL_FLAG(int, batch_max, 2000, "records per transaction at most");
+ABSL_FLAG(int, flush_ms, 50, "flush interval of the transactional loop");
+ABSL_FLAG(double, rate, 1000, "records per second (open loop)");
+ABSL_FLAG(double, seconds, 10, "duration of a fixed-rate run");
+ABSL_FLAG(int, batch, 1000, "batch size");
+ABSL_FLAG(int, repeats, 20, "repetitions");
+ABSL_FLAG(std::string, topic, "", "topic to read (kafka-raw-consume)");
+
+namespace sequences::bench {
+namespace {
+
+// Records shaped like the enroll events the automation engine publishes.
+std::vector<kafka::Record> EnrollRecords(const std::string& topic, int64_t n) {
+  std::vector<kafka::Record> out;
+  out.reserve(n);
+  for (int64_t i = 0; i < n; ++i) {
+    v1::Envelope e;
+    std::string item = absl::StrCat("bench/deal/", i);
+    e.set_event_id(absl::StrCat("enroll-", i));
+    e.set_company_id("bench");
+    e.set_correlation_id(absl::StrCat("req-", i));
+    auto* r = e.mutable_enroll_requested();
+    r->set_request_id(absl::StrCat("req-", i));
+    r->set_sequence_id("bench-seq");
+    r->set_sequence_version(1);
+    r->set_item_key(item);
+    r->set_entity_kind(v1::ENTITY_KIND_DEAL);
+    r->set_owner_id("u1");
+    r->mutable_recipient()->set_email(absl::StrCat("p", i, "@example.com"));
+    r->mutable_recipient()->set_name("Ada Lovelace");
+    r->mutable_time_zones()->set_recipient("Europe/Berlin");
+    (*r->mutable_merge_data())["person.first_name"] = "Ada";
+    out.push_back({topic, item, e.SerializeAsString()});
+  }
+  return out;
+}
+
+absl::Status Topics(const std::vector<std::string>& names) {
+  auto admin = kafka::Admin::Create({.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap)});
+  if (!admin.ok()) return admin.status();
+  std::vector<kafka::TopicSpec> specs;
+  for (const auto& n : names) specs.push_back({n, absl::GetFlag(FLAGS_partitions)});
+  return (*admin)->EnsureTopics(specs, absl::Seconds(30));
+}
+
+void Print(const std::string& name, const absl::StatusOr<Figures>& f) {
+  if (!f.ok()) {
+    std::printf("ERROR %s %s\n", name.c_str(), f.status().ToString().c_str());
+    return;
+  }
+  std::printf("RESULT {\"name\":\"%s\",\"figures\":%s}\n", name.c_str(), ToJson(*f).c_str());
+  std::fflush(stdout);
+}
+
+int Run(const std::string& cmd) {
+  const std::string bootstrap = absl::GetFlag(FLAGS_bootstrap);
+  const std::string prefix =
+      absl::StrCat(absl::GetFlag(FLAGS_prefix), cmd, ".", absl::ToUnixMillis(absl::Now()), ".");
+  if (cmd == "kafka-passthrough") {
+    std::string in = prefix + "in", out = prefix + "out";
+    if (auto s = Topics({in, out}); !s.ok()) return Print(cmd, s), 1;
+    auto records = EnrollRecords(in, absl::GetFlag(FLAGS_count));
+    Print("kafka-load", Load(bootstrap, records));
+    auto f =
+        PassThrough(bootstrap, in, out, absl::GetFlag(FLAGS_count), absl::GetFlag(FLAGS_batch_max),
+                    absl::Milliseconds(absl::GetFlag(FLAGS_flush_ms)));
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
+  }
+  if (cmd == "kafka-raw-consume") {
+    auto f = RawConsume(bootstrap, absl::GetFlag(FLAGS_topic));
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
+  }
+  if (cmd == "kafka-produce-rate") {
+    std::string t = prefix + "rate";
+    if (auto s = Topics({t}); !s.ok()) return Print(cmd, s), 1;
+    double rate = absl::GetFlag(FLAGS_rate);
+    auto records = EnrollRecords(t, static_cast<int64_t>(rate * absl::GetFlag(FLAGS_seconds)));
+    auto f = ProduceAtRate(bootstrap, records, rate);
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
+  }
+  if (cmd == "kafka-produce-batch") {
+    std::string t = prefix + "batch";
+    if (auto s = Topics({t}); !s.ok()) return Print(cmd, s), 1;
+    auto f = ProduceBatch(bootstrap, EnrollRecords(t, absl::GetFlag(FLAGS_batch)),
+                          absl::GetFlag(FLAGS_repeats));
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
+  }
+  std::fprintf(stderr, "unknown benchmark %s\n", cmd.c_str());
+  return 2;
+}
+
+}  // namespace
+}  // namespace sequences::bench
+
+int main(int argc, char** argv) {
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  if (args.size() < 2) {
+    std::fprintf(stderr,
+                 "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
+                 "kafka-produce-batch> [--flags]\n");
+    return 2;
+  }
+  return sequences::bench::Run(args[1]);
+}
