@@ -23,6 +23,12 @@ packages=(
   curl python3 python3-venv
 )
 
+# `install-deps.sh --bench` adds what tests/bench/run.sh needs: matplotlib for the plots, valgrind
+# for the callgrind profile.
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(python3-matplotlib valgrind)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then

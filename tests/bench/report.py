@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Turns the benchmarks' RESULT lines into results.json, a table on stdout, and PNG plots.
+
+Each system figure is paired with the baseline measured in the same run (PAIRS below) and
+reported as a ratio, because absolute numbers on a shared 2-core loopback machine say little.
+"""
+import json
+import os
+import sys
+
+# (figure, baseline, key in both, meaning of the ratio)
+PAIRS = [
+    ("executor-throughput", "kafka-passthrough", "records_per_s",
+     "enrollments/s to first step committed vs. transactional pass-through records/s"),
+    ("executor-timer-burst", "kafka-passthrough", "records_per_s",
+     "due steps fired/s vs. transactional pass-through records/s"),
+    ("executor-replay", "kafka-raw-consume", "records_per_s",
+     "executor-events folded/s vs. raw read_committed consume/s"),
+    ("executor-at-least-once", "executor-throughput", "records_per_s",
+     "at_least_once vs. exactly_once enrollments/s"),
+    ("api-batch-enroll", "kafka-produce-batch", "latency_ms_p50",
+     "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
+]
+
+
+def main():
+    raw_path, out_dir = sys.argv[1], sys.argv[2]
+    results = {}
+    series = {}
+    with open(raw_path) as f:
+        for line in f:
+            line = line.strip()
+            if not line:
+                continue
+            r = json.loads(line)
+            name = r["name"]
+            if "rate_per_s" in r["figures"]:
+                name = f'{name}@{int(r["figures"]["rate_per_s"])}'
+            results[name] = r["figures"]
+            if "series" in r:
+                series[name] = r["series"]
+
+    comparisons = []
+    for fig, base, key, meaning in PAIRS:
+        if fig in results and base in results and key in results[fig] and results[base].get(key):
+            comparisons.append({
+                "figure": fig, "baseline": base, "key": key,
+                "value": results[fig][key], "baseline_value": results[base][key],
+                "ratio": results[fig][key] / results[base][key], "meaning": meaning,
+            })
+    # API enroll latency vs. producing the same events at the same rate.
+    for name, figs in results.items():
+        if name.startswith("api-enroll@"):
+            rate = name.split("@")[1]
+            base = results.get(f"kafka-produce-rate@{rate}")
+            if base and base.get("latency_ms_p99"):
+                comparisons.append({
+                    "figure": name, "baseline": f"kafka-produce-rate@{rate}", "key": "latency_ms_p99",
+                    "value": figs["latency_ms_p99"], "baseline_value": base["latency_ms_p99"],
+                    "ratio": figs["latency_ms_p99"] / base["latency_ms_p99"],
+                    "meaning": "unary Enroll p99 vs. acks=all produce p99 at the same rate",
+                })
+
+    with open(os.path.join(out_dir, "results.json"), "w") as f:
+        json.dump({"figures": results, "comparisons": comparisons}, f, indent=2, sort_keys=True)
+
+    print(f'{"figure":34} {"key":16} {"value":>12} {"baseline":>12} {"ratio":>7}')
+    for c in comparisons:
+        print(f'{c["figure"]:34} {c["key"]:16} {c["value"]:12.2f} {c["baseline_value"]:12.2f} '
+              f'{c["ratio"]:7.3f}')
+    print()
+    for name in sorted(results):
+        print(name, json.dumps(results[name], sort_keys=True))
+
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("report: matplotlib missing, no plots (deploy/local/install-deps.sh --bench)")
+        return
+    for name, s in series.items():
+        if "lateness_ms" in s:
+            plt.figure(figsize=(7, 4))
+            plt.hist(s["lateness_ms"], bins=60)
+            plt.xlabel("lateness: fire time - due time (ms)")
+            plt.ylabel("steps")
+            plt.title(name)
+            plt.tight_layout()
+            plt.savefig(os.path.join(out_dir, f"{name}-lateness.png"))
+            plt.close()
+        if "throughput_per_s" in s:
+            plt.figure(figsize=(7, 4))
+            plt.plot(range(len(s["throughput_per_s"])), s["throughput_per_s"])
+            plt.xlabel("seconds")
+            plt.ylabel("per second")
+            plt.title(name)
+            plt.tight_layout()
+            plt.savefig(os.path.join(out_dir, f"{name}-throughput.png"))
+            plt.close()
+
+
+if __name__ == "__main__":
+    main()
