@@ -53,5 +53,6 @@ if [ -x tests/bench/system.sh ]; then
     BENCH_RATE_SECONDS=$rate_seconds SEQUENCES_BUILD_DIR=$build tests/bench/system.sh
 fi
 
-python3 tests/bench/report.py "$raw" "$out"
+# Debian's python3 (with Debian's matplotlib), not whatever python3 is first on PATH.
+/usr/bin/python3 tests/bench/report.py "$raw" "$out"
 echo "bench: results in $out"
