@@ -1,5 +1,6 @@
 // sequence-api: the gRPC service other services call. main() only wires: flags, the real clock,
-// the broker check, the server; behaviour lives in the library next to this file.
+// the broker check, the read model, the producer, the server; behaviour lives in the library next
+// to this file (README.md).
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -9,25 +10,48 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "libs/kafka/admin.h"
+#include "libs/kafka/producer.h"
+#include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
+#include "services/sequence-api/api.h"
+#include "services/sequence-api/event_log.h"
+#include "services/sequence-api/grpc_services.h"
+#include "services/sequence-api/read_model.h"
 
 ABSL_FLAG(std::string, bootstrap_servers, "127.0.0.1:9092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, topic_prefix, "sequences.", "prefix of every topic name");
 ABSL_FLAG(int, partitions, 6, "partitions of each topic when this service creates them");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-api", "RocksDB read-model directory");
+ABSL_FLAG(std::string, auth_token, "",
+          "shared secret callers send as 'authorization: Bearer <token>' (default: the "
+          "environment variable SEQUENCES_API_TOKEN; required)");
+ABSL_FLAG(int, delivery_timeout_ms, 10000,
+          "how long the producer tries to make a write durable before the call fails UNAVAILABLE");
+ABSL_FLAG(int, max_call_seconds, 30, "deadline applied to calls that set none (and upper bound)");
 
 namespace sequences {
 namespace {
 
 int Main() {
   absl::Notification& shutdown = service::InstallShutdownSignals();
+  RealClock clock;
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "sequence-api"};
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
+  std::string token = absl::GetFlag(FLAGS_auth_token);
+  if (token.empty() && std::getenv("SEQUENCES_API_TOKEN") != nullptr) {
+    token = std::getenv("SEQUENCES_API_TOKEN");
+  }
+  if (token.empty()) {
+    Log(LogLevel::kError, "api",
+        "no auth token: set SEQUENCES_API_TOKEN or --auth_token (callers send it as "
+        "'authorization: Bearer <token>')");
+    return 2;
+  }
   Log(LogLevel::kInfo, "api", "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
        {"listen", absl::GetFlag(FLAGS_listen)},
@@ -49,21 +73,59 @@ int Main() {
     return 1;
   }
 
+  // The read model: open (an empty directory rebuilds from the log) and catch up before serving.
+  auto read_model = api::ReadModel::Open(
+      {.data_dir = absl::GetFlag(FLAGS_data_dir), .kafka = kafka_client, .topics = topics});
+  if (!read_model.ok()) {
+    Log(LogLevel::kError, "api", "read model", {{"error", read_model.status().ToString()}});
+    return 1;
+  }
+  if (absl::Status s = (*read_model)->Start(); !s.ok()) {
+    Log(LogLevel::kError, "api", "read model start", {{"error", s.ToString()}});
+    return 1;
+  }
+  while (!(*read_model)->WaitCaughtUp(clock.Now() + absl::Seconds(1))) {
+    if (shutdown.HasBeenNotified()) return 0;
+    Log(LogLevel::kInfo, "api", "read model catching up");
+  }
+  Log(LogLevel::kInfo, "api", "read model caught up",
+      {{"records", (*read_model)->folded_records()}});
+
+  auto producer = kafka::Producer::Create(
+      {.client = kafka_client,
+       .delivery_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_delivery_timeout_ms))});
+  if (!producer.ok()) {
+    Log(LogLevel::kError, "api", "producer", {{"error", producer.status().ToString()}});
+    return 1;
+  }
+  api::KafkaEventLog event_log(std::move(*producer));
+  api::Api application({.topics = topics}, event_log, **read_model, clock);
+  api::Transport transport(
+      {.auth_token = token,
+       .max_call_duration = absl::Seconds(absl::GetFlag(FLAGS_max_call_seconds)),
+       .produce_errors = [&event_log] { return event_log.errors(); },
+       .produced_records = [&event_log] { return event_log.produced(); }},
+      application, **read_model, clock);
+
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  transport.RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError, "api", "cannot listen", {{"listen", absl::GetFlag(FLAGS_listen)}});
     return 1;
   }
-  Log(LogLevel::kInfo, "api", "serving", {{"listen", absl::GetFlag(FLAGS_listen)}});
+  Log(LogLevel::kInfo, "api", "serving", {{"listen", absl::GetFlag(FLAGS_listen)}, {"port", port}});
 
   shutdown.WaitForNotification();
-  // Finish in-flight calls, refuse new ones.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  Log(LogLevel::kInfo, "api", "shutting down");
+  // Refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
+  server->GetHealthCheckService()->Shutdown();
+  server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(10)));
+  (*read_model)->Stop();
   Log(LogLevel::kInfo, "api", "stopped");
   return 0;
 }

@@ -1,0 +1,978 @@
+#include "services/sequence-api/api.h"
+
+#include <algorithm>
+#include <set>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
+#include "libs/domain/schedule.h"
+#include "libs/domain/templates.h"
+#include "libs/domain/validation.h"
+#include "libs/kafka/types.h"
+
+namespace sequences::api {
+namespace {
+
+constexpr int kMaxRequestIdLength = 128;
+
+absl::Status CheckRequestId(const std::string& request_id, absl::string_view field) {
+  if (request_id.empty()) return domain::InvalidField(field, "is required (idempotency key)");
+  if (request_id.size() > kMaxRequestIdLength || !IsValidId(request_id)) {
+    return domain::InvalidField(
+        field, "must be 1..128 characters without '/', '#', ':' or control characters");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status SequenceNotFound(const std::string& sequence_id) {
+  return absl::NotFoundError(absl::StrCat("sequence ", sequence_id, " not found"));
+}
+
+int PageSize(int requested, int def, int max) {
+  if (requested <= 0) return def;
+  return std::min(requested, max);
+}
+
+absl::Status CheckPageSize(int page_size) {
+  if (page_size < 0) return domain::InvalidField("page_size", "must not be negative");
+  return absl::OkStatus();
+}
+
+std::string EntityName(v1::EntityKind kind) {
+  switch (kind) {
+    case v1::ENTITY_KIND_DEAL:
+      return "deal";
+    case v1::ENTITY_KIND_LEAD:
+      return "lead";
+    default:
+      return "";
+  }
+}
+
+bool IsActive(v1::EnrollmentStatus s) {
+  return s == v1::ENROLLMENT_STATUS_IN_PROGRESS || s == v1::ENROLLMENT_STATUS_PAUSED;
+}
+
+google::rpc::Status ToRpcStatus(const absl::Status& s) {
+  google::rpc::Status out;
+  out.set_code(static_cast<int>(s.code()));
+  out.set_message(std::string(s.message()));
+  std::vector<domain::FieldViolation> violations = domain::GetFieldViolations(s);
+  if (!violations.empty()) {
+    absl::optional<absl::Cord> payload = s.GetPayload(domain::kBadRequestTypeUrl);
+    google::protobuf::Any* any = out.add_details();
+    any->set_type_url(domain::kBadRequestTypeUrl);
+    any->set_value(std::string(*payload));
+  }
+  return out;
+}
+
+}  // namespace
+
+absl::Status RemapFieldPaths(const absl::Status& status,
+                             const std::vector<std::pair<std::string, std::string>>& map) {
+  std::vector<domain::FieldViolation> violations = domain::GetFieldViolations(status);
+  if (violations.empty()) return status;
+  domain::FieldViolations out;
+  for (const domain::FieldViolation& v : violations) {
+    std::string field = v.field;
+    for (const auto& [from, to] : map) {
+      if (field == from) {
+        field = to;
+        break;
+      }
+      if (from.empty()) {
+        field = absl::StrCat(to, field[0] == '[' ? "" : ".", field);
+        break;
+      }
+      if (absl::StartsWith(field, from) &&
+          (field[from.size()] == '.' || field[from.size()] == '[')) {
+        field = absl::StrCat(to, field.substr(from.size()));
+        break;
+      }
+    }
+    out.Add(field, v.description);
+  }
+  absl::Status remapped = out.ToStatus("invalid argument");
+  if (absl::IsInvalidArgument(status)) return remapped;
+  absl::Status r(status.code(), status.message());
+  r.SetPayload(domain::kBadRequestTypeUrl, *remapped.GetPayload(domain::kBadRequestTypeUrl));
+  return r;
+}
+
+absl::Mutex& Api::StripeFor(const std::string& key) {
+  return stripes_[absl::HashOf(key) % stripes_.size()];
+}
+
+absl::Time Api::ReadDeadline(const Ctx& ctx) {
+  return std::min(ctx.deadline, clock_.Now() + options_.max_read_wait);
+}
+
+absl::Status Api::WaitForToken(const Ctx& ctx, const std::string& token) {
+  absl::StatusOr<std::vector<LogPosition>> positions = DecodeConsistencyToken(token);
+  if (!positions.ok()) return positions.status();
+  if (positions->empty()) return absl::OkStatus();
+  if (read_model_.WaitFor(*positions, ReadDeadline(ctx))) return absl::OkStatus();
+  if (clock_.Now() >= ctx.deadline) {
+    return absl::DeadlineExceededError(
+        "the read model did not reach the consistency token in time");
+  }
+  return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
+}
+
+absl::Status Api::WaitForOwnWrites(const Ctx& ctx) {
+  std::vector<LogPosition> positions;
+  {
+    absl::MutexLock lock(&own_mu_);
+    for (const auto& [tp, off] : own_writes_) positions.push_back({tp.first, tp.second, off});
+  }
+  if (read_model_.WaitFor(positions, ReadDeadline(ctx))) return absl::OkStatus();
+  if (clock_.Now() >= ctx.deadline) {
+    return absl::DeadlineExceededError("the read model did not catch up in time");
+  }
+  return absl::UnavailableError("the read model is behind the log; retry");
+}
+
+absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx,
+                                                     const std::vector<kafka::Record>& records) {
+  std::vector<absl::StatusOr<LogPosition>> results = log_.Append(records, ctx.deadline);
+  std::vector<LogPosition> positions;
+  absl::Status first_error;
+  {
+    absl::MutexLock lock(&own_mu_);
+    for (const auto& r : results) {
+      if (!r.ok()) {
+        if (first_error.ok()) first_error = r.status();
+        continue;
+      }
+      int64_t& own = own_writes_[{r->topic, r->partition}];
+      own = std::max(own, r->offset);
+      positions.push_back(*r);
+    }
+  }
+  if (!first_error.ok()) return first_error;
+  return positions;
+}
+
+absl::StatusOr<domain::SequenceState> Api::LoadOwnSequence(const Ctx& ctx,
+                                                           const std::string& sequence_id) {
+  absl::StatusOr<domain::SequenceState> state = read_model_.LoadSequenceState(sequence_id);
+  if (!state.ok()) return state.status();
+  if (!state->exists || state->company_id != ctx.company_id) return SequenceNotFound(sequence_id);
+  return state;
+}
+
+// ---------------------------------------------------------------- sequences
+
+absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
+    const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
+    const std::string& request_id, std::vector<v1::SequenceCommand> commands,
+    const std::vector<std::pair<std::string, std::string>>& path_map) {
+  const std::string resource = SequenceResourceName(ctx.company_id, sequence_id);
+  absl::MutexLock stripe(&StripeFor(sequence_id));
+  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, request_id);
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<domain::SequenceState> loaded = read_model_.LoadSequenceState(sequence_id);
+  if (!loaded.ok()) return loaded.status();
+  domain::SequenceState state = std::move(*loaded);
+  const bool create = commands.front().has_create();
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField("request_id", "was already used for another request");
+    }
+    if (!state.exists) return absl::InternalError("request seen but sequence missing");
+    v1::SequenceResponse reply;
+    *reply.mutable_sequence() = SequenceView(state);
+    reply.set_consistency_token((*seen)->consistency_token);
+    return reply;
+  }
+  if (!create && (!state.exists || state.company_id != ctx.company_id)) {
+    return SequenceNotFound(sequence_id);
+  }
+  (void)resource_field;
+
+  const absl::Time now = clock_.Now();
+  std::vector<v1::Envelope> events;
+  for (v1::SequenceCommand& command : commands) {
+    command.set_company_id(ctx.company_id);
+    command.set_sequence_id(sequence_id);
+    command.set_request_id(request_id);
+    command.set_actor_user_id(ctx.user_id);
+    absl::StatusOr<std::vector<v1::Envelope>> decided = domain::DecideSequence(state, command, now);
+    if (!decided.ok()) return RemapFieldPaths(decided.status(), path_map);
+    for (v1::Envelope& e : *decided) {
+      if (e.correlation_id().empty()) e.set_correlation_id(request_id);
+      if (e.company_id().empty()) e.set_company_id(ctx.company_id);
+      state = domain::EvolveSequence(std::move(state), e);
+      events.push_back(std::move(e));
+    }
+  }
+  v1::SequenceResponse reply;
+  if (!events.empty()) {
+    std::vector<kafka::Record> records;
+    for (const v1::Envelope& e : events) {
+      records.push_back({.topic = options_.topics.sequence_events,
+                         .key = sequence_id,
+                         .value = e.SerializeAsString()});
+    }
+    absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, records);
+    if (!positions.ok()) return positions.status();
+    reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  }
+  *reply.mutable_sequence() = SequenceView(state);
+  return reply;
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::CreateSequence(const Ctx& ctx,
+                                                         const v1::CreateSequenceRequest& req) {
+  absl::StatusOr<std::string> company = ParseCompanyName(req.parent(), "parent");
+  if (!company.ok()) return company.status();
+  if (*company != ctx.company_id) {
+    return absl::NotFoundError(absl::StrCat("company ", *company, " not found"));
+  }
+  if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
+  v1::SequenceCommand command;
+  v1::CreateSequence* create = command.mutable_create();
+  const v1::Sequence& s = req.sequence();
+  create->set_name(s.display_name());
+  create->set_owner_id(s.owner_id().empty() ? ctx.user_id : s.owner_id());
+  create->set_entity_kind(s.entity_kind());
+  *create->mutable_steps() = s.steps();
+  if (s.has_settings()) *create->mutable_settings() = s.settings();
+  create->set_template_id(req.template_id());
+  return RunSequenceCommands(ctx, "parent", DeriveSequenceId(ctx.company_id, req.request_id()),
+                             req.request_id(), {command},
+                             {{"create.name", "sequence.display_name"},
+                              {"create.template_id", "template_id"},
+                              {"create", "sequence"}});
+}
+
+absl::StatusOr<v1::Sequence> Api::GetSequence(const Ctx& ctx, const v1::GetSequenceRequest& req) {
+  absl::StatusOr<SequenceName> name = ParseSequenceName(req.name(), "name");
+  if (!name.ok()) return name.status();
+  if (name->company_id != ctx.company_id) return SequenceNotFound(name->sequence_id);
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<std::optional<v1::Sequence>> seq = read_model_.GetSequence(name->sequence_id);
+  if (!seq.ok()) return seq.status();
+  if (!seq->has_value() || (*seq)->name() != req.name()) {
+    return SequenceNotFound(name->sequence_id);
+  }
+  return **seq;
+}
+
+absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
+                                                             const v1::ListSequencesRequest& req) {
+  absl::StatusOr<std::string> company = ParseCompanyName(req.parent(), "parent");
+  if (!company.ok()) return company.status();
+  if (*company != ctx.company_id) {
+    return absl::NotFoundError(absl::StrCat("company ", *company, " not found"));
+  }
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  std::string after;
+  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted());
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t = DecodePageToken(listing, req.page_token());
+    if (!t.ok()) return t.status();
+    after = *t;
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  const int limit = PageSize(req.page_size(), 50, 500);
+  absl::StatusOr<std::vector<v1::Sequence>> seqs =
+      read_model_.ListSequences(*company, after, limit + 1, req.show_deleted());
+  if (!seqs.ok()) return seqs.status();
+  v1::ListSequencesResponse out;
+  for (int i = 0; i < static_cast<int>(seqs->size()) && i < limit; ++i) {
+    *out.add_sequences() = (*seqs)[i];
+  }
+  if (static_cast<int>(seqs->size()) > limit) {
+    absl::StatusOr<SequenceName> last = ParseSequenceName((*seqs)[limit - 1].name(), "name");
+    if (last.ok()) out.set_next_page_token(EncodePageToken(listing, last->sequence_id));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
+                                                         const v1::UpdateSequenceRequest& req) {
+  absl::StatusOr<SequenceName> name = ParseSequenceName(req.sequence().name(), "sequence.name");
+  if (!name.ok()) return name.status();
+  if (name->company_id != ctx.company_id) return SequenceNotFound(name->sequence_id);
+  if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
+  bool steps = false, display_name = false, settings = false;
+  if (req.update_mask().paths().empty()) {
+    steps = display_name = settings = true;
+  }
+  for (const std::string& path : req.update_mask().paths()) {
+    if (path == "steps") {
+      steps = true;
+    } else if (path == "display_name") {
+      display_name = true;
+    } else if (path == "settings") {
+      settings = true;
+    } else {
+      return domain::InvalidField("update_mask",
+                                  absl::StrCat("unknown or immutable field \"", path,
+                                               "\" (allowed: display_name, settings, steps)"));
+    }
+  }
+  // The unchanged half of ChangeSettings comes from the current state (decided under the lock in
+  // RunSequenceCommands; a concurrent change is caught by the version check below when given).
+  absl::StatusOr<domain::SequenceState> current = LoadOwnSequence(ctx, name->sequence_id);
+  if (!current.ok()) return current.status();
+  std::vector<v1::SequenceCommand> commands;
+  if (steps) {
+    v1::SequenceCommand c;
+    *c.mutable_replace_steps()->mutable_steps() = req.sequence().steps();
+    commands.push_back(std::move(c));
+  }
+  if (display_name || settings) {
+    v1::SequenceCommand c;
+    c.mutable_change_settings()->set_name(display_name ? req.sequence().display_name()
+                                                       : current->name);
+    *c.mutable_change_settings()->mutable_settings() =
+        settings ? req.sequence().settings() : current->settings;
+    commands.push_back(std::move(c));
+  }
+  commands.front().set_expected_version(req.expected_version() > 0 ? req.expected_version()
+                                                                   : current->version);
+  return RunSequenceCommands(ctx, "sequence.name", name->sequence_id, req.request_id(),
+                             std::move(commands),
+                             {{"replace_steps.steps", "sequence.steps"},
+                              {"change_settings.name", "sequence.display_name"},
+                              {"change_settings.settings", "sequence.settings"},
+                              {"steps", "sequence.steps"},
+                              {"settings", "sequence.settings"},
+                              {"name", "sequence.display_name"}});
+}
+
+namespace {
+
+// A command on a named sequence: parse, check tenancy and request id.
+absl::StatusOr<SequenceName> ParseOwnSequence(const CallContext& ctx, const std::string& name,
+                                              const std::string& request_id) {
+  absl::StatusOr<SequenceName> n = ParseSequenceName(name, "name");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+  if (absl::Status s = CheckRequestId(request_id, "request_id"); !s.ok()) return s;
+  return n;
+}
+
+}  // namespace
+
+absl::StatusOr<v1::SequenceResponse> Api::DeleteSequence(const Ctx& ctx,
+                                                         const v1::DeleteSequenceRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_delete_();
+  c.set_expected_version(req.expected_version());
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c}, {});
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::SwitchAutomatedSending(
+    const Ctx& ctx, const v1::SwitchAutomatedSendingRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_switch_automated_sending()->set_enabled(req.enabled());
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c}, {});
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::GrantSendingConsent(
+    const Ctx& ctx, const v1::GrantSendingConsentRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_grant_consent()->set_user_id(ctx.user_id);
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c}, {});
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::RevokeSendingConsent(
+    const Ctx& ctx, const v1::RevokeSendingConsentRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_revoke_consent()->set_user_id(req.user_id().empty() ? ctx.user_id : req.user_id());
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c},
+                             {{"revoke_consent.user_id", "user_id"}});
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::PauseSequence(const Ctx& ctx,
+                                                        const v1::PauseSequenceRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_pause();
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c}, {});
+}
+
+absl::StatusOr<v1::SequenceResponse> Api::ResumeSequence(const Ctx& ctx,
+                                                         const v1::ResumeSequenceRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
+  if (!n.ok()) return n.status();
+  v1::SequenceCommand c;
+  c.mutable_resume();
+  return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c}, {});
+}
+
+absl::StatusOr<v1::ListSequenceTemplatesResponse> Api::ListSequenceTemplates(
+    const Ctx&, const v1::ListSequenceTemplatesRequest& req) {
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  int start = 0;
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t = DecodePageToken("templates", req.page_token());
+    if (!t.ok()) return t.status();
+    if (!absl::SimpleAtoi(*t, &start) || start < 0) {
+      return domain::InvalidField("page_token", "is not a token returned by this listing");
+    }
+  }
+  absl::Span<const v1::SequenceTemplate> all = domain::TemplateCatalog();
+  const int limit = PageSize(req.page_size(), 50, 500);
+  v1::ListSequenceTemplatesResponse out;
+  int i = start;
+  for (; i < static_cast<int>(all.size()) && i < start + limit; ++i) *out.add_templates() = all[i];
+  if (i < static_cast<int>(all.size())) {
+    out.set_next_page_token(EncodePageToken("templates", absl::StrCat(i)));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::PreviewScheduleResponse> Api::PreviewSchedule(
+    const Ctx& ctx, const v1::PreviewScheduleRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseSequenceName(req.name(), "name");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+  if (req.max_impacts() < 0) return domain::InvalidField("max_impacts", "must not be negative");
+  if (!req.time_zone().empty() && !domain::IsValidTimeZoneName(req.time_zone())) {
+    return domain::InvalidField("time_zone", "is not an IANA time zone name");
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> state = LoadOwnSequence(ctx, n->sequence_id);
+  if (!state.ok()) return state.status();
+  std::vector<v1::Step> steps = state->steps;
+  if (req.has_proposed_steps()) {
+    steps.assign(req.proposed_steps().begin(), req.proposed_steps().end());
+    if (absl::Status s = domain::ValidateSteps(steps); !s.ok()) {
+      return RemapFieldPaths(s, {{"steps", "proposed_steps"}});
+    }
+  }
+  const std::string tz_name = !req.time_zone().empty() ? req.time_zone()
+                              : state->settings.default_time_zone().empty()
+                                  ? std::string("UTC")
+                                  : state->settings.default_time_zone();
+  const absl::Time now = clock_.Now();
+  const absl::Time start = req.has_start_time() ? domain::FromProto(req.start_time()) : now;
+  v1::PreviewScheduleResponse out;
+  for (v1::ScheduledStep& s :
+       domain::PreviewSchedule(steps, state->settings, start, domain::LoadZoneOrUtc(tz_name))) {
+    *out.add_schedule() = std::move(s);
+  }
+  if (req.has_proposed_steps()) {
+    bool more = false;
+    absl::StatusOr<std::vector<domain::EnrollmentState>> active = read_model_.ActiveEnrollments(
+        n->sequence_id, PageSize(req.max_impacts(), 100, 1000), &more);
+    if (!active.ok()) return active.status();
+    for (const domain::EnrollmentState& e : *active) {
+      *out.add_impacts() = domain::PreviewEdit(e, *state, steps, now);
+    }
+    out.set_impacts_truncated(more);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- enrollments
+
+namespace {
+
+// The domain's enroll request for one API item; INVALID_ARGUMENT paths under `prefix`.
+absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
+                                                         const std::string& sequence_id,
+                                                         int64_t version,
+                                                         const v1::EnrollItem& item,
+                                                         const std::string& prefix) {
+  domain::FieldViolations v;
+  const std::string entity = EntityName(item.entity_kind());
+  if (entity.empty()) v.Add(absl::StrCat(prefix, ".entity_kind"), "must be DEAL or LEAD");
+  if (!IsValidId(item.item_id())) {
+    v.Add(absl::StrCat(prefix, ".item_id"),
+          "must be 1..128 characters without '/', '#', ':' or control characters");
+  }
+  if (absl::Status s = CheckRequestId(item.request_id(), "request_id"); !s.ok()) {
+    v.AddAllFrom(prefix, s);
+  }
+  if (!v.empty()) return v.ToStatus("invalid enroll request");
+  v1::EnrollRequested r;
+  r.set_request_id(item.request_id());
+  r.set_sequence_id(sequence_id);
+  r.set_sequence_version(version);
+  r.set_item_key(absl::StrCat(ctx.company_id, "/", entity, "/", item.item_id()));
+  r.set_entity_kind(item.entity_kind());
+  r.set_owner_id(item.owner_id().empty() ? ctx.user_id : item.owner_id());
+  *r.mutable_recipient() = item.recipient();
+  *r.mutable_time_zones() = item.time_zones();
+  *r.mutable_merge_data() = item.merge_data();
+  r.set_requested_by(ctx.user_id);
+  if (absl::Status s = domain::ValidateEnrollRequested(r); !s.ok()) {
+    return RemapFieldPaths(s, {{"item_key", prefix + ".item_id"},
+                               {"entity_kind", prefix + ".entity_kind"},
+                               {"", prefix}});
+  }
+  return r;
+}
+
+std::string EnrollEventId(const v1::EnrollRequested& r) {
+  return absl::StrCat("api/enroll/", domain::EnrollmentKey(r.item_key(), r.sequence_id()), "/",
+                      r.request_id());
+}
+
+// The view of an enrollment right after its enroll request was written.
+v1::Enrollment PendingView(const std::optional<EnrollmentRecord>& rec, const v1::EnrollRequested& r,
+                           absl::Time now) {
+  v1::Enrollment v;
+  if (rec.has_value()) v = rec->view;
+  v.set_name(EnrollmentResourceName(r.item_key(), r.sequence_id()));
+  v.set_item_key(r.item_key());
+  v.set_pending(true);
+  if (!IsActive(v.status())) {
+    v.set_owner_id(r.owner_id());
+    *v.mutable_request_time() = domain::ToProto(now);
+  }
+  return v;
+}
+
+// CheckEnroll plus the read model's pending requests: a second request while one is pending
+// would be rejected as already enrolled once the first starts.
+absl::Status CheckEnrollWithPending(const std::optional<EnrollmentRecord>& rec,
+                                    const v1::EnrollRequested& r,
+                                    const domain::SequenceState& seq) {
+  if (rec.has_value() && !rec->pending_request_ids.empty() &&
+      rec->pending_request_ids.count(r.request_id()) == 0 && seq.exists && !seq.deleted) {
+    return absl::AlreadyExistsError(
+        absl::StrCat(r.item_key(), " has an enroll request pending in sequence ", r.sequence_id()));
+  }
+  domain::EnrollmentState empty;
+  return domain::CheckEnroll(rec.has_value() ? rec->state : empty, r, seq);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::EnrollRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseSequenceName(req.parent(), "parent");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+  absl::StatusOr<v1::EnrollRequested> r =
+      BuildEnrollRequested(ctx, n->sequence_id, 0, req.item(), "item");
+  if (!r.ok()) return r.status();
+  const std::string resource = EnrollmentResourceName(r->item_key(), r->sequence_id());
+
+  absl::MutexLock stripe(&StripeFor(domain::EnrollmentKey(r->item_key(), r->sequence_id())));
+  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, r->request_id());
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      read_model_.LoadEnrollment(r->item_key(), r->sequence_id());
+  if (!rec.ok()) return rec.status();
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField("item.request_id", "was already used for another request");
+    }
+    v1::EnrollmentResponse reply;
+    if (rec->has_value()) *reply.mutable_enrollment() = (*rec)->view;
+    reply.set_consistency_token((*seen)->consistency_token);
+    return reply;
+  }
+  absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+  r->set_sequence_version(seq->version);
+  if (absl::Status s = CheckEnrollWithPending(*rec, *r, *seq); !s.ok()) {
+    return RemapFieldPaths(s, {{"item_key", "item.item_id"}, {"", "item"}});
+  }
+  const absl::Time now = clock_.Now();
+  v1::Envelope e =
+      domain::MakeEnvelope(EnrollEventId(*r), ctx.company_id, now, "", r->request_id());
+  *e.mutable_enroll_requested() = *r;
+  absl::StatusOr<std::vector<LogPosition>> positions =
+      Append(ctx, {{.topic = options_.topics.enrollment_events,
+                    .key = r->item_key(),
+                    .value = e.SerializeAsString()}});
+  if (!positions.ok()) return positions.status();
+  v1::EnrollmentResponse reply;
+  *reply.mutable_enrollment() = PendingView(*rec, *r, now);
+  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  return reply;
+}
+
+absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
+                                                         const v1::BatchEnrollRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseSequenceName(req.parent(), "parent");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+  if (req.items_size() == 0) return domain::InvalidField("items", "must not be empty");
+  if (req.items_size() > options_.max_batch_enroll) {
+    return domain::InvalidField("items",
+                                absl::StrCat("at most ", options_.max_batch_enroll, " per call"));
+  }
+  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+
+  v1::BatchEnrollResponse out;
+  const absl::Time now = clock_.Now();
+  std::vector<kafka::Record> records;
+  std::vector<int> record_item;  // records[i] enrolls results[record_item[i]]
+  std::set<std::string> keys_in_batch;
+  for (int i = 0; i < req.items_size(); ++i) {
+    v1::BatchEnrollResult* result = out.add_results();
+    result->set_index(i);
+    auto refuse = [&](const absl::Status& s) { *result->mutable_status() = ToRpcStatus(s); };
+    absl::StatusOr<v1::EnrollRequested> r = BuildEnrollRequested(
+        ctx, n->sequence_id, seq->version, req.items(i), absl::StrCat("items[", i, "]"));
+    if (!r.ok()) {
+      refuse(r.status());
+      continue;
+    }
+    const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
+    const std::string resource = EnrollmentResourceName(r->item_key(), r->sequence_id());
+    absl::StatusOr<std::optional<RequestRecord>> seen =
+        read_model_.LookupRequest(ctx.company_id, r->request_id());
+    absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+        read_model_.LoadEnrollment(r->item_key(), r->sequence_id());
+    if (!seen.ok() || !rec.ok()) {
+      refuse(!seen.ok() ? seen.status() : rec.status());
+      continue;
+    }
+    if (seen->has_value()) {
+      if ((*seen)->resource != resource) {
+        refuse(domain::InvalidField(absl::StrCat("items[", i, "].request_id"),
+                                    "was already used for another request"));
+      } else if (rec->has_value()) {
+        *result->mutable_enrollment() = (*rec)->view;
+      }
+      continue;
+    }
+    if (!keys_in_batch.insert(key).second) {
+      refuse(absl::AlreadyExistsError(
+          absl::StrCat(r->item_key(), " appears more than once in this batch")));
+      continue;
+    }
+    if (absl::Status s = CheckEnrollWithPending(*rec, *r, *seq); !s.ok()) {
+      refuse(RemapFieldPaths(s, {{"item_key", absl::StrCat("items[", i, "].item_id")},
+                                 {"", absl::StrCat("items[", i, "]")}}));
+      continue;
+    }
+    v1::Envelope e =
+        domain::MakeEnvelope(EnrollEventId(*r), ctx.company_id, now, "", r->request_id());
+    *e.mutable_enroll_requested() = *r;
+    records.push_back({.topic = options_.topics.enrollment_events,
+                       .key = r->item_key(),
+                       .value = e.SerializeAsString()});
+    record_item.push_back(i);
+    *result->mutable_enrollment() = PendingView(*rec, *r, now);
+  }
+  std::vector<absl::StatusOr<LogPosition>> written = log_.Append(records, ctx.deadline);
+  std::vector<LogPosition> positions;
+  {
+    absl::MutexLock lock(&own_mu_);
+    for (size_t k = 0; k < written.size(); ++k) {
+      v1::BatchEnrollResult* result = out.mutable_results(record_item[k]);
+      if (!written[k].ok()) {
+        result->clear_enrollment();
+        *result->mutable_status() = ToRpcStatus(written[k].status());
+        continue;
+      }
+      int64_t& own = own_writes_[{written[k]->topic, written[k]->partition}];
+      own = std::max(own, written[k]->offset);
+      positions.push_back(*written[k]);
+    }
+  }
+  int accepted = 0;
+  for (const v1::BatchEnrollResult& r : out.results()) accepted += r.status().code() == 0;
+  out.set_accepted_count(accepted);
+  out.set_consistency_token(EncodeConsistencyToken(positions));
+  return out;
+}
+
+absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
+    const Ctx& ctx, EnrollmentAction action, const std::string& name, const std::string& request_id,
+    const std::string& note, const std::string& task_id,
+    const google::protobuf::Timestamp* complete_time) {
+  absl::StatusOr<EnrollmentName> n = ParseEnrollmentName(name, "name");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) {
+    return absl::NotFoundError(absl::StrCat("enrollment ", name, " not found"));
+  }
+  if (absl::Status s = CheckRequestId(request_id, "request_id"); !s.ok()) return s;
+  if (action == EnrollmentAction::kActivityCompleted && task_id.empty()) {
+    return domain::InvalidField("task_id", "is required");
+  }
+  const std::string item_key = n->ItemKey();
+  const std::string resource = EnrollmentResourceName(item_key, n->sequence_id);
+  absl::MutexLock stripe(&StripeFor(domain::EnrollmentKey(item_key, n->sequence_id)));
+  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, request_id);
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      read_model_.LoadEnrollment(item_key, n->sequence_id);
+  if (!rec.ok()) return rec.status();
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField("request_id", "was already used for another request");
+    }
+    v1::EnrollmentResponse reply;
+    if (rec->has_value()) *reply.mutable_enrollment() = (*rec)->view;
+    reply.set_consistency_token((*seen)->consistency_token);
+    return reply;
+  }
+  absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+  if (!rec->has_value() ||
+      ((*rec)->state.enrollment_id.empty() && (*rec)->pending_request_ids.empty())) {
+    return absl::NotFoundError(absl::StrCat("enrollment ", name, " not found"));
+  }
+  const EnrollmentRecord& r = **rec;
+  const bool pending = !r.pending_request_ids.empty();
+  const bool active = IsActive(r.state.status);
+  v1::ItemInSequence target;
+  target.set_item_key(item_key);
+  target.set_sequence_id(n->sequence_id);
+  const absl::Time now = clock_.Now();
+  v1::Envelope e;
+  auto refuse = [&](absl::string_view what) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "enrollment ", name, " is ", v1::EnrollmentStatus_Name(r.state.status), ": ", what));
+  };
+  switch (action) {
+    case EnrollmentAction::kRemove:
+      if (!active && !pending) return refuse("only an active enrollment can be removed");
+      *e.mutable_remove_requested()->mutable_target() = target;
+      e.mutable_remove_requested()->set_requested_by(ctx.user_id);
+      break;
+    case EnrollmentAction::kPause:
+      if (!active && !pending) return refuse("only an active enrollment can be paused");
+      *e.mutable_pause_requested()->mutable_target()->mutable_item_in_sequence() = target;
+      e.mutable_pause_requested()->set_requested_by(ctx.user_id);
+      e.mutable_pause_requested()->set_note(note);
+      break;
+    case EnrollmentAction::kResume:
+      if (!active && !pending) return refuse("only an active enrollment can be resumed");
+      *e.mutable_resume_requested()->mutable_target()->mutable_item_in_sequence() = target;
+      e.mutable_resume_requested()->set_requested_by(ctx.user_id);
+      break;
+    case EnrollmentAction::kRetry:
+      if (r.state.status != v1::ENROLLMENT_STATUS_FAILED) {
+        return refuse("only a failed enrollment can be retried");
+      }
+      *e.mutable_retry_requested()->mutable_target() = target;
+      e.mutable_retry_requested()->set_requested_by(ctx.user_id);
+      break;
+    case EnrollmentAction::kActivityCompleted: {
+      if (!active || r.state.waiting_task_id != task_id) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("enrollment ", name, " is not waiting for task ", task_id,
+                         r.state.waiting_task_id.empty()
+                             ? std::string()
+                             : absl::StrCat(" (it waits for ", r.state.waiting_task_id, ")")));
+      }
+      v1::ActivityCompleted* a = e.mutable_activity_completed();
+      a->set_task_id(task_id);
+      a->set_item_key(item_key);
+      a->set_sequence_id(n->sequence_id);
+      a->set_enrollment_id(r.state.enrollment_id);
+      a->set_step_id(r.state.waiting_step_id);
+      *a->mutable_completed_at() = complete_time != nullptr && complete_time->seconds() > 0
+                                       ? *complete_time
+                                       : domain::ToProto(now);
+      break;
+    }
+  }
+  v1::Envelope header = domain::MakeEnvelope(
+      absl::StrCat("api/", domain::PayloadName(e), "/",
+                   domain::EnrollmentKey(item_key, n->sequence_id), "/", request_id),
+      ctx.company_id, now, "", request_id);
+  header.MergeFrom(e);
+  absl::StatusOr<std::vector<LogPosition>> positions =
+      Append(ctx, {{.topic = options_.topics.enrollment_events,
+                    .key = item_key,
+                    .value = header.SerializeAsString()}});
+  if (!positions.ok()) return positions.status();
+  v1::EnrollmentResponse reply;
+  *reply.mutable_enrollment() = r.view;
+  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  return reply;
+}
+
+absl::StatusOr<v1::EnrollmentResponse> Api::RemoveEnrollment(
+    const Ctx& ctx, const v1::EnrollmentActionRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kRemove, req.name(), req.request_id(), "", "",
+                             nullptr);
+}
+absl::StatusOr<v1::EnrollmentResponse> Api::PauseEnrollment(
+    const Ctx& ctx, const v1::EnrollmentActionRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kPause, req.name(), req.request_id(),
+                             req.note(), "", nullptr);
+}
+absl::StatusOr<v1::EnrollmentResponse> Api::ResumeEnrollment(
+    const Ctx& ctx, const v1::EnrollmentActionRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kResume, req.name(), req.request_id(), "", "",
+                             nullptr);
+}
+absl::StatusOr<v1::EnrollmentResponse> Api::RetryEnrollment(
+    const Ctx& ctx, const v1::EnrollmentActionRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kRetry, req.name(), req.request_id(), "", "",
+                             nullptr);
+}
+absl::StatusOr<v1::EnrollmentResponse> Api::ReportActivityCompleted(
+    const Ctx& ctx, const v1::ReportActivityCompletedRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kActivityCompleted, req.name(),
+                             req.request_id(), "", req.task_id(), &req.complete_time());
+}
+
+absl::StatusOr<v1::Enrollment> Api::GetEnrollment(const Ctx& ctx,
+                                                  const v1::GetEnrollmentRequest& req) {
+  absl::StatusOr<EnrollmentName> n = ParseEnrollmentName(req.name(), "name");
+  if (!n.ok()) return n.status();
+  const absl::Status not_found =
+      absl::NotFoundError(absl::StrCat("enrollment ", req.name(), " not found"));
+  if (n->company_id != ctx.company_id) return not_found;
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      read_model_.LoadEnrollment(n->ItemKey(), n->sequence_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return not_found;
+  return (*rec)->view;
+}
+
+absl::StatusOr<v1::ListEnrollmentsResponse> Api::ListEnrollments(
+    const Ctx& ctx, const v1::ListEnrollmentsRequest& req) {
+  EnrollmentFilter f;
+  const std::string all_suffix = "/sequences/-";
+  if (absl::EndsWith(req.parent(), all_suffix)) {
+    absl::StatusOr<std::string> c =
+        ParseCompanyName(req.parent().substr(0, req.parent().size() - all_suffix.size()), "parent");
+    if (!c.ok()) return c.status();
+    if (*c != ctx.company_id)
+      return absl::NotFoundError(absl::StrCat("company ", *c, " not found"));
+    if (req.owner_id().empty()) {
+      return domain::InvalidField("owner_id", "is required when listing across sequences");
+    }
+    f.company_id = *c;
+  } else {
+    absl::StatusOr<SequenceName> n = ParseSequenceName(req.parent(), "parent");
+    if (!n.ok()) return n.status();
+    if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+    f.company_id = n->company_id;
+    f.sequence_id = n->sequence_id;
+  }
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  f.status = req.status();
+  f.owner_id = req.owner_id();
+  f.pending_only = req.pending_only();
+  const std::string listing = absl::StrCat("enrollments/", req.parent(), "/", req.status(), "/",
+                                           req.owner_id(), "/", req.pending_only());
+  std::string after;
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t = DecodePageToken(listing, req.page_token());
+    if (!t.ok()) return t.status();
+    after = *t;
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (!f.sequence_id.empty()) {
+    absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, f.sequence_id);
+    if (!seq.ok()) return seq.status();
+  }
+  const int limit = PageSize(req.page_size(), 50, 1000);
+  std::string last_key;
+  absl::StatusOr<std::vector<v1::Enrollment>> list =
+      read_model_.ListEnrollments(f, after, limit, &last_key);
+  if (!list.ok()) return list.status();
+  v1::ListEnrollmentsResponse out;
+  for (v1::Enrollment& e : *list) *out.add_enrollments() = std::move(e);
+  if (static_cast<int>(out.enrollments_size()) == limit) {
+    // Another page may exist; an empty last page is possible (as the design guide allows).
+    out.set_next_page_token(EncodePageToken(listing, last_key));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::EnrollmentOverview> Api::GetEnrollmentOverview(
+    const Ctx& ctx, const v1::GetEnrollmentOverviewRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseSequenceName(req.parent(), "parent");
+  if (!n.ok()) return n.status();
+  if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+  absl::StatusOr<v1::EnrollmentOverview> o = read_model_.Overview(n->sequence_id);
+  if (!o.ok()) return o.status();
+  o->set_sequence(req.parent());
+  return o;
+}
+
+absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
+    const Ctx& ctx, bool pause, const v1::UserEnrollmentsRequest& req) {
+  absl::StatusOr<std::string> c = ParseCompanyName(req.parent(), "parent");
+  if (!c.ok()) return c.status();
+  if (*c != ctx.company_id) return absl::NotFoundError(absl::StrCat("company ", *c, " not found"));
+  if (!IsValidId(req.user_id())) return domain::InvalidField("user_id", "is required");
+  if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
+  const std::string resource = absl::StrCat("companies/", *c, "/users/", req.user_id());
+  absl::MutexLock stripe(&StripeFor(resource));
+  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, req.request_id());
+  if (!seen.ok()) return seen.status();
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField("request_id", "was already used for another request");
+    }
+    v1::UserEnrollmentsResponse reply;
+    reply.set_consistency_token((*seen)->consistency_token);
+    return reply;
+  }
+  const int partitions = read_model_.PartitionCount(options_.topics.enrollment_events);
+  if (partitions <= 0) return absl::UnavailableError("enrollment-events partitions unknown");
+  const absl::Time now = clock_.Now();
+  std::vector<kafka::Record> records;
+  // One record per partition: every executor instance sees it for the enrollments it owns.
+  for (int32_t p = 0; p < partitions; ++p) {
+    v1::Envelope e = domain::MakeEnvelope(absl::StrCat("api/", pause ? "pause" : "resume", "-user/",
+                                                       resource, "/", req.request_id(), "/", p),
+                                          ctx.company_id, now, "", req.request_id());
+    if (pause) {
+      e.mutable_pause_requested()->mutable_target()->set_owner_id(req.user_id());
+      e.mutable_pause_requested()->set_requested_by(ctx.user_id);
+      e.mutable_pause_requested()->set_note(req.note());
+    } else {
+      e.mutable_resume_requested()->mutable_target()->set_owner_id(req.user_id());
+      e.mutable_resume_requested()->set_requested_by(ctx.user_id);
+    }
+    records.push_back({.topic = options_.topics.enrollment_events,
+                       .key = absl::StrCat(*c, "/user/", req.user_id()),
+                       .value = e.SerializeAsString(),
+                       .partition = p});
+  }
+  absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, records);
+  if (!positions.ok()) return positions.status();
+  v1::UserEnrollmentsResponse reply;
+  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  return reply;
+}
+
+absl::StatusOr<v1::UserEnrollmentsResponse> Api::PauseUserEnrollments(
+    const Ctx& ctx, const v1::UserEnrollmentsRequest& req) {
+  return UserEnrollments(ctx, true, req);
+}
+absl::StatusOr<v1::UserEnrollmentsResponse> Api::ResumeUserEnrollments(
+    const Ctx& ctx, const v1::UserEnrollmentsRequest& req) {
+  return UserEnrollments(ctx, false, req);
+}
+
+}  // namespace sequences::api

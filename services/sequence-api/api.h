@@ -1,0 +1,150 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_API_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_API_H_
+
+// The application layer of the sequence API: one method per RPC, free of gRPC types. The gRPC
+// handlers (grpc_services.h) authenticate, call these, and map the absl::Status to a gRPC status.
+//
+// Commands are checked with the domain against the read model, appended to the event log, and
+// answered only once the log acknowledged them (an OK answer means durable). Queries read the
+// read model, after waiting for a consistency token if one is passed.
+//
+// Idempotency: every mutation carries a request id. A request id the read model has already seen
+// for the same resource is answered with the current resource and the first write's token,
+// without writing again. Commands on one sequence (or one item in a sequence) are serialized in
+// this process, and each first waits until the read model has applied this process's earlier
+// writes, so it decides on fresh state.
+//
+// Errors (canonical codes): INVALID_ARGUMENT with google.rpc.BadRequest payload (field paths of
+// the API request), NOT_FOUND (also for resources of another company), ALREADY_EXISTS,
+// FAILED_PRECONDITION, ABORTED (expected_version mismatch), PERMISSION_DENIED, UNAVAILABLE (the
+// write is not durable, or the read model is behind), DEADLINE_EXCEEDED.
+//
+// Thread-safety: all methods may be called concurrently.
+
+#include <array>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "libs/runtime/clock.h"
+#include "libs/service/topics.h"
+#include "sequences/v1/enrollment_service.pb.h"
+#include "sequences/v1/sequence_service.pb.h"
+#include "services/sequence-api/event_log.h"
+#include "services/sequence-api/read_model.h"
+
+namespace sequences::api {
+
+// Who calls, and until when.
+struct CallContext {
+  std::string company_id;
+  std::string user_id;
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+struct ApiOptions {
+  service::Topics topics;
+  // Longest wait for the read model (consistency token, fresh state) within a call's deadline.
+  absl::Duration max_read_wait = absl::Seconds(10);
+  int max_batch_enroll = 5000;
+};
+
+class Api {
+ public:
+  // REQUIRES: all arguments outlive the Api.
+  Api(ApiOptions options, EventLog& log, ReadModel& read_model, Clock& clock)
+      : options_(std::move(options)), log_(log), read_model_(read_model), clock_(clock) {}
+
+  using Ctx = CallContext;
+  absl::StatusOr<v1::SequenceResponse> CreateSequence(const Ctx&, const v1::CreateSequenceRequest&);
+  absl::StatusOr<v1::Sequence> GetSequence(const Ctx&, const v1::GetSequenceRequest&);
+  absl::StatusOr<v1::ListSequencesResponse> ListSequences(const Ctx&,
+                                                          const v1::ListSequencesRequest&);
+  absl::StatusOr<v1::SequenceResponse> UpdateSequence(const Ctx&, const v1::UpdateSequenceRequest&);
+  absl::StatusOr<v1::SequenceResponse> DeleteSequence(const Ctx&, const v1::DeleteSequenceRequest&);
+  absl::StatusOr<v1::SequenceResponse> SwitchAutomatedSending(
+      const Ctx&, const v1::SwitchAutomatedSendingRequest&);
+  absl::StatusOr<v1::SequenceResponse> GrantSendingConsent(const Ctx&,
+                                                           const v1::GrantSendingConsentRequest&);
+  absl::StatusOr<v1::SequenceResponse> RevokeSendingConsent(const Ctx&,
+                                                            const v1::RevokeSendingConsentRequest&);
+  absl::StatusOr<v1::SequenceResponse> PauseSequence(const Ctx&, const v1::PauseSequenceRequest&);
+  absl::StatusOr<v1::SequenceResponse> ResumeSequence(const Ctx&, const v1::ResumeSequenceRequest&);
+  absl::StatusOr<v1::ListSequenceTemplatesResponse> ListSequenceTemplates(
+      const Ctx&, const v1::ListSequenceTemplatesRequest&);
+  absl::StatusOr<v1::PreviewScheduleResponse> PreviewSchedule(const Ctx&,
+                                                              const v1::PreviewScheduleRequest&);
+
+  absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx&, const v1::EnrollRequest&);
+  absl::StatusOr<v1::BatchEnrollResponse> BatchEnroll(const Ctx&, const v1::BatchEnrollRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> RemoveEnrollment(const Ctx&,
+                                                          const v1::EnrollmentActionRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> PauseEnrollment(const Ctx&,
+                                                         const v1::EnrollmentActionRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> ResumeEnrollment(const Ctx&,
+                                                          const v1::EnrollmentActionRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> RetryEnrollment(const Ctx&,
+                                                         const v1::EnrollmentActionRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> ReportActivityCompleted(
+      const Ctx&, const v1::ReportActivityCompletedRequest&);
+  absl::StatusOr<v1::Enrollment> GetEnrollment(const Ctx&, const v1::GetEnrollmentRequest&);
+  absl::StatusOr<v1::ListEnrollmentsResponse> ListEnrollments(const Ctx&,
+                                                              const v1::ListEnrollmentsRequest&);
+  absl::StatusOr<v1::EnrollmentOverview> GetEnrollmentOverview(
+      const Ctx&, const v1::GetEnrollmentOverviewRequest&);
+  absl::StatusOr<v1::UserEnrollmentsResponse> PauseUserEnrollments(
+      const Ctx&, const v1::UserEnrollmentsRequest&);
+  absl::StatusOr<v1::UserEnrollmentsResponse> ResumeUserEnrollments(
+      const Ctx&, const v1::UserEnrollmentsRequest&);
+
+ private:
+  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted };
+
+  // Runs one sequence command (create included) and answers with the sequence after it.
+  absl::StatusOr<v1::SequenceResponse> RunSequenceCommands(
+      const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
+      const std::string& request_id, std::vector<v1::SequenceCommand> commands,
+      const std::vector<std::pair<std::string, std::string>>& path_map);
+  absl::StatusOr<v1::EnrollmentResponse> RunEnrollmentAction(
+      const Ctx& ctx, EnrollmentAction action, const std::string& name,
+      const std::string& request_id, const std::string& note, const std::string& task_id,
+      const google::protobuf::Timestamp* complete_time);
+  absl::StatusOr<v1::UserEnrollmentsResponse> UserEnrollments(const Ctx& ctx, bool pause,
+                                                              const v1::UserEnrollmentsRequest&);
+
+  // The sequence of the caller's company, or NOT_FOUND.
+  absl::StatusOr<domain::SequenceState> LoadOwnSequence(const Ctx& ctx,
+                                                        const std::string& sequence_id);
+  // Waits for a consistency token (queries).
+  absl::Status WaitForToken(const Ctx& ctx, const std::string& token);
+  // Waits until the read model has applied this process's writes (commands).
+  absl::Status WaitForOwnWrites(const Ctx& ctx);
+  // Appends and records the positions; the first error if any record failed.
+  absl::StatusOr<std::vector<LogPosition>> Append(const Ctx& ctx,
+                                                  const std::vector<kafka::Record>& records);
+  absl::Time ReadDeadline(const Ctx& ctx);
+  absl::Mutex& StripeFor(const std::string& key);
+
+  const ApiOptions options_;
+  EventLog& log_;
+  ReadModel& read_model_;
+  Clock& clock_;
+
+  std::array<absl::Mutex, 64> stripes_;
+  absl::Mutex own_mu_;
+  // Highest offset this process wrote per topic/partition.
+  std::map<std::pair<std::string, int32_t>, int64_t> own_writes_ ABSL_GUARDED_BY(own_mu_);
+};
+
+// Field-violation paths of `status` rewritten by the first matching (from-prefix, to-prefix).
+absl::Status RemapFieldPaths(const absl::Status& status,
+                             const std::vector<std::pair<std::string, std::string>>& map);
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_API_H_

@@ -1,0 +1,81 @@
+#include "services/sequence-api/event_log.h"
+
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/kafka/status.h"
+#include "libs/runtime/log.h"
+
+namespace sequences::api {
+namespace {
+
+// Shared with the delivery callbacks, which may run after Append returned (deadline).
+struct Pending {
+  absl::Mutex mu;
+  std::vector<std::optional<absl::StatusOr<LogPosition>>> results ABSL_GUARDED_BY(mu);
+  int remaining ABSL_GUARDED_BY(mu) = 0;
+};
+
+absl::Status Classify(const absl::Status& s) {
+  if (kafka::IsRetriable(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+    return absl::UnavailableError(
+        absl::StrCat("the event log could not make the write durable: ", s.message()));
+  }
+  return s;
+}
+
+}  // namespace
+
+std::vector<absl::StatusOr<LogPosition>> KafkaEventLog::Append(
+    absl::Span<const kafka::Record> records, absl::Time deadline) {
+  auto pending = std::make_shared<Pending>();
+  {
+    absl::MutexLock lock(&pending->mu);
+    pending->results.resize(records.size());
+    pending->remaining = static_cast<int>(records.size());
+  }
+  for (size_t i = 0; i < records.size(); ++i) {
+    absl::Status queued = producer_->SendAsync(records[i], [pending, i, this](
+                                                               absl::StatusOr<kafka::DeliveryReport>
+                                                                   report) {
+      absl::StatusOr<LogPosition> result =
+          report.ok() ? absl::StatusOr<LogPosition>(
+                            LogPosition{report->topic, report->partition, report->offset})
+                      : absl::StatusOr<LogPosition>(Classify(report.status()));
+      if (result.ok()) {
+        produced_.fetch_add(1);
+      } else {
+        errors_.fetch_add(1);
+        Log(LogLevel::kWarning, "api", "produce failed", {{"error", report.status().ToString()}});
+      }
+      absl::MutexLock lock(&pending->mu);
+      pending->results[i] = std::move(result);
+      --pending->remaining;
+    });
+    if (!queued.ok()) {
+      errors_.fetch_add(1);
+      absl::MutexLock lock(&pending->mu);
+      pending->results[i] = Classify(queued);
+      --pending->remaining;
+    }
+  }
+  absl::MutexLock lock(&pending->mu);
+  auto done = [&pending]()
+                  ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending->mu) { return pending->remaining == 0; };
+  pending->mu.AwaitWithDeadline(absl::Condition(&done), deadline);
+  std::vector<absl::StatusOr<LogPosition>> out;
+  out.reserve(records.size());
+  for (auto& r : pending->results) {
+    if (r.has_value()) {
+      out.push_back(*r);
+    } else {
+      out.push_back(absl::DeadlineExceededError(
+          "the deadline passed before the broker acknowledged the write; it may or may not be "
+          "durable: retry with the same request id"));
+    }
+  }
+  return out;
+}
+
+}  // namespace sequences::api

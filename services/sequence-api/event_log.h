@@ -1,0 +1,54 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_EVENT_LOG_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_EVENT_LOG_H_
+
+// Where the API appends events: a port with one Kafka implementation (idempotent producer,
+// acks=all) and in-memory fakes in unit tests.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "libs/kafka/producer.h"
+#include "libs/kafka/types.h"
+#include "services/sequence-api/names.h"
+
+namespace sequences::api {
+
+class EventLog {
+ public:
+  virtual ~EventLog() = default;
+  // Appends every record and waits until each is acknowledged by the broker or `deadline`
+  // passes. Results are in record order: the record's position, or
+  //   UNAVAILABLE        the broker did not make it durable (retry with the same request id);
+  //   DEADLINE_EXCEEDED  no answer before the deadline: the record may or may not be written
+  //                      (retry with the same request id);
+  //   INVALID_ARGUMENT / INTERNAL  the record was refused (too large, unknown topic, ...).
+  // An OK result is durable (acks=all). Thread-safe.
+  virtual std::vector<absl::StatusOr<LogPosition>> Append(absl::Span<const kafka::Record> records,
+                                                          absl::Time deadline) = 0;
+};
+
+// The Kafka implementation. Counts records and errors for the metrics.
+class KafkaEventLog final : public EventLog {
+ public:
+  explicit KafkaEventLog(std::unique_ptr<kafka::Producer> producer)
+      : producer_(std::move(producer)) {}
+  std::vector<absl::StatusOr<LogPosition>> Append(absl::Span<const kafka::Record> records,
+                                                  absl::Time deadline) override;
+  int64_t produced() const { return produced_.load(); }
+  int64_t errors() const { return errors_.load(); }
+
+ private:
+  // Declared before the producer: its destructor runs the last delivery callbacks.
+  std::atomic<int64_t> produced_{0};
+  std::atomic<int64_t> errors_{0};
+  std::unique_ptr<kafka::Producer> producer_;
+};
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_EVENT_LOG_H_

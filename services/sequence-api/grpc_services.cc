@@ -1,0 +1,314 @@
+#include "services/sequence-api/grpc_services.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "google/rpc/status.pb.h"
+#include "libs/domain/errors.h"
+#include "libs/runtime/log.h"
+
+namespace sequences::api {
+namespace {
+
+constexpr char kCompanyHeader[] = "x-sequences-company";
+constexpr char kUserHeader[] = "x-sequences-user";
+
+std::string Metadata(const grpc::CallbackServerContext& ctx, const std::string& key) {
+  const auto& md = ctx.client_metadata();
+  auto it = md.find(key);
+  if (it == md.end()) return "";
+  return std::string(it->second.data(), it->second.size());
+}
+
+// Constant-time comparison (the token is a secret).
+bool SameSecret(const std::string& a, const std::string& b) {
+  if (b.empty() || a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+std::string RequestIdOf(const google::protobuf::Message& m) {
+  const google::protobuf::FieldDescriptor* f = m.GetDescriptor()->FindFieldByName("request_id");
+  if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_STRING ||
+      f->is_repeated()) {
+    return "";
+  }
+  return m.GetReflection()->GetString(m, f);
+}
+
+template <typename Req, typename Resp, typename Fn>
+grpc::ServerUnaryReactor* Handle(Transport& t, grpc::CallbackServerContext* ctx,
+                                 const std::string& method, const Req& req, Resp* resp,
+                                 bool need_identity, Fn fn) {
+  const absl::Time start = t.clock().Now();
+  CallContext cc;
+  absl::Status status = t.Authenticate(*ctx, need_identity, &cc);
+  if (status.ok()) {
+    absl::StatusOr<Resp> r = fn(cc, req);
+    if (r.ok()) {
+      *resp = std::move(*r);
+    } else {
+      status = r.status();
+    }
+  }
+  const grpc::Status gs = ToGrpcStatus(status);
+  const absl::Duration latency = t.clock().Now() - start;
+  t.metrics().Record(method, gs.error_code(), latency);
+  Log(status.ok() ? LogLevel::kInfo
+      : (absl::IsUnavailable(status) || absl::IsInternal(status) || absl::IsDataLoss(status))
+          ? LogLevel::kWarning
+          : LogLevel::kInfo,
+      "api", "request",
+      {{"method", method},
+       {"code", absl::StatusCodeToString(status.code())},
+       {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
+       {"company", cc.company_id},
+       {"user", cc.user_id},
+       {"request_id", RequestIdOf(req)},
+       {"error", std::string(status.message())}});
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  reactor->Finish(gs);
+  return reactor;
+}
+
+}  // namespace
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const std::string message(status.message());
+  absl::optional<absl::Cord> bad_request = status.GetPayload(domain::kBadRequestTypeUrl);
+  if (!bad_request.has_value()) return grpc::Status(code, message);
+  google::rpc::Status rich;
+  rich.set_code(static_cast<int>(status.code()));
+  rich.set_message(message);
+  google::protobuf::Any* any = rich.add_details();
+  any->set_type_url(domain::kBadRequestTypeUrl);
+  any->set_value(std::string(*bad_request));
+  return grpc::Status(code, message, rich.SerializeAsString());
+}
+
+// ---------------------------------------------------------------- metrics
+
+const std::vector<double>& Metrics::BucketBounds() {
+  static const std::vector<double> bounds = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                             0.25,  0.5,   1,    2.5,   5,    10};
+  return bounds;
+}
+
+void Metrics::Record(const std::string& method, grpc::StatusCode code, absl::Duration latency) {
+  const double seconds = absl::ToDoubleSeconds(latency);
+  absl::MutexLock lock(&mu_);
+  PerMethod& m = methods_[method];
+  if (m.buckets.empty()) m.buckets.resize(BucketBounds().size());
+  ++m.by_code[static_cast<int>(code)];
+  ++m.count;
+  m.sum += seconds;
+  m.max = std::max(m.max, seconds);
+  for (size_t i = 0; i < BucketBounds().size(); ++i) {
+    if (seconds <= BucketBounds()[i]) ++m.buckets[i];
+  }
+}
+
+void Metrics::Fill(v1::Metrics* out) {
+  for (double b : BucketBounds()) out->add_latency_bucket_bounds_seconds(b);
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, m] : methods_) {
+    v1::MethodMetrics* mm = out->add_methods();
+    mm->set_method(name);
+    for (const auto& [code, n] : m.by_code) {
+      (*mm->mutable_count_by_code())[absl::StatusCodeToString(
+          static_cast<absl::StatusCode>(code))] = n;
+    }
+    mm->set_count(m.count);
+    mm->set_latency_sum_seconds(m.sum);
+    mm->set_latency_max_seconds(m.max);
+    for (int64_t b : m.buckets) mm->add_latency_buckets(b);
+  }
+}
+
+namespace {
+
+std::string PrometheusText(const v1::Metrics& m) {
+  std::string out;
+  absl::StrAppend(&out, "# TYPE sequences_api_requests_total counter\n");
+  for (const v1::MethodMetrics& mm : m.methods()) {
+    for (const auto& [code, n] : mm.count_by_code()) {
+      absl::StrAppend(&out, "sequences_api_requests_total{method=\"", mm.method(), "\",code=\"",
+                      code, "\"} ", n, "\n");
+    }
+  }
+  absl::StrAppend(&out, "# TYPE sequences_api_request_seconds histogram\n");
+  for (const v1::MethodMetrics& mm : m.methods()) {
+    for (int i = 0; i < mm.latency_buckets_size(); ++i) {
+      absl::StrAppend(&out, "sequences_api_request_seconds_bucket{method=\"", mm.method(),
+                      "\",le=\"", m.latency_bucket_bounds_seconds(i), "\"} ", mm.latency_buckets(i),
+                      "\n");
+    }
+    absl::StrAppend(&out, "sequences_api_request_seconds_bucket{method=\"", mm.method(),
+                    "\",le=\"+Inf\"} ", mm.count(), "\n");
+    absl::StrAppend(&out, "sequences_api_request_seconds_sum{method=\"", mm.method(), "\"} ",
+                    mm.latency_sum_seconds(), "\n");
+    absl::StrAppend(&out, "sequences_api_request_seconds_count{method=\"", mm.method(), "\"} ",
+                    mm.count(), "\n");
+  }
+  absl::StrAppend(&out, "# TYPE sequences_api_produce_errors_total counter\n",
+                  "sequences_api_produce_errors_total ", m.produce_errors(), "\n",
+                  "# TYPE sequences_api_produced_records_total counter\n",
+                  "sequences_api_produced_records_total ", m.produced_records(), "\n",
+                  "# TYPE sequences_api_folded_records_total counter\n",
+                  "sequences_api_folded_records_total ", m.folded_records(), "\n",
+                  "# TYPE sequences_api_read_model_offset gauge\n");
+  for (const v1::PartitionPosition& p : m.read_model()) {
+    absl::StrAppend(&out, "sequences_api_read_model_offset{topic=\"", p.topic(), "\",partition=\"",
+                    p.partition(), "\"} ", p.applied_offset(), "\n");
+  }
+  return out;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- services
+
+#define SEQUENCES_API_METHOD(Service, Name, Req, Resp)                                             \
+  grpc::ServerUnaryReactor* Name(grpc::CallbackServerContext* ctx, const v1::Req* req,             \
+                                 v1::Resp* resp) override {                                        \
+    return Handle(t_, ctx, "/sequences.v1." #Service "/" #Name, *req, resp, true,                  \
+                  [this](const CallContext& c, const v1::Req& r) { return t_.api().Name(c, r); }); \
+  }
+
+class Transport::SequenceServiceImpl final : public v1::SequenceService::CallbackService {
+ public:
+  explicit SequenceServiceImpl(Transport& t) : t_(t) {}
+  SEQUENCES_API_METHOD(SequenceService, CreateSequence, CreateSequenceRequest, SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, GetSequence, GetSequenceRequest, Sequence)
+  SEQUENCES_API_METHOD(SequenceService, ListSequences, ListSequencesRequest, ListSequencesResponse)
+  SEQUENCES_API_METHOD(SequenceService, UpdateSequence, UpdateSequenceRequest, SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, DeleteSequence, DeleteSequenceRequest, SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, SwitchAutomatedSending, SwitchAutomatedSendingRequest,
+                       SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, GrantSendingConsent, GrantSendingConsentRequest,
+                       SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, RevokeSendingConsent, RevokeSendingConsentRequest,
+                       SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, PauseSequence, PauseSequenceRequest, SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, ResumeSequence, ResumeSequenceRequest, SequenceResponse)
+  SEQUENCES_API_METHOD(SequenceService, ListSequenceTemplates, ListSequenceTemplatesRequest,
+                       ListSequenceTemplatesResponse)
+  SEQUENCES_API_METHOD(SequenceService, PreviewSchedule, PreviewScheduleRequest,
+                       PreviewScheduleResponse)
+
+ private:
+  Transport& t_;
+};
+
+class Transport::EnrollmentServiceImpl final : public v1::EnrollmentService::CallbackService {
+ public:
+  explicit EnrollmentServiceImpl(Transport& t) : t_(t) {}
+  SEQUENCES_API_METHOD(EnrollmentService, Enroll, EnrollRequest, EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, BatchEnroll, BatchEnrollRequest, BatchEnrollResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, RemoveEnrollment, EnrollmentActionRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, PauseEnrollment, EnrollmentActionRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ResumeEnrollment, EnrollmentActionRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, RetryEnrollment, EnrollmentActionRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ReportActivityCompleted, ReportActivityCompletedRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, GetEnrollment, GetEnrollmentRequest, Enrollment)
+  SEQUENCES_API_METHOD(EnrollmentService, ListEnrollments, ListEnrollmentsRequest,
+                       ListEnrollmentsResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, GetEnrollmentOverview, GetEnrollmentOverviewRequest,
+                       EnrollmentOverview)
+  SEQUENCES_API_METHOD(EnrollmentService, PauseUserEnrollments, UserEnrollmentsRequest,
+                       UserEnrollmentsResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ResumeUserEnrollments, UserEnrollmentsRequest,
+                       UserEnrollmentsResponse)
+
+ private:
+  Transport& t_;
+};
+
+#undef SEQUENCES_API_METHOD
+
+class Transport::OperationsImpl final : public v1::Operations::CallbackService {
+ public:
+  explicit OperationsImpl(Transport& t) : t_(t) {}
+  grpc::ServerUnaryReactor* GetMetrics(grpc::CallbackServerContext* ctx,
+                                       const v1::GetMetricsRequest* req,
+                                       v1::Metrics* resp) override {
+    return Handle(t_, ctx, "/sequences.v1.Operations/GetMetrics", *req, resp, false,
+                  [this](const CallContext&, const v1::GetMetricsRequest&) {
+                    v1::Metrics m;
+                    t_.metrics().Fill(&m);
+                    if (t_.options().produce_errors) {
+                      m.set_produce_errors(t_.options().produce_errors());
+                    }
+                    if (t_.options().produced_records) {
+                      m.set_produced_records(t_.options().produced_records());
+                    }
+                    m.set_folded_records(t_.read_model().folded_records());
+                    for (const LogPosition& p : t_.read_model().AppliedPositions()) {
+                      v1::PartitionPosition* pp = m.add_read_model();
+                      pp->set_topic(p.topic);
+                      pp->set_partition(p.partition);
+                      pp->set_applied_offset(p.offset);
+                    }
+                    m.set_prometheus_text(PrometheusText(m));
+                    return absl::StatusOr<v1::Metrics>(std::move(m));
+                  });
+  }
+
+ private:
+  Transport& t_;
+};
+
+Transport::Transport(TransportOptions options, Api& api, ReadModel& read_model, Clock& clock)
+    : options_(std::move(options)),
+      api_(api),
+      read_model_(read_model),
+      clock_(clock),
+      sequences_(std::make_unique<SequenceServiceImpl>(*this)),
+      enrollments_(std::make_unique<EnrollmentServiceImpl>(*this)),
+      operations_(std::make_unique<OperationsImpl>(*this)) {}
+
+Transport::~Transport() = default;
+
+void Transport::RegisterWith(grpc::ServerBuilder& builder) {
+  builder.RegisterService(sequences_.get());
+  builder.RegisterService(enrollments_.get());
+  builder.RegisterService(operations_.get());
+}
+
+absl::Status Transport::Authenticate(const grpc::CallbackServerContext& ctx, bool need_identity,
+                                     CallContext* out) {
+  const std::string auth = Metadata(ctx, "authorization");
+  constexpr absl::string_view kBearer = "Bearer ";
+  if (!absl::StartsWith(auth, kBearer) ||
+      !SameSecret(auth.substr(kBearer.size()), options_.auth_token)) {
+    return absl::UnauthenticatedError("missing or wrong \"authorization: Bearer <token>\"");
+  }
+  if (need_identity) {
+    out->company_id = Metadata(ctx, kCompanyHeader);
+    out->user_id = Metadata(ctx, kUserHeader);
+    if (!IsValidId(out->company_id) || !IsValidId(out->user_id)) {
+      return absl::UnauthenticatedError(
+          absl::StrCat("every call must name its company and user in the metadata \"",
+                       kCompanyHeader, "\" and \"", kUserHeader, "\""));
+    }
+  }
+  const absl::Time cap = clock_.Now() + options_.max_call_duration;
+  const auto deadline = ctx.deadline();
+  out->deadline =
+      deadline < absl::ToChronoTime(cap) ? std::min(cap, absl::FromChrono(deadline)) : cap;
+  return absl::OkStatus();
+}
+
+}  // namespace sequences::api

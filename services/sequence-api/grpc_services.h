@@ -1,0 +1,106 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_GRPC_SERVICES_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_GRPC_SERVICES_H_
+
+// The gRPC transport of the sequence API (callback API): authenticates each call from its
+// metadata, calls the application layer (api.h), maps the absl::Status to a gRPC status, logs one
+// structured line per call and counts it in the metrics.
+//
+// Identity (every call):
+//   authorization: Bearer <token>      must equal the deployment's shared secret
+//                                      (--auth_token / SEQUENCES_API_TOKEN); else UNAUTHENTICATED
+//   x-sequences-company, x-sequences-user   the tenant and the user; missing -> UNAUTHENTICATED
+// Operations/GetMetrics needs the bearer token only.
+//
+// Errors: the gRPC code is the absl code; INVALID_ARGUMENT (and any status carrying field
+// violations) also carries a serialized google.rpc.Status with a google.rpc.BadRequest in the
+// grpc-status-details-bin trailer, the standard rich error model.
+//
+// The handlers run the (blocking, deadline-bounded) application call on the gRPC callback thread
+// and finish the reactor before returning.
+
+#include <grpcpp/grpcpp.h>
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/runtime/clock.h"
+#include "sequences/v1/enrollment_service.grpc.pb.h"
+#include "sequences/v1/operations_service.grpc.pb.h"
+#include "sequences/v1/sequence_service.grpc.pb.h"
+#include "services/sequence-api/api.h"
+
+namespace sequences::api {
+
+// Counts and latencies per method and code. Thread-safe.
+class Metrics {
+ public:
+  static const std::vector<double>& BucketBounds();
+  void Record(const std::string& method, grpc::StatusCode code, absl::Duration latency);
+  // Fills methods and buckets (not the sources below).
+  void Fill(v1::Metrics* out);
+
+ private:
+  struct PerMethod {
+    std::map<int, int64_t> by_code;
+    int64_t count = 0;
+    double sum = 0;
+    double max = 0;
+    std::vector<int64_t> buckets;
+  };
+  absl::Mutex mu_;
+  std::map<std::string, PerMethod> methods_ ABSL_GUARDED_BY(mu_);
+};
+
+// The absl status as a gRPC status, with google.rpc.Status details for field violations.
+grpc::Status ToGrpcStatus(const absl::Status& status);
+
+struct TransportOptions {
+  // The shared secret callers present as "authorization: Bearer <token>". REQUIRES: non-empty.
+  std::string auth_token;
+  // Applied when the caller sets no deadline (and as an upper bound).
+  absl::Duration max_call_duration = absl::Seconds(30);
+  // Extra numbers for GetMetrics.
+  std::function<int64_t()> produce_errors;
+  std::function<int64_t()> produced_records;
+};
+
+// Owns the three services; register them all with RegisterWith. REQUIRES: `api`, `read_model`,
+// `clock` outlive this object and the server.
+class Transport {
+ public:
+  Transport(TransportOptions options, Api& api, ReadModel& read_model, Clock& clock);
+  ~Transport();
+  void RegisterWith(grpc::ServerBuilder& builder);
+  Metrics& metrics() { return metrics_; }
+
+  // Authenticates a call: OK and the context, or UNAUTHENTICATED.
+  absl::Status Authenticate(const grpc::CallbackServerContext& ctx, bool need_identity,
+                            CallContext* out);
+  const TransportOptions& options() const { return options_; }
+  Api& api() { return api_; }
+  ReadModel& read_model() { return read_model_; }
+  Clock& clock() { return clock_; }
+
+ private:
+  class SequenceServiceImpl;
+  class EnrollmentServiceImpl;
+  class OperationsImpl;
+  TransportOptions options_;
+  Api& api_;
+  ReadModel& read_model_;
+  Clock& clock_;
+  Metrics metrics_;
+  std::unique_ptr<SequenceServiceImpl> sequences_;
+  std::unique_ptr<EnrollmentServiceImpl> enrollments_;
+  std::unique_ptr<OperationsImpl> operations_;
+};
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_GRPC_SERVICES_H_

@@ -1,0 +1,780 @@
+#include "services/sequence-api/read_model.h"
+
+#include <algorithm>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "libs/domain/envelope.h"
+#include "libs/runtime/log.h"
+
+namespace sequences::api {
+namespace {
+
+constexpr char kSeqEvents[] = "seq_events";
+constexpr char kSequences[] = "sequences";
+constexpr char kEnrEvents[] = "enr_events";
+constexpr char kEnrollments[] = "enrollments";
+constexpr char kPending[] = "pending";
+constexpr char kIndex[] = "index";
+constexpr char kRequests[] = "requests";
+constexpr char kMeta[] = "meta";
+
+const std::string kSep(1, '\0');
+
+std::string StatusByte(int status) { return std::string(1, static_cast<char>('0' + status)); }
+
+std::string OffsetKey(const std::string& topic, int32_t partition) {
+  return absl::StrCat("off", kSep, topic, kSep, partition);
+}
+
+std::string SeqEventKey(const std::string& sequence_id, int64_t version) {
+  std::string key = absl::StrCat(sequence_id, kSep);
+  store::AppendBigEndian64(&key, static_cast<uint64_t>(version));
+  return key;
+}
+
+std::string EnrEventKey(const std::string& enrollment_key, int64_t offset) {
+  std::string key = absl::StrCat(enrollment_key, kSep);
+  store::AppendBigEndian64(&key, static_cast<uint64_t>(offset));
+  return key;
+}
+
+bool IsActive(v1::EnrollmentStatus s) {
+  return s == v1::ENROLLMENT_STATUS_IN_PROGRESS || s == v1::ENROLLMENT_STATUS_PAUSED;
+}
+
+// The status an enrollment is listed and counted under; 0 = pending. -1: not listed.
+int ListStatus(const v1::Enrollment& view) {
+  if (view.pending() && !IsActive(view.status())) return 0;
+  if (view.status() == v1::ENROLLMENT_STATUS_UNSPECIFIED) return -1;
+  return static_cast<int>(view.status());
+}
+
+std::string CompanyOfItemKey(absl::string_view item_key) {
+  return std::string(item_key.substr(0, item_key.find('/')));
+}
+
+std::vector<std::string> EnrollmentIndexKeys(const v1::Enrollment& view,
+                                             const std::string& sequence_id) {
+  std::vector<std::string> keys;
+  const int s = ListStatus(view);
+  if (s < 0) return keys;
+  keys.push_back(absl::StrCat("es", kSep, sequence_id, kSep, StatusByte(s), kSep, view.item_key()));
+  if (!view.owner_id().empty()) {
+    keys.push_back(absl::StrCat("eo", kSep, CompanyOfItemKey(view.item_key()), kSep,
+                                view.owner_id(), kSep, sequence_id, kSep, view.item_key()));
+  }
+  return keys;
+}
+
+// The enrollment key an executor event belongs to, or "".
+bool ExecutorEventKey(const v1::Envelope& e, std::string* item_key, std::string* sequence_id) {
+  const v1::EnrollmentRef* ref = nullptr;
+  switch (e.payload_case()) {
+    case v1::Envelope::kEnrollmentRejected:
+      *item_key = e.enrollment_rejected().item_key();
+      *sequence_id = e.enrollment_rejected().sequence_id();
+      return true;
+    case v1::Envelope::kEnrollmentStarted:
+      ref = &e.enrollment_started().ref();
+      break;
+    case v1::Envelope::kStepExecuted:
+      ref = &e.step_executed().ref();
+      break;
+    case v1::Envelope::kWaitingForActivity:
+      ref = &e.waiting_for_activity().ref();
+      break;
+    case v1::Envelope::kStepScheduled:
+      ref = &e.step_scheduled().ref();
+      break;
+    case v1::Envelope::kEnrollmentPaused:
+      ref = &e.enrollment_paused().ref();
+      break;
+    case v1::Envelope::kEnrollmentResumed:
+      ref = &e.enrollment_resumed().ref();
+      break;
+    case v1::Envelope::kEnrollmentCompleted:
+      ref = &e.enrollment_completed().ref();
+      break;
+    case v1::Envelope::kEnrollmentFailed:
+      ref = &e.enrollment_failed().ref();
+      break;
+    case v1::Envelope::kEnrollmentRetried:
+      ref = &e.enrollment_retried().ref();
+      break;
+    case v1::Envelope::kEnrollmentRemoved:
+      ref = &e.enrollment_removed().ref();
+      break;
+    case v1::Envelope::kEnrollmentMergeDataUpdated:
+      ref = &e.enrollment_merge_data_updated().ref();
+      break;
+    default:
+      return false;
+  }
+  *item_key = ref->item_key();
+  *sequence_id = ref->sequence_id();
+  return true;
+}
+
+bool IsSequenceEvent(const v1::Envelope& e) {
+  const int n = static_cast<int>(e.payload_case());
+  return n >= 110 && n < 200;
+}
+
+bool IsEnrollmentInput(const v1::Envelope& e) {
+  const int n = static_cast<int>(e.payload_case());
+  return n >= 200 && n < 300;
+}
+
+// The resource an API-written input names (for request records).
+std::string InputResource(const v1::Envelope& e) {
+  auto item = [](const v1::ItemInSequence& t) {
+    return EnrollmentResourceName(t.item_key(), t.sequence_id());
+  };
+  switch (e.payload_case()) {
+    case v1::Envelope::kEnrollRequested:
+      return EnrollmentResourceName(e.enroll_requested().item_key(),
+                                    e.enroll_requested().sequence_id());
+    case v1::Envelope::kRemoveRequested:
+      return item(e.remove_requested().target());
+    case v1::Envelope::kRetryRequested:
+      return item(e.retry_requested().target());
+    case v1::Envelope::kPauseRequested:
+      return e.pause_requested().target().has_item_in_sequence()
+                 ? item(e.pause_requested().target().item_in_sequence())
+                 : absl::StrCat("companies/", e.company_id(), "/users/",
+                                e.pause_requested().target().owner_id());
+    case v1::Envelope::kResumeRequested:
+      return e.resume_requested().target().has_item_in_sequence()
+                 ? item(e.resume_requested().target().item_in_sequence())
+                 : absl::StrCat("companies/", e.company_id(), "/users/",
+                                e.resume_requested().target().owner_id());
+    case v1::Envelope::kActivityCompleted:
+      return EnrollmentResourceName(e.activity_completed().item_key(),
+                                    e.activity_completed().sequence_id());
+    default:
+      return "";
+  }
+}
+
+template <typename M>
+absl::StatusOr<std::optional<M>> GetProto(store::Store& store, absl::string_view cf,
+                                          absl::string_view key) {
+  absl::StatusOr<std::optional<std::string>> raw = store.Get(cf, key);
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return std::optional<M>();
+  M m;
+  if (!m.ParseFromString(**raw)) {
+    return absl::DataLossError(absl::StrCat("read model: cannot parse ", cf, " record"));
+  }
+  return std::optional<M>(std::move(m));
+}
+
+}  // namespace
+
+v1::Sequence SequenceView(const domain::SequenceState& s) {
+  v1::Sequence v;
+  v.set_name(SequenceResourceName(s.company_id, s.sequence_id));
+  v.set_display_name(s.name);
+  v.set_owner_id(s.owner_id);
+  v.set_entity_kind(s.entity_kind);
+  for (const v1::Step& step : s.steps) *v.add_steps() = step;
+  *v.mutable_settings() = s.settings;
+  v.set_template_id(s.template_id);
+  v.set_automated_sending(s.automated_sending);
+  for (const std::string& u : s.consented_users) v.add_consented_user_ids(u);
+  v.set_paused(s.paused);
+  v.set_deleted(s.deleted);
+  v.set_version(s.version);
+  *v.mutable_create_time() = domain::ToProto(s.created_at);
+  *v.mutable_update_time() = domain::ToProto(s.updated_at);
+  return v;
+}
+
+// Per-batch caches: each key is loaded once, evolved in memory, written once.
+struct ReadModel::Batch {
+  struct Seq {
+    domain::SequenceState state;
+    bool dirty = false;
+  };
+  struct Enr {
+    EnrollmentRecord record;
+    std::string sequence_id;
+    std::optional<v1::Enrollment> old_view;
+    bool dirty = false;
+  };
+  std::map<std::string, Seq> sequences;
+  std::map<std::string, Enr> enrollments;
+  std::map<std::string, RequestRecord> requests;
+  std::map<std::pair<std::string, int32_t>, int64_t> offsets;
+  store::WriteBatch writes;
+};
+
+ReadModel::ReadModel(ReadModelOptions options, std::unique_ptr<store::Store> store)
+    : options_(std::move(options)), store_(std::move(store)) {}
+
+ReadModel::~ReadModel() { Stop(); }
+
+absl::StatusOr<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOptions& options) {
+  store::StoreOptions so;
+  so.path = options.data_dir;
+  so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments,
+                        kPending,   kIndex,     kRequests,  kMeta};
+  absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::Open(so);
+  if (!store.ok()) return store.status();
+  std::unique_ptr<ReadModel> rm(new ReadModel(options, std::move(*store)));
+  if (absl::Status s = rm->LoadOffsets(); !s.ok()) return s;
+  return rm;
+}
+
+absl::Status ReadModel::LoadOffsets() {
+  absl::MutexLock lock(&mu_);
+  return store_->ScanPrefix(kMeta, absl::StrCat("off", kSep),
+                            [this](absl::string_view key, absl::string_view value) {
+                              std::vector<std::string> parts = absl::StrSplit(key, kSep[0]);
+                              int32_t partition = 0;
+                              int64_t offset = 0;
+                              if (parts.size() == 3 && absl::SimpleAtoi(parts[2], &partition) &&
+                                  absl::SimpleAtoi(value, &offset)) {
+                                applied_[{parts[1], partition}] = offset;
+                              }
+                              return true;
+                            });
+}
+
+absl::Status ReadModel::Start() {
+  kafka::ConsumerConfig cc;
+  cc.client = options_.kafka;
+  cc.client.client_id = absl::StrCat(options_.kafka.client_id, "-read-model");
+  cc.read_committed = true;
+  cc.partition_eof = true;
+  absl::StatusOr<std::unique_ptr<kafka::Consumer>> consumer = kafka::Consumer::Create(cc);
+  if (!consumer.ok()) return consumer.status();
+  consumer_ = std::move(*consumer);
+
+  std::vector<kafka::TopicPartitionOffset> assignment;
+  const std::vector<std::string> topics = {options_.topics.sequence_events,
+                                           options_.topics.enrollment_events,
+                                           options_.topics.executor_events};
+  for (const std::string& topic : topics) {
+    absl::StatusOr<int> n = consumer_->PartitionCount(topic, options_.kafka.connect_timeout);
+    if (!n.ok()) return n.status();
+    for (int32_t p = 0; p < *n; ++p) {
+      absl::StatusOr<kafka::WatermarkOffsets> w =
+          consumer_->QueryWatermarks({topic, p}, options_.kafka.connect_timeout);
+      if (!w.ok()) return w.status();
+      absl::MutexLock lock(&mu_);
+      partitions_[topic] = *n;
+      start_end_[{topic, p}] = w->high;
+      auto it = applied_.find({topic, p});
+      // Offsets below the low watermark were deleted by retention: start at the oldest kept.
+      int64_t from = it == applied_.end() ? kafka::kOffsetBeginning : it->second;
+      if (it == applied_.end()) applied_[{topic, p}] = 0;
+      assignment.push_back({topic, p, from});
+    }
+  }
+  if (absl::Status s = consumer_->Assign(assignment); !s.ok()) return s;
+  Log(LogLevel::kInfo, "api.read_model", "folding",
+      {{"partitions", assignment.size()}, {"dir", options_.data_dir}});
+  thread_ = std::thread([this] { Run(); });
+  return absl::OkStatus();
+}
+
+void ReadModel::Stop() {
+  {
+    absl::MutexLock lock(&mu_);
+    stop_ = true;
+  }
+  if (thread_.joinable()) thread_.join();
+  if (consumer_ != nullptr) {
+    consumer_->Close();
+    consumer_.reset();
+  }
+}
+
+void ReadModel::Run() {
+  int consecutive_errors = 0;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (stop_) return;
+    }
+    absl::StatusOr<std::vector<kafka::Message>> batch =
+        consumer_->PollBatch(1000, absl::Milliseconds(100));
+    if (!batch.ok()) {
+      if (++consecutive_errors % 50 == 1) {
+        Log(LogLevel::kWarning, "api.read_model", "poll failed",
+            {{"error", batch.status().ToString()}});
+      }
+      continue;
+    }
+    consecutive_errors = 0;
+    if (batch->empty()) continue;
+    if (absl::Status s = Apply(*batch); !s.ok()) {
+      // The store failed: nothing of the batch was applied. Go back to the stored offsets so the
+      // batch comes again (and do not busy-loop on a broken disk).
+      Log(LogLevel::kError, "api.read_model", "apply failed", {{"error", s.ToString()}});
+      std::vector<kafka::TopicPartitionOffset> rewind;
+      {
+        absl::MutexLock lock(&mu_);
+        for (const auto& [tp, off] : applied_) rewind.push_back({tp.first, tp.second, off});
+        mu_.AwaitWithTimeout(absl::Condition(&stop_), absl::Seconds(1));
+      }
+      if (absl::Status a = consumer_->Assign(rewind); !a.ok()) {
+        Log(LogLevel::kError, "api.read_model", "rewind failed", {{"error", a.ToString()}});
+      }
+    }
+  }
+}
+
+absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
+  Batch b;
+  std::map<std::pair<std::string, int32_t>, int64_t> applied;
+  {
+    absl::MutexLock lock(&mu_);
+    applied = applied_;
+  }
+  int64_t folded = 0;
+
+  auto load_sequence = [&](const std::string& id) -> absl::StatusOr<Batch::Seq*> {
+    auto it = b.sequences.find(id);
+    if (it != b.sequences.end()) return &it->second;
+    absl::StatusOr<domain::SequenceState> s = LoadSequenceState(id);
+    if (!s.ok()) return s.status();
+    return &b.sequences.emplace(id, Batch::Seq{std::move(*s), false}).first->second;
+  };
+  auto load_enrollment = [&](const std::string& item_key,
+                             const std::string& sequence_id) -> absl::StatusOr<Batch::Enr*> {
+    const std::string key = domain::EnrollmentKey(item_key, sequence_id);
+    auto it = b.enrollments.find(key);
+    if (it != b.enrollments.end()) return &it->second;
+    absl::StatusOr<std::optional<EnrollmentRecord>> r = LoadEnrollment(item_key, sequence_id);
+    if (!r.ok()) return r.status();
+    Batch::Enr e;
+    e.sequence_id = sequence_id;
+    if (r->has_value()) {
+      e.record = std::move(**r);
+      e.old_view = e.record.view;
+    } else {
+      e.record.view.set_name(EnrollmentResourceName(item_key, sequence_id));
+      e.record.view.set_item_key(item_key);
+    }
+    return &b.enrollments.emplace(key, std::move(e)).first->second;
+  };
+
+  for (const kafka::Message& m : messages) {
+    const auto tp = std::make_pair(m.topic, m.partition);
+    int64_t& next = applied[tp];
+    if (m.eof) {
+      if (m.offset > next) b.offsets[tp] = next = m.offset;
+      continue;
+    }
+    if (m.offset < next) continue;  // delivered again: already applied
+    b.offsets[tp] = next = m.offset + 1;
+    ++folded;
+    v1::Envelope e;
+    if (!e.ParseFromString(m.value)) {
+      Log(LogLevel::kWarning, "api.read_model", "undecodable record skipped",
+          {{"topic", m.topic}, {"partition", m.partition}, {"offset", m.offset}});
+      continue;
+    }
+    if (IsSequenceEvent(e)) {
+      std::string id;
+      int64_t version = 0;
+      if (!domain::GetSequenceEventKey(e, &id, &version) || id.empty()) continue;
+      absl::StatusOr<Batch::Seq*> seq = load_sequence(id);
+      if (!seq.ok()) return seq.status();
+      if (version <= (*seq)->state.version) continue;  // stale duplicate (domain ignores it too)
+      (*seq)->state = domain::EvolveSequence(std::move((*seq)->state), e);
+      (*seq)->dirty = true;
+      b.writes.Put(kSeqEvents, SeqEventKey(id, version), m.value);
+      if (!e.correlation_id().empty()) {
+        RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
+        r.resource = SequenceResourceName(e.company_id(), id);
+        r.consistency_token =
+            EncodeConsistencyToken(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+      }
+      continue;
+    }
+    if (IsEnrollmentInput(e)) {
+      if (e.has_enroll_requested()) {
+        const v1::EnrollRequested& req = e.enroll_requested();
+        if (req.item_key().empty() || req.sequence_id().empty()) continue;
+        absl::StatusOr<Batch::Enr*> enr = load_enrollment(req.item_key(), req.sequence_id());
+        if (!enr.ok()) return enr.status();
+        EnrollmentRecord& rec = (*enr)->record;
+        if (rec.state.request_ids.count(req.request_id()) == 0) {
+          rec.pending_request_ids.insert(req.request_id());
+          rec.view.set_pending(true);
+          if (!IsActive(rec.view.status())) {
+            rec.view.set_owner_id(req.owner_id());
+            *rec.view.mutable_request_time() = e.occurred_at();
+          }
+          (*enr)->dirty = true;
+        }
+      }
+      const std::string resource = InputResource(e);
+      if (!e.correlation_id().empty() && !resource.empty()) {
+        const std::string key = absl::StrCat(e.company_id(), kSep, e.correlation_id());
+        auto it = b.requests.find(key);
+        if (it == b.requests.end()) {
+          absl::StatusOr<std::optional<RequestRecord>> old =
+              LookupRequest(e.company_id(), e.correlation_id());
+          if (!old.ok()) return old.status();
+          it = b.requests.emplace(key, old->value_or(RequestRecord{})).first;
+        }
+        std::vector<LogPosition> positions;
+        if (it->second.resource == resource) {
+          absl::StatusOr<std::vector<LogPosition>> p =
+              DecodeConsistencyToken(it->second.consistency_token);
+          if (p.ok()) positions = std::move(*p);
+        }
+        positions.push_back({m.topic, m.partition, m.offset});
+        it->second.resource = resource;
+        it->second.consistency_token = EncodeConsistencyToken(positions);
+      }
+      continue;
+    }
+    std::string item_key, sequence_id;
+    if (ExecutorEventKey(e, &item_key, &sequence_id)) {
+      if (item_key.empty() || sequence_id.empty()) continue;
+      absl::StatusOr<Batch::Enr*> enr = load_enrollment(item_key, sequence_id);
+      if (!enr.ok()) return enr.status();
+      EnrollmentRecord& rec = (*enr)->record;
+      rec.state = domain::EvolveEnrollment(std::move(rec.state), e);
+      if (e.has_enrollment_rejected()) {
+        // The domain's state may not record rejected request ids; the read model does.
+        rec.pending_request_ids.erase(e.enrollment_rejected().request_id());
+        rec.view.set_rejection_reason(e.enrollment_rejected().reason());
+        rec.view.set_rejection_detail(e.enrollment_rejected().detail());
+      }
+      if (e.has_enrollment_started()) {
+        rec.view.set_rejection_reason(v1::REJECTION_REASON_UNSPECIFIED);
+        rec.view.clear_rejection_detail();
+      }
+      for (auto it = rec.pending_request_ids.begin(); it != rec.pending_request_ids.end();) {
+        it = rec.state.request_ids.count(*it) ? rec.pending_request_ids.erase(it) : std::next(it);
+      }
+      b.writes.Put(kEnrEvents, EnrEventKey(domain::EnrollmentKey(item_key, sequence_id), m.offset),
+                   m.value);
+      (*enr)->dirty = true;
+    }
+  }
+
+  // Views and indexes of every key the batch changed.
+  for (auto& [id, seq] : b.sequences) {
+    if (!seq.dirty || !seq.state.exists) continue;
+    b.writes.Put(kSequences, id, SequenceView(seq.state).SerializeAsString());
+    b.writes.Put(kIndex, absl::StrCat("sq", kSep, seq.state.company_id, kSep, id), "");
+  }
+  for (auto& [key, enr] : b.enrollments) {
+    if (!enr.dirty) continue;
+    EnrollmentRecord& rec = enr.record;
+    const domain::EnrollmentState& st = rec.state;
+    v1::Enrollment& v = rec.view;
+    v.set_pending(!rec.pending_request_ids.empty());
+    if (!st.enrollment_id.empty()) {
+      v.set_enrollment_id(st.enrollment_id);
+      v.set_status(st.status);
+      if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
+      v.set_pending_step_id(st.pending_step_id);
+      std::optional<absl::Time> due = domain::NextDueAt(st);
+      if (due.has_value()) {
+        *v.mutable_next_due_time() = domain::ToProto(*due);
+      } else {
+        v.clear_next_due_time();
+      }
+      v.clear_executed_step_ids();
+      for (const std::string& s : st.executed_step_ids) v.add_executed_step_ids(s);
+      v.set_failure_reason(st.failure_reason);
+      v.set_failed_step_id(st.failed_step_id);
+      v.set_missing_merge_field(st.missing_merge_field);
+      v.set_exit_reason(st.exit_reason);
+      v.set_removal_reason(st.removal_reason);
+      v.set_waiting_task_id(st.waiting_task_id);
+      v.set_time_zone(st.time_zone);
+      *v.mutable_start_time() = domain::ToProto(st.started_at);
+      if (IsActive(st.status)) {
+        v.clear_end_time();
+      } else {
+        *v.mutable_end_time() = domain::ToProto(st.ended_at);
+      }
+    }
+    const std::string& sequence_id = enr.sequence_id;
+    if (enr.old_view.has_value()) {
+      for (const std::string& k : EnrollmentIndexKeys(*enr.old_view, sequence_id)) {
+        b.writes.Delete(kIndex, k);
+      }
+    }
+    for (const std::string& k : EnrollmentIndexKeys(v, sequence_id)) b.writes.Put(kIndex, k, "");
+    b.writes.Put(kEnrollments, key, v.SerializeAsString());
+    std::string pending;
+    for (const std::string& id : rec.pending_request_ids) absl::StrAppend(&pending, id, "\n");
+    if (pending.empty()) {
+      b.writes.Delete(kPending, key);
+    } else {
+      b.writes.Put(kPending, key, pending);
+    }
+  }
+  for (const auto& [key, r] : b.requests) {
+    b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.consistency_token));
+  }
+  for (const auto& [tp, off] : b.offsets) {
+    b.writes.Put(kMeta, OffsetKey(tp.first, tp.second), absl::StrCat(off));
+  }
+  if (b.writes.Count() == 0) return absl::OkStatus();
+  if (absl::Status s = store_->Write(b.writes); !s.ok()) return s;
+  absl::MutexLock lock(&mu_);
+  for (const auto& [tp, off] : b.offsets) applied_[tp] = std::max(applied_[tp], off);
+  folded_ += folded;
+  return absl::OkStatus();
+}
+
+bool ReadModel::AppliedLocked(const LogPosition& p) {
+  auto it = applied_.find({p.topic, p.partition});
+  return it != applied_.end() && it->second > p.offset;
+}
+
+bool ReadModel::WaitFor(absl::Span<const LogPosition> positions, absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    for (const LogPosition& p : positions) {
+      if (!AppliedLocked(p)) return false;
+    }
+    return true;
+  };
+  // absl::Mutex re-evaluates the condition whenever Apply releases the lock.
+  return mu_.AwaitWithDeadline(absl::Condition(&done), deadline);
+}
+
+bool ReadModel::WaitCaughtUp(absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto done = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (stop_) return true;
+    for (const auto& [tp, end] : start_end_) {
+      auto it = applied_.find(tp);
+      if (end > 0 && (it == applied_.end() || it->second < end)) return false;
+    }
+    return true;
+  };
+  return mu_.AwaitWithDeadline(absl::Condition(&done), deadline) && !stop_;
+}
+
+std::vector<LogPosition> ReadModel::AppliedPositions() {
+  absl::MutexLock lock(&mu_);
+  std::vector<LogPosition> out;
+  for (const auto& [tp, off] : applied_) out.push_back({tp.first, tp.second, off});
+  return out;
+}
+
+int64_t ReadModel::folded_records() {
+  absl::MutexLock lock(&mu_);
+  return folded_;
+}
+
+int ReadModel::PartitionCount(const std::string& topic) {
+  absl::MutexLock lock(&mu_);
+  auto it = partitions_.find(topic);
+  return it == partitions_.end() ? 0 : it->second;
+}
+
+absl::StatusOr<domain::SequenceState> ReadModel::LoadSequenceState(const std::string& sequence_id) {
+  domain::SequenceState state;
+  absl::Status parse_error;
+  absl::Status s = store_->ScanPrefix(
+      kSeqEvents, absl::StrCat(sequence_id, kSep), [&](absl::string_view, absl::string_view value) {
+        v1::Envelope e;
+        if (!e.ParseFromString(std::string(value))) {
+          parse_error = absl::DataLossError("read model: cannot parse a sequence event");
+          return false;
+        }
+        state = domain::EvolveSequence(std::move(state), e);
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!parse_error.ok()) return parse_error;
+  return state;
+}
+
+absl::StatusOr<std::optional<v1::Sequence>> ReadModel::GetSequence(const std::string& sequence_id) {
+  return GetProto<v1::Sequence>(*store_, kSequences, sequence_id);
+}
+
+absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::string& company_id,
+                                                                   const std::string& after,
+                                                                   int limit, bool show_deleted) {
+  std::vector<v1::Sequence> out;
+  const std::string prefix = absl::StrCat("sq", kSep, company_id, kSep);
+  absl::Status inner;
+  const std::string begin = after.empty() ? prefix : absl::StrCat(prefix, after, kSep);
+  absl::Status s =
+      store_->Scan(kIndex, begin, absl::StrCat("sq", kSep, company_id, std::string(1, '\1')),
+                   [&](absl::string_view key, absl::string_view) {
+                     const std::string id(key.substr(prefix.size()));
+                     absl::StatusOr<std::optional<v1::Sequence>> seq = GetSequence(id);
+                     if (!seq.ok()) {
+                       inner = seq.status();
+                       return false;
+                     }
+                     if (seq->has_value() && (show_deleted || !(*seq)->deleted()))
+                       out.push_back(**seq);
+                     return static_cast<int>(out.size()) < limit;
+                   });
+  if (!s.ok()) return s;
+  if (!inner.ok()) return inner;
+  return out;
+}
+
+absl::StatusOr<std::optional<EnrollmentRecord>> ReadModel::LoadEnrollment(
+    const std::string& item_key, const std::string& sequence_id) {
+  const std::string key = domain::EnrollmentKey(item_key, sequence_id);
+  absl::StatusOr<std::optional<v1::Enrollment>> view =
+      GetProto<v1::Enrollment>(*store_, kEnrollments, key);
+  if (!view.ok()) return view.status();
+  if (!view->has_value()) return std::optional<EnrollmentRecord>();
+  EnrollmentRecord rec;
+  rec.view = std::move(**view);
+  absl::Status parse_error;
+  absl::Status s = store_->ScanPrefix(
+      kEnrEvents, absl::StrCat(key, kSep), [&](absl::string_view, absl::string_view value) {
+        v1::Envelope e;
+        if (!e.ParseFromString(std::string(value))) {
+          parse_error = absl::DataLossError("read model: cannot parse an executor event");
+          return false;
+        }
+        rec.state = domain::EvolveEnrollment(std::move(rec.state), e);
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!parse_error.ok()) return parse_error;
+  absl::StatusOr<std::optional<std::string>> pending = store_->Get(kPending, key);
+  if (!pending.ok()) return pending.status();
+  if (pending->has_value()) {
+    for (absl::string_view id : absl::StrSplit(**pending, '\n', absl::SkipEmpty())) {
+      rec.pending_request_ids.insert(std::string(id));
+    }
+  }
+  return std::optional<EnrollmentRecord>(std::move(rec));
+}
+
+absl::StatusOr<std::vector<v1::Enrollment>> ReadModel::ListEnrollments(const EnrollmentFilter& f,
+                                                                       const std::string& after,
+                                                                       int limit,
+                                                                       std::string* last_key) {
+  std::vector<v1::Enrollment> out;
+  std::string prefix;
+  if (!f.owner_id.empty()) {
+    prefix = absl::StrCat("eo", kSep, f.company_id, kSep, f.owner_id, kSep);
+    if (!f.sequence_id.empty()) absl::StrAppend(&prefix, f.sequence_id, kSep);
+  } else if (f.pending_only) {
+    prefix = absl::StrCat("es", kSep, f.sequence_id, kSep, "0", kSep);
+  } else if (f.status != v1::ENROLLMENT_STATUS_UNSPECIFIED) {
+    prefix = absl::StrCat("es", kSep, f.sequence_id, kSep, StatusByte(f.status), kSep);
+  } else {
+    prefix = absl::StrCat("es", kSep, f.sequence_id, kSep);
+  }
+  std::string end = prefix;
+  end.back() = '\1';  // every key with `prefix` sorts before prefix-with-last-byte+1
+  const std::string begin = after.empty() ? prefix : after + std::string(1, '\0');
+  absl::Status inner;
+  last_key->clear();
+  absl::Status s = store_->Scan(kIndex, begin, end, [&](absl::string_view key, absl::string_view) {
+    std::vector<absl::string_view> parts = absl::StrSplit(key, kSep[0]);
+    if (parts.size() < 4) return true;
+    const std::string item_key(parts.back());
+    const std::string seq_id(parts[0] == "es" ? parts[1] : parts[3]);
+    *last_key = std::string(key);
+    absl::StatusOr<std::optional<v1::Enrollment>> view =
+        GetProto<v1::Enrollment>(*store_, kEnrollments, domain::EnrollmentKey(item_key, seq_id));
+    if (!view.ok()) {
+      inner = view.status();
+      return false;
+    }
+    if (!view->has_value()) return true;
+    const v1::Enrollment& v = **view;
+    const int ls = ListStatus(v);
+    if (f.pending_only && ls != 0) return true;
+    if (f.status != v1::ENROLLMENT_STATUS_UNSPECIFIED && ls != static_cast<int>(f.status)) {
+      return true;
+    }
+    out.push_back(v);
+    return static_cast<int>(out.size()) < limit;
+  });
+  if (!s.ok()) return s;
+  if (!inner.ok()) return inner;
+  return out;
+}
+
+absl::StatusOr<v1::EnrollmentOverview> ReadModel::Overview(const std::string& sequence_id) {
+  v1::EnrollmentOverview o;
+  const std::string prefix = absl::StrCat("es", kSep, sequence_id, kSep);
+  absl::Status s =
+      store_->ScanPrefix(kIndex, prefix, [&](absl::string_view key, absl::string_view) {
+        switch (key[prefix.size()] - '0') {
+          case 0:
+            o.set_pending(o.pending() + 1);
+            break;
+          case v1::ENROLLMENT_STATUS_IN_PROGRESS:
+            o.set_in_progress(o.in_progress() + 1);
+            break;
+          case v1::ENROLLMENT_STATUS_PAUSED:
+            o.set_paused(o.paused() + 1);
+            break;
+          case v1::ENROLLMENT_STATUS_COMPLETED:
+            o.set_completed(o.completed() + 1);
+            break;
+          case v1::ENROLLMENT_STATUS_FAILED:
+            o.set_failed(o.failed() + 1);
+            break;
+          case v1::ENROLLMENT_STATUS_REMOVED:
+            o.set_removed(o.removed() + 1);
+            break;
+          default:
+            break;
+        }
+        o.set_total(o.total() + 1);
+        return true;
+      });
+  if (!s.ok()) return s;
+  return o;
+}
+
+absl::StatusOr<std::vector<domain::EnrollmentState>> ReadModel::ActiveEnrollments(
+    const std::string& sequence_id, int limit, bool* more) {
+  std::vector<domain::EnrollmentState> out;
+  *more = false;
+  for (int status : {v1::ENROLLMENT_STATUS_IN_PROGRESS, v1::ENROLLMENT_STATUS_PAUSED}) {
+    const std::string prefix =
+        absl::StrCat("es", kSep, sequence_id, kSep, StatusByte(status), kSep);
+    std::vector<std::string> items;
+    absl::Status s =
+        store_->ScanPrefix(kIndex, prefix, [&](absl::string_view key, absl::string_view) {
+          if (static_cast<int>(out.size() + items.size()) >= limit) {
+            *more = true;
+            return false;
+          }
+          items.emplace_back(key.substr(prefix.size()));
+          return true;
+        });
+    if (!s.ok()) return s;
+    for (const std::string& item : items) {
+      absl::StatusOr<std::optional<EnrollmentRecord>> r = LoadEnrollment(item, sequence_id);
+      if (!r.ok()) return r.status();
+      if (r->has_value()) out.push_back(std::move((*r)->state));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<std::optional<RequestRecord>> ReadModel::LookupRequest(
+    const std::string& company_id, const std::string& request_id) {
+  absl::StatusOr<std::optional<std::string>> raw =
+      store_->Get(kRequests, absl::StrCat(company_id, kSep, request_id));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return std::optional<RequestRecord>();
+  std::pair<std::string, std::string> parts = absl::StrSplit(**raw, absl::MaxSplits('\n', 1));
+  return std::optional<RequestRecord>(RequestRecord{parts.first, parts.second});
+}
+
+}  // namespace sequences::api

@@ -1,0 +1,161 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_READ_MODEL_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_READ_MODEL_H_
+
+// The API's read model: a RocksDB projection of sequence-events, enrollment-events and
+// executor-events, folded with the domain's Evolve functions.
+//
+// What it stores (column families of libs/store):
+//   seq_events   "<sequence_id>\0<be64 version>"      -> Envelope   (folded into SequenceState)
+//   sequences    "<sequence_id>"                      -> v1::Sequence (the API view)
+//   enr_events   "<enrollment_key>\0<be64 offset>"    -> Envelope   (executor events of the key)
+//   enrollments  "<enrollment_key>"                   -> v1::Enrollment (the API view)
+//   pending      "<enrollment_key>"                   -> enroll request ids not yet decided
+//   index        "sq\0<company>\0<sequence_id>"                      list sequences
+//                "es\0<sequence_id>\0<status>\0<item_key>"           list/count by sequence+status
+//                "eo\0<company>\0<owner>\0<sequence_id>\0<item_key>" list by owner
+//   requests     "<company>\0<request_id>"            -> "<resource>\n<consistency token>"
+//   meta         "off\0<topic>\0<partition>"          -> next offset to apply
+// Each batch of records is applied in ONE WriteBatch together with the offsets it reaches, so a
+// batch delivered again after a crash is recognised (offset below the stored one) and skipped.
+// An empty directory rebuilds everything from the beginning of the topics.
+//
+// Enrollment state is the fold of executor events (domain rule). On top, the read model keeps the
+// enroll requests that are durable but not decided by the executor yet ("pending"), so the API
+// can list them and refuse a second enroll of the same item meanwhile.
+//
+// Threading: one folding thread (Start/Stop) calls Apply; every query may run concurrently with
+// it from any thread. Lifetime: Stop (or the destructor) joins the thread.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/sequence.h"
+#include "libs/kafka/consumer.h"
+#include "libs/kafka/types.h"
+#include "libs/service/topics.h"
+#include "libs/store/store.h"
+#include "sequences/v1/enrollment_service.pb.h"
+#include "sequences/v1/sequence_service.pb.h"
+#include "services/sequence-api/names.h"
+
+namespace sequences::api {
+
+struct ReadModelOptions {
+  std::string data_dir;
+  kafka::ClientConfig kafka;
+  service::Topics topics;
+};
+
+// Everything the read model knows about one item in one sequence.
+struct EnrollmentRecord {
+  domain::EnrollmentState state;
+  // Enroll request ids on enrollment-events that the executor has not decided yet.
+  std::set<std::string> pending_request_ids;
+  v1::Enrollment view;
+};
+
+// A mutating request already applied: what it named and where it was written.
+struct RequestRecord {
+  std::string resource;
+  std::string consistency_token;
+};
+
+struct EnrollmentFilter {
+  std::string company_id;
+  // Empty: every sequence of the company (then owner_id is required).
+  std::string sequence_id;
+  v1::EnrollmentStatus status = v1::ENROLLMENT_STATUS_UNSPECIFIED;
+  std::string owner_id;
+  bool pending_only = false;
+};
+
+class ReadModel {
+ public:
+  // Opens (creating) the store. Does not touch Kafka.
+  static absl::StatusOr<std::unique_ptr<ReadModel>> Open(const ReadModelOptions& options);
+  ~ReadModel();
+
+  // Assigns every partition of the three topics at the stored offsets (the beginning for an empty
+  // store), notes their current end, and starts the folding thread. Unavailable if the broker
+  // does not answer.
+  [[nodiscard]] absl::Status Start();
+  // Stops and joins the folding thread. Idempotent.
+  void Stop();
+
+  // Folds consumed records (the folding thread calls this; unit tests call it directly). Records
+  // below the stored offset of their partition are skipped; eof markers advance the offset.
+  [[nodiscard]] absl::Status Apply(absl::Span<const kafka::Message> messages);
+
+  // Waits until every position has been applied (true), or until `deadline` (false).
+  bool WaitFor(absl::Span<const LogPosition> positions, absl::Time deadline);
+  // Waits until the partitions reached the end they had when Start ran (true) or `deadline`.
+  bool WaitCaughtUp(absl::Time deadline);
+  // The next offset to apply per topic/partition (metrics). offset field = next offset.
+  std::vector<LogPosition> AppliedPositions();
+  int64_t folded_records();
+  // Partition count of `topic` as found by Start (0 if unknown).
+  int PartitionCount(const std::string& topic);
+
+  // ---- queries (consistent snapshots per key) ----
+  // The folded state; exists == false if the sequence is unknown.
+  absl::StatusOr<domain::SequenceState> LoadSequenceState(const std::string& sequence_id);
+  absl::StatusOr<std::optional<v1::Sequence>> GetSequence(const std::string& sequence_id);
+  // Sequences of `company_id` with id > after (ordered by id), at most `limit`.
+  absl::StatusOr<std::vector<v1::Sequence>> ListSequences(const std::string& company_id,
+                                                          const std::string& after, int limit,
+                                                          bool show_deleted);
+  // nullopt if the read model never saw the key.
+  absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(const std::string& item_key,
+                                                                 const std::string& sequence_id);
+  // Listed enrollments (pending ones or started ones; rejected-only keys are not listed), in
+  // index order, starting after the index key `after`; *last_key receives the last key visited.
+  absl::StatusOr<std::vector<v1::Enrollment>> ListEnrollments(const EnrollmentFilter& filter,
+                                                              const std::string& after, int limit,
+                                                              std::string* last_key);
+  // Counts per listing status of one sequence.
+  absl::StatusOr<v1::EnrollmentOverview> Overview(const std::string& sequence_id);
+  // Active (in progress or paused) enrollment states of a sequence, at most `limit`; *more is
+  // set when there are others.
+  absl::StatusOr<std::vector<domain::EnrollmentState>> ActiveEnrollments(
+      const std::string& sequence_id, int limit, bool* more);
+  absl::StatusOr<std::optional<RequestRecord>> LookupRequest(const std::string& company_id,
+                                                             const std::string& request_id);
+
+ private:
+  struct Batch;
+  ReadModel(ReadModelOptions options, std::unique_ptr<store::Store> store);
+  void Run();
+  absl::Status LoadOffsets();
+  bool AppliedLocked(const LogPosition& p) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const ReadModelOptions options_;
+  std::unique_ptr<store::Store> store_;
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::thread thread_;
+
+  absl::Mutex mu_;
+  bool stop_ ABSL_GUARDED_BY(mu_) = false;
+  // (topic, partition) -> next offset to apply.
+  std::map<std::pair<std::string, int32_t>, int64_t> applied_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int32_t>, int64_t> start_end_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int> partitions_ ABSL_GUARDED_BY(mu_);
+  int64_t folded_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// The API view of a folded sequence.
+v1::Sequence SequenceView(const domain::SequenceState& state);
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_READ_MODEL_H_
