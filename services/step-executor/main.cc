@@ -1,51 +1,181 @@
 // step-executor: consumes enrollment and sequence events, fires due steps exactly once. main() only
-// wires: flags, the real clock, the broker check; behaviour lives in the library next to this file.
+// wires: flags, the real clock, the broker check, the health server; behaviour lives in the
+// library next to this file.
+//
+//   step-executor [flags]                      run the executor
+//   step-executor replay --from=beginning|<RFC3339> --data_dir=DIR [--dry_run]
+//                                              rebuild DIR from the log, print the digest (JSON)
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <unistd.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "libs/kafka/admin.h"
+#include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
+#include "services/step-executor/executor.h"
+#include "services/step-executor/replay.h"
 
 ABSL_FLAG(std::string, bootstrap_servers, "127.0.0.1:9092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, topic_prefix, "sequences.", "prefix of every topic name");
 ABSL_FLAG(int, partitions, 6, "partitions of each topic when this service creates them");
 ABSL_FLAG(std::string, group_id, "sequences.step-executor", "consumer group of the executors");
+ABSL_FLAG(std::string, instance_id, "",
+          "stable id of this instance (transactional id = <group_id>.<instance_id>); "
+          "default: the host name");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-executor", "RocksDB state directory");
+ABSL_FLAG(int, health_port, 0, "gRPC health service port on 0.0.0.0 (0: no server)");
+ABSL_FLAG(int, max_batch, 500, "most inputs and most due steps decided per transaction");
+ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(50),
+          "longest wait before a batch is flushed / a due step is looked at");
+ABSL_FLAG(absl::Duration, defer_timeout, absl::Seconds(30),
+          "an enroll request waiting for its sequence version is decided anyway after this");
+ABSL_FLAG(absl::Duration, transaction_timeout, absl::Seconds(10),
+          "broker-side timeout of an open transaction (bounds how long a dead instance's open "
+          "transaction blocks its partitions for the next owner)");
+ABSL_FLAG(absl::Duration, metrics_interval, absl::Seconds(5), "period of the metrics log line");
+ABSL_FLAG(std::string, processing_guarantee, "exactly_once",
+          "exactly_once (the only mode implemented)");
+// replay
+ABSL_FLAG(std::string, from, "beginning", "replay: 'beginning' or an RFC3339 timestamp");
+ABSL_FLAG(bool, dry_run, false,
+          "replay: also decide again from the inputs at the recorded times and report differences");
 
 namespace sequences {
 namespace {
 
-int Main() {
+constexpr char kLog[] = "executor";
+
+std::string HostName() {
+  char buf[256] = {0};
+  if (gethostname(buf, sizeof(buf) - 1) != 0) return "executor";
+  return buf;
+}
+
+int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
+  executor::ReplayOptions options;
+  options.client = client;
+  options.topics = topics;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.dry_run = absl::GetFlag(FLAGS_dry_run);
+  const std::string from = absl::GetFlag(FLAGS_from);
+  if (from != "beginning") {
+    absl::Time t;
+    std::string err;
+    if (!absl::ParseTime(absl::RFC3339_full, from, &t, &err)) {
+      std::fprintf(stderr, "--from: %s: %s\n", from.c_str(), err.c_str());
+      return 2;
+    }
+    options.from = t;
+  }
+  auto result = executor::Replay(options);
+  if (!result.ok()) {
+    Log(LogLevel::kError, kLog, "replay failed", {{"error", result.status().ToString()}});
+    return 1;
+  }
+  std::printf("%s\n", result->ToJson().c_str());
+  std::fflush(stdout);
+  return options.dry_run && result->decisions_differing > 0 ? 3 : 0;
+}
+
+int Main(const std::vector<char*>& args) {
   absl::Notification& shutdown = service::InstallShutdownSignals();
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "step-executor"};
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
-  Log(LogLevel::kInfo, "executor", "starting",
+  const bool replay = args.size() > 1 && std::string(args[1]) == "replay";
+  if (absl::GetFlag(FLAGS_processing_guarantee) != "exactly_once") {
+    std::fprintf(stderr, "--processing_guarantee: only exactly_once is implemented\n");
+    return 2;
+  }
+  std::string instance = absl::GetFlag(FLAGS_instance_id);
+  if (instance.empty()) instance = HostName();
+  Log(LogLevel::kInfo, kLog, "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
        {"group", absl::GetFlag(FLAGS_group_id)},
+       {"instance", instance},
+       {"mode", replay ? "replay" : "run"},
        {"data_dir", absl::GetFlag(FLAGS_data_dir)}});
   if (absl::Status s = service::CheckBroker(kafka_client); !s.ok()) {
-    Log(LogLevel::kError, "executor", "broker check failed", {{"error", s.ToString()}});
+    Log(LogLevel::kError, kLog, "broker check failed", {{"error", s.ToString()}});
     return 1;
   }
   auto admin = kafka::Admin::Create(kafka_client);
   if (!admin.ok()) {
-    Log(LogLevel::kError, "executor", "kafka admin", {{"error", admin.status().ToString()}});
+    Log(LogLevel::kError, kLog, "kafka admin", {{"error", admin.status().ToString()}});
     return 1;
   }
   if (absl::Status s = service::EnsureTopics(**admin, topics, absl::GetFlag(FLAGS_partitions),
                                              absl::Seconds(30));
       !s.ok()) {
-    Log(LogLevel::kError, "executor", "topics", {{"error", s.ToString()}});
+    Log(LogLevel::kError, kLog, "topics", {{"error", s.ToString()}});
     return 1;
   }
-  Log(LogLevel::kInfo, "executor", "ready");
-  shutdown.WaitForNotification();
-  Log(LogLevel::kInfo, "executor", "stopped");
+  if (replay) return Replay(kafka_client, topics);
+
+  RealClock clock;
+  executor::ExecutorOptions options;
+  options.client = kafka_client;
+  options.topics = topics;
+  options.group_id = absl::GetFlag(FLAGS_group_id);
+  options.instance_id = instance;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.max_inputs_per_batch = absl::GetFlag(FLAGS_max_batch);
+  options.max_fires_per_batch = absl::GetFlag(FLAGS_max_batch);
+  options.flush_interval = absl::GetFlag(FLAGS_flush_interval);
+  options.defer_timeout = absl::GetFlag(FLAGS_defer_timeout);
+  options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);
+  options.metrics_interval = absl::GetFlag(FLAGS_metrics_interval);
+  executor::Executor exec(options, clock);
+
+  // Health: the standard grpc.health.v1 service, SERVING only when the executor is caught up.
+  std::unique_ptr<grpc::Server> server;
+  absl::Notification stop_health;
+  std::thread health_thread;
+  if (const int port = absl::GetFlag(FLAGS_health_port); port > 0) {
+    grpc::EnableDefaultHealthCheckService(true);
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials());
+    server = builder.BuildAndStart();
+    if (server == nullptr) {
+      Log(LogLevel::kError, kLog, "health server did not start", {{"port", port}});
+      return 1;
+    }
+    server->GetHealthCheckService()->SetServingStatus(false);
+    health_thread = std::thread([&] {
+      bool last = false;
+      while (!stop_health.WaitForNotificationWithTimeout(absl::Milliseconds(500))) {
+        const bool serving = exec.Snapshot().serving;
+        if (serving != last) {
+          server->GetHealthCheckService()->SetServingStatus(serving);
+          last = serving;
+        }
+      }
+    });
+    Log(LogLevel::kInfo, kLog, "health server listening", {{"port", port}});
+  }
+
+  Log(LogLevel::kInfo, kLog, "ready");
+  absl::Status status = exec.Run(shutdown);
+  if (server != nullptr) {
+    stop_health.Notify();
+    health_thread.join();
+    server->Shutdown();
+  }
+  if (!status.ok()) {
+    Log(LogLevel::kError, kLog, "executor failed", {{"error", status.ToString()}});
+    return 1;
+  }
   return 0;
 }
 
@@ -53,6 +183,6 @@ int Main() {
 }  // namespace sequences
 
 int main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
-  return sequences::Main();
+  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  return sequences::Main(args);
 }

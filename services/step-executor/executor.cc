@@ -1,0 +1,481 @@
+#include "services/step-executor/executor.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "libs/kafka/status.h"
+#include "libs/runtime/log.h"
+
+namespace sequences::executor {
+namespace {
+
+constexpr char kLog[] = "executor";
+constexpr absl::Duration kKafkaTimeout = absl::Seconds(10);
+
+}  // namespace
+
+Executor::Executor(ExecutorOptions options, Clock& clock)
+    : options_(std::move(options)), clock_(clock) {}
+
+Executor::~Executor() = default;
+
+absl::Status Executor::CreateProducer() {
+  producer_.reset();
+  kafka::TransactionalProducerConfig config;
+  config.client = options_.client;
+  config.transactional_id = absl::StrCat(options_.group_id, ".", options_.instance_id);
+  config.transaction_timeout = options_.transaction_timeout;
+  auto p = kafka::TransactionalProducer::Create(config);
+  if (!p.ok()) return p.status();
+  if (absl::Status s = (*p)->Init(kKafkaTimeout); !s.ok()) return s;
+  producer_ = std::move(*p);
+  Log(LogLevel::kInfo, kLog, "transactional producer ready",
+      {{"transactional_id", config.transactional_id}});
+  return absl::OkStatus();
+}
+
+absl::Status Executor::AssignSequenceConsumer() {
+  if (sequence_partitions_ == 0) {
+    auto n = sequences_->PartitionCount(options_.topics.sequence_events, kKafkaTimeout);
+    if (!n.ok()) return n.status();
+    sequence_partitions_ = *n;
+  }
+  std::vector<kafka::TopicPartitionOffset> assign;
+  sequence_positions_.clear();
+  for (int p = 0; p < sequence_partitions_; ++p) {
+    auto stored = store_->GetOffset(StateStore::SeqOffsetKey(p));
+    if (!stored.ok()) return stored.status();
+    const int64_t off = stored->has_value() ? **stored : kafka::kOffsetBeginning;
+    sequence_positions_[p] = off;
+    assign.push_back({options_.topics.sequence_events, p, off});
+  }
+  return sequences_->Assign(assign);
+}
+
+absl::Status Executor::Setup() {
+  auto store = StateStore::Open(options_.data_dir);
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  processor_ = std::make_unique<Processor>(*store_, options_.topics);
+  overlay_ = std::make_unique<Overlay>(*store_);
+  if (absl::Status s = processor_->LoadSequences(); !s.ok()) return s;
+
+  auto consumer = [&](bool group, bool read_committed,
+                      bool eof) -> absl::StatusOr<std::unique_ptr<kafka::Consumer>> {
+    kafka::ConsumerConfig c;
+    c.client = options_.client;
+    c.group_id = group ? options_.group_id : "";
+    c.read_committed = read_committed;
+    c.partition_eof = eof;
+    c.session_timeout = absl::Seconds(10);
+    return kafka::Consumer::Create(c);
+  };
+  auto input = consumer(true, true, false);
+  if (!input.ok()) return input.status();
+  input_ = std::move(*input);
+  auto seq = consumer(false, true, false);
+  if (!seq.ok()) return seq.status();
+  sequences_ = std::move(*seq);
+  auto changelog = consumer(false, true, true);
+  if (!changelog.ok()) return changelog.status();
+  changelog_ = std::move(*changelog);
+  auto marks = consumer(false, false, false);
+  if (!marks.ok()) return marks.status();
+  watermarks_ = std::move(*marks);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::Run(absl::Notification& stop) {
+  if (absl::Status s = Setup(); !s.ok()) return s;
+  // Broker trouble at start is waited out, never fatal.
+  auto retry = [&](absl::string_view what, const std::function<absl::Status()>& f) {
+    while (!stop.HasBeenNotified()) {
+      absl::Status s = f();
+      if (s.ok()) return true;
+      Log(LogLevel::kWarning, kLog, absl::StrCat(what, " failed; retrying"),
+          {{"error", s.ToString()}});
+      metrics_.SetHealth(false, absl::StrCat(what, ": ", s.message()));
+      clock_.SleepUntil(clock_.Now() + absl::Seconds(1), &stop);
+    }
+    return false;
+  };
+  if (!retry("init transactional producer", [&] { return CreateProducer(); }))
+    return absl::OkStatus();
+  if (!retry("assign sequence-events", [&] { return AssignSequenceConsumer(); })) {
+    return absl::OkStatus();
+  }
+  kafka::RebalanceListener listener;
+  listener.on_assigned = [this](const std::vector<kafka::TopicPartition>& tps) {
+    return OnAssigned(tps);
+  };
+  listener.on_revoked = [this](const std::vector<kafka::TopicPartition>& tps) { OnRevoked(tps); };
+  if (!retry("subscribe",
+             [&] { return input_->Subscribe({options_.topics.enrollment_events}, listener); })) {
+    return absl::OkStatus();
+  }
+  Log(LogLevel::kInfo, kLog, "running",
+      {{"group", options_.group_id}, {"instance", options_.instance_id}});
+
+  while (!stop.HasBeenNotified()) {
+    auto did = RunBatch(WaitBudget());
+    if (!did.ok()) {
+      Log(LogLevel::kWarning, kLog, "batch failed", {{"error", did.status().ToString()}});
+      Resync(kafka::IsFatal(did.status()), did.status().ToString());
+      clock_.SleepUntil(clock_.Now() + absl::Milliseconds(200), &stop);
+    }
+    const absl::Time now = clock_.Now();
+    if (now - last_lag_update_ >= absl::Seconds(1)) UpdateLag();
+    if (now - last_metrics_log_ >= options_.metrics_interval) {
+      last_metrics_log_ = now;
+      MetricsSnapshot m = metrics_.Snapshot();
+      Log(LogLevel::kInfo, kLog, "metrics",
+          {{"serving", m.serving ? "true" : "false"},
+           {"input_lag", m.input_lag},
+           {"due_index_size", m.due_index_size},
+           {"owned_partitions", m.owned_partitions},
+           {"steps_fired", m.steps_fired},
+           {"steps_fired_per_second", m.steps_fired_per_second},
+           {"transactions_committed", m.transactions_committed},
+           {"transactions_aborted", m.transactions_aborted},
+           {"dead_lettered", m.dead_lettered},
+           {"metrics", m.ToJson()}});
+    }
+  }
+  input_->Close();
+  int64_t enrollments = 0, sequences = 0;
+  auto digest = store_->Digest(&enrollments, &sequences);
+  Log(LogLevel::kInfo, kLog, "stopped",
+      {{"digest", digest.ok() ? *digest : digest.status().ToString()},
+       {"enrollments", enrollments},
+       {"sequences", sequences},
+       {"metrics", metrics_.Snapshot().ToJson()}});
+  return absl::OkStatus();
+}
+
+std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
+    const std::vector<kafka::TopicPartition>& tps) {
+  std::vector<int32_t> parts;
+  for (const auto& tp : tps) {
+    partitions_[tp.partition] = PartitionState{};
+    parts.push_back(tp.partition);
+  }
+  Log(LogLevel::kInfo, kLog, "partitions assigned", {{"count", parts.size()}});
+  absl::Status s = Recover(parts);
+  if (!s.ok()) {
+    Log(LogLevel::kWarning, kLog, "recovery failed", {{"error", s.ToString()}});
+    recovery_failed_ = true;
+  }
+  std::vector<kafka::TopicPartitionOffset> positions;
+  for (int32_t p : parts) {
+    const int64_t c = partitions_[p].committed;
+    positions.push_back({options_.topics.enrollment_events, p, c >= 0 ? c : kafka::kOffsetStored});
+  }
+  scan_from_ = absl::InfinitePast();
+  next_due_known_ = false;
+  return positions;
+}
+
+void Executor::OnRevoked(const std::vector<kafka::TopicPartition>& tps) {
+  Log(LogLevel::kInfo, kLog, "partitions revoked", {{"count", tps.size()}});
+  // Their state stays in RocksDB (a later assignment folds on from the stored offset) but is
+  // neither served nor fired while not owned.
+  partitions_.clear();
+  next_due_known_ = false;
+}
+
+absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
+  if (parts.empty()) return absl::OkStatus();
+  metrics_.AddRecovery();
+  const absl::Time start = clock_.Now();
+  // Stable offsets first: a read_committed consumer's offset fetch waits while a transaction
+  // with offsets for these partitions is pending (KIP-447), so an older owner's last
+  // transaction is decided before the changelog is read to its end.
+  std::vector<kafka::TopicPartition> tps;
+  for (int32_t p : parts) tps.push_back({options_.topics.enrollment_events, p});
+  absl::StatusOr<std::vector<kafka::TopicPartitionOffset>> committed;
+  for (int attempt = 0; attempt < 30; ++attempt) {
+    committed = input_->Committed(tps, kKafkaTimeout);
+    if (committed.ok()) break;
+    Log(LogLevel::kWarning, kLog, "committed offsets not available yet",
+        {{"error", committed.status().ToString()}});
+    clock_.SleepUntil(clock_.Now() + absl::Milliseconds(500), nullptr);
+  }
+  if (!committed.ok()) return committed.status();
+  for (const auto& c : *committed) {
+    PartitionState& ps = partitions_[c.partition];
+    ps.committed = c.offset >= 0 ? c.offset : -1;
+    ps.next_expected = ps.committed;
+    ps.queue.clear();
+  }
+  if (absl::Status s = FoldExecutorEvents(parts); !s.ok()) return s;
+  Log(LogLevel::kInfo, kLog, "recovered",
+      {{"partitions", parts.size()}, {"millis", absl::ToInt64Milliseconds(clock_.Now() - start)}});
+  return absl::OkStatus();
+}
+
+absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
+  std::vector<kafka::TopicPartitionOffset> assign;
+  for (int32_t p : parts) {
+    auto stored = store_->GetOffset(StateStore::ExecOffsetKey(p));
+    if (!stored.ok()) return stored.status();
+    assign.push_back({options_.topics.executor_events, p,
+                      stored->has_value() ? **stored : kafka::kOffsetBeginning});
+  }
+  if (absl::Status s = changelog_->Assign(assign); !s.ok()) return s;
+  Overlay overlay(*store_);
+  std::set<int32_t> at_end;
+  int64_t folded = 0;
+  absl::Time last_progress = clock_.Now();
+  absl::Status result = absl::OkStatus();
+  while (at_end.size() < parts.size()) {
+    auto batch = changelog_->PollBatch(1000, absl::Milliseconds(200));
+    if (!batch.ok()) {
+      result = batch.status();
+      break;
+    }
+    if (!batch->empty()) last_progress = clock_.Now();
+    for (const kafka::Message& m : *batch) {
+      if (m.eof) {
+        overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset);
+        at_end.insert(m.partition);
+        continue;
+      }
+      if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
+      v1::Envelope e;
+      if (e.ParseFromString(m.value)) {
+        if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
+        ++folded;
+      }
+      overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
+    }
+    if (overlay.entries().size() >= 1000) {
+      if (absl::Status s = overlay.Flush(); !s.ok()) return s;
+    }
+    if (clock_.Now() - last_progress > absl::Seconds(60)) {
+      result = absl::UnavailableError("recovery: executor-events made no progress for 60s");
+      break;
+    }
+  }
+  if (result.ok()) result = overlay.Flush();
+  changelog_->Assign({}).IgnoreError();
+  if (folded > 0) {
+    Log(LogLevel::kInfo, kLog, "folded executor-events", {{"events", folded}});
+  }
+  return result;
+}
+
+void Executor::RewindConsumers() {
+  for (auto& [p, ps] : partitions_) {
+    ps.queue.clear();
+    ps.next_expected = ps.committed;
+    absl::Status s = input_->Seek({options_.topics.enrollment_events, p,
+                                   ps.committed >= 0 ? ps.committed : kafka::kOffsetBeginning},
+                                  kKafkaTimeout);
+    if (!s.ok()) Log(LogLevel::kWarning, kLog, "seek input", {{"error", s.ToString()}});
+  }
+  if (absl::Status s = AssignSequenceConsumer(); !s.ok()) {
+    Log(LogLevel::kWarning, kLog, "reassign sequence-events", {{"error", s.ToString()}});
+  }
+}
+
+void Executor::Resync(bool recreate_producer, absl::string_view why) {
+  metrics_.AddAbort(std::string(why));
+  metrics_.SetHealth(false, absl::StrCat("resync: ", why));
+  overlay_->Discard();
+  if (!recreate_producer && producer_ != nullptr) {
+    absl::Status s = producer_->Abort(kKafkaTimeout);
+    if (!s.ok()) {
+      Log(LogLevel::kWarning, kLog, "abort failed", {{"error", s.ToString()}});
+      recreate_producer = true;
+    }
+  }
+  if (recreate_producer || producer_ == nullptr) {
+    for (int attempt = 0;; ++attempt) {
+      absl::Status s = CreateProducer();
+      if (s.ok()) break;
+      Log(LogLevel::kWarning, kLog, "recreate producer", {{"error", s.ToString()}});
+      clock_.SleepUntil(clock_.Now() + absl::Seconds(1), nullptr);
+    }
+  }
+  std::vector<int32_t> parts;
+  for (const auto& [p, ps] : partitions_) parts.push_back(p);
+  absl::Status s = Recover(parts);
+  recovery_failed_ = !s.ok();
+  if (!s.ok()) Log(LogLevel::kWarning, kLog, "recovery failed", {{"error", s.ToString()}});
+  if (absl::Status l = processor_->LoadSequences(); !l.ok()) {
+    Log(LogLevel::kError, kLog, "reload sequences", {{"error", l.ToString()}});
+  }
+  RewindConsumers();
+  scan_from_ = absl::InfinitePast();
+  next_due_known_ = false;
+}
+
+absl::Duration Executor::WaitBudget() {
+  for (const auto& [p, ps] : partitions_) {
+    if (!ps.queue.empty()) return options_.flush_interval;  // retry deferred inputs each tick
+  }
+  const absl::Time now = clock_.Now();
+  if (!next_due_known_) {
+    auto next = processor_->NextDue(
+        scan_from_, [this](int32_t p) { return Owned(p); }, 1000);
+    if (!next.ok()) return options_.flush_interval;
+    next_due_ = *next;
+    next_due_known_ = true;
+  }
+  if (!next_due_.has_value()) return options_.flush_interval;
+  return std::clamp(*next_due_ - now, absl::ZeroDuration(), options_.flush_interval);
+}
+
+absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
+  auto polled = input_->PollBatch(options_.max_inputs_per_batch, wait);
+  if (!polled.ok()) return polled.status();
+  if (recovery_failed_) {
+    Resync(false, "recovery failed");
+    return true;
+  }
+  const absl::Time now = clock_.Now();
+  for (kafka::Message& m : *polled) {
+    if (m.eof || !Owned(m.partition)) continue;
+    PartitionState& ps = partitions_[m.partition];
+    if (ps.next_expected >= 0 && m.offset < ps.next_expected) continue;  // redelivered
+    ps.next_expected = m.offset + 1;
+    if (ps.queue.empty()) ps.head_since = now;
+    ps.queue.push_back(std::move(m));
+  }
+  auto seq = sequences_->PollBatch(options_.max_inputs_per_batch, absl::ZeroDuration());
+  if (!seq.ok()) return seq.status();
+
+  auto owned = [this](int32_t p) { return Owned(p); };
+  BatchOutput out;
+  std::map<int32_t, int64_t> new_committed;
+  std::map<int32_t, size_t> decided_count;
+  std::map<int32_t, int64_t> new_seq_positions;
+  for (const kafka::Message& m : *seq) {
+    if (m.eof) continue;
+    if (absl::Status s = processor_->OnSequenceRecord(m, owned, now, *overlay_, out); !s.ok()) {
+      overlay_->Discard();
+      return s;
+    }
+    new_seq_positions[m.partition] = m.offset + 1;
+    overlay_->SetOffset(StateStore::SeqOffsetKey(m.partition), m.offset + 1);
+  }
+  int decided = 0;
+  for (auto& [p, ps] : partitions_) {
+    size_t i = 0;
+    for (; i < ps.queue.size(); ++i) {
+      const bool force = now - ps.head_since >= options_.defer_timeout;
+      auto r = processor_->OnInputRecord(ps.queue[i], force, now, *overlay_, out);
+      if (!r.ok()) {
+        overlay_->Discard();
+        return r.status();
+      }
+      if (*r == Processor::InputResult::kDeferred) break;
+      new_committed[p] = ps.queue[i].offset + 1;
+      ++decided;
+    }
+    if (i > 0) decided_count[p] = i;
+  }
+  if (!next_due_known_ || (next_due_.has_value() && *next_due_ <= now)) {
+    if (absl::Status s = processor_->FireDue(now, owned, options_.max_fires_per_batch, &scan_from_,
+                                             *overlay_, out);
+        !s.ok()) {
+      overlay_->Discard();
+      return s;
+    }
+    next_due_known_ = false;
+  }
+  if (out.empty() && new_committed.empty() && new_seq_positions.empty()) {
+    overlay_->Discard();
+    return false;
+  }
+  if (!out.empty() || !new_committed.empty()) {
+    if (absl::Status s = CommitBatch(out, new_committed); !s.ok()) {
+      Log(LogLevel::kWarning, kLog, "transaction failed", {{"error", s.ToString()}});
+      Resync(kafka::IsFatal(s), s.ToString());
+      return true;
+    }
+    metrics_.AddCommit();
+    // The executor-events position after our records: nobody else writes these partitions, so
+    // the high watermark right after the commit is past every record this batch wrote.
+    for (int32_t p : out.executor_partitions) {
+      auto marks =
+          watermarks_->QueryWatermarks({options_.topics.executor_events, p}, kKafkaTimeout);
+      if (!marks.ok()) {
+        // The batch is committed; recovery folds it from the log.
+        Resync(false, absl::StrCat("after commit: ", marks.status().ToString()));
+        return true;
+      }
+      overlay_->SetOffset(StateStore::ExecOffsetKey(p), marks->high);
+    }
+  }
+  std::optional<absl::Time> earliest;
+  if (absl::Status s = overlay_->Flush(&earliest); !s.ok()) {
+    Resync(false, absl::StrCat("state write: ", s.ToString()));
+    return true;
+  }
+  for (const auto& [p, off] : new_committed) partitions_[p].committed = off;
+  for (const auto& [p, n] : decided_count) {
+    PartitionState& ps = partitions_[p];
+    ps.queue.erase(ps.queue.begin(), ps.queue.begin() + static_cast<long>(n));
+    ps.head_since = now;
+  }
+  for (const auto& [p, off] : new_seq_positions) sequence_positions_[p] = off;
+  if (earliest.has_value()) scan_from_ = std::min(scan_from_, *earliest);
+  next_due_known_ = false;
+  metrics_.AddInputs(decided);
+  metrics_.AddDeadLettered(out.dead_lettered);
+  if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired, now);
+  for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
+  return true;
+}
+
+absl::Status Executor::CommitBatch(BatchOutput& out,
+                                   const std::map<int32_t, int64_t>& new_committed) {
+  if (absl::Status s = producer_->Begin(); !s.ok()) return s;
+  for (const kafka::Record& r : out.records) {
+    if (absl::Status s = producer_->Produce(r); !s.ok()) return s;
+  }
+  // Offsets of every owned partition with a known position, so the broker checks this instance's
+  // group generation for each partition the batch writes to (a fenced zombie cannot commit).
+  std::vector<kafka::TopicPartitionOffset> offsets;
+  for (const auto& [p, ps] : partitions_) {
+    auto it = new_committed.find(p);
+    const int64_t off = it != new_committed.end() ? it->second : ps.committed;
+    if (off >= 0) offsets.push_back({options_.topics.enrollment_events, p, off});
+  }
+  if (absl::Status s = producer_->SendOffsets(offsets, input_->GroupMetadata(), kKafkaTimeout);
+      !s.ok()) {
+    return s;
+  }
+  return producer_->Commit(kKafkaTimeout);
+}
+
+void Executor::UpdateLag() {
+  last_lag_update_ = clock_.Now();
+  int64_t lag = 0;
+  int64_t deferred = 0;
+  bool ok = true;
+  for (const auto& [p, ps] : partitions_) {
+    deferred += static_cast<int64_t>(ps.queue.size());
+    auto marks = input_->QueryWatermarks({options_.topics.enrollment_events, p}, absl::Seconds(2));
+    if (!marks.ok()) {
+      ok = false;
+      continue;
+    }
+    const int64_t from = ps.committed >= 0 ? ps.committed : marks->low;
+    lag += std::max<int64_t>(0, marks->high - from);
+  }
+  metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
+                     static_cast<int64_t>(partitions_.size()), deferred);
+  if (!ok) {
+    metrics_.SetHealth(false, "broker unreachable");
+  } else if (recovery_failed_) {
+    metrics_.SetHealth(false, "recovery failed");
+  } else if (lag > options_.max_serving_lag) {
+    metrics_.SetHealth(false, absl::StrCat("catching up: lag ", lag));
+  } else {
+    metrics_.SetHealth(true, "caught up");
+  }
+}
+
+}  // namespace sequences::executor

@@ -1,0 +1,134 @@
+#ifndef SEQUENCES_SERVICES_STEP_EXECUTOR_EXECUTOR_H_
+#define SEQUENCES_SERVICES_STEP_EXECUTOR_EXECUTOR_H_
+
+// The step executor's processing loop (ARCHITECTURE.md, "Executor: exactly once").
+//
+// Per batch: poll enrollment-events (consumer group, eager rebalancing) and sequence-events (every
+// partition, manual assignment); decide them and the due-index entries at `now` (Processor); in
+// ONE Kafka transaction produce the executor events (to the input's partition of
+// executor-events), task and email events, dead letters, and the input offsets with the
+// consumer's group metadata; after the commit, write the executor events, due-index changes and
+// offsets to RocksDB in one WriteBatch.
+//
+// Recovery: on every partition assignment, and after any transaction whose outcome is not
+// certain, the executor first waits for the group's committed offsets to be stable, then folds
+// executor-events (read_committed) from its stored offset to the end for its partitions, before
+// deciding anything. A crash between commit and RocksDB write is repaired by that fold.
+//
+// Threading: Run() is the loop and runs on the caller's thread; Snapshot() may be called from
+// any thread.
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "libs/kafka/consumer.h"
+#include "libs/kafka/transactional_producer.h"
+#include "libs/runtime/clock.h"
+#include "libs/service/topics.h"
+#include "services/step-executor/metrics.h"
+#include "services/step-executor/processor.h"
+#include "services/step-executor/state.h"
+
+namespace sequences::executor {
+
+struct ExecutorOptions {
+  kafka::ClientConfig client;
+  service::Topics topics;
+  std::string group_id = "sequences.step-executor";
+  // Stable per instance across restarts: the transactional id is "<group_id>.<instance_id>", so
+  // a restarted instance fences its own zombie and aborts its open transaction at once.
+  std::string instance_id;
+  std::string data_dir;
+  int max_inputs_per_batch = 500;
+  int max_fires_per_batch = 500;
+  // Longest wait in a poll: bounds the latency of a due step and of a batch flush.
+  absl::Duration flush_interval = absl::Milliseconds(50);
+  // An enroll request whose sequence version does not arrive within this time is decided anyway.
+  absl::Duration defer_timeout = absl::Seconds(30);
+  absl::Duration transaction_timeout = absl::Seconds(10);
+  absl::Duration metrics_interval = absl::Seconds(5);
+  // Health reports serving only when the input lag is at most this.
+  int64_t max_serving_lag = 1000;
+};
+
+class Executor {
+ public:
+  Executor(ExecutorOptions options, Clock& clock);
+  ~Executor();
+
+  // Runs until `stop` is notified. Returns an error only for what retrying cannot fix (the
+  // state directory cannot be opened); broker trouble is retried, logged and shown in health.
+  absl::Status Run(absl::Notification& stop);
+
+  // Health and metrics, safe from any thread.
+  MetricsSnapshot Snapshot() { return metrics_.Snapshot(); }
+
+ private:
+  struct PartitionState {
+    // Next input offset to commit (everything before it is decided); -1: unknown yet.
+    int64_t committed = -1;
+    // Next offset the loop expects from the consumer (older redeliveries are dropped).
+    int64_t next_expected = -1;
+    // Polled inputs not decided yet, in offset order (head deferred when waiting for a sequence).
+    std::vector<kafka::Message> queue;
+    absl::Time head_since = absl::InfinitePast();
+  };
+
+  absl::Status Setup();
+  absl::Status CreateProducer();
+  absl::Status AssignSequenceConsumer();
+  // Rebalance callbacks.
+  std::vector<kafka::TopicPartitionOffset> OnAssigned(
+      const std::vector<kafka::TopicPartition>& tps);
+  void OnRevoked(const std::vector<kafka::TopicPartition>& tps);
+  // Waits for stable committed offsets, folds executor-events to the end for `partitions`.
+  absl::Status Recover(const std::vector<int32_t>& partitions);
+  // Folds executor-events of `partitions` from the stored offsets to the end into the store.
+  absl::Status FoldExecutorEvents(const std::vector<int32_t>& partitions);
+  // After a failed or uncertain transaction: (re)create the producer if needed, re-run recovery,
+  // rewind both consumers and drop every undecided input.
+  void Resync(bool recreate_producer, absl::string_view why);
+  void RewindConsumers();
+  // One batch. Returns false when there was nothing to do.
+  absl::StatusOr<bool> RunBatch(absl::Duration wait);
+  absl::Status CommitBatch(BatchOutput& out, const std::map<int32_t, int64_t>& new_committed);
+  absl::Duration WaitBudget();
+  void UpdateLag();
+  bool Owned(int32_t p) const { return partitions_.count(p) > 0; }
+
+  ExecutorOptions options_;
+  Clock& clock_;
+  Metrics metrics_;
+  std::unique_ptr<StateStore> store_;
+  std::unique_ptr<Processor> processor_;
+  std::unique_ptr<Overlay> overlay_;
+  std::unique_ptr<kafka::TransactionalProducer> producer_;
+  std::unique_ptr<kafka::Consumer> input_;       // group member over enrollment-events
+  std::unique_ptr<kafka::Consumer> sequences_;   // all of sequence-events, manual assignment
+  std::unique_ptr<kafka::Consumer> changelog_;   // executor-events, read_committed, for recovery
+  std::unique_ptr<kafka::Consumer> watermarks_;  // read_uncommitted: high watermarks
+
+  std::map<int32_t, PartitionState> partitions_;   // owned enrollment-events partitions
+  std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
+  int sequence_partitions_ = 0;
+  absl::Time scan_from_ = absl::InfinitePast();
+  std::optional<absl::Time> next_due_;  // cached; nullopt: recompute
+  bool next_due_known_ = false;
+  bool recovery_failed_ = false;
+  absl::Time last_lag_update_ = absl::InfinitePast();
+  absl::Time last_metrics_log_ = absl::InfinitePast();
+};
+
+}  // namespace sequences::executor
+
+#endif  // SEQUENCES_SERVICES_STEP_EXECUTOR_EXECUTOR_H_

@@ -1,0 +1,283 @@
+#include "services/step-executor/processor.h"
+
+#include <algorithm>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
+
+namespace sequences::executor {
+namespace {
+
+const domain::SequenceState& NoSequence() {
+  static const domain::SequenceState* none = new domain::SequenceState();
+  return *none;
+}
+
+// The item key of an enrollment key "<item_key>#<sequence_id>".
+std::string ItemOf(absl::string_view enrollment_key) {
+  size_t hash = enrollment_key.rfind('#');
+  return std::string(hash == absl::string_view::npos ? enrollment_key
+                                                     : enrollment_key.substr(0, hash));
+}
+
+bool IsEnrollmentInputPayload(const v1::Envelope& e) {
+  return e.payload_case() >= 200 && e.payload_case() < 300;
+}
+
+}  // namespace
+
+absl::Status Processor::LoadSequences() {
+  sequences_.clear();
+  absl::Status status =
+      store_.raw().Scan(kSequencesCf, "", "", [&](absl::string_view k, absl::string_view v) {
+        SequenceEntry entry;
+        if (!DecodeEventList(v, &entry.events)) return true;
+        for (const std::string& b : entry.events) {
+          v1::Envelope e;
+          if (e.ParseFromString(b)) entry.state = domain::EvolveSequence(std::move(entry.state), e);
+        }
+        sequences_.emplace(std::string(k), std::move(entry));
+        return true;
+      });
+  return status;
+}
+
+const domain::SequenceState& Processor::Sequence(const std::string& id) const {
+  auto it = sequences_.find(id);
+  return it == sequences_.end() ? NoSequence() : it->second.state;
+}
+
+kafka::Record Processor::DeadLetter(const kafka::Message& m, absl::string_view reason) const {
+  kafka::Record r;
+  r.topic = topics_.dead_letter;
+  r.key = m.key;
+  r.value = m.value;
+  r.headers = {{kHeaderReason, std::string(reason)},
+               {kHeaderTopic, m.topic},
+               {kHeaderPartition, absl::StrCat(m.partition)},
+               {kHeaderOffset, absl::StrCat(m.offset)}};
+  return r;
+}
+
+void Processor::Emit(const domain::Decision& decision, int32_t partition, Overlay& overlay,
+                     BatchOutput& out) {
+  for (const v1::Envelope& e : decision.executor_events) {
+    std::string bytes = SerializeDeterministic(e);
+    std::optional<std::string> key = EnrollmentKeyOfEvent(e);
+    kafka::Record r;
+    r.topic = topics_.executor_events;
+    r.key = key.has_value() ? ItemOf(*key) : std::string();
+    r.value = bytes;
+    r.partition = partition;
+    out.records.push_back(std::move(r));
+    out.executor_partitions.insert(partition);
+    // Apply only fails on a store read error of this key, which Get already surfaced.
+    overlay.Apply(e, std::move(bytes), partition).IgnoreError();
+  }
+  for (const v1::Envelope& e : decision.task_events) {
+    out.records.push_back(
+        {topics_.task_events, e.task_created().item_key(), SerializeDeterministic(e), {}, -1});
+  }
+  for (const v1::Envelope& e : decision.email_events) {
+    out.records.push_back(
+        {topics_.email_events, e.email_send().item_key(), SerializeDeterministic(e), {}, -1});
+  }
+}
+
+absl::StatusOr<Processor::InputResult> Processor::DecideForKeys(
+    const v1::Envelope& input, const std::vector<std::string>& keys,
+    const std::function<bool(const Overlay::Entry&)>& want, int32_t partition_if_new, bool force,
+    absl::Time now, Overlay& overlay, BatchOutput& out, absl::Status* invalid) {
+  struct Decided {
+    domain::Decision decision;
+    int32_t partition;
+  };
+  std::vector<Decided> decided;
+  for (const std::string& key : keys) {
+    auto entry = overlay.Get(key);
+    if (!entry.ok()) return entry.status();
+    const Overlay::Entry& e = **entry;
+    if (!want(e)) continue;
+    const int32_t partition = e.record.partition >= 0 ? e.record.partition : partition_if_new;
+    std::string sequence_id = e.state.sequence_id;
+    if (sequence_id.empty() && input.has_enroll_requested()) {
+      sequence_id = input.enroll_requested().sequence_id();
+    }
+    auto d = domain::DecideEnrollment(e.state, input, Sequence(sequence_id), now);
+    if (!d.ok()) {
+      if (d.status().code() == absl::StatusCode::kUnavailable && !force) {
+        return InputResult::kDeferred;
+      }
+      *invalid = d.status();
+      return InputResult::kDone;
+    }
+    decided.push_back({std::move(*d), partition});
+  }
+  for (const Decided& d : decided) Emit(d.decision, d.partition, overlay, out);
+  return InputResult::kDone;
+}
+
+absl::Status Processor::OnSequenceRecord(const kafka::Message& m, const OwnedFn& owned,
+                                         absl::Time now, Overlay& overlay, BatchOutput& out) {
+  v1::Envelope e;
+  std::string id;
+  int64_t version = 0;
+  if (!e.ParseFromString(m.value) || !domain::GetSequenceEventKey(e, &id, &version)) {
+    out.records.push_back(DeadLetter(m, "undecodable: not a sequence event envelope"));
+    ++out.dead_lettered;
+    return absl::OkStatus();
+  }
+  SequenceEntry& entry = sequences_[id];
+  if (version <= entry.state.version) return absl::OkStatus();  // redelivered
+  entry.state = domain::EvolveSequence(std::move(entry.state), e);
+  entry.events.push_back(SerializeDeterministic(e));
+  overlay.PutSequence(id, entry.events);
+
+  const domain::InputRoute route = domain::RouteInput(e);
+  if (route.scope != domain::InputRoute::Scope::kSequence) return absl::OkStatus();
+  auto keys = store_.KeysOfSequence(id);
+  if (!keys.ok()) return keys.status();
+  std::set<std::string> all(keys->begin(), keys->end());
+  for (const auto& [key, entry_state] : overlay.entries()) {
+    if (entry_state.state.sequence_id == id) all.insert(key);
+  }
+  absl::Status invalid;
+  auto result = DecideForKeys(
+      e, std::vector<std::string>(all.begin(), all.end()),
+      [&](const Overlay::Entry& en) {
+        return en.record.partition >= 0 && owned(en.record.partition);
+      },
+      -1, /*force=*/true, now, overlay, out, &invalid);
+  if (!result.ok()) return result.status();
+  if (!invalid.ok()) {
+    out.records.push_back(DeadLetter(m, absl::StrCat("invalid: ", invalid.ToString())));
+    ++out.dead_lettered;
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Message& m, bool force,
+                                                                absl::Time now, Overlay& overlay,
+                                                                BatchOutput& out) {
+  auto dead = [&](absl::string_view reason) {
+    out.records.push_back(DeadLetter(m, reason));
+    ++out.dead_lettered;
+    return InputResult::kDone;
+  };
+  v1::Envelope input;
+  if (!input.ParseFromString(m.value)) return dead("undecodable: not an Envelope");
+  if (input.payload_case() == v1::Envelope::kPing) return InputResult::kDone;
+  if (!IsEnrollmentInputPayload(input)) {
+    return dead(absl::StrCat("contract: payload ", domain::PayloadName(input),
+                             " is not an enrollment input"));
+  }
+  const domain::InputRoute route = domain::RouteInput(input);
+  using Scope = domain::InputRoute::Scope;
+  std::vector<std::string> keys;
+  std::function<bool(const Overlay::Entry&)> want = [](const Overlay::Entry&) { return true; };
+  switch (route.scope) {
+    case Scope::kItemInSequence:
+    case Scope::kItem: {
+      if (route.item_key.empty() || !domain::ParseItemKey(route.item_key).ok()) {
+        return dead("invalid: item_key must be company/deal|lead/item");
+      }
+      if (m.key != route.item_key) {
+        return dead(absl::StrCat("contract: record key '", m.key, "' is not the item key '",
+                                 route.item_key, "'"));
+      }
+      if (route.scope == Scope::kItemInSequence) {
+        if (route.sequence_id.empty()) return dead("invalid: sequence_id is required");
+        keys.push_back(domain::EnrollmentKey(route.item_key, route.sequence_id));
+      } else {
+        const std::string prefix = absl::StrCat(route.item_key, "#");
+        auto stored = store_.KeysWithPrefix(prefix);
+        if (!stored.ok()) return stored.status();
+        std::set<std::string> all(stored->begin(), stored->end());
+        for (const auto& [key, e] : overlay.entries()) {
+          if (absl::StartsWith(key, prefix)) all.insert(key);
+        }
+        keys.assign(all.begin(), all.end());
+      }
+      break;
+    }
+    case Scope::kOwner: {
+      if (route.owner_id.empty()) return dead("invalid: owner_id is required");
+      auto stored = store_.KeysOfOwner(route.owner_id);
+      if (!stored.ok()) return stored.status();
+      std::set<std::string> all(stored->begin(), stored->end());
+      for (const auto& [key, e] : overlay.entries()) {
+        if (e.state.owner_id == route.owner_id) all.insert(key);
+      }
+      keys.assign(all.begin(), all.end());
+      // Only this partition's enrollments: the publisher writes one record per partition.
+      want = [p = m.partition](const Overlay::Entry& e) { return e.record.partition == p; };
+      break;
+    }
+    default:
+      return dead(absl::StrCat("contract: payload ", domain::PayloadName(input),
+                               " addresses no enrollment"));
+  }
+  if (input.has_enroll_requested() && !force) {
+    if (!domain::SequenceReadyFor(Sequence(input.enroll_requested().sequence_id()), input)) {
+      return InputResult::kDeferred;
+    }
+  }
+  absl::Status invalid;
+  auto result = DecideForKeys(input, keys, want, m.partition, force, now, overlay, out, &invalid);
+  if (!result.ok()) return result.status();
+  if (*result == InputResult::kDone && !invalid.ok()) {
+    return dead(absl::StrCat(
+        invalid.code() == absl::StatusCode::kInvalidArgument ? "invalid: " : "undecidable: ",
+        invalid.message()));
+  }
+  return *result;
+}
+
+absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
+                                absl::Time* scan_from, Overlay& overlay, BatchOutput& out) {
+  std::vector<DueEntry> due;
+  absl::Status s = store_.ScanDue(*scan_from, now, max, [&](const DueEntry& e) {
+    due.push_back(e);
+    return true;
+  });
+  if (!s.ok()) return s;
+  std::optional<absl::Time> retry_from;  // earliest entry that could not be decided yet
+  for (const DueEntry& d : due) {
+    if (!owned(d.partition)) continue;
+    auto entry = overlay.Get(d.enrollment_key);
+    if (!entry.ok()) return entry.status();
+    Overlay::Entry& e = **entry;
+    auto decision = domain::DecideStepDue(e.state, d.due, Sequence(e.state.sequence_id), now);
+    if (!decision.ok()) {
+      // UNAVAILABLE: the sequence is not folded yet; try again on a later batch.
+      if (!retry_from.has_value()) retry_from = d.due;
+      continue;
+    }
+    for (const v1::Envelope& ev : decision->executor_events) {
+      if (ev.has_step_executed()) {
+        ++out.steps_fired;
+        out.lateness.push_back(now - d.due);
+      }
+    }
+    Emit(*decision, e.record.partition, overlay, out);
+  }
+  absl::Time next = static_cast<int>(due.size()) >= max ? due.back().due : now;
+  if (retry_from.has_value()) next = std::min(next, *retry_from);
+  *scan_from = std::max(*scan_from, next);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<absl::Time>> Processor::NextDue(absl::Time from, const OwnedFn& owned,
+                                                             int max) {
+  std::optional<absl::Time> next;
+  absl::Status s = store_.ScanDue(from, absl::InfiniteFuture(), max, [&](const DueEntry& e) {
+    if (!owned(e.partition)) return true;
+    next = e.due;
+    return false;
+  });
+  if (!s.ok()) return s;
+  return next;
+}
+
+}  // namespace sequences::executor

@@ -1,0 +1,115 @@
+#ifndef SEQUENCES_SERVICES_STEP_EXECUTOR_PROCESSOR_H_
+#define SEQUENCES_SERVICES_STEP_EXECUTOR_PROCESSOR_H_
+
+// The executor's deciding half, without Kafka: given input records, sequence events and the due
+// index, call the domain deciders, stage the resulting executor events in an Overlay (so later
+// decisions of the same batch see them) and collect every record the batch must produce.
+// The Kafka loop (executor.h) wraps one Processor; unit tests drive it directly with a simulated
+// clock's `now`.
+//
+// Thread-compatible: used by the loop thread only.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/sequence.h"
+#include "libs/kafka/types.h"
+#include "libs/service/topics.h"
+#include "services/step-executor/state.h"
+
+namespace sequences::executor {
+
+// Everything one batch produces, in the order it must be produced.
+struct BatchOutput {
+  std::vector<kafka::Record> records;
+  // executor-events partitions this batch writes to.
+  std::set<int32_t> executor_partitions;
+  int steps_fired = 0;
+  int dead_lettered = 0;
+  // Fire time minus due time of each step executed by the timer.
+  std::vector<absl::Duration> lateness;
+  bool empty() const { return records.empty(); }
+  void Clear() { *this = BatchOutput(); }
+};
+
+// Dead-letter header names.
+inline constexpr char kHeaderReason[] = "reason";
+inline constexpr char kHeaderTopic[] = "topic";
+inline constexpr char kHeaderPartition[] = "partition";
+inline constexpr char kHeaderOffset[] = "offset";
+
+class Processor {
+ public:
+  using OwnedFn = std::function<bool(int32_t partition)>;
+
+  Processor(StateStore& store, service::Topics topics)
+      : store_(store), topics_(std::move(topics)) {}
+
+  // (Re)loads every sequence from the store, dropping unflushed folds (after an aborted batch).
+  absl::Status LoadSequences();
+  // The current state of a sequence (default: does not exist).
+  const domain::SequenceState& Sequence(const std::string& id) const;
+  int SequenceCount() const { return static_cast<int>(sequences_.size()); }
+
+  // Folds one sequence-events record into the sequence it names and stages it in `overlay`.
+  // When it is an event that concerns enrollments, decides it for every enrollment of the
+  // sequence on an owned partition. A record that does not decode goes to dead-letter.
+  absl::Status OnSequenceRecord(const kafka::Message& m, const OwnedFn& owned, absl::Time now,
+                                Overlay& overlay, BatchOutput& out);
+
+  enum class InputResult {
+    kDone,      // decided (or dead-lettered): its offset may be committed
+    kDeferred,  // its sequence (version) is not known yet: keep it and retry later
+  };
+  // Decides one enrollment-events record for every enrollment it addresses (all on partition
+  // m.partition). `force`: decide even if the sequence is not ready (the defer timeout passed).
+  absl::StatusOr<InputResult> OnInputRecord(const kafka::Message& m, bool force, absl::Time now,
+                                            Overlay& overlay, BatchOutput& out);
+
+  // Fires the due-index entries with due time in [*scan_from, now] on owned partitions, at most
+  // `max` entries visited. Updates *scan_from to where the next scan may start (never past an
+  // entry that still has to fire).
+  absl::Status FireDue(absl::Time now, const OwnedFn& owned, int max, absl::Time* scan_from,
+                       Overlay& overlay, BatchOutput& out);
+
+  // The earliest due time on an owned partition at or after `from` (looking at up to `max`
+  // entries), or nullopt if there is none.
+  absl::StatusOr<std::optional<absl::Time>> NextDue(absl::Time from, const OwnedFn& owned, int max);
+
+  // Stages the events of `decision` for the enrollment on `partition`: folds the executor events
+  // into `overlay` and appends every record to `out`.
+  void Emit(const domain::Decision& decision, int32_t partition, Overlay& overlay,
+            BatchOutput& out);
+
+  // A dead-letter record for `m` with `reason`.
+  kafka::Record DeadLetter(const kafka::Message& m, absl::string_view reason) const;
+
+ private:
+  struct SequenceEntry {
+    domain::SequenceState state;
+    std::vector<std::string> events;
+  };
+  // Decides `input` for `keys`; all or nothing: UNAVAILABLE from any key defers the whole input.
+  absl::StatusOr<InputResult> DecideForKeys(const v1::Envelope& input,
+                                            const std::vector<std::string>& keys,
+                                            const std::function<bool(const Overlay::Entry&)>& want,
+                                            int32_t partition_if_new, bool force, absl::Time now,
+                                            Overlay& overlay, BatchOutput& out,
+                                            absl::Status* invalid);
+
+  StateStore& store_;
+  service::Topics topics_;
+  std::map<std::string, SequenceEntry> sequences_;
+};
+
+}  // namespace sequences::executor
+
+#endif  // SEQUENCES_SERVICES_STEP_EXECUTOR_PROCESSOR_H_

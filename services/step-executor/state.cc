@@ -1,0 +1,342 @@
+#include "services/step-executor/state.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+
+#include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
+
+namespace sequences::executor {
+namespace {
+
+void AppendBigEndian32(std::string* out, uint32_t v) {
+  for (int shift = 24; shift >= 0; shift -= 8) out->push_back(static_cast<char>(v >> shift));
+}
+
+bool ReadBigEndian32(absl::string_view in, uint32_t* v) {
+  if (in.size() < 4) return false;
+  *v = 0;
+  for (int i = 0; i < 4; ++i) *v = (*v << 8) | static_cast<uint8_t>(in[i]);
+  return true;
+}
+
+std::string IndexKey(absl::string_view first, absl::string_view enrollment_key) {
+  return absl::StrCat(first, absl::string_view("\0", 1), enrollment_key);
+}
+
+std::string PartitionValue(int32_t partition) {
+  std::string v;
+  AppendBigEndian32(&v, static_cast<uint32_t>(partition));
+  return v;
+}
+
+}  // namespace
+
+std::string SerializeDeterministic(const v1::Envelope& envelope) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    envelope.SerializeToCodedStream(&coded);
+  }
+  return out;
+}
+
+std::optional<std::string> EnrollmentKeyOfEvent(const v1::Envelope& e) {
+  const v1::EnrollmentRef* ref = nullptr;
+  switch (e.payload_case()) {
+    case v1::Envelope::kEnrollmentStarted:
+      ref = &e.enrollment_started().ref();
+      break;
+    case v1::Envelope::kEnrollmentRejected:
+      return domain::EnrollmentKey(e.enrollment_rejected().item_key(),
+                                   e.enrollment_rejected().sequence_id());
+    case v1::Envelope::kStepExecuted:
+      ref = &e.step_executed().ref();
+      break;
+    case v1::Envelope::kWaitingForActivity:
+      ref = &e.waiting_for_activity().ref();
+      break;
+    case v1::Envelope::kStepScheduled:
+      ref = &e.step_scheduled().ref();
+      break;
+    case v1::Envelope::kEnrollmentPaused:
+      ref = &e.enrollment_paused().ref();
+      break;
+    case v1::Envelope::kEnrollmentResumed:
+      ref = &e.enrollment_resumed().ref();
+      break;
+    case v1::Envelope::kEnrollmentCompleted:
+      ref = &e.enrollment_completed().ref();
+      break;
+    case v1::Envelope::kEnrollmentFailed:
+      ref = &e.enrollment_failed().ref();
+      break;
+    case v1::Envelope::kEnrollmentRetried:
+      ref = &e.enrollment_retried().ref();
+      break;
+    case v1::Envelope::kEnrollmentRemoved:
+      ref = &e.enrollment_removed().ref();
+      break;
+    case v1::Envelope::kEnrollmentMergeDataUpdated:
+      ref = &e.enrollment_merge_data_updated().ref();
+      break;
+    default:
+      return std::nullopt;
+  }
+  return domain::EnrollmentKey(ref->item_key(), ref->sequence_id());
+}
+
+std::string EncodeEventList(const std::vector<std::string>& events) {
+  std::string out;
+  for (const std::string& e : events) {
+    AppendBigEndian32(&out, static_cast<uint32_t>(e.size()));
+    out.append(e);
+  }
+  return out;
+}
+
+bool DecodeEventList(absl::string_view in, std::vector<std::string>* events) {
+  events->clear();
+  while (!in.empty()) {
+    uint32_t n = 0;
+    if (!ReadBigEndian32(in, &n) || in.size() < 4 + static_cast<size_t>(n)) return false;
+    events->emplace_back(in.substr(4, n));
+    in.remove_prefix(4 + n);
+  }
+  return true;
+}
+
+std::string EnrollmentRecord::Encode() const {
+  std::string out;
+  AppendBigEndian32(&out, static_cast<uint32_t>(partition));
+  out.append(EncodeEventList(events));
+  return out;
+}
+
+bool EnrollmentRecord::Decode(absl::string_view in, EnrollmentRecord* out) {
+  uint32_t p = 0;
+  if (!ReadBigEndian32(in, &p)) return false;
+  out->partition = static_cast<int32_t>(p);
+  in.remove_prefix(4);
+  return DecodeEventList(in, &out->events);
+}
+
+domain::EnrollmentState FoldRecord(const EnrollmentRecord& record) {
+  domain::EnrollmentState state;
+  for (const std::string& bytes : record.events) {
+    v1::Envelope e;
+    if (!e.ParseFromString(bytes)) continue;
+    state = domain::EvolveEnrollment(std::move(state), e);
+  }
+  return state;
+}
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
+  store::StoreOptions options;
+  options.path = path;
+  options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,
+                             kBySequenceCf,  kByOwnerCf,   kOffsetsCf};
+  auto s = store::Store::Open(options);
+  if (!s.ok()) return s.status();
+  return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
+}
+
+absl::Status StateStore::Destroy(const std::string& path) { return store::Store::Destroy(path); }
+
+std::string StateStore::ExecOffsetKey(int32_t partition) {
+  return absl::StrCat("exec/", partition);
+}
+std::string StateStore::SeqOffsetKey(int32_t partition) { return absl::StrCat("seq/", partition); }
+
+absl::StatusOr<std::optional<EnrollmentRecord>> StateStore::LoadEnrollment(absl::string_view key) {
+  auto v = store_->Get(kEnrollmentsCf, key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::nullopt;
+  EnrollmentRecord r;
+  if (!EnrollmentRecord::Decode(**v, &r)) {
+    return absl::DataLossError(absl::StrCat("enrollment record ", key, " does not decode"));
+  }
+  return r;
+}
+
+absl::StatusOr<std::map<std::string, domain::SequenceState>> StateStore::LoadSequences() {
+  std::map<std::string, domain::SequenceState> out;
+  absl::Status s =
+      store_->Scan(kSequencesCf, "", "", [&](absl::string_view k, absl::string_view v) {
+        std::vector<std::string> events;
+        if (!DecodeEventList(v, &events)) return true;
+        domain::SequenceState st;
+        for (const std::string& b : events) {
+          v1::Envelope e;
+          if (e.ParseFromString(b)) st = domain::EvolveSequence(std::move(st), e);
+        }
+        out.emplace(std::string(k), std::move(st));
+        return true;
+      });
+  if (!s.ok()) return s;
+  return out;
+}
+
+absl::StatusOr<std::optional<int64_t>> StateStore::GetOffset(absl::string_view key) {
+  auto v = store_->Get(kOffsetsCf, key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::nullopt;
+  uint64_t o = 0;
+  if (!store::ReadBigEndian64(**v, &o)) return absl::DataLossError("bad offset value");
+  return static_cast<int64_t>(o);
+}
+
+absl::Status StateStore::ScanDue(absl::Time from, absl::Time to, int max,
+                                 const std::function<bool(const DueEntry&)>& visit) {
+  int n = 0;
+  const std::string begin = store::DueKeyBound(from);
+  const std::string end = store::DueKeyBound(to + absl::Microseconds(1));
+  return store_->Scan(kDueCf, begin, end, [&](absl::string_view k, absl::string_view v) {
+    DueEntry e;
+    uint32_t p = 0;
+    if (!store::ParseDueKey(k, &e.due, &e.enrollment_key) || !ReadBigEndian32(v, &p)) return true;
+    e.partition = static_cast<int32_t>(p);
+    if (!visit(e)) return false;
+    return ++n < max;
+  });
+}
+
+namespace {
+absl::StatusOr<std::vector<std::string>> IndexKeys(store::Store& s, absl::string_view cf,
+                                                   absl::string_view first) {
+  std::vector<std::string> out;
+  const std::string prefix = IndexKey(first, "");
+  absl::Status st = s.ScanPrefix(cf, prefix, [&](absl::string_view k, absl::string_view) {
+    out.emplace_back(k.substr(prefix.size()));
+    return true;
+  });
+  if (!st.ok()) return st;
+  return out;
+}
+}  // namespace
+
+absl::StatusOr<std::vector<std::string>> StateStore::KeysOfSequence(absl::string_view sequence_id) {
+  return IndexKeys(*store_, kBySequenceCf, sequence_id);
+}
+
+absl::StatusOr<std::vector<std::string>> StateStore::KeysOfOwner(absl::string_view owner_id) {
+  return IndexKeys(*store_, kByOwnerCf, owner_id);
+}
+
+absl::StatusOr<std::vector<std::string>> StateStore::KeysWithPrefix(absl::string_view prefix) {
+  std::vector<std::string> out;
+  absl::Status st =
+      store_->ScanPrefix(kEnrollmentsCf, prefix, [&](absl::string_view k, absl::string_view) {
+        out.emplace_back(k);
+        return true;
+      });
+  if (!st.ok()) return st;
+  return out;
+}
+
+absl::StatusOr<std::string> StateStore::Digest(int64_t* enrollments, int64_t* sequences) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&](absl::string_view s) {
+    // Length first, so ("ab","c") and ("a","bc") differ.
+    for (int i = 0; i < 8; ++i) {
+      h ^= static_cast<uint8_t>(s.size() >> (8 * i));
+      h *= 1099511628211ULL;
+    }
+    for (char c : s) {
+      h ^= static_cast<uint8_t>(c);
+      h *= 1099511628211ULL;
+    }
+  };
+  for (const char* cf : {kEnrollmentsCf, kSequencesCf}) {
+    int64_t count = 0;
+    absl::Status s = store_->Scan(cf, "", "", [&](absl::string_view k, absl::string_view v) {
+      mix(cf);
+      mix(k);
+      mix(v);
+      ++count;
+      return true;
+    });
+    if (!s.ok()) return s;
+    if (cf == kEnrollmentsCf && enrollments != nullptr) *enrollments = count;
+    if (cf == kSequencesCf && sequences != nullptr) *sequences = count;
+  }
+  return absl::StrCat(absl::Hex(h, absl::kZeroPad16));
+}
+
+absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
+  auto it = entries_.find(key);
+  if (it != entries_.end()) return &it->second;
+  auto rec = store_.LoadEnrollment(key);
+  if (!rec.ok()) return rec.status();
+  Entry e;
+  if (rec->has_value()) {
+    e.record = std::move(**rec);
+    e.state = FoldRecord(e.record);
+    e.stored_due = domain::NextDueAt(e.state);
+    e.existed = true;
+  }
+  return &entries_.emplace(key, std::move(e)).first->second;
+}
+
+absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_t partition) {
+  std::optional<std::string> key = EnrollmentKeyOfEvent(event);
+  if (!key.has_value()) return absl::OkStatus();  // not an executor event: nothing to fold
+  auto entry = Get(*key);
+  if (!entry.ok()) return entry.status();
+  Entry& e = **entry;
+  if (e.record.partition < 0) e.record.partition = partition;
+  e.record.events.push_back(std::move(bytes));
+  e.state = domain::EvolveEnrollment(std::move(e.state), event);
+  e.dirty = true;
+  return absl::OkStatus();
+}
+
+void Overlay::PutSequence(const std::string& sequence_id, const std::vector<std::string>& events) {
+  sequences_[sequence_id] = events;
+}
+
+void Overlay::SetOffset(const std::string& key, int64_t value) { offsets_[key] = value; }
+
+absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
+  store::WriteBatch batch;
+  std::optional<absl::Time> earliest;
+  for (auto& [key, e] : entries_) {
+    if (!e.dirty) continue;
+    batch.Put(kEnrollmentsCf, key, e.record.Encode());
+    const std::optional<absl::Time> due = domain::NextDueAt(e.state);
+    if (due != e.stored_due) {
+      if (e.stored_due.has_value()) batch.Delete(kDueCf, store::DueKey(*e.stored_due, key));
+      if (due.has_value()) {
+        batch.Put(kDueCf, store::DueKey(*due, key), PartitionValue(e.record.partition));
+        if (!earliest.has_value() || *due < *earliest) earliest = due;
+      }
+    }
+    if (!e.state.sequence_id.empty()) {  // idempotent puts: cheap, and never missing
+      batch.Put(kBySequenceCf, IndexKey(e.state.sequence_id, key), "");
+      if (!e.state.owner_id.empty()) batch.Put(kByOwnerCf, IndexKey(e.state.owner_id, key), "");
+    }
+  }
+  for (const auto& [id, events] : sequences_) batch.Put(kSequencesCf, id, EncodeEventList(events));
+  for (const auto& [key, value] : offsets_) {
+    std::string v;
+    store::AppendBigEndian64(&v, static_cast<uint64_t>(value));
+    batch.Put(kOffsetsCf, key, v);
+  }
+  if (batch.Count() > 0) {
+    absl::Status s = store_.raw().Write(batch);
+    if (!s.ok()) return s;
+  }
+  if (earliest_new_due != nullptr) *earliest_new_due = earliest;
+  Discard();
+  return absl::OkStatus();
+}
+
+void Overlay::Discard() {
+  entries_.clear();
+  sequences_.clear();
+  offsets_.clear();
+}
+
+}  // namespace sequences::executor

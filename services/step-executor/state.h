@@ -1,0 +1,155 @@
+#ifndef SEQUENCES_SERVICES_STEP_EXECUTOR_STATE_H_
+#define SEQUENCES_SERVICES_STEP_EXECUTOR_STATE_H_
+
+// The executor's RocksDB projection: what it keeps, how it is keyed, and the staging area a batch
+// writes into before it is committed as one WriteBatch.
+//
+// Column families (all values are ours; none is shared with another service):
+//   enrollments  key EnrollmentKey ("<item_key>#<sequence_id>") -> EnrollmentRecord: the
+//                executor-events partition and every executor event of that key, in log order
+//                (state = EvolveEnrollment folded over them; the events ARE the state).
+//   sequences    key sequence id -> every sequence event of that id, in log order.
+//   due          key DueKey(due_at, enrollment key) -> 4-byte big-endian partition.
+//   by_sequence  key "<sequence_id>\0<enrollment key>" -> "" (enrollments of a sequence).
+//   by_owner     key "<owner_id>\0<enrollment key>" -> "" (enrollments of an owner).
+//   offsets      "exec/<p>": next executor-events offset to fold for partition p;
+//                "seq/<p>": next sequence-events offset to fold.
+// Every write of a batch (events, due-index changes, offsets) is one atomic WriteBatch.
+//
+// Thread-compatible: one loop thread owns a StateStore and its Overlay.
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/sequence.h"
+#include "libs/store/store.h"
+#include "sequences/v1/events.pb.h"
+
+namespace sequences::executor {
+
+inline constexpr char kEnrollmentsCf[] = "enrollments";
+inline constexpr char kSequencesCf[] = "sequences";
+inline constexpr char kDueCf[] = "due";
+inline constexpr char kBySequenceCf[] = "by_sequence";
+inline constexpr char kByOwnerCf[] = "by_owner";
+inline constexpr char kOffsetsCf[] = "offsets";
+
+// Deterministic protobuf serialization (map fields in key order), so the same event always has
+// the same bytes: the state digest depends on it.
+std::string SerializeDeterministic(const v1::Envelope& envelope);
+
+// The enrollment key an executor event belongs to ("<item_key>#<sequence_id>"), or nullopt if
+// `event` is not an executor event.
+std::optional<std::string> EnrollmentKeyOfEvent(const v1::Envelope& event);
+
+// Length-prefixed list of serialized envelopes (the value format of enrollments and sequences).
+std::string EncodeEventList(const std::vector<std::string>& events);
+bool DecodeEventList(absl::string_view in, std::vector<std::string>* events);
+
+// One enrollment key's stored record.
+struct EnrollmentRecord {
+  int32_t partition = -1;
+  std::vector<std::string> events;  // serialized envelopes, log order
+  std::string Encode() const;
+  static bool Decode(absl::string_view in, EnrollmentRecord* out);
+};
+
+// Folds a record's events. Events that do not parse are skipped (they were written by us).
+domain::EnrollmentState FoldRecord(const EnrollmentRecord& record);
+
+// A due-index entry.
+struct DueEntry {
+  absl::Time due;
+  std::string enrollment_key;
+  int32_t partition = -1;
+};
+
+// The store with the executor's layout.
+class StateStore {
+ public:
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+  // Removes the directory (replay rebuilds it from the log).
+  static absl::Status Destroy(const std::string& path);
+
+  store::Store& raw() { return *store_; }
+
+  absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(absl::string_view key);
+  // Every sequence, folded.
+  absl::StatusOr<std::map<std::string, domain::SequenceState>> LoadSequences();
+  // Stored offset under `key` ("exec/3"), or nullopt.
+  absl::StatusOr<std::optional<int64_t>> GetOffset(absl::string_view key);
+
+  // Due entries with due in [from, to], in due order, at most `max` of them (visited in order;
+  // `visit` returns false to stop).
+  absl::Status ScanDue(absl::Time from, absl::Time to, int max,
+                       const std::function<bool(const DueEntry&)>& visit);
+  // Enrollment keys of a sequence / an owner / with a key prefix ("<item_key>#"), in key order.
+  absl::StatusOr<std::vector<std::string>> KeysOfSequence(absl::string_view sequence_id);
+  absl::StatusOr<std::vector<std::string>> KeysOfOwner(absl::string_view owner_id);
+  absl::StatusOr<std::vector<std::string>> KeysWithPrefix(absl::string_view prefix);
+
+  // 64-bit FNV-1a over every (column family, key, value) of the enrollments and sequences column
+  // families, in key order, as 16 hex digits; also counts the keys.
+  absl::StatusOr<std::string> Digest(int64_t* enrollments = nullptr, int64_t* sequences = nullptr);
+
+  static std::string ExecOffsetKey(int32_t partition);
+  static std::string SeqOffsetKey(int32_t partition);
+
+ private:
+  explicit StateStore(std::unique_ptr<store::Store> s) : store_(std::move(s)) {}
+  std::unique_ptr<store::Store> store_;
+};
+
+// The staging area of one batch: enrollment records and sequences changed by the batch, the
+// offsets it moves, and the due-index changes they imply. Nothing reaches RocksDB until Flush.
+// Discard() forgets everything (a batch that was aborted).
+class Overlay {
+ public:
+  explicit Overlay(StateStore& store) : store_(store) {}
+
+  struct Entry {
+    EnrollmentRecord record;
+    domain::EnrollmentState state;
+    // The due-index time stored in RocksDB for this key (before the batch).
+    std::optional<absl::Time> stored_due;
+    bool existed = false;
+    bool dirty = false;
+  };
+
+  // The staged entry for `key` (loaded on first use; a new empty entry if the key has none).
+  absl::StatusOr<Entry*> Get(const std::string& key);
+  // Folds one executor event into its key's entry. `bytes` is its serialized form.
+  // `partition`: the executor-events partition (used for a new key).
+  absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
+  // Stages a sequence's event list (after folding an event).
+  void PutSequence(const std::string& sequence_id, const std::vector<std::string>& events);
+  void SetOffset(const std::string& key, int64_t value);
+
+  // Keys staged in this batch (new or changed), in key order.
+  const std::map<std::string, Entry>& entries() const { return entries_; }
+  bool empty() const { return entries_.empty() && sequences_.empty() && offsets_.empty(); }
+
+  // Writes everything staged in one atomic WriteBatch and clears the overlay. The earliest due
+  // time written to the index, if any, is stored in `*earliest_new_due`.
+  absl::Status Flush(std::optional<absl::Time>* earliest_new_due = nullptr);
+  void Discard();
+
+ private:
+  StateStore& store_;
+  std::map<std::string, Entry> entries_;
+  std::map<std::string, std::vector<std::string>> sequences_;
+  std::map<std::string, int64_t> offsets_;
+};
+
+}  // namespace sequences::executor
+
+#endif  // SEQUENCES_SERVICES_STEP_EXECUTOR_STATE_H_

@@ -1,0 +1,302 @@
+// The executor's deciding half without Kafka: a real RocksDB store in a temp directory, a
+// simulated clock, records handed in as the consumer would.
+#include "services/step-executor/processor.h"
+
+#include <catch2/catch.hpp>
+
+#include "libs/domain/envelope.h"
+#include "libs/runtime/clock.h"
+#include "services/step-executor/state.h"
+#include "services/step-executor/tests/builders.h"
+#include "tests/support/process.h"
+
+namespace sequences::executor {
+namespace {
+
+using namespace testing;
+
+const absl::Time kT0 = absl::FromUnixSeconds(1'700'000'000);
+
+struct Fixture {
+  Fixture() : clock(kT0) {
+    dir = sequences::testing::TempDir("executor-unit");
+    auto s = StateStore::Open(dir);
+    REQUIRE(s.ok());
+    store = std::move(*s);
+    processor = std::make_unique<Processor>(*store, service::Topics::WithPrefix("t."));
+    REQUIRE(processor->LoadSequences().ok());
+  }
+
+  kafka::Message Record(const std::string& topic, int32_t partition, const std::string& key,
+                        const v1::Envelope& e) {
+    kafka::Message m;
+    m.topic = topic;
+    m.partition = partition;
+    m.offset = next_offset++;
+    m.key = key;
+    m.value = e.SerializeAsString();
+    return m;
+  }
+
+  // Folds sequence events (as read from sequence-events) and flushes.
+  void FoldSequence(const std::vector<v1::Envelope>& events) {
+    Overlay overlay(*store);
+    BatchOutput out;
+    for (const v1::Envelope& e : events) {
+      REQUIRE(processor
+                  ->OnSequenceRecord(
+                      Record("t.sequence-events", 0, e.sequence_created().sequence_id(), e), all,
+                      clock.Now(), overlay, out)
+                  .ok());
+    }
+    REQUIRE(overlay.Flush().ok());
+  }
+
+  Processor::InputResult Decide(const kafka::Message& m, BatchOutput& out) {
+    Overlay overlay(*store);
+    auto r = processor->OnInputRecord(m, false, clock.Now(), overlay, out);
+    REQUIRE(r.ok());
+    REQUIRE(overlay.Flush().ok());
+    return *r;
+  }
+
+  BatchOutput Fire(const Processor::OwnedFn& owned, int max = 100) {
+    Overlay overlay(*store);
+    BatchOutput out;
+    REQUIRE(processor->FireDue(clock.Now(), owned, max, &scan_from, overlay, out).ok());
+    std::optional<absl::Time> earliest;
+    REQUIRE(overlay.Flush(&earliest).ok());
+    if (earliest.has_value()) scan_from = std::min(scan_from, *earliest);
+    return out;
+  }
+
+  std::vector<v1::Envelope> On(const BatchOutput& out, const std::string& topic) {
+    std::vector<v1::Envelope> v;
+    for (const kafka::Record& r : out.records) {
+      if (r.topic != topic) continue;
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(r.value));
+      v.push_back(e);
+    }
+    return v;
+  }
+
+  std::string dir;
+  SimulatedClock clock;
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<Processor> processor;
+  int64_t next_offset = 0;
+  absl::Time scan_from = absl::InfinitePast();
+  Processor::OwnedFn all = [](int32_t) { return true; };
+};
+
+TEST_CASE(
+    "Given a known sequence, when an item is enrolled, then EnrollmentStarted is written "
+    "to the input's partition and the first step waits in the due index") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
+
+  BatchOutput out;
+  CHECK(f.Decide(f.Record("t.enrollment-events", 3, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)),
+                 out) == Processor::InputResult::kDone);
+  REQUIRE(out.records.size() == 1);
+  CHECK(out.records[0].topic == "t.executor-events");
+  CHECK(out.records[0].partition == 3);
+  CHECK(out.records[0].key == "c1/deal/1");
+  CHECK(out.executor_partitions == std::set<int32_t>{3});
+  auto next = f.processor->NextDue(absl::InfinitePast(), f.all, 10);
+  REQUIRE(next.ok());
+  CHECK(*next == kT0 + absl::Minutes(5));
+}
+
+TEST_CASE(
+    "Given an enrolled item, when the clock reaches the due time, then the step fires "
+    "exactly once with its task, and never before") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 5), ActivityStep("b", 5)}, kT0));
+  BatchOutput enrolled;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)),
+           enrolled);
+
+  f.clock.Advance(absl::Minutes(5) - absl::Seconds(1));
+  CHECK(f.Fire(f.all).empty());
+
+  f.clock.Advance(absl::Seconds(1));
+  BatchOutput fired = f.Fire(f.all);
+  CHECK(fired.steps_fired == 1);
+  auto tasks = f.On(fired, "t.task-events");
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task_created().step_id() == "a");
+  CHECK(fired.lateness == std::vector<absl::Duration>{absl::ZeroDuration()});
+
+  // Firing again at the same time: the entry is gone from the index.
+  CHECK(f.Fire(f.all).empty());
+  // The next step is due 5 minutes later, and fires then.
+  f.clock.Advance(absl::Minutes(5));
+  BatchOutput second = f.Fire(f.all);
+  REQUIRE(f.On(second, "t.task-events").size() == 1);
+  CHECK(f.On(second, "t.task-events")[0].task_created().step_id() == "b");
+}
+
+TEST_CASE(
+    "Given an enroll request naming a sequence version not folded yet, when it arrives, "
+    "then it waits, and is decided once that version is folded") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> created = seq.Create({ActivityStep("a", 5)}, kT0);
+  std::vector<v1::Envelope> switched = seq.AutomatedSending(true, kT0);
+  f.FoldSequence(created);
+
+  kafka::Message enroll =
+      f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 2, kT0));
+  BatchOutput waiting;
+  CHECK(f.Decide(enroll, waiting) == Processor::InputResult::kDeferred);
+  CHECK(waiting.empty());
+
+  f.FoldSequence(switched);
+  BatchOutput decided;
+  CHECK(f.Decide(enroll, decided) == Processor::InputResult::kDone);
+  auto events = f.On(decided, "t.executor-events");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].has_enrollment_started());
+}
+
+TEST_CASE(
+    "Given a record that is not an envelope, when it is decided, then it goes to "
+    "dead-letter with reason, topic, partition and offset headers") {
+  Fixture f;
+  kafka::Message garbage;
+  garbage.topic = "t.enrollment-events";
+  garbage.partition = 2;
+  garbage.offset = 41;
+  garbage.key = "c1/deal/1";
+  garbage.value = "\xff\xfe not protobuf";
+  BatchOutput out;
+  CHECK(f.Decide(garbage, out) == Processor::InputResult::kDone);
+  REQUIRE(out.records.size() == 1);
+  const kafka::Record& r = out.records[0];
+  CHECK(r.topic == "t.dead-letter");
+  CHECK(r.value == garbage.value);
+  CHECK(r.key == "c1/deal/1");
+  kafka::Message as_read;
+  as_read.headers = r.headers;
+  REQUIRE(as_read.FindHeader(kHeaderReason) != nullptr);
+  CHECK(as_read.FindHeader(kHeaderReason)->find("undecodable") == 0);
+  CHECK(*as_read.FindHeader(kHeaderTopic) == "t.enrollment-events");
+  CHECK(*as_read.FindHeader(kHeaderPartition) == "2");
+  CHECK(*as_read.FindHeader(kHeaderOffset) == "41");
+}
+
+TEST_CASE(
+    "Given an enroll request whose record key is not its item key, when it is decided, "
+    "then it goes to dead-letter and starts nothing") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/OTHER", Enroll("c1/deal/1", "s1", 1, kT0)),
+           out);
+  REQUIRE(out.records.size() == 1);
+  CHECK(out.records[0].topic == "t.dead-letter");
+  CHECK(out.executor_partitions.empty());
+}
+
+TEST_CASE(
+    "Given due steps on partitions this instance does not own, when the clock passes "
+    "them, then they are not fired") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 1)}, kT0));
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 1, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), out);
+  f.Decide(f.Record("t.enrollment-events", 2, "c1/deal/2", Enroll("c1/deal/2", "s1", 1, kT0)), out);
+  f.clock.Advance(absl::Minutes(2));
+  BatchOutput fired = f.Fire([](int32_t p) { return p == 2; });
+  auto tasks = f.On(fired, "t.task-events");
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task_created().item_key() == "c1/deal/2");
+  auto next = f.processor->NextDue(
+      absl::InfinitePast(), [](int32_t p) { return p == 2; }, 10);
+  REQUIRE(next.ok());
+  CHECK_FALSE(next->has_value());
+}
+
+TEST_CASE(
+    "Given more due steps than the per-batch cap, when batches run, then each fires at "
+    "most the cap and together they fire every step once") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 1)}, kT0));
+  for (int i = 0; i < 25; ++i) {
+    BatchOutput out;
+    const std::string item = absl::StrCat("c1/deal/", i);
+    f.Decide(
+        f.Record("t.enrollment-events", 0, item, Enroll(item, "s1", 1, kT0 + absl::Seconds(i))),
+        out);
+  }
+  f.clock.Advance(absl::Minutes(5));
+  std::set<std::string> fired;
+  int batches = 0;
+  for (;; ++batches) {
+    BatchOutput out = f.Fire(f.all, 10);
+    if (out.empty()) break;
+    CHECK(out.steps_fired <= 10);
+    for (const v1::Envelope& t : f.On(out, "t.task-events")) {
+      CHECK(fired.insert(t.task_created().task_id()).second);
+    }
+  }
+  CHECK(fired.size() == 25);
+  CHECK(batches == 3);
+}
+
+TEST_CASE(
+    "Given a sequence deleted while an item waits, when the step comes due, then the "
+    "enrollment is removed and nothing is sent") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({EmailStep("e", 1, false)}, kT0));
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), out);
+  // Folding the deletion decides it for the owned enrollment at once.
+  Overlay overlay(*f.store);
+  BatchOutput deleted;
+  for (const v1::Envelope& e : seq.Delete(kT0 + absl::Seconds(10))) {
+    REQUIRE(f.processor
+                ->OnSequenceRecord(f.Record("t.sequence-events", 0, "s1", e), f.all, f.clock.Now(),
+                                   overlay, deleted)
+                .ok());
+  }
+  REQUIRE(overlay.Flush().ok());
+  auto events = f.On(deleted, "t.executor-events");
+  REQUIRE(events.size() == 1);
+  CHECK(events[0].enrollment_removed().reason() == v1::REMOVAL_REASON_SEQUENCE_DELETED);
+  f.clock.Advance(absl::Minutes(2));
+  CHECK(f.Fire(f.all).empty());
+}
+
+TEST_CASE(
+    "Given the same events, when they are stored through two overlays, then the digests "
+    "are equal; one more event changes it") {
+  Fixture a;
+  Fixture b;
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> created = seq.Create({ActivityStep("a", 1)}, kT0);
+  a.FoldSequence(created);
+  b.FoldSequence(created);
+  BatchOutput oa, ob;
+  a.Decide(a.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), oa);
+  b.Decide(b.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), ob);
+  auto da = a.store->Digest();
+  auto db = b.store->Digest();
+  REQUIRE(da.ok());
+  REQUIRE(db.ok());
+  CHECK(*da == *db);
+  a.clock.Advance(absl::Minutes(1));
+  CHECK(a.Fire(a.all).steps_fired == 1);
+  CHECK(*a.store->Digest() != *db);
+}
+
+}  // namespace
+}  // namespace sequences::executor
