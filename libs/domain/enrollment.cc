@@ -149,7 +149,8 @@ void Reschedule(const EnrollmentState& s, const SequenceState& seq, const Emitte
     return;
   }
   const v1::Step& step = seq.steps[idx];
-  const absl::Time due = StepDueAt(s.anchor, step, CalendarFor(s, seq), s.not_before);
+  const absl::Time due =
+      StepDueAt(s.anchor, step, CalendarFor(s, seq), s.not_before, s.paused_total);
   if (step.id() == s.pending_step_id && s.due_at == due && newly.empty()) return;
   AddScheduled(s, em, step, due, newly, std::nullopt, d);
 }
@@ -177,8 +178,8 @@ void AddResumed(const EnrollmentState& s, const SequenceState& seq, const Emitte
       } else {
         const v1::Step& step = seq.steps[idx];
         p->set_next_step_id(step.id());
-        *p->mutable_next_due_at() =
-            ToProto(StepDueAt(s.anchor + paused_for, step, CalendarFor(s, seq), now));
+        *p->mutable_next_due_at() = ToProto(
+            StepDueAt(s.anchor, step, CalendarFor(s, seq), now, s.paused_total + paused_for));
       }
     }
   }
@@ -623,7 +624,10 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       if (sequence.deleted) return d;
       // Continue from the failed step (or whatever follows the position if it was deleted).
       std::set<std::string> passed = state.passed_step_ids;
-      passed.erase(state.failed_step_id);
+      if (std::find(state.executed_step_ids.begin(), state.executed_step_ids.end(),
+                    state.failed_step_id) == state.executed_step_ids.end()) {
+        passed.erase(state.failed_step_id);  // never re-runs an executed step
+      }
       const int idx = NextStepIndex(passed, sequence.steps, nullptr);
       v1::Envelope e = em.New(state.enrollment_id, "retried");
       v1::EnrollmentRetried* p = e.mutable_enrollment_retried();
@@ -632,8 +636,9 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       if (idx >= 0) {
         p->set_step_id(sequence.steps[idx].id());
         // The failed step's delay has already elapsed: due now (re-aligned to the window).
-        *p->mutable_due_at() = ToProto(
-            StepDueAt(state.anchor, sequence.steps[idx], CalendarFor(state, sequence), now));
+        *p->mutable_due_at() =
+            ToProto(StepDueAt(state.anchor, sequence.steps[idx], CalendarFor(state, sequence), now,
+                              state.paused_total));
       }
       d.executor_events.push_back(std::move(e));
       if (idx < 0) AddCompleted(state, em, v1::EXIT_REASON_ALL_STEPS_DONE, now, &d);
@@ -651,7 +656,13 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
     }
     case v1::Envelope::kMergeDataUpdated: {
       const v1::MergeDataUpdated& m = input.merge_data_updated();
-      if (!Matches(state, m.item_key(), m.sequence_id()) || m.merge_data().empty()) return d;
+      if (!Matches(state, m.item_key(), m.sequence_id())) return d;
+      const bool changes =
+          std::any_of(m.merge_data().begin(), m.merge_data().end(), [&](const auto& kv) {
+            auto it = state.merge_data.find(kv.first);
+            return it == state.merge_data.end() || it->second != kv.second;
+          });
+      if (!changes) return d;  // nothing new: idempotent
       v1::Envelope e = em.New(state.enrollment_id, "merge-data");
       v1::EnrollmentMergeDataUpdated* p = e.mutable_enrollment_merge_data_updated();
       *p->mutable_ref() = Ref(state);
@@ -753,8 +764,8 @@ absl::StatusOr<Decision> DecideStepDue(const EnrollmentState& state, absl::Time 
     return d;
   }
   const v1::Step& step = sequence.steps[idx];
-  const absl::Time recomputed =
-      StepDueAt(state.anchor, step, CalendarFor(state, sequence), state.not_before);
+  const absl::Time recomputed = StepDueAt(state.anchor, step, CalendarFor(state, sequence),
+                                          state.not_before, state.paused_total);
   if (step.id() != state.pending_step_id || recomputed > now) {
     AddScheduled(state, em, step, recomputed, newly, std::nullopt, &d);
     return d;
@@ -848,6 +859,9 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
   if (s.enrollment_id.empty() || ref->enrollment_id() != s.enrollment_id) return s;
 
   auto end = [&](v1::EnrollmentStatus status, absl::Time when) {
+    // A pause in force until now still counts as stopped time (a retry resumes the clock).
+    if (s.paused_at.has_value())
+      s.paused_total += std::max(absl::ZeroDuration(), when - *s.paused_at);
     s.status = status;
     s.due_at.reset();
     s.pause_causes.clear();
@@ -868,6 +882,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.passed_step_ids.insert(p.passed_step_ids().begin(), p.passed_step_ids().end());
       s.anchor = FromProto(p.executed_at());
       s.not_before = s.anchor;
+      s.paused_total = absl::ZeroDuration();
       s.pending_step_id = p.next_step_id();
       if (p.next_step_id().empty()) {
         s.due_at.reset();
@@ -889,9 +904,13 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.passed_step_ids.insert(p.passed_step_ids().begin(), p.passed_step_ids().end());
       if (p.has_anchor_at()) {
         s.anchor = FromProto(p.anchor_at());
-        // Completion during a pause: the delay clock starts at the resume (see Resumed).
-        if (s.paused_at.has_value() && s.anchor > *s.paused_at) s.anchor = *s.paused_at;
         s.not_before = s.anchor;
+        s.paused_total = absl::ZeroDuration();
+        // Completion during a pause: the resume adds the whole pause, of which only the part
+        // after the anchor stopped this delay's clock.
+        if (s.paused_at.has_value() && s.anchor > *s.paused_at) {
+          s.paused_total = -(s.anchor - *s.paused_at);
+        }
       }
       s.waiting_task_id.clear();
       s.waiting_step_id.clear();
@@ -910,8 +929,8 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       if (s.pause_causes.erase(p.cause()) == 0 || !s.pause_causes.empty()) break;
       const absl::Time resumed_at = FromProto(p.resumed_at());
       const absl::Duration paused_for = FromProtoDuration(p.paused_for());
-      s.anchor += paused_for;
-      s.not_before = std::max(s.not_before + paused_for, resumed_at);
+      s.paused_total += paused_for;
+      s.not_before = std::max(s.not_before, resumed_at);
       s.paused_at.reset();
       s.status = v1::ENROLLMENT_STATUS_IN_PROGRESS;
       if (!p.next_step_id().empty()) {
@@ -942,7 +961,6 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.status = v1::ENROLLMENT_STATUS_IN_PROGRESS;
       s.failure_reason = v1::FAILURE_REASON_UNSPECIFIED;
       s.missing_merge_field.clear();
-      s.passed_step_ids.erase(s.failed_step_id);
       s.failed_step_id.clear();
       s.pending_step_id = p.step_id();
       if (p.step_id().empty()) {
@@ -1002,14 +1020,16 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
   const Calendar cal = CalendarFor(state, sequence);
   absl::Time anchor = state.anchor;
   absl::Time not_before = state.not_before;
+  absl::Duration paused = state.paused_total;
   if (!state.waiting_task_id.empty()) {
     anchor = not_before = now;  // assumes the activity is completed now
+    paused = absl::ZeroDuration();
   } else if (state.paused_at.has_value()) {
-    anchor += std::max(absl::ZeroDuration(), now - *state.paused_at);  // assumes resume now
+    paused += std::max(absl::ZeroDuration(), now - *state.paused_at);  // assumes resume now
     not_before = now;
   }
   for (size_t i = static_cast<size_t>(idx); i < new_steps.size(); ++i) {
-    const absl::Time due = StepDueAt(anchor, new_steps[i], cal, not_before);
+    const absl::Time due = StepDueAt(anchor, new_steps[i], cal, not_before, paused);
     v1::ScheduledStep* s = impact.add_upcoming();
     s->set_step_id(new_steps[i].id());
     s->set_step_index(static_cast<int32_t>(i));
@@ -1019,6 +1039,7 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
       *impact.mutable_due_at_after() = ToProto(due);
     }
     anchor = not_before = due;
+    paused = absl::ZeroDuration();
   }
   return impact;
 }

@@ -81,8 +81,10 @@ struct EnrollmentState {
   // When pending_step_id is due (kept while paused; NextDueAt hides it then).
   std::optional<absl::Time> due_at;
   // The pending step's delay is measured from here (previous execution, enrollment start,
-  // activity completion; moved forward by pauses). Due is never before `not_before`.
+  // activity completion), plus `paused_total`, the time the delay clock stood still since then.
+  // Due is never before `not_before` (e.g. the last resume).
   absl::Time anchor = absl::UnixEpoch();
+  absl::Duration paused_total = absl::ZeroDuration();
   absl::Time not_before = absl::UnixEpoch();
   // Waiting for this task's completion before scheduling the next step.
   std::string waiting_task_id;
@@ -155,7 +157,7 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 //   retry_requested    EnrollmentRetried from the failed step if failed (then due re-aligned).
 //   activity_completed StepScheduled for the next step (or EnrollmentCompleted) if waiting for
 //                      that task.
-//   merge_data_updated EnrollmentMergeDataUpdated if active.
+//   merge_data_updated EnrollmentMergeDataUpdated if active and a value changes.
 //   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
 //   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
 //   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/

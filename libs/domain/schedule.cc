@@ -187,8 +187,8 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
 }
 
 absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& calendar,
-                     absl::Time not_before) {
-  return AlignToWindow(std::max(ApplyDelay(anchor, step, calendar), not_before), calendar);
+                     absl::Time not_before, absl::Duration paused) {
+  return AlignToWindow(std::max(ApplyDelay(anchor, step, calendar) + paused, not_before), calendar);
 }
 
 std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,

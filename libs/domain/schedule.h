@@ -63,10 +63,12 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
 // the window never opens in that span (only possible with absurd holiday lists) returns t.
 absl::Time AlignToWindow(absl::Time t, const Calendar& calendar);
 
-// When a step comes due: AlignToWindow(max(ApplyDelay(anchor, step), not_before)).
-// `not_before` is the earliest acceptable instant (e.g. the resume time after a pause).
+// When a step comes due: AlignToWindow(max(ApplyDelay(anchor, step) + paused, not_before)).
+// `paused` is how long the delay clock stood still since the anchor (pauses); `not_before` the
+// earliest acceptable instant (e.g. the resume time after a pause).
 absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& calendar,
-                     absl::Time not_before = absl::InfinitePast());
+                     absl::Time not_before = absl::InfinitePast(),
+                     absl::Duration paused = absl::ZeroDuration());
 
 // Schedule preview: when each step would come due for an enrollment started at `start` in `tz`,
 // assuming each step executes when due (and activities that wait are completed at once).
