@@ -149,9 +149,12 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 // enroll request names; default-constructed if unknown).
 //
 // Outcomes (never errors for business refusals; those are events, so the log explains them):
-//   enroll_requested   EnrollmentStarted (+ StepScheduled-free first due; + EnrollmentCompleted if
-//                      the sequence has no steps; + EnrollmentPaused if the sequence is paused), or
-//                      EnrollmentRejected with a reason, or nothing for a request id already seen.
+//   enroll_requested   EnrollmentStarted carrying the first step and its due time
+//                      (+ EnrollmentCompleted if the sequence has no steps; + EnrollmentPaused if
+//                      the sequence is paused), or EnrollmentRejected with a reason, or nothing for
+//                      a request id already seen. For sequence events, pass `sequence` already
+//                      folded with them (either order works: the decider folds them again, which
+//                      is a no-op for a folded version).
 //   remove_requested   EnrollmentRemoved(requested) if active.
 //   pause/resume       EnrollmentPaused/EnrollmentResumed(cause enrollment or owner) if active.
 //   retry_requested    EnrollmentRetried from the failed step if failed (then due re-aligned).
