@@ -334,6 +334,30 @@ TEST_CASE(
   CHECK(NextDueAt(s) == completed + absl::Hours(1));
 }
 
+TEST_CASE(
+    "Given an activity with a due time, the task is due at that local time on the day it "
+    "fires",
+    "[enrollment]") {
+  v1::Step a = ActivityStep("a", v1::DELAY_UNIT_DAYS, 1);
+  a.mutable_activity()->mutable_due_time()->set_hours(16);
+  a.mutable_activity()->mutable_assignee()->set_user_id("u7");
+  SequenceState seq = MakeSequence({a}, kT0);
+  EnrollmentState s = Enrolled(seq, "Europe/Berlin");
+  const v1::TaskCreated t = Fire(&s, seq).task_events.at(0).task_created();
+  CHECK(t.assignee_user_id() == "u7");
+  CHECK(t.time_zone() == "Europe/Berlin");
+  CHECK(t.due_date().day() == 5);
+  CHECK(FromProto(t.due_at()) == Local("Europe/Berlin", 2024, 3, 5, 16));
+}
+
+TEST_CASE("Given the sequence not folded yet, a due step answers UNAVAILABLE (retry later)",
+          "[enrollment]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 1)}, kT0);
+  EnrollmentState s = Enrolled(seq);
+  CHECK(DecideStepDue(s, *NextDueAt(s), SequenceState{}, kT0 + absl::Hours(1)).status().code() ==
+        absl::StatusCode::kUnavailable);
+}
+
 // ---- exits, removal ----
 
 TEST_CASE("Given exit conditions, the enrollment ends with the matching reason", "[enrollment]") {

@@ -85,6 +85,28 @@ TEST_CASE("Apia skipped 2011-12-30: a time on that day resolves to the jump (31s
         absl::Hours(24));
 }
 
+TEST_CASE("Apia 2020/2021 DST: gap 03:00-04:00 in September, repeat 03:00-04:00 in April",
+          "[schedule][dst]") {
+  const absl::TimeZone apia = Zone("Pacific/Apia");
+  CHECK(FromLocal(absl::CivilSecond(2020, 9, 27, 3, 30, 0), apia) == Utc(2020, 9, 26, 14, 0));
+  CHECK(FromLocal(absl::CivilSecond(2021, 4, 4, 3, 30, 0), apia) == Utc(2021, 4, 3, 13, 30));
+  // A day delay across the September change is 23 hours long.
+  const absl::Time anchor = Local("Pacific/Apia", 2020, 9, 26, 9);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), Cal("Pacific/Apia")) - anchor ==
+        absl::Hours(23));
+}
+
+TEST_CASE("Lord Howe: a day delay across its 30-minute changes lasts 23.5 and 24.5 hours",
+          "[schedule][dst]") {
+  const Calendar lh = Cal("Australia/Lord_Howe");
+  const absl::Time spring = Local("Australia/Lord_Howe", 2024, 10, 5, 9);
+  CHECK(ApplyDelay(spring, Delay(v1::DELAY_UNIT_DAYS, 1), lh) - spring ==
+        absl::Hours(23) + absl::Minutes(30));
+  const absl::Time autumn = Local("Australia/Lord_Howe", 2024, 4, 6, 9);
+  CHECK(ApplyDelay(autumn, Delay(v1::DELAY_UNIT_DAYS, 1), lh) - autumn ==
+        absl::Hours(24) + absl::Minutes(30));
+}
+
 // ---- delays ----
 
 TEST_CASE("A day delay keeps the local time across spring forward (23 hours in New York)",
