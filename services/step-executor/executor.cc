@@ -333,7 +333,8 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     Resync(false, "recovery failed");
     return true;
   }
-  const absl::Time now = clock_.Now();
+  // Microseconds: the resolution of the due index and of the timer ids.
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
   for (kafka::Message& m : *polled) {
     if (m.eof || !Owned(m.partition)) continue;
     PartitionState& ps = partitions_[m.partition];

@@ -248,7 +248,13 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     auto entry = overlay.Get(d.enrollment_key);
     if (!entry.ok()) return entry.status();
     Overlay::Entry& e = **entry;
-    auto decision = domain::DecideStepDue(e.state, d.due, Sequence(e.state.sequence_id), now);
+    // The index keeps microseconds; the state may hold a finer time. Same microsecond: same
+    // trigger (the timer id is built from microseconds too).
+    const std::optional<absl::Time> state_due = domain::NextDueAt(e.state);
+    if (!state_due.has_value() || absl::ToUnixMicros(*state_due) != absl::ToUnixMicros(d.due)) {
+      continue;  // stale entry: the batch already changed this enrollment
+    }
+    auto decision = domain::DecideStepDue(e.state, *state_due, Sequence(e.state.sequence_id), now);
     if (!decision.ok()) {
       // UNAVAILABLE: the sequence is not folded yet; try again on a later batch.
       if (!retry_from.has_value()) retry_from = d.due;
@@ -257,7 +263,7 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     for (const v1::Envelope& ev : decision->executor_events) {
       if (ev.has_step_executed()) {
         ++out.steps_fired;
-        out.lateness.push_back(now - d.due);
+        out.lateness.push_back(now - *state_due);
       }
     }
     Emit(*decision, e.record.partition, overlay, out);

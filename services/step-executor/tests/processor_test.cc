@@ -300,3 +300,25 @@ TEST_CASE(
 
 }  // namespace
 }  // namespace sequences::executor
+
+namespace sequences::executor {
+namespace {
+
+using namespace testing;
+
+TEST_CASE(
+    "Given a step due at a time finer than the index's microseconds, when the clock "
+    "reaches it, then it still fires") {
+  Fixture f;
+  f.clock.Set(kT0 + absl::Nanoseconds(1500));
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 0)}, f.clock.Now()));
+  BatchOutput out;
+  f.Decide(
+      f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, f.clock.Now())),
+      out);
+  CHECK(f.Fire(f.all).steps_fired == 1);
+}
+
+}  // namespace
+}  // namespace sequences::executor

@@ -1,0 +1,177 @@
+// The step executor end to end: a real step-executor process, the real broker, inputs published
+// straight to Kafka as the automation engine publishes them, outputs read with read_committed.
+#include <catch2/catch.hpp>
+#include <fstream>
+#include <regex>
+
+#include "libs/domain/envelope.h"
+#include "tests/e2e/executor/harness.h"
+
+namespace sequences::executor::e2e {
+namespace {
+
+using namespace sequences::executor::testing;
+
+// The digest in the executor's "stopped" log line or in replay's JSON output.
+std::string DigestIn(const std::string& text, const std::string& marker) {
+  size_t at = text.rfind(marker);
+  if (at == std::string::npos) return "";
+  std::smatch m;
+  std::string tail = text.substr(at);
+  if (std::regex_search(tail, m, std::regex("\"digest\":\"([0-9a-f]{16})\""))) return m[1];
+  return "";
+}
+
+std::map<std::string, std::vector<const Seen*>> ByItem(const std::vector<const Seen*>& seen) {
+  std::map<std::string, std::vector<const Seen*>> out;
+  for (const Seen* s : seen) out[s->message.key].push_back(s);
+  return out;
+}
+
+TEST_CASE(
+    "Enrollments published straight to Kafka run an activity, a draft email and an "
+    "automatic email exactly once each, in order, at or after their due time") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-flow");
+  std::vector<v1::Envelope> events = seq.Create(
+      {ActivityStep("call", 0), EmailStep("draft", 1, false), EmailStep("auto", 0, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  w.PublishSequence(events);
+  auto exec = w.StartExecutor("a");
+
+  constexpr int kItems = 20;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    w.Publish(w.topics().enrollment_events, item,
+              Enroll(item, seq.id(), seq.state().version, absl::Now()));
+  }
+  Reader reader({w.topics().task_events, w.topics().email_events, w.topics().executor_events});
+  auto completed = [&] {
+    int n = 0;
+    for (const Seen& s : reader.seen()) n += s.event.has_enrollment_completed() ? 1 : 0;
+    return n;
+  };
+  REQUIRE(reader.PollUntil([&] { return completed() >= kItems; }, absl::Seconds(150)));
+  reader.Poll(absl::Seconds(2));  // anything extra would show up now
+
+  auto tasks = ByItem(reader.On(w.topics().task_events));
+  auto emails = ByItem(reader.On(w.topics().email_events));
+  auto executor_events = ByItem(reader.On(w.topics().executor_events));
+  REQUIRE(tasks.size() == kItems);
+  REQUIRE(emails.size() == kItems);
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    INFO(item);
+    REQUIRE(tasks[item].size() == 1);
+    CHECK(tasks[item][0]->event.task_created().step_id() == "call");
+    REQUIRE(emails[item].size() == 2);
+    CHECK(emails[item][0]->event.email_send().step_id() == "draft");
+    CHECK(emails[item][0]->event.email_send().mode() == v1::EMAIL_MODE_DRAFT_FOR_REVIEW);
+    CHECK(emails[item][1]->event.email_send().step_id() == "auto");
+    CHECK(emails[item][1]->event.email_send().mode() == v1::EMAIL_MODE_AUTOMATIC);
+    std::vector<std::string> executed;
+    for (const Seen* s : executor_events[item]) {
+      if (!s->event.has_step_executed()) continue;
+      const v1::StepExecuted& x = s->event.step_executed();
+      executed.push_back(x.step_id());
+      const absl::Time due = domain::FromProto(x.due_at());
+      CHECK(domain::FromProto(x.executed_at()) >= due);
+      CHECK(s->message.timestamp >= due - absl::Milliseconds(1));  // ms resolution of Kafka
+    }
+    CHECK(executed == std::vector<std::string>{"call", "draft", "auto"});
+    // The draft waited for its one-minute delay after the call.
+    CHECK(domain::FromProto(emails[item][0]->event.email_send().scheduled_at()) >=
+          domain::FromProto(tasks[item][0]->event.task_created().due_at()) + absl::Minutes(1));
+  }
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "A garbage record on the input topic lands in dead-letter with its origin in headers, "
+    "and processing goes on") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-dl");
+  w.PublishSequence(seq.Create({ActivityStep("call", 0)}, t0));
+  auto exec = w.StartExecutor("a");
+  const std::string item = "c1/deal/7";
+  w.PublishRaw(w.topics().enrollment_events, item, "\x01garbage that is no envelope");
+  v1::Envelope wrong_topic = Input("ping-ish", t0);
+  *wrong_topic.mutable_task_created() = v1::TaskCreated();
+  w.Publish(w.topics().enrollment_events, item, wrong_topic);
+  w.Publish(w.topics().enrollment_events, item, Enroll(item, seq.id(), 1, absl::Now()));
+
+  Reader reader({w.topics().dead_letter, w.topics().task_events});
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return reader.On(w.topics().dead_letter).size() >= 2 &&
+               !reader.On(w.topics().task_events).empty();
+      },
+      absl::Seconds(60)));
+  auto dead = reader.On(w.topics().dead_letter);
+  REQUIRE(dead.size() == 2);
+  const kafka::Message& garbage = dead[0]->message;
+  CHECK(garbage.value == "\x01garbage that is no envelope");
+  CHECK(garbage.key == item);
+  REQUIRE(garbage.FindHeader("reason") != nullptr);
+  CHECK(garbage.FindHeader("reason")->find("undecodable") == 0);
+  CHECK(*garbage.FindHeader("topic") == w.topics().enrollment_events);
+  REQUIRE(garbage.FindHeader("partition") != nullptr);
+  REQUIRE(garbage.FindHeader("offset") != nullptr);
+  CHECK(*garbage.FindHeader("offset") == "0");
+  CHECK(dead[1]->message.FindHeader("reason")->find("contract") == 0);
+  CHECK(reader.On(w.topics().task_events)[0]->event.task_created().item_key() == item);
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "Replaying the log from zero rebuilds state with the live instance's digest, and "
+    "deciding again from the inputs reproduces every recorded decision") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-replay");
+  std::vector<v1::Envelope> events =
+      seq.Create({ActivityStep("call", 0), EmailStep("draft", 0, false)}, t0);
+  w.PublishSequence(events);
+  auto exec = w.StartExecutor("a");
+  constexpr int kItems = 40;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/lead/", i);
+    v1::Envelope e = Enroll(item, seq.id(), 1, absl::Now());
+    w.Publish(w.topics().enrollment_events, item, e);
+  }
+  Reader reader({w.topics().executor_events});
+  REQUIRE(reader.PollUntil(
+      [&] {
+        int n = 0;
+        for (const Seen& s : reader.seen()) n += s.event.has_enrollment_completed() ? 1 : 0;
+        return n >= kItems;
+      },
+      absl::Seconds(60)));
+  REQUIRE(exec->Terminate() == 0);
+  const std::string live = DigestIn(exec->Log(), "\"msg\":\"stopped\"");
+  REQUIRE(!live.empty());
+
+  for (bool dry_run : {false, true}) {
+    const std::string dir = w.DataDir(dry_run ? "replay-dry" : "replay");
+    auto replay = ChildProcess::Start(
+        {ServiceBinary("step-executor"), "replay", "--bootstrap_servers=" + Bootstrap(),
+         "--topic_prefix=" + w.prefix(), "--from=beginning", "--data_dir=" + dir,
+         dry_run ? "--dry_run" : "--nodry_run"},
+        dir + ".log");
+    REQUIRE(replay.ok());
+    const int code = (*replay)->Terminate(absl::Seconds(60));  // waits for the exit
+    INFO((*replay)->Log());
+    CHECK(code == 0);
+    CHECK(DigestIn((*replay)->Log(), "{\"digest\"") == live);
+    if (dry_run) {
+      CHECK((*replay)->Log().find("\"decisions_differing\":0,") != std::string::npos);
+      CHECK((*replay)->Log().find("\"decisions_checked\":0,") == std::string::npos);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace sequences::executor::e2e

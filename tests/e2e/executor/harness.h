@@ -1,0 +1,181 @@
+#ifndef SEQUENCES_TESTS_E2E_EXECUTOR_HARNESS_H_
+#define SEQUENCES_TESTS_E2E_EXECUTOR_HARNESS_H_
+
+// What the executor's e2e tests share: private topics per test, a publisher that writes
+// envelopes as the API and the automation engine do (idempotent producer), real step-executor
+// processes, and a read_committed reader of the output topics.
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/domain/envelope.h"
+#include "libs/kafka/admin.h"
+#include "libs/kafka/consumer.h"
+#include "libs/kafka/producer.h"
+#include "libs/service/topics.h"
+#include "services/step-executor/tests/builders.h"
+#include "tests/support/kafka_env.h"
+#include "tests/support/process.h"
+
+namespace sequences::executor::e2e {
+
+using sequences::testing::Bootstrap;
+using sequences::testing::ChildProcess;
+using sequences::testing::ServiceBinary;
+using sequences::testing::TempDir;
+using sequences::testing::UniqueName;
+
+inline constexpr int kPartitions = 4;
+
+inline kafka::ClientConfig Client() {
+  kafka::ClientConfig c;
+  c.bootstrap_servers = Bootstrap();
+  return c;
+}
+
+// A test's private world: its own topic prefix, consumer group and directories.
+class World {
+ public:
+  World() : prefix_(UniqueName("exec") + "."), topics_(service::Topics::WithPrefix(prefix_)) {
+    auto admin = kafka::Admin::Create(Client());
+    REQUIRE(admin.ok());
+    REQUIRE(service::EnsureTopics(**admin, topics_, kPartitions, absl::Seconds(30)).ok());
+    auto producer = kafka::Producer::Create({.client = Client()});
+    REQUIRE(producer.ok());
+    producer_ = std::move(*producer);
+    dir_ = TempDir("exec-e2e");
+  }
+
+  const service::Topics& topics() const { return topics_; }
+  const std::string& prefix() const { return prefix_; }
+  std::string DataDir(const std::string& instance) const {
+    return absl::StrCat(dir_, "/", instance, "-state");
+  }
+
+  void Publish(const std::string& topic, const std::string& key, const v1::Envelope& e) {
+    auto r = producer_->Send({topic, key, e.SerializeAsString()});
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+  }
+  void PublishRaw(const std::string& topic, const std::string& key, const std::string& value) {
+    REQUIRE(producer_->Send({topic, key, value}).ok());
+  }
+  void PublishSequence(const std::vector<v1::Envelope>& events) {
+    for (const v1::Envelope& e : events) {
+      std::string id;
+      REQUIRE(domain::GetSequenceEventKey(e, &id, nullptr));
+      Publish(topics_.sequence_events, id, e);
+    }
+  }
+  // Many records without waiting for each report (for thousands of enrollments).
+  void PublishAll(const std::string& topic,
+                  const std::vector<std::pair<std::string, v1::Envelope>>& batch) {
+    std::vector<kafka::Record> records;
+    for (const auto& [key, e] : batch) records.push_back({topic, key, e.SerializeAsString()});
+    for (const auto& r : producer_->SendAll(records)) REQUIRE(r.ok());
+  }
+
+  // Starts an executor process; waits until it joined the group and recovered.
+  std::unique_ptr<ChildProcess> StartExecutor(const std::string& instance,
+                                              std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {ServiceBinary("step-executor"),
+                                     "--bootstrap_servers=" + Bootstrap(),
+                                     "--topic_prefix=" + prefix_,
+                                     "--group_id=" + prefix_ + "executor",
+                                     "--instance_id=" + instance,
+                                     "--data_dir=" + DataDir(instance),
+                                     absl::StrCat("--partitions=", kPartitions),
+                                     "--metrics_interval=2s"};
+    for (auto& e : extra) argv.push_back(std::move(e));
+    const std::string log = absl::StrCat(dir_, "/", instance, "-", ++starts_, ".log");
+    auto p = ChildProcess::Start(argv, log);
+    REQUIRE(p.ok());
+    INFO("log " << log);
+    REQUIRE((*p)->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
+    return std::move(*p);
+  }
+
+ private:
+  std::string prefix_;
+  service::Topics topics_;
+  std::unique_ptr<kafka::Producer> producer_;
+  std::string dir_;
+  int starts_ = 0;
+};
+
+// A committed record of an output topic, decoded.
+struct Seen {
+  kafka::Message message;
+  v1::Envelope event;
+};
+
+// Reads topics with read_committed from the beginning, keeping what it has read; Poll reads on
+// from where it stopped.
+class Reader {
+ public:
+  explicit Reader(const std::vector<std::string>& topics) {
+    kafka::ConsumerConfig c;
+    c.client = Client();
+    c.read_committed = true;
+    auto consumer = kafka::Consumer::Create(c);
+    REQUIRE(consumer.ok());
+    consumer_ = std::move(*consumer);
+    std::vector<kafka::TopicPartitionOffset> assign;
+    for (const std::string& t : topics) {
+      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
+    }
+    REQUIRE(consumer_->Assign(assign).ok());
+  }
+
+  void Poll(absl::Duration d) {
+    const absl::Time end = absl::Now() + d;
+    while (absl::Now() < end) {
+      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
+      REQUIRE(batch.ok());
+      for (kafka::Message& m : *batch) {
+        if (m.eof) continue;
+        Seen s;
+        s.event.ParseFromString(m.value);
+        s.message = std::move(m);
+        seen_.push_back(std::move(s));
+      }
+    }
+  }
+  // Polls until `done()` or the timeout; returns done().
+  template <typename F>
+  bool PollUntil(F done, absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(300));
+    return done();
+  }
+
+  const std::vector<Seen>& seen() const { return seen_; }
+  std::vector<const Seen*> On(const std::string& topic) const {
+    std::vector<const Seen*> v;
+    for (const Seen& s : seen_) {
+      if (s.message.topic == topic) v.push_back(&s);
+    }
+    return v;
+  }
+
+ private:
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::vector<Seen> seen_;
+};
+
+// The side-effect id of a task or email event (its idempotency key).
+inline std::string EffectId(const v1::Envelope& e) {
+  if (e.has_task_created()) return e.task_created().task_id();
+  if (e.has_email_send()) return e.email_send().idempotency_key();
+  return "";
+}
+
+}  // namespace sequences::executor::e2e
+
+#endif  // SEQUENCES_TESTS_E2E_EXECUTOR_HARNESS_H_

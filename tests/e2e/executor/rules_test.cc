@@ -1,0 +1,126 @@
+// Rules checked when a step fires, end to end: exit conditions, pause/resume, consent revoked,
+// missing merge field, sequence deleted while items wait.
+#include <catch2/catch.hpp>
+
+#include "libs/domain/envelope.h"
+#include "tests/e2e/executor/harness.h"
+
+namespace sequences::executor::e2e {
+namespace {
+
+using namespace sequences::executor::testing;
+
+// An activity at once, then an automatic email one minute later.
+SequenceBuilder CallThenMail(World& w, const std::string& id) {
+  SequenceBuilder seq("c1", id);
+  const absl::Time now = absl::Now();
+  std::vector<v1::Envelope> events =
+      seq.Create({ActivityStep("call", 0), EmailStep("mail", 1, true)}, now);
+  for (auto& e : seq.AutomatedSending(true, now)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, now)) events.push_back(e);
+  w.PublishSequence(events);
+  return seq;
+}
+
+v1::Envelope ItemInput(const std::string& id) { return Input(id, absl::Now()); }
+
+TEST_CASE(
+    "Exit conditions, pause and resume, revoked consent, a missing merge field and a "
+    "deleted sequence decide what an automatic email does when it comes due") {
+  World w;
+  SequenceBuilder main_seq = CallThenMail(w, "s-main");
+  SequenceBuilder revoked_seq = CallThenMail(w, "s-revoked");
+  SequenceBuilder deleted_seq = CallThenMail(w, "s-deleted");
+  auto exec = w.StartExecutor("a");
+
+  const std::string kNormal = "c1/deal/normal", kWon = "c1/deal/won", kPaused = "c1/deal/paused",
+                    kNoName = "c1/deal/noname", kRevoked = "c1/deal/revoked",
+                    kDeleted = "c1/deal/deleted";
+  auto enroll = [&](const std::string& item, const SequenceBuilder& seq,
+                    const std::string& name = "Ada") {
+    w.Publish(w.topics().enrollment_events, item,
+              Enroll(item, seq.id(), seq.state().version, absl::Now(), name));
+  };
+  enroll(kNormal, main_seq);
+  enroll(kWon, main_seq);
+  enroll(kPaused, main_seq);
+  enroll(kNoName, main_seq, "");
+  enroll(kRevoked, revoked_seq);
+  enroll(kDeleted, deleted_seq);
+
+  Reader reader({w.topics().executor_events, w.topics().task_events, w.topics().email_events});
+  auto count = [&](const std::string& topic) { return reader.On(topic).size(); };
+  REQUIRE(reader.PollUntil([&] { return count(w.topics().task_events) >= 6; }, absl::Seconds(60)));
+
+  // While the emails wait: the deal is won, one enrollment paused, consent revoked, a sequence
+  // deleted.
+  v1::Envelope won = ItemInput("won-1");
+  won.mutable_item_outcome()->set_item_key(kWon);
+  won.mutable_item_outcome()->set_kind(v1::ITEM_OUTCOME_KIND_DEAL_WON);
+  w.Publish(w.topics().enrollment_events, kWon, won);
+  v1::Envelope pause = ItemInput("pause-1");
+  pause.mutable_pause_requested()->mutable_target()->mutable_item_in_sequence()->set_item_key(
+      kPaused);
+  pause.mutable_pause_requested()->mutable_target()->mutable_item_in_sequence()->set_sequence_id(
+      main_seq.id());
+  w.Publish(w.topics().enrollment_events, kPaused, pause);
+  const absl::Time paused_at = absl::Now();
+  w.PublishSequence(revoked_seq.Consent("owner-1", false, absl::Now()));
+  w.PublishSequence(deleted_seq.Delete(absl::Now()));
+
+  constexpr absl::Duration kPauseFor = absl::Seconds(20);
+  absl::SleepFor(kPauseFor);
+  v1::Envelope resume = ItemInput("resume-1");
+  *resume.mutable_resume_requested()->mutable_target() = pause.pause_requested().target();
+  w.Publish(w.topics().enrollment_events, kPaused, resume);
+
+  auto mail_of = [&](const std::string& item) -> const Seen* {
+    for (const Seen* s : reader.On(w.topics().email_events)) {
+      if (s->message.key == item) return s;
+    }
+    return nullptr;
+  };
+  auto ended = [&](const std::string& item) -> const v1::Envelope* {
+    for (const Seen* s : reader.On(w.topics().executor_events)) {
+      if (s->message.key != item) continue;
+      const v1::Envelope& e = s->event;
+      if (e.has_enrollment_completed() || e.has_enrollment_failed() || e.has_enrollment_removed())
+        return &e;
+    }
+    return nullptr;
+  };
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return mail_of(kNormal) != nullptr && mail_of(kPaused) != nullptr &&
+               ended(kWon) != nullptr && ended(kNoName) != nullptr && ended(kRevoked) != nullptr &&
+               ended(kDeleted) != nullptr;
+      },
+      absl::Seconds(150)));
+  reader.Poll(absl::Seconds(2));
+
+  // Exactly the two emails that should go out went out.
+  CHECK(count(w.topics().email_events) == 2);
+  CHECK(ended(kWon)->enrollment_completed().exit_reason() == v1::EXIT_REASON_DEAL_WON);
+  CHECK(ended(kNoName)->enrollment_failed().reason() == v1::FAILURE_REASON_MISSING_MERGE_FIELD);
+  CHECK(ended(kNoName)->enrollment_failed().missing_merge_field() == "person.first_name");
+  CHECK(ended(kRevoked)->enrollment_failed().reason() == v1::FAILURE_REASON_CONSENT_MISSING);
+  CHECK(ended(kDeleted)->enrollment_removed().reason() == v1::REMOVAL_REASON_SEQUENCE_DELETED);
+  CHECK(mail_of(kNormal)->event.email_send().subject() == "Hello Ada");
+
+  // The paused enrollment's delay stood still while it was paused.
+  absl::Time call_at = absl::InfinitePast();
+  for (const Seen* s : reader.On(w.topics().executor_events)) {
+    if (s->message.key == kPaused && s->event.has_step_executed() &&
+        s->event.step_executed().step_id() == "call") {
+      call_at = domain::FromProto(s->event.step_executed().executed_at());
+    }
+  }
+  const absl::Time mailed_at =
+      domain::FromProto(mail_of(kPaused)->event.email_send().scheduled_at());
+  CHECK(paused_at < call_at + absl::Minutes(1));  // the pause came before the original due time
+  CHECK(mailed_at >= call_at + absl::Minutes(1) + kPauseFor - absl::Seconds(2));
+  CHECK(exec->Terminate() == 0);
+}
+
+}  // namespace
+}  // namespace sequences::executor::e2e
