@@ -31,6 +31,9 @@ ABSL_FLAG(std::string, auth_token, "",
           "environment variable SEQUENCES_API_TOKEN; required)");
 ABSL_FLAG(int, delivery_timeout_ms, 10000,
           "how long the producer tries to make a write durable before the call fails UNAVAILABLE");
+ABSL_FLAG(std::string, producer_bootstrap_servers, "",
+          "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
+          "a writer that cannot reach the broker while the read model can");
 ABSL_FLAG(int, max_call_seconds, 30, "deadline applied to calls that set none (and upper bound)");
 
 namespace sequences {
@@ -91,8 +94,12 @@ int Main() {
   Log(LogLevel::kInfo, "api", "read model caught up",
       {{"records", (*read_model)->folded_records()}});
 
+  kafka::ClientConfig producer_client = kafka_client;
+  if (!absl::GetFlag(FLAGS_producer_bootstrap_servers).empty()) {
+    producer_client.bootstrap_servers = absl::GetFlag(FLAGS_producer_bootstrap_servers);
+  }
   auto producer = kafka::Producer::Create(
-      {.client = kafka_client,
+      {.client = producer_client,
        .delivery_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_delivery_timeout_ms))});
   if (!producer.ok()) {
     Log(LogLevel::kError, "api", "producer", {{"error", producer.status().ToString()}});

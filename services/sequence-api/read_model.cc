@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/domain/envelope.h"
+#include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
 
 namespace sequences::api {
@@ -171,6 +172,19 @@ absl::StatusOr<std::optional<M>> GetProto(store::Store& store, absl::string_view
   return std::optional<M>(std::move(m));
 }
 
+// Retries a metadata call while the broker says "try again" (a new topic has no leader yet),
+// for at most ~30 s.
+template <typename Fn>
+auto Retrying(Fn fn) -> decltype(fn()) {
+  auto result = fn();
+  for (int attempt = 0; attempt < 60 && !result.ok() && kafka::IsRetriable(result.status());
+       ++attempt) {
+    absl::SleepFor(absl::Milliseconds(500));
+    result = fn();
+  }
+  return result;
+}
+
 }  // namespace
 
 v1::Sequence SequenceView(const domain::SequenceState& s) {
@@ -258,11 +272,13 @@ absl::Status ReadModel::Start() {
                                            options_.topics.enrollment_events,
                                            options_.topics.executor_events};
   for (const std::string& topic : topics) {
-    absl::StatusOr<int> n = consumer_->PartitionCount(topic, options_.kafka.connect_timeout);
+    absl::StatusOr<int> n =
+        Retrying([&] { return consumer_->PartitionCount(topic, options_.kafka.connect_timeout); });
     if (!n.ok()) return n.status();
     for (int32_t p = 0; p < *n; ++p) {
-      absl::StatusOr<kafka::WatermarkOffsets> w =
-          consumer_->QueryWatermarks({topic, p}, options_.kafka.connect_timeout);
+      absl::StatusOr<kafka::WatermarkOffsets> w = Retrying([&] {
+        return consumer_->QueryWatermarks({topic, p}, options_.kafka.connect_timeout);
+      });
       if (!w.ok()) return w.status();
       absl::MutexLock lock(&mu_);
       partitions_[topic] = *n;
