@@ -110,6 +110,7 @@ int Main(const std::vector<char*>& args) {
     Log(LogLevel::kError, kLog, "broker check failed", {{"error", s.ToString()}});
     return 1;
   }
+  if (replay) return Replay(kafka_client, topics);  // reads only: never creates topics
   auto admin = kafka::Admin::Create(kafka_client);
   if (!admin.ok()) {
     Log(LogLevel::kError, kLog, "kafka admin", {{"error", admin.status().ToString()}});
@@ -121,7 +122,6 @@ int Main(const std::vector<char*>& args) {
     Log(LogLevel::kError, kLog, "topics", {{"error", s.ToString()}});
     return 1;
   }
-  if (replay) return Replay(kafka_client, topics);
 
   RealClock clock;
   executor::ExecutorOptions options;

@@ -138,7 +138,7 @@ TEST_CASE(
   auto exec = w.StartExecutor("a");
   constexpr int kItems = 40;
   for (int i = 0; i < kItems; ++i) {
-    const std::string item = absl::StrCat("c1/lead/", i);
+    const std::string item = absl::StrCat("c1/deal/", i);
     v1::Envelope e = Enroll(item, seq.id(), 1, absl::Now());
     w.Publish(w.topics().enrollment_events, item, e);
   }
@@ -162,7 +162,9 @@ TEST_CASE(
          dry_run ? "--dry_run" : "--nodry_run"},
         dir + ".log");
     REQUIRE(replay.ok());
-    const int code = (*replay)->Terminate(absl::Seconds(60));  // waits for the exit
+    const absl::Time deadline = absl::Now() + absl::Seconds(90);
+    while ((*replay)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+    const int code = (*replay)->Terminate();  // already exited: its exit code
     INFO((*replay)->Log());
     CHECK(code == 0);
     CHECK(DigestIn((*replay)->Log(), "{\"digest\"") == live);
