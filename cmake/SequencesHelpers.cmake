@@ -31,6 +31,6 @@ function(sequences_test)
     set(resources RESOURCE_LOCK kafka_broker)
   endif()
   catch_discover_tests(${ARG_NAME}
-    TEST_PREFIX "${ARG_TIER}."
+    TEST_PREFIX "${ARG_TIER}.${ARG_NAME}."
     PROPERTIES LABELS ${ARG_TIER} ${resources})
 endfunction()
