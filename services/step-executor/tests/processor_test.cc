@@ -278,7 +278,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given the same events, when they are stored through two overlays, then the digests "
-    "are equal; one more event changes it") {
+    "are equal, and one more event changes it") {
   Fixture a;
   Fixture b;
   SequenceBuilder seq("c1", "s1");
