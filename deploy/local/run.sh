@@ -16,6 +16,8 @@ build=${BUILD_DIR:-$root/build}
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 bootstrap=127.0.0.1:$KAFKA_PORT
 api_addr=${API_ADDR:-127.0.0.1:50051}
+# The shared secret callers present as "authorization: Bearer <token>" (services/sequence-api/README.md).
+export SEQUENCES_API_TOKEN=${SEQUENCES_API_TOKEN:-local-dev-token}
 
 stop_service() {
   local name=$1 pidfile=$run/$1.pid
@@ -64,13 +66,15 @@ mkdir -p "$run"
 stop_service step-executor
 stop_service sequence-api
 start_service sequence-api "$build/services/sequence-api/sequence-api" \
-  --bootstrap_servers="$bootstrap" --listen="$api_addr" --data_dir="$run/api-data"
+  --bootstrap_servers="$bootstrap" --listen="$api_addr" --data_dir="$run/api-data" \
+  --auth_token="$SEQUENCES_API_TOKEN"
 start_service step-executor "$build/services/step-executor/step-executor" \
   --bootstrap_servers="$bootstrap" --data_dir="$run/executor-data"
 
 # Wait until the API answers gRPC health checks.
 for _ in $(seq 1 100); do
   if grep -q '"msg":"serving"' "$run/sequence-api.log" 2>/dev/null; then break; fi
+  # (the API listens once its read model has caught up with the log)
   if ! kill -0 "$(cat "$run/sequence-api.pid")" 2>/dev/null; then
     echo "run.sh: sequence-api exited; see $run/sequence-api.log" >&2
     tail -n 20 "$run/sequence-api.log" >&2
