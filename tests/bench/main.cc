@@ -8,9 +8,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "libs/kafka/admin.h"
 #include "sequences/v1/events.pb.h"
 #include "tests/bench/kafka_baselines.h"
+#include "tests/bench/system_bench.h"
 
 ABSL_FLAG(std::string, bootstrap, "127.0.0.1:9092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, prefix, "bench.", "topic prefix");
@@ -23,6 +25,9 @@ ABSL_FLAG(double, seconds, 10, "duration of a fixed-rate run");
 ABSL_FLAG(int, batch, 1000, "batch size");
 ABSL_FLAG(int, repeats, 20, "repetitions");
 ABSL_FLAG(std::string, topic, "", "topic to read (kafka-raw-consume)");
+ABSL_FLAG(std::string, build_dir, "build", "build directory with the service binaries");
+ABSL_FLAG(std::string, work_dir, "/tmp/sequences-bench", "data directories and logs of services");
+ABSL_FLAG(std::string, processing_guarantee, "exactly_once", "executor mode");
 
 namespace sequences::bench {
 namespace {
@@ -59,6 +64,23 @@ absl::Status Topics(const std::vector<std::string>& names) {
   std::vector<kafka::TopicSpec> specs;
   for (const auto& n : names) specs.push_back({n, absl::GetFlag(FLAGS_partitions)});
   return (*admin)->EnsureTopics(specs, absl::Seconds(30));
+}
+
+void PrintResults(const std::string& name, const absl::StatusOr<std::vector<Result>>& results) {
+  if (!results.ok()) {
+    std::printf("ERROR %s %s\n", name.c_str(), results.status().ToString().c_str());
+    return;
+  }
+  for (const Result& r : *results) {
+    std::string series;
+    for (const auto& [k, values] : r.series) {
+      if (!series.empty()) series += ",";
+      absl::StrAppend(&series, "\"", k, "\":[", absl::StrJoin(values, ","), "]");
+    }
+    std::printf("RESULT {\"name\":\"%s\",\"figures\":%s,\"series\":{%s}}\n", r.name.c_str(),
+                ToJson(r.figures).c_str(), series.c_str());
+  }
+  std::fflush(stdout);
 }
 
 void Print(const std::string& name, const absl::StatusOr<Figures>& f) {
@@ -107,8 +129,24 @@ int Run(const std::string& cmd) {
     Print(cmd, f);
     return f.ok() ? 0 : 1;
   }
-  std::fprintf(stderr, "unknown benchmark %s\n", cmd.c_str());
-  return 2;
+  SystemOptions system{.bootstrap = bootstrap,
+                       .build_dir = absl::GetFlag(FLAGS_build_dir),
+                       .work_dir = absl::GetFlag(FLAGS_work_dir),
+                       .partitions = absl::GetFlag(FLAGS_partitions),
+                       .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee)};
+  absl::StatusOr<std::vector<Result>> results = absl::InvalidArgumentError("unknown benchmark");
+  if (cmd == "executor-throughput") {
+    results = ExecutorThroughput(system, absl::GetFlag(FLAGS_count));
+  } else if (cmd == "executor-timer-burst") {
+    results = ExecutorTimerBurst(system, absl::GetFlag(FLAGS_count));
+  } else if (cmd == "executor-lateness") {
+    results = ExecutorLateness(system, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_seconds));
+  } else {
+    std::fprintf(stderr, "unknown benchmark %s\n", cmd.c_str());
+    return 2;
+  }
+  PrintResults(cmd, results);
+  return results.ok() ? 0 : 1;
 }
 
 }  // namespace
@@ -119,7 +157,8 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
-                 "kafka-produce-batch> [--flags]\n");
+                 "kafka-produce-batch|executor-throughput|executor-timer-burst|executor-lateness> "
+                 "[--flags]\n");
     return 2;
   }
   return sequences::bench::Run(args[1]);

@@ -1,0 +1,454 @@
+#include "tests/bench/system_bench.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/sequence.h"
+#include "libs/kafka/admin.h"
+#include "libs/kafka/consumer.h"
+#include "libs/kafka/producer.h"
+#include "libs/service/topics.h"
+#include "tests/bench/kafka_baselines.h"
+#include "tests/support/process.h"
+
+namespace sequences::bench {
+namespace {
+
+using sequences::testing::ChildProcess;
+
+struct Env {
+  SystemOptions options;
+  std::string prefix;
+  service::Topics topics;
+  std::string group;
+};
+
+absl::StatusOr<Env> NewEnv(const SystemOptions& options, const std::string& name) {
+  std::filesystem::create_directories(options.work_dir);
+  Env env{options, absl::StrCat("bench.", name, ".", absl::ToUnixMillis(absl::Now()), "."), {}, ""};
+  env.topics = service::Topics::WithPrefix(env.prefix);
+  env.group = env.prefix + "executor";
+  auto admin = kafka::Admin::Create({.bootstrap_servers = options.bootstrap});
+  if (!admin.ok()) return admin.status();
+  if (auto s = service::EnsureTopics(**admin, env.topics, options.partitions, absl::Seconds(30));
+      !s.ok()) {
+    return s;
+  }
+  return env;
+}
+
+v1::Step Activity(const std::string& id, v1::DelayUnit unit, int amount) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(unit);
+  s.mutable_delay()->set_amount(amount);
+  s.mutable_activity()->set_activity_type("call");
+  s.mutable_activity()->set_subject("Call");
+  s.mutable_activity()->mutable_assignee()->set_item_owner(true);
+  return s;
+}
+
+// Creates the sequence through the domain decider (so it is exactly what the API would write).
+absl::Status PublishSequence(const Env& env, const std::string& id,
+                             const std::vector<v1::Step>& steps) {
+  v1::SequenceCommand cmd;
+  cmd.set_company_id("bench");
+  cmd.set_sequence_id(id);
+  cmd.set_request_id(id);
+  cmd.set_actor_user_id("u1");
+  auto* create = cmd.mutable_create();
+  create->set_name("bench");
+  create->set_owner_id("u1");
+  create->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  create->mutable_settings()->set_default_time_zone("UTC");
+  for (const auto& s : steps) *create->add_steps() = s;
+  auto events = domain::DecideSequence(domain::SequenceState{}, cmd, absl::Now());
+  if (!events.ok()) return events.status();
+  auto producer = kafka::Producer::Create({.client = {.bootstrap_servers = env.options.bootstrap}});
+  if (!producer.ok()) return producer.status();
+  for (const auto& e : *events) {
+    auto r = (*producer)->Send({env.topics.sequence_events, id, e.SerializeAsString()});
+    if (!r.ok()) return r.status();
+  }
+  return absl::OkStatus();
+}
+
+kafka::Record Enroll(const Env& env, const std::string& sequence_id, int64_t i) {
+  v1::Envelope e;
+  std::string item = absl::StrCat("bench/deal/", i);
+  e.set_event_id(absl::StrCat(env.prefix, "enroll-", i));
+  e.set_company_id("bench");
+  e.set_correlation_id(absl::StrCat("req-", i));
+  *e.mutable_occurred_at() = domain::ToProto(absl::Now());
+  auto* r = e.mutable_enroll_requested();
+  r->set_request_id(absl::StrCat("req-", i));
+  r->set_sequence_id(sequence_id);
+  r->set_sequence_version(1);
+  r->set_item_key(item);
+  r->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  r->set_owner_id("u1");
+  r->mutable_recipient()->set_email(absl::StrCat("p", i, "@example.com"));
+  r->mutable_time_zones()->set_recipient("UTC");
+  (*r->mutable_merge_data())["person.first_name"] = "Ada";
+  return {env.topics.enrollment_events, item, e.SerializeAsString()};
+}
+
+absl::StatusOr<std::unique_ptr<ChildProcess>> StartExecutor(const Env& env,
+                                                            const std::string& instance) {
+  std::string dir = absl::StrCat(env.options.work_dir, "/", env.prefix, instance);
+  return ChildProcess::Start(
+      {absl::StrCat(env.options.build_dir, "/services/step-executor/step-executor"),
+       absl::StrCat("--bootstrap_servers=", env.options.bootstrap),
+       absl::StrCat("--topic_prefix=", env.prefix), absl::StrCat("--group_id=", env.group),
+       absl::StrCat("--instance_id=", instance), absl::StrCat("--data_dir=", dir),
+       absl::StrCat("--partitions=", env.options.partitions),
+       absl::StrCat("--max_batch=", env.options.max_batch),
+       absl::StrCat("--processing_guarantee=", env.options.processing_guarantee),
+       "--metrics_interval=5s"},
+      dir + ".log");
+}
+
+// Peak and current resident memory of a process, in MiB.
+Figures Memory(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
+  Figures f;
+  std::string line;
+  while (std::getline(in, line)) {
+    for (const char* key : {"VmHWM:", "VmRSS:"}) {
+      if (line.rfind(key, 0) == 0) {
+        double kb = 0;
+        if (absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(6, line.size() - 9)), &kb)) {
+          f[std::string(key) == "VmHWM:" ? "peak_rss_mib" : "rss_mib"] = kb / 1024.0;
+        }
+      }
+    }
+  }
+  return f;
+}
+
+// Reads a topic (read_committed) from the beginning in a thread and records, for every record
+// whose payload matches, the wall time it became visible and the record's due time.
+class Watcher {
+ public:
+  using Match = std::function<std::optional<absl::Time>(const v1::Envelope&)>;  // due time
+
+  Watcher(const Env& env, std::string topic, Match match) : match_(std::move(match)) {
+    thread_ = std::thread([this, env, topic] { Run(env, topic); });
+  }
+  ~Watcher() {
+    stop_ = true;
+    thread_.join();
+  }
+  // Waits until `n` matching records were seen; false on timeout, or as soon as `process` (if
+  // given) has exited.
+  bool WaitFor(int64_t n, absl::Duration timeout, ChildProcess* process = nullptr) {
+    absl::Time deadline = absl::Now() + timeout;
+    while (absl::Now() < deadline) {
+      {
+        absl::MutexLock lock(&mu_);
+        auto enough = [this, n]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
+          return static_cast<int64_t>(seen_.size()) >= n;
+        };
+        if (mu_.AwaitWithTimeout(absl::Condition(&enough), absl::Seconds(1))) return true;
+      }
+      if (process != nullptr && !process->Running()) return false;
+    }
+    return false;
+  }
+  int64_t count() {
+    absl::MutexLock lock(&mu_);
+    return static_cast<int64_t>(seen_.size());
+  }
+  // (visible, due) pairs so far.
+  std::vector<std::pair<absl::Time, absl::Time>> seen() {
+    absl::MutexLock lock(&mu_);
+    return seen_;
+  }
+
+ private:
+  void Run(const Env& env, const std::string& topic) {
+    auto consumer =
+        kafka::Consumer::Create({.client = {.bootstrap_servers = env.options.bootstrap}});
+    if (!consumer.ok()) return;
+    std::vector<kafka::TopicPartitionOffset> assignment;
+    for (int p = 0; p < env.options.partitions; ++p) {
+      assignment.push_back({topic, p, kafka::kOffsetBeginning});
+    }
+    if (!(*consumer)->Assign(assignment).ok()) return;
+    std::set<std::string> ids;
+    while (!stop_) {
+      auto batch = (*consumer)->PollBatch(5000, absl::Milliseconds(50));
+      if (!batch.ok()) continue;
+      absl::Time now = absl::Now();
+      for (const auto& m : *batch) {
+        v1::Envelope e;
+        if (m.eof || !e.ParseFromString(m.value)) continue;
+        std::optional<absl::Time> due = match_(e);
+        if (!due.has_value() || !ids.insert(e.event_id()).second) continue;
+        absl::MutexLock lock(&mu_);
+        seen_.push_back({now, *due});
+      }
+    }
+  }
+
+  Match match_;
+  std::atomic<bool> stop_{false};
+  absl::Mutex mu_;
+  std::vector<std::pair<absl::Time, absl::Time>> seen_ ABSL_GUARDED_BY(mu_);
+  std::thread thread_;
+};
+
+Watcher::Match TaskOf(const std::string& step_id) {
+  return [step_id](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_task_created() || e.task_created().step_id() != step_id) return std::nullopt;
+    return domain::FromProto(e.occurred_at());
+  };
+}
+
+Watcher::Match ExecutedOf(const std::string& step_id) {
+  return [step_id](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_step_executed() || e.step_executed().step_id() != step_id) return std::nullopt;
+    return domain::FromProto(e.step_executed().due_at());
+  };
+}
+
+Watcher::Match Started() {
+  return [](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_enrollment_started()) return std::nullopt;
+    return domain::FromProto(e.occurred_at());
+  };
+}
+
+// Per-second counts of visible times, from the first.
+std::vector<double> PerSecond(const std::vector<std::pair<absl::Time, absl::Time>>& seen) {
+  if (seen.empty()) return {};
+  absl::Time first = absl::InfiniteFuture();
+  for (const auto& s : seen) first = std::min(first, s.first);
+  std::vector<double> out;
+  for (const auto& s : seen) {
+    size_t i = static_cast<size_t>(absl::ToDoubleSeconds(s.first - first));
+    if (out.size() <= i) out.resize(i + 1, 0);
+    out[i] += 1;
+  }
+  return out;
+}
+
+Figures Rate(const std::vector<std::pair<absl::Time, absl::Time>>& seen, absl::Time from) {
+  absl::Time last = from;
+  for (const auto& s : seen) last = std::max(last, s.first);
+  double secs = std::max(1e-9, absl::ToDoubleSeconds(last - from));
+  return {{"records", static_cast<double>(seen.size())},
+          {"seconds", secs},
+          {"records_per_s", seen.size() / secs}};
+}
+
+Figures Lateness(const std::vector<std::pair<absl::Time, absl::Time>>& seen,
+                 std::vector<double>* samples) {
+  Histogram h;
+  for (const auto& [visible, due] : seen) h.Add(visible - due);
+  if (samples != nullptr) *samples = h.samples_ms();
+  return h.Summary("lateness_ms");
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& options,
+                                                       int64_t count) {
+  auto env = NewEnv(options, "throughput");
+  if (!env.ok()) return env.status();
+  // The second step holds every enrollment in the state for a month (memory, recovery).
+  if (auto s = PublishSequence(
+          *env, "seq",
+          {Activity("s1", v1::DELAY_UNIT_MINUTES, 0), Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !s.ok()) {
+    return s;
+  }
+  std::vector<kafka::Record> records;
+  for (int64_t i = 0; i < count; ++i) records.push_back(Enroll(*env, "seq", i));
+  auto load = Load(options.bootstrap, records);
+  if (!load.ok()) return load.status();
+
+  std::vector<Result> results;
+  Watcher tasks(*env, env->topics.task_events, TaskOf("s1"));
+  absl::Time start = absl::Now();
+  auto exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  if (!tasks.WaitFor(count, absl::Minutes(30), exec->get())) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "throughput: ", tasks.count(), " of ", count, " first steps; executor log:\n",
+        (*exec)->Log().substr(0, 4000)));
+  }
+  auto seen = tasks.seen();
+  absl::Time first = absl::InfiniteFuture();
+  for (const auto& s : seen) first = std::min(first, s.first);
+  Figures f = Rate(seen, first);
+  f["startup_to_first_s"] = absl::ToDoubleSeconds(first - start);
+  results.push_back({options.processing_guarantee == "exactly_once" ? "executor-throughput"
+                                                                    : "executor-at-least-once",
+                     f,
+                     {{"throughput_per_s", PerSecond(seen)}}});
+  Figures mem = Memory((*exec)->pid());
+  mem["enrollments"] = static_cast<double>(count);
+  results.push_back({"executor-memory", mem, {}});
+
+  // Recovery: kill -9 while holding every enrollment; one more enrollment arrives; how long from
+  // the restart until it fires.
+  (*exec)->Kill();
+  auto producer = kafka::Producer::Create({.client = {.bootstrap_servers = options.bootstrap}});
+  if (!producer.ok()) return producer.status();
+  if (auto r = (*producer)->Send(Enroll(*env, "seq", count)); !r.ok()) return r.status();
+  absl::Time restart = absl::Now();
+  exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  if (!tasks.WaitFor(count + 1, absl::Minutes(10), exec->get())) {
+    return absl::DeadlineExceededError("recovery: the executor did not fire again in 10 min");
+  }
+  absl::Time fired = absl::InfinitePast();
+  for (const auto& s : tasks.seen()) fired = std::max(fired, s.first);
+  results.push_back({"executor-recovery",
+                     {{"enrollments_held", static_cast<double>(count)},
+                      {"restart_to_fire_s", absl::ToDoubleSeconds(fired - restart)}},
+                     {}});
+  (*exec)->Terminate();
+
+  // Replay: executor-events folded into an empty directory, against a raw consume.
+  auto raw = RawConsume(options.bootstrap, env->topics.executor_events);
+  if (!raw.ok()) return raw.status();
+  results.push_back({"kafka-raw-consume", *raw, {}});
+  std::string replay_dir = absl::StrCat(options.work_dir, "/", env->prefix, "replay");
+  absl::Time t0 = absl::Now();
+  auto replay = ChildProcess::Start(
+      {absl::StrCat(options.build_dir, "/services/step-executor/step-executor"), "replay",
+       absl::StrCat("--bootstrap_servers=", options.bootstrap),
+       absl::StrCat("--topic_prefix=", env->prefix), absl::StrCat("--data_dir=", replay_dir)},
+      replay_dir + ".log");
+  if (!replay.ok()) return replay.status();
+  while ((*replay)->Running()) absl::SleepFor(absl::Milliseconds(20));
+  double secs = absl::ToDoubleSeconds(absl::Now() - t0);
+  results.push_back({"executor-replay",
+                     {{"records", (*raw)["records"]},
+                      {"seconds", secs},
+                      {"records_per_s", (*raw)["records"] / secs}},
+                     {}});
+  return results;
+}
+
+absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& options,
+                                                       int64_t count) {
+  auto env = NewEnv(options, "burst");
+  if (!env.ok()) return env.status();
+  // Every enrollment's first step is due at the same local time (UTC), far enough ahead that all
+  // of them have started by then.
+  absl::Time at = absl::Now() + absl::Seconds(60 + count / 2000);
+  absl::CivilMinute m = absl::ToCivilMinute(at, absl::UTCTimeZone()) + 1;
+  absl::Time due = absl::FromCivil(m, absl::UTCTimeZone());
+  v1::Step s1 = Activity("s1", v1::DELAY_UNIT_MINUTES, 0);
+  s1.mutable_at_time()->set_hours(m.hour());
+  s1.mutable_at_time()->set_minutes(m.minute());
+  if (auto s = PublishSequence(*env, "seq", {s1, Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !s.ok()) {
+    return s;
+  }
+  std::vector<kafka::Record> records;
+  for (int64_t i = 0; i < count; ++i) records.push_back(Enroll(*env, "seq", i));
+  if (auto load = Load(options.bootstrap, records); !load.ok()) return load.status();
+  Watcher started(*env, env->topics.executor_events, Started());
+  Watcher tasks(*env, env->topics.task_events, TaskOf("s1"));
+  auto exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  bool all_started = started.WaitFor(count, due - absl::Now(), exec->get());
+  if (!tasks.WaitFor(count, absl::Minutes(30), exec->get())) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("burst: ", tasks.count(), " of ", count, " fired in 30 min"));
+  }
+  auto seen = tasks.seen();
+  std::vector<double> samples;
+  Figures f = Rate(seen, due);
+  for (const auto& [k, v] : Lateness(seen, &samples)) f[k] = v;
+  f["all_started_before_due"] = all_started ? 1 : 0;
+  (*exec)->Terminate();
+  return std::vector<Result>{{"executor-timer-burst",
+                              f,
+                              {{"throughput_per_s", PerSecond(seen)}, {"lateness_ms", samples}}}};
+}
+
+absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& options, double rate,
+                                                     double seconds) {
+  auto env = NewEnv(options, "lateness");
+  if (!env.ok()) return env.status();
+  if (auto s = PublishSequence(
+          *env, "seq",
+          {Activity("s1", v1::DELAY_UNIT_MINUTES, 1), Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !s.ok()) {
+    return s;
+  }
+  Watcher executed(*env, env->topics.executor_events, ExecutedOf("s1"));
+  auto a = StartExecutor(*env, "a");
+  if (!a.ok()) return a.status();
+  if (!(*a)->WaitForLog("\"msg\":\"running\"", absl::Minutes(1))) {
+    return absl::UnavailableError("executor did not start");
+  }
+  auto producer = kafka::Producer::Create(
+      {.client = {.bootstrap_servers = options.bootstrap}, .linger = absl::Milliseconds(5)});
+  if (!producer.ok()) return producer.status();
+  const int64_t total = static_cast<int64_t>(rate * seconds);
+  absl::Time begin = absl::Now();
+  // Steps come due from begin + 1 min for `seconds`: a third steady, then a second instance
+  // joins (rebalance), then instance a is killed and restarted.
+  absl::Time fire_begin = begin + absl::Minutes(1);
+  absl::Time join_at = fire_begin + absl::Seconds(seconds / 3);
+  absl::Time kill_at = fire_begin + absl::Seconds(2 * seconds / 3);
+  std::thread feeder([&] {
+    for (int64_t i = 0; i < total; ++i) {
+      absl::Time due = begin + absl::Seconds(i / rate);
+      absl::Time now = absl::Now();
+      if (due > now) absl::SleepFor(due - now);
+      (void)(*producer)->SendAsync(Enroll(*env, "seq", i), [](auto) {});
+    }
+  });
+  std::unique_ptr<ChildProcess> b;
+  absl::SleepFor(join_at - absl::Now());
+  auto started_b = StartExecutor(*env, "b");
+  if (started_b.ok()) b = std::move(*started_b);
+  absl::SleepFor(kill_at - absl::Now());
+  (*a)->Kill();
+  a = StartExecutor(*env, "a");
+  feeder.join();
+  bool done = executed.WaitFor(total, absl::Minutes(10));
+  auto seen = executed.seen();
+  std::vector<std::pair<absl::Time, absl::Time>> steady, rebalance, restart;
+  for (const auto& s : seen) {
+    if (s.second < join_at) {
+      steady.push_back(s);
+    } else if (s.second < kill_at) {
+      rebalance.push_back(s);
+    } else {
+      restart.push_back(s);
+    }
+  }
+  std::vector<Result> results;
+  std::vector<double> samples;
+  Figures f = Lateness(steady, &samples);
+  f["rate_per_s"] = rate;
+  f["fired"] = static_cast<double>(seen.size());
+  f["expected"] = static_cast<double>(total);
+  f["all_fired"] = done ? 1 : 0;
+  results.push_back({"executor-lateness-steady", f, {{"lateness_ms", samples}}});
+  f = Lateness(rebalance, &samples);
+  results.push_back({"executor-lateness-rebalance", f, {{"lateness_ms", samples}}});
+  f = Lateness(restart, &samples);
+  results.push_back({"executor-lateness-restart", f, {{"lateness_ms", samples}}});
+  if (a.ok()) (*a)->Terminate();
+  if (b != nullptr) b->Terminate();
+  return results;
+}
+
+}  // namespace sequences::bench

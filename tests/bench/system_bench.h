@@ -1,0 +1,46 @@
+#ifndef SEQUENCES_TESTS_BENCH_SYSTEM_BENCH_H_
+#define SEQUENCES_TESTS_BENCH_SYSTEM_BENCH_H_
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "tests/bench/figures.h"
+
+namespace sequences::bench {
+
+// One named result: figures plus optional series for plots (name -> values).
+struct Result {
+  std::string name;
+  Figures figures;
+  std::map<std::string, std::vector<double>> series;
+};
+
+struct SystemOptions {
+  std::string bootstrap;
+  std::string build_dir;  // where services/step-executor/step-executor is
+  std::string work_dir;   // data dirs and logs
+  int partitions = 6;
+  int max_batch = 500;
+  std::string processing_guarantee = "exactly_once";
+};
+
+// Enrollments with an immediate first step, loaded before the executor starts: enrollments/s
+// from enroll event in to first step committed; then the executor's peak RSS holding them, the
+// time until it fires again after kill -9, and replay of its executor-events (with the raw
+// consume of the same topic as baseline).
+absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& options, int64_t count);
+
+// `count` enrollments whose first step comes due at the same instant: steps fired/s until all
+// are committed, and their lateness.
+absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& options, int64_t count);
+
+// Enrollments arriving at `rate`/s for `seconds`, each firing one minute later: lateness (visible
+// to a read_committed consumer minus due time) in steady state, after a second instance joins
+// (rebalance) and after a kill -9 and restart.
+absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& options, double rate,
+                                                     double seconds);
+
+}  // namespace sequences::bench
+
+#endif  // SEQUENCES_TESTS_BENCH_SYSTEM_BENCH_H_
