@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "libs/kafka/internal/client.h"
 #include "libs/kafka/internal/errors.h"
 
@@ -56,12 +57,13 @@ class AdminImpl final : public Admin {
     // Existing topics must have the partition count we rely on (item keys -> partitions).
     for (const TopicSpec& t : topics) {
       absl::StatusOr<int> count = absl::UnavailableError("not asked");
-      // A just-created topic may take a moment to appear in metadata.
-      for (int attempt = 0; attempt < 50; ++attempt) {
+      // A just-created topic may take a moment to appear in metadata (longer on a busy broker).
+      const absl::Time deadline = absl::Now() + timeout;
+      do {
         count = PartitionCount(t.name, timeout);
         if (count.ok() || count.status().code() != absl::StatusCode::kNotFound) break;
         absl::SleepFor(absl::Milliseconds(100));
-      }
+      } while (absl::Now() < deadline);
       if (!count.ok()) return count.status();
       if (*count != t.partitions) {
         return absl::FailedPreconditionError(absl::StrCat("topic ", t.name, " has ", *count,

@@ -124,12 +124,17 @@ absl::Status Api::WaitForToken(const Ctx& ctx, const std::string& token) {
   return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
 }
 
-absl::Status Api::WaitForOwnWrites(const Ctx& ctx) {
+absl::Status Api::WaitForOwnWrites(const Ctx& ctx, const std::vector<std::string>& keys) {
   std::vector<LogPosition> positions;
   {
     absl::MutexLock lock(&own_mu_);
-    for (const auto& [tp, off] : own_writes_) positions.push_back({tp.first, tp.second, off});
+    for (const std::string& key : keys) {
+      auto it = own_writes_.find(key);
+      if (it != own_writes_.end())
+        positions.insert(positions.end(), it->second.begin(), it->second.end());
+    }
   }
+  if (positions.empty()) return absl::OkStatus();
   if (read_model_.WaitFor(positions, ReadDeadline(ctx))) return absl::OkStatus();
   if (clock_.Now() >= ctx.deadline) {
     return absl::DeadlineExceededError("the read model did not catch up in time");
@@ -137,7 +142,32 @@ absl::Status Api::WaitForOwnWrites(const Ctx& ctx) {
   return absl::UnavailableError("the read model is behind the log; retry");
 }
 
-absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx,
+void Api::NoteOwnWriteLocked(const std::string& key, const LogPosition& position) {
+  constexpr size_t kPruneAbove = 100000;
+  if (own_writes_.size() > kPruneAbove) {
+    // Forget keys whose writes the read model has applied: waiting for them is a no-op.
+    std::vector<LogPosition> applied = read_model_.AppliedPositions();  // offset = next to apply
+    auto is_applied = [&](const LogPosition& p) {
+      for (const LogPosition& a : applied) {
+        if (a.topic == p.topic && a.partition == p.partition) return p.offset < a.offset;
+      }
+      return false;
+    };
+    absl::erase_if(own_writes_, [&](const auto& entry) {
+      return std::all_of(entry.second.begin(), entry.second.end(), is_applied);
+    });
+  }
+  std::vector<LogPosition>& positions = own_writes_[key];
+  for (LogPosition& p : positions) {
+    if (p.topic == position.topic && p.partition == position.partition) {
+      p.offset = std::max(p.offset, position.offset);
+      return;
+    }
+  }
+  positions.push_back(position);
+}
+
+absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx, const std::string& key,
                                                      const std::vector<kafka::Record>& records) {
   std::vector<absl::StatusOr<LogPosition>> results = log_.Append(records, ctx.deadline);
   std::vector<LogPosition> positions;
@@ -149,8 +179,7 @@ absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx,
         if (first_error.ok()) first_error = r.status();
         continue;
       }
-      int64_t& own = own_writes_[{r->topic, r->partition}];
-      own = std::max(own, r->offset);
+      NoteOwnWriteLocked(key, *r);
       positions.push_back(*r);
     }
   }
@@ -174,7 +203,7 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     const std::vector<std::pair<std::string, std::string>>& path_map) {
   const std::string resource = SequenceResourceName(ctx.company_id, sequence_id);
   absl::MutexLock stripe(&StripeFor(sequence_id));
-  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  if (absl::Status s = WaitForOwnWrites(ctx, {sequence_id}); !s.ok()) return s;
 
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, request_id);
@@ -222,7 +251,7 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
                          .key = sequence_id,
                          .value = e.SerializeAsString()});
     }
-    absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, records);
+    absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, sequence_id, records);
     if (!positions.ok()) return positions.status();
     reply.set_consistency_token(EncodeConsistencyToken(*positions));
   }
@@ -571,8 +600,9 @@ absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::Enr
   if (!r.ok()) return r.status();
   const std::string resource = EnrollmentResourceName(r->item_key(), r->sequence_id());
 
-  absl::MutexLock stripe(&StripeFor(domain::EnrollmentKey(r->item_key(), r->sequence_id())));
-  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
+  absl::MutexLock stripe(&StripeFor(key));
+  if (absl::Status s = WaitForOwnWrites(ctx, {key, r->sequence_id()}); !s.ok()) return s;
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, r->request_id());
   if (!seen.ok()) return seen.status();
@@ -599,9 +629,10 @@ absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::Enr
       domain::MakeEnvelope(EnrollEventId(*r), ctx.company_id, now, "", r->request_id());
   *e.mutable_enroll_requested() = *r;
   absl::StatusOr<std::vector<LogPosition>> positions =
-      Append(ctx, {{.topic = options_.topics.enrollment_events,
-                    .key = r->item_key(),
-                    .value = e.SerializeAsString()}});
+      Append(ctx, key,
+             {{.topic = options_.topics.enrollment_events,
+               .key = r->item_key(),
+               .value = e.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = PendingView(*rec, *r, now);
@@ -619,14 +650,24 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
     return domain::InvalidField("items",
                                 absl::StrCat("at most ", options_.max_batch_enroll, " per call"));
   }
-  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  {
+    // Read our own earlier writes about the sequence and about every item of the batch.
+    std::vector<std::string> keys = {n->sequence_id};
+    for (int i = 0; i < req.items_size(); ++i) {
+      absl::StatusOr<v1::EnrollRequested> r =
+          BuildEnrollRequested(ctx, n->sequence_id, 0, req.items(i), "item");
+      if (r.ok()) keys.push_back(domain::EnrollmentKey(r->item_key(), n->sequence_id));
+    }
+    if (absl::Status s = WaitForOwnWrites(ctx, keys); !s.ok()) return s;
+  }
   absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
 
   v1::BatchEnrollResponse out;
   const absl::Time now = clock_.Now();
   std::vector<kafka::Record> records;
-  std::vector<int> record_item;  // records[i] enrolls results[record_item[i]]
+  std::vector<int> record_item;          // records[i] enrolls results[record_item[i]]
+  std::vector<std::string> record_keys;  // and is about this enrollment key
   std::set<std::string> keys_in_batch;
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
@@ -674,6 +715,7 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
                        .key = r->item_key(),
                        .value = e.SerializeAsString()});
     record_item.push_back(i);
+    record_keys.push_back(key);
     *result->mutable_enrollment() = PendingView(*rec, *r, now);
   }
   std::vector<absl::StatusOr<LogPosition>> written = log_.Append(records, ctx.deadline);
@@ -687,8 +729,7 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
         *result->mutable_status() = ToRpcStatus(written[k].status());
         continue;
       }
-      int64_t& own = own_writes_[{written[k]->topic, written[k]->partition}];
-      own = std::max(own, written[k]->offset);
+      NoteOwnWriteLocked(record_keys[k], *written[k]);
       positions.push_back(*written[k]);
     }
   }
@@ -714,8 +755,9 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
   }
   const std::string item_key = n->ItemKey();
   const std::string resource = EnrollmentResourceName(item_key, n->sequence_id);
-  absl::MutexLock stripe(&StripeFor(domain::EnrollmentKey(item_key, n->sequence_id)));
-  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  const std::string key = domain::EnrollmentKey(item_key, n->sequence_id);
+  absl::MutexLock stripe(&StripeFor(key));
+  if (absl::Status s = WaitForOwnWrites(ctx, {key, n->sequence_id}); !s.ok()) return s;
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, request_id);
   if (!seen.ok()) return seen.status();
@@ -799,9 +841,10 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
       ctx.company_id, now, "", request_id);
   header.MergeFrom(e);
   absl::StatusOr<std::vector<LogPosition>> positions =
-      Append(ctx, {{.topic = options_.topics.enrollment_events,
-                    .key = item_key,
-                    .value = header.SerializeAsString()}});
+      Append(ctx, key,
+             {{.topic = options_.topics.enrollment_events,
+               .key = item_key,
+               .value = header.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = r.view;
@@ -925,7 +968,7 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
   if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
   const std::string resource = absl::StrCat("companies/", *c, "/users/", req.user_id());
   absl::MutexLock stripe(&StripeFor(resource));
-  if (absl::Status s = WaitForOwnWrites(ctx); !s.ok()) return s;
+  if (absl::Status s = WaitForOwnWrites(ctx, {resource}); !s.ok()) return s;
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, req.request_id());
   if (!seen.ok()) return seen.status();
@@ -959,7 +1002,7 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
                        .value = e.SerializeAsString(),
                        .partition = p});
   }
-  absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, records);
+  absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, resource, records);
   if (!positions.ok()) return positions.status();
   v1::UserEnrollmentsResponse reply;
   reply.set_consistency_token(EncodeConsistencyToken(*positions));

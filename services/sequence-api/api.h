@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
@@ -122,10 +123,15 @@ class Api {
                                                         const std::string& sequence_id);
   // Waits for a consistency token (queries).
   absl::Status WaitForToken(const Ctx& ctx, const std::string& token);
-  // Waits until the read model has applied this process's writes (commands).
-  absl::Status WaitForOwnWrites(const Ctx& ctx);
-  // Appends and records the positions; the first error if any record failed.
-  absl::StatusOr<std::vector<LogPosition>> Append(const Ctx& ctx,
+  // Waits until the read model has applied this process's latest writes to these consistency
+  // keys (a sequence id, an enrollment key, a user resource): a decision about a key sees every
+  // earlier write this process made about it, without waiting for unrelated writes.
+  absl::Status WaitForOwnWrites(const Ctx& ctx, const std::vector<std::string>& keys);
+  // Remembers that this process wrote `position` about `key`.
+  void NoteOwnWriteLocked(const std::string& key, const LogPosition& position)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(own_mu_);
+  // Appends, remembering the positions under `key`; the first error if any record failed.
+  absl::StatusOr<std::vector<LogPosition>> Append(const Ctx& ctx, const std::string& key,
                                                   const std::vector<kafka::Record>& records);
   absl::Time ReadDeadline(const Ctx& ctx);
   absl::Mutex& StripeFor(const std::string& key);
@@ -137,8 +143,9 @@ class Api {
 
   std::array<absl::Mutex, 64> stripes_;
   absl::Mutex own_mu_;
-  // Highest offset this process wrote per topic/partition.
-  std::map<std::pair<std::string, int32_t>, int64_t> own_writes_ ABSL_GUARDED_BY(own_mu_);
+  // Latest positions this process wrote per consistency key (one per topic/partition). Entries the
+  // read model has applied are pruned when the map grows.
+  absl::flat_hash_map<std::string, std::vector<LogPosition>> own_writes_ ABSL_GUARDED_BY(own_mu_);
 };
 
 // Field-violation paths of `status` rewritten by the first matching (from-prefix, to-prefix).

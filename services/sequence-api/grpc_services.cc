@@ -45,34 +45,37 @@ template <typename Req, typename Resp, typename Fn>
 grpc::ServerUnaryReactor* Handle(Transport& t, grpc::CallbackServerContext* ctx,
                                  const std::string& method, const Req& req, Resp* resp,
                                  bool need_identity, Fn fn) {
-  const absl::Time start = t.clock().Now();
-  CallContext cc;
-  absl::Status status = t.Authenticate(*ctx, need_identity, &cc);
-  if (status.ok()) {
-    absl::StatusOr<Resp> r = fn(cc, req);
-    if (r.ok()) {
-      *resp = std::move(*r);
-    } else {
-      status = r.status();
-    }
-  }
-  const grpc::Status gs = ToGrpcStatus(status);
-  const absl::Duration latency = t.clock().Now() - start;
-  t.metrics().Record(method, gs.error_code(), latency);
-  Log(status.ok() ? LogLevel::kInfo
-      : (absl::IsUnavailable(status) || absl::IsInternal(status) || absl::IsDataLoss(status))
-          ? LogLevel::kWarning
-          : LogLevel::kInfo,
-      "api", "request",
-      {{"method", method},
-       {"code", absl::StatusCodeToString(status.code())},
-       {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
-       {"company", cc.company_id},
-       {"user", cc.user_id},
-       {"request_id", RequestIdOf(req)},
-       {"error", std::string(status.message())}});
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  reactor->Finish(gs);
+  // `req`, `resp` and `ctx` stay valid until Finish.
+  t.Submit([&t, ctx, method, &req, resp, need_identity, fn, reactor] {
+    const absl::Time start = t.clock().Now();
+    CallContext cc;
+    absl::Status status = t.Authenticate(*ctx, need_identity, &cc);
+    if (status.ok()) {
+      absl::StatusOr<Resp> r = fn(cc, req);
+      if (r.ok()) {
+        *resp = std::move(*r);
+      } else {
+        status = r.status();
+      }
+    }
+    const grpc::Status gs = ToGrpcStatus(status);
+    const absl::Duration latency = t.clock().Now() - start;
+    t.metrics().Record(method, gs.error_code(), latency);
+    Log(status.ok() ? LogLevel::kInfo
+        : (absl::IsUnavailable(status) || absl::IsInternal(status) || absl::IsDataLoss(status))
+            ? LogLevel::kWarning
+            : LogLevel::kInfo,
+        "api", "request",
+        {{"method", method},
+         {"code", absl::StatusCodeToString(status.code())},
+         {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
+         {"company", cc.company_id},
+         {"user", cc.user_id},
+         {"request_id", RequestIdOf(req)},
+         {"error", std::string(status.message())}});
+    reactor->Finish(gs);
+  });
   return reactor;
 }
 
@@ -277,9 +280,41 @@ Transport::Transport(TransportOptions options, Api& api, ReadModel& read_model, 
       clock_(clock),
       sequences_(std::make_unique<SequenceServiceImpl>(*this)),
       enrollments_(std::make_unique<EnrollmentServiceImpl>(*this)),
-      operations_(std::make_unique<OperationsImpl>(*this)) {}
+      operations_(std::make_unique<OperationsImpl>(*this)) {
+  for (int i = 0; i < std::max(1, options_.handler_threads); ++i) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+}
 
-Transport::~Transport() = default;
+Transport::~Transport() {
+  {
+    absl::MutexLock lock(&work_mu_);
+    stopping_ = true;
+  }
+  for (std::thread& w : workers_) w.join();
+}
+
+void Transport::Submit(std::function<void()> work) {
+  absl::MutexLock lock(&work_mu_);
+  work_.push_back(std::move(work));
+}
+
+void Transport::WorkerLoop() {
+  while (true) {
+    std::function<void()> work;
+    {
+      absl::MutexLock lock(&work_mu_);
+      auto ready = [this]()
+                       ABSL_SHARED_LOCKS_REQUIRED(work_mu_) { return stopping_ || !work_.empty(); };
+      work_mu_.Await(absl::Condition(&ready));
+      // Drain what was accepted before stopping: every started call gets its answer.
+      if (work_.empty()) return;
+      work = std::move(work_.front());
+      work_.pop_front();
+    }
+    work();
+  }
+}
 
 void Transport::RegisterWith(grpc::ServerBuilder& builder) {
   builder.RegisterService(sequences_.get());

@@ -21,10 +21,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -65,6 +67,10 @@ struct TransportOptions {
   std::string auth_token;
   // Applied when the caller sets no deadline (and as an upper bound).
   absl::Duration max_call_duration = absl::Seconds(30);
+  // Threads that run the application layer. Handlers block while a write becomes durable (a few
+  // milliseconds per call); running them here keeps gRPC's few callback threads free, so
+  // concurrent calls overlap instead of queueing behind each other's acknowledgements.
+  int handler_threads = 64;
   // Extra numbers for GetMetrics.
   std::function<int64_t()> produce_errors;
   std::function<int64_t()> produced_records;
@@ -86,8 +92,11 @@ class Transport {
   Api& api() { return api_; }
   ReadModel& read_model() { return read_model_; }
   Clock& clock() { return clock_; }
+  // Runs `work` on one of the handler threads.
+  void Submit(std::function<void()> work);
 
  private:
+  void WorkerLoop();
   class SequenceServiceImpl;
   class EnrollmentServiceImpl;
   class OperationsImpl;
@@ -99,6 +108,10 @@ class Transport {
   std::unique_ptr<SequenceServiceImpl> sequences_;
   std::unique_ptr<EnrollmentServiceImpl> enrollments_;
   std::unique_ptr<OperationsImpl> operations_;
+  absl::Mutex work_mu_;
+  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
+  bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
+  std::vector<std::thread> workers_;
 };
 
 }  // namespace sequences::api
