@@ -28,6 +28,7 @@ ABSL_FLAG(std::string, topic, "", "topic to read (kafka-raw-consume)");
 ABSL_FLAG(std::string, build_dir, "build", "build directory with the service binaries");
 ABSL_FLAG(std::string, work_dir, "/tmp/sequences-bench", "data directories and logs of services");
 ABSL_FLAG(std::string, processing_guarantee, "exactly_once", "executor mode");
+ABSL_FLAG(std::string, name_suffix, "", "appended to the names of this run's results");
 
 namespace sequences::bench {
 namespace {
@@ -77,7 +78,8 @@ void PrintResults(const std::string& name, const absl::StatusOr<std::vector<Resu
       if (!series.empty()) series += ",";
       absl::StrAppend(&series, "\"", k, "\":[", absl::StrJoin(values, ","), "]");
     }
-    std::printf("RESULT {\"name\":\"%s\",\"figures\":%s,\"series\":{%s}}\n", r.name.c_str(),
+    const std::string result_name = r.name + absl::GetFlag(FLAGS_name_suffix);
+    std::printf("RESULT {\"name\":\"%s\",\"figures\":%s,\"series\":{%s}}\n", result_name.c_str(),
                 ToJson(r.figures).c_str(), series.c_str());
   }
   std::fflush(stdout);

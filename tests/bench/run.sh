@@ -11,9 +11,10 @@ root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
 scale=${BENCH_SCALE:-default}
 case "$scale" in
-  small) count=20000; burst=20000; rate_seconds=5 ;;
-  default) count=200000; burst=200000; rate_seconds=10 ;;
-  full) count=1000000; burst=1000000; rate_seconds=30 ;;
+  small) count=20000; burst=20000; rate_seconds=5; lateness_seconds=15; memory_counts="" ;;
+  default) count=200000; burst=200000; rate_seconds=10; lateness_seconds=30; memory_counts="" ;;
+  full) count=1000000; burst=1000000; rate_seconds=30; lateness_seconds=60
+    memory_counts="10000000" ;;
   *) echo "BENCH_SCALE must be small, default or full" >&2; exit 2 ;;
 esac
 
@@ -34,24 +35,35 @@ mkdir -p "$out"
 raw=$out/raw.jsonl
 : >"$raw"
 
-run() {
+run() {  # a failing benchmark is reported (ERROR in bench.log) and the others still run
   echo "bench: $*" >&2
   "$bench" "$@" --bootstrap="$bootstrap" 2>>"$out/bench.log" | tee -a "$out/bench.log" |
-    sed -n 's/^RESULT //p' >>"$raw"
+    sed -n 's/^RESULT //p' >>"$raw" || echo "bench: $1 failed, see $out/bench.log" >&2
 }
 
 # Baselines: what Kafka alone does for the same shape of work.
 run kafka-passthrough --count="$count"
 run kafka-produce-batch --batch=1000 --repeats=20
-for rate in 500 1000 2000 4000; do
+for rate in 250 500 1000 2000 4000; do
   run kafka-produce-rate --rate="$rate" --seconds="$rate_seconds"
 done
 
-# System figures are added by tests/bench/system.sh when the services exist.
-if [ -x tests/bench/system.sh ]; then
-  BENCH_OUT=$out BENCH_BOOTSTRAP=$bootstrap BENCH_COUNT=$count BENCH_BURST=$burst \
-    BENCH_RATE_SECONDS=$rate_seconds SEQUENCES_BUILD_DIR=$build tests/bench/system.sh
-fi
+# The executor, as real processes against the same broker.
+sys=(--build_dir="$build" --work_dir="$out/work")
+run executor-throughput --count="$count" "${sys[@]}"
+run executor-throughput --count="$count" --processing_guarantee=at_least_once "${sys[@]}"
+run executor-timer-burst --count="$burst" "${sys[@]}"
+for rate in 1000 5000; do
+  run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
+done
+for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
+  run executor-throughput --count="$n" --name_suffix="@$n" "${sys[@]}"
+done
+
+# The API, loaded by ghz.
+BENCH_OUT=$out BENCH_BOOTSTRAP=$bootstrap SEQUENCES_BUILD_DIR=$build \
+  BENCH_RATE_SECONDS=$rate_seconds BENCH_RATES="250 500 1000 2000 4000" tests/bench/api.sh \
+  2>>"$out/bench.log" | tee -a "$out/bench.log" | sed -n 's/^RESULT //p' >>"$raw"
 
 # Debian's python3 (with Debian's matplotlib), not whatever python3 is first on PATH.
 /usr/bin/python3 tests/bench/report.py "$raw" "$out"

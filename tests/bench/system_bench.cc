@@ -282,9 +282,9 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   auto exec = StartExecutor(*env, "a");
   if (!exec.ok()) return exec.status();
   if (!tasks.WaitFor(count, absl::Minutes(30), exec->get())) {
-    return absl::DeadlineExceededError(absl::StrCat(
-        "throughput: ", tasks.count(), " of ", count, " first steps; executor log:\n",
-        (*exec)->Log().substr(0, 4000)));
+    return absl::DeadlineExceededError(absl::StrCat("throughput: ", tasks.count(), " of ", count,
+                                                    " first steps; executor log:\n",
+                                                    (*exec)->Log().substr(0, 4000)));
   }
   auto seen = tasks.seen();
   absl::Time first = absl::InfiniteFuture();
