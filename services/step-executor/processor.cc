@@ -277,12 +277,19 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
 absl::StatusOr<std::optional<absl::Time>> Processor::NextDue(absl::Time from, const OwnedFn& owned,
                                                              int max) {
   std::optional<absl::Time> next;
+  std::optional<absl::Time> last_visited;
+  int visited = 0;
   absl::Status s = store_.ScanDue(from, absl::InfiniteFuture(), max, [&](const DueEntry& e) {
+    ++visited;
+    last_visited = e.due;
     if (!owned(e.partition)) return true;
     next = e.due;
     return false;
   });
   if (!s.ok()) return s;
+  // `max` entries of partitions owned by others: an owned one may come right after them, so the
+  // caller must look again (FireDue moves the scan position past them) by the last one's time.
+  if (!next.has_value() && visited >= max) return last_visited;
   return next;
 }
 

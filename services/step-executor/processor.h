@@ -80,8 +80,9 @@ class Processor {
   absl::Status FireDue(absl::Time now, const OwnedFn& owned, int max, absl::Time* scan_from,
                        Overlay& overlay, BatchOutput& out);
 
-  // The earliest due time on an owned partition at or after `from` (looking at up to `max`
-  // entries), or nullopt if there is none.
+  // The earliest due time on an owned partition at or after `from`, or nullopt if there is none.
+  // Looks at up to `max` entries: if all of them are on partitions owned by others (state kept
+  // from an earlier assignment), returns the last one's due time, when the caller must scan on.
   absl::StatusOr<std::optional<absl::Time>> NextDue(absl::Time from, const OwnedFn& owned, int max);
 
   // Stages the events of `decision` for the enrollment on `partition`: folds the executor events

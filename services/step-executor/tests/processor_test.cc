@@ -141,6 +141,37 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given more due entries of partitions owned by others than one look-ahead visits, when "
+    "the next due time is asked, then the scan is told to go on, and the owned step fires") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
+  for (int i = 0; i < 6; ++i) {  // partition 1: kept from an earlier assignment
+    f.clock.Advance(absl::Seconds(1));
+    const std::string item = absl::StrCat("c1/deal/", i);
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 1, item, Enroll(item, "s1", 1, f.clock.Now())), out);
+  }
+  f.clock.Advance(absl::Minutes(1));
+  BatchOutput own;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/own",
+                    Enroll("c1/deal/own", "s1", 1, f.clock.Now())),
+           own);
+  const absl::Time own_due = f.clock.Now() + absl::Minutes(5);
+  Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
+
+  auto next = f.processor->NextDue(absl::InfinitePast(), only0, 3);
+  REQUIRE(next.ok());
+  REQUIRE(next->has_value());
+  CHECK(**next <= own_due);
+
+  f.clock.Set(own_due);
+  int fired = 0;
+  for (int i = 0; i < 5 && fired == 0; ++i) fired += f.Fire(only0, 3).steps_fired;
+  CHECK(fired == 1);
+}
+
+TEST_CASE(
     "Given an enroll request naming a sequence version not folded yet, when it arrives, "
     "then it waits, and is decided once that version is folded") {
   Fixture f;
