@@ -286,6 +286,11 @@ absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_
   auto entry = Get(*key);
   if (!entry.ok()) return entry.status();
   Entry& e = **entry;
+  // The same bytes are the same event (ids are deterministic): one the store already holds,
+  // read again by a recovery that started before it, or written twice by at_least_once.
+  for (const std::string& held : e.record.events) {
+    if (held == bytes) return absl::OkStatus();
+  }
   if (e.record.partition < 0) e.record.partition = partition;
   e.record.events.push_back(std::move(bytes));
   e.state = domain::EvolveEnrollment(std::move(e.state), event);

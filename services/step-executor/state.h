@@ -12,7 +12,8 @@
 //   due          key DueKey(due_at, enrollment key) -> 4-byte big-endian partition.
 //   by_sequence  key "<sequence_id>\0<enrollment key>" -> "" (enrollments of a sequence).
 //   by_owner     key "<owner_id>\0<enrollment key>" -> "" (enrollments of an owner).
-//   offsets      "exec/<p>": next executor-events offset to fold for partition p;
+//   offsets      "exec/<p>": executor-events offset of partition p to fold from (every event
+//                before it is folded; events after it may be too: folding is idempotent);
 //                "seq/<p>": next sequence-events offset to fold.
 // Every write of a batch (events, due-index changes, offsets) is one atomic WriteBatch.
 //
@@ -128,7 +129,9 @@ class Overlay {
   // The staged entry for `key` (loaded on first use; a new empty entry if the key has none).
   absl::StatusOr<Entry*> Get(const std::string& key);
   // Folds one executor event into its key's entry. `bytes` is its serialized form.
-  // `partition`: the executor-events partition (used for a new key).
+  // `partition`: the executor-events partition (used for a new key). An event whose bytes the
+  // entry already holds is skipped, so folding the log again from an earlier offset, or folding
+  // a duplicate, changes nothing.
   absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
   // Stages a sequence's event list (after folding an event).
   void PutSequence(const std::string& sequence_id, const std::vector<std::string>& events);

@@ -338,6 +338,35 @@ namespace {
 using namespace testing;
 
 TEST_CASE(
+    "Given executor events the store already holds, when the log is folded again from an "
+    "earlier offset or holds them twice, then the state does not change") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 1)}, kT0));
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), out);
+  f.clock.Advance(absl::Minutes(1));
+  BatchOutput fired = f.Fire(f.all);
+  REQUIRE(fired.steps_fired == 1);
+  for (const kafka::Record& r : fired.records) out.records.push_back(r);
+  auto before = f.store->Digest();
+  REQUIRE(before.ok());
+
+  Overlay overlay(*f.store);
+  for (int twice = 0; twice < 2; ++twice) {
+    for (const kafka::Record& r : out.records) {
+      if (r.topic != "t.executor-events") continue;
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(r.value));
+      REQUIRE(overlay.Apply(e, r.value, r.partition).ok());
+    }
+  }
+  REQUIRE(overlay.Flush().ok());
+  CHECK(*f.store->Digest() == *before);
+  CHECK(f.Fire(f.all).empty());
+}
+
+TEST_CASE(
     "Given a step due at a time finer than the index's microseconds, when the clock "
     "reaches it, then it still fires") {
   Fixture f;
