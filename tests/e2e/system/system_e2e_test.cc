@@ -1,0 +1,623 @@
+// The whole system end to end (tier e2e): a real sequence-api and a real step-executor process on
+// the real broker. Every command goes through gRPC as the CRM's back ends send it; what the task
+// service and the mailer would receive is read from the output topics with read_committed, and
+// what users see is read back through the API.
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/domain/envelope.h"
+#include "libs/kafka/consumer.h"
+#include "libs/service/topics.h"
+#include "tests/e2e/api/api_process.h"
+#include "tests/support/kafka_env.h"
+#include "tests/support/process.h"
+
+namespace sequences::testing {
+namespace {
+
+constexpr char kCompany[] = "acme";
+// ApiProcess creates the topics with --partitions=3; the executor is told the same.
+constexpr int kPartitions = 3;
+// Kafka timestamps have millisecond resolution.
+constexpr absl::Duration kKafkaResolution = absl::Milliseconds(1);
+
+// One test's whole system: private topics, a sequence-api and a step-executor process.
+class System {
+ public:
+  System()
+      : prefix_(UniqueName("system") + "."),
+        topics_(service::Topics::WithPrefix(prefix_)),
+        dir_(TempDir("system-e2e")) {
+    api_ = std::make_unique<ApiProcess>(prefix_, dir_ + "/api");  // creates the topics
+    const std::string instance = UniqueName("executor");
+    std::vector<std::string> argv = {ServiceBinary("step-executor"),
+                                     "--bootstrap_servers=" + Bootstrap(),
+                                     "--topic_prefix=" + prefix_,
+                                     "--group_id=" + UniqueName("executors"),
+                                     "--instance_id=" + instance,
+                                     "--data_dir=" + dir_ + "/executor",
+                                     absl::StrCat("--partitions=", kPartitions),
+                                     "--metrics_interval=2s"};
+    auto process = ChildProcess::Start(argv, dir_ + "/executor.log");
+    INFO(process.status().ToString());
+    REQUIRE(process.ok());
+    executor_ = std::move(*process);
+    const bool running = executor_->WaitForLog("\"msg\":\"running\"", absl::Seconds(60));
+    INFO(executor_->Log());
+    REQUIRE(running);
+  }
+  ~System() {
+    if (executor_ != nullptr && executor_->Running()) executor_->Terminate();
+  }
+
+  ApiProcess& api() { return *api_; }
+  ChildProcess& executor() { return *executor_; }
+  const service::Topics& topics() const { return topics_; }
+
+ private:
+  std::string prefix_;
+  service::Topics topics_;
+  std::string dir_;
+  std::unique_ptr<ApiProcess> api_;
+  std::unique_ptr<ChildProcess> executor_;
+};
+
+// A committed record, decoded, with the moment this test's consumer received it.
+struct Seen {
+  kafka::Message message;
+  v1::Envelope event;
+  absl::Time received_at;
+};
+
+// Reads topics with read_committed from the beginning, keeping everything it has read.
+class Reader {
+ public:
+  explicit Reader(const std::vector<std::string>& topics) {
+    kafka::ConsumerConfig c;
+    c.client.bootstrap_servers = Bootstrap();
+    c.read_committed = true;
+    auto consumer = kafka::Consumer::Create(c);
+    REQUIRE(consumer.ok());
+    consumer_ = std::move(*consumer);
+    std::vector<kafka::TopicPartitionOffset> assign;
+    for (const std::string& t : topics) {
+      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
+    }
+    REQUIRE(consumer_->Assign(assign).ok());
+  }
+
+  void Poll(absl::Duration d) {
+    const absl::Time end = absl::Now() + d;
+    do {
+      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
+      INFO(batch.status().ToString());
+      REQUIRE(batch.ok());
+      const absl::Time now = absl::Now();
+      for (kafka::Message& m : *batch) {
+        if (m.eof) continue;
+        Seen s;
+        REQUIRE(s.event.ParseFromString(m.value));
+        s.message = std::move(m);
+        s.received_at = now;
+        seen_.push_back(std::move(s));
+      }
+    } while (absl::Now() < end);
+  }
+  // Polls until `done()` or the timeout; returns done().
+  template <typename F>
+  bool PollUntil(F done, absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(200));
+    return done();
+  }
+
+  // The records of one topic, optionally only those of one item key, in log order per item.
+  std::vector<const Seen*> On(const std::string& topic, const std::string& key = "") const {
+    std::vector<const Seen*> v;
+    for (const Seen& s : seen_) {
+      if (s.message.topic == topic && (key.empty() || s.message.key == key)) v.push_back(&s);
+    }
+    return v;
+  }
+
+ private:
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::vector<Seen> seen_;
+};
+
+// The side-effect id of a task or email record (what a consumer deduplicates by).
+std::string EffectId(const v1::Envelope& e) {
+  if (e.has_task_created()) return e.task_created().task_id();
+  if (e.has_email_send()) return e.email_send().idempotency_key();
+  return "";
+}
+
+// StepExecuted events of one item, in log order.
+std::vector<v1::StepExecuted> Executed(const Reader& reader, const System& sys,
+                                       const std::string& item_key) {
+  std::vector<v1::StepExecuted> out;
+  for (const Seen* s : reader.On(sys.topics().executor_events, item_key)) {
+    if (s->event.has_step_executed()) out.push_back(s->event.step_executed());
+  }
+  return out;
+}
+
+int CountEvents(const Reader& reader, const System& sys, v1::Envelope::PayloadCase payload,
+                const std::string& item_key = "") {
+  int n = 0;
+  for (const Seen* s : reader.On(sys.topics().executor_events, item_key)) {
+    n += s->event.payload_case() == payload ? 1 : 0;
+  }
+  return n;
+}
+
+// --- steps and calls ---------------------------------------------------------------------------
+
+v1::Step Activity(const std::string& id, int delay_minutes) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
+  s.mutable_delay()->set_amount(delay_minutes);
+  v1::ActivityStep* a = s.mutable_activity();
+  a->set_activity_type("call");
+  a->set_subject("Call {{person.first_name}}");
+  a->mutable_assignee()->set_item_owner(true);
+  a->set_priority(v1::PRIORITY_NORMAL);
+  return s;
+}
+
+v1::Step Email(const std::string& id, int delay_minutes, bool automatic) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
+  s.mutable_delay()->set_amount(delay_minutes);
+  v1::EmailStep* e = s.mutable_email();
+  e->mutable_sender()->set_item_owner(true);
+  e->set_subject("Following up, {{person.first_name}}");
+  e->set_body("Hi {{person.first_name}}, thanks for your time.");
+  e->set_send_automatically(automatic);
+  return s;
+}
+
+// Creates a deal sequence through the API; returns its resource name.
+std::string CreateSequence(ApiProcess& api, const std::string& request_id,
+                           const std::vector<v1::Step>& steps) {
+  v1::CreateSequenceRequest req;
+  req.set_parent(absl::StrCat("companies/", kCompany));
+  req.set_request_id(request_id);
+  v1::Sequence* s = req.mutable_sequence();
+  s->set_display_name("Follow up after demo");
+  s->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  for (const v1::Step& step : steps) *s->add_steps() = step;
+  v1::SequenceResponse resp;
+  grpc::Status status = api.sequences().CreateSequence(CallAs(kCompany).get(), req, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  return resp.sequence().name();
+}
+
+// Switches automated sending on and grants `sender`'s consent, both through the API.
+void EnableAutomaticSending(ApiProcess& api, const std::string& name, const std::string& sender) {
+  v1::SwitchAutomatedSendingRequest on;
+  on.set_name(name);
+  on.set_enabled(true);
+  on.set_request_id("automated-on");
+  v1::SequenceResponse resp;
+  grpc::Status s = api.sequences().SwitchAutomatedSending(CallAs(kCompany).get(), on, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  CHECK(resp.sequence().automated_sending());
+  v1::GrantSendingConsentRequest consent;
+  consent.set_name(name);
+  consent.set_request_id("consent-" + sender);
+  s = api.sequences().GrantSendingConsent(CallAs(kCompany, sender).get(), consent, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  const auto& consented = resp.sequence().consented_user_ids();
+  CHECK(std::find(consented.begin(), consented.end(), sender) != consented.end());
+}
+
+struct Item {
+  std::string id;
+  std::string owner;
+};
+
+std::string FirstName(const std::string& item_id) { return "Ada-" + item_id; }
+
+// Enrolls the items with one BatchEnroll call; every item must be accepted.
+void BatchEnroll(ApiProcess& api, const std::string& name, const std::vector<Item>& items) {
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (const Item& it : items) {
+    v1::EnrollItem* item = batch.add_items();
+    item->set_entity_kind(v1::ENTITY_KIND_DEAL);
+    item->set_item_id(it.id);
+    item->set_owner_id(it.owner);
+    item->set_request_id("enroll-" + it.id);
+    item->mutable_recipient()->set_email(absl::StrCat("contact-", it.id, "@example.com"));
+    item->mutable_recipient()->set_name("Contact " + it.id);
+    (*item->mutable_merge_data())["person.first_name"] = FirstName(it.id);
+  }
+  v1::BatchEnrollResponse resp;
+  grpc::Status s = api.enrollments().BatchEnroll(CallAs(kCompany).get(), batch, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  for (const v1::BatchEnrollResult& r : resp.results()) {
+    INFO(r.DebugString());
+    CHECK(r.status().code() == 0);
+  }
+  REQUIRE(resp.accepted_count() == static_cast<int>(items.size()));
+}
+
+std::string EnrollmentName(const std::string& sequence, const std::string& item_id) {
+  return absl::StrCat(sequence, "/enrollments/deal:", item_id);
+}
+std::string ItemKey(const std::string& item_id) {
+  return absl::StrCat(kCompany, "/deal/", item_id);
+}
+
+v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
+  v1::GetEnrollmentRequest req;
+  req.set_name(name);
+  v1::Enrollment e;
+  grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+  INFO(name << ": " << s.error_message());
+  REQUIRE(s.ok());
+  return e;
+}
+
+// Polls GetEnrollment until it shows `status` (the read model folds asynchronously); bounded.
+v1::Enrollment WaitForStatus(ApiProcess& api, const std::string& name, v1::EnrollmentStatus status,
+                             absl::Duration timeout = absl::Seconds(30)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  v1::Enrollment e = GetEnrollment(api, name);
+  while (!(e.status() == status && !e.pending()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    e = GetEnrollment(api, name);
+  }
+  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << e.DebugString());
+  REQUIRE(e.status() == status);
+  return e;
+}
+
+v1::EnrollmentOverview Overview(ApiProcess& api, const std::string& sequence) {
+  v1::GetEnrollmentOverviewRequest req;
+  req.set_parent(sequence);
+  v1::EnrollmentOverview overview;
+  grpc::Status s = api.enrollments().GetEnrollmentOverview(CallAs(kCompany).get(), req, &overview);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return overview;
+}
+
+// Polls the overview until `done(overview)`; bounded. Returns the last overview.
+template <typename F>
+v1::EnrollmentOverview WaitForOverview(ApiProcess& api, const std::string& sequence, F done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::EnrollmentOverview o = Overview(api, sequence);
+  while (!done(o) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+    o = Overview(api, sequence);
+  }
+  return o;
+}
+
+// --- the tests ---------------------------------------------------------------------------------
+
+TEST_CASE(
+    "Given a deal sequence with an activity, a draft email and an automatic email created "
+    "through the API, when 20 deals are batch-enrolled through the API, then each step runs "
+    "exactly once per deal, in order, never before its due time, and the overview shows every "
+    "enrollment completed") {
+  System sys;
+  ApiProcess& api = sys.api();
+  const std::string sequence = CreateSequence(
+      api, "create-flow", {Activity("call", 0), Email("draft", 0, false), Email("auto", 1, true)});
+  const std::string owner = "rep-1";
+  EnableAutomaticSending(api, sequence, owner);
+
+  constexpr int kItems = 20;
+  std::vector<Item> items;
+  for (int i = 0; i < kItems; ++i) items.push_back({absl::StrCat("d", i), owner});
+  const absl::Time enrolled_at = absl::Now();
+  BatchEnroll(api, sequence, items);
+
+  Reader reader(
+      {sys.topics().executor_events, sys.topics().task_events, sys.topics().email_events});
+  REQUIRE(reader.PollUntil(
+      [&] { return CountEvents(reader, sys, v1::Envelope::kEnrollmentCompleted) >= kItems; },
+      absl::Seconds(150)));
+  reader.Poll(absl::Seconds(2));  // a duplicate or a stray effect would show up now
+
+  // Exactly one task and one email per step and deal, counted by the consumers' dedup keys.
+  std::map<std::string, int> effects;
+  for (const Seen* s : reader.On(sys.topics().task_events)) ++effects[EffectId(s->event)];
+  for (const Seen* s : reader.On(sys.topics().email_events)) ++effects[EffectId(s->event)];
+  CHECK(reader.On(sys.topics().task_events).size() == kItems);
+  CHECK(reader.On(sys.topics().email_events).size() == 2 * kItems);
+  CHECK(effects.size() == 3 * kItems);
+  for (const auto& [id, n] : effects) {
+    INFO(id);
+    CHECK(n == 1);
+  }
+  CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentCompleted) == kItems);
+  CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentFailed) == 0);
+
+  for (const Item& it : items) {
+    const std::string key = ItemKey(it.id);
+    INFO(key);
+    const std::vector<v1::StepExecuted> executed = Executed(reader, sys, key);
+    std::vector<std::string> order;
+    std::map<std::string, v1::StepExecuted> by_effect;
+    for (const v1::StepExecuted& x : executed) {
+      order.push_back(x.step_id());
+      by_effect[x.effect_id()] = x;
+      CHECK(domain::FromProto(x.executed_at()) >= domain::FromProto(x.due_at()));
+    }
+    REQUIRE(order == std::vector<std::string>{"call", "draft", "auto"});
+    // The delays as configured: the first two at once after enrollment, the automatic email
+    // one minute after the draft.
+    const absl::Time call_due = domain::FromProto(executed[0].due_at());
+    const absl::Time draft_due = domain::FromProto(executed[1].due_at());
+    const absl::Time auto_due = domain::FromProto(executed[2].due_at());
+    CHECK(call_due >= enrolled_at);
+    CHECK(draft_due >= call_due);
+    CHECK(auto_due >= draft_due + absl::Minutes(1));
+
+    // Every effect belongs to a step execution and became visible at or after the step's due
+    // time: its Kafka timestamp (written inside the transaction) and the moment it was read.
+    std::vector<const Seen*> out = reader.On(sys.topics().task_events, key);
+    for (const Seen* s : reader.On(sys.topics().email_events, key)) out.push_back(s);
+    REQUIRE(out.size() == 3);
+    for (const Seen* s : out) {
+      auto x = by_effect.find(EffectId(s->event));
+      REQUIRE(x != by_effect.end());
+      const absl::Time due = domain::FromProto(x->second.due_at());
+      CHECK(s->message.timestamp >= due - kKafkaResolution);
+      CHECK(s->received_at >= due);
+    }
+
+    const v1::TaskCreated& task = out[0]->event.task_created();
+    CHECK(task.step_id() == "call");
+    CHECK(task.assignee_user_id() == owner);
+    CHECK(task.activity_type() == "call");
+    const v1::EmailSend& draft = out[1]->event.email_send();
+    const v1::EmailSend& automatic = out[2]->event.email_send();
+    CHECK(draft.step_id() == "draft");  // email-events keep the item's order
+    CHECK(draft.mode() == v1::EMAIL_MODE_DRAFT_FOR_REVIEW);
+    CHECK(automatic.step_id() == "auto");
+    CHECK(automatic.mode() == v1::EMAIL_MODE_AUTOMATIC);
+    CHECK(automatic.sender_user_id() == owner);
+    CHECK(automatic.recipient().email() == absl::StrCat("contact-", it.id, "@example.com"));
+    CHECK(automatic.subject() == "Following up, " + FirstName(it.id));
+    CHECK(automatic.body() == "Hi " + FirstName(it.id) + ", thanks for your time.");
+  }
+
+  // What the CRM shows.
+  const v1::EnrollmentOverview overview = WaitForOverview(
+      api, sequence, [](const v1::EnrollmentOverview& o) { return o.completed() == kItems; });
+  INFO(overview.DebugString());
+  CHECK(overview.completed() == kItems);
+  CHECK(overview.total() == kItems);
+  CHECK(overview.pending() == 0);
+  CHECK(overview.in_progress() == 0);
+  CHECK(overview.failed() == 0);
+  const v1::Enrollment one = GetEnrollment(api, EnrollmentName(sequence, items[0].id));
+  CHECK(one.status() == v1::ENROLLMENT_STATUS_COMPLETED);
+  CHECK(std::vector<std::string>(one.executed_step_ids().begin(), one.executed_step_ids().end()) ==
+        std::vector<std::string>{"call", "draft", "auto"});
+  CHECK(sys.executor().Terminate() == 0);
+}
+
+TEST_CASE(
+    "Given a user's deals waiting for a step one minute away, when the user's enrollments are "
+    "paused through the API past that due time and then resumed, then the step does not fire "
+    "while paused and fires exactly once after the resume, and only that user's deals pause") {
+  System sys;
+  ApiProcess& api = sys.api();
+  const std::string sequence =
+      CreateSequence(api, "create-pause", {Activity("call", 0), Activity("follow-up", 1)});
+  const std::vector<Item> away = {{"a1", "rep-away"}, {"a2", "rep-away"}};
+  const Item working = {"b1", "rep-working"};
+  BatchEnroll(api, sequence, {away[0], away[1], working});
+
+  Reader reader({sys.topics().executor_events, sys.topics().task_events});
+  auto follow_ups = [&](const std::string& item_id) {
+    int n = 0;
+    for (const Seen* s : reader.On(sys.topics().task_events, ItemKey(item_id))) {
+      n += s->event.task_created().step_id() == "follow-up" ? 1 : 0;
+    }
+    return n;
+  };
+  // The first step fired for all three; each now waits for its follow-up.
+  REQUIRE(reader.PollUntil([&] { return reader.On(sys.topics().task_events).size() >= 3; },
+                           absl::Seconds(60)));
+  absl::Time original_due = absl::InfinitePast();
+  absl::Time earliest_due = absl::InfiniteFuture();
+  for (const Item& it : away) {
+    const std::vector<v1::StepExecuted> x = Executed(reader, sys, ItemKey(it.id));
+    REQUIRE(x.size() == 1);
+    REQUIRE(x[0].next_step_id() == "follow-up");
+    original_due = std::max(original_due, domain::FromProto(x[0].next_due_at()));
+    earliest_due = std::min(earliest_due, domain::FromProto(x[0].next_due_at()));
+  }
+  for (const Item& it : away) {
+    WaitForStatus(api, EnrollmentName(sequence, it.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  }
+  WaitForStatus(api, EnrollmentName(sequence, working.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
+
+  // Time off: pause well before the follow-ups are due (the wait keeps the pause short).
+  const absl::Time pause_at = earliest_due - absl::Seconds(12);
+  if (absl::Now() < pause_at) absl::SleepFor(pause_at - absl::Now());
+  v1::UserEnrollmentsRequest pause;
+  pause.set_parent(absl::StrCat("companies/", kCompany));
+  pause.set_user_id("rep-away");
+  pause.set_request_id("time-off");
+  pause.set_note("vacation");
+  v1::UserEnrollmentsResponse paused;
+  grpc::Status s = api.enrollments().PauseUserEnrollments(CallAs(kCompany).get(), pause, &paused);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  CHECK_FALSE(paused.consistency_token().empty());
+  for (const Item& it : away) {
+    WaitForStatus(api, EnrollmentName(sequence, it.id), v1::ENROLLMENT_STATUS_PAUSED);
+  }
+  CHECK(GetEnrollment(api, EnrollmentName(sequence, working.id)).status() ==
+        v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  // The pause was decided before the follow-ups came due (else the test proves nothing).
+  for (const Item& it : away) {
+    for (const Seen* e : reader.On(sys.topics().executor_events, ItemKey(it.id))) {
+      if (e->event.has_enrollment_paused()) {
+        REQUIRE(domain::FromProto(e->event.enrollment_paused().paused_at()) < earliest_due);
+      }
+    }
+  }
+
+  // Past the original due time: the working user's follow-up fired, the paused ones did not.
+  REQUIRE(reader.PollUntil(
+      [&] { return follow_ups(working.id) == 1 && absl::Now() > original_due + absl::Seconds(3); },
+      absl::Seconds(90)));
+  reader.Poll(absl::Milliseconds(500));
+  for (const Item& it : away) {
+    INFO(it.id);
+    CHECK(follow_ups(it.id) == 0);
+    CHECK(GetEnrollment(api, EnrollmentName(sequence, it.id)).status() ==
+          v1::ENROLLMENT_STATUS_PAUSED);
+  }
+
+  // Back from time off.
+  const absl::Time resumed_at = absl::Now();
+  v1::UserEnrollmentsRequest resume;
+  resume.set_parent(pause.parent());
+  resume.set_user_id("rep-away");
+  resume.set_request_id("back-to-work");
+  v1::UserEnrollmentsResponse resumed;
+  s = api.enrollments().ResumeUserEnrollments(CallAs(kCompany).get(), resume, &resumed);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  for (const Item& it : away) {
+    const v1::Enrollment e =
+        WaitForStatus(api, EnrollmentName(sequence, it.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
+    CHECK(e.pending_step_id() == "follow-up");
+  }
+
+  REQUIRE(
+      reader.PollUntil([&] { return follow_ups(away[0].id) >= 1 && follow_ups(away[1].id) >= 1; },
+                       absl::Seconds(90)));
+  for (const Item& it : {away[0], away[1], working}) {
+    WaitForStatus(api, EnrollmentName(sequence, it.id), v1::ENROLLMENT_STATUS_COMPLETED);
+  }
+  reader.Poll(absl::Seconds(2));  // a second firing would show up now
+
+  for (const Item& it : away) {
+    INFO(it.id);
+    CHECK(follow_ups(it.id) == 1);
+    const std::vector<v1::StepExecuted> x = Executed(reader, sys, ItemKey(it.id));
+    REQUIRE(x.size() == 2);
+    CHECK(x[1].step_id() == "follow-up");
+    // After the resume, and later than it was originally due: the pause stopped the clock.
+    CHECK(domain::FromProto(x[1].executed_at()) >= resumed_at);
+    CHECK(domain::FromProto(x[1].due_at()) > original_due);
+    for (const Seen* t : reader.On(sys.topics().task_events, ItemKey(it.id))) {
+      if (t->event.task_created().step_id() != "follow-up") continue;
+      CHECK(t->message.timestamp >= resumed_at - kKafkaResolution);
+      CHECK(t->received_at >= resumed_at);
+    }
+    CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentPaused, ItemKey(it.id)) == 1);
+    CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentResumed, ItemKey(it.id)) == 1);
+  }
+  CHECK(follow_ups(working.id) == 1);
+  CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentPaused, ItemKey(working.id)) == 0);
+  CHECK(reader.On(sys.topics().task_events).size() == 6);
+  CHECK(sys.executor().Terminate() == 0);
+}
+
+TEST_CASE(
+    "Given a deal waiting for an automatic email, when it is removed through the API before the "
+    "email is due, then the email is never sent and the overview counts the enrollment removed") {
+  System sys;
+  ApiProcess& api = sys.api();
+  const std::string sequence =
+      CreateSequence(api, "create-remove", {Activity("call", 0), Email("auto", 1, true)});
+  EnableAutomaticSending(api, sequence, "rep-1");
+  const Item removed = {"r1", "rep-1"};
+  const Item kept = {"k1", "rep-1"};  // the same steps, not removed: shows the email was due
+  BatchEnroll(api, sequence, {removed, kept});
+
+  Reader reader(
+      {sys.topics().executor_events, sys.topics().task_events, sys.topics().email_events});
+  REQUIRE(reader.PollUntil([&] { return reader.On(sys.topics().task_events).size() >= 2; },
+                           absl::Seconds(60)));
+  const std::vector<v1::StepExecuted> first = Executed(reader, sys, ItemKey(removed.id));
+  REQUIRE(first.size() == 1);
+  REQUIRE(first[0].next_step_id() == "auto");
+  const absl::Time email_due = domain::FromProto(first[0].next_due_at());
+  WaitForStatus(api, EnrollmentName(sequence, removed.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
+
+  v1::EnrollmentActionRequest remove;
+  remove.set_name(EnrollmentName(sequence, removed.id));
+  remove.set_request_id("remove-r1");
+  v1::EnrollmentResponse resp;
+  grpc::Status s = api.enrollments().RemoveEnrollment(CallAs(kCompany).get(), remove, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  const v1::Enrollment gone =
+      WaitForStatus(api, EnrollmentName(sequence, removed.id), v1::ENROLLMENT_STATUS_REMOVED);
+  CHECK(gone.removal_reason() == v1::REMOVAL_REASON_REQUESTED);
+  REQUIRE(absl::Now() < email_due);  // removed before the email was due
+
+  // Wait until the kept deal's email went out and the removed one's due time has passed.
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return !reader.On(sys.topics().email_events, ItemKey(kept.id)).empty() &&
+               absl::Now() > email_due + absl::Seconds(2);
+      },
+      absl::Seconds(120)));
+  reader.Poll(absl::Seconds(1));
+  CHECK(reader.On(sys.topics().email_events, ItemKey(removed.id)).empty());
+  CHECK(Executed(reader, sys, ItemKey(removed.id)).size() == 1);
+  CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentRemoved, ItemKey(removed.id)) == 1);
+  CHECK(reader.On(sys.topics().email_events).size() == 1);
+
+  const v1::EnrollmentOverview overview = WaitForOverview(
+      api, sequence,
+      [](const v1::EnrollmentOverview& o) { return o.removed() == 1 && o.completed() == 1; });
+  INFO(overview.DebugString());
+  CHECK(overview.removed() == 1);
+  CHECK(overview.completed() == 1);
+  CHECK(overview.in_progress() == 0);
+  CHECK(overview.pending() == 0);
+  CHECK(overview.total() == 2);
+  CHECK(sys.executor().Terminate() == 0);
+}
+
+// [!mayfail]: known bug, reported. The domain copies ActivityStep.subject into TaskCreated as
+// written (libs/domain/enrollment.cc), so the task reads "Call {{person.first_name}}" although
+// the starter templates (libs/domain/templates.cc) ship exactly such a subject.
+TEST_CASE(
+    "Given an activity step whose subject uses a merge field, as the starter templates' call "
+    "steps do, when a deal with that merge data is enrolled through the API, then the task the "
+    "CRM receives has the field filled in",
+    "[!mayfail]") {
+  System sys;
+  ApiProcess& api = sys.api();
+  const std::string sequence = CreateSequence(api, "create-task-merge", {Activity("call", 0)});
+  const Item item = {"m1", "rep-1"};
+  BatchEnroll(api, sequence, {item});
+  Reader reader({sys.topics().task_events});
+  REQUIRE(reader.PollUntil([&] { return !reader.On(sys.topics().task_events).empty(); },
+                           absl::Seconds(60)));
+  const v1::TaskCreated& task = reader.On(sys.topics().task_events)[0]->event.task_created();
+  CHECK(task.subject() == "Call " + FirstName(item.id));
+  CHECK(sys.executor().Terminate() == 0);
+}
+
+}  // namespace
+}  // namespace sequences::testing
