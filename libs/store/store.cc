@@ -6,6 +6,7 @@
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
 #include <map>
@@ -76,13 +77,19 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.max_open_files = 512;
 
+  // One cache for data blocks and memtables: the store's memory is bounded by block_cache_bytes +
+  // write_buffer_bytes whatever the number of keys or column families.
+  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  db_options.write_buffer_manager =
+      std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes, cache);
   rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
   table.cache_index_and_filter_blocks = true;
   rocksdb::ColumnFamilyOptions cf_options(db_options);
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf_options.write_buffer_size = options.write_buffer_bytes;
+  // Per column family; the manager above caps all of them together.
+  cf_options.write_buffer_size = std::max<int64_t>(options.write_buffer_bytes / 4, 4 << 20);
 
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<std::string> existing;

@@ -25,9 +25,10 @@ struct StoreOptions {
   // Column families besides "default". Opening adds missing ones; existing ones not listed are
   // opened too (and left alone).
   std::vector<std::string> column_families;
-  // Shared block cache; memory stays flat however many keys the store holds.
+  // Block cache, and the cap on all memtables together (charged to the cache): memory stays flat
+  // however many keys the store holds.
   int64_t block_cache_bytes = 64 << 20;
-  int64_t write_buffer_bytes = 32 << 20;
+  int64_t write_buffer_bytes = 64 << 20;
 };
 
 // Mutations applied atomically by Store::Write.
