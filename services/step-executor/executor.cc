@@ -87,6 +87,10 @@ absl::Status Executor::Setup() {
   auto marks = consumer(false, false, false);
   if (!marks.ok()) return marks.status();
   watermarks_ = std::move(*marks);
+  auto input_marks = consumer(false, false, false);
+  if (!input_marks.ok()) return input_marks.status();
+  input_marks_ = std::make_unique<WatermarkPoller>(
+      std::move(*input_marks), options_.topics.enrollment_events, clock_, absl::Seconds(1));
   return absl::OkStatus();
 }
 
@@ -165,6 +169,7 @@ std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
     parts.push_back(tp.partition);
   }
   Log(LogLevel::kInfo, kLog, "partitions assigned", {{"count", parts.size()}});
+  input_marks_->SetPartitions(parts);
   absl::Status s = Recover(parts);
   if (!s.ok()) {
     Log(LogLevel::kWarning, kLog, "recovery failed", {{"error", s.ToString()}});
@@ -185,6 +190,7 @@ void Executor::OnRevoked(const std::vector<kafka::TopicPartition>& tps) {
   // Their state stays in RocksDB (a later assignment folds on from the stored offset) but is
   // neither served nor fired while not owned.
   partitions_.clear();
+  input_marks_->SetPartitions({});
   next_due_known_ = false;
 }
 
@@ -332,6 +338,7 @@ absl::Duration Executor::WaitBudget() {
 }
 
 absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
+  const absl::Time start = clock_.Now();
   auto polled = input_->PollBatch(options_.max_inputs_per_batch, wait);
   if (!polled.ok()) return polled.status();
   if (recovery_failed_) {
@@ -394,6 +401,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     overlay_->Discard();
     return false;
   }
+  const absl::Time decided_at = clock_.Now();
   if (!out.empty() || !new_committed.empty()) {
     if (absl::Status s = CommitBatch(out, new_committed); !s.ok()) {
       Log(LogLevel::kWarning, kLog, "transaction failed", {{"error", s.ToString()}});
@@ -414,6 +422,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
       overlay_->SetOffset(StateStore::ExecOffsetKey(p), marks->high);
     }
   }
+  const absl::Time committed_at = clock_.Now();
   std::optional<absl::Time> earliest;
   if (absl::Status s = overlay_->Flush(&earliest); !s.ok()) {
     Resync(false, absl::StrCat("state write: ", s.ToString()));
@@ -432,6 +441,16 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   metrics_.AddDeadLettered(out.dead_lettered);
   if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired, now);
   for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
+  const absl::Time end = clock_.Now();
+  auto ms = [](absl::Duration d) { return absl::ToDoubleMilliseconds(d); };
+  Log(LogLevel::kDebug, kLog, "batch",
+      {{"poll_ms", ms(now - start)},
+       {"decide_ms", ms(decided_at - now)},
+       {"commit_ms", ms(committed_at - decided_at)},
+       {"store_ms", ms(end - committed_at)},
+       {"inputs", decided},
+       {"fired", out.steps_fired},
+       {"records", out.records.size()}});
   return true;
 }
 
@@ -457,26 +476,33 @@ absl::Status Executor::CommitBatch(BatchOutput& out,
 }
 
 void Executor::UpdateLag() {
-  last_lag_update_ = clock_.Now();
+  const absl::Time now = clock_.Now();
+  last_lag_update_ = now;
+  const WatermarkPoller::Marks marks = input_marks_->Latest();
   int64_t lag = 0;
   int64_t deferred = 0;
-  bool ok = true;
+  bool known = true;
   for (const auto& [p, ps] : partitions_) {
     deferred += static_cast<int64_t>(ps.queue.size());
-    auto marks = input_->QueryWatermarks({options_.topics.enrollment_events, p}, absl::Seconds(2));
-    if (!marks.ok()) {
-      ok = false;
+    auto w = marks.offsets.find(p);
+    if (w == marks.offsets.end()) {
+      known = false;  // just assigned: not asked about yet
       continue;
     }
-    const int64_t from = ps.committed >= 0 ? ps.committed : marks->low;
-    lag += std::max<int64_t>(0, marks->high - from);
+    const int64_t from = ps.committed >= 0 ? ps.committed : w->second.low;
+    lag += std::max<int64_t>(0, w->second.high - from);
   }
   metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
                      static_cast<int64_t>(partitions_.size()), deferred);
-  if (!ok) {
+  // A poller that has not finished a round for a while is stuck on a broker that does not answer.
+  const bool stale = !partitions_.empty() && marks.at != absl::InfinitePast() &&
+                     now - marks.at > absl::Seconds(10);
+  if (!marks.ok || stale) {
     metrics_.SetHealth(false, "broker unreachable");
   } else if (recovery_failed_) {
     metrics_.SetHealth(false, "recovery failed");
+  } else if (!known) {
+    metrics_.SetHealth(false, "catching up: lag not known yet");
   } else if (lag > options_.max_serving_lag) {
     metrics_.SetHealth(false, absl::StrCat("catching up: lag ", lag));
   } else {

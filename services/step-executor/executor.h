@@ -38,6 +38,7 @@
 #include "services/step-executor/metrics.h"
 #include "services/step-executor/processor.h"
 #include "services/step-executor/state.h"
+#include "services/step-executor/watermarks.h"
 
 namespace sequences::executor {
 
@@ -103,6 +104,7 @@ class Executor {
   absl::StatusOr<bool> RunBatch(absl::Duration wait);
   absl::Status CommitBatch(BatchOutput& out, const std::map<int32_t, int64_t>& new_committed);
   absl::Duration WaitBudget();
+  // Lag and health from the latest watermarks (never waits for the broker).
   void UpdateLag();
   bool Owned(int32_t p) const { return partitions_.count(p) > 0; }
 
@@ -113,10 +115,11 @@ class Executor {
   std::unique_ptr<Processor> processor_;
   std::unique_ptr<Overlay> overlay_;
   std::unique_ptr<kafka::TransactionalProducer> producer_;
-  std::unique_ptr<kafka::Consumer> input_;       // group member over enrollment-events
-  std::unique_ptr<kafka::Consumer> sequences_;   // all of sequence-events, manual assignment
-  std::unique_ptr<kafka::Consumer> changelog_;   // executor-events, read_committed, for recovery
-  std::unique_ptr<kafka::Consumer> watermarks_;  // read_uncommitted: high watermarks
+  std::unique_ptr<kafka::Consumer> input_;        // group member over enrollment-events
+  std::unique_ptr<kafka::Consumer> sequences_;    // all of sequence-events, manual assignment
+  std::unique_ptr<kafka::Consumer> changelog_;    // executor-events, read_committed, for recovery
+  std::unique_ptr<kafka::Consumer> watermarks_;   // read_uncommitted: high watermarks
+  std::unique_ptr<WatermarkPoller> input_marks_;  // owned enrollment-events partitions
 
   std::map<int32_t, PartitionState> partitions_;   // owned enrollment-events partitions
   std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
