@@ -328,10 +328,16 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
     t->set_sequence_id(s.sequence_id);
     t->set_step_id(step.id());
     t->set_activity_type(a.activity_type());
-    t->set_subject(a.subject());
+    // Merge fields in an activity's subject and note are filled like a draft's: a field without
+    // a value stays as written for the assignee to see (an activity is never refused for it).
+    auto filled = [&](const std::string& text) {
+      absl::StatusOr<Rendered> r = Render(text, s.merge_data, Escape::kNone);
+      return r.ok() ? r->text : text;
+    };
+    t->set_subject(filled(a.subject()));
     t->set_assignee_user_id(assignee);
     t->set_priority(a.priority());
-    t->set_note(a.note());
+    t->set_note(filled(a.note()));
     const absl::CivilDay day(cal.tz.At(now).cs);
     absl::Time task_due = now;
     if (a.has_due_time()) {

@@ -586,6 +586,19 @@ TEST_CASE("Given a changed pending step, its new content is used when it fires",
   CHECK(Fire(&s, seq).task_events.at(0).task_created().subject() == "New subject");
 }
 
+TEST_CASE(
+    "Given an activity whose subject and note use merge fields, when it fires, the task has the "
+    "filled ones filled and the unfilled ones as written",
+    "[enrollment][render]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 1)}, kT0);
+  seq.steps[0].mutable_activity()->set_subject("Call {{person.first_name}}");
+  seq.steps[0].mutable_activity()->set_note("Ask about {{deal.title}}");
+  EnrollmentState s = Enrolled(seq);  // merge data: person.first_name = Ada
+  const v1::TaskCreated task = Fire(&s, seq).task_events.at(0).task_created();
+  CHECK(task.subject() == "Call Ada");
+  CHECK(task.note() == "Ask about {{deal.title}}");
+}
+
 // ---- routing ----
 
 TEST_CASE("Inputs route to one enrollment, an item, a sequence or an owner", "[enrollment]") {

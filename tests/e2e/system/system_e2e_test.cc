@@ -598,14 +598,11 @@ TEST_CASE(
   CHECK(sys.executor().Terminate() == 0);
 }
 
-// [!mayfail]: known bug, reported. The domain copies ActivityStep.subject into TaskCreated as
-// written (libs/domain/enrollment.cc), so the task reads "Call {{person.first_name}}" although
-// the starter templates (libs/domain/templates.cc) ship exactly such a subject.
+// The starter templates (libs/domain/templates.cc) ship call steps with such subjects.
 TEST_CASE(
     "Given an activity step whose subject uses a merge field, as the starter templates' call "
     "steps do, when a deal with that merge data is enrolled through the API, then the task the "
-    "CRM receives has the field filled in",
-    "[!mayfail]") {
+    "CRM receives has the field filled in") {
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence = CreateSequence(api, "create-task-merge", {Activity("call", 0)});
