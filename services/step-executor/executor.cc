@@ -19,21 +19,6 @@ Executor::Executor(ExecutorOptions options, Clock& clock)
 
 Executor::~Executor() = default;
 
-absl::Status Executor::CreateProducer() {
-  producer_.reset();
-  kafka::TransactionalProducerConfig config;
-  config.client = options_.client;
-  config.transactional_id = absl::StrCat(options_.group_id, ".", options_.instance_id);
-  config.transaction_timeout = options_.transaction_timeout;
-  auto p = kafka::TransactionalProducer::Create(config);
-  if (!p.ok()) return p.status();
-  if (absl::Status s = (*p)->Init(kKafkaTimeout); !s.ok()) return s;
-  producer_ = std::move(*p);
-  Log(LogLevel::kInfo, kLog, "transactional producer ready",
-      {{"transactional_id", config.transactional_id}});
-  return absl::OkStatus();
-}
-
 absl::Status Executor::AssignSequenceConsumer() {
   if (sequence_partitions_ == 0) {
     auto n = sequences_->PartitionCount(options_.topics.sequence_events, kKafkaTimeout);
@@ -86,11 +71,14 @@ absl::Status Executor::Setup() {
   changelog_ = std::move(*changelog);
   auto marks = consumer(false, false, false);
   if (!marks.ok()) return marks.status();
-  watermarks_ = std::move(*marks);
-  auto input_marks = consumer(false, false, false);
-  if (!input_marks.ok()) return input_marks.status();
   input_marks_ = std::make_unique<WatermarkPoller>(
-      std::move(*input_marks), options_.topics.enrollment_events, clock_, absl::Seconds(1));
+      std::move(*marks), options_.topics.enrollment_events, clock_, absl::Seconds(1));
+  SinkOptions sink;
+  sink.client = options_.client;
+  sink.transactional_id = absl::StrCat(options_.group_id, ".", options_.instance_id);
+  sink.transaction_timeout = options_.transaction_timeout;
+  sink.timeout = kKafkaTimeout;
+  sink_ = NewBatchSink(options_.guarantee, std::move(sink), *input_);
   return absl::OkStatus();
 }
 
@@ -108,8 +96,7 @@ absl::Status Executor::Run(absl::Notification& stop) {
     }
     return false;
   };
-  if (!retry("init transactional producer", [&] { return CreateProducer(); }))
-    return absl::OkStatus();
+  if (!retry("init producer", [&] { return sink_->Init(); })) return absl::OkStatus();
   if (!retry("assign sequence-events", [&] { return AssignSequenceConsumer(); })) {
     return absl::OkStatus();
   }
@@ -123,7 +110,9 @@ absl::Status Executor::Run(absl::Notification& stop) {
     return absl::OkStatus();
   }
   Log(LogLevel::kInfo, kLog, "running",
-      {{"group", options_.group_id}, {"instance", options_.instance_id}});
+      {{"group", options_.group_id},
+       {"instance", options_.instance_id},
+       {"processing_guarantee", ProcessingGuaranteeName(options_.guarantee)}});
 
   while (!stop.HasBeenNotified()) {
     auto did = RunBatch(WaitBudget());
@@ -190,6 +179,7 @@ void Executor::OnRevoked(const std::vector<kafka::TopicPartition>& tps) {
   // Their state stays in RocksDB (a later assignment folds on from the stored offset) but is
   // neither served nor fired while not owned.
   partitions_.clear();
+  executor_ends_.clear();
   input_marks_->SetPartitions({});
   next_due_known_ = false;
 }
@@ -227,6 +217,7 @@ absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
 absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
   std::vector<kafka::TopicPartitionOffset> assign;
   for (int32_t p : parts) {
+    executor_ends_.erase(p);
     auto stored = store_->GetOffset(StateStore::ExecOffsetKey(p));
     if (!stored.ok()) return stored.status();
     assign.push_back({options_.topics.executor_events, p,
@@ -235,6 +226,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
   if (absl::Status s = changelog_->Assign(assign); !s.ok()) return s;
   Overlay overlay(*store_);
   std::set<int32_t> at_end;
+  std::map<int32_t, int64_t> ends;
   int64_t folded = 0;
   absl::Time last_progress = clock_.Now();
   absl::Status result = absl::OkStatus();
@@ -248,7 +240,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
     for (const kafka::Message& m : *batch) {
       if (m.eof) {
         overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset);
-        at_end.insert(m.partition);
+        if (at_end.insert(m.partition).second) ends[m.partition] = m.offset;
         continue;
       }
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
@@ -268,6 +260,9 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
     }
   }
   if (result.ok()) result = overlay.Flush();
+  if (result.ok()) {
+    for (const auto& [p, end] : ends) executor_ends_[p] = end;
+  }
   changelog_->Assign({}).IgnoreError();
   if (folded > 0) {
     Log(LogLevel::kInfo, kLog, "folded executor-events", {{"events", folded}});
@@ -289,20 +284,20 @@ void Executor::RewindConsumers() {
   }
 }
 
-void Executor::Resync(bool recreate_producer, absl::string_view why) {
+void Executor::Resync(bool reinit_sink, absl::string_view why) {
   metrics_.AddAbort(std::string(why));
   metrics_.SetHealth(false, absl::StrCat("resync: ", why));
   overlay_->Discard();
-  if (!recreate_producer && producer_ != nullptr) {
-    absl::Status s = producer_->Abort(kKafkaTimeout);
+  if (!reinit_sink) {
+    absl::Status s = sink_->Abort();
     if (!s.ok()) {
       Log(LogLevel::kWarning, kLog, "abort failed", {{"error", s.ToString()}});
-      recreate_producer = true;
+      reinit_sink = true;
     }
   }
-  if (recreate_producer || producer_ == nullptr) {
-    for (int attempt = 0;; ++attempt) {
-      absl::Status s = CreateProducer();
+  if (reinit_sink) {
+    for (;;) {
+      absl::Status s = sink_->Init();
       if (s.ok()) break;
       Log(LogLevel::kWarning, kLog, "recreate producer", {{"error", s.ToString()}});
       clock_.SleepUntil(clock_.Now() + absl::Seconds(1), nullptr);
@@ -409,17 +404,12 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
       return true;
     }
     metrics_.AddCommit();
-    // The executor-events position after our records: nobody else writes these partitions, so
-    // the high watermark right after the commit is past every record this batch wrote.
+    // The executor-events position after our records, as the sink counted it (never past the
+    // partition's end). Unknown: the stored offset stays behind, and recovery folds from there
+    // (folding an event the store already holds changes nothing).
     for (int32_t p : out.executor_partitions) {
-      auto marks =
-          watermarks_->QueryWatermarks({options_.topics.executor_events, p}, kKafkaTimeout);
-      if (!marks.ok()) {
-        // The batch is committed; recovery folds it from the log.
-        Resync(false, absl::StrCat("after commit: ", marks.status().ToString()));
-        return true;
-      }
-      overlay_->SetOffset(StateStore::ExecOffsetKey(p), marks->high);
+      auto it = executor_ends_.find(p);
+      if (it != executor_ends_.end()) overlay_->SetOffset(StateStore::ExecOffsetKey(p), it->second);
     }
   }
   const absl::Time committed_at = clock_.Now();
@@ -456,10 +446,6 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
 
 absl::Status Executor::CommitBatch(BatchOutput& out,
                                    const std::map<int32_t, int64_t>& new_committed) {
-  if (absl::Status s = producer_->Begin(); !s.ok()) return s;
-  for (const kafka::Record& r : out.records) {
-    if (absl::Status s = producer_->Produce(r); !s.ok()) return s;
-  }
   // Offsets of every owned partition with a known position, so the broker checks this instance's
   // group generation for each partition the batch writes to (a fenced zombie cannot commit).
   std::vector<kafka::TopicPartitionOffset> offsets;
@@ -468,11 +454,7 @@ absl::Status Executor::CommitBatch(BatchOutput& out,
     const int64_t off = it != new_committed.end() ? it->second : ps.committed;
     if (off >= 0) offsets.push_back({options_.topics.enrollment_events, p, off});
   }
-  if (absl::Status s = producer_->SendOffsets(offsets, input_->GroupMetadata(), kKafkaTimeout);
-      !s.ok()) {
-    return s;
-  }
-  return producer_->Commit(kKafkaTimeout);
+  return sink_->Write(out.records, offsets, options_.topics.executor_events, &executor_ends_);
 }
 
 void Executor::UpdateLag() {

@@ -4,10 +4,10 @@
 // The step executor's processing loop (ARCHITECTURE.md, "Executor: exactly once").
 //
 // Per batch: poll enrollment-events (consumer group, eager rebalancing) and sequence-events (every
-// partition, manual assignment); decide them and the due-index entries at `now` (Processor); in
-// ONE Kafka transaction produce the executor events (to the input's partition of
-// executor-events), task and email events, dead letters, and the input offsets with the
-// consumer's group metadata; after the commit, write the executor events, due-index changes and
+// partition, manual assignment); decide them and the due-index entries at `now` (Processor); hand
+// the executor events (to the input's partition of executor-events), task and email events, dead
+// letters and the input offsets to the BatchSink (sink.h: by default ONE Kafka transaction with
+// the consumer's group metadata); after that, write the executor events, due-index changes and
 // offsets to RocksDB in one WriteBatch.
 //
 // Recovery: on every partition assignment, and after any transaction whose outcome is not
@@ -32,11 +32,11 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "libs/kafka/consumer.h"
-#include "libs/kafka/transactional_producer.h"
 #include "libs/runtime/clock.h"
 #include "libs/service/topics.h"
 #include "services/step-executor/metrics.h"
 #include "services/step-executor/processor.h"
+#include "services/step-executor/sink.h"
 #include "services/step-executor/state.h"
 #include "services/step-executor/watermarks.h"
 
@@ -58,6 +58,7 @@ struct ExecutorOptions {
   absl::Duration defer_timeout = absl::Seconds(30);
   absl::Duration transaction_timeout = absl::Seconds(10);
   absl::Duration metrics_interval = absl::Seconds(5);
+  ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
 };
@@ -86,7 +87,6 @@ class Executor {
   };
 
   absl::Status Setup();
-  absl::Status CreateProducer();
   absl::Status AssignSequenceConsumer();
   // Rebalance callbacks.
   std::vector<kafka::TopicPartitionOffset> OnAssigned(
@@ -96,9 +96,9 @@ class Executor {
   absl::Status Recover(const std::vector<int32_t>& partitions);
   // Folds executor-events of `partitions` from the stored offsets to the end into the store.
   absl::Status FoldExecutorEvents(const std::vector<int32_t>& partitions);
-  // After a failed or uncertain transaction: (re)create the producer if needed, re-run recovery,
-  // rewind both consumers and drop every undecided input.
-  void Resync(bool recreate_producer, absl::string_view why);
+  // After a failed or uncertain batch: abort it (re-initialise the sink if that fails or
+  // `reinit_sink`), re-run recovery, rewind both consumers and drop every undecided input.
+  void Resync(bool reinit_sink, absl::string_view why);
   void RewindConsumers();
   // One batch. Returns false when there was nothing to do.
   absl::StatusOr<bool> RunBatch(absl::Duration wait);
@@ -114,14 +114,16 @@ class Executor {
   std::unique_ptr<StateStore> store_;
   std::unique_ptr<Processor> processor_;
   std::unique_ptr<Overlay> overlay_;
-  std::unique_ptr<kafka::TransactionalProducer> producer_;
-  std::unique_ptr<kafka::Consumer> input_;        // group member over enrollment-events
-  std::unique_ptr<kafka::Consumer> sequences_;    // all of sequence-events, manual assignment
-  std::unique_ptr<kafka::Consumer> changelog_;    // executor-events, read_committed, for recovery
-  std::unique_ptr<kafka::Consumer> watermarks_;   // read_uncommitted: high watermarks
+  std::unique_ptr<kafka::Consumer> input_;      // group member over enrollment-events
+  std::unique_ptr<kafka::Consumer> sequences_;  // all of sequence-events, manual assignment
+  std::unique_ptr<kafka::Consumer> changelog_;  // executor-events, read_committed, for recovery
+  std::unique_ptr<BatchSink> sink_;
   std::unique_ptr<WatermarkPoller> input_marks_;  // owned enrollment-events partitions
 
-  std::map<int32_t, PartitionState> partitions_;   // owned enrollment-events partitions
+  std::map<int32_t, PartitionState> partitions_;  // owned enrollment-events partitions
+  // Per owned executor-events partition: an offset at or before its end and after every record
+  // folded into the store (set by recovery, advanced by the sink; absent: unknown).
+  std::map<int32_t, int64_t> executor_ends_;
   std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
   int sequence_partitions_ = 0;
   absl::Time scan_from_ = absl::InfinitePast();

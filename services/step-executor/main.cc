@@ -45,7 +45,9 @@ ABSL_FLAG(absl::Duration, transaction_timeout, absl::Seconds(10),
           "transaction blocks its partitions for the next owner)");
 ABSL_FLAG(absl::Duration, metrics_interval, absl::Seconds(5), "period of the metrics log line");
 ABSL_FLAG(std::string, processing_guarantee, "exactly_once",
-          "exactly_once (the only mode implemented)");
+          "exactly_once (one Kafka transaction per batch) or at_least_once (no transactions: "
+          "records acknowledged, then input offsets committed; duplicates possible after a "
+          "crash, nothing lost)");
 // replay
 ABSL_FLAG(std::string, from, "beginning", "replay: 'beginning' or an RFC3339 timestamp");
 ABSL_FLAG(bool, dry_run, false,
@@ -94,8 +96,10 @@ int Main(const std::vector<char*>& args) {
                                    .client_id = "step-executor"};
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
   const bool replay = args.size() > 1 && std::string(args[1]) == "replay";
-  if (absl::GetFlag(FLAGS_processing_guarantee) != "exactly_once") {
-    std::fprintf(stderr, "--processing_guarantee: only exactly_once is implemented\n");
+  auto guarantee = executor::ParseProcessingGuarantee(absl::GetFlag(FLAGS_processing_guarantee));
+  if (!guarantee.ok()) {
+    std::fprintf(stderr, "--processing_guarantee: %s\n",
+                 std::string(guarantee.status().message()).c_str());
     return 2;
   }
   std::string instance = absl::GetFlag(FLAGS_instance_id);
@@ -136,6 +140,7 @@ int Main(const std::vector<char*>& args) {
   options.defer_timeout = absl::GetFlag(FLAGS_defer_timeout);
   options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);
   options.metrics_interval = absl::GetFlag(FLAGS_metrics_interval);
+  options.guarantee = *guarantee;
   executor::Executor exec(options, clock);
 
   // Health: the standard grpc.health.v1 service, SERVING only when the executor is caught up.

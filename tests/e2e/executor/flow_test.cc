@@ -89,6 +89,49 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "With --processing_guarantee=at_least_once (no transactions) every step of every "
+    "enrollment fires and the enrollments complete") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-alo");
+  std::vector<v1::Envelope> events =
+      seq.Create({ActivityStep("call", 0), EmailStep("auto", 0, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  w.PublishSequence(events);
+  auto exec = w.StartExecutor("a", {"--processing_guarantee=at_least_once"});
+  CHECK(exec->Log().find("\"processing_guarantee\":\"at_least_once\"") != std::string::npos);
+
+  constexpr int kItems = 10;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    w.Publish(w.topics().enrollment_events, item,
+              Enroll(item, seq.id(), seq.state().version, absl::Now()));
+  }
+  Reader reader({w.topics().task_events, w.topics().email_events, w.topics().executor_events});
+  std::set<std::string> completed;
+  REQUIRE(reader.PollUntil(
+      [&] {
+        for (const Seen& s : reader.seen()) {
+          if (s.event.has_enrollment_completed()) completed.insert(s.message.key);
+        }
+        return completed.size() >= kItems;
+      },
+      absl::Seconds(60)));
+  auto tasks = ByItem(reader.On(w.topics().task_events));
+  auto emails = ByItem(reader.On(w.topics().email_events));
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    INFO(item);
+    REQUIRE(!tasks[item].empty());
+    CHECK(tasks[item][0]->event.task_created().step_id() == "call");
+    REQUIRE(!emails[item].empty());
+    CHECK(emails[item][0]->event.email_send().step_id() == "auto");
+  }
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
     "A garbage record on the input topic lands in dead-letter with its origin in headers, "
     "and processing goes on") {
   World w;
