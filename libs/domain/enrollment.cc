@@ -780,6 +780,45 @@ absl::StatusOr<Decision> DecideStepDue(const EnrollmentState& state, absl::Time 
   return d;
 }
 
+const v1::EnrollmentRef* ExecutorEventRef(const v1::Envelope& event) {
+  switch (event.payload_case()) {
+    case v1::Envelope::kEnrollmentStarted:
+      return &event.enrollment_started().ref();
+    case v1::Envelope::kStepExecuted:
+      return &event.step_executed().ref();
+    case v1::Envelope::kWaitingForActivity:
+      return &event.waiting_for_activity().ref();
+    case v1::Envelope::kStepScheduled:
+      return &event.step_scheduled().ref();
+    case v1::Envelope::kEnrollmentPaused:
+      return &event.enrollment_paused().ref();
+    case v1::Envelope::kEnrollmentResumed:
+      return &event.enrollment_resumed().ref();
+    case v1::Envelope::kEnrollmentCompleted:
+      return &event.enrollment_completed().ref();
+    case v1::Envelope::kEnrollmentFailed:
+      return &event.enrollment_failed().ref();
+    case v1::Envelope::kEnrollmentRetried:
+      return &event.enrollment_retried().ref();
+    case v1::Envelope::kEnrollmentRemoved:
+      return &event.enrollment_removed().ref();
+    case v1::Envelope::kEnrollmentMergeDataUpdated:
+      return &event.enrollment_merge_data_updated().ref();
+    default:
+      return nullptr;
+  }
+}
+
+std::optional<std::string> ExecutorEventKey(const v1::Envelope& event) {
+  if (event.has_enrollment_rejected()) {
+    return EnrollmentKey(event.enrollment_rejected().item_key(),
+                         event.enrollment_rejected().sequence_id());
+  }
+  const v1::EnrollmentRef* ref = ExecutorEventRef(event);
+  if (ref == nullptr) return std::nullopt;
+  return EnrollmentKey(ref->item_key(), ref->sequence_id());
+}
+
 EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
   const absl::Time at = FromProto(event.occurred_at());
   if (event.has_enrollment_rejected()) {
@@ -827,41 +866,8 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
   }
 
   // Every other executor event names the current enrollment.
-  const v1::EnrollmentRef* ref = nullptr;
-  switch (event.payload_case()) {
-    case v1::Envelope::kStepExecuted:
-      ref = &event.step_executed().ref();
-      break;
-    case v1::Envelope::kWaitingForActivity:
-      ref = &event.waiting_for_activity().ref();
-      break;
-    case v1::Envelope::kStepScheduled:
-      ref = &event.step_scheduled().ref();
-      break;
-    case v1::Envelope::kEnrollmentPaused:
-      ref = &event.enrollment_paused().ref();
-      break;
-    case v1::Envelope::kEnrollmentResumed:
-      ref = &event.enrollment_resumed().ref();
-      break;
-    case v1::Envelope::kEnrollmentCompleted:
-      ref = &event.enrollment_completed().ref();
-      break;
-    case v1::Envelope::kEnrollmentFailed:
-      ref = &event.enrollment_failed().ref();
-      break;
-    case v1::Envelope::kEnrollmentRetried:
-      ref = &event.enrollment_retried().ref();
-      break;
-    case v1::Envelope::kEnrollmentRemoved:
-      ref = &event.enrollment_removed().ref();
-      break;
-    case v1::Envelope::kEnrollmentMergeDataUpdated:
-      ref = &event.enrollment_merge_data_updated().ref();
-      break;
-    default:
-      return s;
-  }
+  const v1::EnrollmentRef* ref = ExecutorEventRef(event);
+  if (ref == nullptr) return s;
   if (s.enrollment_id.empty() || ref->enrollment_id() != s.enrollment_id) return s;
 
   auto end = [&](v1::EnrollmentStatus status, absl::Time when) {

@@ -192,6 +192,13 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 // key, leave the state unchanged. Never fails.
 EnrollmentState EvolveEnrollment(EnrollmentState state, const v1::Envelope& event);
 
+// The enrollment an executor event is about: its EnrollmentRef, or nullptr for EnrollmentRejected
+// (which names item and sequence only) and for events that are not executor events.
+const v1::EnrollmentRef* ExecutorEventRef(const v1::Envelope& event);
+// EnrollmentKey(item_key, sequence_id) of an executor event (EnrollmentRejected included), or
+// nullopt for events that are not executor events.
+std::optional<std::string> ExecutorEventKey(const v1::Envelope& event);
+
 // When the due index should fire this enrollment: due_at while in progress with a pending step;
 // nullopt when paused, waiting for an activity, or ended.
 std::optional<absl::Time> NextDueAt(const EnrollmentState& state);

@@ -69,50 +69,15 @@ std::vector<std::string> EnrollmentIndexKeys(const v1::Enrollment& view,
   return keys;
 }
 
-// The enrollment key an executor event belongs to, or "".
+// The item and sequence an executor event belongs to; false for other events.
 bool ExecutorEventKey(const v1::Envelope& e, std::string* item_key, std::string* sequence_id) {
-  const v1::EnrollmentRef* ref = nullptr;
-  switch (e.payload_case()) {
-    case v1::Envelope::kEnrollmentRejected:
-      *item_key = e.enrollment_rejected().item_key();
-      *sequence_id = e.enrollment_rejected().sequence_id();
-      return true;
-    case v1::Envelope::kEnrollmentStarted:
-      ref = &e.enrollment_started().ref();
-      break;
-    case v1::Envelope::kStepExecuted:
-      ref = &e.step_executed().ref();
-      break;
-    case v1::Envelope::kWaitingForActivity:
-      ref = &e.waiting_for_activity().ref();
-      break;
-    case v1::Envelope::kStepScheduled:
-      ref = &e.step_scheduled().ref();
-      break;
-    case v1::Envelope::kEnrollmentPaused:
-      ref = &e.enrollment_paused().ref();
-      break;
-    case v1::Envelope::kEnrollmentResumed:
-      ref = &e.enrollment_resumed().ref();
-      break;
-    case v1::Envelope::kEnrollmentCompleted:
-      ref = &e.enrollment_completed().ref();
-      break;
-    case v1::Envelope::kEnrollmentFailed:
-      ref = &e.enrollment_failed().ref();
-      break;
-    case v1::Envelope::kEnrollmentRetried:
-      ref = &e.enrollment_retried().ref();
-      break;
-    case v1::Envelope::kEnrollmentRemoved:
-      ref = &e.enrollment_removed().ref();
-      break;
-    case v1::Envelope::kEnrollmentMergeDataUpdated:
-      ref = &e.enrollment_merge_data_updated().ref();
-      break;
-    default:
-      return false;
+  if (e.has_enrollment_rejected()) {
+    *item_key = e.enrollment_rejected().item_key();
+    *sequence_id = e.enrollment_rejected().sequence_id();
+    return true;
   }
+  const v1::EnrollmentRef* ref = domain::ExecutorEventRef(e);
+  if (ref == nullptr) return false;
   *item_key = ref->item_key();
   *sequence_id = ref->sequence_id();
   return true;

@@ -44,48 +44,7 @@ std::string SerializeDeterministic(const v1::Envelope& envelope) {
 }
 
 std::optional<std::string> EnrollmentKeyOfEvent(const v1::Envelope& e) {
-  const v1::EnrollmentRef* ref = nullptr;
-  switch (e.payload_case()) {
-    case v1::Envelope::kEnrollmentStarted:
-      ref = &e.enrollment_started().ref();
-      break;
-    case v1::Envelope::kEnrollmentRejected:
-      return domain::EnrollmentKey(e.enrollment_rejected().item_key(),
-                                   e.enrollment_rejected().sequence_id());
-    case v1::Envelope::kStepExecuted:
-      ref = &e.step_executed().ref();
-      break;
-    case v1::Envelope::kWaitingForActivity:
-      ref = &e.waiting_for_activity().ref();
-      break;
-    case v1::Envelope::kStepScheduled:
-      ref = &e.step_scheduled().ref();
-      break;
-    case v1::Envelope::kEnrollmentPaused:
-      ref = &e.enrollment_paused().ref();
-      break;
-    case v1::Envelope::kEnrollmentResumed:
-      ref = &e.enrollment_resumed().ref();
-      break;
-    case v1::Envelope::kEnrollmentCompleted:
-      ref = &e.enrollment_completed().ref();
-      break;
-    case v1::Envelope::kEnrollmentFailed:
-      ref = &e.enrollment_failed().ref();
-      break;
-    case v1::Envelope::kEnrollmentRetried:
-      ref = &e.enrollment_retried().ref();
-      break;
-    case v1::Envelope::kEnrollmentRemoved:
-      ref = &e.enrollment_removed().ref();
-      break;
-    case v1::Envelope::kEnrollmentMergeDataUpdated:
-      ref = &e.enrollment_merge_data_updated().ref();
-      break;
-    default:
-      return std::nullopt;
-  }
-  return domain::EnrollmentKey(ref->item_key(), ref->sequence_id());
+  return domain::ExecutorEventKey(e);
 }
 
 std::string EncodeEventList(const std::vector<std::string>& events) {
