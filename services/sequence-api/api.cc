@@ -352,6 +352,8 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
   }
   // The unchanged half of ChangeSettings comes from the current state (decided under the lock in
   // RunSequenceCommands; a concurrent change is caught by the version check below when given).
+  // Read this process's own earlier writes about the sequence (e.g. its creation) first.
+  if (absl::Status s = WaitForOwnWrites(ctx, {name->sequence_id}); !s.ok()) return s;
   absl::StatusOr<domain::SequenceState> current = LoadOwnSequence(ctx, name->sequence_id);
   if (!current.ok()) return current.status();
   std::vector<v1::SequenceCommand> commands;
