@@ -187,6 +187,34 @@ absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx, const std::
   return positions;
 }
 
+absl::StatusOr<Api::EnrollmentLookup> Api::LookupEnrollmentForMutation(
+    const Ctx& ctx, const std::string& item_key, const std::string& sequence_id,
+    const std::string& request_id, const std::string& resource,
+    const std::string& request_id_field) {
+  if (absl::Status s =
+          WaitForOwnWrites(ctx, {domain::EnrollmentKey(item_key, sequence_id), sequence_id});
+      !s.ok()) {
+    return s;
+  }
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, request_id);
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      read_model_.LoadEnrollment(item_key, sequence_id);
+  if (!rec.ok()) return rec.status();
+  EnrollmentLookup out{std::move(*rec), std::nullopt};
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField(request_id_field, "was already used for another request");
+    }
+    v1::EnrollmentResponse reply;
+    if (out.record.has_value()) *reply.mutable_enrollment() = out.record->view;
+    reply.set_consistency_token((*seen)->consistency_token);
+    out.repeated = std::move(reply);
+  }
+  return out;
+}
+
 absl::StatusOr<domain::SequenceState> Api::LoadOwnSequence(const Ctx& ctx,
                                                            const std::string& sequence_id) {
   absl::StatusOr<domain::SequenceState> state = read_model_.LoadSequenceState(sequence_id);
@@ -604,22 +632,11 @@ absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::Enr
 
   const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
   absl::MutexLock stripe(&StripeFor(key));
-  if (absl::Status s = WaitForOwnWrites(ctx, {key, r->sequence_id()}); !s.ok()) return s;
-  absl::StatusOr<std::optional<RequestRecord>> seen =
-      read_model_.LookupRequest(ctx.company_id, r->request_id());
-  if (!seen.ok()) return seen.status();
-  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
-      read_model_.LoadEnrollment(r->item_key(), r->sequence_id());
-  if (!rec.ok()) return rec.status();
-  if (seen->has_value()) {
-    if ((*seen)->resource != resource) {
-      return domain::InvalidField("item.request_id", "was already used for another request");
-    }
-    v1::EnrollmentResponse reply;
-    if (rec->has_value()) *reply.mutable_enrollment() = (*rec)->view;
-    reply.set_consistency_token((*seen)->consistency_token);
-    return reply;
-  }
+  absl::StatusOr<EnrollmentLookup> lookup = LookupEnrollmentForMutation(
+      ctx, r->item_key(), r->sequence_id(), r->request_id(), resource, "item.request_id");
+  if (!lookup.ok()) return lookup.status();
+  if (lookup->repeated.has_value()) return *std::move(lookup->repeated);
+  const std::optional<EnrollmentRecord>* rec = &lookup->record;
   absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
   r->set_sequence_version(seq->version);
@@ -759,22 +776,11 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
   const std::string resource = EnrollmentResourceName(item_key, n->sequence_id);
   const std::string key = domain::EnrollmentKey(item_key, n->sequence_id);
   absl::MutexLock stripe(&StripeFor(key));
-  if (absl::Status s = WaitForOwnWrites(ctx, {key, n->sequence_id}); !s.ok()) return s;
-  absl::StatusOr<std::optional<RequestRecord>> seen =
-      read_model_.LookupRequest(ctx.company_id, request_id);
-  if (!seen.ok()) return seen.status();
-  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
-      read_model_.LoadEnrollment(item_key, n->sequence_id);
-  if (!rec.ok()) return rec.status();
-  if (seen->has_value()) {
-    if ((*seen)->resource != resource) {
-      return domain::InvalidField("request_id", "was already used for another request");
-    }
-    v1::EnrollmentResponse reply;
-    if (rec->has_value()) *reply.mutable_enrollment() = (*rec)->view;
-    reply.set_consistency_token((*seen)->consistency_token);
-    return reply;
-  }
+  absl::StatusOr<EnrollmentLookup> lookup = LookupEnrollmentForMutation(
+      ctx, item_key, n->sequence_id, request_id, resource, "request_id");
+  if (!lookup.ok()) return lookup.status();
+  if (lookup->repeated.has_value()) return *std::move(lookup->repeated);
+  const std::optional<EnrollmentRecord>* rec = &lookup->record;
   absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
   if (!rec->has_value() ||

@@ -119,6 +119,20 @@ class Api {
                                                               const v1::UserEnrollmentsRequest&);
 
   // The sequence of the caller's company, or NOT_FOUND.
+  // One enrollment key as a mutation sees it. REQUIRES: the key's stripe is held. Waits for this
+  // process's own writes about the key and its sequence, then loads the key's record; if
+  // `request_id` was already decided, `repeated` is the answer to give again (nothing is written).
+  // `request_id_field` names the field for the "used for another request" refusal.
+  struct EnrollmentLookup {
+    std::optional<EnrollmentRecord> record;
+    std::optional<v1::EnrollmentResponse> repeated;
+  };
+  absl::StatusOr<EnrollmentLookup> LookupEnrollmentForMutation(const Ctx& ctx,
+                                                               const std::string& item_key,
+                                                               const std::string& sequence_id,
+                                                               const std::string& request_id,
+                                                               const std::string& resource,
+                                                               const std::string& request_id_field);
   absl::StatusOr<domain::SequenceState> LoadOwnSequence(const Ctx& ctx,
                                                         const std::string& sequence_id);
   // Waits for a consistency token (queries).
