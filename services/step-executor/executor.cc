@@ -169,7 +169,7 @@ std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
     const int64_t c = partitions_[p].committed;
     positions.push_back({options_.topics.enrollment_events, p, c >= 0 ? c : kafka::kOffsetStored});
   }
-  scan_from_ = absl::InfinitePast();
+  scan_from_ = DuePosition();
   next_due_known_ = false;
   return positions;
 }
@@ -312,7 +312,7 @@ void Executor::Resync(bool reinit_sink, absl::string_view why) {
     Log(LogLevel::kError, kLog, "reload sequences", {{"error", l.ToString()}});
   }
   RewindConsumers();
-  scan_from_ = absl::InfinitePast();
+  scan_from_ = DuePosition();
   next_due_known_ = false;
 }
 
@@ -425,7 +425,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     ps.head_since = now;
   }
   for (const auto& [p, off] : new_seq_positions) sequence_positions_[p] = off;
-  if (earliest.has_value()) scan_from_ = std::min(scan_from_, *earliest);
+  if (earliest.has_value()) scan_from_ = std::min(scan_from_, DuePosition::At(*earliest));
   next_due_known_ = false;
   metrics_.AddInputs(decided);
   metrics_.AddDeadLettered(out.dead_lettered);

@@ -126,7 +126,7 @@ class Executor {
   std::map<int32_t, int64_t> executor_ends_;
   std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
   int sequence_partitions_ = 0;
-  absl::Time scan_from_ = absl::InfinitePast();
+  DuePosition scan_from_;
   std::optional<absl::Time> next_due_;  // cached; nullopt: recompute
   bool next_due_known_ = false;
   bool recovery_failed_ = false;

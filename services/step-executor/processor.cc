@@ -235,14 +235,14 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
 }
 
 absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
-                                absl::Time* scan_from, Overlay& overlay, BatchOutput& out) {
+                                DuePosition* scan_from, Overlay& overlay, BatchOutput& out) {
   std::vector<DueEntry> due;
   absl::Status s = store_.ScanDue(*scan_from, now, max, [&](const DueEntry& e) {
     due.push_back(e);
     return true;
   });
   if (!s.ok()) return s;
-  std::optional<absl::Time> retry_from;  // earliest entry that could not be decided yet
+  std::optional<DuePosition> retry_from;  // earliest entry that could not be decided yet
   for (const DueEntry& d : due) {
     if (!owned(d.partition)) continue;
     auto entry = overlay.Get(d.enrollment_key);
@@ -257,7 +257,7 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     auto decision = domain::DecideStepDue(e.state, *state_due, Sequence(e.state.sequence_id), now);
     if (!decision.ok()) {
       // UNAVAILABLE: the sequence is not folded yet; try again on a later batch.
-      if (!retry_from.has_value()) retry_from = d.due;
+      if (!retry_from.has_value()) retry_from = DuePosition::Of(d);
       continue;
     }
     for (const v1::Envelope& ev : decision->executor_events) {
@@ -268,14 +268,15 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     }
     Emit(*decision, e.record.partition, overlay, out);
   }
-  absl::Time next = static_cast<int>(due.size()) >= max ? due.back().due : now;
+  DuePosition next =
+      static_cast<int>(due.size()) >= max ? DuePosition::After(due.back()) : DuePosition::At(now);
   if (retry_from.has_value()) next = std::min(next, *retry_from);
   *scan_from = std::max(*scan_from, next);
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<absl::Time>> Processor::NextDue(absl::Time from, const OwnedFn& owned,
-                                                             int max) {
+absl::StatusOr<std::optional<absl::Time>> Processor::NextDue(const DuePosition& from,
+                                                             const OwnedFn& owned, int max) {
   std::optional<absl::Time> next;
   std::optional<absl::Time> last_visited;
   int visited = 0;

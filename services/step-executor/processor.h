@@ -74,16 +74,17 @@ class Processor {
   absl::StatusOr<InputResult> OnInputRecord(const kafka::Message& m, bool force, absl::Time now,
                                             Overlay& overlay, BatchOutput& out);
 
-  // Fires the due-index entries with due time in [*scan_from, now] on owned partitions, at most
-  // `max` entries visited. Updates *scan_from to where the next scan may start (never past an
-  // entry that still has to fire).
-  absl::Status FireDue(absl::Time now, const OwnedFn& owned, int max, absl::Time* scan_from,
+  // Fires the due-index entries from *scan_from up to due time `now` on owned partitions, at most
+  // `max` entries visited. Updates *scan_from to where the next scan may start: past the visited
+  // entries, never past one that still has to fire.
+  absl::Status FireDue(absl::Time now, const OwnedFn& owned, int max, DuePosition* scan_from,
                        Overlay& overlay, BatchOutput& out);
 
-  // The earliest due time on an owned partition at or after `from`, or nullopt if there is none.
+  // The earliest due time on an owned partition from `from` on, or nullopt if there is none.
   // Looks at up to `max` entries: if all of them are on partitions owned by others (state kept
   // from an earlier assignment), returns the last one's due time, when the caller must scan on.
-  absl::StatusOr<std::optional<absl::Time>> NextDue(absl::Time from, const OwnedFn& owned, int max);
+  absl::StatusOr<std::optional<absl::Time>> NextDue(const DuePosition& from, const OwnedFn& owned,
+                                                    int max);
 
   // Stages the events of `decision` for the enrollment on `partition`: folds the executor events
   // into `overlay` and appends every record to `out`.

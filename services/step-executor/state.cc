@@ -147,10 +147,22 @@ absl::StatusOr<std::optional<int64_t>> StateStore::GetOffset(absl::string_view k
   return static_cast<int64_t>(o);
 }
 
-absl::Status StateStore::ScanDue(absl::Time from, absl::Time to, int max,
+DuePosition DuePosition::At(absl::Time t) { return DuePosition(store::DueKeyBound(t)); }
+
+DuePosition DuePosition::Of(const DueEntry& e) {
+  return DuePosition(store::DueKey(e.due, e.enrollment_key));
+}
+
+DuePosition DuePosition::After(const DueEntry& e) {
+  std::string key = store::DueKey(e.due, e.enrollment_key);
+  key.push_back('\0');  // the smallest key after e's
+  return DuePosition(std::move(key));
+}
+
+absl::Status StateStore::ScanDue(const DuePosition& from, absl::Time to, int max,
                                  const std::function<bool(const DueEntry&)>& visit) {
   int n = 0;
-  const std::string begin = store::DueKeyBound(from);
+  const std::string& begin = from.key();
   const std::string end = store::DueKeyBound(to + absl::Microseconds(1));
   return store_->Scan(kDueCf, begin, end, [&](absl::string_view k, absl::string_view v) {
     DueEntry e;

@@ -19,12 +19,14 @@
 //
 // Thread-compatible: one loop thread owns a StateStore and its Overlay.
 
+#include <compare>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -74,6 +76,28 @@ struct DueEntry {
   int32_t partition = -1;
 };
 
+// Where a scan of the due index starts: a point in the index's order (due time, then enrollment
+// key). A position can lie between two entries of the same microsecond, so a scan resumes past
+// the entries it has visited instead of seeking over them (and over their tombstones) again.
+class DuePosition {
+ public:
+  // Before every entry.
+  DuePosition() = default;
+  // The first entry due at or after `t`.
+  static DuePosition At(absl::Time t);
+  // `e` itself (inclusive).
+  static DuePosition Of(const DueEntry& e);
+  // Just past `e`.
+  static DuePosition After(const DueEntry& e);
+
+  const std::string& key() const { return key_; }
+  friend auto operator<=>(const DuePosition&, const DuePosition&) = default;
+
+ private:
+  explicit DuePosition(std::string key) : key_(std::move(key)) {}
+  std::string key_;
+};
+
 // The store with the executor's layout.
 class StateStore {
  public:
@@ -89,9 +113,9 @@ class StateStore {
   // Stored offset under `key` ("exec/3"), or nullopt.
   absl::StatusOr<std::optional<int64_t>> GetOffset(absl::string_view key);
 
-  // Due entries with due in [from, to], in due order, at most `max` of them (visited in order;
-  // `visit` returns false to stop).
-  absl::Status ScanDue(absl::Time from, absl::Time to, int max,
+  // Due entries from `from` up to due time `to` (inclusive), in index order, at most `max` of
+  // them (visited in order; `visit` returns false to stop).
+  absl::Status ScanDue(const DuePosition& from, absl::Time to, int max,
                        const std::function<bool(const DueEntry&)>& visit);
   // Enrollment keys of a sequence / an owner / with a key prefix ("<item_key>#"), in key order.
   absl::StatusOr<std::vector<std::string>> KeysOfSequence(absl::string_view sequence_id);

@@ -66,7 +66,7 @@ struct Fixture {
     REQUIRE(processor->FireDue(clock.Now(), owned, max, &scan_from, overlay, out).ok());
     std::optional<absl::Time> earliest;
     REQUIRE(overlay.Flush(&earliest).ok());
-    if (earliest.has_value()) scan_from = std::min(scan_from, *earliest);
+    if (earliest.has_value()) scan_from = std::min(scan_from, DuePosition::At(*earliest));
     return out;
   }
 
@@ -86,7 +86,7 @@ struct Fixture {
   std::unique_ptr<StateStore> store;
   std::unique_ptr<Processor> processor;
   int64_t next_offset = 0;
-  absl::Time scan_from = absl::InfinitePast();
+  DuePosition scan_from;
   Processor::OwnedFn all = [](int32_t) { return true; };
 };
 
@@ -105,7 +105,7 @@ TEST_CASE(
   CHECK(out.records[0].partition == 3);
   CHECK(out.records[0].key == "c1/deal/1");
   CHECK(out.executor_partitions == std::set<int32_t>{3});
-  auto next = f.processor->NextDue(absl::InfinitePast(), f.all, 10);
+  auto next = f.processor->NextDue(DuePosition(), f.all, 10);
   REQUIRE(next.ok());
   CHECK(*next == kT0 + absl::Minutes(5));
 }
@@ -160,7 +160,7 @@ TEST_CASE(
   const absl::Time own_due = f.clock.Now() + absl::Minutes(5);
   Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
 
-  auto next = f.processor->NextDue(absl::InfinitePast(), only0, 3);
+  auto next = f.processor->NextDue(DuePosition(), only0, 3);
   REQUIRE(next.ok());
   REQUIRE(next->has_value());
   CHECK(**next <= own_due);
@@ -168,6 +168,28 @@ TEST_CASE(
   f.clock.Set(own_due);
   int fired = 0;
   for (int i = 0; i < 5 && fired == 0; ++i) fired += f.Fire(only0, 3).steps_fired;
+  CHECK(fired == 1);
+}
+
+TEST_CASE(
+    "Given more due entries of partitions owned by others than one batch visits, all due at "
+    "the very same microsecond as an owned step, when batches run, then the owned step fires") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
+  for (int i = 0; i < 12; ++i) {  // partition 1: kept from an earlier assignment
+    const std::string item = absl::StrCat("c1/deal/", i);
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 1, item, Enroll(item, "s1", 1, f.clock.Now())), out);
+  }
+  BatchOutput own;  // sorts after the others within the same microsecond
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/own",
+                    Enroll("c1/deal/own", "s1", 1, f.clock.Now())),
+           own);
+  f.clock.Advance(absl::Minutes(5));
+  Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
+  int fired = 0;
+  for (int i = 0; i < 10 && fired == 0; ++i) fired += f.Fire(only0, 3).steps_fired;
   CHECK(fired == 1);
 }
 
@@ -249,7 +271,7 @@ TEST_CASE(
   REQUIRE(tasks.size() == 1);
   CHECK(tasks[0].task_created().item_key() == "c1/deal/2");
   auto next = f.processor->NextDue(
-      absl::InfinitePast(), [](int32_t p) { return p == 2; }, 10);
+      DuePosition(), [](int32_t p) { return p == 2; }, 10);
   REQUIRE(next.ok());
   CHECK_FALSE(next->has_value());
 }
