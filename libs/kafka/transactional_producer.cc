@@ -9,18 +9,35 @@ namespace sequences::kafka {
 
 class TransactionalProducerImpl final : public TransactionalProducer {
  public:
-  TransactionalProducerImpl(internal::KafkaHandle rk, std::string id)
-      : rk_(std::move(rk)), id_(std::move(id)), poller_(rk_.get()) {}
+  TransactionalProducerImpl(internal::KafkaHandle rk, std::string id,
+                            std::vector<std::string> output_topics)
+      : rk_(std::move(rk)),
+        id_(std::move(id)),
+        output_topics_(std::move(output_topics)),
+        poller_(rk_.get()) {}
 
   ~TransactionalProducerImpl() override {
     // An open transaction is aborted by the broker (transaction timeout) or by the next producer
     // with the same id; nothing more to do here.
     poller_.Stop();
+    topics_.clear();  // topic handles go before the client
   }
 
   absl::Status Init(absl::Duration timeout) override {
-    return internal::FromError(rd_kafka_init_transactions(rk_.get(), internal::Ms(timeout)),
-                               absl::StrCat("init transactions (", id_, ")"));
+    if (absl::Status s =
+            internal::FromError(rd_kafka_init_transactions(rk_.get(), internal::Ms(timeout)),
+                                absl::StrCat("init transactions (", id_, ")"));
+        !s.ok()) {
+      return s;
+    }
+    // A topic handle held for the producer's life keeps its partitions and leaders known; the
+    // metadata request fills them in now instead of on the first produce.
+    for (const std::string& topic : output_topics_) {
+      topics_.emplace_back(rd_kafka_topic_new(rk_.get(), topic.c_str(), nullptr));
+      auto partitions = internal::PartitionCountOf(rk_.get(), topic, timeout);
+      if (!partitions.ok()) return partitions.status();
+    }
+    return absl::OkStatus();
   }
 
   absl::Status Begin() override {
@@ -79,6 +96,8 @@ class TransactionalProducerImpl final : public TransactionalProducer {
  private:
   internal::KafkaHandle rk_;
   std::string id_;
+  std::vector<std::string> output_topics_;
+  std::vector<internal::TopicHandle> topics_;
   internal::PollThread poller_;
 };
 
@@ -90,7 +109,8 @@ absl::StatusOr<std::unique_ptr<TransactionalProducer>> TransactionalProducer::Cr
   auto rk =
       internal::NewClient(RD_KAFKA_PRODUCER, internal::TransactionalProducerProperties(config));
   if (!rk.ok()) return rk.status();
-  return std::make_unique<TransactionalProducerImpl>(std::move(*rk), config.transactional_id);
+  return std::make_unique<TransactionalProducerImpl>(std::move(*rk), config.transactional_id,
+                                                     config.output_topics);
 }
 
 }  // namespace sequences::kafka

@@ -19,6 +19,10 @@ struct TransactionalProducerConfig {
   // The broker aborts a transaction left open longer than this.
   absl::Duration transaction_timeout = absl::Seconds(60);
   absl::Duration linger = absl::Milliseconds(2);
+  // Topics this producer will write to. Init fetches their metadata and keeps them known, so the
+  // first transaction does not wait for librdkafka's periodic lookup of topics it has not seen
+  // (up to a second per topic).
+  std::vector<std::string> output_topics;
 };
 
 // A transactional producer: records produced between Begin and Commit, and the consumer offsets
@@ -36,7 +40,8 @@ class TransactionalProducer {
   virtual ~TransactionalProducer() = default;
 
   // Registers the transactional id with the broker, fencing older producers with the same id and
-  // completing or aborting their open transaction. Call once before the first Begin.
+  // completing or aborting their open transaction, and looks up the output topics. Call once
+  // before the first Begin.
   [[nodiscard]] virtual absl::Status Init(absl::Duration timeout) = 0;
   [[nodiscard]] virtual absl::Status Begin() = 0;
   // Queues a record in the current transaction. Delivery failures surface at Commit.

@@ -24,6 +24,7 @@ class ExactlyOnceSink final : public BatchSink {
     config.client = options_.client;
     config.transactional_id = options_.transactional_id;
     config.transaction_timeout = options_.transaction_timeout;
+    config.output_topics = options_.output_topics;
     auto p = kafka::TransactionalProducer::Create(config);
     if (!p.ok()) return p.status();
     if (absl::Status s = (*p)->Init(options_.timeout); !s.ok()) return s;

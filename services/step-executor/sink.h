@@ -69,6 +69,8 @@ struct SinkOptions {
   // exactly_once: the transactional id and the broker-side transaction timeout.
   std::string transactional_id;
   absl::Duration transaction_timeout = absl::Seconds(10);
+  // Topics the batches write to (looked up when the producer is created).
+  std::vector<std::string> output_topics;
   // Timeout of each Kafka call that waits for the broker.
   absl::Duration timeout = absl::Seconds(10);
 };

@@ -206,6 +206,29 @@ TEST_CASE("offsets sent in a transaction become the group's committed offsets on
   consumer.Close();
 }
 
+TEST_CASE("a transactional producer looks up its output topics at Init and names a missing one") {
+  std::string topic = NewTopic("out", 2);
+  auto ready = TransactionalProducer::Create(
+      {.client = Client(), .transactional_id = UniqueName("t"), .output_topics = {topic}});
+  REQUIRE(ready.ok());
+  absl::Status init = (*ready)->Init(absl::Seconds(10));
+  INFO(init.ToString());
+  REQUIRE(init.ok());
+  REQUIRE((*ready)->Begin().ok());
+  REQUIRE((*ready)->Produce({topic, "k", "v"}).ok());
+  REQUIRE((*ready)->Commit(absl::Seconds(10)).ok());
+
+  // The broker here never creates topics on demand: a missing output topic stops Init, with
+  // the topic's name, instead of stalling the first transaction.
+  const std::string missing = UniqueName("missing");
+  auto refused = TransactionalProducer::Create(
+      {.client = Client(), .transactional_id = UniqueName("t"), .output_topics = {missing}});
+  REQUIRE(refused.ok());
+  absl::Status s = (*refused)->Init(absl::Seconds(5));
+  REQUIRE_FALSE(s.ok());
+  CHECK_THAT(std::string(s.message()), Catch::Contains(missing));
+}
+
 TEST_CASE("a second producer with the same transactional id fences the first") {
   std::string topic = NewTopic("fence", 1);
   std::string id = UniqueName("t");
