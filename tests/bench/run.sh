@@ -51,7 +51,9 @@ done
 # The executor, as real processes against the same broker.
 sys=(--build_dir="$build" --work_dir="$out/work")
 run executor-throughput --count="$count" "${sys[@]}"
-run executor-throughput --count="$count" --processing_guarantee=at_least_once "${sys[@]}"
+# What transactions cost: the same run without them (every figure of it named @at_least_once).
+run executor-throughput --count="$count" --processing_guarantee=at_least_once \
+  --name_suffix=@at_least_once "${sys[@]}"
 run executor-timer-burst --count="$burst" "${sys[@]}"
 for rate in 1000 5000; do
   run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"

@@ -291,10 +291,7 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   for (const auto& s : seen) first = std::min(first, s.first);
   Figures f = Rate(seen, first);
   f["startup_to_first_s"] = absl::ToDoubleSeconds(first - start);
-  results.push_back({options.processing_guarantee == "exactly_once" ? "executor-throughput"
-                                                                    : "executor-at-least-once",
-                     f,
-                     {{"throughput_per_s", PerSecond(seen)}}});
+  results.push_back({"executor-throughput", f, {{"throughput_per_s", PerSecond(seen)}}});
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
   results.push_back({"executor-memory", mem, {}});
