@@ -29,6 +29,7 @@ ABSL_FLAG(std::string, build_dir, "build", "build directory with the service bin
 ABSL_FLAG(std::string, work_dir, "/tmp/sequences-bench", "data directories and logs of services");
 ABSL_FLAG(std::string, processing_guarantee, "exactly_once", "executor mode");
 ABSL_FLAG(std::string, name_suffix, "", "appended to the names of this run's results");
+ABSL_FLAG(bool, replay, true, "executor-throughput: also time a replay of its executor-events");
 
 namespace sequences::bench {
 namespace {
@@ -135,7 +136,8 @@ int Run(const std::string& cmd) {
                        .build_dir = absl::GetFlag(FLAGS_build_dir),
                        .work_dir = absl::GetFlag(FLAGS_work_dir),
                        .partitions = absl::GetFlag(FLAGS_partitions),
-                       .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee)};
+                       .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee),
+                       .replay = absl::GetFlag(FLAGS_replay)};
   absl::StatusOr<std::vector<Result>> results = absl::InvalidArgumentError("unknown benchmark");
   if (cmd == "executor-throughput") {
     results = ExecutorThroughput(system, absl::GetFlag(FLAGS_count));

@@ -42,7 +42,7 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
 }
 
 # Baselines: what Kafka alone does for the same shape of work.
-run kafka-passthrough --count="$count"
+run kafka-passthrough --count="$count" --batch_max=500  # the executor's --max_batch
 run kafka-produce-batch --batch=1000 --repeats=20
 for rate in 250 500 1000 2000 4000; do
   run kafka-produce-rate --rate="$rate" --seconds="$rate_seconds"
@@ -59,7 +59,7 @@ for rate in 1000 5000; do
   run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
 done
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
-  run executor-throughput --count="$n" --name_suffix="@$n" "${sys[@]}"
+  run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done
 
 # The API, loaded by ghz.

@@ -315,6 +315,7 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
                       {"restart_to_fire_s", absl::ToDoubleSeconds(fired - restart)}},
                      {}});
   (*exec)->Terminate();
+  if (!options.replay) return results;
 
   // Replay: executor-events folded into an empty directory, against a raw consume.
   auto raw = RawConsume(options.bootstrap, env->topics.executor_events);
@@ -448,8 +449,10 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   f["all_fired"] = done ? 1 : 0;
   results.push_back({"executor-lateness-steady", f, {{"lateness_ms", samples}}});
   f = Lateness(rebalance, &samples);
+  f["rate_per_s"] = rate;  // the report names each result by its rate
   results.push_back({"executor-lateness-rebalance", f, {{"lateness_ms", samples}}});
   f = Lateness(restart, &samples);
+  f["rate_per_s"] = rate;
   results.push_back({"executor-lateness-restart", f, {{"lateness_ms", samples}}});
   if (a.ok()) (*a)->Terminate();
   if (b != nullptr) b->Terminate();

@@ -23,6 +23,7 @@ struct SystemOptions {
   int partitions = 6;
   int max_batch = 500;
   std::string processing_guarantee = "exactly_once";
+  bool replay = true;  // executor-throughput: also replay its executor-events
 };
 
 // Enrollments with an immediate first step, loaded before the executor starts: enrollments/s
