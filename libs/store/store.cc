@@ -77,15 +77,25 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.max_open_files = 512;
 
-  // One cache for data blocks and memtables: the store's memory is bounded by block_cache_bytes +
-  // write_buffer_bytes whatever the number of keys or column families.
-  std::shared_ptr<rocksdb::Cache> cache = rocksdb::NewLRUCache(options.block_cache_bytes);
+  // One cache for blocks and memtables: the store's memory is bounded by block_cache_bytes +
+  // write_buffer_bytes whatever the number of keys or column families. The memtables are charged
+  // to the cache, so it holds both budgets: sized at block_cache_bytes alone, full memtables
+  // left no room for blocks, and every Get read its filter and index blocks from the file again.
+  std::shared_ptr<rocksdb::Cache> cache =
+      rocksdb::NewLRUCache(options.block_cache_bytes + options.write_buffer_bytes);
   db_options.write_buffer_manager =
       std::make_shared<rocksdb::WriteBufferManager>(options.write_buffer_bytes, cache);
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = cache;
   table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  // Index and filters in the cache (bounded), cut into small partitions so that a store far
+  // larger than the cache reads only the partitions a key needs; the top levels stay pinned.
   table.cache_index_and_filter_blocks = true;
+  table.cache_index_and_filter_blocks_with_high_priority = true;
+  table.index_type = rocksdb::BlockBasedTableOptions::kTwoLevelIndexSearch;
+  table.partition_filters = true;
+  table.pin_top_level_index_and_filter = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
   rocksdb::ColumnFamilyOptions cf_options(db_options);
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Per column family; the manager above caps all of them together.
