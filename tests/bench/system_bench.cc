@@ -345,7 +345,7 @@ absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& opti
   if (!env.ok()) return env.status();
   // Every enrollment's first step is due at the same local time (UTC), far enough ahead that all
   // of them have started by then.
-  absl::Time at = absl::Now() + absl::Seconds(60 + count / 2000);
+  absl::Time at = absl::Now() + absl::Seconds(60 + count / 4000);
   absl::CivilMinute m = absl::ToCivilMinute(at, absl::UTCTimeZone()) + 1;
   absl::Time due = absl::FromCivil(m, absl::UTCTimeZone());
   v1::Step s1 = Activity("s1", v1::DELAY_UNIT_MINUTES, 0);
