@@ -82,10 +82,10 @@ def main():
     with open(os.path.join(out_dir, "results.json"), "w") as f:
         json.dump({"figures": results, "comparisons": comparisons}, f, indent=2, sort_keys=True)
 
-    print(f'{"figure":34} {"key":16} {"value":>12} {"baseline":>12} {"ratio":>7}')
+    print(f'{"figure":34} {"baseline":34} {"key":19} {"value":>10} {"baseline":>10} {"ratio":>7}')
     for c in comparisons:
-        print(f'{c["figure"]:34} {c["key"]:16} {c["value"]:12.2f} {c["baseline_value"]:12.2f} '
-              f'{c["ratio"]:7.3f}')
+        print(f'{c["figure"]:34} {c["baseline"]:34} {c["key"]:19} {c["value"]:10.2f} '
+              f'{c["baseline_value"]:10.2f} {c["ratio"]:7.3f}')
     print()
     for name in sorted(results):
         print(name, json.dumps(results[name], sort_keys=True))
