@@ -60,6 +60,13 @@ struct Fixture {
     return *r;
   }
 
+  // Enrolls `item` in sequence s1 (version 1) now, from an input on `partition`.
+  BatchOutput EnrollNow(int32_t partition, const std::string& item) {
+    BatchOutput out;
+    Decide(Record("t.enrollment-events", partition, item, Enroll(item, "s1", 1, clock.Now())), out);
+    return out;
+  }
+
   BatchOutput Fire(const Processor::OwnedFn& owned, int max = 100) {
     Overlay overlay(*store);
     BatchOutput out;
@@ -148,15 +155,10 @@ TEST_CASE(
   f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
   for (int i = 0; i < 6; ++i) {  // partition 1: kept from an earlier assignment
     f.clock.Advance(absl::Seconds(1));
-    const std::string item = absl::StrCat("c1/deal/", i);
-    BatchOutput out;
-    f.Decide(f.Record("t.enrollment-events", 1, item, Enroll(item, "s1", 1, f.clock.Now())), out);
+    f.EnrollNow(1, absl::StrCat("c1/deal/", i));
   }
   f.clock.Advance(absl::Minutes(1));
-  BatchOutput own;
-  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/own",
-                    Enroll("c1/deal/own", "s1", 1, f.clock.Now())),
-           own);
+  f.EnrollNow(0, "c1/deal/own");
   const absl::Time own_due = f.clock.Now() + absl::Minutes(5);
   Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
 
@@ -178,14 +180,9 @@ TEST_CASE(
   SequenceBuilder seq("c1", "s1");
   f.FoldSequence(seq.Create({ActivityStep("a", 5)}, kT0));
   for (int i = 0; i < 12; ++i) {  // partition 1: kept from an earlier assignment
-    const std::string item = absl::StrCat("c1/deal/", i);
-    BatchOutput out;
-    f.Decide(f.Record("t.enrollment-events", 1, item, Enroll(item, "s1", 1, f.clock.Now())), out);
+    f.EnrollNow(1, absl::StrCat("c1/deal/", i));
   }
-  BatchOutput own;  // sorts after the others within the same microsecond
-  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/own",
-                    Enroll("c1/deal/own", "s1", 1, f.clock.Now())),
-           own);
+  f.EnrollNow(0, "c1/deal/own");  // sorts after the others within the same microsecond
   f.clock.Advance(absl::Minutes(5));
   Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
   int fired = 0;
