@@ -23,10 +23,10 @@ packages=(
   curl python3 python3-venv
 )
 
-# `install-deps.sh --bench` adds what tests/bench/run.sh needs: matplotlib for the plots, valgrind
-# for the callgrind profile.
+# `install-deps.sh --bench` adds what tests/bench/ needs: matplotlib for the plots, perf for the
+# profiles (tests/bench/README.md, "Profiling").
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(python3-matplotlib valgrind)
+  packages+=(python3-matplotlib linux-perf)
 fi
 
 missing=()
