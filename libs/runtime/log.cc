@@ -6,6 +6,7 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "libs/runtime/text.h"
 
 namespace sequences {
 namespace {
@@ -24,7 +25,12 @@ std::atomic<LogLevel>& MinLevel() {
   return level;
 }
 
-void AppendJsonString(std::string& out, absl::string_view s) {
+// Longest value a line carries: one bad call must not make a megabyte log line.
+constexpr size_t kMaxValueBytes = 1024;
+
+// A JSON string of `raw` made valid UTF-8 and cut to kMaxValueBytes (libs/runtime/text.h).
+void AppendJsonString(std::string& out, absl::string_view raw) {
+  const std::string s = PrintableUtf8(raw, kMaxValueBytes);
   out.push_back('"');
   for (char c : s) {
     switch (c) {

@@ -15,6 +15,9 @@ namespace sequences {
 // so operators can grep them and log shippers can parse them. Our Abseil (20220623) predates
 // absl/log, and Debian has no structured logger for C++ that is lighter than this function.
 //
+// Every key and value is written as valid UTF-8 (malformed bytes become U+FFFD) and cut to 1 KiB,
+// so a line stays parseable and bounded whatever a caller sent.
+//
 // Thread-safety: each call writes one whole line atomically with respect to other Log calls.
 enum class LogLevel { kDebug, kInfo, kWarning, kError };
 
