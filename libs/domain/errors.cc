@@ -7,8 +7,26 @@
 
 namespace sequences::domain {
 
+namespace {
+
+// At most `max` bytes of `s`, cut at a UTF-8 character boundary, marked when cut.
+std::string Bounded(absl::string_view s, size_t max) {
+  if (s.size() <= max) return std::string(s);
+  size_t end = max;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(s.substr(0, end), "...");
+}
+
+}  // namespace
+
 void FieldViolations::Add(absl::string_view field, absl::string_view description) {
-  violations_.push_back({std::string(field), std::string(description)});
+  if (violations_.size() > kMaxViolations) return;
+  if (violations_.size() == kMaxViolations) {
+    violations_.push_back({"", "more violations were not listed"});
+    return;
+  }
+  violations_.push_back(
+      {Bounded(field, kMaxFieldPathBytes), Bounded(description, kMaxDescriptionBytes)});
 }
 
 void FieldViolations::AddAllFrom(absl::string_view prefix, const absl::Status& status) {

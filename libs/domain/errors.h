@@ -23,9 +23,16 @@ struct FieldViolation {
 };
 
 // Collects field violations and turns them into one INVALID_ARGUMENT status.
+// Bounded whatever the input: at most kMaxViolations are kept (then one entry saying more were not
+// listed), paths are cut to kMaxFieldPathBytes and descriptions to kMaxDescriptionBytes, so an
+// error never echoes megabytes of a bad request back.
 // Not thread-safe; a value type.
 class FieldViolations {
  public:
+  static constexpr size_t kMaxViolations = 20;
+  static constexpr size_t kMaxFieldPathBytes = 200;
+  static constexpr size_t kMaxDescriptionBytes = 300;
+
   void Add(absl::string_view field, absl::string_view description);
   // Adds every violation of `status` (if it carries a BadRequest) with `prefix` prepended to its
   // field paths, e.g. prefix "steps[1]" + ".email.subject".
