@@ -208,6 +208,11 @@ std::optional<Refusal> EnrollRefusal(const EnrollmentState& state, const v1::Enr
         absl::FailedPreconditionError(absl::StrCat("sequence ", r.sequence_id(), " is deleted"))};
   }
   absl::StatusOr<ItemKey> key = ParseItemKey(r.item_key());
+  if (key->company_id != seq.company_id) {
+    // Another company's sequence does not exist for this item (tenancy by construction).
+    return Refusal{v1::REJECTION_REASON_SEQUENCE_NOT_FOUND,
+                   absl::NotFoundError(absl::StrCat("sequence ", r.sequence_id(), " not found"))};
+  }
   if (EntityKindOf(*key) != seq.entity_kind) {
     return Refusal{v1::REJECTION_REASON_WRONG_ENTITY_KIND,
                    absl::FailedPreconditionError(
@@ -611,7 +616,10 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
           return d;
         cause = v1::PAUSE_CAUSE_ENROLLMENT;
       } else if (t.target_case() == v1::EnrollmentTarget::kOwnerId && !t.owner_id().empty()) {
-        if (state.owner_id != t.owner_id()) return d;
+        // An owner is a user of one company: another company's request never matches.
+        absl::StatusOr<ItemKey> item = ParseItemKey(state.item_key);
+        if (state.owner_id != t.owner_id() || !item.ok() || item->company_id != input.company_id())
+          return d;
         cause = v1::PAUSE_CAUSE_OWNER;
       } else {
         return InvalidField("target", "must name an item in a sequence or an owner");

@@ -203,11 +203,16 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
     }
     case Scope::kOwner: {
       if (route.owner_id.empty()) return dead("invalid: owner_id is required");
-      auto stored = store_.KeysOfOwner(route.owner_id);
+      if (input.company_id().empty()) return dead("contract: company_id is required");
+      // Owners are users of one company: only that company's enrollments are addressed.
+      auto stored = store_.KeysOfOwner(input.company_id(), route.owner_id);
       if (!stored.ok()) return stored.status();
       std::set<std::string> all(stored->begin(), stored->end());
+      const std::string company_prefix = absl::StrCat(input.company_id(), "/");
       for (const auto& [key, e] : overlay.entries()) {
-        if (e.state.owner_id == route.owner_id) all.insert(key);
+        if (e.state.owner_id == route.owner_id && absl::StartsWith(key, company_prefix)) {
+          all.insert(key);
+        }
       }
       keys.assign(all.begin(), all.end());
       // Only this partition's enrollments: the publisher writes one record per partition.

@@ -192,8 +192,19 @@ absl::StatusOr<std::vector<std::string>> StateStore::KeysOfSequence(absl::string
   return IndexKeys(*store_, kBySequenceCf, sequence_id);
 }
 
-absl::StatusOr<std::vector<std::string>> StateStore::KeysOfOwner(absl::string_view owner_id) {
-  return IndexKeys(*store_, kByOwnerCf, owner_id);
+absl::StatusOr<std::vector<std::string>> StateStore::KeysOfOwner(absl::string_view company_id,
+                                                                 absl::string_view owner_id) {
+  // Index keys are "<owner>\0<enrollment key>" and enrollment keys start with "<company>/".
+  std::vector<std::string> out;
+  const std::string prefix = IndexKey(owner_id, absl::StrCat(company_id, "/"));
+  const size_t owner_prefix = IndexKey(owner_id, "").size();
+  absl::Status st =
+      store_->ScanPrefix(kByOwnerCf, prefix, [&](absl::string_view k, absl::string_view) {
+        out.emplace_back(k.substr(owner_prefix));
+        return true;
+      });
+  if (!st.ok()) return st;
+  return out;
 }
 
 absl::StatusOr<std::vector<std::string>> StateStore::KeysWithPrefix(absl::string_view prefix) {

@@ -119,7 +119,9 @@ class StateStore {
                        const std::function<bool(const DueEntry&)>& visit);
   // Enrollment keys of a sequence / an owner / with a key prefix ("<item_key>#"), in key order.
   absl::StatusOr<std::vector<std::string>> KeysOfSequence(absl::string_view sequence_id);
-  absl::StatusOr<std::vector<std::string>> KeysOfOwner(absl::string_view owner_id);
+  // Enrollments of `owner_id` among the items of `company_id` only (owners are per company).
+  absl::StatusOr<std::vector<std::string>> KeysOfOwner(absl::string_view company_id,
+                                                       absl::string_view owner_id);
   absl::StatusOr<std::vector<std::string>> KeysWithPrefix(absl::string_view prefix);
 
   // 64-bit FNV-1a over every (column family, key, value) of the enrollments and sequences column

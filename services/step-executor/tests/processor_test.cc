@@ -401,3 +401,67 @@ TEST_CASE(
 
 }  // namespace
 }  // namespace sequences::executor
+
+namespace sequences::executor {
+namespace {
+
+using namespace testing;
+
+// A pause of every enrollment of an owner, as the API writes it: one record per partition.
+v1::Envelope PauseOwner(const std::string& company, const std::string& owner, absl::Time now) {
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat("pause-", company, "-", owner), company, now,
+                                        "", "corr-pause");
+  e.mutable_pause_requested()->mutable_target()->set_owner_id(owner);
+  e.mutable_pause_requested()->set_requested_by("someone");
+  return e;
+}
+
+TEST_CASE(
+    "Given two companies' enrollments of the same owner id, when one company pauses that "
+    "owner, then only its own enrollments pause") {
+  Fixture f;
+  SequenceBuilder a("c1", "s1");
+  f.FoldSequence(a.Create({ActivityStep("a", 60)}, kT0));
+  SequenceBuilder b("c2", "s2");
+  f.FoldSequence(b.Create({ActivityStep("a", 60)}, kT0));
+  // Each company's deal in its own sequence, both owned by a user id "owner-1".
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), out);
+  v1::Envelope other = Enroll("c2/deal/1", "s2", 1, kT0);
+  other.set_company_id("c2");
+  f.Decide(f.Record("t.enrollment-events", 0, "c2/deal/1", other), out);
+  REQUIRE(f.On(out, "t.executor-events").size() >= 2);
+
+  BatchOutput paused;
+  f.Decide(f.Record("t.enrollment-events", 0, "c2/user/owner-1", PauseOwner("c2", "owner-1", kT0)),
+           paused);
+  std::set<std::string> paused_items;
+  for (const v1::Envelope& e : f.On(paused, "t.executor-events")) {
+    if (e.has_enrollment_paused()) paused_items.insert(e.enrollment_paused().ref().item_key());
+  }
+  CHECK(paused_items == std::set<std::string>{"c2/deal/1"});
+
+  BatchOutput foreign;
+  f.Decide(f.Record("t.enrollment-events", 0, "c3/user/owner-1", PauseOwner("c3", "owner-1", kT0)),
+           foreign);
+  CHECK(f.On(foreign, "t.executor-events").empty());
+}
+
+TEST_CASE(
+    "Given another company's sequence, when an item is enrolled in it, then the enrollment is "
+    "rejected as sequence not found") {
+  Fixture f;
+  SequenceBuilder a("c1", "s1");
+  f.FoldSequence(a.Create({ActivityStep("a", 60)}, kT0));
+  v1::Envelope e = Enroll("c2/deal/1", "s1", 1, kT0);
+  e.set_company_id("c2");
+  BatchOutput out;
+  f.Decide(f.Record("t.enrollment-events", 0, "c2/deal/1", e), out);
+  auto events = f.On(out, "t.executor-events");
+  REQUIRE(events.size() == 1);
+  REQUIRE(events[0].has_enrollment_rejected());
+  CHECK(events[0].enrollment_rejected().reason() == v1::REJECTION_REASON_SEQUENCE_NOT_FOUND);
+}
+
+}  // namespace
+}  // namespace sequences::executor
