@@ -13,6 +13,8 @@ packages=(
   golang-github-gogo-googleapis-dev
   # Kafka client, state store, Abseil
   librdkafka-dev librocksdb-dev libabsl-dev
+  # HMAC-SHA256 for the API's signed page and consistency tokens
+  libssl-dev
   # tests: Catch2 (unit runner), rapidcheck (property tests)
   catch2 librapidcheck-dev
   # the system time-zone database that absl::LoadTimeZone reads

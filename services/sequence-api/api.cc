@@ -22,8 +22,7 @@ constexpr int kMaxRequestIdLength = 128;
 absl::Status CheckRequestId(const std::string& request_id, absl::string_view field) {
   if (request_id.empty()) return domain::InvalidField(field, "is required (idempotency key)");
   if (request_id.size() > kMaxRequestIdLength || !IsValidId(request_id)) {
-    return domain::InvalidField(
-        field, "must be 1..128 characters without '/', '#', ':' or control characters");
+    return domain::InvalidField(field, kIdRule);
   }
   return absl::OkStatus();
 }
@@ -104,8 +103,32 @@ absl::Status RemapFieldPaths(const absl::Status& status,
   return r;
 }
 
-absl::Mutex& Api::StripeFor(const std::string& key) {
-  return stripes_[absl::HashOf(key) % stripes_.size()];
+std::string Api::RequestKey(const Ctx& ctx, const std::string& request_id) {
+  return absl::StrCat("request\x1f", ctx.company_id, "\x1f", request_id);
+}
+
+Api::StripeLocks::StripeLocks(Api& api, const std::vector<std::string>& keys) {
+  std::set<size_t> stripes;
+  for (const std::string& key : keys) stripes.insert(absl::HashOf(key) % api.stripes_.size());
+  // Always in index order, so two calls locking overlapping sets cannot deadlock.
+  for (size_t i : stripes) {
+    api.stripes_[i].Lock();
+    locked_.push_back(&api.stripes_[i]);
+  }
+}
+
+Api::StripeLocks::~StripeLocks() {
+  for (auto it = locked_.rbegin(); it != locked_.rend(); ++it) (*it)->Unlock();
+}
+
+std::string Api::ConsistencyToken(const Ctx& ctx, absl::Span<const LogPosition> positions) const {
+  if (positions.empty()) return "";
+  return signer_.Sign(ctx.company_id, "consistency", EncodePositions(positions));
+}
+
+std::string Api::ConsistencyToken(const Ctx& ctx, const RequestRecord& seen) const {
+  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(seen.positions);
+  return positions.ok() ? ConsistencyToken(ctx, *positions) : "";
 }
 
 absl::Time Api::ReadDeadline(const Ctx& ctx) {
@@ -113,7 +136,11 @@ absl::Time Api::ReadDeadline(const Ctx& ctx) {
 }
 
 absl::Status Api::WaitForToken(const Ctx& ctx, const std::string& token) {
-  absl::StatusOr<std::vector<LogPosition>> positions = DecodeConsistencyToken(token);
+  if (token.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> text =
+      signer_.Verify(ctx.company_id, "consistency", token, "consistency_token");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(*text);
   if (!positions.ok()) return positions.status();
   if (positions->empty()) return absl::OkStatus();
   if (read_model_.WaitFor(*positions, ReadDeadline(ctx))) return absl::OkStatus();
@@ -167,23 +194,50 @@ void Api::NoteOwnWriteLocked(const std::string& key, const LogPosition& position
   positions.push_back(position);
 }
 
-absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx, const std::string& key,
-                                                     const std::vector<kafka::Record>& records) {
-  std::vector<absl::StatusOr<LogPosition>> results = log_.Append(records, ctx.deadline);
-  std::vector<LogPosition> positions;
-  absl::Status first_error;
-  {
-    absl::MutexLock lock(&own_mu_);
-    for (const auto& r : results) {
-      if (!r.ok()) {
-        if (first_error.ok()) first_error = r.status();
-        continue;
-      }
-      NoteOwnWriteLocked(key, *r);
-      positions.push_back(*r);
+std::vector<absl::StatusOr<LogPosition>> Api::AppendEach(
+    const Ctx& ctx, const std::vector<kafka::Record>& records,
+    const std::vector<std::vector<std::string>>& keys_of_record) {
+  // What is written must be readable: every reader decodes an Envelope from the value.
+  std::vector<absl::StatusOr<LogPosition>> results(records.size());
+  std::vector<kafka::Record> writable;
+  std::vector<size_t> writable_index;
+  for (size_t i = 0; i < records.size(); ++i) {
+    v1::Envelope decoded;
+    if (records[i].value.size() > options_.max_record_bytes) {
+      results[i] = domain::InvalidField(
+          "request",
+          absl::StrCat("is too large: the event it writes would be ", records[i].value.size(),
+                       " bytes, at most ", options_.max_record_bytes));
+    } else if (!decoded.ParseFromString(records[i].value)) {
+      results[i] = absl::InternalError("refusing to write an event that readers cannot decode");
+    } else {
+      writable.push_back(records[i]);
+      writable_index.push_back(i);
+      continue;
     }
   }
-  if (!first_error.ok()) return first_error;
+  std::vector<absl::StatusOr<LogPosition>> written;
+  if (!writable.empty()) written = log_.Append(writable, ctx.deadline);
+  absl::MutexLock lock(&own_mu_);
+  for (size_t k = 0; k < written.size(); ++k) {
+    const size_t i = writable_index[k];
+    results[i] = std::move(written[k]);
+    if (!results[i].ok()) continue;
+    for (const std::string& key : keys_of_record[i]) NoteOwnWriteLocked(key, *results[i]);
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<LogPosition>> Api::Append(const Ctx& ctx,
+                                                     const std::vector<std::string>& keys,
+                                                     const std::vector<kafka::Record>& records) {
+  std::vector<absl::StatusOr<LogPosition>> results =
+      AppendEach(ctx, records, std::vector<std::vector<std::string>>(records.size(), keys));
+  std::vector<LogPosition> positions;
+  for (auto& r : results) {
+    if (!r.ok()) return r.status();
+    positions.push_back(*r);
+  }
   return positions;
 }
 
@@ -191,8 +245,8 @@ absl::StatusOr<Api::EnrollmentLookup> Api::LookupEnrollmentForMutation(
     const Ctx& ctx, const std::string& item_key, const std::string& sequence_id,
     const std::string& request_id, const std::string& resource,
     const std::string& request_id_field) {
-  if (absl::Status s =
-          WaitForOwnWrites(ctx, {domain::EnrollmentKey(item_key, sequence_id), sequence_id});
+  if (absl::Status s = WaitForOwnWrites(ctx, {domain::EnrollmentKey(item_key, sequence_id),
+                                              sequence_id, RequestKey(ctx, request_id)});
       !s.ok()) {
     return s;
   }
@@ -209,7 +263,7 @@ absl::StatusOr<Api::EnrollmentLookup> Api::LookupEnrollmentForMutation(
     }
     v1::EnrollmentResponse reply;
     if (out.record.has_value()) *reply.mutable_enrollment() = out.record->view;
-    reply.set_consistency_token((*seen)->consistency_token);
+    reply.set_consistency_token(ConsistencyToken(ctx, **seen));
     out.repeated = std::move(reply);
   }
   return out;
@@ -230,8 +284,9 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     const std::string& request_id, std::vector<v1::SequenceCommand> commands,
     const std::vector<std::pair<std::string, std::string>>& path_map) {
   const std::string resource = SequenceResourceName(ctx.company_id, sequence_id);
-  absl::MutexLock stripe(&StripeFor(sequence_id));
-  if (absl::Status s = WaitForOwnWrites(ctx, {sequence_id}); !s.ok()) return s;
+  const std::vector<std::string> keys = {sequence_id, RequestKey(ctx, request_id)};
+  StripeLocks locks(*this, keys);
+  if (absl::Status s = WaitForOwnWrites(ctx, keys); !s.ok()) return s;
 
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, request_id);
@@ -247,7 +302,7 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     if (!state.exists) return absl::InternalError("request seen but sequence missing");
     v1::SequenceResponse reply;
     *reply.mutable_sequence() = SequenceView(state);
-    reply.set_consistency_token((*seen)->consistency_token);
+    reply.set_consistency_token(ConsistencyToken(ctx, **seen));
     return reply;
   }
   if (!create && (!state.exists || state.company_id != ctx.company_id)) {
@@ -279,9 +334,9 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
                          .key = sequence_id,
                          .value = e.SerializeAsString()});
     }
-    absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, sequence_id, records);
+    absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, keys, records);
     if (!positions.ok()) return positions.status();
-    reply.set_consistency_token(EncodeConsistencyToken(*positions));
+    reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   }
   *reply.mutable_sequence() = SequenceView(state);
   return reply;
@@ -335,7 +390,8 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
   std::string after;
   const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted());
   if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t = DecodePageToken(listing, req.page_token());
+    absl::StatusOr<std::string> t =
+        signer_.Verify(ctx.company_id, listing, req.page_token(), "page_token");
     if (!t.ok()) return t.status();
     after = *t;
   }
@@ -350,7 +406,9 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
   }
   if (static_cast<int>(seqs->size()) > limit) {
     absl::StatusOr<SequenceName> last = ParseSequenceName((*seqs)[limit - 1].name(), "name");
-    if (last.ok()) out.set_next_page_token(EncodePageToken(listing, last->sequence_id));
+    if (last.ok()) {
+      out.set_next_page_token(signer_.Sign(ctx.company_id, listing, last->sequence_id));
+    }
   }
   return out;
 }
@@ -456,8 +514,13 @@ absl::StatusOr<v1::SequenceResponse> Api::RevokeSendingConsent(
     const Ctx& ctx, const v1::RevokeSendingConsentRequest& req) {
   absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), req.request_id());
   if (!n.ok()) return n.status();
+  // Consent is the sending user's own: only that user revokes it.
+  if (!req.user_id().empty() && req.user_id() != ctx.user_id) {
+    return absl::PermissionDeniedError(
+        "user_id: only the user who granted sending consent can revoke it");
+  }
   v1::SequenceCommand c;
-  c.mutable_revoke_consent()->set_user_id(req.user_id().empty() ? ctx.user_id : req.user_id());
+  c.mutable_revoke_consent()->set_user_id(ctx.user_id);
   return RunSequenceCommands(ctx, "name", n->sequence_id, req.request_id(), {c},
                              {{"revoke_consent.user_id", "user_id"}});
 }
@@ -481,11 +544,12 @@ absl::StatusOr<v1::SequenceResponse> Api::ResumeSequence(const Ctx& ctx,
 }
 
 absl::StatusOr<v1::ListSequenceTemplatesResponse> Api::ListSequenceTemplates(
-    const Ctx&, const v1::ListSequenceTemplatesRequest& req) {
+    const Ctx& ctx, const v1::ListSequenceTemplatesRequest& req) {
   if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
   int start = 0;
   if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t = DecodePageToken("templates", req.page_token());
+    absl::StatusOr<std::string> t =
+        signer_.Verify(ctx.company_id, "templates", req.page_token(), "page_token");
     if (!t.ok()) return t.status();
     if (!absl::SimpleAtoi(*t, &start) || start < 0) {
       return domain::InvalidField("page_token", "is not a token returned by this listing");
@@ -497,7 +561,7 @@ absl::StatusOr<v1::ListSequenceTemplatesResponse> Api::ListSequenceTemplates(
   int i = start;
   for (; i < static_cast<int>(all.size()) && i < start + limit; ++i) *out.add_templates() = all[i];
   if (i < static_cast<int>(all.size())) {
-    out.set_next_page_token(EncodePageToken("templates", absl::StrCat(i)));
+    out.set_next_page_token(signer_.Sign(ctx.company_id, "templates", absl::StrCat(i)));
   }
   return out;
 }
@@ -558,9 +622,9 @@ absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
   domain::FieldViolations v;
   const std::string entity = EntityName(item.entity_kind());
   if (entity.empty()) v.Add(absl::StrCat(prefix, ".entity_kind"), "must be DEAL or LEAD");
-  if (!IsValidId(item.item_id())) {
-    v.Add(absl::StrCat(prefix, ".item_id"),
-          "must be 1..128 characters without '/', '#', ':' or control characters");
+  if (!IsValidId(item.item_id())) v.Add(absl::StrCat(prefix, ".item_id"), kIdRule);
+  if (!item.owner_id().empty() && !IsValidUserId(item.owner_id())) {
+    v.Add(absl::StrCat(prefix, ".owner_id"), kUserIdRule);
   }
   if (absl::Status s = CheckRequestId(item.request_id(), "request_id"); !s.ok()) {
     v.AddAllFrom(prefix, s);
@@ -631,7 +695,8 @@ absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::Enr
   const std::string resource = EnrollmentResourceName(r->item_key(), r->sequence_id());
 
   const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
-  absl::MutexLock stripe(&StripeFor(key));
+  const std::vector<std::string> keys = {key, RequestKey(ctx, r->request_id())};
+  StripeLocks locks(*this, keys);
   absl::StatusOr<EnrollmentLookup> lookup = LookupEnrollmentForMutation(
       ctx, r->item_key(), r->sequence_id(), r->request_id(), resource, "item.request_id");
   if (!lookup.ok()) return lookup.status();
@@ -648,14 +713,14 @@ absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::Enr
       domain::MakeEnvelope(EnrollEventId(*r), ctx.company_id, now, "", r->request_id());
   *e.mutable_enroll_requested() = *r;
   absl::StatusOr<std::vector<LogPosition>> positions =
-      Append(ctx, key,
+      Append(ctx, keys,
              {{.topic = options_.topics.enrollment_events,
                .key = r->item_key(),
                .value = e.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = PendingView(*rec, *r, now);
-  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
 }
 
@@ -669,37 +734,49 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
     return domain::InvalidField("items",
                                 absl::StrCat("at most ", options_.max_batch_enroll, " per call"));
   }
-  {
-    // Read our own earlier writes about the sequence and about every item of the batch.
-    std::vector<std::string> keys = {n->sequence_id};
-    for (int i = 0; i < req.items_size(); ++i) {
-      absl::StatusOr<v1::EnrollRequested> r =
-          BuildEnrollRequested(ctx, n->sequence_id, 0, req.items(i), "item");
-      if (r.ok()) keys.push_back(domain::EnrollmentKey(r->item_key(), n->sequence_id));
+  // Build every item first: their enrollment and request-id keys are what this call locks, so
+  // concurrent retries of the batch (or of single Enrolls of its items) decide one at a time.
+  std::vector<absl::StatusOr<v1::EnrollRequested>> built;
+  std::vector<std::string> lock_keys = {n->sequence_id};
+  for (int i = 0; i < req.items_size(); ++i) {
+    built.push_back(
+        BuildEnrollRequested(ctx, n->sequence_id, 0, req.items(i), absl::StrCat("items[", i, "]")));
+    if (built.back().ok()) {
+      lock_keys.push_back(domain::EnrollmentKey(built.back()->item_key(), n->sequence_id));
+      lock_keys.push_back(RequestKey(ctx, built.back()->request_id()));
     }
-    if (absl::Status s = WaitForOwnWrites(ctx, keys); !s.ok()) return s;
   }
+  StripeLocks locks(*this, lock_keys);
+  // Read our own earlier writes about the sequence, every item and every request id.
+  if (absl::Status s = WaitForOwnWrites(ctx, lock_keys); !s.ok()) return s;
   absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
 
   v1::BatchEnrollResponse out;
   const absl::Time now = clock_.Now();
   std::vector<kafka::Record> records;
-  std::vector<int> record_item;          // records[i] enrolls results[record_item[i]]
-  std::vector<std::string> record_keys;  // and is about this enrollment key
+  std::vector<int> record_item;                       // records[i] enrolls results[record_item[i]]
+  std::vector<std::vector<std::string>> record_keys;  // and is about these consistency keys
   std::set<std::string> keys_in_batch;
+  std::map<std::string, std::string> request_ids_in_batch;  // request id -> enrollment key
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
     result->set_index(i);
     auto refuse = [&](const absl::Status& s) { *result->mutable_status() = ToRpcStatus(s); };
-    absl::StatusOr<v1::EnrollRequested> r = BuildEnrollRequested(
-        ctx, n->sequence_id, seq->version, req.items(i), absl::StrCat("items[", i, "]"));
+    absl::StatusOr<v1::EnrollRequested>& r = built[i];
     if (!r.ok()) {
       refuse(r.status());
       continue;
     }
+    r->set_sequence_version(seq->version);
     const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
     const std::string resource = EnrollmentResourceName(r->item_key(), r->sequence_id());
+    auto [in_batch, first_use] = request_ids_in_batch.try_emplace(r->request_id(), key);
+    if (!first_use && in_batch->second != key) {
+      refuse(domain::InvalidField(absl::StrCat("items[", i, "].request_id"),
+                                  "is used for another item of this batch"));
+      continue;
+    }
     absl::StatusOr<std::optional<RequestRecord>> seen =
         read_model_.LookupRequest(ctx.company_id, r->request_id());
     absl::StatusOr<std::optional<EnrollmentRecord>> rec =
@@ -734,28 +811,24 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
                        .key = r->item_key(),
                        .value = e.SerializeAsString()});
     record_item.push_back(i);
-    record_keys.push_back(key);
+    record_keys.push_back({key, RequestKey(ctx, r->request_id())});
     *result->mutable_enrollment() = PendingView(*rec, *r, now);
   }
-  std::vector<absl::StatusOr<LogPosition>> written = log_.Append(records, ctx.deadline);
+  std::vector<absl::StatusOr<LogPosition>> written = AppendEach(ctx, records, record_keys);
   std::vector<LogPosition> positions;
-  {
-    absl::MutexLock lock(&own_mu_);
-    for (size_t k = 0; k < written.size(); ++k) {
-      v1::BatchEnrollResult* result = out.mutable_results(record_item[k]);
-      if (!written[k].ok()) {
-        result->clear_enrollment();
-        *result->mutable_status() = ToRpcStatus(written[k].status());
-        continue;
-      }
-      NoteOwnWriteLocked(record_keys[k], *written[k]);
-      positions.push_back(*written[k]);
+  for (size_t k = 0; k < written.size(); ++k) {
+    v1::BatchEnrollResult* result = out.mutable_results(record_item[k]);
+    if (!written[k].ok()) {
+      result->clear_enrollment();
+      *result->mutable_status() = ToRpcStatus(written[k].status());
+      continue;
     }
+    positions.push_back(*written[k]);
   }
   int accepted = 0;
   for (const v1::BatchEnrollResult& r : out.results()) accepted += r.status().code() == 0;
   out.set_accepted_count(accepted);
-  out.set_consistency_token(EncodeConsistencyToken(positions));
+  out.set_consistency_token(ConsistencyToken(ctx, positions));
   return out;
 }
 
@@ -775,7 +848,8 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
   const std::string item_key = n->ItemKey();
   const std::string resource = EnrollmentResourceName(item_key, n->sequence_id);
   const std::string key = domain::EnrollmentKey(item_key, n->sequence_id);
-  absl::MutexLock stripe(&StripeFor(key));
+  const std::vector<std::string> keys = {key, RequestKey(ctx, request_id)};
+  StripeLocks locks(*this, keys);
   absl::StatusOr<EnrollmentLookup> lookup = LookupEnrollmentForMutation(
       ctx, item_key, n->sequence_id, request_id, resource, "request_id");
   if (!lookup.ok()) return lookup.status();
@@ -849,14 +923,14 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
       ctx.company_id, now, "", request_id);
   header.MergeFrom(e);
   absl::StatusOr<std::vector<LogPosition>> positions =
-      Append(ctx, key,
+      Append(ctx, keys,
              {{.topic = options_.topics.enrollment_events,
                .key = item_key,
                .value = header.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = r.view;
-  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
 }
 
@@ -930,7 +1004,8 @@ absl::StatusOr<v1::ListEnrollmentsResponse> Api::ListEnrollments(
                                            req.owner_id(), "/", req.pending_only());
   std::string after;
   if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t = DecodePageToken(listing, req.page_token());
+    absl::StatusOr<std::string> t =
+        signer_.Verify(ctx.company_id, listing, req.page_token(), "page_token");
     if (!t.ok()) return t.status();
     after = *t;
   }
@@ -948,7 +1023,7 @@ absl::StatusOr<v1::ListEnrollmentsResponse> Api::ListEnrollments(
   for (v1::Enrollment& e : *list) *out.add_enrollments() = std::move(e);
   if (static_cast<int>(out.enrollments_size()) == limit) {
     // Another page may exist; an empty last page is possible (as the design guide allows).
-    out.set_next_page_token(EncodePageToken(listing, last_key));
+    out.set_next_page_token(signer_.Sign(ctx.company_id, listing, last_key));
   }
   return out;
 }
@@ -972,11 +1047,12 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
   absl::StatusOr<std::string> c = ParseCompanyName(req.parent(), "parent");
   if (!c.ok()) return c.status();
   if (*c != ctx.company_id) return absl::NotFoundError(absl::StrCat("company ", *c, " not found"));
-  if (!IsValidId(req.user_id())) return domain::InvalidField("user_id", "is required");
+  if (!IsValidUserId(req.user_id())) return domain::InvalidField("user_id", kUserIdRule);
   if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
   const std::string resource = absl::StrCat("companies/", *c, "/users/", req.user_id());
-  absl::MutexLock stripe(&StripeFor(resource));
-  if (absl::Status s = WaitForOwnWrites(ctx, {resource}); !s.ok()) return s;
+  const std::vector<std::string> keys = {resource, RequestKey(ctx, req.request_id())};
+  StripeLocks locks(*this, keys);
+  if (absl::Status s = WaitForOwnWrites(ctx, keys); !s.ok()) return s;
   absl::StatusOr<std::optional<RequestRecord>> seen =
       read_model_.LookupRequest(ctx.company_id, req.request_id());
   if (!seen.ok()) return seen.status();
@@ -985,7 +1061,7 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
       return domain::InvalidField("request_id", "was already used for another request");
     }
     v1::UserEnrollmentsResponse reply;
-    reply.set_consistency_token((*seen)->consistency_token);
+    reply.set_consistency_token(ConsistencyToken(ctx, **seen));
     return reply;
   }
   const int partitions = read_model_.PartitionCount(options_.topics.enrollment_events);
@@ -1010,10 +1086,10 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
                        .value = e.SerializeAsString(),
                        .partition = p});
   }
-  absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, resource, records);
+  absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, keys, records);
   if (!positions.ok()) return positions.status();
   v1::UserEnrollmentsResponse reply;
-  reply.set_consistency_token(EncodeConsistencyToken(*positions));
+  reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
 }
 

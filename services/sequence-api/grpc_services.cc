@@ -7,21 +7,35 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "google/rpc/error_details.pb.h"
 #include "google/rpc/status.pb.h"
 #include "libs/domain/errors.h"
 #include "libs/runtime/log.h"
+#include "services/sequence-api/request_limits.h"
 
 namespace sequences::api {
 namespace {
 
 constexpr char kCompanyHeader[] = "x-sequences-company";
 constexpr char kUserHeader[] = "x-sequences-user";
+constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
 
 std::string Metadata(const grpc::CallbackServerContext& ctx, const std::string& key) {
   const auto& md = ctx.client_metadata();
   auto it = md.find(key);
   if (it == md.end()) return "";
   return std::string(it->second.data(), it->second.size());
+}
+
+// The calling service as its client certificate names it (mutual TLS), else "".
+std::string PeerIdentity(const grpc::CallbackServerContext& ctx) {
+  std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  if (auth == nullptr || !auth->IsPeerAuthenticated()) return "";
+  for (const char* property : {"x509_subject_alternative_name", "x509_common_name"}) {
+    std::vector<grpc::string_ref> values = auth->FindPropertyValues(property);
+    if (!values.empty()) return std::string(values.front().data(), values.front().size());
+  }
+  return "";
 }
 
 // Constant-time comparison (the token is a secret).
@@ -46,19 +60,9 @@ grpc::ServerUnaryReactor* Handle(Transport& t, grpc::CallbackServerContext* ctx,
                                  const std::string& method, const Req& req, Resp* resp,
                                  bool need_identity, Fn fn) {
   grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  const absl::Time start = t.clock().Now();
   // `req`, `resp` and `ctx` stay valid until Finish.
-  t.Submit([&t, ctx, method, &req, resp, need_identity, fn, reactor] {
-    const absl::Time start = t.clock().Now();
-    CallContext cc;
-    absl::Status status = t.Authenticate(*ctx, need_identity, &cc);
-    if (status.ok()) {
-      absl::StatusOr<Resp> r = fn(cc, req);
-      if (r.ok()) {
-        *resp = std::move(*r);
-      } else {
-        status = r.status();
-      }
-    }
+  auto finish = [&t, method, &req, reactor, start](const CallContext& cc, absl::Status status) {
     const grpc::Status gs = ToGrpcStatus(status);
     const absl::Duration latency = t.clock().Now() - start;
     t.metrics().Record(method, gs.error_code(), latency);
@@ -72,10 +76,28 @@ grpc::ServerUnaryReactor* Handle(Transport& t, grpc::CallbackServerContext* ctx,
          {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(latency))},
          {"company", cc.company_id},
          {"user", cc.user_id},
+         {"peer", cc.peer_identity},
          {"request_id", RequestIdOf(req)},
          {"error", std::string(status.message())}});
     reactor->Finish(gs);
+  };
+  // Authentication reads metadata only: it runs here, so the call can be queued in its company's
+  // lane (Transport::Submit) and refused at once when that lane is full.
+  CallContext cc;
+  if (absl::Status auth = t.Authenticate(*ctx, need_identity, &cc); !auth.ok()) {
+    finish(cc, auth);
+    return reactor;
+  }
+  absl::Status admitted = t.Submit(cc.company_id, [finish, cc, &req, resp, fn] {
+    if (absl::Status limits = CheckRequestLimits(req); !limits.ok()) {
+      finish(cc, limits);
+      return;
+    }
+    absl::StatusOr<Resp> r = fn(cc, req);
+    if (r.ok()) *resp = std::move(*r);
+    finish(cc, r.status());
   });
+  if (!admitted.ok()) finish(cc, admitted);
   return reactor;
 }
 
@@ -85,15 +107,29 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   const std::string message(status.message());
-  absl::optional<absl::Cord> bad_request = status.GetPayload(domain::kBadRequestTypeUrl);
-  if (!bad_request.has_value()) return grpc::Status(code, message);
   google::rpc::Status rich;
+  for (const char* type_url : {domain::kBadRequestTypeUrl, kRetryInfoTypeUrl}) {
+    absl::optional<absl::Cord> detail = status.GetPayload(type_url);
+    if (!detail.has_value()) continue;
+    google::protobuf::Any* any = rich.add_details();
+    any->set_type_url(type_url);
+    any->set_value(std::string(*detail));
+  }
+  if (rich.details().empty()) return grpc::Status(code, message);
   rich.set_code(static_cast<int>(status.code()));
   rich.set_message(message);
-  google::protobuf::Any* any = rich.add_details();
-  any->set_type_url(domain::kBadRequestTypeUrl);
-  any->set_value(std::string(*bad_request));
   return grpc::Status(code, message, rich.SerializeAsString());
+}
+
+absl::Status Overloaded(absl::string_view why, absl::Duration retry_after) {
+  absl::Status s = absl::ResourceExhaustedError(
+      absl::StrCat(why, "; retry after ", absl::FormatDuration(retry_after)));
+  google::rpc::RetryInfo info;
+  info.mutable_retry_delay()->set_seconds(absl::ToInt64Seconds(retry_after));
+  info.mutable_retry_delay()->set_nanos(
+      static_cast<int32_t>(absl::ToInt64Nanoseconds(retry_after % absl::Seconds(1))));
+  s.SetPayload(kRetryInfoTypeUrl, absl::Cord(info.SerializeAsString()));
+  return s;
 }
 
 // ---------------------------------------------------------------- metrics
@@ -294,25 +330,59 @@ Transport::~Transport() {
   for (std::thread& w : workers_) w.join();
 }
 
-void Transport::Submit(std::function<void()> work) {
+absl::Status Transport::Submit(const std::string& company, std::function<void()> work) {
   absl::MutexLock lock(&work_mu_);
-  work_.push_back(std::move(work));
+  Lane& lane = lanes_[company];
+  if (queued_ >= options_.max_queued_calls) {
+    return Overloaded("the server is saturated", absl::Milliseconds(500));
+  }
+  if (static_cast<int>(lane.queued.size()) >= options_.max_queued_calls_per_company) {
+    return Overloaded("too many calls of this company are waiting", absl::Milliseconds(200));
+  }
+  lane.queued.push_back(std::move(work));
+  ++queued_;
+  return absl::OkStatus();
+}
+
+bool Transport::HasRunnableLocked() const {
+  for (const auto& [company, lane] : lanes_) {
+    if (!lane.queued.empty() && lane.running < options_.max_running_calls_per_company) return true;
+  }
+  return false;
 }
 
 void Transport::WorkerLoop() {
   while (true) {
     std::function<void()> work;
+    std::string company;
     {
       absl::MutexLock lock(&work_mu_);
-      auto ready = [this]()
-                       ABSL_SHARED_LOCKS_REQUIRED(work_mu_) { return stopping_ || !work_.empty(); };
+      auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(work_mu_) {
+        return (stopping_ && queued_ == 0) || HasRunnableLocked();
+      };
       work_mu_.Await(absl::Condition(&ready));
       // Drain what was accepted before stopping: every started call gets its answer.
-      if (work_.empty()) return;
-      work = std::move(work_.front());
-      work_.pop_front();
+      if (!HasRunnableLocked()) return;
+      // Round robin over companies with runnable calls, starting after the last one served: a
+      // company with many queued (or slow) calls delays only its own.
+      auto it = lanes_.upper_bound(last_served_);
+      for (size_t n = 0; n < lanes_.size(); ++n, ++it) {
+        if (it == lanes_.end()) it = lanes_.begin();
+        if (!it->second.queued.empty() &&
+            it->second.running < options_.max_running_calls_per_company) {
+          break;
+        }
+      }
+      company = last_served_ = it->first;
+      work = std::move(it->second.queued.front());
+      it->second.queued.pop_front();
+      ++it->second.running;
+      --queued_;
     }
     work();
+    absl::MutexLock lock(&work_mu_);
+    auto it = lanes_.find(company);
+    if (--it->second.running == 0 && it->second.queued.empty()) lanes_.erase(it);
   }
 }
 
@@ -330,14 +400,23 @@ absl::Status Transport::Authenticate(const grpc::CallbackServerContext& ctx, boo
       !SameSecret(auth.substr(kBearer.size()), options_.auth_token)) {
     return absl::UnauthenticatedError("missing or wrong \"authorization: Bearer <token>\"");
   }
+  out->peer_identity = PeerIdentity(ctx);
   if (need_identity) {
-    out->company_id = Metadata(ctx, kCompanyHeader);
-    out->user_id = Metadata(ctx, kUserHeader);
-    if (!IsValidId(out->company_id) || !IsValidId(out->user_id)) {
+    const std::string company = Metadata(ctx, kCompanyHeader);
+    const std::string user = Metadata(ctx, kUserHeader);
+    if (company.empty() || user.empty()) {
       return absl::UnauthenticatedError(
           absl::StrCat("every call must name its company and user in the metadata \"",
                        kCompanyHeader, "\" and \"", kUserHeader, "\""));
     }
+    // The identity is written into events: refuse what the grammar (names.h) does not allow,
+    // without echoing it.
+    domain::FieldViolations v;
+    if (!IsValidCompanyId(company)) v.Add(kCompanyHeader, kCompanyIdRule);
+    if (!IsValidUserId(user)) v.Add(kUserHeader, kUserIdRule);
+    if (!v.empty()) return v.ToStatus("invalid identity metadata");
+    out->company_id = company;
+    out->user_id = user;
   }
   const absl::Time cap = clock_.Now() + options_.max_call_duration;
   const auto deadline = ctx.deadline();

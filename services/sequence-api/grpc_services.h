@@ -9,14 +9,16 @@
 //   authorization: Bearer <token>      must equal the deployment's shared secret
 //                                      (--auth_token / SEQUENCES_API_TOKEN); else UNAUTHENTICATED
 //   x-sequences-company, x-sequences-user   the tenant and the user; missing -> UNAUTHENTICATED
-// Operations/GetMetrics needs the bearer token only.
+// Operations/GetMetrics needs the bearer token only. Company and user ids follow the grammar of
+// names.h (malformed: INVALID_ARGUMENT naming the metadata key, the value is not echoed). With
+// mutual TLS the client certificate's identity (SAN, else CN) is logged with every call.
 //
 // Errors: the gRPC code is the absl code; INVALID_ARGUMENT (and any status carrying field
 // violations) also carries a serialized google.rpc.Status with a google.rpc.BadRequest in the
 // grpc-status-details-bin trailer, the standard rich error model.
 //
-// The handlers run the (blocking, deadline-bounded) application call on the gRPC callback thread
-// and finish the reactor before returning.
+// The handlers authenticate on the gRPC callback thread, then queue the (blocking,
+// deadline-bounded) application call in its company's lane for a handler thread (Submit).
 
 #include <grpcpp/grpcpp.h>
 
@@ -71,6 +73,14 @@ struct TransportOptions {
   // milliseconds per call); running them here keeps gRPC's few callback threads free, so
   // concurrent calls overlap instead of queueing behind each other's acknowledgements.
   int handler_threads = 64;
+  // Isolation of callers: calls queue in one lane per company and the handler threads serve the
+  // lanes round robin; one company runs at most this many calls at once, so its slow calls
+  // (waits for a consistency token, a slow broker) never take every thread.
+  int max_running_calls_per_company = 32;
+  // Load shedding: beyond these, a call is refused at once with RESOURCE_EXHAUSTED and a
+  // google.rpc.RetryInfo hint.
+  int max_queued_calls_per_company = 1000;
+  int max_queued_calls = 4000;
   // Extra numbers for GetMetrics.
   std::function<int64_t()> produce_errors;
   std::function<int64_t()> produced_records;
@@ -92,11 +102,17 @@ class Transport {
   Api& api() { return api_; }
   ReadModel& read_model() { return read_model_; }
   Clock& clock() { return clock_; }
-  // Runs `work` on one of the handler threads.
-  void Submit(std::function<void()> work);
+  // Queues `work` in the lane of `company` to run on a handler thread; RESOURCE_EXHAUSTED (with
+  // a retry hint) when the lane or the server is full.
+  [[nodiscard]] absl::Status Submit(const std::string& company, std::function<void()> work);
 
  private:
+  struct Lane {
+    std::deque<std::function<void()>> queued;
+    int running = 0;
+  };
   void WorkerLoop();
+  bool HasRunnableLocked() const ABSL_SHARED_LOCKS_REQUIRED(work_mu_);
   class SequenceServiceImpl;
   class EnrollmentServiceImpl;
   class OperationsImpl;
@@ -109,7 +125,9 @@ class Transport {
   std::unique_ptr<EnrollmentServiceImpl> enrollments_;
   std::unique_ptr<OperationsImpl> operations_;
   absl::Mutex work_mu_;
-  std::deque<std::function<void()>> work_ ABSL_GUARDED_BY(work_mu_);
+  std::map<std::string, Lane> lanes_ ABSL_GUARDED_BY(work_mu_);
+  int queued_ ABSL_GUARDED_BY(work_mu_) = 0;
+  std::string last_served_ ABSL_GUARDED_BY(work_mu_);
   bool stopping_ ABSL_GUARDED_BY(work_mu_) = false;
   std::vector<std::thread> workers_;
 };

@@ -20,6 +20,7 @@
 #include "services/sequence-api/event_log.h"
 #include "services/sequence-api/grpc_services.h"
 #include "services/sequence-api/read_model.h"
+#include "services/sequence-api/tokens.h"
 
 ABSL_FLAG(std::string, bootstrap_servers, "127.0.0.1:9092", "Kafka bootstrap servers");
 ABSL_FLAG(std::string, topic_prefix, "sequences.", "prefix of every topic name");
@@ -35,6 +36,13 @@ ABSL_FLAG(std::string, producer_bootstrap_servers, "",
           "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
           "a writer that cannot reach the broker while the read model can");
 ABSL_FLAG(int, max_call_seconds, 30, "deadline applied to calls that set none (and upper bound)");
+ABSL_FLAG(int, max_calls_per_company, 32,
+          "calls of one company that run at once (the rest queue in its lane); isolates callers");
+ABSL_FLAG(int, max_request_bytes, 4 << 20, "largest request message accepted (gRPC)");
+ABSL_FLAG(std::string, token_keys, "",
+          "keys that sign page and consistency tokens, 'id:secret[,id:secret...]' (the first "
+          "signs, all verify; default: the environment variable SEQUENCES_TOKEN_KEYS, else a key "
+          "derived from the auth token)");
 
 namespace sequences {
 namespace {
@@ -106,10 +114,25 @@ int Main() {
     return 1;
   }
   api::KafkaEventLog event_log(std::move(*producer));
-  api::Api application({.topics = topics}, event_log, **read_model, clock);
+  std::string token_keys = absl::GetFlag(FLAGS_token_keys);
+  if (token_keys.empty() && std::getenv("SEQUENCES_TOKEN_KEYS") != nullptr) {
+    token_keys = std::getenv("SEQUENCES_TOKEN_KEYS");
+  }
+  std::vector<api::TokenKey> keys = {api::TokenSigner::DeriveKey(token)};
+  if (!token_keys.empty()) {
+    absl::StatusOr<std::vector<api::TokenKey>> parsed = api::TokenSigner::ParseKeys(token_keys);
+    if (!parsed.ok()) {
+      Log(LogLevel::kError, "api", "token keys", {{"error", parsed.status().ToString()}});
+      return 2;
+    }
+    keys = std::move(*parsed);
+  }
+  const api::TokenSigner signer(std::move(keys));
+  api::Api application({.topics = topics}, event_log, **read_model, clock, signer);
   api::Transport transport(
       {.auth_token = token,
        .max_call_duration = absl::Seconds(absl::GetFlag(FLAGS_max_call_seconds)),
+       .max_running_calls_per_company = absl::GetFlag(FLAGS_max_calls_per_company),
        .produce_errors = [&event_log] { return event_log.errors(); },
        .produced_records = [&event_log] { return event_log.produced(); }},
       application, **read_model, clock);
@@ -117,6 +140,7 @@ int Main() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_request_bytes));
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
   transport.RegisterWith(builder);

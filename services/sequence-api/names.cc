@@ -3,6 +3,7 @@
 #include <map>
 #include <utility>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,15 +24,29 @@ absl::Status BadName(absl::string_view field, absl::string_view pattern) {
 
 }  // namespace
 
-bool IsValidId(absl::string_view id) {
-  if (id.empty() || id.size() > kMaxIdLength) return false;
-  for (char c : id) {
-    if (c == '/' || c == '#' || c == ':' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f) {
-      return false;
-    }
+namespace {
+
+// 1..max bytes, the first a letter or digit (or one of `first_extra`), every other a letter, a
+// digit or one of `extra`.
+bool MatchesGrammar(absl::string_view id, size_t max, absl::string_view first_extra,
+                    absl::string_view extra) {
+  if (id.empty() || id.size() > max) return false;
+  auto ok = [](char c, absl::string_view allowed) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) ||
+           allowed.find(c) != absl::string_view::npos;
+  };
+  if (!ok(id[0], first_extra)) return false;
+  for (char c : id.substr(1)) {
+    if (!ok(c, extra)) return false;
   }
   return true;
 }
+
+}  // namespace
+
+bool IsValidId(absl::string_view id) { return MatchesGrammar(id, kMaxIdLength, "_", "._~@+=-"); }
+bool IsValidCompanyId(absl::string_view id) { return MatchesGrammar(id, 64, "", "._-"); }
+bool IsValidUserId(absl::string_view id) { return MatchesGrammar(id, 128, "", "._@+-"); }
 
 std::string EnrollmentName::ItemKey() const {
   return absl::StrCat(company_id, "/", entity, "/", item_id);
@@ -39,7 +54,7 @@ std::string EnrollmentName::ItemKey() const {
 
 absl::StatusOr<std::string> ParseCompanyName(absl::string_view name, absl::string_view field) {
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() != 2 || parts[0] != "companies" || !IsValidId(parts[1])) {
+  if (parts.size() != 2 || parts[0] != "companies" || !IsValidCompanyId(parts[1])) {
     return BadName(field, "companies/{company}");
   }
   return std::string(parts[1]);
@@ -48,7 +63,7 @@ absl::StatusOr<std::string> ParseCompanyName(absl::string_view name, absl::strin
 absl::StatusOr<SequenceName> ParseSequenceName(absl::string_view name, absl::string_view field) {
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 4 || parts[0] != "companies" || parts[2] != "sequences" ||
-      !IsValidId(parts[1]) || !IsValidId(parts[3])) {
+      !IsValidCompanyId(parts[1]) || !IsValidId(parts[3])) {
     return BadName(field, "companies/{company}/sequences/{sequence}");
   }
   return SequenceName{std::string(parts[1]), std::string(parts[3])};
@@ -60,7 +75,7 @@ absl::StatusOr<EnrollmentName> ParseEnrollmentName(absl::string_view name,
       "companies/{company}/sequences/{sequence}/enrollments/{deal|lead}:{item}";
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
   if (parts.size() != 6 || parts[0] != "companies" || parts[2] != "sequences" ||
-      parts[4] != "enrollments" || !IsValidId(parts[1]) || !IsValidId(parts[3])) {
+      parts[4] != "enrollments" || !IsValidCompanyId(parts[1]) || !IsValidId(parts[3])) {
     return BadName(field, kPattern);
   }
   std::pair<absl::string_view, absl::string_view> item =
@@ -83,7 +98,7 @@ std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view
                       ":", parts[2]);
 }
 
-std::string EncodeConsistencyToken(absl::Span<const LogPosition> positions) {
+std::string EncodePositions(absl::Span<const LogPosition> positions) {
   if (positions.empty()) return "";
   std::map<std::pair<std::string, int32_t>, int64_t> highest;
   for (const LogPosition& p : positions) {
@@ -97,13 +112,13 @@ std::string EncodeConsistencyToken(absl::Span<const LogPosition> positions) {
   return absl::WebSafeBase64Escape(absl::StrCat(kTokenVersion, ";", absl::StrJoin(entries, ";")));
 }
 
-absl::StatusOr<std::vector<LogPosition>> DecodeConsistencyToken(absl::string_view token) {
+absl::StatusOr<std::vector<LogPosition>> DecodePositions(absl::string_view text) {
   std::vector<LogPosition> out;
-  if (token.empty()) return out;
+  if (text.empty()) return out;
   const absl::Status bad =
       domain::InvalidField("consistency_token", "is not a token returned by this API");
   std::string plain;
-  if (!absl::WebSafeBase64Unescape(token, &plain)) return bad;
+  if (!absl::WebSafeBase64Unescape(text, &plain)) return bad;
   std::vector<absl::string_view> entries = absl::StrSplit(plain, ';');
   if (entries.empty() || entries[0] != kTokenVersion) return bad;
   for (size_t i = 1; i < entries.size(); ++i) {
@@ -117,23 +132,6 @@ absl::StatusOr<std::vector<LogPosition>> DecodeConsistencyToken(absl::string_vie
     out.push_back(std::move(p));
   }
   return out;
-}
-
-std::string EncodePageToken(absl::string_view listing, absl::string_view last_key) {
-  return absl::WebSafeBase64Escape(absl::StrCat(listing, "\n", last_key));
-}
-
-absl::StatusOr<std::string> DecodePageToken(absl::string_view listing, absl::string_view token) {
-  std::string plain;
-  if (!absl::WebSafeBase64Unescape(token, &plain)) {
-    return domain::InvalidField("page_token", "is not a token returned by this listing");
-  }
-  std::pair<absl::string_view, absl::string_view> parts =
-      absl::StrSplit(plain, absl::MaxSplits('\n', 1));
-  if (parts.first != listing) {
-    return domain::InvalidField("page_token", "is not a token returned by this listing");
-  }
-  return std::string(parts.second);
 }
 
 std::string DeriveSequenceId(absl::string_view company_id, absl::string_view request_id) {

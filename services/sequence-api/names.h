@@ -7,8 +7,12 @@
 //   companies/{company}/sequences/{sequence}
 //   companies/{company}/sequences/{sequence}/enrollments/{entity}:{item}
 //
-// Ids are 1..128 characters without '/', '#', ':' or control characters (entity is "deal" or
-// "lead"); a name that breaks the pattern is INVALID_ARGUMENT naming `field`.
+// Identifier grammar (enforced at the edge, before anything is written; docs: README.md):
+//   company id   1..64 bytes of [A-Za-z0-9._-], starting with a letter or digit
+//   user id      1..128 bytes of [A-Za-z0-9._@+-], starting with a letter or digit
+//   resource id  1..128 bytes of [A-Za-z0-9._~@+=-], starting with a letter, digit or '_'
+//                (sequence ids, item ids, request ids)
+// Entity is "deal" or "lead". A name that breaks its pattern is INVALID_ARGUMENT naming `field`.
 
 #include <cstdint>
 #include <string>
@@ -44,8 +48,17 @@ struct EnrollmentName {
 // key is malformed.
 std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view sequence_id);
 std::string SequenceResourceName(absl::string_view company_id, absl::string_view sequence_id);
-// True if `id` may be used as a resource id.
+// The grammar above.
 bool IsValidId(absl::string_view id);
+bool IsValidCompanyId(absl::string_view id);
+bool IsValidUserId(absl::string_view id);
+// The rule of each grammar, for error messages.
+inline constexpr char kIdRule[] =
+    "must be 1..128 characters of [A-Za-z0-9._~@+=-] starting with a letter, digit or '_'";
+inline constexpr char kCompanyIdRule[] =
+    "must be 1..64 characters of [A-Za-z0-9._-] starting with a letter or digit";
+inline constexpr char kUserIdRule[] =
+    "must be 1..128 characters of [A-Za-z0-9._@+-] starting with a letter or digit";
 
 // A position in the log: the offset of one record.
 struct LogPosition {
@@ -55,19 +68,12 @@ struct LogPosition {
   bool operator==(const LogPosition&) const = default;
 };
 
-// An opaque, URL-safe token for a set of positions (the highest offset per topic/partition is
-// kept). Empty positions: empty token.
-std::string EncodeConsistencyToken(absl::Span<const LogPosition> positions);
-// INVALID_ARGUMENT (field "consistency_token") if `token` was not made by EncodeConsistencyToken.
-// Empty token: no positions.
-[[nodiscard]] absl::StatusOr<std::vector<LogPosition>> DecodeConsistencyToken(
-    absl::string_view token);
-
-// Page tokens: an opaque form of the last key returned, bound to the listing it came from (a
-// token of another listing is INVALID_ARGUMENT on field "page_token").
-std::string EncodePageToken(absl::string_view listing, absl::string_view last_key);
-[[nodiscard]] absl::StatusOr<std::string> DecodePageToken(absl::string_view listing,
-                                                          absl::string_view token);
+// A compact, URL-safe text for a set of positions (the highest offset per topic/partition is
+// kept). Empty positions: empty text. Not a token a caller may see: the API signs it (tokens.h).
+std::string EncodePositions(absl::Span<const LogPosition> positions);
+// INVALID_ARGUMENT (field "consistency_token") if `text` was not made by EncodePositions.
+// Empty text: no positions.
+[[nodiscard]] absl::StatusOr<std::vector<LogPosition>> DecodePositions(absl::string_view text);
 
 // Sequence ids are derived from the company and the create request id, so a retried create names
 // the same sequence: "s" + 16 hex digits.

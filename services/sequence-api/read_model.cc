@@ -2,10 +2,12 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
 #include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
 
@@ -373,8 +375,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       if (!e.correlation_id().empty()) {
         RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
         r.resource = SequenceResourceName(e.company_id(), id);
-        r.consistency_token =
-            EncodeConsistencyToken(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+        r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
       }
       continue;
     }
@@ -407,13 +408,12 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         }
         std::vector<LogPosition> positions;
         if (it->second.resource == resource) {
-          absl::StatusOr<std::vector<LogPosition>> p =
-              DecodeConsistencyToken(it->second.consistency_token);
+          absl::StatusOr<std::vector<LogPosition>> p = DecodePositions(it->second.positions);
           if (p.ok()) positions = std::move(*p);
         }
         positions.push_back({m.topic, m.partition, m.offset});
         it->second.resource = resource;
-        it->second.consistency_token = EncodeConsistencyToken(positions);
+        it->second.positions = EncodePositions(positions);
       }
       continue;
     }
@@ -499,7 +499,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     }
   }
   for (const auto& [key, r] : b.requests) {
-    b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.consistency_token));
+    b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.positions));
   }
   for (const auto& [tp, off] : b.offsets) {
     b.writes.Put(kMeta, OffsetKey(tp.first, tp.second), absl::StrCat(off));
@@ -588,6 +588,9 @@ absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::st
   std::vector<v1::Sequence> out;
   const std::string prefix = absl::StrCat("sq", kSep, company_id, kSep);
   absl::Status inner;
+  if (!after.empty() && !IsValidId(after)) {
+    return domain::InvalidField("page_token", "is not a token returned by this listing");
+  }
   const std::string begin = after.empty() ? prefix : absl::StrCat(prefix, after, kSep);
   absl::Status s =
       store_->Scan(kIndex, begin, absl::StrCat("sq", kSep, company_id, std::string(1, '\1')),
@@ -657,6 +660,10 @@ absl::StatusOr<std::vector<v1::Enrollment>> ReadModel::ListEnrollments(const Enr
   }
   std::string end = prefix;
   end.back() = '\1';  // every key with `prefix` sorts before prefix-with-last-byte+1
+  // Whatever `after` says, the scan stays inside the listing's prefix.
+  if (!after.empty() && !absl::StartsWith(after, prefix)) {
+    return domain::InvalidField("page_token", "is not a token returned by this listing");
+  }
   const std::string begin = after.empty() ? prefix : after + std::string(1, '\0');
   absl::Status inner;
   last_key->clear();

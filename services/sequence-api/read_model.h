@@ -13,7 +13,7 @@
 //   index        "sq\0<company>\0<sequence_id>"                      list sequences
 //                "es\0<sequence_id>\0<status>\0<item_key>"           list/count by sequence+status
 //                "eo\0<company>\0<owner>\0<sequence_id>\0<item_key>" list by owner
-//   requests     "<company>\0<request_id>"            -> "<resource>\n<consistency token>"
+//   requests     "<company>\0<request_id>"            -> "<resource>\n<EncodePositions text>"
 //   meta         "off\0<topic>\0<partition>"          -> next offset to apply
 // Each batch of records is applied in ONE WriteBatch together with the offsets it reaches, so a
 // batch delivered again after a crash is recognised (offset below the stored one) and skipped.
@@ -68,7 +68,8 @@ struct EnrollmentRecord {
 // A mutating request already applied: what it named and where it was written.
 struct RequestRecord {
   std::string resource;
-  std::string consistency_token;
+  // The positions written for it (names.h EncodePositions); the API signs them into a token.
+  std::string positions;
 };
 
 struct EnrollmentFilter {

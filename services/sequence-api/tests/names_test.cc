@@ -7,18 +7,18 @@
 namespace sequences::api {
 namespace {
 
-TEST_CASE("a consistency token keeps the highest offset per partition and round-trips") {
-  const std::string token = EncodeConsistencyToken(std::vector<LogPosition>{
+TEST_CASE("encoded positions keep the highest offset per partition and round-trips") {
+  const std::string token = EncodePositions(std::vector<LogPosition>{
       {"t.enrollment-events", 2, 10}, {"t.enrollment-events", 2, 7}, {"t.sequence-events", 0, 3}});
-  absl::StatusOr<std::vector<LogPosition>> decoded = DecodeConsistencyToken(token);
+  absl::StatusOr<std::vector<LogPosition>> decoded = DecodePositions(token);
   REQUIRE(decoded.ok());
   CHECK(*decoded ==
         std::vector<LogPosition>{{"t.enrollment-events", 2, 10}, {"t.sequence-events", 0, 3}});
-  CHECK(DecodeConsistencyToken("")->empty());
+  CHECK(DecodePositions("")->empty());
 }
 
-TEST_CASE("a forged consistency token is INVALID_ARGUMENT on consistency_token") {
-  absl::StatusOr<std::vector<LogPosition>> decoded = DecodeConsistencyToken("bm90IGEgdG9rZW4");
+TEST_CASE("positions text that was not encoded here is INVALID_ARGUMENT on consistency_token") {
+  absl::StatusOr<std::vector<LogPosition>> decoded = DecodePositions("bm90IGEgdG9rZW4");
   REQUIRE(absl::IsInvalidArgument(decoded.status()));
   REQUIRE(domain::GetFieldViolations(decoded.status()).size() == 1);
   CHECK(domain::GetFieldViolations(decoded.status())[0].field == "consistency_token");
@@ -41,10 +41,34 @@ TEST_CASE("resource names parse only in their own pattern") {
   CHECK(absl::IsInvalidArgument(ParseCompanyName("companies/acme/x", "parent").status()));
 }
 
-TEST_CASE("a page token is refused by another listing") {
-  const std::string token = EncodePageToken("sequences/acme/0", "s9");
-  CHECK(DecodePageToken("sequences/acme/0", token).value() == "s9");
-  CHECK(absl::IsInvalidArgument(DecodePageToken("sequences/globex/0", token).status()));
+TEST_CASE("identifiers follow their grammar: no separators, spaces, quotes, escapes or non-ASCII") {
+  for (const char* good : {"acme", "Acme-1", "a.b_c", "0"}) {
+    INFO(good);
+    CHECK(IsValidCompanyId(good));
+    CHECK(IsValidUserId(good));
+    CHECK(IsValidId(good));
+  }
+  CHECK(IsValidUserId("ada+crm@acme.com"));
+  CHECK_FALSE(IsValidCompanyId("ada@acme.com"));
+  CHECK(IsValidId("_internal"));
+  CHECK(IsValidId("b1946ac9-2e13-4d4a-9b1c-7f1c0e2b3a44"));
+  const std::string rtl_override =
+      "a\xE2\x80\xAE"
+      "b";
+  const std::string invalid_utf8 = "a\xFF";
+  for (const std::string& bad :
+       {std::string(""), std::string(" "), std::string("*"), std::string(".."), std::string("."),
+        std::string("%2e%2e"), std::string("a b"), std::string("x,y"), std::string("a'b"),
+        std::string("a\"b"), std::string("a/b"), std::string("a#b"), std::string("a:b"),
+        std::string("a\nb"), std::string("-a"), std::string("\x7f"), rtl_override, invalid_utf8,
+        std::string(129, 'a')}) {
+    INFO(bad);
+    CHECK_FALSE(IsValidCompanyId(bad));
+    CHECK_FALSE(IsValidUserId(bad));
+    CHECK_FALSE(IsValidId(bad));
+  }
+  CHECK_FALSE(IsValidCompanyId(std::string(65, 'a')));
+  CHECK(IsValidId(std::string(128, 'a')));
 }
 
 TEST_CASE("the sequence id of a create is a function of company and request id") {

@@ -117,7 +117,7 @@ TEST_CASE("a request id is remembered with the resource it named and its positio
   REQUIRE(r.ok());
   REQUIRE(r->has_value());
   CHECK((*r)->resource == "companies/acme/sequences/s1");
-  CHECK(DecodeConsistencyToken((*r)->consistency_token).value() ==
+  CHECK(DecodePositions((*r)->positions).value() ==
         std::vector<LogPosition>{{kTopics.sequence_events, 0, 5}});
   CHECK_FALSE(rm->LookupRequest("globex", "req-create")->has_value());
 }

@@ -391,6 +391,10 @@ TEST_CASE("a second company sees nothing of the first") {
   own.set_parent("companies/globex");
   own.set_consistency_token(created.consistency_token());
   v1::ListSequencesResponse listed;
+  // A consistency token is bound to the company it was given to.
+  CHECK(api.sequences().ListSequences(CallAs(other).get(), own, &listed).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+  own.clear_consistency_token();
   REQUIRE(api.sequences().ListSequences(CallAs(other).get(), own, &listed).ok());
   CHECK(listed.sequences_size() == 0);
   v1::ListSequencesRequest theirs;
