@@ -1,0 +1,318 @@
+#ifndef SEQUENCES_TESTS_E2E_SYSTEM_SYSTEM_HARNESS_H_
+#define SEQUENCES_TESTS_E2E_SYSTEM_SYSTEM_HARNESS_H_
+
+// The whole system for e2e tests: a real sequence-api and a real step-executor process on private
+// topics of the real broker, a read_committed reader of the topics, step builders and API calls.
+
+#include <algorithm>
+#include <catch2/catch.hpp>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "libs/domain/envelope.h"
+#include "libs/kafka/consumer.h"
+#include "libs/service/topics.h"
+#include "tests/e2e/api/api_process.h"
+#include "tests/support/kafka_env.h"
+#include "tests/support/process.h"
+
+namespace sequences::testing {
+
+constexpr char kCompany[] = "acme";
+// ApiProcess creates the topics with --partitions=3; the executor is told the same.
+constexpr int kPartitions = 3;
+// Kafka timestamps have millisecond resolution.
+constexpr absl::Duration kKafkaResolution = absl::Milliseconds(1);
+
+// One test's whole system: private topics, a sequence-api and a step-executor process.
+class System {
+ public:
+  System()
+      : prefix_(UniqueName("system") + "."),
+        topics_(service::Topics::WithPrefix(prefix_)),
+        dir_(TempDir("system-e2e")) {
+    api_ = std::make_unique<ApiProcess>(prefix_, dir_ + "/api");  // creates the topics
+    const std::string instance = UniqueName("executor");
+    std::vector<std::string> argv = {ServiceBinary("step-executor"),
+                                     "--bootstrap_servers=" + Bootstrap(),
+                                     "--topic_prefix=" + prefix_,
+                                     "--group_id=" + UniqueName("executors"),
+                                     "--instance_id=" + instance,
+                                     "--data_dir=" + dir_ + "/executor",
+                                     absl::StrCat("--partitions=", kPartitions),
+                                     "--metrics_interval=2s"};
+    auto process = ChildProcess::Start(argv, dir_ + "/executor.log");
+    INFO(process.status().ToString());
+    REQUIRE(process.ok());
+    executor_ = std::move(*process);
+    const bool running = executor_->WaitForLog("\"msg\":\"running\"", absl::Seconds(60));
+    INFO(executor_->Log());
+    REQUIRE(running);
+  }
+  ~System() {
+    if (executor_ != nullptr && executor_->Running()) executor_->Terminate();
+  }
+
+  ApiProcess& api() { return *api_; }
+  ChildProcess& executor() { return *executor_; }
+  const service::Topics& topics() const { return topics_; }
+
+ private:
+  std::string prefix_;
+  service::Topics topics_;
+  std::string dir_;
+  std::unique_ptr<ApiProcess> api_;
+  std::unique_ptr<ChildProcess> executor_;
+};
+
+// A committed record, decoded, with the moment this test's consumer received it.
+struct Seen {
+  kafka::Message message;
+  v1::Envelope event;
+  absl::Time received_at;
+};
+
+// Reads topics with read_committed from the beginning, keeping everything it has read.
+class Reader {
+ public:
+  explicit Reader(const std::vector<std::string>& topics) {
+    kafka::ConsumerConfig c;
+    c.client.bootstrap_servers = Bootstrap();
+    c.read_committed = true;
+    auto consumer = kafka::Consumer::Create(c);
+    REQUIRE(consumer.ok());
+    consumer_ = std::move(*consumer);
+    std::vector<kafka::TopicPartitionOffset> assign;
+    for (const std::string& t : topics) {
+      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
+    }
+    REQUIRE(consumer_->Assign(assign).ok());
+  }
+
+  void Poll(absl::Duration d) {
+    const absl::Time end = absl::Now() + d;
+    do {
+      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
+      INFO(batch.status().ToString());
+      REQUIRE(batch.ok());
+      const absl::Time now = absl::Now();
+      for (kafka::Message& m : *batch) {
+        if (m.eof) continue;
+        Seen s;
+        REQUIRE(s.event.ParseFromString(m.value));
+        s.message = std::move(m);
+        s.received_at = now;
+        seen_.push_back(std::move(s));
+      }
+    } while (absl::Now() < end);
+  }
+  // Polls until `done()` or the timeout; returns done().
+  template <typename F>
+  bool PollUntil(F done, absl::Duration timeout) {
+    const absl::Time end = absl::Now() + timeout;
+    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(200));
+    return done();
+  }
+
+  // The records of one topic, optionally only those of one item key, in log order per item.
+  std::vector<const Seen*> On(const std::string& topic, const std::string& key = "") const {
+    std::vector<const Seen*> v;
+    for (const Seen& s : seen_) {
+      if (s.message.topic == topic && (key.empty() || s.message.key == key)) v.push_back(&s);
+    }
+    return v;
+  }
+
+ private:
+  std::unique_ptr<kafka::Consumer> consumer_;
+  std::vector<Seen> seen_;
+};
+
+// The side-effect id of a task or email record (what a consumer deduplicates by).
+inline std::string EffectId(const v1::Envelope& e) {
+  if (e.has_task_created()) return e.task_created().task_id();
+  if (e.has_email_send()) return e.email_send().idempotency_key();
+  return "";
+}
+
+// StepExecuted events of one item, in log order.
+inline std::vector<v1::StepExecuted> Executed(const Reader& reader, const System& sys,
+                                              const std::string& item_key) {
+  std::vector<v1::StepExecuted> out;
+  for (const Seen* s : reader.On(sys.topics().executor_events, item_key)) {
+    if (s->event.has_step_executed()) out.push_back(s->event.step_executed());
+  }
+  return out;
+}
+
+inline int CountEvents(const Reader& reader, const System& sys, v1::Envelope::PayloadCase payload,
+                       const std::string& item_key = "") {
+  int n = 0;
+  for (const Seen* s : reader.On(sys.topics().executor_events, item_key)) {
+    n += s->event.payload_case() == payload ? 1 : 0;
+  }
+  return n;
+}
+
+// --- steps and calls ---------------------------------------------------------------------------
+
+inline v1::Step Activity(const std::string& id, int delay_minutes) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
+  s.mutable_delay()->set_amount(delay_minutes);
+  v1::ActivityStep* a = s.mutable_activity();
+  a->set_activity_type("call");
+  a->set_subject("Call {{person.first_name}}");
+  a->mutable_assignee()->set_item_owner(true);
+  a->set_priority(v1::PRIORITY_NORMAL);
+  return s;
+}
+
+inline v1::Step Email(const std::string& id, int delay_minutes, bool automatic) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
+  s.mutable_delay()->set_amount(delay_minutes);
+  v1::EmailStep* e = s.mutable_email();
+  e->mutable_sender()->set_item_owner(true);
+  e->set_subject("Following up, {{person.first_name}}");
+  e->set_body("Hi {{person.first_name}}, thanks for your time.");
+  e->set_send_automatically(automatic);
+  return s;
+}
+
+// Creates a deal sequence through the API; returns its resource name.
+inline std::string CreateSequence(ApiProcess& api, const std::string& request_id,
+                                  const std::vector<v1::Step>& steps) {
+  v1::CreateSequenceRequest req;
+  req.set_parent(absl::StrCat("companies/", kCompany));
+  req.set_request_id(request_id);
+  v1::Sequence* s = req.mutable_sequence();
+  s->set_display_name("Follow up after demo");
+  s->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  for (const v1::Step& step : steps) *s->add_steps() = step;
+  v1::SequenceResponse resp;
+  grpc::Status status = api.sequences().CreateSequence(CallAs(kCompany).get(), req, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  return resp.sequence().name();
+}
+
+// Switches automated sending on and grants `sender`'s consent, both through the API.
+inline void EnableAutomaticSending(ApiProcess& api, const std::string& name,
+                                   const std::string& sender) {
+  v1::SwitchAutomatedSendingRequest on;
+  on.set_name(name);
+  on.set_enabled(true);
+  on.set_request_id("automated-on");
+  v1::SequenceResponse resp;
+  grpc::Status s = api.sequences().SwitchAutomatedSending(CallAs(kCompany).get(), on, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  CHECK(resp.sequence().automated_sending());
+  v1::GrantSendingConsentRequest consent;
+  consent.set_name(name);
+  consent.set_request_id("consent-" + sender);
+  s = api.sequences().GrantSendingConsent(CallAs(kCompany, sender).get(), consent, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  const auto& consented = resp.sequence().consented_user_ids();
+  CHECK(std::find(consented.begin(), consented.end(), sender) != consented.end());
+}
+
+struct Item {
+  std::string id;
+  std::string owner;
+};
+
+inline std::string FirstName(const std::string& item_id) { return "Ada-" + item_id; }
+
+// Enrolls the items with one BatchEnroll call; every item must be accepted.
+inline void BatchEnroll(ApiProcess& api, const std::string& name, const std::vector<Item>& items) {
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (const Item& it : items) {
+    v1::EnrollItem* item = batch.add_items();
+    item->set_entity_kind(v1::ENTITY_KIND_DEAL);
+    item->set_item_id(it.id);
+    item->set_owner_id(it.owner);
+    item->set_request_id("enroll-" + it.id);
+    item->mutable_recipient()->set_email(absl::StrCat("contact-", it.id, "@example.com"));
+    item->mutable_recipient()->set_name("Contact " + it.id);
+    (*item->mutable_merge_data())["person.first_name"] = FirstName(it.id);
+  }
+  v1::BatchEnrollResponse resp;
+  grpc::Status s = api.enrollments().BatchEnroll(CallAs(kCompany).get(), batch, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  for (const v1::BatchEnrollResult& r : resp.results()) {
+    INFO(r.DebugString());
+    CHECK(r.status().code() == 0);
+  }
+  REQUIRE(resp.accepted_count() == static_cast<int>(items.size()));
+}
+
+inline std::string EnrollmentName(const std::string& sequence, const std::string& item_id) {
+  return absl::StrCat(sequence, "/enrollments/deal:", item_id);
+}
+inline std::string ItemKey(const std::string& item_id) {
+  return absl::StrCat(kCompany, "/deal/", item_id);
+}
+
+inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
+  v1::GetEnrollmentRequest req;
+  req.set_name(name);
+  v1::Enrollment e;
+  grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+  INFO(name << ": " << s.error_message());
+  REQUIRE(s.ok());
+  return e;
+}
+
+// Polls GetEnrollment until it shows `status` (the read model folds asynchronously); bounded.
+inline v1::Enrollment WaitForStatus(ApiProcess& api, const std::string& name,
+                                    v1::EnrollmentStatus status,
+                                    absl::Duration timeout = absl::Seconds(30)) {
+  const absl::Time deadline = absl::Now() + timeout;
+  v1::Enrollment e = GetEnrollment(api, name);
+  while (!(e.status() == status && !e.pending()) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(100));
+    e = GetEnrollment(api, name);
+  }
+  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << e.DebugString());
+  REQUIRE(e.status() == status);
+  return e;
+}
+
+inline v1::EnrollmentOverview Overview(ApiProcess& api, const std::string& sequence) {
+  v1::GetEnrollmentOverviewRequest req;
+  req.set_parent(sequence);
+  v1::EnrollmentOverview overview;
+  grpc::Status s = api.enrollments().GetEnrollmentOverview(CallAs(kCompany).get(), req, &overview);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  return overview;
+}
+
+// Polls the overview until `done(overview)`; bounded. Returns the last overview.
+template <typename F>
+inline v1::EnrollmentOverview WaitForOverview(ApiProcess& api, const std::string& sequence,
+                                              F done) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  v1::EnrollmentOverview o = Overview(api, sequence);
+  while (!done(o) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(200));
+    o = Overview(api, sequence);
+  }
+  return o;
+}
+
+}  // namespace sequences::testing
+
+#endif  // SEQUENCES_TESTS_E2E_SYSTEM_SYSTEM_HARNESS_H_
