@@ -6,9 +6,12 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "libs/kafka/admin.h"
 #include "libs/kafka/producer.h"
 #include "libs/runtime/clock.h"
@@ -36,6 +39,13 @@ ABSL_FLAG(std::string, producer_bootstrap_servers, "",
           "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
           "a writer that cannot reach the broker while the read model can");
 ABSL_FLAG(int, max_call_seconds, 30, "deadline applied to calls that set none (and upper bound)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server: serve gRPC over TLS (default: plaintext, for "
+          "loopback only)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require every client to present a certificate signed by it (mutual "
+          "TLS); the certificate's identity is logged with each call");
 ABSL_FLAG(int, max_calls_per_company, 32,
           "calls of one company that run at once (the rest queue in its lane); isolates callers");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "largest request message accepted (gRPC)");
@@ -46,6 +56,38 @@ ABSL_FLAG(std::string, token_keys, "",
 
 namespace sequences {
 namespace {
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Plaintext, TLS, or mutual TLS, from the flags.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
+  const std::string cert_path = absl::GetFlag(FLAGS_tls_cert);
+  const std::string ca_path = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert_path.empty()) {
+    if (!ca_path.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert");
+    return grpc::InsecureServerCredentials();
+  }
+  absl::StatusOr<std::string> cert = ReadFile(cert_path);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(absl::GetFlag(FLAGS_tls_key));
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(
+      ca_path.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                      : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!ca_path.empty()) {
+    absl::StatusOr<std::string> ca = ReadFile(ca_path);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
 
 int Main() {
   absl::Notification& shutdown = service::InstallShutdownSignals();
@@ -142,14 +184,24 @@ int Main() {
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_request_bytes));
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials();
+  if (!credentials.ok()) {
+    Log(LogLevel::kError, "api", "tls", {{"error", credentials.status().ToString()}});
+    return 2;
+  }
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
   transport.RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError, "api", "cannot listen", {{"listen", absl::GetFlag(FLAGS_listen)}});
     return 1;
   }
-  Log(LogLevel::kInfo, "api", "serving", {{"listen", absl::GetFlag(FLAGS_listen)}, {"port", port}});
+  Log(LogLevel::kInfo, "api", "serving",
+      {{"listen", absl::GetFlag(FLAGS_listen)},
+       {"port", port},
+       {"transport", absl::GetFlag(FLAGS_tls_cert).empty()        ? "plaintext"
+                     : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "tls"
+                                                                  : "mutual-tls"}});
 
   shutdown.WaitForNotification();
   Log(LogLevel::kInfo, "api", "shutting down");
