@@ -282,7 +282,8 @@ absl::StatusOr<domain::SequenceState> Api::LoadOwnSequence(const Ctx& ctx,
 absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
     const std::string& request_id, std::vector<v1::SequenceCommand> commands,
-    const std::vector<std::pair<std::string, std::string>>& path_map) {
+    const std::vector<std::pair<std::string, std::string>>& path_map,
+    const CompleteCommands& complete) {
   const std::string resource = SequenceResourceName(ctx.company_id, sequence_id);
   const std::vector<std::string> keys = {sequence_id, RequestKey(ctx, request_id)};
   StripeLocks locks(*this, keys);
@@ -309,6 +310,7 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     return SequenceNotFound(sequence_id);
   }
   (void)resource_field;
+  if (complete) complete(state, commands);
 
   const absl::Time now = clock_.Now();
   std::vector<v1::Envelope> events;
@@ -336,10 +338,40 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     }
     absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, keys, records);
     if (!positions.ok()) return positions.status();
+    if (absl::Status s = CheckAppendsWon(ctx, sequence_id, events, records, *positions); !s.ok()) {
+      return s;
+    }
     reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   }
   *reply.mutable_sequence() = SequenceView(state);
   return reply;
+}
+
+absl::Status Api::CheckAppendsWon(const Ctx& ctx, const std::string& sequence_id,
+                                  const std::vector<v1::Envelope>& events,
+                                  const std::vector<kafka::Record>& records,
+                                  const std::vector<LogPosition>& positions) {
+  // Another API instance may have appended the same versions first: the fold keeps the first
+  // event of each version in log order and ignores the rest, so a write is acknowledged only
+  // once the read model shows that it is the one kept (a conditional append, checked after).
+  if (!read_model_.WaitFor(positions, ReadDeadline(ctx))) {
+    return absl::UnavailableError(
+        "the update is durable but the read model has not confirmed it yet; retry with the same "
+        "request_id");
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    std::string id;
+    int64_t version = 0;
+    if (!domain::GetSequenceEventKey(events[i], &id, &version)) continue;
+    absl::StatusOr<std::optional<std::string>> kept = read_model_.SequenceEventAt(id, version);
+    if (!kept.ok()) return kept.status();
+    if (!kept->has_value() || **kept != records[i].value) {
+      return absl::AbortedError(absl::StrCat("sequence ", sequence_id,
+                                             " was changed by another writer at the same time; "
+                                             "read it again and retry"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::SequenceResponse> Api::CreateSequence(const Ctx& ctx,
@@ -436,12 +468,6 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
                                                "\" (allowed: display_name, settings, steps)"));
     }
   }
-  // The unchanged half of ChangeSettings comes from the current state (decided under the lock in
-  // RunSequenceCommands; a concurrent change is caught by the version check below when given).
-  // Read this process's own earlier writes about the sequence (e.g. its creation) first.
-  if (absl::Status s = WaitForOwnWrites(ctx, {name->sequence_id}); !s.ok()) return s;
-  absl::StatusOr<domain::SequenceState> current = LoadOwnSequence(ctx, name->sequence_id);
-  if (!current.ok()) return current.status();
   std::vector<v1::SequenceCommand> commands;
   if (steps) {
     v1::SequenceCommand c;
@@ -450,14 +476,22 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
   }
   if (display_name || settings) {
     v1::SequenceCommand c;
-    c.mutable_change_settings()->set_name(display_name ? req.sequence().display_name()
-                                                       : current->name);
-    *c.mutable_change_settings()->mutable_settings() =
-        settings ? req.sequence().settings() : current->settings;
+    if (display_name) c.mutable_change_settings()->set_name(req.sequence().display_name());
+    if (settings) *c.mutable_change_settings()->mutable_settings() = req.sequence().settings();
     commands.push_back(std::move(c));
   }
-  commands.front().set_expected_version(req.expected_version() > 0 ? req.expected_version()
-                                                                   : current->version);
+  // Only a version the caller names is checked: without one, the update applies to whatever
+  // version the lock finds (never ABORTED for a version the caller did not ask for).
+  commands.front().set_expected_version(req.expected_version());
+  // The unchanged half of ChangeSettings comes from the state read under the sequence's lock.
+  auto complete = [display_name, settings](const domain::SequenceState& current,
+                                           std::vector<v1::SequenceCommand>& cs) {
+    for (v1::SequenceCommand& c : cs) {
+      if (!c.has_change_settings()) continue;
+      if (!display_name) c.mutable_change_settings()->set_name(current.name);
+      if (!settings) *c.mutable_change_settings()->mutable_settings() = current.settings;
+    }
+  };
   return RunSequenceCommands(ctx, "sequence.name", name->sequence_id, req.request_id(),
                              std::move(commands),
                              {{"replace_steps.steps", "sequence.steps"},
@@ -465,7 +499,8 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
                               {"change_settings.settings", "sequence.settings"},
                               {"steps", "sequence.steps"},
                               {"settings", "sequence.settings"},
-                              {"name", "sequence.display_name"}});
+                              {"name", "sequence.display_name"}},
+                             complete);
 }
 
 namespace {

@@ -582,6 +582,11 @@ absl::StatusOr<std::optional<v1::Sequence>> ReadModel::GetSequence(const std::st
   return GetProto<v1::Sequence>(*store_, kSequences, sequence_id);
 }
 
+absl::StatusOr<std::optional<std::string>> ReadModel::SequenceEventAt(
+    const std::string& sequence_id, int64_t version) {
+  return store_->Get(kSeqEvents, SeqEventKey(sequence_id, version));
+}
+
 absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::string& company_id,
                                                                    const std::string& after,
                                                                    int limit, bool show_deleted) {
