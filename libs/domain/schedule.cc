@@ -125,6 +125,10 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
   switch (delay.unit()) {
     case v1::DELAY_UNIT_DAYS:
     case v1::DELAY_UNIT_BUSINESS_DAYS: {
+      // 0 means "immediately": the anchor itself (the window still applies). Resolving the
+      // anchor's own local time again would give the first occurrence of a repeated hour, i.e.
+      // an instant before an anchor in the second occurrence.
+      if (amount == 0 && !HasTime(step)) return anchor;
       const absl::CivilSecond local = calendar.tz.At(anchor).cs;
       const absl::CivilDay start(local);
       const bool business = delay.unit() == v1::DELAY_UNIT_BUSINESS_DAYS;
@@ -132,14 +136,16 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
       const int minutes = HasTime(step) ? MinutesOf(step.at_time())
                                         : static_cast<int>(local.hour() * 60 + local.minute());
       const int seconds = HasTime(step) ? 0 : static_cast<int>(local.second());
-      // Sub-second part of the anchor, kept by time-of-day-preserving delays.
+      // Sub-second part of the anchor, kept by time-of-day-preserving delays (it is part of the
+      // local time of day, so a skipped local time still resolves to the jump itself).
       const absl::Duration fraction =
           HasTime(step) ? absl::ZeroDuration()
                         : anchor - absl::FromUnixSeconds(absl::ToUnixSeconds(anchor));
       auto at = [&](absl::CivilDay d) {
-        return FromLocal(absl::CivilSecond(d.year(), d.month(), d.day(), 0, minutes, seconds),
-                         calendar.tz) +
-               fraction;
+        const absl::CivilSecond cs(d.year(), d.month(), d.day(), 0, minutes, seconds);
+        const absl::TimeZone::TimeInfo info = calendar.tz.At(cs);
+        if (info.kind == absl::TimeZone::TimeInfo::SKIPPED) return info.trans;
+        return FromLocal(cs, calendar.tz) + fraction;
       };
       absl::Time result = at(target);
       // Never before the anchor (a 0-day delay "at 09:30" issued at 10:00 means tomorrow).
