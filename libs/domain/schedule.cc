@@ -173,7 +173,14 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
   for (int i = 0; i < kAlignHorizonDays; ++i) {
     const absl::CivilDay day = first + i;
     if (calendar.holidays.count(day) > 0) continue;
-    if (ranges.empty()) return std::max(t, i == 0 ? t : AtMinutes(day, 0, calendar.tz));
+    if (ranges.empty()) {
+      if (i == 0) return t;
+      // A day that has no instant of its own (skipped by a change of offset, Apia 2011-12-30)
+      // resolves to the jump, which is on the next day: that day must not be a holiday either.
+      const absl::Time open = AtMinutes(day, 0, calendar.tz);
+      if (calendar.holidays.count(absl::CivilDay(calendar.tz.At(open).cs)) > 0) continue;
+      return std::max(t, open);
+    }
     const absl::Weekday weekday = absl::GetWeekday(day);
     // Ranges of this weekday, earliest first.
     std::vector<std::pair<int, int>> today;

@@ -280,6 +280,18 @@ TEST_CASE("Holidays without a window block the whole day", "[schedule][window]")
         Local("Europe/Berlin", 2024, 12, 26, 0));
 }
 
+TEST_CASE(
+    "Given a day that never existed (Apia 2011-12-30) between two holidays, when a step is "
+    "aligned, then it opens on the first instant of a day that is not a holiday",
+    "[schedule][window][dst]") {
+  Calendar c = Cal("Pacific/Apia");
+  c.holidays.insert(absl::CivilDay(2011, 12, 29));
+  c.holidays.insert(absl::CivilDay(2011, 12, 31));
+  // After the 29th (a holiday) the clocks read the 31st (a holiday too): the 30th has no instant.
+  CHECK(AlignToWindow(Local("Pacific/Apia", 2011, 12, 29, 10), c) ==
+        Local("Pacific/Apia", 2012, 1, 1));
+}
+
 TEST_CASE("StepDueAt applies delay, then not_before, then the window", "[schedule]") {
   Calendar c = Cal("America/New_York");
   BusinessHours(&c, 9, 17);
