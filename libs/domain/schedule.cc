@@ -201,7 +201,11 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
 
 absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& calendar,
                      absl::Time not_before, absl::Duration paused) {
-  return AlignToWindow(std::max(ApplyDelay(anchor, step, calendar) + paused, not_before), calendar);
+  const absl::Time due =
+      AlignToWindow(std::max(ApplyDelay(anchor, step, calendar) + paused, not_before), calendar);
+  // Up, so a due time is never before what it was computed from. (ToUnixMicros rounds down.)
+  const absl::Time whole = absl::FromUnixMicros(absl::ToUnixMicros(due));
+  return whole < due ? whole + absl::Microseconds(1) : whole;
 }
 
 std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,

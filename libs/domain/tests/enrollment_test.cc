@@ -335,6 +335,38 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given an activity completed at an instant with nanoseconds, when the next step is scheduled, "
+    "then its due time is a whole microsecond and the timer named by it decides again the same",
+    "[enrollment]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  v1::Envelope done = ItemInput([](v1::Envelope* e) {
+    e->mutable_activity_completed()->set_task_id("c1/deal/42#s1#1/a/task");
+    e->mutable_activity_completed()->set_item_key("c1/deal/42");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  const absl::Time completed = kT0 + absl::Hours(2) + absl::Nanoseconds(123456789);
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(completed);
+  const absl::Time now = kT0 + absl::Hours(3);
+  const Decision d = Must(DecideEnrollment(s, done, seq, now));
+  REQUIRE(d.executor_events.size() == 1);
+  const absl::Time due = FromProto(d.executor_events[0].step_scheduled().due_at());
+  CHECK(due == absl::FromUnixMicros(absl::ToUnixMicros(due)));
+  // Never before the delay ended: rounded up, not down.
+  CHECK(due >= completed + absl::Minutes(5));
+  CHECK(due - (completed + absl::Minutes(5)) < absl::Microseconds(1));
+  s = Fold(s, d);
+  // The timer id carries microseconds ("/due@<micros>"): firing with exactly that time executes.
+  const absl::Time timer = absl::FromUnixMicros(absl::ToUnixMicros(*NextDueAt(s)));
+  const Decision fired = Must(DecideStepDue(s, timer, seq, timer));
+  REQUIRE(!fired.executor_events.empty());
+  CHECK(fired.executor_events[0].step_executed().step_id() == "b");
+}
+
+TEST_CASE(
     "Given an activity with a due time, the task is due at that local time on the day it "
     "fires",
     "[enrollment]") {

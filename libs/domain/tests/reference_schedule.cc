@@ -214,6 +214,13 @@ absl::Time Delay(absl::Time anchor, const v1::Step& step, Rules& rules) {
   }
 }
 
+// Due times are whole microseconds, rounded up (the README).
+absl::Time WholeMicrosUp(absl::Time t) {
+  const absl::Duration since_epoch = t - absl::UnixEpoch();
+  const absl::Duration sub = since_epoch - absl::Floor(since_epoch, absl::Microseconds(1));
+  return sub > absl::ZeroDuration() ? t - sub + absl::Microseconds(1) : t;
+}
+
 }  // namespace
 
 absl::Time ResolveLocal(absl::CivilSecond local, absl::TimeZone tz) {
@@ -223,7 +230,7 @@ absl::Time ResolveLocal(absl::CivilSecond local, absl::TimeZone tz) {
 absl::Time DueAt(absl::Time anchor, const v1::Step& step, const v1::SequenceSettings& settings,
                  absl::TimeZone tz, absl::Time not_before) {
   Rules rules(settings, tz);
-  return rules.Align(std::max(Delay(anchor, step, rules), not_before));
+  return WholeMicrosUp(rules.Align(std::max(Delay(anchor, step, rules), not_before)));
 }
 
 std::vector<absl::Time> Schedule(const std::vector<v1::Step>& steps,
@@ -233,7 +240,7 @@ std::vector<absl::Time> Schedule(const std::vector<v1::Step>& steps,
   std::vector<absl::Time> out;
   absl::Time anchor = start;
   for (const v1::Step& step : steps) {
-    anchor = rules.Align(Delay(anchor, step, rules));
+    anchor = WholeMicrosUp(rules.Align(Delay(anchor, step, rules)));
     out.push_back(anchor);
   }
   return out;

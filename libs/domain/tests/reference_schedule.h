@@ -30,7 +30,8 @@ namespace sequences::domain::reference {
 // The rule for a local civil time: its first occurrence; in a gap, the instant the clocks jump.
 absl::Time ResolveLocal(absl::CivilSecond local, absl::TimeZone tz);
 
-// When `step` comes due after `anchor`, never before `not_before`, inside the window.
+// When `step` comes due after `anchor`, never before `not_before`, inside the window, as a whole
+// microsecond (rounded up).
 absl::Time DueAt(absl::Time anchor, const v1::Step& step, const v1::SequenceSettings& settings,
                  absl::TimeZone tz, absl::Time not_before = absl::InfinitePast());
 
