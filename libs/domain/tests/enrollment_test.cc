@@ -597,6 +597,39 @@ TEST_CASE(
   CHECK(s.status == v1::ENROLLMENT_STATUS_COMPLETED);
 }
 
+TEST_CASE(
+    "Given an enrollment waiting for an activity, when an edit is previewed and then applied, "
+    "then the preview shows it still waiting, as the executor leaves it",
+    "[enrollment][edit]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  REQUIRE(!s.waiting_task_id.empty());
+  v1::SequenceCommand edit = Command("s1");
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true);
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("b", v1::DELAY_UNIT_MINUTES, 1);
+  const std::vector<v1::Step> steps(edit.replace_steps().steps().begin(),
+                                    edit.replace_steps().steps().end());
+  const absl::Time now = kT0 + absl::Hours(1);
+  const v1::EditImpact impact = PreviewEdit(s, seq, steps, now);
+  CHECK(impact.pending_step_id_after().empty());
+  CHECK_FALSE(impact.has_due_at_after());
+  CHECK_FALSE(impact.completes());
+  // Upcoming: b, a minute after the activity is completed (assumed now).
+  REQUIRE(impact.upcoming_size() == 1);
+  CHECK(impact.upcoming(0).step_id() == "b");
+  CHECK(FromProto(impact.upcoming(0).due_at()) == now + absl::Minutes(1));
+
+  const v1::Envelope replaced = DecideSequence(seq, edit, now)->at(0);
+  const SequenceState edited = EvolveSequence(seq, replaced);
+  const EnrollmentState after = Fold(s, Must(DecideEnrollment(s, replaced, edited, now)));
+  CHECK(after.pending_step_id == impact.pending_step_id_after());
+  CHECK_FALSE(NextDueAt(after).has_value());
+  CHECK(after.waiting_task_id == s.waiting_task_id);
+}
+
 TEST_CASE("Given an edit the executor did not fan out, the fire-time check reschedules",
           "[enrollment][edit]") {
   SequenceState seq = MakeSequence(
