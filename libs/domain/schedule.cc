@@ -174,12 +174,14 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
     const absl::CivilDay day = first + i;
     if (calendar.holidays.count(day) > 0) continue;
     if (ranges.empty()) {
-      if (i == 0) return t;
-      // A day that has no instant of its own (skipped by a change of offset, Apia 2011-12-30)
-      // resolves to the jump, which is on the next day: that day must not be a holiday either.
+      // The day is the instants from its 00:00 to the next day's, both by the DST rule, like a
+      // range [00:00, 24:00). So an instant in the second pass of an evening repeated across
+      // midnight belongs to the next day (St. John's 1987-10-25), and a day the clocks skipped
+      // entirely (Apia 2011-12-30) has no instant at all.
       const absl::Time open = AtMinutes(day, 0, calendar.tz);
-      if (calendar.holidays.count(absl::CivilDay(calendar.tz.At(open).cs)) > 0) continue;
-      return std::max(t, open);
+      const absl::Time close = AtMinutes(day, 24 * 60, calendar.tz);
+      if (open < close && t < close) return std::max(t, open);
+      continue;
     }
     const absl::Weekday weekday = absl::GetWeekday(day);
     // Ranges of this weekday, earliest first.

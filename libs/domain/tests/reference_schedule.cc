@@ -122,7 +122,13 @@ class Rules {
 
   bool InWindow(absl::Time x) {
     const absl::CivilDay day = DayOf(x, tz_);
-    if (!HasRanges()) return !Holiday(day);
+    if (!HasRanges()) {
+      // A day is [its 00:00, the next day's 00:00), both by the DST rule (as a range would be).
+      for (absl::CivilDay d = day - 1; d <= day + 1; ++d) {
+        if (!Holiday(d) && At(d, 0, 0).at <= x && x < At(d + 1, 0, 0).at) return true;
+      }
+      return false;
+    }
     for (absl::CivilDay d = day - 1; d <= day + 1; ++d) {
       if (Holiday(d)) continue;
       for (const auto& [start, end] : Ranges(d)) {

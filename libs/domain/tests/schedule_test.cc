@@ -292,6 +292,21 @@ TEST_CASE(
         Local("Pacific/Apia", 2012, 1, 1));
 }
 
+TEST_CASE(
+    "Given St. John's 1987 evening repeated across midnight, when a step falls in its second "
+    "pass, then it belongs to the next day for holidays",
+    "[schedule][window][dst]") {
+  // 1987-10-25 00:01 -0130 -> 1987-10-24 22:01 -0330: 22:01 to 00:01 occur twice.
+  const absl::Time second_pass = Utc(1987, 10, 25, 2, 31);  // 23:01 -0330, after the change
+  Calendar saturday_off = Cal("America/St_Johns");
+  saturday_off.holidays.insert(absl::CivilDay(1987, 10, 24));
+  CHECK(AlignToWindow(second_pass, saturday_off) == second_pass);
+  // ... and is blocked when that next day is a holiday: open at Monday's 00:00.
+  Calendar sunday_off = Cal("America/St_Johns");
+  sunday_off.holidays.insert(absl::CivilDay(1987, 10, 25));
+  CHECK(AlignToWindow(second_pass, sunday_off) == Utc(1987, 10, 26, 3, 30));
+}
+
 TEST_CASE("StepDueAt applies delay, then not_before, then the window", "[schedule]") {
   Calendar c = Cal("America/New_York");
   BusinessHours(&c, 9, 17);
