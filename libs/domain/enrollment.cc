@@ -1041,8 +1041,12 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
   absl::Time anchor = state.anchor;
   absl::Time not_before = state.not_before;
   absl::Duration paused = state.paused_total;
-  if (!state.waiting_task_id.empty()) {
-    anchor = not_before = now;  // assumes the activity is completed now
+  // An edit never ends a wait for an activity (the executor does not reschedule a waiting
+  // enrollment): it still has no pending step afterwards. Its upcoming steps assume the activity
+  // is completed now.
+  const bool waiting = !state.waiting_task_id.empty();
+  if (waiting) {
+    anchor = not_before = now;
     paused = absl::ZeroDuration();
   } else if (state.paused_at.has_value()) {
     paused += std::max(absl::ZeroDuration(), now - *state.paused_at);  // assumes resume now
@@ -1054,7 +1058,7 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
     s->set_step_id(new_steps[i].id());
     s->set_step_index(static_cast<int32_t>(i));
     *s->mutable_due_at() = ToProto(due);
-    if (i == static_cast<size_t>(idx)) {
+    if (i == static_cast<size_t>(idx) && !waiting) {
       impact.set_pending_step_id_after(new_steps[i].id());
       *impact.mutable_due_at_after() = ToProto(due);
     }

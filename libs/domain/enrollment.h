@@ -215,7 +215,11 @@ std::optional<absl::Time> NextDueAt(const EnrollmentState& state);
                                        const SequenceState& sequence);
 
 // What replacing the sequence's steps with `new_steps` would do to this enrollment (pure preview
-// for the API). For an enrollment that is not active, returns only its id.
+// for the API). For an enrollment that is not active, returns only its id. The pending step and
+// due time after the edit are what DecideEnrollment does with the SequenceStepsReplaced event at
+// `now` (for a paused enrollment: followed by resuming every pause cause at `now`). An enrollment
+// waiting for an activity keeps waiting: no pending step after; its `upcoming` steps assume the
+// activity is completed at `now`, and `completes` means it completes when it is.
 v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& sequence,
                            absl::Span<const v1::Step> new_steps, absl::Time now);
 

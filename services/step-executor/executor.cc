@@ -230,6 +230,9 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
   std::set<int32_t> at_end;
   std::map<int32_t, int64_t> ends;
   int64_t folded = 0;
+  // Records that do not decode, or decode to no executor event this version knows: skipped (there
+  // is nothing to fold), but never silently.
+  int64_t undecodable = 0;
   absl::Time last_progress = clock_.Now();
   absl::Status result = absl::OkStatus();
   while (at_end.size() < parts.size()) {
@@ -247,9 +250,16 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
       }
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
       v1::Envelope e;
-      if (e.ParseFromString(m.value)) {
+      if (e.ParseFromString(m.value) && EnrollmentKeyOfEvent(e).has_value()) {
         if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
         ++folded;
+      } else {
+        ++undecodable;
+        Log(LogLevel::kError, kLog, "executor event does not decode; skipped",
+            {{"topic", options_.topics.executor_events},
+             {"partition", m.partition},
+             {"offset", m.offset},
+             {"bytes", m.value.size()}});
       }
       overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
     }
@@ -266,8 +276,9 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
     for (const auto& [p, end] : ends) executor_ends_[p] = end;
   }
   changelog_->Assign({}).IgnoreError();
-  if (folded > 0) {
-    Log(LogLevel::kInfo, kLog, "folded executor-events", {{"events", folded}});
+  if (folded > 0 || undecodable > 0) {
+    Log(undecodable > 0 ? LogLevel::kError : LogLevel::kInfo, kLog, "folded executor-events",
+        {{"events", folded}, {"undecodable", undecodable}});
   }
   return result;
 }

@@ -87,7 +87,10 @@ int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
   }
   std::printf("%s\n", result->ToJson().c_str());
   std::fflush(stdout);
-  return options.dry_run && result->decisions_differing > 0 ? 3 : 0;
+  if (options.dry_run && result->decisions_differing > 0) return 3;
+  // The rebuilt state may lack what could not be decoded (each record was logged).
+  if (result->executor_events_undecodable > 0) return 4;
+  return 0;
 }
 
 int Main(const std::vector<char*>& args) {

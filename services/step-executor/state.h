@@ -66,8 +66,9 @@ struct EnrollmentRecord {
   static bool Decode(absl::string_view in, EnrollmentRecord* out);
 };
 
-// Folds a record's events. Events that do not parse are skipped (they were written by us).
-domain::EnrollmentState FoldRecord(const EnrollmentRecord& record);
+// Folds a record's events. Events that do not parse (they were written by us: a damaged store)
+// are skipped and counted in `*undecodable` (if not null).
+domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecodable = nullptr);
 
 // A due-index entry.
 struct DueEntry {

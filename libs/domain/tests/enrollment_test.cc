@@ -335,6 +335,38 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given an activity completed at an instant with nanoseconds, when the next step is scheduled, "
+    "then its due time is a whole microsecond and the timer named by it decides again the same",
+    "[enrollment]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  v1::Envelope done = ItemInput([](v1::Envelope* e) {
+    e->mutable_activity_completed()->set_task_id("c1/deal/42#s1#1/a/task");
+    e->mutable_activity_completed()->set_item_key("c1/deal/42");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  const absl::Time completed = kT0 + absl::Hours(2) + absl::Nanoseconds(123456789);
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(completed);
+  const absl::Time now = kT0 + absl::Hours(3);
+  const Decision d = Must(DecideEnrollment(s, done, seq, now));
+  REQUIRE(d.executor_events.size() == 1);
+  const absl::Time due = FromProto(d.executor_events[0].step_scheduled().due_at());
+  CHECK(due == absl::FromUnixMicros(absl::ToUnixMicros(due)));
+  // Never before the delay ended: rounded up, not down.
+  CHECK(due >= completed + absl::Minutes(5));
+  CHECK(due - (completed + absl::Minutes(5)) < absl::Microseconds(1));
+  s = Fold(s, d);
+  // The timer id carries microseconds ("/due@<micros>"): firing with exactly that time executes.
+  const absl::Time timer = absl::FromUnixMicros(absl::ToUnixMicros(*NextDueAt(s)));
+  const Decision fired = Must(DecideStepDue(s, timer, seq, timer));
+  REQUIRE(!fired.executor_events.empty());
+  CHECK(fired.executor_events[0].step_executed().step_id() == "b");
+}
+
+TEST_CASE(
     "Given an activity with a due time, the task is due at that local time on the day it "
     "fires",
     "[enrollment]") {
@@ -563,6 +595,39 @@ TEST_CASE(
   Fire(&s, edited);
   CHECK(s.executed_step_ids == std::vector<std::string>{"a", "c"});
   CHECK(s.status == v1::ENROLLMENT_STATUS_COMPLETED);
+}
+
+TEST_CASE(
+    "Given an enrollment waiting for an activity, when an edit is previewed and then applied, "
+    "then the preview shows it still waiting, as the executor leaves it",
+    "[enrollment][edit]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  REQUIRE(!s.waiting_task_id.empty());
+  v1::SequenceCommand edit = Command("s1");
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true);
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("b", v1::DELAY_UNIT_MINUTES, 1);
+  const std::vector<v1::Step> steps(edit.replace_steps().steps().begin(),
+                                    edit.replace_steps().steps().end());
+  const absl::Time now = kT0 + absl::Hours(1);
+  const v1::EditImpact impact = PreviewEdit(s, seq, steps, now);
+  CHECK(impact.pending_step_id_after().empty());
+  CHECK_FALSE(impact.has_due_at_after());
+  CHECK_FALSE(impact.completes());
+  // Upcoming: b, a minute after the activity is completed (assumed now).
+  REQUIRE(impact.upcoming_size() == 1);
+  CHECK(impact.upcoming(0).step_id() == "b");
+  CHECK(FromProto(impact.upcoming(0).due_at()) == now + absl::Minutes(1));
+
+  const v1::Envelope replaced = DecideSequence(seq, edit, now)->at(0);
+  const SequenceState edited = EvolveSequence(seq, replaced);
+  const EnrollmentState after = Fold(s, Must(DecideEnrollment(s, replaced, edited, now)));
+  CHECK(after.pending_step_id == impact.pending_step_id_after());
+  CHECK_FALSE(NextDueAt(after).has_value());
+  CHECK(after.waiting_task_id == s.waiting_task_id);
 }
 
 TEST_CASE("Given an edit the executor did not fan out, the fire-time check reschedules",

@@ -218,5 +218,75 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "Given flows that wait for activities completed at nanosecond times and an executor-events "
+    "record that does not decode, when the executor recovers and the log is replayed with "
+    "--dry_run, then no decision differs and the undecodable record is counted, logged and "
+    "fails the replay with exit code 4") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-wait");
+  w.PublishSequence(
+      seq.Create({ActivityStep("call", 0, /*wait=*/true), ActivityStep("after", 0)}, t0));
+  w.PublishRaw(w.topics().executor_events, "c1/deal/0", "\x01garbage that is no envelope");
+  auto exec = w.StartExecutor("a");
+  constexpr int kItems = 5;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    w.Publish(w.topics().enrollment_events, item, Enroll(item, seq.id(), 1, absl::Now()));
+  }
+  Reader reader({w.topics().task_events, w.topics().executor_events});
+  auto count = [&](auto has) {
+    int n = 0;
+    for (const Seen& s : reader.seen()) n += has(s.event) ? 1 : 0;
+    return n;
+  };
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return count([](const v1::Envelope& e) { return e.has_waiting_for_activity(); }) >= kItems;
+      },
+      absl::Seconds(60)));
+  // Completed well after the step ran (so the completion, not the execution, is the anchor).
+  absl::SleepFor(absl::Milliseconds(1500));
+  for (const Seen* s : reader.On(w.topics().task_events)) {
+    const v1::TaskCreated& t = s->event.task_created();
+    v1::Envelope done = Input(absl::StrCat("done-", t.task_id()), absl::Now());
+    done.mutable_activity_completed()->set_task_id(t.task_id());
+    done.mutable_activity_completed()->set_item_key(t.item_key());
+    done.mutable_activity_completed()->set_sequence_id(t.sequence_id());
+    // A second ago, with the task service's nanoseconds.
+    *done.mutable_activity_completed()->mutable_completed_at() =
+        domain::ToProto(absl::Now() - absl::Seconds(1) + absl::Nanoseconds(123456789));
+    w.Publish(w.topics().enrollment_events, t.item_key(), done);
+  }
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return count([](const v1::Envelope& e) { return e.has_enrollment_completed(); }) >= kItems;
+      },
+      absl::Seconds(60)));
+  REQUIRE(exec->Terminate() == 0);
+  CHECK(exec->Log().find("executor event does not decode") != std::string::npos);
+  const std::string live = DigestIn(exec->Log(), "\"msg\":\"stopped\"");
+  REQUIRE(!live.empty());
+
+  const std::string dir = w.DataDir("replay-wait");
+  auto replay = ChildProcess::Start(
+      {ServiceBinary("step-executor"), "replay", "--bootstrap_servers=" + Bootstrap(),
+       "--topic_prefix=" + w.prefix(), "--from=beginning", "--data_dir=" + dir, "--dry_run"},
+      dir + ".log");
+  REQUIRE(replay.ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while ((*replay)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  const int code = (*replay)->Terminate();
+  const std::string log = (*replay)->Log();
+  INFO(log);
+  CHECK(code == 4);
+  CHECK(DigestIn(log, "{\"digest\"") == live);
+  CHECK(log.find("\"executor_events_undecodable\":1,") != std::string::npos);
+  CHECK(log.find("record does not decode") != std::string::npos);
+  CHECK(log.find("\"decisions_differing\":0,") != std::string::npos);
+  CHECK(log.find("\"decisions_checked\":0,") == std::string::npos);
+}
+
 }  // namespace
 }  // namespace sequences::executor::e2e
