@@ -1054,10 +1054,7 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
   }
   for (size_t i = static_cast<size_t>(idx); i < new_steps.size(); ++i) {
     const absl::Time due = StepDueAt(anchor, new_steps[i], cal, not_before, paused);
-    v1::ScheduledStep* s = impact.add_upcoming();
-    s->set_step_id(new_steps[i].id());
-    s->set_step_index(static_cast<int32_t>(i));
-    *s->mutable_due_at() = ToProto(due);
+    *impact.add_upcoming() = ScheduledAt(new_steps[i], static_cast<int>(i), due, cal.tz);
     if (i == static_cast<size_t>(idx) && !waiting) {
       impact.set_pending_step_id_after(new_steps[i].id());
       *impact.mutable_due_at_after() = ToProto(due);

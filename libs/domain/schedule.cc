@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
 
 namespace sequences::domain {
@@ -210,6 +211,18 @@ absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& ca
   return whole < due ? whole + absl::Microseconds(1) : whole;
 }
 
+v1::ScheduledStep ScheduledAt(const v1::Step& step, int index, absl::Time due, absl::TimeZone tz) {
+  v1::ScheduledStep s;
+  s.set_step_id(step.id());
+  s.set_step_index(index);
+  *s.mutable_due_at() = ToProto(due);
+  s.set_time_zone(tz.name());
+  s.set_local_due_time(absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", due, tz));
+  s.set_local_display(
+      absl::StrCat(absl::FormatTime("%a %e %b %Y %H:%M %Z", due, tz), ", ", tz.name()));
+  return s;
+}
+
 std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,
                                                const v1::SequenceSettings& settings,
                                                absl::Time start, absl::TimeZone tz) {
@@ -218,11 +231,7 @@ std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,
   absl::Time anchor = start;
   for (size_t i = 0; i < steps.size(); ++i) {
     const absl::Time due = StepDueAt(anchor, steps[i], calendar);
-    v1::ScheduledStep s;
-    s.set_step_id(steps[i].id());
-    s.set_step_index(static_cast<int32_t>(i));
-    *s.mutable_due_at() = ToProto(due);
-    out.push_back(std::move(s));
+    out.push_back(ScheduledAt(steps[i], static_cast<int>(i), due, calendar.tz));
     anchor = due;
   }
   return out;

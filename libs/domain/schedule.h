@@ -74,6 +74,9 @@ absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& ca
                      absl::Time not_before = absl::InfinitePast(),
                      absl::Duration paused = absl::ZeroDuration());
 
+// One step of a preview due at `due`: UTC and the wall clock of `tz` (ScheduledStep's fields).
+v1::ScheduledStep ScheduledAt(const v1::Step& step, int index, absl::Time due, absl::TimeZone tz);
+
 // Schedule preview: when each step would come due for an enrollment started at `start` in `tz`,
 // assuming each step executes when due (and activities that wait are completed at once).
 std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,

@@ -367,3 +367,29 @@ TEST_CASE("Schedule preview chains the steps from the start in the time zone", "
 
 }  // namespace
 }  // namespace sequences::domain
+
+namespace sequences::domain {
+namespace {
+
+TEST_CASE("a preview shows each due time on the wall clock of the zone it was computed in",
+          "[schedule][preview]") {
+  v1::Step step = testing::ActivityStep("call", v1::DELAY_UNIT_DAYS, 1);
+  step.mutable_at_time()->set_hours(9);
+  // Monday 2026-11-30 12:00 UTC; Berlin is on CET (+01:00) in winter, Los Angeles on PST.
+  const absl::Time start =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 30, 12, 0, 0), absl::UTCTimeZone());
+  std::vector<v1::ScheduledStep> berlin =
+      PreviewSchedule({step}, v1::SequenceSettings(), start, testing::Zone("Europe/Berlin"));
+  REQUIRE(berlin.size() == 1);
+  CHECK(berlin[0].time_zone() == "Europe/Berlin");
+  CHECK(berlin[0].local_due_time() == "2026-12-01T09:00:00+01:00");
+  CHECK(berlin[0].local_display() == "Tue  1 Dec 2026 09:00 CET, Europe/Berlin");
+  CHECK(FromProto(berlin[0].due_at()) ==
+        absl::FromCivil(absl::CivilSecond(2026, 12, 1, 8, 0, 0), absl::UTCTimeZone()));
+  std::vector<v1::ScheduledStep> la =
+      PreviewSchedule({step}, v1::SequenceSettings(), start, testing::Zone("America/Los_Angeles"));
+  CHECK(la[0].local_due_time() == "2026-12-01T09:00:00-08:00");
+}
+
+}  // namespace
+}  // namespace sequences::domain
