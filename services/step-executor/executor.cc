@@ -20,6 +20,18 @@ Executor::Executor(ExecutorOptions options, Clock& clock)
 
 Executor::~Executor() = default;
 
+MetricsSnapshot Executor::Snapshot() {
+  MetricsSnapshot m = metrics_.Snapshot();
+  const int64_t beat = loop_beat_micros_.load(std::memory_order_relaxed);
+  const absl::Duration since = clock_.Now() - absl::FromUnixMicros(beat);
+  if (m.serving && (beat == 0 || since > kLoopStall)) {
+    m.serving = false;
+    m.health_reason =
+        absl::StrCat("loop blocked for ", absl::FormatDuration(since), " (broker unreachable?)");
+  }
+  return m;
+}
+
 absl::Status Executor::AssignSequenceConsumer() {
   if (sequence_partitions_ == 0) {
     auto n = sequences_->PartitionCount(options_.topics.sequence_events, kKafkaTimeout);
@@ -163,6 +175,7 @@ absl::Status Executor::Run(absl::Notification& stop) {
        {"processing_guarantee", ProcessingGuaranteeName(options_.guarantee)}});
 
   while (!stop.HasBeenNotified()) {
+    loop_beat_micros_.store(absl::ToUnixMicros(clock_.Now()), std::memory_order_relaxed);
     if (absl::Status fatal = ClientFatalError(); !fatal.ok()) {
       if (!RebuildGroupClients(fatal)) break;
       continue;

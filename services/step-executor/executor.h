@@ -87,8 +87,11 @@ class Executor {
   // state directory cannot be opened); broker trouble is retried, logged and shown in health.
   absl::Status Run(absl::Notification& stop);
 
-  // Health and metrics, safe from any thread.
-  MetricsSnapshot Snapshot() { return metrics_.Snapshot(); }
+  // Health and metrics, safe from any thread. Not serving also when the loop has not come round
+  // for kLoopStall: it is blocked in a Kafka call (a commit or an init waiting for a broker that
+  // went away), and the health it last wrote is stale.
+  MetricsSnapshot Snapshot();
+  static constexpr absl::Duration kLoopStall = absl::Seconds(5);
 
  private:
   struct PartitionState {
@@ -160,6 +163,8 @@ class Executor {
   std::optional<absl::Time> next_due_;  // cached; nullopt: recompute
   bool next_due_known_ = false;
   bool recovery_failed_ = false;
+  // When the loop last came round (unix micros; 0: not yet). Read by Snapshot on other threads.
+  std::atomic<int64_t> loop_beat_micros_{0};
   // Notified to stop Run (set by Run; null before).
   absl::Notification* stop_ = nullptr;
   // True between an assignment of the group (possibly empty: more members than partitions) and

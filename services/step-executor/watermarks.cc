@@ -35,11 +35,12 @@ void WatermarkPoller::Run() {
     Marks marks;
     for (int32_t p : partitions) {
       auto w = consumer_->QueryWatermarks({topic_, p}, absl::Seconds(2));
-      if (w.ok()) {
-        marks.offsets[p] = *w;
-      } else {
+      if (!w.ok()) {
+        // The others would fail the same way, each after its timeout: report at once.
         marks.ok = false;
+        break;
       }
+      marks.offsets[p] = *w;
     }
     marks.at = clock_.Now();
     {

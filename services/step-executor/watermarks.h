@@ -30,7 +30,7 @@ class WatermarkPoller {
   struct Marks {
     // Low and high watermark per partition, from the latest round.
     std::map<int32_t, kafka::WatermarkOffsets> offsets;
-    // False if the latest round failed for any partition.
+    // False if the latest round failed for a partition (the round stops there).
     bool ok = true;
     // When the latest round finished (InfinitePast: none yet).
     absl::Time at = absl::InfinitePast();
