@@ -103,7 +103,8 @@ class Consumer {
 
   // OK while the client is usable. Otherwise the fatal error librdkafka raised (for a consumer:
   // a static member fenced by another member with the same group.instance.id, FENCED_INSTANCE_ID):
-  // every later call fails, the client never recovers, and it must be destroyed and recreated.
+  // it stays set, the client never recovers (polls fail or return nothing), and it must be
+  // destroyed and recreated.
   // Cheap (no broker round trip); safe from the polling thread.
   virtual absl::Status FatalError() = 0;
 

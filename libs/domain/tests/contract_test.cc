@@ -54,7 +54,7 @@ TEST_CASE("A record key that is not the item key, or a malformed item key, is re
 }
 
 TEST_CASE(
-    "A payload that is not an enrollment input is refused; an owner-wide input may use any "
+    "A payload that is not an enrollment input is refused, and an owner-wide input may use any "
     "key",
     "[contract]") {
   v1::Envelope task = MakeEnvelope("ev-2", "acme", kT0, "", "");
