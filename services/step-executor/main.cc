@@ -159,7 +159,9 @@ int Main(const std::vector<char*>& args) {
   absl::Notification stop_health;
   std::thread health_thread;
   if (const int port = absl::GetFlag(FLAGS_health_port); port > 0) {
-    const std::string address = absl::StrCat(absl::GetFlag(FLAGS_health_address), ":", port);
+    std::string host = absl::GetFlag(FLAGS_health_address);
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    const std::string address = absl::StrCat(host, ":", port);  // IPv6 literals in brackets
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
     int bound = 0;
