@@ -179,6 +179,8 @@ class ConsumerImpl final : public Consumer {
     return ConsumerGroupMetadata(std::move(handle));
   }
 
+  absl::Status FatalError() override { return internal::ClientFatalError(rk_.get(), "consumer"); }
+
   void Close() override {
     if (closed_) return;
     closed_ = true;

@@ -90,6 +90,8 @@ class ProducerImpl final : public Producer {
 
   int OutstandingCount() override { return rd_kafka_outq_len(rk_.get()); }
 
+  absl::Status FatalError() override { return internal::ClientFatalError(rk_.get(), "producer"); }
+
  private:
   KafkaHandle rk_;
   absl::Duration delivery_timeout_;

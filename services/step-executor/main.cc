@@ -5,6 +5,7 @@
 //   step-executor [flags]                      run the executor
 //   step-executor replay --from=beginning|<RFC3339> --data_dir=DIR [--dry_run]
 //                                              rebuild DIR from the log, print the digest (JSON)
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
@@ -34,7 +35,11 @@ ABSL_FLAG(std::string, instance_id, "",
           "stable id of this instance (transactional id = <group_id>.<instance_id>); "
           "default: the host name");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-executor", "RocksDB state directory");
-ABSL_FLAG(int, health_port, 0, "gRPC health service port on 0.0.0.0 (0: no server)");
+ABSL_FLAG(int, health_port, 0, "gRPC health service port (0: no server)");
+ABSL_FLAG(std::string, health_address, "127.0.0.1",
+          "address the health server binds (loopback by default; 0.0.0.0 for every interface)");
+ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
+          "consumer group session timeout (the broker accepts 6s..30m by default)");
 ABSL_FLAG(int, max_batch, 500, "most inputs and most due steps decided per transaction");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(50),
           "longest wait before a batch is flushed / a due step is looked at");
@@ -143,20 +148,31 @@ int Main(const std::vector<char*>& args) {
   options.defer_timeout = absl::GetFlag(FLAGS_defer_timeout);
   options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);
   options.metrics_interval = absl::GetFlag(FLAGS_metrics_interval);
+  options.session_timeout = absl::GetFlag(FLAGS_session_timeout);
   options.guarantee = *guarantee;
   executor::Executor exec(options, clock);
 
   // Health: the standard grpc.health.v1 service, SERVING only when the executor is caught up.
+  // The server's only registered service (it outlives the server). gRPC adds the default health
+  // service at Start, after ServerBuilder has refused a server without any synchronous or
+  // callback method ("At least one of the completion queues must be frequently polled"); an
+  // empty callback generic service (it answers UNIMPLEMENTED) gives it one.
+  grpc::CallbackGenericService no_methods;
   std::unique_ptr<grpc::Server> server;
   absl::Notification stop_health;
   std::thread health_thread;
   if (const int port = absl::GetFlag(FLAGS_health_port); port > 0) {
+    std::string host = absl::GetFlag(FLAGS_health_address);
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    const std::string address = absl::StrCat(host, ":", port);  // IPv6 literals in brackets
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials());
+    int bound = 0;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
+    builder.RegisterCallbackGenericService(&no_methods);
     server = builder.BuildAndStart();
-    if (server == nullptr) {
-      Log(LogLevel::kError, kLog, "health server did not start", {{"port", port}});
+    if (server == nullptr || bound == 0) {
+      Log(LogLevel::kError, kLog, "health server did not start", {{"address", address}});
       return 1;
     }
     server->GetHealthCheckService()->SetServingStatus(false);
@@ -170,7 +186,7 @@ int Main(const std::vector<char*>& args) {
         }
       }
     });
-    Log(LogLevel::kInfo, kLog, "health server listening", {{"port", port}});
+    Log(LogLevel::kInfo, kLog, "health server listening", {{"address", address}});
   }
 
   Log(LogLevel::kInfo, kLog, "ready");
@@ -178,7 +194,9 @@ int Main(const std::vector<char*>& args) {
   if (server != nullptr) {
     stop_health.Notify();
     health_thread.join();
-    server->Shutdown();
+    // Ends open Watch streams, then waits (bounded) for calls in flight.
+    server->GetHealthCheckService()->Shutdown();
+    server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(2)));
   }
   if (!status.ok()) {
     Log(LogLevel::kError, kLog, "executor failed", {{"error", status.ToString()}});

@@ -3,6 +3,7 @@
 #include "services/step-executor/processor.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 
 #include "absl/strings/numbers.h"
 #include "libs/domain/envelope.h"
@@ -238,6 +239,49 @@ TEST_CASE(
   CHECK(*as_read.FindHeader(kHeaderTopic) == "t.enrollment-events");
   CHECK(*as_read.FindHeader(kHeaderPartition) == "2");
   CHECK(*as_read.FindHeader(kHeaderOffset) == "41");
+}
+
+TEST_CASE(
+    "Given enroll requests that break the publisher contract (no event_id, no company_id, no "
+    "occurred_at, a company_id that is not the item key's company), when they are decided, then "
+    "each goes to dead-letter with a contract reason and nothing is enrolled") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("call", 0)}, f.clock.Now()));
+  struct Case {
+    const char* name;
+    std::function<void(v1::Envelope&)> breaks;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {"no event_id", [](v1::Envelope& e) { e.clear_event_id(); }, "contract: event_id"},
+      {"no company_id", [](v1::Envelope& e) { e.clear_company_id(); }, "contract: company_id is"},
+      {"no occurred_at", [](v1::Envelope& e) { e.clear_occurred_at(); }, "contract: occurred_at"},
+      {"other company", [](v1::Envelope& e) { e.set_company_id("c2"); },
+       "contract: company_id 'c2' is not the company of item key 'c1/deal/7'"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    v1::Envelope e = Enroll("c1/deal/7", "s1", 1, f.clock.Now());
+    c.breaks(e);
+    BatchOutput out;
+    CHECK(f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/7", e), out) ==
+          Processor::InputResult::kDone);
+    REQUIRE(out.records.size() == 1);
+    CHECK(out.records[0].topic == "t.dead-letter");
+    CHECK(out.dead_lettered == 1);
+    kafka::Message as_read;
+    as_read.headers = out.records[0].headers;
+    REQUIRE(as_read.FindHeader(kHeaderReason) != nullptr);
+    CHECK(as_read.FindHeader(kHeaderReason)->find(c.reason) == 0);
+  }
+  // The same request, whole, is enrolled: the cases above failed only on their own break.
+  BatchOutput ok;
+  f.Decide(
+      f.Record("t.enrollment-events", 0, "c1/deal/7", Enroll("c1/deal/7", "s1", 1, f.clock.Now())),
+      ok);
+  CHECK(f.On(ok, "t.dead-letter").empty());
+  CHECK(f.On(ok, "t.executor-events").size() >= 1);
 }
 
 TEST_CASE(

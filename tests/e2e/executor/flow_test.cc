@@ -170,6 +170,68 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Inputs that break the publisher contract (no event_id, no company_id, no occurred_at, a "
+    "company that is not the item key's) land in dead-letter with the reason, and fire nothing") {
+  World w;
+  SequenceBuilder seq("c1", "s-contract");
+  w.PublishSequence(seq.Create({ActivityStep("call", 0)}, absl::Now()));
+  auto exec = w.StartExecutor("a");
+  std::map<std::string, std::string> want;  // item -> reason prefix
+  auto broken = [&](const std::string& item, const std::string& reason, auto&& breaks) {
+    v1::Envelope e = Enroll(item, seq.id(), 1, absl::Now());
+    breaks(e);
+    w.Publish(w.topics().enrollment_events, item, e);
+    want[item] = reason;
+  };
+  broken("c1/deal/1", "contract: event_id is required",
+         [](v1::Envelope& e) { e.clear_event_id(); });
+  broken("c1/deal/2", "contract: company_id is required",
+         [](v1::Envelope& e) { e.clear_company_id(); });
+  broken("c1/deal/3", "contract: occurred_at is required",
+         [](v1::Envelope& e) { e.clear_occurred_at(); });
+  broken("c1/deal/4", "contract: company_id 'c2' is not the company",
+         [](v1::Envelope& e) { e.set_company_id("c2"); });
+  const std::string good = "c1/deal/5";
+  w.Publish(w.topics().enrollment_events, good, Enroll(good, seq.id(), 1, absl::Now()));
+
+  Reader reader({w.topics().dead_letter, w.topics().task_events});
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return reader.On(w.topics().dead_letter).size() >= want.size() &&
+               !reader.On(w.topics().task_events).empty();
+      },
+      absl::Seconds(60)));
+  reader.Poll(absl::Seconds(2));
+  auto dead = reader.On(w.topics().dead_letter);
+  REQUIRE(dead.size() == want.size());
+  for (const Seen* d : dead) {
+    INFO(d->message.key);
+    REQUIRE(want.count(d->message.key) == 1);
+    REQUIRE(d->message.FindHeader("reason") != nullptr);
+    CHECK(d->message.FindHeader("reason")->find(want[d->message.key]) == 0);
+    CHECK(*d->message.FindHeader("topic") == w.topics().enrollment_events);
+  }
+  auto tasks = reader.On(w.topics().task_events);
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0]->event.task_created().item_key() == good);
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "With --health_port the executor serves grpc.health.v1 Check on loopback: SERVING once it "
+    "owns its partitions and is caught up, and nothing after SIGTERM") {
+  World w;
+  const int port = sequences::testing::FreePort();
+  auto exec = w.StartExecutor("a", {absl::StrCat("--health_port=", port)});
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  CHECK(exec->WaitForLog("\"msg\":\"health server listening\"", absl::Seconds(5)));
+  CHECK(exec->Log().find("\"address\":\"127.0.0.1:") != std::string::npos);
+  REQUIRE(WaitForHealth(address, "SERVING", absl::Seconds(60)));
+  CHECK(exec->Terminate() == 0);
+  CHECK(HealthOf(address, absl::Milliseconds(500)).find("error") == 0);
+}
+
+TEST_CASE(
     "Replaying the log from zero rebuilds state with the live instance's digest, and "
     "deciding again from the inputs reproduces every recorded decision") {
   World w;

@@ -5,6 +5,9 @@
 // envelopes as the API and the automation engine do (idempotent producer), real step-executor
 // processes, and a read_committed reader of the output topics.
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "libs/domain/envelope.h"
 #include "libs/kafka/admin.h"
@@ -33,26 +37,33 @@ using sequences::testing::UniqueName;
 
 inline constexpr int kPartitions = 4;
 
-inline kafka::ClientConfig Client() {
+inline kafka::ClientConfig Client(const std::string& bootstrap = Bootstrap()) {
   kafka::ClientConfig c;
-  c.bootstrap_servers = Bootstrap();
+  c.bootstrap_servers = bootstrap;
   return c;
 }
 
-// A test's private world: its own topic prefix, consumer group and directories.
+// A test's private world: its own topic prefix, consumer group and directories, on the shared
+// test broker or on `bootstrap` (a fault test's private broker).
 class World {
  public:
-  World() : prefix_(UniqueName("exec") + "."), topics_(service::Topics::WithPrefix(prefix_)) {
-    auto admin = kafka::Admin::Create(Client());
+  explicit World(std::string bootstrap = Bootstrap())
+      : bootstrap_(std::move(bootstrap)),
+        prefix_(UniqueName("exec") + "."),
+        topics_(service::Topics::WithPrefix(prefix_)) {
+    auto admin = kafka::Admin::Create(Client(bootstrap_));
     REQUIRE(admin.ok());
     REQUIRE(service::EnsureTopics(**admin, topics_, kPartitions, absl::Seconds(30)).ok());
-    auto producer = kafka::Producer::Create({.client = Client()});
+    // Long enough to ride out a fault test's broker outage.
+    auto producer = kafka::Producer::Create(
+        {.client = Client(bootstrap_), .delivery_timeout = absl::Seconds(120)});
     REQUIRE(producer.ok());
     producer_ = std::move(*producer);
     dir_ = TempDir("exec-e2e");
   }
 
   const service::Topics& topics() const { return topics_; }
+  const std::string& bootstrap() const { return bootstrap_; }
   const std::string& prefix() const { return prefix_; }
   std::string DataDir(const std::string& instance) const {
     return absl::StrCat(dir_, "/", instance, "-state");
@@ -85,7 +96,7 @@ class World {
   std::unique_ptr<ChildProcess> StartExecutor(const std::string& instance,
                                               std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {ServiceBinary("step-executor"),
-                                     "--bootstrap_servers=" + Bootstrap(),
+                                     "--bootstrap_servers=" + bootstrap_,
                                      "--topic_prefix=" + prefix_,
                                      "--group_id=" + prefix_ + "executor",
                                      "--instance_id=" + instance,
@@ -102,6 +113,7 @@ class World {
   }
 
  private:
+  std::string bootstrap_;
   std::string prefix_;
   service::Topics topics_;
   std::unique_ptr<kafka::Producer> producer_;
@@ -119,9 +131,10 @@ struct Seen {
 // from where it stopped.
 class Reader {
  public:
-  explicit Reader(const std::vector<std::string>& topics) {
+  explicit Reader(const std::vector<std::string>& topics,
+                  const std::string& bootstrap = Bootstrap()) {
     kafka::ConsumerConfig c;
-    c.client = Client();
+    c.client = Client(bootstrap);
     c.read_committed = true;
     auto consumer = kafka::Consumer::Create(c);
     REQUIRE(consumer.ok());
@@ -168,6 +181,59 @@ class Reader {
   std::unique_ptr<kafka::Consumer> consumer_;
   std::vector<Seen> seen_;
 };
+
+// grpc.health.v1.Health/Check of service "" at `address`: "SERVING", "NOT_SERVING", "UNKNOWN",
+// "SERVICE_UNKNOWN", or "error: <grpc status>" when the call fails. Sent as raw bytes (the
+// request with an empty service name is empty on the wire; the response is field 1, an enum), so
+// the tests need no generated code of the health proto.
+inline std::string HealthOf(const std::string& address, absl::Duration timeout = absl::Seconds(2)) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  grpc::Slice empty{std::string()};
+  grpc::ByteBuffer request(&empty, 1);
+  grpc::ByteBuffer response;
+  grpc::Status status;
+  absl::Notification done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&](grpc::Status s) {
+                   status = std::move(s);
+                   done.Notify();
+                 });
+  done.WaitForNotification();
+  if (!status.ok())
+    return absl::StrCat("error: ", status.error_code(), " ", status.error_message());
+  std::vector<grpc::Slice> slices;
+  std::string bytes;
+  if (response.Dump(&slices).ok()) {
+    for (const grpc::Slice& sl : slices) {
+      bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+    }
+  }
+  const int value = bytes.size() >= 2 && bytes[0] == 0x08 ? bytes[1] : 0;
+  switch (value) {
+    case 1:
+      return "SERVING";
+    case 2:
+      return "NOT_SERVING";
+    case 3:
+      return "SERVICE_UNKNOWN";
+    default:
+      return "UNKNOWN";
+  }
+}
+
+// Polls HealthOf until it answers `want` (true) or `timeout` passes (false).
+inline bool WaitForHealth(const std::string& address, const std::string& want,
+                          absl::Duration timeout) {
+  const absl::Time end = absl::Now() + timeout;
+  while (absl::Now() < end) {
+    if (HealthOf(address) == want) return true;
+    absl::SleepFor(absl::Milliseconds(250));
+  }
+  return false;
+}
 
 // The side-effect id of a task or email event (its idempotency key).
 inline std::string EffectId(const v1::Envelope& e) {
