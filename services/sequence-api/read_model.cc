@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/kafka/status.h"
@@ -380,6 +381,9 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       continue;
     }
     if (IsEnrollmentInput(e)) {
+      // What the executor dead-letters (a broken publisher contract, an item of another company
+      // than the envelope's) is not pending here either, and records no request id.
+      if (!domain::CheckEnrollmentInputContract(e, m.key).ok()) continue;
       if (e.has_enroll_requested()) {
         const v1::EnrollRequested& req = e.enroll_requested();
         if (req.item_key().empty() || req.sequence_id().empty()) continue;

@@ -193,7 +193,6 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
     }
     case Scope::kOwner: {
       if (route.owner_id.empty()) return dead("invalid: owner_id is required");
-      if (input.company_id().empty()) return dead("contract: company_id is required");
       // Owners are users of one company: only that company's enrollments are addressed.
       auto stored = store_.KeysOfOwner(input.company_id(), route.owner_id);
       if (!stored.ok()) return stored.status();
