@@ -207,11 +207,33 @@ int Main() {
                      : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "tls"
                                                                   : "mutual-tls"}});
 
+  // Housekeeping, once a second until SIGTERM: health tells the truth (NOT_SERVING while the
+  // broker does not answer a metadata request, so a load balancer sends calls elsewhere), a
+  // fatal producer error ends the process (exit 3, for its supervisor) instead of leaving it up
+  // and unable to write, and freed memory goes back to the system.
   const absl::Duration trim_every = absl::GetFlag(FLAGS_memory_trim_interval);
-  while (!shutdown.WaitForNotificationWithTimeout(trim_every > absl::ZeroDuration()
-                                                      ? trim_every
-                                                      : absl::InfiniteDuration())) {
-    malloc_trim(0);
+  absl::Time last_trim = clock.Now();
+  bool serving = true;
+  int exit_code = 0;
+  while (!shutdown.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    if (absl::Status fatal = event_log.FatalError(); !fatal.ok()) {
+      Log(LogLevel::kError, "api", "fatal producer error: exiting for a restart",
+          {{"error", fatal.ToString()}});
+      exit_code = 3;
+      break;
+    }
+    const bool reachable =
+        (*admin)->PartitionCount(topics.sequence_events, absl::Seconds(2)).ok();
+    if (reachable != serving) {
+      serving = reachable;
+      server->GetHealthCheckService()->SetServingStatus(serving);
+      Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "api",
+          serving ? "broker reachable again: serving" : "broker unreachable: not serving");
+    }
+    if (trim_every > absl::ZeroDuration() && clock.Now() - last_trim >= trim_every) {
+      malloc_trim(0);
+      last_trim = clock.Now();
+    }
   }
   Log(LogLevel::kInfo, "api", "shutting down");
   // Refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
@@ -219,7 +241,7 @@ int Main() {
   server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(10)));
   (*read_model)->Stop();
   Log(LogLevel::kInfo, "api", "stopped");
-  return 0;
+  return exit_code;
 }
 
 }  // namespace

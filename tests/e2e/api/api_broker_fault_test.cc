@@ -10,6 +10,7 @@
 #include "absl/time/clock.h"
 #include "tests/e2e/api/api_process.h"
 #include "tests/support/broker.h"
+#include "tests/support/health.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
 
@@ -70,6 +71,7 @@ TEST_CASE(
       return s.ok();
     };
     REQUIRE(call(absl::Seconds(10)));
+    CHECK(HealthOf(api.address()) == "SERVING");
     for (int k = 0; k < 2; ++k) {
       INFO("outage " << k + 1);
       if (k == 0) {
@@ -81,12 +83,15 @@ TEST_CASE(
       // short one (the deadline ends first: DEADLINE_EXCEEDED).
       call(absl::Seconds(8));
       call(absl::Seconds(1));
+      // Health tells the truth: a load balancer stops sending calls here while the broker is down.
+      CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(15)));
       REQUIRE(broker.Start().ok());
       // The same process writes again, soon.
       bool wrote = false;
       const absl::Time until = absl::Now() + absl::Seconds(60);
       while (!wrote && absl::Now() < until) wrote = call(absl::Seconds(10));
       REQUIRE(wrote);
+      CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
     }
     CHECK(refused >= 2);
     CHECK(api.process().Terminate() == 0);
