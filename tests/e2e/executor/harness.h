@@ -27,16 +27,17 @@
 #include "tests/support/health.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::executor::e2e {
 
 using sequences::testing::Bootstrap;
 using sequences::testing::ChildProcess;
 using sequences::testing::HealthOf;
-using sequences::testing::WaitForHealth;
 using sequences::testing::ServiceBinary;
 using sequences::testing::TempDir;
 using sequences::testing::UniqueName;
+using sequences::testing::WaitForHealth;
 
 inline constexpr int kPartitions = 4;
 
@@ -124,65 +125,13 @@ class World {
   int starts_ = 0;
 };
 
-// A committed record of an output topic, decoded.
-struct Seen {
-  kafka::Message message;
-  v1::Envelope event;
-};
-
-// Reads topics with read_committed from the beginning, keeping what it has read; Poll reads on
-// from where it stopped.
-class Reader {
+using sequences::testing::Seen;
+// Reads output topics (read_committed, from the beginning) of the default or a private broker.
+class Reader : public sequences::testing::TopicReader {
  public:
   explicit Reader(const std::vector<std::string>& topics,
-                  const std::string& bootstrap = Bootstrap()) {
-    kafka::ConsumerConfig c;
-    c.client = Client(bootstrap);
-    c.read_committed = true;
-    auto consumer = kafka::Consumer::Create(c);
-    REQUIRE(consumer.ok());
-    consumer_ = std::move(*consumer);
-    std::vector<kafka::TopicPartitionOffset> assign;
-    for (const std::string& t : topics) {
-      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
-    }
-    REQUIRE(consumer_->Assign(assign).ok());
-  }
-
-  void Poll(absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    while (absl::Now() < end) {
-      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
-      REQUIRE(batch.ok());
-      for (kafka::Message& m : *batch) {
-        if (m.eof) continue;
-        Seen s;
-        s.event.ParseFromString(m.value);
-        s.message = std::move(m);
-        seen_.push_back(std::move(s));
-      }
-    }
-  }
-  // Polls until `done()` or the timeout; returns done().
-  template <typename F>
-  bool PollUntil(F done, absl::Duration timeout) {
-    const absl::Time end = absl::Now() + timeout;
-    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(300));
-    return done();
-  }
-
-  const std::vector<Seen>& seen() const { return seen_; }
-  std::vector<const Seen*> On(const std::string& topic) const {
-    std::vector<const Seen*> v;
-    for (const Seen& s : seen_) {
-      if (s.message.topic == topic) v.push_back(&s);
-    }
-    return v;
-  }
-
- private:
-  std::unique_ptr<kafka::Consumer> consumer_;
-  std::vector<Seen> seen_;
+                  const std::string& bootstrap = Bootstrap())
+      : TopicReader(topics, kPartitions, bootstrap) {}
 };
 
 // The side-effect id of a task or email event (its idempotency key).
