@@ -74,6 +74,18 @@ class AdminImpl final : public Admin {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<int> BrokerCount(absl::Duration timeout) override {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_.get(), 0, nullptr, &md, internal::Ms(timeout));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (md != nullptr) rd_kafka_metadata_destroy(md);
+      return internal::FromResponseError(err, "cluster metadata");
+    }
+    const int n = md->broker_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
+  }
+
   absl::StatusOr<int> PartitionCount(const std::string& topic, absl::Duration timeout) override {
     return internal::PartitionCountOf(rk_.get(), topic, timeout);
   }
