@@ -228,6 +228,11 @@ case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
-  status) running_pid >/dev/null && serves ;;
+  status)
+    # The running broker's own listener decides how to ask it.
+    if [ -z "${KAFKA_SECURITY:-}" ] && grep -q '^listeners=SASL_SSL' "$data/server.properties" 2>/dev/null; then
+      security=SASL_SSL
+    fi
+    running_pid >/dev/null && serves ;;
   *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
 esac
