@@ -197,6 +197,7 @@ class ConsumerImpl final : public Consumer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerConfig& config) {
+  if (absl::Status s = ValidateSecurity(config.client.security); !s.ok()) return s;
   auto rebalance = std::make_unique<RebalanceState>();
   auto rk = internal::NewClient(
       RD_KAFKA_CONSUMER, internal::ConsumerProperties(config),

@@ -19,6 +19,7 @@
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
 #include "services/sequence-api/api.h"
@@ -98,6 +99,12 @@ int Main() {
   RealClock clock;
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "sequence-api"};
+  absl::StatusOr<kafka::SecurityConfig> kafka_security = service::KafkaSecurityFromFlags();
+  if (!kafka_security.ok()) {
+    Log(LogLevel::kError, "api", "kafka security", {{"error", kafka_security.status().ToString()}});
+    return 2;
+  }
+  kafka_client.security = *kafka_security;
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
   std::string token = absl::GetFlag(FLAGS_auth_token);
   if (token.empty() && std::getenv("SEQUENCES_API_TOKEN") != nullptr) {
@@ -111,6 +118,8 @@ int Main() {
   }
   Log(LogLevel::kInfo, "api", "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
+       {"kafka_security", kafka::SecurityProtocolName(kafka_client.security.protocol)},
+       {"kafka_user", kafka_client.security.sasl_username},
        {"listen", absl::GetFlag(FLAGS_listen)},
        {"data_dir", absl::GetFlag(FLAGS_data_dir)}});
 

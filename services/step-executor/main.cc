@@ -22,6 +22,7 @@
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
 #include "services/step-executor/executor.h"
@@ -102,6 +103,12 @@ int Main(const std::vector<char*>& args) {
   absl::Notification& shutdown = service::InstallShutdownSignals();
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "step-executor"};
+  absl::StatusOr<kafka::SecurityConfig> kafka_security = service::KafkaSecurityFromFlags();
+  if (!kafka_security.ok()) {
+    std::fprintf(stderr, "%s\n", kafka_security.status().ToString().c_str());
+    return 2;
+  }
+  kafka_client.security = *kafka_security;
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
   const bool replay = args.size() > 1 && std::string(args[1]) == "replay";
   auto guarantee = executor::ParseProcessingGuarantee(absl::GetFlag(FLAGS_processing_guarantee));
@@ -114,6 +121,8 @@ int Main(const std::vector<char*>& args) {
   if (instance.empty()) instance = HostName();
   Log(LogLevel::kInfo, kLog, "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
+       {"kafka_security", kafka::SecurityProtocolName(kafka_client.security.protocol)},
+       {"kafka_user", kafka_client.security.sasl_username},
        {"group", absl::GetFlag(FLAGS_group_id)},
        {"instance", instance},
        {"mode", replay ? "replay" : "run"},

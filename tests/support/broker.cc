@@ -6,8 +6,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <random>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -41,21 +44,42 @@ bool Alive(pid_t pid) {
 
 }  // namespace
 
-PrivateBroker::PrivateBroker() : data_dir_(TempDir("broker")) {
-  do {
-    port_ = FreePort();
-  } while (port_ >= 65535 || !PortFree(port_ + 1));
+int FreePortBlock(int count) {
+  int lo = 0;
+  int hi = 0;
+  const char* range = std::getenv("SEQUENCES_TEST_BROKER_PORTS");
+  if (range != nullptr && std::sscanf(range, "%d-%d", &lo, &hi) == 2 && lo > 0 &&
+      hi - lo >= count) {
+    std::mt19937 rng(std::random_device{}());
+    for (int attempt = 0; attempt < 200; ++attempt) {
+      const int base = lo + static_cast<int>(rng() % static_cast<unsigned>(hi - lo - count + 2));
+      bool free = true;
+      for (int i = 0; i < count && free; ++i) free = PortFree(base + i);
+      if (free) return base;
+    }
+    std::fprintf(stderr, "no %d free consecutive ports in %s\n", count, range);
+    std::abort();
+  }
+  while (true) {
+    const int base = FreePort();
+    bool free = base + count <= 65535;
+    for (int i = 1; i < count && free; ++i) free = PortFree(base + i);
+    if (free) return base;
+  }
 }
+
+PrivateBroker::PrivateBroker(std::string security)
+    : security_(std::move(security)), port_(FreePortBlock(2)), data_dir_(TempDir("broker")) {}
 
 PrivateBroker::~PrivateBroker() { Kill().IgnoreError(); }
 
 std::string PrivateBroker::bootstrap() const { return absl::StrCat("127.0.0.1:", port_); }
 
 absl::Status PrivateBroker::Script(const std::string& verb, bool fresh) {
-  const std::string command =
-      absl::StrCat("KAFKA_PORT=", port_, " KAFKA_DATA_DIR=", data_dir_, " KAFKA_HEAP=512m",
-                   fresh ? " KAFKA_FRESH=1" : "", " ", SEQUENCES_SOURCE_DIR,
-                   "/deploy/local/kafka.sh ", verb, " >>", data_dir_, "-launcher.log 2>&1");
+  const std::string command = absl::StrCat(
+      "KAFKA_PORT=", port_, " KAFKA_DATA_DIR=", data_dir_, " KAFKA_HEAP=512m",
+      " KAFKA_SECURITY=", security_, fresh ? " KAFKA_FRESH=1" : "", " ", SEQUENCES_SOURCE_DIR,
+      "/deploy/local/kafka.sh ", verb, " >>", data_dir_, "-launcher.log 2>&1");
   const int rc = std::system(command.c_str());
   if (rc != 0) {
     return absl::InternalError(
