@@ -101,6 +101,11 @@ std::string InputResource(const v1::Envelope& e) {
   auto item = [](const v1::ItemInSequence& t) {
     return EnrollmentResourceName(t.item_key(), t.sequence_id());
   };
+  // Inputs with an empty sequence id address every enrollment of the item.
+  auto item_or_one = [](const std::string& item_key, const std::string& sequence_id) {
+    return sequence_id.empty() ? ItemResourceName(item_key)
+                               : EnrollmentResourceName(item_key, sequence_id);
+  };
   switch (e.payload_case()) {
     case v1::Envelope::kEnrollRequested:
       return EnrollmentResourceName(e.enroll_requested().item_key(),
@@ -122,6 +127,14 @@ std::string InputResource(const v1::Envelope& e) {
     case v1::Envelope::kActivityCompleted:
       return EnrollmentResourceName(e.activity_completed().item_key(),
                                     e.activity_completed().sequence_id());
+    case v1::Envelope::kMergeDataUpdated:
+      return item_or_one(e.merge_data_updated().item_key(), e.merge_data_updated().sequence_id());
+    case v1::Envelope::kItemOutcome:
+      return ItemResourceName(e.item_outcome().item_key());
+    case v1::Envelope::kEmailReplied:
+      return item_or_one(e.email_replied().item_key(), e.email_replied().sequence_id());
+    case v1::Envelope::kEmailBounced:
+      return item_or_one(e.email_bounced().item_key(), e.email_bounced().sequence_id());
     default:
       return "";
   }
