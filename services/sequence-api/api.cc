@@ -718,6 +718,22 @@ absl::Status CheckEnrollWithPending(const std::optional<EnrollmentRecord>& rec,
   return domain::CheckEnroll(rec.has_value() ? rec->state : empty, r, seq);
 }
 
+// The enrollment as the executor's decision on `input` will leave it: the domain's decider run on
+// the read model's state (the executor runs the same decider on its own state, so they differ only
+// if another input about the enrollment arrives first). Unchanged if the decision is empty.
+v1::Enrollment ProjectedView(const EnrollmentRecord& rec, const v1::Envelope& input,
+                             const domain::SequenceState& seq, absl::Time now) {
+  absl::StatusOr<domain::Decision> d = domain::DecideEnrollment(rec.state, input, seq, now);
+  if (!d.ok() || d->executor_events.empty()) return rec.view;
+  domain::EnrollmentState state = rec.state;
+  for (const v1::Envelope& e : d->executor_events) {
+    state = domain::EvolveEnrollment(std::move(state), e);
+  }
+  v1::Enrollment view = rec.view;
+  FillEnrollmentView(state, &view);
+  return view;
+}
+
 }  // namespace
 
 absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::EnrollRequest& req) {
@@ -985,7 +1001,7 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
                .value = header.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
-  *reply.mutable_enrollment() = r.view;
+  *reply.mutable_enrollment() = ProjectedView(r, header, *seq, now);
   reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
 }

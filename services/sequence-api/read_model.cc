@@ -168,6 +168,37 @@ auto Retrying(Fn fn) -> decltype(fn()) {
 
 }  // namespace
 
+void FillEnrollmentView(const domain::EnrollmentState& st, v1::Enrollment* view) {
+  v1::Enrollment& v = *view;
+  if (!st.enrollment_id.empty()) {
+    v.set_enrollment_id(st.enrollment_id);
+    v.set_status(st.status);
+    if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
+    v.set_pending_step_id(st.pending_step_id);
+    std::optional<absl::Time> due = domain::NextDueAt(st);
+    if (due.has_value()) {
+      *v.mutable_next_due_time() = domain::ToProto(*due);
+    } else {
+      v.clear_next_due_time();
+    }
+    v.clear_executed_step_ids();
+    for (const std::string& s : st.executed_step_ids) v.add_executed_step_ids(s);
+    v.set_failure_reason(st.failure_reason);
+    v.set_failed_step_id(st.failed_step_id);
+    v.set_missing_merge_field(st.missing_merge_field);
+    v.set_exit_reason(st.exit_reason);
+    v.set_removal_reason(st.removal_reason);
+    v.set_waiting_task_id(st.waiting_task_id);
+    v.set_time_zone(st.time_zone);
+    *v.mutable_start_time() = domain::ToProto(st.started_at);
+    if (IsActive(st.status)) {
+      v.clear_end_time();
+    } else {
+      *v.mutable_end_time() = domain::ToProto(st.ended_at);
+    }
+  }
+}
+
 v1::Sequence SequenceView(const domain::SequenceState& s) {
   v1::Sequence v;
   v.set_name(SequenceResourceName(s.company_id, s.sequence_id));
@@ -472,33 +503,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     const domain::EnrollmentState& st = rec.state;
     v1::Enrollment& v = rec.view;
     v.set_pending(!rec.pending_request_ids.empty());
-    if (!st.enrollment_id.empty()) {
-      v.set_enrollment_id(st.enrollment_id);
-      v.set_status(st.status);
-      if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
-      v.set_pending_step_id(st.pending_step_id);
-      std::optional<absl::Time> due = domain::NextDueAt(st);
-      if (due.has_value()) {
-        *v.mutable_next_due_time() = domain::ToProto(*due);
-      } else {
-        v.clear_next_due_time();
-      }
-      v.clear_executed_step_ids();
-      for (const std::string& s : st.executed_step_ids) v.add_executed_step_ids(s);
-      v.set_failure_reason(st.failure_reason);
-      v.set_failed_step_id(st.failed_step_id);
-      v.set_missing_merge_field(st.missing_merge_field);
-      v.set_exit_reason(st.exit_reason);
-      v.set_removal_reason(st.removal_reason);
-      v.set_waiting_task_id(st.waiting_task_id);
-      v.set_time_zone(st.time_zone);
-      *v.mutable_start_time() = domain::ToProto(st.started_at);
-      if (IsActive(st.status)) {
-        v.clear_end_time();
-      } else {
-        *v.mutable_end_time() = domain::ToProto(st.ended_at);
-      }
-    }
+    FillEnrollmentView(st, &v);
     const std::string& sequence_id = enr.sequence_id;
     if (enr.old_view.has_value()) {
       for (const std::string& k : EnrollmentIndexKeys(*enr.old_view, sequence_id)) {

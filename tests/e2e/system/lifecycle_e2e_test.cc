@@ -52,6 +52,18 @@ TEST_CASE(
     WaitForStatus(api, EnrollmentName(sequence, id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
   }
 
+  // An action's reply shows the enrollment as the executor's decision leaves it.
+  v1::EnrollmentActionRequest pause;
+  pause.set_name(EnrollmentName(sequence, "lost"));
+  pause.set_request_id("pause-lost");
+  v1::EnrollmentResponse paused;
+  grpc::Status ps = api.enrollments().PauseEnrollment(CallAs(kCompany).get(), pause, &paused);
+  INFO(ps.error_message());
+  REQUIRE(ps.ok());
+  CHECK(paused.enrollment().status() == v1::ENROLLMENT_STATUS_PAUSED);
+  CHECK_FALSE(paused.enrollment().has_next_due_time());
+  WaitForStatus(api, EnrollmentName(sequence, "lost"), v1::ENROLLMENT_STATUS_PAUSED);
+
   const v1::ItemInputResponse won = ReportOutcome(api, "won", v1::ITEM_OUTCOME_KIND_DEAL_WON);
   CHECK(won.item() == absl::StrCat("companies/", kCompany, "/items/deal:won"));
   CHECK_FALSE(won.consistency_token().empty());
@@ -166,6 +178,7 @@ TEST_CASE(
   INFO(s.error_message());
   REQUIRE(s.ok());
   CHECK_FALSE(resp.consistency_token().empty());
+  CHECK(resp.enrollment().status() == v1::ENROLLMENT_STATUS_FAILED);  // until retried
 
   v1::EnrollmentActionRequest retry;
   retry.set_name(fix);
@@ -173,6 +186,9 @@ TEST_CASE(
   s = api.enrollments().RetryEnrollment(CallAs(kCompany).get(), retry, &resp);
   INFO(s.error_message());
   REQUIRE(s.ok());
+  CHECK(resp.enrollment().status() == v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  CHECK(resp.enrollment().pending_step_id() == "auto");
+  CHECK(resp.enrollment().missing_merge_field().empty());
   WaitForStatus(api, fix, v1::ENROLLMENT_STATUS_COMPLETED);
   Reader reader({sys.topics().email_events});
   REQUIRE(reader.PollUntil(
@@ -190,6 +206,8 @@ TEST_CASE(
   s = api.enrollments().RemoveEnrollment(CallAs(kCompany).get(), remove, &resp);
   INFO(s.error_message());
   REQUIRE(s.ok());
+  CHECK(resp.enrollment().status() == v1::ENROLLMENT_STATUS_REMOVED);
+  CHECK(resp.enrollment().removal_reason() == v1::REMOVAL_REASON_REQUESTED);
   CHECK(WaitForStatus(api, drop, v1::ENROLLMENT_STATUS_REMOVED).removal_reason() ==
         v1::REMOVAL_REASON_REQUESTED);
   update.set_name(drop);
