@@ -419,8 +419,16 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
     return absl::NotFoundError(absl::StrCat("company ", *company, " not found"));
   }
   if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  if (req.entity_kind() != v1::ENTITY_KIND_UNSPECIFIED && EntityName(req.entity_kind()).empty()) {
+    return domain::InvalidField("entity_kind", "must be DEAL or LEAD when set");
+  }
+  if (!req.owner_id().empty() && !IsValidUserId(req.owner_id())) {
+    return domain::InvalidField("owner_id", kUserIdRule);
+  }
   std::string after;
-  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted());
+  // The filters are part of the listing a page token is bound to.
+  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted(), "/",
+                                           req.entity_kind(), "/", req.owner_id());
   if (!req.page_token().empty()) {
     absl::StatusOr<std::string> t =
         signer_.Verify(ctx.company_id, listing, req.page_token(), "page_token");
@@ -429,9 +437,29 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
   }
   if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
   const int limit = PageSize(req.page_size(), 50, 500);
-  absl::StatusOr<std::vector<v1::Sequence>> seqs =
-      read_model_.ListSequences(*company, after, limit + 1, req.show_deleted());
-  if (!seqs.ok()) return seqs.status();
+  auto matches = [&](const v1::Sequence& s) {
+    return (req.entity_kind() == v1::ENTITY_KIND_UNSPECIFIED ||
+            s.entity_kind() == req.entity_kind()) &&
+           (req.owner_id().empty() || s.owner_id() == req.owner_id());
+  };
+  // Scans in chunks until limit + 1 sequences match (one more than a page says whether another
+  // page exists) or the company's sequences end.
+  std::vector<v1::Sequence> matched;
+  absl::StatusOr<std::vector<v1::Sequence>> seqs = std::vector<v1::Sequence>();
+  for (std::string cursor = after; static_cast<int>(matched.size()) <= limit;) {
+    absl::StatusOr<std::vector<v1::Sequence>> chunk =
+        read_model_.ListSequences(*company, cursor, limit + 1, req.show_deleted());
+    if (!chunk.ok()) return chunk.status();
+    for (v1::Sequence& s : *chunk) {
+      if (static_cast<int>(matched.size()) > limit) break;
+      if (matches(s)) matched.push_back(s);
+    }
+    if (static_cast<int>(chunk->size()) < limit + 1) break;
+    absl::StatusOr<SequenceName> last = ParseSequenceName(chunk->back().name(), "name");
+    if (!last.ok()) return last.status();
+    cursor = last->sequence_id;
+  }
+  seqs = std::move(matched);
   v1::ListSequencesResponse out;
   for (int i = 0; i < static_cast<int>(seqs->size()) && i < limit; ++i) {
     *out.add_sequences() = (*seqs)[i];
