@@ -12,6 +12,22 @@
 namespace sequences::testing {
 namespace {
 
+// WaitForStatus for an enrollment just requested: the read model folds the request
+// asynchronously, so GetEnrollment may answer NOT_FOUND for a moment first.
+v1::Enrollment WaitForNewEnrollment(ApiProcess& api, const std::string& name,
+                                    v1::EnrollmentStatus status) {
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  for (;;) {
+    v1::GetEnrollmentRequest req;
+    req.set_name(name);
+    v1::Enrollment e;
+    grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+    if (s.ok() || absl::Now() > deadline) break;
+    absl::SleepFor(absl::Milliseconds(100));
+  }
+  return WaitForStatus(api, name, status);
+}
+
 v1::ItemInputResponse ReportOutcome(ApiProcess& api, const std::string& item_id,
                                     v1::ItemOutcomeKind outcome) {
   v1::ReportItemOutcomeRequest req;
@@ -49,7 +65,7 @@ TEST_CASE(
   for (const std::string& id : ids) items.push_back({id, "rep-1"});
   BatchEnroll(api, sequence, items);
   for (const std::string& id : ids) {
-    WaitForStatus(api, EnrollmentName(sequence, id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
+    WaitForNewEnrollment(api, EnrollmentName(sequence, id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
   }
 
   // An action's reply shows the enrollment as the executor's decision leaves it.
@@ -163,9 +179,9 @@ TEST_CASE(
   BatchEnroll(api, sequence, {{"fix", "rep-1"}, {"drop", "rep-1"}});
   const std::string fix = EnrollmentName(sequence, "fix");
   const std::string drop = EnrollmentName(sequence, "drop");
-  CHECK(WaitForStatus(api, fix, v1::ENROLLMENT_STATUS_FAILED).missing_merge_field() ==
+  CHECK(WaitForNewEnrollment(api, fix, v1::ENROLLMENT_STATUS_FAILED).missing_merge_field() ==
         "person.title");
-  WaitForStatus(api, drop, v1::ENROLLMENT_STATUS_FAILED);
+  WaitForNewEnrollment(api, drop, v1::ENROLLMENT_STATUS_FAILED);
 
   v1::UpdateEnrollmentDataRequest update;
   update.set_name(fix);
