@@ -587,7 +587,11 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
   if (input.has_enroll_requested()) return DecideEnroll(state, input, sequence, now);
 
   Decision d;
-  if (!state.IsActive() && !input.has_retry_requested()) return d;
+  // A failed enrollment can still be repaired (merge data, recipient), retried and removed.
+  const bool failed = state.status == v1::ENROLLMENT_STATUS_FAILED;
+  const bool applies_to_failed =
+      input.has_retry_requested() || input.has_remove_requested() || input.has_merge_data_updated();
+  if (!state.IsActive() && !(failed && applies_to_failed)) return d;
   const Emitter em(input.event_id(),
                    input.correlation_id().empty() ? state.correlation_id : input.correlation_id(),
                    state.company_id, now);
@@ -671,7 +675,10 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
     case v1::Envelope::kMergeDataUpdated: {
       const v1::MergeDataUpdated& m = input.merge_data_updated();
       if (!Matches(state, m.item_key(), m.sequence_id())) return d;
+      const bool recipient_changes = m.has_recipient() && m.recipient().SerializeAsString() !=
+                                                              state.recipient.SerializeAsString();
       const bool changes =
+          recipient_changes ||
           std::any_of(m.merge_data().begin(), m.merge_data().end(), [&](const auto& kv) {
             auto it = state.merge_data.find(kv.first);
             return it == state.merge_data.end() || it->second != kv.second;
@@ -681,6 +688,7 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       v1::EnrollmentMergeDataUpdated* p = e.mutable_enrollment_merge_data_updated();
       *p->mutable_ref() = Ref(state);
       *p->mutable_merge_data() = m.merge_data();
+      if (recipient_changes) *p->mutable_recipient() = m.recipient();
       d.executor_events.push_back(std::move(e));
       break;
     }
@@ -999,6 +1007,9 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
     case v1::Envelope::kEnrollmentMergeDataUpdated:
       for (const auto& [k, v] : event.enrollment_merge_data_updated().merge_data()) {
         s.merge_data[k] = v;
+      }
+      if (event.enrollment_merge_data_updated().has_recipient()) {
+        s.recipient = event.enrollment_merge_data_updated().recipient();
       }
       break;
     default:

@@ -116,9 +116,17 @@ class Api {
       const Ctx&, const v1::UserEnrollmentsRequest&);
   absl::StatusOr<v1::UserEnrollmentsResponse> ResumeUserEnrollments(
       const Ctx&, const v1::UserEnrollmentsRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> UpdateEnrollmentData(
+      const Ctx&, const v1::UpdateEnrollmentDataRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportItemOutcome(const Ctx&,
+                                                          const v1::ReportItemOutcomeRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailReplied(const Ctx&,
+                                                           const v1::ReportEmailEventRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailBounced(const Ctx&,
+                                                           const v1::ReportEmailEventRequest&);
 
  private:
-  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted };
+  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted, kUpdateData };
 
   // Fills what a command takes from the current state, under the sequence's lock.
   using CompleteCommands =
@@ -132,9 +140,20 @@ class Api {
   absl::StatusOr<v1::EnrollmentResponse> RunEnrollmentAction(
       const Ctx& ctx, EnrollmentAction action, const std::string& name,
       const std::string& request_id, const std::string& note, const std::string& task_id,
-      const google::protobuf::Timestamp* complete_time);
+      const google::protobuf::Timestamp* complete_time,
+      const v1::UpdateEnrollmentDataRequest* data = nullptr);
   absl::StatusOr<v1::UserEnrollmentsResponse> UserEnrollments(const Ctx& ctx, bool pause,
                                                               const v1::UserEnrollmentsRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailEvent(const Ctx& ctx, bool bounced,
+                                                         const v1::ReportEmailEventRequest& req);
+  // Appends one input about an item of the caller's company (`input` carries only the payload),
+  // keyed by the item, idempotent by request id: for every enrollment of the item when
+  // `sequence_id` is empty, else for its enrollment in that sequence (NOT_FOUND unless the
+  // sequence is the caller's).
+  absl::StatusOr<v1::ItemInputResponse> AppendItemInput(const Ctx& ctx, const std::string& item_key,
+                                                        const std::string& sequence_id,
+                                                        const std::string& request_id,
+                                                        const v1::Envelope& input);
 
   // The sequence of the caller's company, or NOT_FOUND.
   // One enrollment key as a mutation sees it. REQUIRES: the key's stripe is held. Waits for this

@@ -160,6 +160,9 @@ class ReadModel {
 
 // The API view of a folded sequence.
 v1::Sequence SequenceView(const domain::SequenceState& state);
+// Sets the fields of an enrollment's API view that the executor decides, from its folded state
+// (nothing for a key never started). REQUIRES: view->pending() is already set.
+void FillEnrollmentView(const domain::EnrollmentState& state, v1::Enrollment* view);
 
 }  // namespace sequences::api
 

@@ -309,6 +309,90 @@ TEST_CASE("Given no recipient address, an email step fails recipient_missing", "
   CHECK(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
 }
 
+v1::Envelope Retry() {
+  return ItemInput([](v1::Envelope* e) {
+    e->mutable_retry_requested()->mutable_target()->set_item_key("c1/deal/42");
+    e->mutable_retry_requested()->mutable_target()->set_sequence_id("s1");
+  });
+}
+
+TEST_CASE(
+    "Given an enrollment failed on a missing merge field, when the merge data is updated and it "
+    "is retried, then the email renders the new value",
+    "[enrollment][repair]") {
+  SequenceState seq = WithAutomation(MakeSequence(
+      {EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, true, "Hi {{person.title}}", "x")}, kT0));
+  EnrollmentState s = Enrolled(seq);
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_MISSING_MERGE_FIELD);
+  REQUIRE(s.status == v1::ENROLLMENT_STATUS_FAILED);
+
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->set_sequence_id("s1");
+    (*e->mutable_merge_data_updated()->mutable_merge_data())["person.title"] = "Dr";
+  });
+  Decision repaired = Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1)));
+  REQUIRE(repaired.executor_events.size() == 1);
+  s = Fold(s, repaired);
+  CHECK(s.status == v1::ENROLLMENT_STATUS_FAILED);  // repaired, not restarted by itself
+  CHECK(s.merge_data.at("person.title") == "Dr");
+  // The same update again changes nothing.
+  CHECK(Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1))).empty());
+
+  s = Fold(s, Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))));
+  REQUIRE(s.status == v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  Decision d = Fire(&s, seq);
+  REQUIRE(d.email_events.size() == 1);
+  CHECK(d.email_events[0].email_send().subject() == "Hi Dr");
+}
+
+TEST_CASE(
+    "Given an enrollment failed for no recipient, when the recipient is updated and it is "
+    "retried, then the email goes to the new address",
+    "[enrollment][repair]") {
+  SequenceState seq = MakeSequence({EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, false)}, kT0);
+  v1::Envelope enroll = Enroll();
+  enroll.mutable_enroll_requested()->mutable_recipient()->clear_email();
+  EnrollmentState s = Fold({}, Must(DecideEnrollment({}, enroll, seq, kT0)));
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
+
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->set_sequence_id("s1");
+    e->mutable_merge_data_updated()->mutable_recipient()->set_email("grace@example.com");
+  });
+  s = Fold(s, Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1))));
+  CHECK(s.recipient.email() == "grace@example.com");
+  s = Fold(s, Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))));
+  Decision d = Fire(&s, seq);
+  REQUIRE(d.email_events.size() == 1);
+  CHECK(d.email_events[0].email_send().recipient().email() == "grace@example.com");
+}
+
+TEST_CASE("Given a failed enrollment, when removal is requested, then it is removed",
+          "[enrollment][repair]") {
+  SequenceState seq = MakeSequence({EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, false)}, kT0);
+  v1::Envelope enroll = Enroll();
+  enroll.mutable_enroll_requested()->mutable_recipient()->clear_email();
+  EnrollmentState s = Fold({}, Must(DecideEnrollment({}, enroll, seq, kT0)));
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
+  v1::Envelope rm = ItemInput([](v1::Envelope* e) {
+    e->mutable_remove_requested()->mutable_target()->set_item_key("c1/deal/42");
+    e->mutable_remove_requested()->mutable_target()->set_sequence_id("s1");
+    e->mutable_remove_requested()->set_requested_by("u9");
+  });
+  s = Fold(s, Must(DecideEnrollment(s, rm, seq, kT0 + absl::Hours(1))));
+  CHECK(s.status == v1::ENROLLMENT_STATUS_REMOVED);
+  CHECK(s.removal_reason == v1::REMOVAL_REASON_REQUESTED);
+  // A removed enrollment is neither repaired nor retried.
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->mutable_recipient()->set_email("grace@example.com");
+  });
+  CHECK(Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(2))).empty());
+  CHECK(Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))).empty());
+}
+
 TEST_CASE(
     "Given a step that waits for completion, the next step is scheduled from the "
     "completion",
