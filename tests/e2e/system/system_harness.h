@@ -219,17 +219,24 @@ inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
   return e;
 }
 
-// Polls GetEnrollment until it shows `status` (the read model folds asynchronously); bounded.
+// Polls GetEnrollment until it shows `status` (the read model folds asynchronously, so the
+// enrollment may be NOT_FOUND at first); bounded.
 inline v1::Enrollment WaitForStatus(ApiProcess& api, const std::string& name,
                                     v1::EnrollmentStatus status,
                                     absl::Duration timeout = absl::Seconds(30)) {
   const absl::Time deadline = absl::Now() + timeout;
-  v1::Enrollment e = GetEnrollment(api, name);
-  while (!(e.status() == status && !e.pending()) && absl::Now() < deadline) {
+  v1::Enrollment e;
+  grpc::Status s;
+  do {
+    v1::GetEnrollmentRequest req;
+    req.set_name(name);
+    e.Clear();
+    s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+    if (s.ok() && e.status() == status && !e.pending()) return e;
     absl::SleepFor(absl::Milliseconds(100));
-    e = GetEnrollment(api, name);
-  }
-  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << e.DebugString());
+  } while (absl::Now() < deadline);
+  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << s.error_message()
+            << " " << e.DebugString());
   REQUIRE(e.status() == status);
   return e;
 }
