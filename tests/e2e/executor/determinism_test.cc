@@ -41,7 +41,7 @@ int64_t LastInputLag(const std::string& log) {
   if (at == std::string::npos) return -1;
   std::smatch m;
   std::string tail = log.substr(at);
-  if (std::regex_search(tail, m, std::regex("\"input_lag\":([0-9]+)"))) return std::stoll(m[1]);
+  if (std::regex_search(tail, m, std::regex("\"input_lag\":\"?([0-9]+)"))) return std::stoll(m[1]);
   return -1;
 }
 
