@@ -78,7 +78,7 @@ constexpr const char* kKindNames[] = {
 static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == static_cast<size_t>(Kind::kCount));
 
 // Relative weights of the random part of a history.
-constexpr int kWeights[] = {14, 2, 5, 5, 2, 3, 6, 8, 2, 2, 2, 2, 2, 4, 3, 2, 3, 0, 2, 3};
+constexpr int kWeights[] = {18, 2, 5, 5, 2, 3, 6, 12, 2, 2, 2, 2, 2, 4, 3, 2, 3, 0, 2, 3};
 static_assert(sizeof(kWeights) / sizeof(kWeights[0]) == static_cast<size_t>(Kind::kCount));
 
 // Steps with stable ids; an edit takes a random subset in random order with random delays.
@@ -182,7 +182,12 @@ class History {
   std::pair<std::string, int> SeenOr(Has has, std::string* task_id = nullptr) {
     std::vector<const v1::Envelope*> found;
     for (const Seen& s : reader_.seen()) {
-      if (has(s.event)) found.push_back(&s.event);
+      // A task already completed once is still picked now and then (a stale completion).
+      if (has(s.event) &&
+          (!s.event.has_waiting_for_activity() ||
+           !completed_.contains(s.event.waiting_for_activity().task_id()) || Rand(5) == 0)) {
+        found.push_back(&s.event);
+      }
     }
     if (found.empty() || Rand(5) == 0) return {Item(), Seq()};
     const v1::Envelope* e = found[Rand(static_cast<int>(found.size()))];
@@ -253,6 +258,7 @@ class History {
         std::string task_id = "no-such-task";
         auto [item, s] =
             SeenOr([](const v1::Envelope& e) { return e.has_waiting_for_activity(); }, &task_id);
+        completed_.insert(task_id);
         v1::Envelope e = In("done");
         v1::ActivityCompleted* a = e.mutable_activity_completed();
         a->set_task_id(task_id);
@@ -404,6 +410,7 @@ class History {
   std::vector<SequenceBuilder> seqs_;
   std::vector<bool> deleted_;
   std::map<std::string, std::string> requests_;  // item#sequence -> last request id
+  std::set<std::string> completed_;              // task ids completed
   int n_ = 0;
   int counts_[static_cast<int>(Kind::kCount)] = {};
 };
