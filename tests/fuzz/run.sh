@@ -61,13 +61,13 @@ for t in "${targets[@]}"; do
   "$build/tests/fuzz/fuzz_$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$artifacts/" \
     "$corpus" "$root/tests/fuzz/corpus/$t" >"$log" 2>&1 || status=$?
-  stats=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
+  stats=$(grep -aE '^stat::number_of_executed_units' "$log" | awk '{print $2}' || true)
   if [ $status -eq 0 ]; then
     echo "fuzz: $t ok: ${stats:-?} inputs in $((SECONDS - t0))s"
   else
     failed+=("$t")
     echo "fuzz: $t FAILED (exit $status) after $((SECONDS - t0))s; input kept in $artifacts/:"
-    grep -E 'FUZZ_CHECK|ERROR:|runtime error|SUMMARY|Test unit written' "$log" | head -20 || true
+    grep -aE 'FUZZ_CHECK|ERROR:|runtime error|SUMMARY|Test unit written' "$log" | head -20 || true
     echo "fuzz: full log $log"
   fi
 done
