@@ -24,8 +24,9 @@ packages=(
   tzdata
   # operators' tools: read topics by hand; the Kafka broker runs on Java 17 and is fetched by Maven
   kcat openjdk-17-jre-headless maven
-  # scripts: curl for health probes, python3 for the grpcio client test
-  curl python3 python3-venv
+  # scripts: curl for health probes, python3 for the grpcio client test; openssl makes the
+  # certificates of the mutual-TLS test
+  curl python3 python3-venv openssl
 )
 
 # `install-deps.sh --bench` adds what tests/bench/ needs: matplotlib for the plots, perf for the

@@ -12,6 +12,15 @@
 #   SEQUENCES_CACHE   where the jars go (default ${XDG_CACHE_HOME:-$HOME/.cache}/sequences)
 #   KAFKA_HEAP        JVM heap (default 768m)
 #   KAFKA_FRESH=1     wipe the data directory before starting
+#   KAFKA_FLUSH=1     fsync every message before acknowledging it (log.flush.interval.messages=1;
+#                     see docs/durability.md)
+#   KAFKA_SECURITY    PLAINTEXT (default) or SASL_SSL: the client port then speaks TLS (a
+#                     self-signed CA and a broker certificate for 127.0.0.1/localhost, made with
+#                     openssl when storage is formatted) and requires a SCRAM-SHA-512 login. The
+#                     users are created in the KRaft metadata at format time: "admin" (the broker
+#                     itself) and KAFKA_SASL_USER (default "sequences"). What clients need lands in
+#                     $KAFKA_DATA_DIR/security: ca.pem, and <user>.password (KAFKA_SASL_PASSWORD,
+#                     default a random one).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -22,6 +31,13 @@ cache=${SEQUENCES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sequences}
 version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/kafka/pom.xml")
 libs=$cache/kafka-$version/libs
 pidfile=$data/kafka.pid
+security=$(echo "${KAFKA_SECURITY:-PLAINTEXT}" | tr '[:lower:]' '[:upper:]')
+sec=$data/security
+sasl_user=${KAFKA_SASL_USER:-sequences}
+case "$security" in
+  PLAINTEXT | SASL_SSL) ;;
+  *) echo "kafka.sh: KAFKA_SECURITY must be PLAINTEXT or SASL_SSL, not $security" >&2; exit 2 ;;
+esac
 
 log() { echo "kafka.sh: $*" >&2; }
 exec_or_run() { "$@"; }
@@ -45,9 +61,50 @@ running_pid() {
   echo "$pid"
 }
 
+# librdkafka settings of a client logged in as the broker's own admin user (kcat -X ...).
+client_args() {
+  [ "$security" = SASL_SSL ] || return 0
+  printf '%s\n' -X security.protocol=sasl_ssl -X sasl.mechanisms=SCRAM-SHA-512 \
+    -X sasl.username=admin -X "sasl.password=$(cat "$sec/admin.password")" \
+    -X "ssl.ca.location=$sec/ca.pem"
+}
+
 serves() {
   # A metadata round trip that lists this broker: the broker is accepting and answering requests.
-  kcat -b "127.0.0.1:$port" -L -m 2 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$port"
+  local args=()
+  mapfile -t args < <(client_args)
+  kcat -b "127.0.0.1:$port" "${args[@]}" -L -m 2 2>/dev/null | grep -q "broker 1 at 127.0.0.1:$port"
+}
+
+# A CA and a broker certificate for 127.0.0.1 and localhost (clients verify the name), and the
+# passwords of the SCRAM users. Once per data directory.
+make_security() {
+  [ -f "$sec/.complete" ] && return 0
+  rm -rf "$sec"
+  mkdir -p "$sec"
+  chmod 700 "$sec"
+  (
+    cd "$sec"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=sequences-local-kafka-ca" \
+      -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout broker.key \
+      -out broker.csr 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' \
+      >broker.ext
+    openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 3650 \
+      -extfile broker.ext -out broker.crt 2>/dev/null
+    # Kafka reads a PEM keystore: the PKCS#8 key, then the certificate chain.
+    openssl pkcs8 -topk8 -nocrypt -in broker.key >broker.pem
+    cat broker.crt ca.pem >>broker.pem
+    openssl rand -hex 16 >admin.password
+    if [ -n "${KAFKA_SASL_PASSWORD:-}" ]; then
+      printf '%s\n' "$KAFKA_SASL_PASSWORD" >"$sasl_user.password"
+    else
+      openssl rand -hex 16 >"$sasl_user.password"
+    fi
+    rm -f broker.csr broker.ext ca.srl
+  )
+  touch "$sec/.complete"
 }
 
 java_cmd() {
@@ -62,15 +119,17 @@ java_cmd() {
 
 write_config() {
   mkdir -p "$data/logs"
+  local listener=PLAINTEXT
+  [ "$security" = SASL_SSL ] && listener=SASL_SSL
   cat >"$data/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listener://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=$listener://127.0.0.1:$port
 controller.listener.names=CONTROLLER
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=$listener
+listener.security.protocol.map=$listener:$listener,CONTROLLER:PLAINTEXT
 log.dirs=$data/kraft
 num.partitions=1
 auto.create.topics.enable=false
@@ -84,6 +143,23 @@ transaction.abort.timed.out.transaction.cleanup.interval.ms=10000
 log.retention.hours=-1
 log.segment.bytes=268435456
 PROPS
+  if [ "${KAFKA_FLUSH:-0}" = 1 ]; then
+    echo "log.flush.interval.messages=1" >>"$data/server.properties"
+  fi
+  if [ "$security" = SASL_SSL ]; then
+    # The broker talks to itself (transaction markers) over the same listener, as "admin".
+    cat >>"$data/server.properties" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="admin" password="$(cat "$sec/admin.password")";
+ssl.keystore.type=PEM
+ssl.keystore.location=$sec/broker.pem
+ssl.truststore.type=PEM
+ssl.truststore.location=$sec/ca.pem
+ssl.endpoint.identification.algorithm=https
+ssl.client.auth=none
+PROPS
+  fi
 }
 
 start() {
@@ -92,11 +168,18 @@ start() {
   fi
   fetch
   if [ "${KAFKA_FRESH:-0}" = 1 ]; then rm -rf "$data"; fi
+  [ "$security" = SASL_SSL ] && make_security
   write_config
   if [ ! -f "$data/kraft/meta.properties" ]; then
-    local id
+    local id scram=()
     id=$(java_cmd kafka.tools.StorageTool random-uuid)
-    java_cmd kafka.tools.StorageTool format -t "$id" -c "$data/server.properties" >/dev/null
+    if [ "$security" = SASL_SSL ]; then
+      # SCRAM users live in the cluster metadata; KRaft creates them with the storage.
+      scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$sec/admin.password")]"
+        --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$(cat "$sec/$sasl_user.password")]")
+    fi
+    java_cmd kafka.tools.StorageTool format -t "$id" -c "$data/server.properties" \
+      "${scram[@]}" >/dev/null
   fi
   local t0=$SECONDS
   # exec in the background subshell, so $! is the JVM itself.
@@ -112,7 +195,7 @@ start() {
       return 1
     fi
     if serves; then
-      log "Kafka $version serving on 127.0.0.1:$port (pid $pid, ready in $((SECONDS - t0))s, data $data)"
+      log "Kafka $version serving $security on 127.0.0.1:$port (pid $pid, ready in $((SECONDS - t0))s, data $data)"
       return 0
     fi
     sleep 0.25
@@ -145,6 +228,11 @@ case "${1:-}" in
   fetch) fetch ;;
   start) start ;;
   stop) stop ;;
-  status) running_pid >/dev/null && serves ;;
+  status)
+    # The running broker's own listener decides how to ask it.
+    if [ -z "${KAFKA_SECURITY:-}" ] && grep -q '^listeners=SASL_SSL' "$data/server.properties" 2>/dev/null; then
+      security=SASL_SSL
+    fi
+    running_pid >/dev/null && serves ;;
   *) echo "usage: $0 fetch|start|stop|status" >&2; exit 2 ;;
 esac

@@ -69,7 +69,8 @@ start_service sequence-api "$build/services/sequence-api/sequence-api" \
   --bootstrap_servers="$bootstrap" --listen="$api_addr" --data_dir="$run/api-data" \
   --auth_token="$SEQUENCES_API_TOKEN"
 start_service step-executor "$build/services/step-executor/step-executor" \
-  --bootstrap_servers="$bootstrap" --data_dir="$run/executor-data"
+  --bootstrap_servers="$bootstrap" --data_dir="$run/executor-data" \
+  --health_port="${EXECUTOR_HEALTH_PORT:-50061}"
 
 # Wait until the API answers gRPC health checks.
 for _ in $(seq 1 100); do
@@ -89,6 +90,7 @@ Running:
   Kafka broker    $bootstrap          (deploy/local/kafka.sh; logs in ${KAFKA_DATA_DIR:-/tmp/sequences-kafka-$KAFKA_PORT}/logs)
   sequence-api    $api_addr        (pid $(cat "$run/sequence-api.pid"), log $run/sequence-api.log)
   step-executor   group sequences.step-executor (pid $(cat "$run/step-executor.pid"), log $run/step-executor.log)
+                  health 127.0.0.1:${EXECUTOR_HEALTH_PORT:-50061} (grpc.health.v1)
 
 Stop everything with:  deploy/local/run.sh stop
 

@@ -587,7 +587,11 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
   if (input.has_enroll_requested()) return DecideEnroll(state, input, sequence, now);
 
   Decision d;
-  if (!state.IsActive() && !input.has_retry_requested()) return d;
+  // A failed enrollment can still be repaired (merge data, recipient), retried and removed.
+  const bool failed = state.status == v1::ENROLLMENT_STATUS_FAILED;
+  const bool applies_to_failed =
+      input.has_retry_requested() || input.has_remove_requested() || input.has_merge_data_updated();
+  if (!state.IsActive() && !(failed && applies_to_failed)) return d;
   const Emitter em(input.event_id(),
                    input.correlation_id().empty() ? state.correlation_id : input.correlation_id(),
                    state.company_id, now);
@@ -671,7 +675,10 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
     case v1::Envelope::kMergeDataUpdated: {
       const v1::MergeDataUpdated& m = input.merge_data_updated();
       if (!Matches(state, m.item_key(), m.sequence_id())) return d;
+      const bool recipient_changes = m.has_recipient() && m.recipient().SerializeAsString() !=
+                                                              state.recipient.SerializeAsString();
       const bool changes =
+          recipient_changes ||
           std::any_of(m.merge_data().begin(), m.merge_data().end(), [&](const auto& kv) {
             auto it = state.merge_data.find(kv.first);
             return it == state.merge_data.end() || it->second != kv.second;
@@ -681,6 +688,7 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       v1::EnrollmentMergeDataUpdated* p = e.mutable_enrollment_merge_data_updated();
       *p->mutable_ref() = Ref(state);
       *p->mutable_merge_data() = m.merge_data();
+      if (recipient_changes) *p->mutable_recipient() = m.recipient();
       d.executor_events.push_back(std::move(e));
       break;
     }
@@ -1000,6 +1008,9 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       for (const auto& [k, v] : event.enrollment_merge_data_updated().merge_data()) {
         s.merge_data[k] = v;
       }
+      if (event.enrollment_merge_data_updated().has_recipient()) {
+        s.recipient = event.enrollment_merge_data_updated().recipient();
+      }
       break;
     default:
       break;
@@ -1041,8 +1052,12 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
   absl::Time anchor = state.anchor;
   absl::Time not_before = state.not_before;
   absl::Duration paused = state.paused_total;
-  if (!state.waiting_task_id.empty()) {
-    anchor = not_before = now;  // assumes the activity is completed now
+  // An edit never ends a wait for an activity (the executor does not reschedule a waiting
+  // enrollment): it still has no pending step afterwards. Its upcoming steps assume the activity
+  // is completed now.
+  const bool waiting = !state.waiting_task_id.empty();
+  if (waiting) {
+    anchor = not_before = now;
     paused = absl::ZeroDuration();
   } else if (state.paused_at.has_value()) {
     paused += std::max(absl::ZeroDuration(), now - *state.paused_at);  // assumes resume now
@@ -1050,11 +1065,8 @@ v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& se
   }
   for (size_t i = static_cast<size_t>(idx); i < new_steps.size(); ++i) {
     const absl::Time due = StepDueAt(anchor, new_steps[i], cal, not_before, paused);
-    v1::ScheduledStep* s = impact.add_upcoming();
-    s->set_step_id(new_steps[i].id());
-    s->set_step_index(static_cast<int32_t>(i));
-    *s->mutable_due_at() = ToProto(due);
-    if (i == static_cast<size_t>(idx)) {
+    *impact.add_upcoming() = ScheduledAt(new_steps[i], static_cast<int>(i), due, cal.tz);
+    if (i == static_cast<size_t>(idx) && !waiting) {
       impact.set_pending_step_id_after(new_steps[i].id());
       *impact.mutable_due_at_after() = ToProto(due);
     }

@@ -155,12 +155,14 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 //                      a request id already seen. For sequence events, pass `sequence` already
 //                      folded with them (either order works: the decider folds them again, which
 //                      is a no-op for a folded version).
-//   remove_requested   EnrollmentRemoved(requested) if active.
+//   remove_requested   EnrollmentRemoved(requested) if active or failed.
 //   pause/resume       EnrollmentPaused/EnrollmentResumed(cause enrollment or owner) if active.
-//   retry_requested    EnrollmentRetried from the failed step if failed (then due re-aligned).
+//   retry_requested    EnrollmentRetried from the failed step if failed (then due re-aligned);
+//                      the retried step renders with the merge data and recipient in force then.
 //   activity_completed StepScheduled for the next step (or EnrollmentCompleted) if waiting for
 //                      that task.
-//   merge_data_updated EnrollmentMergeDataUpdated if active and a value changes.
+//   merge_data_updated EnrollmentMergeDataUpdated if active or failed and a value or the
+//                      recipient changes (a failed enrollment is repaired, then retried).
 //   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
 //   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
 //   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/
@@ -215,7 +217,11 @@ std::optional<absl::Time> NextDueAt(const EnrollmentState& state);
                                        const SequenceState& sequence);
 
 // What replacing the sequence's steps with `new_steps` would do to this enrollment (pure preview
-// for the API). For an enrollment that is not active, returns only its id.
+// for the API). For an enrollment that is not active, returns only its id. The pending step and
+// due time after the edit are what DecideEnrollment does with the SequenceStepsReplaced event at
+// `now` (for a paused enrollment: followed by resuming every pause cause at `now`). An enrollment
+// waiting for an activity keeps waiting: no pending step after; its `upcoming` steps assume the
+// activity is completed at `now`, and `completes` means it completes when it is.
 v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& sequence,
                            absl::Span<const v1::Step> new_steps, absl::Time now);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
 
 namespace sequences::domain {
@@ -125,6 +126,10 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
   switch (delay.unit()) {
     case v1::DELAY_UNIT_DAYS:
     case v1::DELAY_UNIT_BUSINESS_DAYS: {
+      // 0 means "immediately": the anchor itself (the window still applies). Resolving the
+      // anchor's own local time again would give the first occurrence of a repeated hour, i.e.
+      // an instant before an anchor in the second occurrence.
+      if (amount == 0 && !HasTime(step)) return anchor;
       const absl::CivilSecond local = calendar.tz.At(anchor).cs;
       const absl::CivilDay start(local);
       const bool business = delay.unit() == v1::DELAY_UNIT_BUSINESS_DAYS;
@@ -132,14 +137,16 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
       const int minutes = HasTime(step) ? MinutesOf(step.at_time())
                                         : static_cast<int>(local.hour() * 60 + local.minute());
       const int seconds = HasTime(step) ? 0 : static_cast<int>(local.second());
-      // Sub-second part of the anchor, kept by time-of-day-preserving delays.
+      // Sub-second part of the anchor, kept by time-of-day-preserving delays (it is part of the
+      // local time of day, so a skipped local time still resolves to the jump itself).
       const absl::Duration fraction =
           HasTime(step) ? absl::ZeroDuration()
                         : anchor - absl::FromUnixSeconds(absl::ToUnixSeconds(anchor));
       auto at = [&](absl::CivilDay d) {
-        return FromLocal(absl::CivilSecond(d.year(), d.month(), d.day(), 0, minutes, seconds),
-                         calendar.tz) +
-               fraction;
+        const absl::CivilSecond cs(d.year(), d.month(), d.day(), 0, minutes, seconds);
+        const absl::TimeZone::TimeInfo info = calendar.tz.At(cs);
+        if (info.kind == absl::TimeZone::TimeInfo::SKIPPED) return info.trans;
+        return FromLocal(cs, calendar.tz) + fraction;
       };
       absl::Time result = at(target);
       // Never before the anchor (a 0-day delay "at 09:30" issued at 10:00 means tomorrow).
@@ -167,7 +174,16 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
   for (int i = 0; i < kAlignHorizonDays; ++i) {
     const absl::CivilDay day = first + i;
     if (calendar.holidays.count(day) > 0) continue;
-    if (ranges.empty()) return std::max(t, i == 0 ? t : AtMinutes(day, 0, calendar.tz));
+    if (ranges.empty()) {
+      // The day is the instants from its 00:00 to the next day's, both by the DST rule, like a
+      // range [00:00, 24:00). So an instant in the second pass of an evening repeated across
+      // midnight belongs to the next day (St. John's 1987-10-25), and a day the clocks skipped
+      // entirely (Apia 2011-12-30) has no instant at all.
+      const absl::Time open = AtMinutes(day, 0, calendar.tz);
+      const absl::Time close = AtMinutes(day, 24 * 60, calendar.tz);
+      if (open < close && t < close) return std::max(t, open);
+      continue;
+    }
     const absl::Weekday weekday = absl::GetWeekday(day);
     // Ranges of this weekday, earliest first.
     std::vector<std::pair<int, int>> today;
@@ -188,7 +204,23 @@ absl::Time AlignToWindow(absl::Time t, const Calendar& calendar) {
 
 absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& calendar,
                      absl::Time not_before, absl::Duration paused) {
-  return AlignToWindow(std::max(ApplyDelay(anchor, step, calendar) + paused, not_before), calendar);
+  const absl::Time due =
+      AlignToWindow(std::max(ApplyDelay(anchor, step, calendar) + paused, not_before), calendar);
+  // Up, so a due time is never before what it was computed from. (ToUnixMicros rounds down.)
+  const absl::Time whole = absl::FromUnixMicros(absl::ToUnixMicros(due));
+  return whole < due ? whole + absl::Microseconds(1) : whole;
+}
+
+v1::ScheduledStep ScheduledAt(const v1::Step& step, int index, absl::Time due, absl::TimeZone tz) {
+  v1::ScheduledStep s;
+  s.set_step_id(step.id());
+  s.set_step_index(index);
+  *s.mutable_due_at() = ToProto(due);
+  s.set_time_zone(tz.name());
+  s.set_local_due_time(absl::FormatTime("%Y-%m-%dT%H:%M:%S%Ez", due, tz));
+  s.set_local_display(
+      absl::StrCat(absl::FormatTime("%a %e %b %Y %H:%M %Z", due, tz), ", ", tz.name()));
+  return s;
 }
 
 std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,
@@ -199,11 +231,7 @@ std::vector<v1::ScheduledStep> PreviewSchedule(absl::Span<const v1::Step> steps,
   absl::Time anchor = start;
   for (size_t i = 0; i < steps.size(); ++i) {
     const absl::Time due = StepDueAt(anchor, steps[i], calendar);
-    v1::ScheduledStep s;
-    s.set_step_id(steps[i].id());
-    s.set_step_index(static_cast<int32_t>(i));
-    *s.mutable_due_at() = ToProto(due);
-    out.push_back(std::move(s));
+    out.push_back(ScheduledAt(steps[i], static_cast<int>(i), due, calendar.tz));
     anchor = due;
   }
   return out;

@@ -63,12 +63,19 @@ absl::Time ApplyDelay(absl::Time anchor, const v1::Step& step, const Calendar& c
 // the window never opens in that span (only possible with absurd holiday lists) returns t.
 absl::Time AlignToWindow(absl::Time t, const Calendar& calendar);
 
-// When a step comes due: AlignToWindow(max(ApplyDelay(anchor, step) + paused, not_before)).
-// `paused` is how long the delay clock stood still since the anchor (pauses); `not_before` the
-// earliest acceptable instant (e.g. the resume time after a pause).
+// When a step comes due: AlignToWindow(max(ApplyDelay(anchor, step) + paused, not_before)),
+// rounded up to a whole microsecond. `paused` is how long the delay clock stood still since the
+// anchor (pauses); `not_before` the earliest acceptable instant (e.g. the resume time after a
+// pause). Due times are whole microseconds because the due index and the timer ids
+// ("<enrollment_id>/<step_id>/due@<unix micros>") are: a finer due time (from an anchor that came
+// in a Timestamp with nanoseconds, e.g. ActivityCompleted.completed_at) would not be the time its
+// timer names, and deciding the timer again (replay --dry_run) would find it stale.
 absl::Time StepDueAt(absl::Time anchor, const v1::Step& step, const Calendar& calendar,
                      absl::Time not_before = absl::InfinitePast(),
                      absl::Duration paused = absl::ZeroDuration());
+
+// One step of a preview due at `due`: UTC and the wall clock of `tz` (ScheduledStep's fields).
+v1::ScheduledStep ScheduledAt(const v1::Step& step, int index, absl::Time due, absl::TimeZone tz);
 
 // Schedule preview: when each step would come due for an enrollment started at `start` in `tz`,
 // assuming each step executes when due (and activities that wait are completed at once).

@@ -48,7 +48,15 @@ absl::StatusOr<std::vector<v1::Envelope>> DecideCreate(const SequenceState& stat
       if (name.empty()) name = t->name();
       if (kind == v1::ENTITY_KIND_UNSPECIFIED) kind = t->entity_kind();
       if (steps.empty()) steps = ToVector(t->steps());
-      if (!create.has_settings()) settings = t->settings();
+      // Field by field: what the caller sets overrides, the rest is the template's.
+      settings = t->settings();
+      const v1::SequenceSettings& o = create.settings();
+      if (o.has_send_window()) *settings.mutable_send_window() = o.send_window();
+      if (!o.holidays().empty()) *settings.mutable_holidays() = o.holidays();
+      if (!o.default_time_zone().empty()) settings.set_default_time_zone(o.default_time_zone());
+      if (o.reenrollment() != v1::REENROLLMENT_RULE_UNSPECIFIED) {
+        settings.set_reenrollment(o.reenrollment());
+      }
     }
   }
   absl::Status definition = ValidateSequenceDefinition(name, kind, steps, settings);

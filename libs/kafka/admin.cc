@@ -9,6 +9,7 @@
 #include "absl/time/clock.h"
 #include "libs/kafka/internal/client.h"
 #include "libs/kafka/internal/errors.h"
+#include "libs/runtime/log.h"
 
 namespace sequences::kafka {
 namespace {
@@ -73,6 +74,18 @@ class AdminImpl final : public Admin {
     return absl::OkStatus();
   }
 
+  absl::StatusOr<int> BrokerCount(absl::Duration timeout) override {
+    const rd_kafka_metadata_t* md = nullptr;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk_.get(), 0, nullptr, &md, internal::Ms(timeout));
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+      if (md != nullptr) rd_kafka_metadata_destroy(md);
+      return internal::FromResponseError(err, "cluster metadata");
+    }
+    const int n = md->broker_cnt;
+    rd_kafka_metadata_destroy(md);
+    return n;
+  }
+
   absl::StatusOr<int> PartitionCount(const std::string& topic, absl::Duration timeout) override {
     return internal::PartitionCountOf(rk_.get(), topic, timeout);
   }
@@ -131,17 +144,22 @@ class AdminImpl final : public Admin {
 struct FeatureProbe {
   absl::Mutex mu;
   std::vector<std::string> features ABSL_GUARDED_BY(mu);
+  // The first authentication failure (SASL credentials refused, TLS handshake failed): no retry
+  // can succeed, so the probe reports it at once instead of waiting out the connect timeout.
+  std::string auth_error ABSL_GUARDED_BY(mu);
 };
 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Admin>> Admin::Create(const ClientConfig& config) {
+  if (absl::Status s = ValidateSecurity(config.security); !s.ok()) return s;
   auto rk = internal::NewClient(RD_KAFKA_PRODUCER, internal::AdminProperties(config));
   if (!rk.ok()) return rk.status();
   return std::make_unique<AdminImpl>(std::move(*rk));
 }
 
 absl::StatusOr<std::vector<std::string>> ProbeBrokerFeatures(const ClientConfig& config) {
+  if (absl::Status s = ValidateSecurity(config.security); !s.ok()) return s;
   FeatureProbe probe;
   internal::Properties props = internal::AdminProperties(config);
   props["debug"] = "feature,protocol";
@@ -161,14 +179,36 @@ absl::StatusOr<std::vector<std::string>> ProbeBrokerFeatures(const ClientConfig&
             p->features.push_back(std::move(feature));
           }
         });
+        rd_kafka_conf_set_error_cb(conf, [](rd_kafka_t* rk, int err, const char* reason, void*) {
+          Log(LogLevel::kWarning, "kafka", reason,
+              {{"client", rd_kafka_name(rk)},
+               {"error", rd_kafka_err2name(static_cast<rd_kafka_resp_err_t>(err))}});
+          if (err != RD_KAFKA_RESP_ERR__AUTHENTICATION && err != RD_KAFKA_RESP_ERR__SSL) return;
+          auto* p = static_cast<FeatureProbe*>(rd_kafka_opaque(rk));
+          absl::MutexLock lock(&p->mu);
+          if (p->auth_error.empty()) p->auth_error = reason;
+        });
       },
       &probe);
   if (!rk.ok()) return rk.status();
-  // A metadata request makes librdkafka connect and negotiate API versions.
-  const rd_kafka_metadata_t* md = nullptr;
-  rd_kafka_resp_err_t err =
-      rd_kafka_metadata(rk->get(), 0, nullptr, &md, internal::Ms(config.connect_timeout));
-  if (md != nullptr) rd_kafka_metadata_destroy(md);
+  // A metadata request makes librdkafka connect and negotiate API versions. Short requests until
+  // the connect timeout, so that a refused login ends the wait early.
+  const absl::Time deadline = absl::Now() + config.connect_timeout;
+  rd_kafka_resp_err_t err = RD_KAFKA_RESP_ERR__TIMED_OUT;
+  while (true) {
+    const rd_kafka_metadata_t* md = nullptr;
+    const absl::Duration left = std::max(deadline - absl::Now(), absl::Milliseconds(1));
+    err = rd_kafka_metadata(rk->get(), 0, nullptr, &md,
+                            internal::Ms(std::min(left, absl::Milliseconds(500))));
+    if (md != nullptr) rd_kafka_metadata_destroy(md);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR || absl::Now() >= deadline) break;
+    rd_kafka_poll(rk->get(), 0);  // serves the error callback
+    absl::MutexLock lock(&probe.mu);
+    if (!probe.auth_error.empty()) {
+      return absl::UnauthenticatedError(absl::StrCat("Kafka at ", config.bootstrap_servers,
+                                                     " refused this client: ", probe.auth_error));
+    }
+  }
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR) {
     return internal::FromResponseError(
         err, absl::StrCat("connect to Kafka at ", config.bootstrap_servers));

@@ -29,6 +29,8 @@ class Admin {
   // equals the spec's; otherwise FailedPrecondition names the topic and both counts.
   [[nodiscard]] virtual absl::Status EnsureTopics(const std::vector<TopicSpec>& topics,
                                                   absl::Duration timeout) = 0;
+  // How many brokers the cluster's metadata lists (live, registered brokers).
+  virtual absl::StatusOr<int> BrokerCount(absl::Duration timeout) = 0;
   // Partition count of an existing topic; NotFound if it does not exist.
   virtual absl::StatusOr<int> PartitionCount(const std::string& topic, absl::Duration timeout) = 0;
   // Deletes topics (tests and benchmarks). Missing topics are ignored.

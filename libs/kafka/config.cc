@@ -2,6 +2,7 @@
 
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "libs/kafka/internal/errors.h"
 #include "libs/runtime/log.h"
@@ -11,8 +12,27 @@ namespace {
 
 std::string Millis(absl::Duration d) { return absl::StrCat(absl::ToInt64Milliseconds(d)); }
 
+void AddSecurity(Properties& p, const SecurityConfig& s) {
+  p["security.protocol"] = absl::AsciiStrToLower(SecurityProtocolName(s.protocol));
+  if (s.UsesSasl()) {
+    p["sasl.mechanisms"] = s.sasl_mechanism;
+    p["sasl.username"] = s.sasl_username;
+    p["sasl.password"] = s.sasl_password;
+  }
+  if (s.UsesTls()) {
+    // The broker's certificate must name the host dialled (librdkafka 2's default, made explicit).
+    p["ssl.endpoint.identification.algorithm"] = "https";
+    if (!s.ssl_ca_location.empty()) p["ssl.ca.location"] = s.ssl_ca_location;
+    if (!s.ssl_certificate_location.empty()) {
+      p["ssl.certificate.location"] = s.ssl_certificate_location;
+    }
+    if (!s.ssl_key_location.empty()) p["ssl.key.location"] = s.ssl_key_location;
+    if (!s.ssl_key_password.empty()) p["ssl.key.password"] = s.ssl_key_password;
+  }
+}
+
 Properties Common(const ClientConfig& c) {
-  return {
+  Properties p = {
       {"bootstrap.servers", c.bootstrap_servers},
       {"client.id", c.client_id},
       // Bounded connection attempts: an unreachable broker is reported, never a hang.
@@ -23,6 +43,8 @@ Properties Common(const ClientConfig& c) {
       // IPv4 loopback in development; harmless elsewhere.
       {"broker.address.family", "any"},
   };
+  AddSecurity(p, c.security);
+  return p;
 }
 
 void ApplyOverrides(Properties& p, const ClientConfig& c) {
@@ -88,8 +110,10 @@ absl::StatusOr<ConfHandle> BuildConf(const Properties& properties) {
   for (const auto& [key, value] : properties) {
     if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), err, sizeof(err)) !=
         RD_KAFKA_CONF_OK) {
+      // Secrets stay out of error messages (and so out of logs).
+      const bool secret = key.find("password") != std::string::npos;
       return absl::InvalidArgumentError(
-          absl::StrCat("kafka property ", key, "=\"", value, "\": ", err));
+          absl::StrCat("kafka property ", key, "=\"", secret ? "(redacted)" : value, "\": ", err));
     }
   }
   InstallLogging(conf.get());

@@ -179,6 +179,8 @@ class ConsumerImpl final : public Consumer {
     return ConsumerGroupMetadata(std::move(handle));
   }
 
+  absl::Status FatalError() override { return internal::ClientFatalError(rk_.get(), "consumer"); }
+
   void Close() override {
     if (closed_) return;
     closed_ = true;
@@ -195,6 +197,7 @@ class ConsumerImpl final : public Consumer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Consumer>> Consumer::Create(const ConsumerConfig& config) {
+  if (absl::Status s = ValidateSecurity(config.client.security); !s.ok()) return s;
   auto rebalance = std::make_unique<RebalanceState>();
   auto rk = internal::NewClient(
       RD_KAFKA_CONSUMER, internal::ConsumerProperties(config),

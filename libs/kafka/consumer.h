@@ -101,6 +101,13 @@ class Consumer {
   // For TransactionalProducer::SendOffsetsToTransaction. REQUIRES: group_id set.
   virtual ConsumerGroupMetadata GroupMetadata() = 0;
 
+  // OK while the client is usable. Otherwise the fatal error librdkafka raised (for a consumer:
+  // a static member fenced by another member with the same group.instance.id, FENCED_INSTANCE_ID):
+  // it stays set, the client never recovers (polls fail or return nothing), and it must be
+  // destroyed and recreated.
+  // Cheap (no broker round trip); safe from the polling thread.
+  virtual absl::Status FatalError() = 0;
+
   // Leaves the group (revoking partitions through the listener). Idempotent.
   virtual void Close() = 0;
 };

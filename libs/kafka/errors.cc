@@ -144,6 +144,14 @@ absl::Status FromResponseError(rd_kafka_resp_err_t err, absl::string_view what) 
               rd_kafka_err2str(err));
 }
 
+absl::Status ClientFatalError(rd_kafka_t* rk, absl::string_view what) {
+  char reason[512];
+  rd_kafka_resp_err_t err = rd_kafka_fatal_error(rk, reason, sizeof(reason));
+  if (err == RD_KAFKA_RESP_ERR_NO_ERROR) return absl::OkStatus();
+  return Make(absl::StatusCode::kFailedPrecondition, rd_kafka_err2name(err), /*retriable=*/false,
+              /*fatal=*/true, what, reason);
+}
+
 absl::Status FromError(rd_kafka_error_t* raw, absl::string_view what) {
   ErrorHandle error(raw);
   if (error == nullptr) return absl::OkStatus();

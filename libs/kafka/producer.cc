@@ -90,6 +90,8 @@ class ProducerImpl final : public Producer {
 
   int OutstandingCount() override { return rd_kafka_outq_len(rk_.get()); }
 
+  absl::Status FatalError() override { return internal::ClientFatalError(rk_.get(), "producer"); }
+
  private:
   KafkaHandle rk_;
   absl::Duration delivery_timeout_;
@@ -99,6 +101,7 @@ class ProducerImpl final : public Producer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<Producer>> Producer::Create(const ProducerConfig& config) {
+  if (absl::Status s = ValidateSecurity(config.client.security); !s.ok()) return s;
   auto rk = internal::NewClient(RD_KAFKA_PRODUCER, internal::ProducerProperties(config),
                                 [](rd_kafka_conf_t* conf, void*) {
                                   rd_kafka_conf_set_dr_msg_cb(conf, &ProducerImpl::OnDelivery);

@@ -49,6 +49,11 @@ class Producer {
 
   // Number of records queued or in flight.
   virtual int OutstandingCount() = 0;
+
+  // OK while the producer is usable. Otherwise the fatal error librdkafka raised (an idempotent
+  // producer that lost its sequence state, e.g. OUT_OF_ORDER_SEQUENCE_NUMBER or an unknown producer
+  // id after a broker lost data): every later send fails, so the producer must be recreated.
+  virtual absl::Status FatalError() = 0;
 };
 
 }  // namespace sequences::kafka

@@ -106,6 +106,7 @@ absl::StatusOr<std::unique_ptr<TransactionalProducer>> TransactionalProducer::Cr
   if (config.transactional_id.empty()) {
     return absl::InvalidArgumentError("transactional_id: must not be empty");
   }
+  if (absl::Status s = ValidateSecurity(config.client.security); !s.ok()) return s;
   auto rk =
       internal::NewClient(RD_KAFKA_PRODUCER, internal::TransactionalProducerProperties(config));
   if (!rk.ok()) return rk.status();

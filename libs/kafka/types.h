@@ -10,6 +10,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "libs/kafka/security.h"
 
 // Plain value types of the Kafka adapter. No librdkafka type appears in any public header of
 // libs/kafka; librdkafka is linked PRIVATE.
@@ -23,6 +24,8 @@ struct ClientConfig {
   std::string client_id = "sequences";
   // How long to wait for a first connection and for metadata requests (bounded, never a hang).
   absl::Duration connect_timeout = absl::Seconds(10);
+  // Authentication and encryption (default: PLAINTEXT, for loopback only).
+  SecurityConfig security;
   // Extra librdkafka properties (e.g. {"debug", "protocol"}). Applied last; an unknown name or a
   // bad value makes Create() fail with InvalidArgument naming the property.
   std::map<std::string, std::string> overrides;

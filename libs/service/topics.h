@@ -24,10 +24,21 @@ struct Topics {
   std::vector<std::string> All() const;
 };
 
-// Creates the topics that do not exist. enrollment-events and executor-events get `partitions`
-// partitions (they MUST be equal: the executor's changelog partition is its input partition);
-// task, email and dead-letter topics too (keyed by item); sequence-events gets `partitions` as well
-// (every executor reads all of it). FailedPrecondition if an existing topic has another count.
+// Replication that fits a cluster of `brokers` brokers: factor min(3, brokers), and
+// min.insync.replicas 2 when the factor is 3 (an acks=all write then survives the loss of any one
+// broker, and a partition refuses writes rather than keep them on one copy), else 1.
+struct Replication {
+  int factor = 1;
+  int min_insync_replicas = 1;
+};
+Replication ReplicationFor(int brokers);
+
+// Creates the topics that do not exist, replicated as ReplicationFor(the brokers the cluster's
+// metadata lists now) says: start the services for the first time with the whole cluster up.
+// enrollment-events and executor-events get `partitions` partitions (they MUST be equal: the
+// executor's changelog partition is its input partition); task, email and dead-letter topics too
+// (keyed by item); sequence-events gets `partitions` as well (every executor reads all of it).
+// FailedPrecondition if an existing topic has another count.
 absl::Status EnsureTopics(kafka::Admin& admin, const Topics& topics, int partitions,
                           absl::Duration timeout);
 

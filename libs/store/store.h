@@ -74,7 +74,7 @@ class Store {
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view column_family,
                                                  absl::string_view key);
   // Applies every operation of `batch` atomically. `sync`: fsync the WAL before returning.
-  absl::Status Write(const WriteBatch& batch, bool sync = false);
+  [[nodiscard]] absl::Status Write(const WriteBatch& batch, bool sync = false);
   // Visits keys in [begin, end) in byte order (end empty: to the end of the column family).
   absl::Status Scan(absl::string_view column_family, absl::string_view begin, absl::string_view end,
                     const Visitor& visit);

@@ -282,7 +282,8 @@ absl::StatusOr<domain::SequenceState> Api::LoadOwnSequence(const Ctx& ctx,
 absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
     const std::string& request_id, std::vector<v1::SequenceCommand> commands,
-    const std::vector<std::pair<std::string, std::string>>& path_map) {
+    const std::vector<std::pair<std::string, std::string>>& path_map,
+    const CompleteCommands& complete) {
   const std::string resource = SequenceResourceName(ctx.company_id, sequence_id);
   const std::vector<std::string> keys = {sequence_id, RequestKey(ctx, request_id)};
   StripeLocks locks(*this, keys);
@@ -309,6 +310,7 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     return SequenceNotFound(sequence_id);
   }
   (void)resource_field;
+  if (complete) complete(state, commands);
 
   const absl::Time now = clock_.Now();
   std::vector<v1::Envelope> events;
@@ -336,10 +338,40 @@ absl::StatusOr<v1::SequenceResponse> Api::RunSequenceCommands(
     }
     absl::StatusOr<std::vector<LogPosition>> positions = Append(ctx, keys, records);
     if (!positions.ok()) return positions.status();
+    if (absl::Status s = CheckAppendsWon(ctx, sequence_id, events, records, *positions); !s.ok()) {
+      return s;
+    }
     reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   }
   *reply.mutable_sequence() = SequenceView(state);
   return reply;
+}
+
+absl::Status Api::CheckAppendsWon(const Ctx& ctx, const std::string& sequence_id,
+                                  const std::vector<v1::Envelope>& events,
+                                  const std::vector<kafka::Record>& records,
+                                  const std::vector<LogPosition>& positions) {
+  // Another API instance may have appended the same versions first: the fold keeps the first
+  // event of each version in log order and ignores the rest, so a write is acknowledged only
+  // once the read model shows that it is the one kept (a conditional append, checked after).
+  if (!read_model_.WaitFor(positions, ReadDeadline(ctx))) {
+    return absl::UnavailableError(
+        "the update is durable but the read model has not confirmed it yet; retry with the same "
+        "request_id");
+  }
+  for (size_t i = 0; i < events.size(); ++i) {
+    std::string id;
+    int64_t version = 0;
+    if (!domain::GetSequenceEventKey(events[i], &id, &version)) continue;
+    absl::StatusOr<std::optional<std::string>> kept = read_model_.SequenceEventAt(id, version);
+    if (!kept.ok()) return kept.status();
+    if (!kept->has_value() || **kept != records[i].value) {
+      return absl::AbortedError(absl::StrCat("sequence ", sequence_id,
+                                             " was changed by another writer at the same time; "
+                                             "read it again and retry"));
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<v1::SequenceResponse> Api::CreateSequence(const Ctx& ctx,
@@ -387,8 +419,16 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
     return absl::NotFoundError(absl::StrCat("company ", *company, " not found"));
   }
   if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  if (req.entity_kind() != v1::ENTITY_KIND_UNSPECIFIED && EntityName(req.entity_kind()).empty()) {
+    return domain::InvalidField("entity_kind", "must be DEAL or LEAD when set");
+  }
+  if (!req.owner_id().empty() && !IsValidUserId(req.owner_id())) {
+    return domain::InvalidField("owner_id", kUserIdRule);
+  }
   std::string after;
-  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted());
+  // The filters are part of the listing a page token is bound to.
+  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted(), "/",
+                                           req.entity_kind(), "/", req.owner_id());
   if (!req.page_token().empty()) {
     absl::StatusOr<std::string> t =
         signer_.Verify(ctx.company_id, listing, req.page_token(), "page_token");
@@ -397,9 +437,29 @@ absl::StatusOr<v1::ListSequencesResponse> Api::ListSequences(const Ctx& ctx,
   }
   if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
   const int limit = PageSize(req.page_size(), 50, 500);
-  absl::StatusOr<std::vector<v1::Sequence>> seqs =
-      read_model_.ListSequences(*company, after, limit + 1, req.show_deleted());
-  if (!seqs.ok()) return seqs.status();
+  auto matches = [&](const v1::Sequence& s) {
+    return (req.entity_kind() == v1::ENTITY_KIND_UNSPECIFIED ||
+            s.entity_kind() == req.entity_kind()) &&
+           (req.owner_id().empty() || s.owner_id() == req.owner_id());
+  };
+  // Scans in chunks until limit + 1 sequences match (one more than a page says whether another
+  // page exists) or the company's sequences end.
+  std::vector<v1::Sequence> matched;
+  absl::StatusOr<std::vector<v1::Sequence>> seqs = std::vector<v1::Sequence>();
+  for (std::string cursor = after; static_cast<int>(matched.size()) <= limit;) {
+    absl::StatusOr<std::vector<v1::Sequence>> chunk =
+        read_model_.ListSequences(*company, cursor, limit + 1, req.show_deleted());
+    if (!chunk.ok()) return chunk.status();
+    for (v1::Sequence& s : *chunk) {
+      if (static_cast<int>(matched.size()) > limit) break;
+      if (matches(s)) matched.push_back(s);
+    }
+    if (static_cast<int>(chunk->size()) < limit + 1) break;
+    absl::StatusOr<SequenceName> last = ParseSequenceName(chunk->back().name(), "name");
+    if (!last.ok()) return last.status();
+    cursor = last->sequence_id;
+  }
+  seqs = std::move(matched);
   v1::ListSequencesResponse out;
   for (int i = 0; i < static_cast<int>(seqs->size()) && i < limit; ++i) {
     *out.add_sequences() = (*seqs)[i];
@@ -436,12 +496,6 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
                                                "\" (allowed: display_name, settings, steps)"));
     }
   }
-  // The unchanged half of ChangeSettings comes from the current state (decided under the lock in
-  // RunSequenceCommands; a concurrent change is caught by the version check below when given).
-  // Read this process's own earlier writes about the sequence (e.g. its creation) first.
-  if (absl::Status s = WaitForOwnWrites(ctx, {name->sequence_id}); !s.ok()) return s;
-  absl::StatusOr<domain::SequenceState> current = LoadOwnSequence(ctx, name->sequence_id);
-  if (!current.ok()) return current.status();
   std::vector<v1::SequenceCommand> commands;
   if (steps) {
     v1::SequenceCommand c;
@@ -450,14 +504,22 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
   }
   if (display_name || settings) {
     v1::SequenceCommand c;
-    c.mutable_change_settings()->set_name(display_name ? req.sequence().display_name()
-                                                       : current->name);
-    *c.mutable_change_settings()->mutable_settings() =
-        settings ? req.sequence().settings() : current->settings;
+    if (display_name) c.mutable_change_settings()->set_name(req.sequence().display_name());
+    if (settings) *c.mutable_change_settings()->mutable_settings() = req.sequence().settings();
     commands.push_back(std::move(c));
   }
-  commands.front().set_expected_version(req.expected_version() > 0 ? req.expected_version()
-                                                                   : current->version);
+  // Only a version the caller names is checked: without one, the update applies to whatever
+  // version the lock finds (never ABORTED for a version the caller did not ask for).
+  commands.front().set_expected_version(req.expected_version());
+  // The unchanged half of ChangeSettings comes from the state read under the sequence's lock.
+  auto complete = [display_name, settings](const domain::SequenceState& current,
+                                           std::vector<v1::SequenceCommand>& cs) {
+    for (v1::SequenceCommand& c : cs) {
+      if (!c.has_change_settings()) continue;
+      if (!display_name) c.mutable_change_settings()->set_name(current.name);
+      if (!settings) *c.mutable_change_settings()->mutable_settings() = current.settings;
+    }
+  };
   return RunSequenceCommands(ctx, "sequence.name", name->sequence_id, req.request_id(),
                              std::move(commands),
                              {{"replace_steps.steps", "sequence.steps"},
@@ -465,7 +527,8 @@ absl::StatusOr<v1::SequenceResponse> Api::UpdateSequence(const Ctx& ctx,
                               {"change_settings.settings", "sequence.settings"},
                               {"steps", "sequence.steps"},
                               {"settings", "sequence.settings"},
-                              {"name", "sequence.display_name"}});
+                              {"name", "sequence.display_name"}},
+                             complete);
 }
 
 namespace {
@@ -683,6 +746,22 @@ absl::Status CheckEnrollWithPending(const std::optional<EnrollmentRecord>& rec,
   return domain::CheckEnroll(rec.has_value() ? rec->state : empty, r, seq);
 }
 
+// The enrollment as the executor's decision on `input` will leave it: the domain's decider run on
+// the read model's state (the executor runs the same decider on its own state, so they differ only
+// if another input about the enrollment arrives first). Unchanged if the decision is empty.
+v1::Enrollment ProjectedView(const EnrollmentRecord& rec, const v1::Envelope& input,
+                             const domain::SequenceState& seq, absl::Time now) {
+  absl::StatusOr<domain::Decision> d = domain::DecideEnrollment(rec.state, input, seq, now);
+  if (!d.ok() || d->executor_events.empty()) return rec.view;
+  domain::EnrollmentState state = rec.state;
+  for (const v1::Envelope& e : d->executor_events) {
+    state = domain::EvolveEnrollment(std::move(state), e);
+  }
+  v1::Enrollment view = rec.view;
+  FillEnrollmentView(state, &view);
+  return view;
+}
+
 }  // namespace
 
 absl::StatusOr<v1::EnrollmentResponse> Api::Enroll(const Ctx& ctx, const v1::EnrollRequest& req) {
@@ -835,7 +914,7 @@ absl::StatusOr<v1::BatchEnrollResponse> Api::BatchEnroll(const Ctx& ctx,
 absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
     const Ctx& ctx, EnrollmentAction action, const std::string& name, const std::string& request_id,
     const std::string& note, const std::string& task_id,
-    const google::protobuf::Timestamp* complete_time) {
+    const google::protobuf::Timestamp* complete_time, const v1::UpdateEnrollmentDataRequest* data) {
   absl::StatusOr<EnrollmentName> n = ParseEnrollmentName(name, "name");
   if (!n.ok()) return n.status();
   if (n->company_id != ctx.company_id) {
@@ -844,6 +923,14 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
   if (absl::Status s = CheckRequestId(request_id, "request_id"); !s.ok()) return s;
   if (action == EnrollmentAction::kActivityCompleted && task_id.empty()) {
     return domain::InvalidField("task_id", "is required");
+  }
+  if (action == EnrollmentAction::kUpdateData) {
+    if (data->merge_data().empty() && !data->has_recipient()) {
+      return domain::InvalidField("merge_data", "is required unless a recipient is given");
+    }
+    for (const auto& [field, value] : data->merge_data()) {
+      if (field.empty()) return domain::InvalidField("merge_data", "keys must not be empty");
+    }
   }
   const std::string item_key = n->ItemKey();
   const std::string resource = EnrollmentResourceName(item_key, n->sequence_id);
@@ -875,7 +962,9 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
   };
   switch (action) {
     case EnrollmentAction::kRemove:
-      if (!active && !pending) return refuse("only an active enrollment can be removed");
+      if (!active && !pending && r.state.status != v1::ENROLLMENT_STATUS_FAILED) {
+        return refuse("only an active or failed enrollment can be removed");
+      }
       *e.mutable_remove_requested()->mutable_target() = target;
       e.mutable_remove_requested()->set_requested_by(ctx.user_id);
       break;
@@ -916,6 +1005,17 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
                                        : domain::ToProto(now);
       break;
     }
+    case EnrollmentAction::kUpdateData: {
+      if (!active && r.state.status != v1::ENROLLMENT_STATUS_FAILED) {
+        return refuse("only an in-progress, paused or failed enrollment can be updated");
+      }
+      v1::MergeDataUpdated* m = e.mutable_merge_data_updated();
+      m->set_item_key(item_key);
+      m->set_sequence_id(n->sequence_id);
+      *m->mutable_merge_data() = data->merge_data();
+      if (data->has_recipient()) *m->mutable_recipient() = data->recipient();
+      break;
+    }
   }
   v1::Envelope header = domain::MakeEnvelope(
       absl::StrCat("api/", domain::PayloadName(e), "/",
@@ -929,7 +1029,7 @@ absl::StatusOr<v1::EnrollmentResponse> Api::RunEnrollmentAction(
                .value = header.SerializeAsString()}});
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
-  *reply.mutable_enrollment() = r.view;
+  *reply.mutable_enrollment() = ProjectedView(r, header, *seq, now);
   reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
 }
@@ -958,6 +1058,12 @@ absl::StatusOr<v1::EnrollmentResponse> Api::ReportActivityCompleted(
     const Ctx& ctx, const v1::ReportActivityCompletedRequest& req) {
   return RunEnrollmentAction(ctx, EnrollmentAction::kActivityCompleted, req.name(),
                              req.request_id(), "", req.task_id(), &req.complete_time());
+}
+
+absl::StatusOr<v1::EnrollmentResponse> Api::UpdateEnrollmentData(
+    const Ctx& ctx, const v1::UpdateEnrollmentDataRequest& req) {
+  return RunEnrollmentAction(ctx, EnrollmentAction::kUpdateData, req.name(), req.request_id(), "",
+                             "", nullptr, &req);
 }
 
 absl::StatusOr<v1::Enrollment> Api::GetEnrollment(const Ctx& ctx,
@@ -1091,6 +1197,142 @@ absl::StatusOr<v1::UserEnrollmentsResponse> Api::UserEnrollments(
   v1::UserEnrollmentsResponse reply;
   reply.set_consistency_token(ConsistencyToken(ctx, *positions));
   return reply;
+}
+
+// ---------------------------------------------------------------- item inputs (CRM, mailer)
+
+namespace {
+
+// The item key of an item of the caller's company, named by `parent` ("companies/{c}"), entity
+// kind and item id; violations are added to `v` (fields of the request).
+absl::StatusOr<std::string> OwnItemKey(const CallContext& ctx, const std::string& parent,
+                                       v1::EntityKind kind, const std::string& item_id,
+                                       domain::FieldViolations& v) {
+  absl::StatusOr<std::string> company = ParseCompanyName(parent, "parent");
+  if (!company.ok()) return company.status();
+  if (*company != ctx.company_id) {
+    return absl::NotFoundError(absl::StrCat("company ", *company, " not found"));
+  }
+  const std::string entity = EntityName(kind);
+  if (entity.empty()) v.Add("entity_kind", "must be DEAL or LEAD");
+  if (!IsValidId(item_id)) v.Add("item_id", kIdRule);
+  // Built from the caller's company, never from anything the caller names.
+  return absl::StrCat(ctx.company_id, "/", entity, "/", item_id);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::ItemInputResponse> Api::AppendItemInput(const Ctx& ctx,
+                                                           const std::string& item_key,
+                                                           const std::string& sequence_id,
+                                                           const std::string& request_id,
+                                                           const v1::Envelope& input) {
+  const std::string resource = sequence_id.empty() ? ItemResourceName(item_key)
+                                                   : EnrollmentResourceName(item_key, sequence_id);
+  const std::string key = sequence_id.empty() ? absl::StrCat("item\x1f", item_key)
+                                              : domain::EnrollmentKey(item_key, sequence_id);
+  const std::vector<std::string> keys = {key, RequestKey(ctx, request_id)};
+  StripeLocks locks(*this, keys);
+  if (absl::Status s = WaitForOwnWrites(ctx, keys); !s.ok()) return s;
+  v1::ItemInputResponse reply;
+  reply.set_item(ItemResourceName(item_key));
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      read_model_.LookupRequest(ctx.company_id, request_id);
+  if (!seen.ok()) return seen.status();
+  if (seen->has_value()) {
+    if ((*seen)->resource != resource) {
+      return domain::InvalidField("request_id", "was already used for another request");
+    }
+    reply.set_consistency_token(ConsistencyToken(ctx, **seen));
+    return reply;
+  }
+  if (!sequence_id.empty()) {
+    absl::StatusOr<domain::SequenceState> seq = LoadOwnSequence(ctx, sequence_id);
+    if (!seq.ok()) return seq.status();
+  }
+  const absl::Time now = clock_.Now();
+  v1::Envelope e = domain::MakeEnvelope(
+      absl::StrCat("api/", domain::PayloadName(input), "/",
+                   sequence_id.empty() ? item_key : domain::EnrollmentKey(item_key, sequence_id),
+                   "/", request_id),
+      ctx.company_id, now, "", request_id);
+  e.MergeFrom(input);
+  absl::StatusOr<std::vector<LogPosition>> positions =
+      Append(ctx, keys,
+             {{.topic = options_.topics.enrollment_events,
+               .key = item_key,
+               .value = e.SerializeAsString()}});
+  if (!positions.ok()) return positions.status();
+  reply.set_consistency_token(ConsistencyToken(ctx, *positions));
+  return reply;
+}
+
+absl::StatusOr<v1::ItemInputResponse> Api::ReportItemOutcome(
+    const Ctx& ctx, const v1::ReportItemOutcomeRequest& req) {
+  domain::FieldViolations v;
+  absl::StatusOr<std::string> item_key =
+      OwnItemKey(ctx, req.parent(), req.entity_kind(), req.item_id(), v);
+  if (!item_key.ok()) return item_key.status();
+  switch (req.outcome()) {
+    case v1::ITEM_OUTCOME_KIND_DEAL_WON:
+    case v1::ITEM_OUTCOME_KIND_DEAL_LOST:
+      if (req.entity_kind() == v1::ENTITY_KIND_LEAD) v.Add("outcome", "is an outcome of deals");
+      break;
+    case v1::ITEM_OUTCOME_KIND_LEAD_CONVERTED:
+      if (req.entity_kind() == v1::ENTITY_KIND_DEAL) v.Add("outcome", "is an outcome of leads");
+      break;
+    case v1::ITEM_OUTCOME_KIND_ITEM_DELETED:
+      break;
+    default:
+      v.Add("outcome", "must be DEAL_WON, DEAL_LOST, LEAD_CONVERTED or ITEM_DELETED");
+  }
+  v.AddAllFrom("", CheckRequestId(req.request_id(), "request_id"));
+  if (!v.empty()) return v.ToStatus("invalid outcome report");
+  v1::Envelope e;
+  e.mutable_item_outcome()->set_item_key(*item_key);
+  e.mutable_item_outcome()->set_kind(req.outcome());
+  return AppendItemInput(ctx, *item_key, "", req.request_id(), e);
+}
+
+absl::StatusOr<v1::ItemInputResponse> Api::ReportEmailEvent(
+    const Ctx& ctx, bool bounced, const v1::ReportEmailEventRequest& req) {
+  domain::FieldViolations v;
+  absl::StatusOr<std::string> item_key =
+      OwnItemKey(ctx, req.parent(), req.entity_kind(), req.item_id(), v);
+  if (!item_key.ok()) return item_key.status();
+  std::string sequence_id;
+  if (!req.sequence().empty()) {
+    absl::StatusOr<SequenceName> n = ParseSequenceName(req.sequence(), "sequence");
+    if (!n.ok()) return n.status();
+    if (n->company_id != ctx.company_id) return SequenceNotFound(n->sequence_id);
+    sequence_id = n->sequence_id;
+  }
+  if (!bounced && !req.detail().empty()) v.Add("detail", "is for bounces only");
+  v.AddAllFrom("", CheckRequestId(req.request_id(), "request_id"));
+  if (!v.empty()) return v.ToStatus("invalid email report");
+  v1::Envelope e;
+  if (bounced) {
+    v1::EmailBounced* b = e.mutable_email_bounced();
+    b->set_item_key(*item_key);
+    b->set_sequence_id(sequence_id);
+    b->set_idempotency_key(req.email_idempotency_key());
+    b->set_detail(req.detail());
+  } else {
+    v1::EmailReplied* r = e.mutable_email_replied();
+    r->set_item_key(*item_key);
+    r->set_sequence_id(sequence_id);
+    r->set_idempotency_key(req.email_idempotency_key());
+  }
+  return AppendItemInput(ctx, *item_key, sequence_id, req.request_id(), e);
+}
+
+absl::StatusOr<v1::ItemInputResponse> Api::ReportEmailReplied(
+    const Ctx& ctx, const v1::ReportEmailEventRequest& req) {
+  return ReportEmailEvent(ctx, false, req);
+}
+absl::StatusOr<v1::ItemInputResponse> Api::ReportEmailBounced(
+    const Ctx& ctx, const v1::ReportEmailEventRequest& req) {
+  return ReportEmailEvent(ctx, true, req);
 }
 
 absl::StatusOr<v1::UserEnrollmentsResponse> Api::PauseUserEnrollments(

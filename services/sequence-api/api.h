@@ -25,6 +25,7 @@
 // Thread-safety: all methods may be called concurrently.
 
 #include <array>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -115,21 +116,44 @@ class Api {
       const Ctx&, const v1::UserEnrollmentsRequest&);
   absl::StatusOr<v1::UserEnrollmentsResponse> ResumeUserEnrollments(
       const Ctx&, const v1::UserEnrollmentsRequest&);
+  absl::StatusOr<v1::EnrollmentResponse> UpdateEnrollmentData(
+      const Ctx&, const v1::UpdateEnrollmentDataRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportItemOutcome(const Ctx&,
+                                                          const v1::ReportItemOutcomeRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailReplied(const Ctx&,
+                                                           const v1::ReportEmailEventRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailBounced(const Ctx&,
+                                                           const v1::ReportEmailEventRequest&);
 
  private:
-  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted };
+  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted, kUpdateData };
 
+  // Fills what a command takes from the current state, under the sequence's lock.
+  using CompleteCommands =
+      std::function<void(const domain::SequenceState&, std::vector<v1::SequenceCommand>&)>;
   // Runs one sequence command (create included) and answers with the sequence after it.
   absl::StatusOr<v1::SequenceResponse> RunSequenceCommands(
       const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
       const std::string& request_id, std::vector<v1::SequenceCommand> commands,
-      const std::vector<std::pair<std::string, std::string>>& path_map);
+      const std::vector<std::pair<std::string, std::string>>& path_map,
+      const CompleteCommands& complete = {});
   absl::StatusOr<v1::EnrollmentResponse> RunEnrollmentAction(
       const Ctx& ctx, EnrollmentAction action, const std::string& name,
       const std::string& request_id, const std::string& note, const std::string& task_id,
-      const google::protobuf::Timestamp* complete_time);
+      const google::protobuf::Timestamp* complete_time,
+      const v1::UpdateEnrollmentDataRequest* data = nullptr);
   absl::StatusOr<v1::UserEnrollmentsResponse> UserEnrollments(const Ctx& ctx, bool pause,
                                                               const v1::UserEnrollmentsRequest&);
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailEvent(const Ctx& ctx, bool bounced,
+                                                         const v1::ReportEmailEventRequest& req);
+  // Appends one input about an item of the caller's company (`input` carries only the payload),
+  // keyed by the item, idempotent by request id: for every enrollment of the item when
+  // `sequence_id` is empty, else for its enrollment in that sequence (NOT_FOUND unless the
+  // sequence is the caller's).
+  absl::StatusOr<v1::ItemInputResponse> AppendItemInput(const Ctx& ctx, const std::string& item_key,
+                                                        const std::string& sequence_id,
+                                                        const std::string& request_id,
+                                                        const v1::Envelope& input);
 
   // The sequence of the caller's company, or NOT_FOUND.
   // One enrollment key as a mutation sees it. REQUIRES: the key's stripe is held. Waits for this
@@ -168,6 +192,13 @@ class Api {
                                                   const std::vector<std::string>& keys,
                                                   const std::vector<kafka::Record>& records);
   absl::Time ReadDeadline(const Ctx& ctx);
+  // OK if the read model kept these appended sequence events (records[i] is events[i]) as their
+  // versions; ABORTED if another writer's events of the same versions came first (the caller got
+  // no OK, so nothing acknowledged is lost); UNAVAILABLE if the read model did not confirm in time.
+  absl::Status CheckAppendsWon(const Ctx& ctx, const std::string& sequence_id,
+                               const std::vector<v1::Envelope>& events,
+                               const std::vector<kafka::Record>& records,
+                               const std::vector<LogPosition>& positions);
   // The consistency key of a request id: a mutation locks and waits for it as for its resource,
   // so one request id used by concurrent calls (for the same or different resources) is decided
   // once.

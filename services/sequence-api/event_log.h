@@ -41,6 +41,8 @@ class KafkaEventLog final : public EventLog {
                                                   absl::Time deadline) override;
   int64_t produced() const { return produced_.load(); }
   int64_t errors() const { return errors_.load(); }
+  // The producer's fatal error (OK while it is usable): after one, no write can succeed.
+  absl::Status FatalError() { return producer_->FatalError(); }
 
  private:
   // Declared before the producer: its destructor runs the last delivery callbacks.

@@ -270,6 +270,14 @@ class Transport::EnrollmentServiceImpl final : public v1::EnrollmentService::Cal
                        UserEnrollmentsResponse)
   SEQUENCES_API_METHOD(EnrollmentService, ResumeUserEnrollments, UserEnrollmentsRequest,
                        UserEnrollmentsResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, UpdateEnrollmentData, UpdateEnrollmentDataRequest,
+                       EnrollmentResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ReportItemOutcome, ReportItemOutcomeRequest,
+                       ItemInputResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ReportEmailReplied, ReportEmailEventRequest,
+                       ItemInputResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ReportEmailBounced, ReportEmailEventRequest,
+                       ItemInputResponse)
 
  private:
   Transport& t_;

@@ -5,15 +5,21 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 
+#include <malloc.h>
+
 #include <cstdlib>
+#include <fstream>
+#include <sstream>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
 #include "libs/kafka/admin.h"
 #include "libs/kafka/producer.h"
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
 #include "services/sequence-api/api.h"
@@ -36,6 +42,15 @@ ABSL_FLAG(std::string, producer_bootstrap_servers, "",
           "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
           "a writer that cannot reach the broker while the read model can");
 ABSL_FLAG(int, max_call_seconds, 30, "deadline applied to calls that set none (and upper bound)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server: serve gRPC over TLS (default: plaintext, for "
+          "loopback only)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: require every client to present a certificate signed by it (mutual "
+          "TLS); the certificate's identity is logged with each call");
+ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(5),
+          "how often freed heap memory is returned to the system (0: never)");
 ABSL_FLAG(int, max_calls_per_company, 32,
           "calls of one company that run at once (the rest queue in its lane); isolates callers");
 ABSL_FLAG(int, max_request_bytes, 4 << 20, "largest request message accepted (gRPC)");
@@ -47,11 +62,49 @@ ABSL_FLAG(std::string, token_keys, "",
 namespace sequences {
 namespace {
 
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// Plaintext, TLS, or mutual TLS, from the flags.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> ServerCredentials() {
+  const std::string cert_path = absl::GetFlag(FLAGS_tls_cert);
+  const std::string ca_path = absl::GetFlag(FLAGS_tls_client_ca);
+  if (cert_path.empty()) {
+    if (!ca_path.empty()) return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert");
+    return grpc::InsecureServerCredentials();
+  }
+  absl::StatusOr<std::string> cert = ReadFile(cert_path);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadFile(absl::GetFlag(FLAGS_tls_key));
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions options(
+      ca_path.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                      : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  if (!ca_path.empty()) {
+    absl::StatusOr<std::string> ca = ReadFile(ca_path);
+    if (!ca.ok()) return ca.status();
+    options.pem_root_certs = *ca;
+  }
+  options.pem_key_cert_pairs.push_back({*key, *cert});
+  return grpc::SslServerCredentials(options);
+}
+
 int Main() {
   absl::Notification& shutdown = service::InstallShutdownSignals();
   RealClock clock;
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "sequence-api"};
+  absl::StatusOr<kafka::SecurityConfig> kafka_security = service::KafkaSecurityFromFlags();
+  if (!kafka_security.ok()) {
+    Log(LogLevel::kError, "api", "kafka security", {{"error", kafka_security.status().ToString()}});
+    return 2;
+  }
+  kafka_client.security = *kafka_security;
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
   std::string token = absl::GetFlag(FLAGS_auth_token);
   if (token.empty() && std::getenv("SEQUENCES_API_TOKEN") != nullptr) {
@@ -65,6 +118,8 @@ int Main() {
   }
   Log(LogLevel::kInfo, "api", "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
+       {"kafka_security", kafka::SecurityProtocolName(kafka_client.security.protocol)},
+       {"kafka_user", kafka_client.security.sasl_username},
        {"listen", absl::GetFlag(FLAGS_listen)},
        {"data_dir", absl::GetFlag(FLAGS_data_dir)}});
 
@@ -142,29 +197,72 @@ int Main() {
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_request_bytes));
   int port = 0;
-  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), grpc::InsecureServerCredentials(), &port);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ServerCredentials();
+  if (!credentials.ok()) {
+    Log(LogLevel::kError, "api", "tls", {{"error", credentials.status().ToString()}});
+    return 2;
+  }
+  builder.AddListeningPort(absl::GetFlag(FLAGS_listen), *credentials, &port);
   transport.RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
     Log(LogLevel::kError, "api", "cannot listen", {{"listen", absl::GetFlag(FLAGS_listen)}});
     return 1;
   }
-  Log(LogLevel::kInfo, "api", "serving", {{"listen", absl::GetFlag(FLAGS_listen)}, {"port", port}});
+  Log(LogLevel::kInfo, "api", "serving",
+      {{"listen", absl::GetFlag(FLAGS_listen)},
+       {"port", port},
+       {"transport", absl::GetFlag(FLAGS_tls_cert).empty()        ? "plaintext"
+                     : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "tls"
+                                                                  : "mutual-tls"}});
 
-  shutdown.WaitForNotification();
+  // Housekeeping, once a second until SIGTERM: health tells the truth (NOT_SERVING while the
+  // broker does not answer a metadata request, so a load balancer sends calls elsewhere), a
+  // fatal producer error ends the process (exit 3, for its supervisor) instead of leaving it up
+  // and unable to write, and freed memory goes back to the system.
+  const absl::Duration trim_every = absl::GetFlag(FLAGS_memory_trim_interval);
+  absl::Time last_trim = clock.Now();
+  bool serving = true;
+  int exit_code = 0;
+  while (!shutdown.WaitForNotificationWithTimeout(absl::Seconds(1))) {
+    if (absl::Status fatal = event_log.FatalError(); !fatal.ok()) {
+      Log(LogLevel::kError, "api", "fatal producer error: exiting for a restart",
+          {{"error", fatal.ToString()}});
+      exit_code = 3;
+      break;
+    }
+    const bool reachable =
+        (*admin)->PartitionCount(topics.sequence_events, absl::Seconds(2)).ok();
+    if (reachable != serving) {
+      serving = reachable;
+      server->GetHealthCheckService()->SetServingStatus(serving);
+      Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "api",
+          serving ? "broker reachable again: serving" : "broker unreachable: not serving");
+    }
+    if (trim_every > absl::ZeroDuration() && clock.Now() - last_trim >= trim_every) {
+      malloc_trim(0);
+      last_trim = clock.Now();
+    }
+  }
   Log(LogLevel::kInfo, "api", "shutting down");
   // Refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
   server->GetHealthCheckService()->Shutdown();
   server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(10)));
   (*read_model)->Stop();
   Log(LogLevel::kInfo, "api", "stopped");
-  return 0;
+  return exit_code;
 }
 
 }  // namespace
 }  // namespace sequences
 
 int main(int argc, char** argv) {
+  // Large requests (a 4 MiB message, 100k repeated elements) are allocated and freed by many
+  // handler threads. Few arenas and a fixed mmap threshold (glibc raises it after every large
+  // free, keeping later large buffers on the heap) let freed memory go back to the system; a
+  // periodic malloc_trim returns what fragmentation would keep (tests/bench: api-hostile-soak).
+  mallopt(M_ARENA_MAX, 4);
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   absl::ParseCommandLine(argc, argv);
   return sequences::Main();
 }

@@ -98,6 +98,12 @@ std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view
                       ":", parts[2]);
 }
 
+std::string ItemResourceName(absl::string_view item_key) {
+  std::vector<absl::string_view> parts = absl::StrSplit(item_key, '/');
+  if (parts.size() != 3) return "";
+  return absl::StrCat("companies/", parts[0], "/items/", parts[1], ":", parts[2]);
+}
+
 std::string EncodePositions(absl::Span<const LogPosition> positions) {
   if (positions.empty()) return "";
   std::map<std::pair<std::string, int32_t>, int64_t> highest;

@@ -6,6 +6,7 @@
 //   companies/{company}
 //   companies/{company}/sequences/{sequence}
 //   companies/{company}/sequences/{sequence}/enrollments/{entity}:{item}
+//   companies/{company}/items/{entity}:{item}      (request records of item-wide inputs only)
 //
 // Identifier grammar (enforced at the edge, before anything is written; docs: README.md):
 //   company id   1..64 bytes of [A-Za-z0-9._-], starting with a letter or digit
@@ -48,6 +49,9 @@ struct EnrollmentName {
 // key is malformed.
 std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view sequence_id);
 std::string SequenceResourceName(absl::string_view company_id, absl::string_view sequence_id);
+// "companies/{company}/items/{entity}:{item}": an item across its sequences (what an item-wide
+// input such as an outcome names, for request ids); empty if the item key is malformed.
+std::string ItemResourceName(absl::string_view item_key);
 // The grammar above.
 bool IsValidId(absl::string_view id);
 bool IsValidCompanyId(absl::string_view id);

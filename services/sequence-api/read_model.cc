@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/kafka/status.h"
@@ -100,6 +101,11 @@ std::string InputResource(const v1::Envelope& e) {
   auto item = [](const v1::ItemInSequence& t) {
     return EnrollmentResourceName(t.item_key(), t.sequence_id());
   };
+  // Inputs with an empty sequence id address every enrollment of the item.
+  auto item_or_one = [](const std::string& item_key, const std::string& sequence_id) {
+    return sequence_id.empty() ? ItemResourceName(item_key)
+                               : EnrollmentResourceName(item_key, sequence_id);
+  };
   switch (e.payload_case()) {
     case v1::Envelope::kEnrollRequested:
       return EnrollmentResourceName(e.enroll_requested().item_key(),
@@ -121,6 +127,14 @@ std::string InputResource(const v1::Envelope& e) {
     case v1::Envelope::kActivityCompleted:
       return EnrollmentResourceName(e.activity_completed().item_key(),
                                     e.activity_completed().sequence_id());
+    case v1::Envelope::kMergeDataUpdated:
+      return item_or_one(e.merge_data_updated().item_key(), e.merge_data_updated().sequence_id());
+    case v1::Envelope::kItemOutcome:
+      return ItemResourceName(e.item_outcome().item_key());
+    case v1::Envelope::kEmailReplied:
+      return item_or_one(e.email_replied().item_key(), e.email_replied().sequence_id());
+    case v1::Envelope::kEmailBounced:
+      return item_or_one(e.email_bounced().item_key(), e.email_bounced().sequence_id());
     default:
       return "";
   }
@@ -153,6 +167,37 @@ auto Retrying(Fn fn) -> decltype(fn()) {
 }
 
 }  // namespace
+
+void FillEnrollmentView(const domain::EnrollmentState& st, v1::Enrollment* view) {
+  v1::Enrollment& v = *view;
+  if (!st.enrollment_id.empty()) {
+    v.set_enrollment_id(st.enrollment_id);
+    v.set_status(st.status);
+    if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
+    v.set_pending_step_id(st.pending_step_id);
+    std::optional<absl::Time> due = domain::NextDueAt(st);
+    if (due.has_value()) {
+      *v.mutable_next_due_time() = domain::ToProto(*due);
+    } else {
+      v.clear_next_due_time();
+    }
+    v.clear_executed_step_ids();
+    for (const std::string& s : st.executed_step_ids) v.add_executed_step_ids(s);
+    v.set_failure_reason(st.failure_reason);
+    v.set_failed_step_id(st.failed_step_id);
+    v.set_missing_merge_field(st.missing_merge_field);
+    v.set_exit_reason(st.exit_reason);
+    v.set_removal_reason(st.removal_reason);
+    v.set_waiting_task_id(st.waiting_task_id);
+    v.set_time_zone(st.time_zone);
+    *v.mutable_start_time() = domain::ToProto(st.started_at);
+    if (IsActive(st.status)) {
+      v.clear_end_time();
+    } else {
+      *v.mutable_end_time() = domain::ToProto(st.ended_at);
+    }
+  }
+}
 
 v1::Sequence SequenceView(const domain::SequenceState& s) {
   v1::Sequence v;
@@ -381,6 +426,9 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       continue;
     }
     if (IsEnrollmentInput(e)) {
+      // What the executor dead-letters (a broken publisher contract, an item of another company
+      // than the envelope's) is not pending here either, and records no request id.
+      if (!domain::CheckEnrollmentInputContract(e, m.key).ok()) continue;
       if (e.has_enroll_requested()) {
         const v1::EnrollRequested& req = e.enroll_requested();
         if (req.item_key().empty() || req.sequence_id().empty()) continue;
@@ -456,33 +504,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     const domain::EnrollmentState& st = rec.state;
     v1::Enrollment& v = rec.view;
     v.set_pending(!rec.pending_request_ids.empty());
-    if (!st.enrollment_id.empty()) {
-      v.set_enrollment_id(st.enrollment_id);
-      v.set_status(st.status);
-      if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
-      v.set_pending_step_id(st.pending_step_id);
-      std::optional<absl::Time> due = domain::NextDueAt(st);
-      if (due.has_value()) {
-        *v.mutable_next_due_time() = domain::ToProto(*due);
-      } else {
-        v.clear_next_due_time();
-      }
-      v.clear_executed_step_ids();
-      for (const std::string& s : st.executed_step_ids) v.add_executed_step_ids(s);
-      v.set_failure_reason(st.failure_reason);
-      v.set_failed_step_id(st.failed_step_id);
-      v.set_missing_merge_field(st.missing_merge_field);
-      v.set_exit_reason(st.exit_reason);
-      v.set_removal_reason(st.removal_reason);
-      v.set_waiting_task_id(st.waiting_task_id);
-      v.set_time_zone(st.time_zone);
-      *v.mutable_start_time() = domain::ToProto(st.started_at);
-      if (IsActive(st.status)) {
-        v.clear_end_time();
-      } else {
-        *v.mutable_end_time() = domain::ToProto(st.ended_at);
-      }
-    }
+    FillEnrollmentView(st, &v);
     const std::string& sequence_id = enr.sequence_id;
     if (enr.old_view.has_value()) {
       for (const std::string& k : EnrollmentIndexKeys(*enr.old_view, sequence_id)) {
@@ -581,6 +603,11 @@ absl::StatusOr<domain::SequenceState> ReadModel::LoadSequenceState(const std::st
 
 absl::StatusOr<std::optional<v1::Sequence>> ReadModel::GetSequence(const std::string& sequence_id) {
   return GetProto<v1::Sequence>(*store_, kSequences, sequence_id);
+}
+
+absl::StatusOr<std::optional<std::string>> ReadModel::SequenceEventAt(
+    const std::string& sequence_id, int64_t version) {
+  return store_->Get(kSeqEvents, SeqEventKey(sequence_id, version));
 }
 
 absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::string& company_id,

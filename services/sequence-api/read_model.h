@@ -112,6 +112,10 @@ class ReadModel {
   // The folded state; exists == false if the sequence is unknown.
   absl::StatusOr<domain::SequenceState> LoadSequenceState(const std::string& sequence_id);
   absl::StatusOr<std::optional<v1::Sequence>> GetSequence(const std::string& sequence_id);
+  // The sequence event the fold accepted as `version` (its record value, byte for byte), or
+  // nullopt. The first event of a version in log order wins; a later one is ignored.
+  absl::StatusOr<std::optional<std::string>> SequenceEventAt(const std::string& sequence_id,
+                                                             int64_t version);
   // Sequences of `company_id` with id > after (ordered by id), at most `limit`.
   absl::StatusOr<std::vector<v1::Sequence>> ListSequences(const std::string& company_id,
                                                           const std::string& after, int limit,
@@ -156,6 +160,9 @@ class ReadModel {
 
 // The API view of a folded sequence.
 v1::Sequence SequenceView(const domain::SequenceState& state);
+// Sets the fields of an enrollment's API view that the executor decides, from its folded state
+// (nothing for a key never started). REQUIRES: view->pending() is already set.
+void FillEnrollmentView(const domain::EnrollmentState& state, v1::Enrollment* view);
 
 }  // namespace sequences::api
 

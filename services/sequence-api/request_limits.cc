@@ -25,6 +25,7 @@ constexpr Limit kStringLimits[] = {
     {"sequences.v1.EmailStep.body", domain::kMaxBodyLength},
     {"sequences.v1.ActivityStep.note", 10000},
     {"sequences.v1.EnrollItem.MergeDataEntry.value", 4096},
+    {"sequences.v1.UpdateEnrollmentDataRequest.MergeDataEntry.value", 4096},
     {"sequences.v1.ListEnrollmentsRequest.page_token", 4096},
     {"sequences.v1.ListSequencesRequest.page_token", 4096},
 };
@@ -34,6 +35,7 @@ constexpr Limit kCountLimits[] = {
     {"sequences.v1.BatchEnrollRequest.items", 5000},
     {"sequences.v1.SequenceSettings.holidays", domain::kMaxHolidays},
     {"sequences.v1.EnrollItem.merge_data", 200},
+    {"sequences.v1.UpdateEnrollmentDataRequest.merge_data", 200},
 };
 
 int LimitOf(const FieldDescriptor* f, const Limit* begin, const Limit* end, int def) {

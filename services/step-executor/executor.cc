@@ -1,6 +1,7 @@
 #include "services/step-executor/executor.h"
 
 #include <algorithm>
+#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "libs/kafka/status.h"
@@ -18,6 +19,18 @@ Executor::Executor(ExecutorOptions options, Clock& clock)
     : options_(std::move(options)), clock_(clock) {}
 
 Executor::~Executor() = default;
+
+MetricsSnapshot Executor::Snapshot() {
+  MetricsSnapshot m = metrics_.Snapshot();
+  const int64_t beat = loop_beat_micros_.load(std::memory_order_relaxed);
+  const absl::Duration since = clock_.Now() - absl::FromUnixMicros(beat);
+  if (m.serving && (beat == 0 || since > kLoopStall)) {
+    m.serving = false;
+    m.health_reason =
+        absl::StrCat("loop blocked for ", absl::FormatDuration(since), " (broker unreachable?)");
+  }
+  return m;
+}
 
 absl::Status Executor::AssignSequenceConsumer() {
   if (sequence_partitions_ == 0) {
@@ -45,34 +58,44 @@ absl::Status Executor::Setup() {
   overlay_ = std::make_unique<Overlay>(*store_);
   if (absl::Status s = processor_->LoadSequences(); !s.ok()) return s;
 
-  auto consumer = [&](bool group, bool read_committed,
+  auto consumer = [&](bool read_committed,
                       bool eof) -> absl::StatusOr<std::unique_ptr<kafka::Consumer>> {
     kafka::ConsumerConfig c;
     c.client = options_.client;
-    c.group_id = group ? options_.group_id : "";
     c.read_committed = read_committed;
     c.partition_eof = eof;
-    c.session_timeout = absl::Seconds(10);
-    if (group) {
-      // Static membership (KIP-345): a restarted instance takes its partitions back at once
-      // instead of waiting for the session of its previous incarnation to time out.
-      c.client.overrides["group.instance.id"] = options_.instance_id;
-    }
     return kafka::Consumer::Create(c);
   };
-  auto input = consumer(true, true, false);
-  if (!input.ok()) return input.status();
-  input_ = std::move(*input);
-  auto seq = consumer(false, true, false);
+  auto seq = consumer(true, false);
   if (!seq.ok()) return seq.status();
   sequences_ = std::move(*seq);
-  auto changelog = consumer(false, true, true);
+  auto changelog = consumer(true, true);
   if (!changelog.ok()) return changelog.status();
   changelog_ = std::move(*changelog);
-  auto marks = consumer(false, false, false);
+  auto marks = consumer(false, false);
   if (!marks.ok()) return marks.status();
   input_marks_ = std::make_unique<WatermarkPoller>(
       std::move(*marks), options_.topics.enrollment_events, clock_, absl::Seconds(1));
+  return CreateGroupClients();
+}
+
+absl::Status Executor::CreateGroupClients() {
+  // The sink refers to the consumer: destroy it first.
+  sink_.reset();
+  input_.reset();
+  kafka::ConsumerConfig c;
+  c.client = options_.client;
+  c.group_id = options_.group_id;
+  c.read_committed = true;
+  c.session_timeout = options_.session_timeout;
+  // Static membership (KIP-345): a restarted instance takes its partitions back at once instead
+  // of waiting for the session of its previous incarnation to time out. The price: librdkafka
+  // treats FENCED_INSTANCE_ID as fatal, which this process itself can provoke after a session
+  // timeout (RebuildGroupClients, README "Fatal client errors").
+  c.client.overrides["group.instance.id"] = options_.instance_id;
+  auto input = kafka::Consumer::Create(c);
+  if (!input.ok()) return input.status();
+  input_ = std::move(*input);
   SinkOptions sink;
   sink.client = options_.client;
   sink.transactional_id = absl::StrCat(options_.group_id, ".", options_.instance_id);
@@ -84,45 +107,88 @@ absl::Status Executor::Setup() {
   return absl::OkStatus();
 }
 
-absl::Status Executor::Run(absl::Notification& stop) {
-  if (absl::Status s = Setup(); !s.ok()) return s;
-  // Broker trouble at start is waited out, never fatal.
+void Executor::Pause(absl::Duration d) { clock_.SleepUntil(clock_.Now() + d, stop_); }
+
+bool Executor::JoinGroup() {
+  // Broker trouble is waited out, never fatal.
   auto retry = [&](absl::string_view what, const std::function<absl::Status()>& f) {
-    while (!stop.HasBeenNotified()) {
+    while (!Stopping()) {
       absl::Status s = f();
       if (s.ok()) return true;
       Log(LogLevel::kWarning, kLog, absl::StrCat(what, " failed; retrying"),
           {{"error", s.ToString()}});
       metrics_.SetHealth(false, absl::StrCat(what, ": ", s.message()));
-      clock_.SleepUntil(clock_.Now() + absl::Seconds(1), &stop);
+      Pause(absl::Seconds(1));
     }
     return false;
   };
-  if (!retry("init producer", [&] { return sink_->Init(); })) return absl::OkStatus();
-  if (!retry("assign sequence-events", [&] { return AssignSequenceConsumer(); })) {
-    return absl::OkStatus();
-  }
+  if (!retry("init producer", [&] { return sink_->Init(); })) return false;
+  if (!retry("assign sequence-events", [&] { return AssignSequenceConsumer(); })) return false;
   kafka::RebalanceListener listener;
   listener.on_assigned = [this](const std::vector<kafka::TopicPartition>& tps) {
     return OnAssigned(tps);
   };
   listener.on_revoked = [this](const std::vector<kafka::TopicPartition>& tps) { OnRevoked(tps); };
-  if (!retry("subscribe",
-             [&] { return input_->Subscribe({options_.topics.enrollment_events}, listener); })) {
-    return absl::OkStatus();
+  return retry("subscribe",
+               [&] { return input_->Subscribe({options_.topics.enrollment_events}, listener); });
+}
+
+bool Executor::RebuildGroupClients(const absl::Status& why) {
+  Log(LogLevel::kError, kLog,
+      "fatal kafka client error; rebuilding the group consumer and producer",
+      {{"error", why.ToString()}});
+  metrics_.AddClientRebuild(why.ToString());
+  metrics_.SetHealth(false, absl::StrCat("rebuilding kafka clients: ", why.message()));
+  overlay_->Discard();
+  // Closing the consumer revokes its partitions through OnRevoked; forget them here too, in case
+  // a fatal consumer does not call back.
+  input_->Close();
+  OnRevoked({});
+  for (;;) {
+    absl::Status s = CreateGroupClients();
+    if (s.ok()) break;
+    Log(LogLevel::kWarning, kLog, "recreate kafka clients", {{"error", s.ToString()}});
+    if (Stopping()) return false;
+    Pause(absl::Seconds(1));
   }
+  // Folds of the dropped batch may be in memory only.
+  if (absl::Status l = processor_->LoadSequences(); !l.ok()) {
+    Log(LogLevel::kError, kLog, "reload sequences", {{"error", l.ToString()}});
+  }
+  scan_from_ = DuePosition();
+  next_due_known_ = false;
+  recovery_failed_ = false;
+  // Init fences the previous producer of this transactional id and aborts its open transaction;
+  // the new consumer's assignment runs recovery before anything is decided.
+  if (!JoinGroup()) return false;
+  Log(LogLevel::kInfo, kLog, "kafka clients rebuilt; rejoining the group");
+  return true;
+}
+
+absl::Status Executor::Run(absl::Notification& stop) {
+  stop_ = &stop;
+  if (absl::Status s = Setup(); !s.ok()) return s;
+  if (!JoinGroup()) return absl::OkStatus();
   Log(LogLevel::kInfo, kLog, "running",
       {{"group", options_.group_id},
        {"instance", options_.instance_id},
        {"processing_guarantee", ProcessingGuaranteeName(options_.guarantee)}});
 
   while (!stop.HasBeenNotified()) {
+    loop_beat_micros_.store(absl::ToUnixMicros(clock_.Now()), std::memory_order_relaxed);
+    if (absl::Status fatal = ClientFatalError(); !fatal.ok()) {
+      if (!RebuildGroupClients(fatal)) break;
+      continue;
+    }
     auto did = RunBatch(WaitBudget());
     if (!did.ok()) {
       Log(LogLevel::kWarning, kLog, "batch failed", {{"error", did.status().ToString()}});
+      consume_error_ = did.status().ToString();
+      if (!ClientFatalError().ok()) continue;  // rebuilt at the top of the loop
       Resync(kafka::IsFatal(did.status()), did.status().ToString());
-      clock_.SleepUntil(clock_.Now() + absl::Milliseconds(200), &stop);
+      Pause(absl::Milliseconds(200));
     }
+    if (did.ok()) consume_error_.clear();
     const absl::Time now = clock_.Now();
     if (now - last_lag_update_ >= absl::Seconds(1)) UpdateLag();
     if (now - last_metrics_log_ >= options_.metrics_interval) {
@@ -159,6 +225,7 @@ std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
     partitions_[tp.partition] = PartitionState{};
     parts.push_back(tp.partition);
   }
+  member_ = true;
   Log(LogLevel::kInfo, kLog, "partitions assigned", {{"count", parts.size()}});
   input_marks_->SetPartitions(parts);
   absl::Status s = Recover(parts);
@@ -182,6 +249,7 @@ void Executor::OnRevoked(const std::vector<kafka::TopicPartition>& tps) {
   // neither served nor fired while not owned.
   partitions_.clear();
   executor_ends_.clear();
+  member_ = false;
   input_marks_->SetPartitions({});
   next_due_known_ = false;
 }
@@ -201,7 +269,9 @@ absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
     if (committed.ok()) break;
     Log(LogLevel::kWarning, kLog, "committed offsets not available yet",
         {{"error", committed.status().ToString()}});
-    clock_.SleepUntil(clock_.Now() + absl::Milliseconds(500), nullptr);
+    // A fatal consumer never answers; the loop rebuilds it.
+    if (Stopping() || kafka::IsFatal(committed.status())) break;
+    Pause(absl::Milliseconds(500));
   }
   if (!committed.ok()) return committed.status();
   for (const auto& c : *committed) {
@@ -230,6 +300,9 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
   std::set<int32_t> at_end;
   std::map<int32_t, int64_t> ends;
   int64_t folded = 0;
+  // Records that do not decode, or decode to no executor event this version knows: skipped (there
+  // is nothing to fold), but never silently.
+  int64_t undecodable = 0;
   absl::Time last_progress = clock_.Now();
   absl::Status result = absl::OkStatus();
   while (at_end.size() < parts.size()) {
@@ -247,9 +320,16 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
       }
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
       v1::Envelope e;
-      if (e.ParseFromString(m.value)) {
+      if (e.ParseFromString(m.value) && EnrollmentKeyOfEvent(e).has_value()) {
         if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
         ++folded;
+      } else {
+        ++undecodable;
+        Log(LogLevel::kError, kLog, "executor event does not decode; skipped",
+            {{"topic", options_.topics.executor_events},
+             {"partition", m.partition},
+             {"offset", m.offset},
+             {"bytes", m.value.size()}});
       }
       overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
     }
@@ -260,14 +340,19 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
       result = absl::UnavailableError("recovery: executor-events made no progress for 60s");
       break;
     }
+    if (Stopping()) {
+      result = absl::CancelledError("recovery: stopping");
+      break;
+    }
   }
   if (result.ok()) result = overlay.Flush();
   if (result.ok()) {
     for (const auto& [p, end] : ends) executor_ends_[p] = end;
   }
   changelog_->Assign({}).IgnoreError();
-  if (folded > 0) {
-    Log(LogLevel::kInfo, kLog, "folded executor-events", {{"events", folded}});
+  if (folded > 0 || undecodable > 0) {
+    Log(undecodable > 0 ? LogLevel::kError : LogLevel::kInfo, kLog, "folded executor-events",
+        {{"events", folded}, {"undecodable", undecodable}});
   }
   return result;
 }
@@ -302,9 +387,12 @@ void Executor::Resync(bool reinit_sink, absl::string_view why) {
       absl::Status s = sink_->Init();
       if (s.ok()) break;
       Log(LogLevel::kWarning, kLog, "recreate producer", {{"error", s.ToString()}});
-      clock_.SleepUntil(clock_.Now() + absl::Seconds(1), nullptr);
+      if (Stopping()) return;
+      Pause(absl::Seconds(1));
     }
   }
+  // A fatal consumer cannot recover anything: the loop rebuilds it first.
+  if (!ClientFatalError().ok()) return;
   std::vector<int32_t> parts;
   for (const auto& [p, ps] : partitions_) parts.push_back(p);
   absl::Status s = Recover(parts);
@@ -481,7 +569,13 @@ void Executor::UpdateLag() {
   // A poller that has not finished a round for a while is stuck on a broker that does not answer.
   const bool stale = !partitions_.empty() && marks.at != absl::InfinitePast() &&
                      now - marks.at > absl::Seconds(10);
-  if (!marks.ok || stale) {
+  // Not a member (before the first assignment, after a revocation, a session timeout or a fatal
+  // error): it owns nothing, though partitions exist, so it must not look healthy.
+  if (!member_) {
+    metrics_.SetHealth(false, "not a group member: waiting for an assignment");
+  } else if (!consume_error_.empty()) {
+    metrics_.SetHealth(false, absl::StrCat("cannot consume: ", consume_error_));
+  } else if (!marks.ok || stale) {
     metrics_.SetHealth(false, "broker unreachable");
   } else if (recovery_failed_) {
     metrics_.SetHealth(false, "recovery failed");

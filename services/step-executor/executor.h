@@ -15,6 +15,17 @@
 // executor-events (read_committed) from its stored offset to the end for its partitions, before
 // deciding anything. A crash between commit and RocksDB write is repaired by that fold.
 //
+// Fatal client errors: a consumer or producer that librdkafka declares fatal never recovers (e.g.
+// the group consumer fenced as a static member after a session timeout: FENCED_INSTANCE_ID). The
+// loop then destroys the group consumer and the producer, creates new ones, re-initialises the
+// transactional producer (fencing any older incarnation of this transactional id and aborting its
+// open transaction), subscribes again and recovers whatever the group assigns. Until it owns its
+// partitions again, health says NOT_SERVING.
+//
+// Stop: every retry loop (init, recovery, producer re-creation, rebuild) checks the stop
+// notification, and each Kafka call inside is bounded (10 s), so Run returns within about that
+// after `stop` is notified, whatever the broker does.
+//
 // Threading: Run() is the loop and runs on the caller's thread; Snapshot() may be called from
 // any thread.
 
@@ -58,6 +69,10 @@ struct ExecutorOptions {
   absl::Duration defer_timeout = absl::Seconds(30);
   absl::Duration transaction_timeout = absl::Seconds(10);
   absl::Duration metrics_interval = absl::Seconds(5);
+  // The group consumer's session timeout: a member silent for this long is removed by the broker
+  // (and, client side, librdkafka gives up its assignment and rejoins). The broker only accepts
+  // values within group.min/max.session.timeout.ms (default 6 s .. 30 min).
+  absl::Duration session_timeout = absl::Seconds(10);
   ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
@@ -72,8 +87,11 @@ class Executor {
   // state directory cannot be opened); broker trouble is retried, logged and shown in health.
   absl::Status Run(absl::Notification& stop);
 
-  // Health and metrics, safe from any thread.
-  MetricsSnapshot Snapshot() { return metrics_.Snapshot(); }
+  // Health and metrics, safe from any thread. Not serving also when the loop has not come round
+  // for kLoopStall: it is blocked in a Kafka call (a commit or an init waiting for a broker that
+  // went away), and the health it last wrote is stale.
+  MetricsSnapshot Snapshot();
+  static constexpr absl::Duration kLoopStall = absl::Seconds(5);
 
  private:
   struct PartitionState {
@@ -87,6 +105,21 @@ class Executor {
   };
 
   absl::Status Setup();
+  // Creates the group consumer of the inputs and the sink (whose producer uses its group
+  // metadata). Replaces existing ones.
+  absl::Status CreateGroupClients();
+  // Initialises the sink's producer, positions the sequence-events consumer and subscribes the
+  // group consumer, retrying broker trouble until `stop`. False: stopped first.
+  bool JoinGroup();
+  // After a fatal consumer or producer error: forgets every owned partition, destroys both group
+  // clients, creates new ones and joins again (JoinGroup). False: stopped first.
+  bool RebuildGroupClients(const absl::Status& why);
+  // The group consumer's fatal error, or OK. (A fatal producer error is returned by the sink's
+  // Write, and Resync re-creates the producer.)
+  absl::Status ClientFatalError() { return input_->FatalError(); }
+  bool Stopping() const { return stop_ != nullptr && stop_->HasBeenNotified(); }
+  // Sleeps for `d` on the clock, waking early on stop.
+  void Pause(absl::Duration d);
   absl::Status AssignSequenceConsumer();
   // Rebalance callbacks.
   std::vector<kafka::TopicPartitionOffset> OnAssigned(
@@ -130,6 +163,15 @@ class Executor {
   std::optional<absl::Time> next_due_;  // cached; nullopt: recompute
   bool next_due_known_ = false;
   bool recovery_failed_ = false;
+  // When the loop last came round (unix micros; 0: not yet). Read by Snapshot on other threads.
+  std::atomic<int64_t> loop_beat_micros_{0};
+  // Notified to stop Run (set by Run; null before).
+  absl::Notification* stop_ = nullptr;
+  // True between an assignment of the group (possibly empty: more members than partitions) and
+  // the next revocation or client rebuild: the instance is a member that holds what it was given.
+  bool member_ = false;
+  // The error of the latest failed input poll, cleared by the next successful one.
+  std::string consume_error_;
   absl::Time last_lag_update_ = absl::InfinitePast();
   absl::Time last_metrics_log_ = absl::InfinitePast();
 };

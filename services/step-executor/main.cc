@@ -5,6 +5,7 @@
 //   step-executor [flags]                      run the executor
 //   step-executor replay --from=beginning|<RFC3339> --data_dir=DIR [--dry_run]
 //                                              rebuild DIR from the log, print the digest (JSON)
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
@@ -21,6 +22,7 @@
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
 #include "services/step-executor/executor.h"
@@ -34,7 +36,11 @@ ABSL_FLAG(std::string, instance_id, "",
           "stable id of this instance (transactional id = <group_id>.<instance_id>); "
           "default: the host name");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-executor", "RocksDB state directory");
-ABSL_FLAG(int, health_port, 0, "gRPC health service port on 0.0.0.0 (0: no server)");
+ABSL_FLAG(int, health_port, 0, "gRPC health service port (0: no server)");
+ABSL_FLAG(std::string, health_address, "127.0.0.1",
+          "address the health server binds (loopback by default; 0.0.0.0 for every interface)");
+ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
+          "consumer group session timeout (the broker accepts 6s..30m by default)");
 ABSL_FLAG(int, max_batch, 500, "most inputs and most due steps decided per transaction");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(50),
           "longest wait before a batch is flushed / a due step is looked at");
@@ -87,13 +93,22 @@ int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
   }
   std::printf("%s\n", result->ToJson().c_str());
   std::fflush(stdout);
-  return options.dry_run && result->decisions_differing > 0 ? 3 : 0;
+  if (options.dry_run && result->decisions_differing > 0) return 3;
+  // The rebuilt state may lack what could not be decoded (each record was logged).
+  if (result->executor_events_undecodable > 0) return 4;
+  return 0;
 }
 
 int Main(const std::vector<char*>& args) {
   absl::Notification& shutdown = service::InstallShutdownSignals();
   kafka::ClientConfig kafka_client{.bootstrap_servers = absl::GetFlag(FLAGS_bootstrap_servers),
                                    .client_id = "step-executor"};
+  absl::StatusOr<kafka::SecurityConfig> kafka_security = service::KafkaSecurityFromFlags();
+  if (!kafka_security.ok()) {
+    std::fprintf(stderr, "%s\n", kafka_security.status().ToString().c_str());
+    return 2;
+  }
+  kafka_client.security = *kafka_security;
   service::Topics topics = service::Topics::WithPrefix(absl::GetFlag(FLAGS_topic_prefix));
   const bool replay = args.size() > 1 && std::string(args[1]) == "replay";
   auto guarantee = executor::ParseProcessingGuarantee(absl::GetFlag(FLAGS_processing_guarantee));
@@ -106,6 +121,8 @@ int Main(const std::vector<char*>& args) {
   if (instance.empty()) instance = HostName();
   Log(LogLevel::kInfo, kLog, "starting",
       {{"bootstrap", kafka_client.bootstrap_servers},
+       {"kafka_security", kafka::SecurityProtocolName(kafka_client.security.protocol)},
+       {"kafka_user", kafka_client.security.sasl_username},
        {"group", absl::GetFlag(FLAGS_group_id)},
        {"instance", instance},
        {"mode", replay ? "replay" : "run"},
@@ -140,20 +157,31 @@ int Main(const std::vector<char*>& args) {
   options.defer_timeout = absl::GetFlag(FLAGS_defer_timeout);
   options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);
   options.metrics_interval = absl::GetFlag(FLAGS_metrics_interval);
+  options.session_timeout = absl::GetFlag(FLAGS_session_timeout);
   options.guarantee = *guarantee;
   executor::Executor exec(options, clock);
 
   // Health: the standard grpc.health.v1 service, SERVING only when the executor is caught up.
+  // The server's only registered service (it outlives the server). gRPC adds the default health
+  // service at Start, after ServerBuilder has refused a server without any synchronous or
+  // callback method ("At least one of the completion queues must be frequently polled"); an
+  // empty callback generic service (it answers UNIMPLEMENTED) gives it one.
+  grpc::CallbackGenericService no_methods;
   std::unique_ptr<grpc::Server> server;
   absl::Notification stop_health;
   std::thread health_thread;
   if (const int port = absl::GetFlag(FLAGS_health_port); port > 0) {
+    std::string host = absl::GetFlag(FLAGS_health_address);
+    if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
+    const std::string address = absl::StrCat(host, ":", port);  // IPv6 literals in brackets
     grpc::EnableDefaultHealthCheckService(true);
     grpc::ServerBuilder builder;
-    builder.AddListeningPort(absl::StrCat("0.0.0.0:", port), grpc::InsecureServerCredentials());
+    int bound = 0;
+    builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
+    builder.RegisterCallbackGenericService(&no_methods);
     server = builder.BuildAndStart();
-    if (server == nullptr) {
-      Log(LogLevel::kError, kLog, "health server did not start", {{"port", port}});
+    if (server == nullptr || bound == 0) {
+      Log(LogLevel::kError, kLog, "health server did not start", {{"address", address}});
       return 1;
     }
     server->GetHealthCheckService()->SetServingStatus(false);
@@ -167,7 +195,7 @@ int Main(const std::vector<char*>& args) {
         }
       }
     });
-    Log(LogLevel::kInfo, kLog, "health server listening", {{"port", port}});
+    Log(LogLevel::kInfo, kLog, "health server listening", {{"address", address}});
   }
 
   Log(LogLevel::kInfo, kLog, "ready");
@@ -175,7 +203,9 @@ int Main(const std::vector<char*>& args) {
   if (server != nullptr) {
     stop_health.Notify();
     health_thread.join();
-    server->Shutdown();
+    // Ends open Watch streams, then waits (bounded) for calls in flight.
+    server->GetHealthCheckService()->Shutdown();
+    server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(2)));
   }
   if (!status.ok()) {
     Log(LogLevel::kError, kLog, "executor failed", {{"error", status.ToString()}});

@@ -22,7 +22,8 @@ std::string MetricsSnapshot::ToJson() const {
       ",\"inputs_decided\":", inputs_decided, ",\"deferred_inputs\":", deferred_inputs,
       ",\"dead_lettered\":", dead_lettered, ",\"transactions_committed\":", transactions_committed,
       ",\"transactions_aborted\":", transactions_aborted, ",\"recoveries\":", recoveries,
-      ",\"lateness_seconds\":{", absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
+      ",\"client_rebuilds\":", client_rebuilds, ",\"lateness_seconds\":{",
+      absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
 }
 
 void Metrics::AddFired(int n, absl::Time now) {
@@ -73,6 +74,12 @@ void Metrics::AddAbort(const std::string& error) {
 void Metrics::AddRecovery() {
   absl::MutexLock l(&mu_);
   ++s_.recoveries;
+}
+
+void Metrics::AddClientRebuild(const std::string& error) {
+  absl::MutexLock l(&mu_);
+  ++s_.client_rebuilds;
+  s_.last_error = error;
 }
 
 void Metrics::SetGauges(int64_t lag, int64_t due_index_size, int64_t owned, int64_t deferred) {

@@ -32,6 +32,8 @@ struct MetricsSnapshot {
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;
   int64_t recoveries = 0;
+  // Times the group consumer and producer were destroyed and recreated after a fatal error.
+  int64_t client_rebuilds = 0;
   std::array<int64_t, kLatenessBounds.size() + 1> lateness{};
   std::string last_error;
 
@@ -48,6 +50,7 @@ class Metrics {
   void AddCommit();
   void AddAbort(const std::string& error);
   void AddRecovery();
+  void AddClientRebuild(const std::string& error);
   void SetGauges(int64_t lag, int64_t due_index_size, int64_t owned, int64_t deferred);
   void SetHealth(bool serving, const std::string& reason);
   void SetError(const std::string& error);

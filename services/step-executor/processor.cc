@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 
 namespace sequences::executor {
@@ -19,10 +20,6 @@ std::string ItemOf(absl::string_view enrollment_key) {
   size_t hash = enrollment_key.rfind('#');
   return std::string(hash == absl::string_view::npos ? enrollment_key
                                                      : enrollment_key.substr(0, hash));
-}
-
-bool IsEnrollmentInputPayload(const v1::Envelope& e) {
-  return e.payload_case() >= 200 && e.payload_case() < 300;
 }
 
 }  // namespace
@@ -168,9 +165,9 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
   v1::Envelope input;
   if (!input.ParseFromString(m.value)) return dead("undecodable: not an Envelope");
   if (input.payload_case() == v1::Envelope::kPing) return InputResult::kDone;
-  if (!IsEnrollmentInputPayload(input)) {
-    return dead(absl::StrCat("contract: payload ", domain::PayloadName(input),
-                             " is not an enrollment input"));
+  // Headers, item key, record key and company: nothing that breaks the contract is decided.
+  if (absl::Status c = domain::CheckEnrollmentInputContract(input, m.key); !c.ok()) {
+    return dead(c.message());
   }
   const domain::InputRoute route = domain::RouteInput(input);
   using Scope = domain::InputRoute::Scope;
@@ -179,13 +176,6 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
   switch (route.scope) {
     case Scope::kItemInSequence:
     case Scope::kItem: {
-      if (route.item_key.empty() || !domain::ParseItemKey(route.item_key).ok()) {
-        return dead("invalid: item_key must be company/deal|lead/item");
-      }
-      if (m.key != route.item_key) {
-        return dead(absl::StrCat("contract: record key '", m.key, "' is not the item key '",
-                                 route.item_key, "'"));
-      }
       if (route.scope == Scope::kItemInSequence) {
         if (route.sequence_id.empty()) return dead("invalid: sequence_id is required");
         keys.push_back(domain::EnrollmentKey(route.item_key, route.sequence_id));
@@ -203,7 +193,6 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
     }
     case Scope::kOwner: {
       if (route.owner_id.empty()) return dead("invalid: owner_id is required");
-      if (input.company_id().empty()) return dead("contract: company_id is required");
       // Owners are users of one company: only that company's enrollments are addressed.
       auto stored = store_.KeysOfOwner(input.company_id(), route.owner_id);
       if (!stored.ok()) return stored.status();

@@ -9,6 +9,7 @@
 #include "absl/strings/str_replace.h"
 #include "libs/domain/envelope.h"
 #include "libs/kafka/consumer.h"
+#include "libs/runtime/log.h"
 #include "services/step-executor/processor.h"
 #include "services/step-executor/state.h"
 
@@ -68,6 +69,12 @@ absl::Status ReadTopic(const ReplayOptions& options, const std::string& topic,
   return absl::OkStatus();
 }
 
+// Replay skips a record it cannot decode (there is nothing to fold or check), never silently.
+void LogUndecodable(const kafka::Message& m) {
+  Log(LogLevel::kError, "replay", "record does not decode; skipped",
+      {{"topic", m.topic}, {"partition", m.partition}, {"offset", m.offset}});
+}
+
 // "<enrollment_id>/<step_id>/due@<micros>" -> the due time.
 std::optional<absl::Time> TimerDue(absl::string_view cause) {
   size_t at = cause.rfind("/due@");
@@ -90,8 +97,10 @@ std::string ReplayResult::ToJson() const {
   return absl::StrCat(
       "{\"digest\":", Quote(digest), ",\"enrollments\":", enrollments, ",\"sequences\":", sequences,
       ",\"executor_events\":", executor_events, ",\"sequence_events\":", sequence_events,
-      ",\"executor_end\":", offsets(executor_end), ",\"sequence_end\":", offsets(sequence_end),
-      ",\"decisions_checked\":", decisions_checked,
+      ",\"executor_events_undecodable\":", executor_events_undecodable,
+      ",\"sequence_events_undecodable\":", sequence_events_undecodable,
+      ",\"inputs_undecodable\":", inputs_undecodable, ",\"executor_end\":", offsets(executor_end),
+      ",\"sequence_end\":", offsets(sequence_end), ",\"decisions_checked\":", decisions_checked,
       ",\"decisions_differing\":", decisions_differing,
       ",\"decisions_unchecked\":", decisions_unchecked, ",\"differences\":[",
       absl::StrJoin(diffs, ","), "]}");
@@ -119,6 +128,10 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         BatchOutput ignored;
         absl::Status st = processor.OnSequenceRecord(m, none, m.timestamp, overlay, ignored);
         if (!st.ok()) return st;
+        if (ignored.dead_lettered > 0) {  // what the live executor dead-letters
+          result.sequence_events_undecodable += ignored.dead_lettered;
+          LogUndecodable(m);
+        }
         overlay.SetOffset(StateStore::SeqOffsetKey(m.partition), m.offset + 1);
         ++result.sequence_events;
         if (options.dry_run) {
@@ -144,7 +157,12 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         options, options.topics.enrollment_events,
         [&](const kafka::Message& m) {
           v1::Envelope e;
-          if (e.ParseFromString(m.value) && !e.event_id().empty()) inputs_by_id[e.event_id()] = e;
+          if (e.ParseFromString(m.value) && !e.event_id().empty()) {
+            inputs_by_id[e.event_id()] = e;
+          } else {
+            ++result.inputs_undecodable;
+            LogUndecodable(m);
+          }
           return absl::OkStatus();
         },
         &ignored_end);
@@ -224,9 +242,13 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
       options, options.topics.executor_events,
       [&](const kafka::Message& m) -> absl::Status {
         v1::Envelope e;
-        if (!e.ParseFromString(m.value)) return absl::OkStatus();
-        std::optional<std::string> key = EnrollmentKeyOfEvent(e);
-        if (!key.has_value()) return absl::OkStatus();
+        std::optional<std::string> key;
+        if (e.ParseFromString(m.value)) key = EnrollmentKeyOfEvent(e);
+        if (!key.has_value()) {
+          ++result.executor_events_undecodable;
+          LogUndecodable(m);
+          return absl::OkStatus();
+        }
         ++result.executor_events;
         if (*key != group.key || e.causation_id() != group.cause ||
             m.partition != group.partition) {

@@ -47,6 +47,12 @@ struct ReplayResult {
   int64_t sequences = 0;
   int64_t executor_events = 0;
   int64_t sequence_events = 0;
+  // Records skipped because they do not decode (or, for executor-events, decode to no executor
+  // event this version knows). Each is also logged with its partition and offset. Undecodable
+  // executor events mean the rebuilt state may lack something: exit code 4.
+  int64_t executor_events_undecodable = 0;
+  int64_t sequence_events_undecodable = 0;
+  int64_t inputs_undecodable = 0;  // dry run: enrollment-events
   // End offsets reached, per partition.
   std::map<int32_t, int64_t> executor_end;
   std::map<int32_t, int64_t> sequence_end;

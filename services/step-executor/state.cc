@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
+#include "libs/runtime/log.h"
 
 namespace sequences::executor {
 namespace {
@@ -82,11 +83,14 @@ bool EnrollmentRecord::Decode(absl::string_view in, EnrollmentRecord* out) {
   return DecodeEventList(in, &out->events);
 }
 
-domain::EnrollmentState FoldRecord(const EnrollmentRecord& record) {
+domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecodable) {
   domain::EnrollmentState state;
   for (const std::string& bytes : record.events) {
     v1::Envelope e;
-    if (!e.ParseFromString(bytes)) continue;
+    if (!e.ParseFromString(bytes)) {
+      if (undecodable != nullptr) ++*undecodable;
+      continue;
+    }
     state = domain::EvolveEnrollment(std::move(state), e);
   }
   return state;
@@ -255,7 +259,12 @@ absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
   Entry e;
   if (rec->has_value()) {
     e.record = std::move(**rec);
-    e.state = FoldRecord(e.record);
+    int undecodable = 0;
+    e.state = FoldRecord(e.record, &undecodable);
+    if (undecodable > 0) {
+      Log(LogLevel::kError, "executor", "stored executor events do not decode; skipped",
+          {{"enrollment_key", key}, {"undecodable", undecodable}});
+    }
     e.stored_due = domain::NextDueAt(e.state);
     e.existed = true;
   }

@@ -66,8 +66,9 @@ struct EnrollmentRecord {
   static bool Decode(absl::string_view in, EnrollmentRecord* out);
 };
 
-// Folds a record's events. Events that do not parse are skipped (they were written by us).
-domain::EnrollmentState FoldRecord(const EnrollmentRecord& record);
+// Folds a record's events. Events that do not parse (they were written by us: a damaged store)
+// are skipped and counted in `*undecodable` (if not null).
+domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecodable = nullptr);
 
 // A due-index entry.
 struct DueEntry {
@@ -158,7 +159,7 @@ class Overlay {
   // `partition`: the executor-events partition (used for a new key). An event whose bytes the
   // entry already holds is skipped, so folding the log again from an earlier offset, or folding
   // a duplicate, changes nothing.
-  absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
+  [[nodiscard]] absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
   // Stages a sequence's event list (after folding an event).
   void PutSequence(const std::string& sequence_id, const std::vector<std::string>& events);
   void SetOffset(const std::string& key, int64_t value);
@@ -169,7 +170,7 @@ class Overlay {
 
   // Writes everything staged in one atomic WriteBatch and clears the overlay. The earliest due
   // time written to the index, if any, is stored in `*earliest_new_due`.
-  absl::Status Flush(std::optional<absl::Time>* earliest_new_due = nullptr);
+  [[nodiscard]] absl::Status Flush(std::optional<absl::Time>* earliest_new_due = nullptr);
   void Discard();
 
  private:

@@ -4,50 +4,60 @@ namespace sequences::executor {
 
 WatermarkPoller::WatermarkPoller(std::unique_ptr<kafka::Consumer> consumer, std::string topic,
                                  Clock& clock, absl::Duration interval)
-    : consumer_(std::move(consumer)),
-      topic_(std::move(topic)),
-      clock_(clock),
-      interval_(interval),
-      thread_([this] { Run(); }) {}
+    : state_(std::make_shared<State>()) {
+  state_->consumer = std::move(consumer);
+  state_->topic = std::move(topic);
+  state_->clock = &clock;
+  state_->interval = interval;
+  thread_ = std::thread([state = state_] { Run(state); });
+}
 
 WatermarkPoller::~WatermarkPoller() {
-  stop_.Notify();
-  thread_.join();
+  state_->stop.Notify();
+  if (state_->done.WaitForNotificationWithTimeout(kJoinGrace)) {
+    thread_.join();
+  } else {
+    thread_.detach();  // stuck in librdkafka; it ends (and frees State) when that returns
+  }
 }
 
 void WatermarkPoller::SetPartitions(std::vector<int32_t> partitions) {
-  absl::MutexLock lock(&mu_);
-  partitions_ = std::move(partitions);
+  absl::MutexLock lock(&state_->mu);
+  state_->partitions = std::move(partitions);
 }
 
 WatermarkPoller::Marks WatermarkPoller::Latest() {
-  absl::MutexLock lock(&mu_);
-  return latest_;
+  absl::MutexLock lock(&state_->mu);
+  return state_->latest;
 }
 
-void WatermarkPoller::Run() {
-  while (!stop_.HasBeenNotified()) {
+void WatermarkPoller::Run(const std::shared_ptr<State>& state) {
+  while (!state->stop.HasBeenNotified()) {
     std::vector<int32_t> partitions;
     {
-      absl::MutexLock lock(&mu_);
-      partitions = partitions_;
+      absl::MutexLock lock(&state->mu);
+      partitions = state->partitions;
     }
     Marks marks;
     for (int32_t p : partitions) {
-      auto w = consumer_->QueryWatermarks({topic_, p}, absl::Seconds(2));
-      if (w.ok()) {
-        marks.offsets[p] = *w;
-      } else {
+      if (state->stop.HasBeenNotified()) break;
+      auto w = state->consumer->QueryWatermarks({state->topic, p}, absl::Seconds(2));
+      if (!w.ok()) {
+        // The others would fail the same way, each after its timeout: report at once.
         marks.ok = false;
+        break;
       }
+      marks.offsets[p] = *w;
     }
-    marks.at = clock_.Now();
+    if (state->stop.HasBeenNotified()) break;  // the clock may be gone if detached
+    marks.at = state->clock->Now();
     {
-      absl::MutexLock lock(&mu_);
-      latest_ = std::move(marks);
+      absl::MutexLock lock(&state->mu);
+      state->latest = std::move(marks);
     }
-    clock_.SleepUntil(clock_.Now() + interval_, &stop_);
+    state->clock->SleepUntil(state->clock->Now() + state->interval, &state->stop);
   }
+  state->done.Notify();
 }
 
 }  // namespace sequences::executor

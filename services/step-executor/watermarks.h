@@ -8,6 +8,10 @@
 // waits behind the fetch long-poll on the same broker connection (up to fetch.wait.max.ms per
 // request), which on the loop thread cost ~75 ms per partition every second.
 //
+// librdkafka 2.0.2's watermark query can outlive its timeout by far while the broker is down (seen:
+// > 20 s for a 2 s timeout), so the destructor does not wait for it without bound: it waits
+// kJoinGrace, then leaves the thread to finish on its own (it owns what it uses).
+//
 // Thread-safety: all public methods are safe from any thread.
 
 #include <cstdint>
@@ -30,16 +34,19 @@ class WatermarkPoller {
   struct Marks {
     // Low and high watermark per partition, from the latest round.
     std::map<int32_t, kafka::WatermarkOffsets> offsets;
-    // False if the latest round failed for any partition.
+    // False if the latest round failed for a partition (the round stops there).
     bool ok = true;
     // When the latest round finished (InfinitePast: none yet).
     absl::Time at = absl::InfinitePast();
   };
 
-  // Starts the thread. `consumer` needs no group and is used only by this poller.
+  static constexpr absl::Duration kJoinGrace = absl::Seconds(3);
+
+  // Starts the thread. `consumer` needs no group and is used only by this poller. `clock` must
+  // outlive the process's threads (main's clock does).
   WatermarkPoller(std::unique_ptr<kafka::Consumer> consumer, std::string topic, Clock& clock,
                   absl::Duration interval);
-  // Stops and joins the thread.
+  // Stops the thread: joins it if it ends within kJoinGrace, else detaches it.
   ~WatermarkPoller();
 
   // The partitions to ask about from the next round on.
@@ -47,16 +54,21 @@ class WatermarkPoller {
   Marks Latest();
 
  private:
-  void Run();
+  // Shared by the object and its thread, so a detached thread never touches freed memory.
+  struct State {
+    std::unique_ptr<kafka::Consumer> consumer;
+    std::string topic;
+    Clock* clock;
+    absl::Duration interval;
+    absl::Notification stop;
+    absl::Notification done;
+    absl::Mutex mu;
+    std::vector<int32_t> partitions ABSL_GUARDED_BY(mu);
+    Marks latest ABSL_GUARDED_BY(mu);
+  };
+  static void Run(const std::shared_ptr<State>& state);
 
-  std::unique_ptr<kafka::Consumer> consumer_;
-  const std::string topic_;
-  Clock& clock_;
-  const absl::Duration interval_;
-  absl::Notification stop_;
-  absl::Mutex mu_;
-  std::vector<int32_t> partitions_ ABSL_GUARDED_BY(mu_);
-  Marks latest_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<State> state_;
   std::thread thread_;
 };
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "libs/kafka/admin.h"
 #include "sequences/v1/events.pb.h"
+#include "tests/bench/api_soak.h"
 #include "tests/bench/kafka_baselines.h"
 #include "tests/bench/system_bench.h"
 
@@ -143,6 +144,10 @@ int Run(const std::string& cmd) {
     results = ExecutorThroughput(system, absl::GetFlag(FLAGS_count));
   } else if (cmd == "executor-timer-burst") {
     results = ExecutorTimerBurst(system, absl::GetFlag(FLAGS_count));
+  } else if (cmd == "api-hostile-soak") {
+    auto f = ApiHostileSoak(system, absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_batch));
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
   } else if (cmd == "executor-lateness") {
     results = ExecutorLateness(system, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_seconds));
   } else {
@@ -161,7 +166,8 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
-                 "kafka-produce-batch|executor-throughput|executor-timer-burst|executor-lateness> "
+                 "kafka-produce-batch|executor-throughput|executor-timer-burst|executor-lateness|"
+                 "api-hostile-soak> "
                  "[--flags]\n");
     return 2;
   }

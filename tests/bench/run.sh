@@ -67,6 +67,9 @@ for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollment
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done
 
+# The API under rounds of hostile input: resident memory stays flat (no leak, no retention).
+run api-hostile-soak --repeats=5 --batch=200 "${sys[@]}"
+
 # The API, loaded by ghz.
 BENCH_OUT=$out BENCH_BOOTSTRAP=$bootstrap SEQUENCES_BUILD_DIR=$build \
   BENCH_RATE_SECONDS=$rate_seconds BENCH_RATES="250 500 1000 2000 4000" tests/bench/api.sh \

@@ -1,6 +1,7 @@
 // The Kafka adapter against the live local broker (tier "kafka").
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <map>
 #include <set>
 
@@ -247,6 +248,52 @@ TEST_CASE("a second producer with the same transactional id fences the first") {
 
   auto consumer = NewConsumer(true);
   CHECK(ReadAll(*consumer, topic, 1).empty());
+}
+
+TEST_CASE(
+    "a static member whose group.instance.id another consumer takes over reports a fatal error "
+    "that stays") {
+  const std::string topic = NewTopic("fenced", 2);
+  const std::string group = UniqueName("fenced-group");
+  auto member = [&](bool* assigned) {
+    ConsumerConfig config;
+    config.client = Client();
+    config.group_id = group;
+    config.session_timeout = absl::Seconds(6);
+    config.client.overrides["group.instance.id"] = "instance-1";
+    auto consumer = Consumer::Create(config);
+    REQUIRE(consumer.ok());
+    RebalanceListener listener;
+    listener.on_assigned = [assigned](const std::vector<TopicPartition>&) {
+      *assigned = true;
+      return std::vector<TopicPartitionOffset>{};
+    };
+    REQUIRE((*consumer)->Subscribe({topic}, listener).ok());
+    return std::move(*consumer);
+  };
+  auto poll_until = [](Consumer& c, const std::function<bool()>& done) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    while (!done() && absl::Now() < deadline) c.Poll(absl::Milliseconds(100)).IgnoreError();
+    return done();
+  };
+  bool first_assigned = false;
+  auto first = member(&first_assigned);
+  REQUIRE(poll_until(*first, [&] { return first_assigned; }));
+  CHECK(first->FatalError().ok());
+
+  bool second_assigned = false;
+  auto second = member(&second_assigned);
+  REQUIRE(poll_until(*second, [&] { return second_assigned; }));
+  REQUIRE(poll_until(*first, [&] { return !first->FatalError().ok(); }));
+  const absl::Status fatal = first->FatalError();
+  INFO(fatal.ToString());
+  CHECK(IsFatal(fatal));
+  CHECK(!IsRetriable(fatal));
+  CHECK(KafkaErrorName(fatal) == "FENCED_INSTANCE_ID");
+  // Sticky: the client never recovers (it must be recreated).
+  first->Poll(absl::Milliseconds(200)).IgnoreError();
+  CHECK(!first->FatalError().ok());
+  CHECK(second->FatalError().ok());
 }
 
 TEST_CASE("the broker enables the protocol features exactly-once needs") {

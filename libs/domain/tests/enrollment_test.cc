@@ -309,6 +309,90 @@ TEST_CASE("Given no recipient address, an email step fails recipient_missing", "
   CHECK(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
 }
 
+v1::Envelope Retry() {
+  return ItemInput([](v1::Envelope* e) {
+    e->mutable_retry_requested()->mutable_target()->set_item_key("c1/deal/42");
+    e->mutable_retry_requested()->mutable_target()->set_sequence_id("s1");
+  });
+}
+
+TEST_CASE(
+    "Given an enrollment failed on a missing merge field, when the merge data is updated and it "
+    "is retried, then the email renders the new value",
+    "[enrollment][repair]") {
+  SequenceState seq = WithAutomation(MakeSequence(
+      {EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, true, "Hi {{person.title}}", "x")}, kT0));
+  EnrollmentState s = Enrolled(seq);
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_MISSING_MERGE_FIELD);
+  REQUIRE(s.status == v1::ENROLLMENT_STATUS_FAILED);
+
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->set_sequence_id("s1");
+    (*e->mutable_merge_data_updated()->mutable_merge_data())["person.title"] = "Dr";
+  });
+  Decision repaired = Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1)));
+  REQUIRE(repaired.executor_events.size() == 1);
+  s = Fold(s, repaired);
+  CHECK(s.status == v1::ENROLLMENT_STATUS_FAILED);  // repaired, not restarted by itself
+  CHECK(s.merge_data.at("person.title") == "Dr");
+  // The same update again changes nothing.
+  CHECK(Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1))).empty());
+
+  s = Fold(s, Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))));
+  REQUIRE(s.status == v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  Decision d = Fire(&s, seq);
+  REQUIRE(d.email_events.size() == 1);
+  CHECK(d.email_events[0].email_send().subject() == "Hi Dr");
+}
+
+TEST_CASE(
+    "Given an enrollment failed for no recipient, when the recipient is updated and it is "
+    "retried, then the email goes to the new address",
+    "[enrollment][repair]") {
+  SequenceState seq = MakeSequence({EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, false)}, kT0);
+  v1::Envelope enroll = Enroll();
+  enroll.mutable_enroll_requested()->mutable_recipient()->clear_email();
+  EnrollmentState s = Fold({}, Must(DecideEnrollment({}, enroll, seq, kT0)));
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
+
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->set_sequence_id("s1");
+    e->mutable_merge_data_updated()->mutable_recipient()->set_email("grace@example.com");
+  });
+  s = Fold(s, Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(1))));
+  CHECK(s.recipient.email() == "grace@example.com");
+  s = Fold(s, Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))));
+  Decision d = Fire(&s, seq);
+  REQUIRE(d.email_events.size() == 1);
+  CHECK(d.email_events[0].email_send().recipient().email() == "grace@example.com");
+}
+
+TEST_CASE("Given a failed enrollment, when removal is requested, then it is removed",
+          "[enrollment][repair]") {
+  SequenceState seq = MakeSequence({EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, false)}, kT0);
+  v1::Envelope enroll = Enroll();
+  enroll.mutable_enroll_requested()->mutable_recipient()->clear_email();
+  EnrollmentState s = Fold({}, Must(DecideEnrollment({}, enroll, seq, kT0)));
+  REQUIRE(FailureOf(Fire(&s, seq)) == v1::FAILURE_REASON_RECIPIENT_MISSING);
+  v1::Envelope rm = ItemInput([](v1::Envelope* e) {
+    e->mutable_remove_requested()->mutable_target()->set_item_key("c1/deal/42");
+    e->mutable_remove_requested()->mutable_target()->set_sequence_id("s1");
+    e->mutable_remove_requested()->set_requested_by("u9");
+  });
+  s = Fold(s, Must(DecideEnrollment(s, rm, seq, kT0 + absl::Hours(1))));
+  CHECK(s.status == v1::ENROLLMENT_STATUS_REMOVED);
+  CHECK(s.removal_reason == v1::REMOVAL_REASON_REQUESTED);
+  // A removed enrollment is neither repaired nor retried.
+  v1::Envelope upd = ItemInput([](v1::Envelope* e) {
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/42");
+    e->mutable_merge_data_updated()->mutable_recipient()->set_email("grace@example.com");
+  });
+  CHECK(Must(DecideEnrollment(s, upd, seq, kT0 + absl::Hours(2))).empty());
+  CHECK(Must(DecideEnrollment(s, Retry(), seq, kT0 + absl::Hours(2))).empty());
+}
+
 TEST_CASE(
     "Given a step that waits for completion, the next step is scheduled from the "
     "completion",
@@ -332,6 +416,38 @@ TEST_CASE(
   const absl::Time completed = kT0 + absl::Hours(30);
   s = Fold(s, Must(DecideEnrollment(s, done, seq, completed)));
   CHECK(NextDueAt(s) == completed + absl::Hours(1));
+}
+
+TEST_CASE(
+    "Given an activity completed at an instant with nanoseconds, when the next step is scheduled, "
+    "then its due time is a whole microsecond and the timer named by it decides again the same",
+    "[enrollment]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  v1::Envelope done = ItemInput([](v1::Envelope* e) {
+    e->mutable_activity_completed()->set_task_id("c1/deal/42#s1#1/a/task");
+    e->mutable_activity_completed()->set_item_key("c1/deal/42");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  const absl::Time completed = kT0 + absl::Hours(2) + absl::Nanoseconds(123456789);
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(completed);
+  const absl::Time now = kT0 + absl::Hours(3);
+  const Decision d = Must(DecideEnrollment(s, done, seq, now));
+  REQUIRE(d.executor_events.size() == 1);
+  const absl::Time due = FromProto(d.executor_events[0].step_scheduled().due_at());
+  CHECK(due == absl::FromUnixMicros(absl::ToUnixMicros(due)));
+  // Never before the delay ended: rounded up, not down.
+  CHECK(due >= completed + absl::Minutes(5));
+  CHECK(due - (completed + absl::Minutes(5)) < absl::Microseconds(1));
+  s = Fold(s, d);
+  // The timer id carries microseconds ("/due@<micros>"): firing with exactly that time executes.
+  const absl::Time timer = absl::FromUnixMicros(absl::ToUnixMicros(*NextDueAt(s)));
+  const Decision fired = Must(DecideStepDue(s, timer, seq, timer));
+  REQUIRE(!fired.executor_events.empty());
+  CHECK(fired.executor_events[0].step_executed().step_id() == "b");
 }
 
 TEST_CASE(
@@ -563,6 +679,39 @@ TEST_CASE(
   Fire(&s, edited);
   CHECK(s.executed_step_ids == std::vector<std::string>{"a", "c"});
   CHECK(s.status == v1::ENROLLMENT_STATUS_COMPLETED);
+}
+
+TEST_CASE(
+    "Given an enrollment waiting for an activity, when an edit is previewed and then applied, "
+    "then the preview shows it still waiting, as the executor leaves it",
+    "[enrollment][edit]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_MINUTES, 5)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);
+  REQUIRE(!s.waiting_task_id.empty());
+  v1::SequenceCommand edit = Command("s1");
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true);
+  *edit.mutable_replace_steps()->add_steps() = ActivityStep("b", v1::DELAY_UNIT_MINUTES, 1);
+  const std::vector<v1::Step> steps(edit.replace_steps().steps().begin(),
+                                    edit.replace_steps().steps().end());
+  const absl::Time now = kT0 + absl::Hours(1);
+  const v1::EditImpact impact = PreviewEdit(s, seq, steps, now);
+  CHECK(impact.pending_step_id_after().empty());
+  CHECK_FALSE(impact.has_due_at_after());
+  CHECK_FALSE(impact.completes());
+  // Upcoming: b, a minute after the activity is completed (assumed now).
+  REQUIRE(impact.upcoming_size() == 1);
+  CHECK(impact.upcoming(0).step_id() == "b");
+  CHECK(FromProto(impact.upcoming(0).due_at()) == now + absl::Minutes(1));
+
+  const v1::Envelope replaced = DecideSequence(seq, edit, now)->at(0);
+  const SequenceState edited = EvolveSequence(seq, replaced);
+  const EnrollmentState after = Fold(s, Must(DecideEnrollment(s, replaced, edited, now)));
+  CHECK(after.pending_step_id == impact.pending_step_id_after());
+  CHECK_FALSE(NextDueAt(after).has_value());
+  CHECK(after.waiting_task_id == s.waiting_task_id);
 }
 
 TEST_CASE("Given an edit the executor did not fan out, the fire-time check reschedules",

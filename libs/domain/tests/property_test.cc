@@ -177,7 +177,11 @@ class Simulation {
         }
         v1::SequenceCommand c = Command("s1");
         for (const v1::Step& s : steps) *c.mutable_replace_steps()->add_steps() = s;
+        const v1::EditImpact impact = PreviewEdit(state_, seq_, steps, now_);
+        const EnrollmentState before = state_;
+        const SequenceState seq_before = seq_;
         SequenceCommand(c);
+        if (seq_.version > seq_before.version) CheckPreview(impact, before);
         break;
       }
       case 13: {
@@ -258,6 +262,52 @@ class Simulation {
     }
   }
 
+  // The edit preview made before the edit predicted what the decider did with it (for a paused
+  // enrollment: what it does when every pause cause is lifted now).
+  void CheckPreview(const v1::EditImpact& impact, const EnrollmentState& before) {
+    if (!before.IsActive() || state_.enrollment_id != before.enrollment_id) return;
+    EnrollmentState after = state_;
+    SequenceState seq = seq_;
+    for (int cause : std::set<int>(after.pause_causes)) {
+      v1::Envelope e = Input();
+      if (cause == v1::PAUSE_CAUSE_SEQUENCE) {
+        v1::SequenceCommand resume = Command("s1");
+        resume.mutable_resume();
+        absl::StatusOr<std::vector<v1::Envelope>> events = DecideSequence(seq, resume, now_);
+        RC_ASSERT(events.ok() && events->size() == 1);
+        e = events->at(0);
+        seq = EvolveSequence(seq, e);
+      } else {
+        v1::EnrollmentTarget* t = e.mutable_resume_requested()->mutable_target();
+        if (cause == v1::PAUSE_CAUSE_OWNER) {
+          t->set_owner_id("owner-1");
+        } else {
+          t->mutable_item_in_sequence()->set_item_key("c1/deal/42");
+          t->mutable_item_in_sequence()->set_sequence_id("s1");
+        }
+      }
+      after = Fold(after, Must(DecideEnrollment(after, e, seq, now_)));
+    }
+    RC_LOG() << "preview " << impact.ShortDebugString() << "\n";
+    if (after.status == v1::ENROLLMENT_STATUS_COMPLETED) {
+      RC_ASSERT(impact.completes());
+      return;
+    }
+    RC_ASSERT(after.status == v1::ENROLLMENT_STATUS_IN_PROGRESS);
+    RC_ASSERT(impact.pending_step_id_after() == after.pending_step_id);
+    RC_ASSERT(impact.has_due_at_after() == after.due_at.has_value());
+    if (after.due_at.has_value()) RC_ASSERT(FromProto(impact.due_at_after()) == *after.due_at);
+    if (!after.waiting_task_id.empty()) RC_ASSERT(!impact.has_due_at_after());
+    ++previews_checked[!after.waiting_task_id.empty()                  ? "waiting"
+                       : before.status == v1::ENROLLMENT_STATUS_PAUSED ? "paused"
+                                                                       : "in progress"];
+  }
+
+ public:
+  // Edit previews checked, by the enrollment's state at the edit (over all runs).
+  static inline std::map<std::string, int> previews_checked;
+
+ private:
   void PauseResume(bool pause, bool owner) {
     v1::Envelope e = Input();
     v1::EnrollmentTarget* t = pause ? e.mutable_pause_requested()->mutable_target()
@@ -442,6 +492,11 @@ TEST_CASE("Random sequences and histories keep the decider's invariants", "[prop
     Simulation sim;
     sim.Run();
   });
+  // The edit previews were checked in every state they distinguish.
+  for (const char* kind : {"waiting", "paused", "in progress"}) {
+    INFO("edit previews checked while " << kind);
+    CHECK(Simulation::previews_checked[kind] > 0);
+  }
 }
 
 }  // namespace

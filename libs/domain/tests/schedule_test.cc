@@ -152,6 +152,52 @@ TEST_CASE("A zero-day delay at a time already past today means tomorrow", "[sche
         Local("Europe/Berlin", 2024, 6, 4, 9, 30));
 }
 
+TEST_CASE(
+    "Given an anchor in the second occurrence of New York's repeated 01:30, when the delay is 0 "
+    "days, then the step is due at the anchor itself",
+    "[schedule][dst]") {
+  const absl::Time anchor = Utc(2021, 11, 7, 6, 30);  // 01:30 EST, the second 01:30
+  const Calendar ny = Cal("America/New_York");
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 0), ny) == anchor);
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_DAYS, 0), ny) == anchor);
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_BUSINESS_DAYS, 0), ny) == anchor);
+  // A window open at that hour does not move it either.
+  Calendar windowed = ny;
+  AddRange(&windowed, v1::WEEKDAY_SUNDAY, 0, 0, 24, 0);
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_DAYS, 0), windowed) == anchor);
+  const auto preview = PreviewSchedule({Delay(v1::DELAY_UNIT_DAYS, 0)}, v1::SequenceSettings(),
+                                       anchor, Zone("America/New_York"));
+  REQUIRE(preview.size() == 1);
+  CHECK(FromProto(preview[0].due_at()) == anchor);
+}
+
+TEST_CASE(
+    "Given a Friday anchor in El Aaiun's repeated hour, when the delay is 0 business days, then "
+    "the step is due at the anchor, not on Monday",
+    "[schedule][dst]") {
+  // 2012-07-20 (Friday) 03:00 +01 -> 02:00 +00: local 02:30 occurs at 01:30Z and at 02:30Z.
+  const absl::Time anchor = Utc(2012, 7, 20, 2, 30);
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_BUSINESS_DAYS, 0), Cal("Africa/El_Aaiun")) ==
+        anchor);
+  // One business day keeps the local time of day (02:30, now unique) on Monday.
+  CHECK(StepDueAt(anchor, Delay(v1::DELAY_UNIT_BUSINESS_DAYS, 1), Cal("Africa/El_Aaiun")) ==
+        Utc(2012, 7, 23, 2, 30));
+}
+
+TEST_CASE(
+    "Given a sub-second anchor, when the day delay lands in the spring-forward gap, then it is "
+    "due exactly at the jump; when the local time exists, the fraction is kept",
+    "[schedule][dst]") {
+  const Calendar ny = Cal("America/New_York");
+  // 2024-03-09 02:30:00.5 EST; 2024-03-10 02:30 does not exist, the clocks jump at 07:00Z.
+  const absl::Time anchor = Utc(2024, 3, 9, 7, 30) + absl::Milliseconds(500);
+  CHECK(ApplyDelay(anchor, Delay(v1::DELAY_UNIT_DAYS, 1), ny) == Utc(2024, 3, 10, 7, 0));
+  // 10:00:00.25 EST + 1 day = 10:00:00.25 EDT.
+  const absl::Time morning = Local("America/New_York", 2024, 3, 9, 10) + absl::Milliseconds(250);
+  CHECK(ApplyDelay(morning, Delay(v1::DELAY_UNIT_DAYS, 1), ny) ==
+        Local("America/New_York", 2024, 3, 10, 10) + absl::Milliseconds(250));
+}
+
 TEST_CASE("Kolkata month end and year end", "[schedule]") {
   const Calendar kolkata = Cal("Asia/Kolkata");
   CHECK(ApplyDelay(Local("Asia/Kolkata", 2024, 1, 31, 18), Delay(v1::DELAY_UNIT_DAYS, 1),
@@ -234,6 +280,33 @@ TEST_CASE("Holidays without a window block the whole day", "[schedule][window]")
         Local("Europe/Berlin", 2024, 12, 26, 0));
 }
 
+TEST_CASE(
+    "Given a day that never existed (Apia 2011-12-30) between two holidays, when a step is "
+    "aligned, then it opens on the first instant of a day that is not a holiday",
+    "[schedule][window][dst]") {
+  Calendar c = Cal("Pacific/Apia");
+  c.holidays.insert(absl::CivilDay(2011, 12, 29));
+  c.holidays.insert(absl::CivilDay(2011, 12, 31));
+  // After the 29th (a holiday) the clocks read the 31st (a holiday too): the 30th has no instant.
+  CHECK(AlignToWindow(Local("Pacific/Apia", 2011, 12, 29, 10), c) ==
+        Local("Pacific/Apia", 2012, 1, 1));
+}
+
+TEST_CASE(
+    "Given St. John's 1987 evening repeated across midnight, when a step falls in its second "
+    "pass, then it belongs to the next day for holidays",
+    "[schedule][window][dst]") {
+  // 1987-10-25 00:01 -0130 -> 1987-10-24 22:01 -0330: 22:01 to 00:01 occur twice.
+  const absl::Time second_pass = Utc(1987, 10, 25, 2, 31);  // 23:01 -0330, after the change
+  Calendar saturday_off = Cal("America/St_Johns");
+  saturday_off.holidays.insert(absl::CivilDay(1987, 10, 24));
+  CHECK(AlignToWindow(second_pass, saturday_off) == second_pass);
+  // ... and is blocked when that next day is a holiday: open at Monday's 00:00.
+  Calendar sunday_off = Cal("America/St_Johns");
+  sunday_off.holidays.insert(absl::CivilDay(1987, 10, 25));
+  CHECK(AlignToWindow(second_pass, sunday_off) == Utc(1987, 10, 26, 3, 30));
+}
+
 TEST_CASE("StepDueAt applies delay, then not_before, then the window", "[schedule]") {
   Calendar c = Cal("America/New_York");
   BusinessHours(&c, 9, 17);
@@ -290,6 +363,32 @@ TEST_CASE("Schedule preview chains the steps from the start in the time zone", "
   CHECK(FromProto(preview[1].due_at()) == Local("Europe/Berlin", 2025, 1, 1, 9));
   CHECK(FromProto(preview[2].due_at()) == Local("Europe/Berlin", 2025, 1, 2, 10));
   CHECK(preview[2].step_index() == 2);
+}
+
+}  // namespace
+}  // namespace sequences::domain
+
+namespace sequences::domain {
+namespace {
+
+TEST_CASE("a preview shows each due time on the wall clock of the zone it was computed in",
+          "[schedule][preview]") {
+  v1::Step step = testing::ActivityStep("call", v1::DELAY_UNIT_DAYS, 1);
+  step.mutable_at_time()->set_hours(9);
+  // Monday 2026-11-30 12:00 UTC; Berlin is on CET (+01:00) in winter, Los Angeles on PST.
+  const absl::Time start =
+      absl::FromCivil(absl::CivilSecond(2026, 11, 30, 12, 0, 0), absl::UTCTimeZone());
+  std::vector<v1::ScheduledStep> berlin =
+      PreviewSchedule({step}, v1::SequenceSettings(), start, testing::Zone("Europe/Berlin"));
+  REQUIRE(berlin.size() == 1);
+  CHECK(berlin[0].time_zone() == "Europe/Berlin");
+  CHECK(berlin[0].local_due_time() == "2026-12-01T09:00:00+01:00");
+  CHECK(berlin[0].local_display() == "Tue  1 Dec 2026 09:00 CET, Europe/Berlin");
+  CHECK(FromProto(berlin[0].due_at()) ==
+        absl::FromCivil(absl::CivilSecond(2026, 12, 1, 8, 0, 0), absl::UTCTimeZone()));
+  std::vector<v1::ScheduledStep> la =
+      PreviewSchedule({step}, v1::SequenceSettings(), start, testing::Zone("America/Los_Angeles"));
+  CHECK(la[0].local_due_time() == "2026-12-01T09:00:00-08:00");
 }
 
 }  // namespace

@@ -59,6 +59,33 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given a template, when created from it with a settings override, then only the overridden "
+    "fields change and the template's send window and re-enrollment rule stay",
+    "[sequence][templates]") {
+  const v1::SequenceTemplate& t = TemplateCatalog()[0];
+  REQUIRE(t.settings().has_send_window());
+  REQUIRE(t.settings().reenrollment() != v1::REENROLLMENT_RULE_UNSPECIFIED);
+  v1::SequenceCommand c = Command("s2");
+  c.mutable_create()->set_owner_id("u1");
+  c.mutable_create()->set_template_id(t.id());
+  c.mutable_create()->mutable_settings()->set_default_time_zone("Europe/Berlin");
+  SequenceState s = Apply({}, c, kT0);
+  CHECK(s.settings.default_time_zone() == "Europe/Berlin");
+  CHECK(s.settings.send_window().SerializeAsString() ==
+        t.settings().send_window().SerializeAsString());
+  CHECK(s.settings.reenrollment() == t.settings().reenrollment());
+
+  // An overridden rule replaces the template's; the window still comes from the template.
+  v1::SequenceCommand never = Command("s3");
+  never.mutable_create()->set_owner_id("u1");
+  never.mutable_create()->set_template_id(t.id());
+  never.mutable_create()->mutable_settings()->set_reenrollment(v1::REENROLLMENT_RULE_NEVER);
+  SequenceState n = Apply({}, never, kT0);
+  CHECK(n.settings.reenrollment() == v1::REENROLLMENT_RULE_NEVER);
+  CHECK(n.settings.send_window().ranges_size() == t.settings().send_window().ranges_size());
+}
+
+TEST_CASE(
     "Given an unknown template, when created from it, then INVALID_ARGUMENT names "
     "template_id",
     "[sequence]") {

@@ -16,6 +16,9 @@ absl::Status FromResponseError(rd_kafka_resp_err_t err, absl::string_view what);
 // Takes ownership of `error` (may be null: returns OK).
 absl::Status FromError(rd_kafka_error_t* error, absl::string_view what);
 
+// OK, or the client's fatal error (rd_kafka_fatal_error) as a status flagged fatal.
+absl::Status ClientFatalError(rd_kafka_t* rk, absl::string_view what);
+
 // The canonical code for a librdkafka error code (without flags of an rd_kafka_error_t).
 absl::StatusCode CodeFor(rd_kafka_resp_err_t err);
 // Whether librdkafka's error code is transient by nature.

@@ -31,6 +31,9 @@ TEST_CASE("resource names parse only in their own pattern") {
   CHECK(e->ItemKey() == "acme/deal/42");
   CHECK(EnrollmentResourceName("acme/deal/42", "s1") ==
         "companies/acme/sequences/s1/enrollments/deal:42");
+  CHECK(ItemResourceName("acme/lead/7") == "companies/acme/items/lead:7");
+  CHECK(ItemResourceName("acme/lead").empty());
+  CHECK(ItemResourceName("acme/lead/7/x").empty());
   CHECK(ParseSequenceName("companies/acme/sequences/s1", "name")->sequence_id == "s1");
   CHECK(ParseCompanyName("companies/acme", "parent").value() == "acme");
 

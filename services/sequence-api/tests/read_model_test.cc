@@ -25,6 +25,8 @@ kafka::Message Record(const std::string& topic, int64_t offset, const v1::Envelo
   m.topic = topic;
   m.partition = 0;
   m.offset = offset;
+  // Enrollment inputs are keyed by their item, as the publisher contract says.
+  if (e.has_enroll_requested()) m.key = e.enroll_requested().item_key();
   m.value = e.SerializeAsString();
   return m;
 }
@@ -136,6 +138,22 @@ TEST_CASE("sequences are listed per company only") {
   auto after = rm->ListSequences("acme", "s1", 10, false);
   REQUIRE(after->size() == 1);
   CHECK((*after)[0].name() == "companies/acme/sequences/s3");
+}
+
+TEST_CASE(
+    "an enroll request that breaks the publisher contract is not pending and records no request") {
+  auto rm = OpenFresh();
+  v1::Envelope foreign = EnrollRequested("s1", "1", "req-foreign");
+  foreign.set_company_id("globex");  // the item is acme's
+  v1::Envelope unkeyed = EnrollRequested("s1", "2", "req-unkeyed");
+  kafka::Message wrong_key = Record(kTopics.enrollment_events, 2, unkeyed);
+  wrong_key.key = "acme/deal/other";
+  REQUIRE(rm->Apply({Record(kTopics.sequence_events, 0, Created("s1", "acme")),
+                     Record(kTopics.enrollment_events, 1, foreign), wrong_key})
+              .ok());
+  CHECK(rm->Overview("s1")->pending() == 0);
+  CHECK_FALSE(rm->LookupRequest("globex", "req-foreign")->has_value());
+  CHECK_FALSE(rm->LookupRequest("acme", "req-unkeyed")->has_value());
 }
 
 }  // namespace

@@ -3,7 +3,9 @@
 #include "services/step-executor/processor.h"
 
 #include <catch2/catch.hpp>
+#include <functional>
 
+#include "absl/strings/numbers.h"
 #include "libs/domain/envelope.h"
 #include "libs/runtime/clock.h"
 #include "services/step-executor/state.h"
@@ -240,6 +242,49 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given enroll requests that break the publisher contract (no event_id, no company_id, no "
+    "occurred_at, a company_id that is not the item key's company), when they are decided, then "
+    "each goes to dead-letter with a contract reason and nothing is enrolled") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("call", 0)}, f.clock.Now()));
+  struct Case {
+    const char* name;
+    std::function<void(v1::Envelope&)> breaks;
+    const char* reason;
+  };
+  const std::vector<Case> cases = {
+      {"no event_id", [](v1::Envelope& e) { e.clear_event_id(); }, "contract: event_id"},
+      {"no company_id", [](v1::Envelope& e) { e.clear_company_id(); }, "contract: company_id is"},
+      {"no occurred_at", [](v1::Envelope& e) { e.clear_occurred_at(); }, "contract: occurred_at"},
+      {"other company", [](v1::Envelope& e) { e.set_company_id("c2"); },
+       "contract: company_id 'c2' is not the company of item key 'c1/deal/7'"},
+  };
+  for (const Case& c : cases) {
+    INFO(c.name);
+    v1::Envelope e = Enroll("c1/deal/7", "s1", 1, f.clock.Now());
+    c.breaks(e);
+    BatchOutput out;
+    CHECK(f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/7", e), out) ==
+          Processor::InputResult::kDone);
+    REQUIRE(out.records.size() == 1);
+    CHECK(out.records[0].topic == "t.dead-letter");
+    CHECK(out.dead_lettered == 1);
+    kafka::Message as_read;
+    as_read.headers = out.records[0].headers;
+    REQUIRE(as_read.FindHeader(kHeaderReason) != nullptr);
+    CHECK(as_read.FindHeader(kHeaderReason)->find(c.reason) == 0);
+  }
+  // The same request, whole, is enrolled: the cases above failed only on their own break.
+  BatchOutput ok;
+  f.Decide(
+      f.Record("t.enrollment-events", 0, "c1/deal/7", Enroll("c1/deal/7", "s1", 1, f.clock.Now())),
+      ok);
+  CHECK(f.On(ok, "t.dead-letter").empty());
+  CHECK(f.On(ok, "t.executor-events").size() >= 1);
+}
+
+TEST_CASE(
     "Given an enroll request whose record key is not its item key, when it is decided, "
     "then it goes to dead-letter and starts nothing") {
   Fixture f;
@@ -348,6 +393,59 @@ TEST_CASE(
   CHECK(*a.store->Digest() != *db);
 }
 
+TEST_CASE(
+    "Given an item waiting for an activity reported completed at an instant with nanoseconds, "
+    "when the next step fires, then deciding its timer again from the timer id reproduces the "
+    "recorded events (what replay --dry_run checks)") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 0, /*wait=*/true), ActivityStep("b", 5)}, kT0));
+  f.EnrollNow(0, "c1/deal/1");
+  const BatchOutput first = f.Fire(f.all);
+  REQUIRE(first.steps_fired == 1);
+  const std::string task_id = f.On(first, "t.task-events").at(0).task_created().task_id();
+
+  f.clock.Advance(absl::Hours(1));
+  v1::Envelope done = Input("done-1", f.clock.Now());
+  v1::ActivityCompleted* a = done.mutable_activity_completed();
+  a->set_task_id(task_id);
+  a->set_item_key("c1/deal/1");
+  a->set_sequence_id("s1");
+  // Reported a little late, with the task service's nanoseconds.
+  *a->mutable_completed_at() =
+      domain::ToProto(f.clock.Now() - absl::Minutes(2) + absl::Nanoseconds(123456789));
+  BatchOutput completed;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", done), completed);
+
+  f.clock.Advance(absl::Minutes(6));
+  domain::EnrollmentState before;
+  {
+    Overlay overlay(*f.store);
+    auto entry = overlay.Get(domain::EnrollmentKey("c1/deal/1", "s1"));
+    REQUIRE(entry.ok());
+    before = (*entry)->state;
+  }
+  const BatchOutput fired = f.Fire(f.all);
+  REQUIRE(fired.steps_fired == 1);
+  const std::vector<v1::Envelope> recorded = f.On(fired, "t.executor-events");
+  REQUIRE(!recorded.empty());
+  // The timer id names the due time in microseconds; replay decides the timer with that time.
+  const std::string& cause = recorded[0].causation_id();
+  const size_t at = cause.rfind("/due@");
+  REQUIRE(at != std::string::npos);
+  int64_t micros = 0;
+  REQUIRE(absl::SimpleAtoi(cause.substr(at + 5), &micros));
+  auto again = domain::DecideStepDue(before, absl::FromUnixMicros(micros), seq.state(),
+                                     domain::FromProto(recorded[0].occurred_at()));
+  REQUIRE(again.ok());
+  std::vector<std::string> recorded_bytes, decided_bytes;
+  for (const v1::Envelope& e : recorded) recorded_bytes.push_back(SerializeDeterministic(e));
+  for (const v1::Envelope& e : again->executor_events) {
+    decided_bytes.push_back(SerializeDeterministic(e));
+  }
+  CHECK(decided_bytes == recorded_bytes);
+}
+
 }  // namespace
 }  // namespace sequences::executor
 
@@ -386,8 +484,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Given a step due at a time finer than the index's microseconds, when the clock "
-    "reaches it, then it still fires") {
+    "Given an enrollment at a time finer than the index's microseconds, when the clock "
+    "reaches the next whole microsecond, then its immediate step fires") {
   Fixture f;
   f.clock.Set(kT0 + absl::Nanoseconds(1500));
   SequenceBuilder seq("c1", "s1");
@@ -396,6 +494,12 @@ TEST_CASE(
   f.Decide(
       f.Record("t.enrollment-events", 0, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, f.clock.Now())),
       out);
+  // Due times are whole microseconds, rounded up (the index and timer ids have that resolution).
+  auto next = f.processor->NextDue(DuePosition(), f.all, 10);
+  REQUIRE(next.ok());
+  CHECK(*next == kT0 + absl::Microseconds(2));
+  CHECK(f.Fire(f.all).steps_fired == 0);
+  f.clock.Set(kT0 + absl::Microseconds(2));
   CHECK(f.Fire(f.all).steps_fired == 1);
 }
 

@@ -562,5 +562,93 @@ TEST_CASE("a batch enroll answers every item on its own") {
   CHECK(seen.size() == 198);
 }
 
+TEST_CASE(
+    "ListSequences filters by entity kind and owner across pages, and a page token of one "
+    "filter is refused for another") {
+  Env env;
+  ApiProcess api(env.prefix, env.dir + "/data");
+  // 5 deal sequences of owner-a, 5 lead sequences of owner-b, interleaved by id.
+  for (int i = 0; i < 10; ++i) {
+    const bool deal = i % 2 == 0;
+    v1::CreateSequenceRequest req = CreateRequest(
+        "acme", absl::StrCat("filter-", i), deal ? v1::ENTITY_KIND_DEAL : v1::ENTITY_KIND_LEAD);
+    req.mutable_sequence()->set_owner_id(deal ? "owner-a" : "owner-b");
+    v1::SequenceResponse resp;
+    grpc::Status s = api.sequences().CreateSequence(CallAs("acme").get(), req, &resp);
+    INFO(s.error_message());
+    REQUIRE(s.ok());
+  }
+  auto list_all = [&](v1::ListSequencesRequest req) {
+    std::vector<v1::Sequence> out;
+    std::string first_token;
+    for (int page = 0; page < 20; ++page) {
+      v1::ListSequencesResponse resp;
+      grpc::Status s = api.sequences().ListSequences(CallAs("acme").get(), req, &resp);
+      INFO(s.error_message());
+      REQUIRE(s.ok());
+      for (const v1::Sequence& seq : resp.sequences()) out.push_back(seq);
+      if (first_token.empty()) first_token = resp.next_page_token();
+      if (resp.next_page_token().empty()) break;
+      req.set_page_token(resp.next_page_token());
+    }
+    return std::make_pair(out, first_token);
+  };
+  v1::ListSequencesRequest leads;
+  leads.set_parent("companies/acme");
+  leads.set_page_size(2);
+  leads.set_entity_kind(v1::ENTITY_KIND_LEAD);
+  auto [lead_list, lead_token] = list_all(leads);
+  CHECK(lead_list.size() == 5);
+  for (const v1::Sequence& seq : lead_list) CHECK(seq.entity_kind() == v1::ENTITY_KIND_LEAD);
+
+  v1::ListSequencesRequest owned;
+  owned.set_parent("companies/acme");
+  owned.set_page_size(3);
+  owned.set_owner_id("owner-a");
+  auto [owned_list, owned_token] = list_all(owned);
+  CHECK(owned_list.size() == 5);
+  for (const v1::Sequence& seq : owned_list) CHECK(seq.owner_id() == "owner-a");
+
+  v1::ListSequencesRequest both = owned;
+  both.set_entity_kind(v1::ENTITY_KIND_LEAD);
+  CHECK(list_all(both).first.empty());
+
+  // The lead listing's token does not continue a deal listing.
+  REQUIRE_FALSE(lead_token.empty());
+  v1::ListSequencesRequest deals = leads;
+  deals.set_entity_kind(v1::ENTITY_KIND_DEAL);
+  deals.set_page_token(lead_token);
+  v1::ListSequencesResponse resp;
+  grpc::Status s = api.sequences().ListSequences(CallAs("acme").get(), deals, &resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Contains(ViolatedFields(s), "page_token"));
+}
+
+TEST_CASE(
+    "a sequence created from a template with a settings override keeps the template's send "
+    "window and re-enrollment rule") {
+  Env env;
+  ApiProcess api(env.prefix, env.dir + "/data");
+  v1::ListSequenceTemplatesRequest lt;
+  v1::ListSequenceTemplatesResponse templates;
+  REQUIRE(api.sequences().ListSequenceTemplates(CallAs("acme").get(), lt, &templates).ok());
+  REQUIRE(templates.templates_size() > 0);
+  const v1::SequenceTemplate& t = templates.templates(0);
+  REQUIRE(t.settings().has_send_window());
+  v1::CreateSequenceRequest req;
+  req.set_parent("companies/acme");
+  req.set_request_id("from-template");
+  req.set_template_id(t.id());
+  req.mutable_sequence()->mutable_settings()->set_default_time_zone("Europe/Berlin");
+  v1::SequenceResponse resp;
+  grpc::Status s = api.sequences().CreateSequence(CallAs("acme").get(), req, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  const v1::SequenceSettings& got = resp.sequence().settings();
+  CHECK(got.default_time_zone() == "Europe/Berlin");
+  CHECK(got.send_window().SerializeAsString() == t.settings().send_window().SerializeAsString());
+  CHECK(got.reenrollment() == t.settings().reenrollment());
+}
+
 }  // namespace
 }  // namespace sequences::testing

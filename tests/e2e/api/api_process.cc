@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "tests/support/kafka_env.h"
 
@@ -10,13 +11,12 @@ namespace sequences::testing {
 
 ApiProcess::ApiProcess(const std::string& topic_prefix, const std::string& data_dir,
                        std::vector<std::string> extra_flags) {
-  const int port = FreePort();
-  address_ = absl::StrCat("127.0.0.1:", port);
+  // Port 0: the service binds a free port and reports it (no race with another test's pick).
   std::vector<std::string> argv = {ServiceBinary("sequence-api"),
                                    "--bootstrap_servers=" + Bootstrap(),
                                    "--topic_prefix=" + topic_prefix,
                                    "--partitions=3",
-                                   "--listen=" + address_,
+                                   "--listen=127.0.0.1:0",
                                    "--data_dir=" + data_dir,
                                    absl::StrCat("--auth_token=", kApiToken)};
   for (std::string& f : extra_flags) argv.push_back(std::move(f));
@@ -27,6 +27,12 @@ ApiProcess::ApiProcess(const std::string& topic_prefix, const std::string& data_
   const bool serving = process_->WaitForLog("\"msg\":\"serving\"", absl::Seconds(60));
   INFO(process_->Log());
   REQUIRE(serving);
+  const std::string log = process_->Log();
+  const size_t at = log.find("\"port\":\"", log.find("\"msg\":\"serving\""));
+  REQUIRE(at != std::string::npos);
+  int port = 0;
+  REQUIRE(absl::SimpleAtoi(log.substr(at + 8, log.find('"', at + 8) - (at + 8)), &port));
+  address_ = absl::StrCat("127.0.0.1:", port);
   channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   sequences_ = v1::SequenceService::NewStub(channel_);
   enrollments_ = v1::EnrollmentService::NewStub(channel_);

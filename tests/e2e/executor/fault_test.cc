@@ -111,5 +111,61 @@ TEST_CASE(
   CHECK(b->Terminate() == 0);
 }
 
+TEST_CASE(
+    "An executor fenced as a static member (another consumer joined with its group.instance.id) "
+    "rebuilds its Kafka clients by itself, takes its partitions back, says NOT_SERVING "
+    "meanwhile, and fires every step exactly once") {
+  World w;
+  SequenceBuilder seq = ThreeSteps(w, "s-fenced");
+  const std::string health = absl::StrCat("127.0.0.1:", sequences::testing::FreePort());
+  auto exec = w.StartExecutor(
+      "a", {"--health_port=" + health.substr(health.rfind(':') + 1), "--session_timeout=6s"});
+  REQUIRE(WaitForHealth(health, "SERVING", absl::Seconds(60)));
+  w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), 0, 300));
+  {
+    // The same group and group.instance.id: the broker hands the instance to this consumer and
+    // answers the executor's consumer FENCED_INSTANCE_ID, a fatal error in librdkafka.
+    kafka::ConsumerConfig c;
+    c.client = Client();
+    c.group_id = w.prefix() + "executor";
+    c.session_timeout = absl::Seconds(6);
+    c.client.overrides["group.instance.id"] = "a";
+    auto impostor = kafka::Consumer::Create(c);
+    REQUIRE(impostor.ok());
+    bool assigned = false;
+    kafka::RebalanceListener listener;
+    listener.on_assigned = [&](const std::vector<kafka::TopicPartition>&) {
+      assigned = true;
+      return std::vector<kafka::TopicPartitionOffset>{};
+    };
+    REQUIRE((*impostor)->Subscribe({w.topics().enrollment_events}, listener).ok());
+    const absl::Time until = absl::Now() + absl::Seconds(30);
+    while (!assigned && absl::Now() < until) {
+      (*impostor)->PollBatch(100, absl::Milliseconds(100)).IgnoreError();  // fetched, never used
+    }
+    REQUIRE(assigned);
+    CHECK(WaitForHealth(health, "NOT_SERVING", absl::Seconds(15)));
+    // The executor rebuilds and its new consumer takes the instance back (fencing this one).
+    REQUIRE(exec->WaitForLog("\"msg\":\"kafka clients rebuilt", absl::Seconds(30)));
+    const absl::Time fenced_until = absl::Now() + absl::Seconds(30);
+    while ((*impostor)->FatalError().ok() && absl::Now() < fenced_until) {
+      (*impostor)->PollBatch(100, absl::Milliseconds(100)).IgnoreError();
+    }
+    CHECK(!(*impostor)->FatalError().ok());
+  }
+  REQUIRE(WaitForHealth(health, "SERVING", absl::Seconds(60)));
+  w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), 300, 600));
+
+  Reader reader({w.topics().task_events, w.topics().email_events});
+  const size_t expected = 600 * 3;
+  REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(90)));
+  reader.Poll(absl::Seconds(3));
+  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
+  CHECK(counts.size() == expected);
+  CHECK(reader.seen().size() == expected);
+  CHECK(exec->Running());
+  CHECK(exec->Terminate() == 0);
+}
+
 }  // namespace
 }  // namespace sequences::executor::e2e

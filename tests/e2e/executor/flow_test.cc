@@ -170,6 +170,68 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Inputs that break the publisher contract (no event_id, no company_id, no occurred_at, a "
+    "company that is not the item key's) land in dead-letter with the reason, and fire nothing") {
+  World w;
+  SequenceBuilder seq("c1", "s-contract");
+  w.PublishSequence(seq.Create({ActivityStep("call", 0)}, absl::Now()));
+  auto exec = w.StartExecutor("a");
+  std::map<std::string, std::string> want;  // item -> reason prefix
+  auto broken = [&](const std::string& item, const std::string& reason, auto&& breaks) {
+    v1::Envelope e = Enroll(item, seq.id(), 1, absl::Now());
+    breaks(e);
+    w.Publish(w.topics().enrollment_events, item, e);
+    want[item] = reason;
+  };
+  broken("c1/deal/1", "contract: event_id is required",
+         [](v1::Envelope& e) { e.clear_event_id(); });
+  broken("c1/deal/2", "contract: company_id is required",
+         [](v1::Envelope& e) { e.clear_company_id(); });
+  broken("c1/deal/3", "contract: occurred_at is required",
+         [](v1::Envelope& e) { e.clear_occurred_at(); });
+  broken("c1/deal/4", "contract: company_id 'c2' is not the company",
+         [](v1::Envelope& e) { e.set_company_id("c2"); });
+  const std::string good = "c1/deal/5";
+  w.Publish(w.topics().enrollment_events, good, Enroll(good, seq.id(), 1, absl::Now()));
+
+  Reader reader({w.topics().dead_letter, w.topics().task_events});
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return reader.On(w.topics().dead_letter).size() >= want.size() &&
+               !reader.On(w.topics().task_events).empty();
+      },
+      absl::Seconds(60)));
+  reader.Poll(absl::Seconds(2));
+  auto dead = reader.On(w.topics().dead_letter);
+  REQUIRE(dead.size() == want.size());
+  for (const Seen* d : dead) {
+    INFO(d->message.key);
+    REQUIRE(want.count(d->message.key) == 1);
+    REQUIRE(d->message.FindHeader("reason") != nullptr);
+    CHECK(d->message.FindHeader("reason")->find(want[d->message.key]) == 0);
+    CHECK(*d->message.FindHeader("topic") == w.topics().enrollment_events);
+  }
+  auto tasks = reader.On(w.topics().task_events);
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0]->event.task_created().item_key() == good);
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "With --health_port the executor serves grpc.health.v1 Check on loopback: SERVING once it "
+    "owns its partitions and is caught up, and nothing after SIGTERM") {
+  World w;
+  const int port = sequences::testing::FreePort();
+  auto exec = w.StartExecutor("a", {absl::StrCat("--health_port=", port)});
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  CHECK(exec->WaitForLog("\"msg\":\"health server listening\"", absl::Seconds(5)));
+  CHECK(exec->Log().find("\"address\":\"127.0.0.1:") != std::string::npos);
+  REQUIRE(WaitForHealth(address, "SERVING", absl::Seconds(60)));
+  CHECK(exec->Terminate() == 0);
+  CHECK(HealthOf(address, absl::Milliseconds(500)).find("error") == 0);
+}
+
+TEST_CASE(
     "Replaying the log from zero rebuilds state with the live instance's digest, and "
     "deciding again from the inputs reproduces every recorded decision") {
   World w;
@@ -216,6 +278,76 @@ TEST_CASE(
       CHECK((*replay)->Log().find("\"decisions_checked\":0,") == std::string::npos);
     }
   }
+}
+
+TEST_CASE(
+    "Given flows that wait for activities completed at nanosecond times and an executor-events "
+    "record that does not decode, when the executor recovers and the log is replayed with "
+    "--dry_run, then no decision differs and the undecodable record is counted, logged and "
+    "fails the replay with exit code 4") {
+  World w;
+  const absl::Time t0 = absl::Now();
+  SequenceBuilder seq("c1", "s-wait");
+  w.PublishSequence(
+      seq.Create({ActivityStep("call", 0, /*wait=*/true), ActivityStep("after", 0)}, t0));
+  w.PublishRaw(w.topics().executor_events, "c1/deal/0", "\x01garbage that is no envelope");
+  auto exec = w.StartExecutor("a");
+  constexpr int kItems = 5;
+  for (int i = 0; i < kItems; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    w.Publish(w.topics().enrollment_events, item, Enroll(item, seq.id(), 1, absl::Now()));
+  }
+  Reader reader({w.topics().task_events, w.topics().executor_events});
+  auto count = [&](auto has) {
+    int n = 0;
+    for (const Seen& s : reader.seen()) n += has(s.event) ? 1 : 0;
+    return n;
+  };
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return count([](const v1::Envelope& e) { return e.has_waiting_for_activity(); }) >= kItems;
+      },
+      absl::Seconds(60)));
+  // Completed well after the step ran (so the completion, not the execution, is the anchor).
+  absl::SleepFor(absl::Milliseconds(1500));
+  for (const Seen* s : reader.On(w.topics().task_events)) {
+    const v1::TaskCreated& t = s->event.task_created();
+    v1::Envelope done = Input(absl::StrCat("done-", t.task_id()), absl::Now());
+    done.mutable_activity_completed()->set_task_id(t.task_id());
+    done.mutable_activity_completed()->set_item_key(t.item_key());
+    done.mutable_activity_completed()->set_sequence_id(t.sequence_id());
+    // A second ago, with the task service's nanoseconds.
+    *done.mutable_activity_completed()->mutable_completed_at() =
+        domain::ToProto(absl::Now() - absl::Seconds(1) + absl::Nanoseconds(123456789));
+    w.Publish(w.topics().enrollment_events, t.item_key(), done);
+  }
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return count([](const v1::Envelope& e) { return e.has_enrollment_completed(); }) >= kItems;
+      },
+      absl::Seconds(60)));
+  REQUIRE(exec->Terminate() == 0);
+  CHECK(exec->Log().find("executor event does not decode") != std::string::npos);
+  const std::string live = DigestIn(exec->Log(), "\"msg\":\"stopped\"");
+  REQUIRE(!live.empty());
+
+  const std::string dir = w.DataDir("replay-wait");
+  auto replay = ChildProcess::Start(
+      {ServiceBinary("step-executor"), "replay", "--bootstrap_servers=" + Bootstrap(),
+       "--topic_prefix=" + w.prefix(), "--from=beginning", "--data_dir=" + dir, "--dry_run"},
+      dir + ".log");
+  REQUIRE(replay.ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(90);
+  while ((*replay)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
+  const int code = (*replay)->Terminate();
+  const std::string log = (*replay)->Log();
+  INFO(log);
+  CHECK(code == 4);
+  CHECK(DigestIn(log, "{\"digest\"") == live);
+  CHECK(log.find("\"executor_events_undecodable\":1,") != std::string::npos);
+  CHECK(log.find("record does not decode") != std::string::npos);
+  CHECK(log.find("\"decisions_differing\":0,") != std::string::npos);
+  CHECK(log.find("\"decisions_checked\":0,") == std::string::npos);
 }
 
 }  // namespace

@@ -5,6 +5,9 @@
 // envelopes as the API and the automation engine do (idempotent producer), real step-executor
 // processes, and a read_committed reader of the output topics.
 
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
@@ -13,6 +16,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "libs/domain/envelope.h"
 #include "libs/kafka/admin.h"
@@ -20,39 +24,50 @@
 #include "libs/kafka/producer.h"
 #include "libs/service/topics.h"
 #include "services/step-executor/tests/builders.h"
+#include "tests/support/health.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::executor::e2e {
 
 using sequences::testing::Bootstrap;
 using sequences::testing::ChildProcess;
+using sequences::testing::HealthOf;
 using sequences::testing::ServiceBinary;
 using sequences::testing::TempDir;
 using sequences::testing::UniqueName;
+using sequences::testing::WaitForHealth;
 
 inline constexpr int kPartitions = 4;
 
-inline kafka::ClientConfig Client() {
+inline kafka::ClientConfig Client(const std::string& bootstrap = Bootstrap()) {
   kafka::ClientConfig c;
-  c.bootstrap_servers = Bootstrap();
+  c.bootstrap_servers = bootstrap;
   return c;
 }
 
-// A test's private world: its own topic prefix, consumer group and directories.
+// A test's private world: its own topic prefix, consumer group and directories, on the shared
+// test broker or on `bootstrap` (a fault test's private broker).
 class World {
  public:
-  World() : prefix_(UniqueName("exec") + "."), topics_(service::Topics::WithPrefix(prefix_)) {
-    auto admin = kafka::Admin::Create(Client());
+  explicit World(std::string bootstrap = Bootstrap())
+      : bootstrap_(std::move(bootstrap)),
+        prefix_(UniqueName("exec") + "."),
+        topics_(service::Topics::WithPrefix(prefix_)) {
+    auto admin = kafka::Admin::Create(Client(bootstrap_));
     REQUIRE(admin.ok());
     REQUIRE(service::EnsureTopics(**admin, topics_, kPartitions, absl::Seconds(30)).ok());
-    auto producer = kafka::Producer::Create({.client = Client()});
+    // Long enough to ride out a fault test's broker outage.
+    auto producer = kafka::Producer::Create(
+        {.client = Client(bootstrap_), .delivery_timeout = absl::Seconds(120)});
     REQUIRE(producer.ok());
     producer_ = std::move(*producer);
     dir_ = TempDir("exec-e2e");
   }
 
   const service::Topics& topics() const { return topics_; }
+  const std::string& bootstrap() const { return bootstrap_; }
   const std::string& prefix() const { return prefix_; }
   std::string DataDir(const std::string& instance) const {
     return absl::StrCat(dir_, "/", instance, "-state");
@@ -85,7 +100,7 @@ class World {
   std::unique_ptr<ChildProcess> StartExecutor(const std::string& instance,
                                               std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {ServiceBinary("step-executor"),
-                                     "--bootstrap_servers=" + Bootstrap(),
+                                     "--bootstrap_servers=" + bootstrap_,
                                      "--topic_prefix=" + prefix_,
                                      "--group_id=" + prefix_ + "executor",
                                      "--instance_id=" + instance,
@@ -102,6 +117,7 @@ class World {
   }
 
  private:
+  std::string bootstrap_;
   std::string prefix_;
   service::Topics topics_;
   std::unique_ptr<kafka::Producer> producer_;
@@ -109,64 +125,13 @@ class World {
   int starts_ = 0;
 };
 
-// A committed record of an output topic, decoded.
-struct Seen {
-  kafka::Message message;
-  v1::Envelope event;
-};
-
-// Reads topics with read_committed from the beginning, keeping what it has read; Poll reads on
-// from where it stopped.
-class Reader {
+using sequences::testing::Seen;
+// Reads output topics (read_committed, from the beginning) of the default or a private broker.
+class Reader : public sequences::testing::TopicReader {
  public:
-  explicit Reader(const std::vector<std::string>& topics) {
-    kafka::ConsumerConfig c;
-    c.client = Client();
-    c.read_committed = true;
-    auto consumer = kafka::Consumer::Create(c);
-    REQUIRE(consumer.ok());
-    consumer_ = std::move(*consumer);
-    std::vector<kafka::TopicPartitionOffset> assign;
-    for (const std::string& t : topics) {
-      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
-    }
-    REQUIRE(consumer_->Assign(assign).ok());
-  }
-
-  void Poll(absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    while (absl::Now() < end) {
-      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
-      REQUIRE(batch.ok());
-      for (kafka::Message& m : *batch) {
-        if (m.eof) continue;
-        Seen s;
-        s.event.ParseFromString(m.value);
-        s.message = std::move(m);
-        seen_.push_back(std::move(s));
-      }
-    }
-  }
-  // Polls until `done()` or the timeout; returns done().
-  template <typename F>
-  bool PollUntil(F done, absl::Duration timeout) {
-    const absl::Time end = absl::Now() + timeout;
-    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(300));
-    return done();
-  }
-
-  const std::vector<Seen>& seen() const { return seen_; }
-  std::vector<const Seen*> On(const std::string& topic) const {
-    std::vector<const Seen*> v;
-    for (const Seen& s : seen_) {
-      if (s.message.topic == topic) v.push_back(&s);
-    }
-    return v;
-  }
-
- private:
-  std::unique_ptr<kafka::Consumer> consumer_;
-  std::vector<Seen> seen_;
+  explicit Reader(const std::vector<std::string>& topics,
+                  const std::string& bootstrap = Bootstrap())
+      : TopicReader(topics, kPartitions, bootstrap) {}
 };
 
 // The side-effect id of a task or email event (its idempotency key).

@@ -455,6 +455,100 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          v1::UserEnrollmentsResponse resp;
          return B_CALL(api.enrollments(), ResumeUserEnrollments, r, resp);
        }},
+      {"UpdateEnrollmentData of A's enrollment", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::UpdateEnrollmentDataRequest r;
+         r.set_name(a.enrollments[0]);
+         (*r.mutable_merge_data())["person.first_name"] = "Mallory";
+         r.mutable_recipient()->set_email("mallory@example.com");
+         r.set_request_id("x-update-data");
+         v1::EnrollmentResponse resp;
+         return B_CALL(api.enrollments(), UpdateEnrollmentData, r, resp);
+       }},
+      {"ReportItemOutcome under A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ReportItemOutcomeRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-1");
+         r.set_outcome(v1::ITEM_OUTCOME_KIND_ITEM_DELETED);
+         r.set_request_id("x-outcome-a");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportItemOutcome, r, resp);
+       }},
+      // Allowed: B reports on its own item of the same id. It must not reach A's a-1 (which is
+      // paused below, so still active).
+      {"ReportItemOutcome of B's item with A's item id", true,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ReportItemOutcomeRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-1");
+         r.set_outcome(v1::ITEM_OUTCOME_KIND_ITEM_DELETED);
+         r.set_request_id("x-outcome");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportItemOutcome, r, resp);
+       }},
+      {"ReportEmailReplied naming A's sequence", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-2");
+         r.set_sequence(a.sequence);
+         r.set_request_id("x-replied");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportEmailReplied, r, resp);
+       }},
+      {"ReportEmailReplied under A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-2");
+         r.set_request_id("x-replied-a");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportEmailReplied, r, resp);
+       }},
+      {"ReportEmailBounced by A's sequence id under B's company", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-3");
+         r.set_sequence(absl::StrCat("companies/", kAttacker, "/sequences/", a.sequence_id));
+         r.set_request_id("x-bounced");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportEmailBounced, r, resp);
+       }},
+      {"ReportEmailBounced under A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("a-3");
+         r.set_request_id("x-bounced-a");
+         v1::ItemInputResponse resp;
+         return B_CALL(api.enrollments(), ReportEmailBounced, r, resp);
+       }},
+      {"ListSequences of A by entity kind and A's owner", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ListSequencesRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_owner_id(kVictimUser);
+         v1::ListSequencesResponse resp;
+         return B_CALL(api.sequences(), ListSequences, r, resp);
+       }},
+      {"ListSequences of B by A's owner id (own data only)", true,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ListSequencesRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_owner_id(kVictimUser);
+         v1::ListSequencesResponse resp;
+         return B_CALL(api.sequences(), ListSequences, r, resp);
+       }},
   };
   return *cases;
 }
@@ -693,11 +787,52 @@ TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly o
     }));
     expected.emplace_back(request_id, enr_topic, 1);
   };
+  {
+    v1::UpdateEnrollmentDataRequest r;
+    r.set_name(d1);
+    r.set_request_id("c-update-data");
+    (*r.mutable_merge_data())["person.title"] = "Dr";
+    all_ok(Concurrently(kRetries, [&] {
+      v1::EnrollmentResponse resp;
+      return api.enrollments().UpdateEnrollmentData(as_a().get(), r, &resp);
+    }));
+    expected.emplace_back("c-update-data", enr_topic, 1);
+  }
   action("c-pause", &v1::EnrollmentService::Stub::PauseEnrollment);
   WaitUntilStatus(api, kVictim, d1, v1::ENROLLMENT_STATUS_PAUSED);
   action("c-resume", &v1::EnrollmentService::Stub::ResumeEnrollment);
   WaitUntilStatus(api, kVictim, d1, v1::ENROLLMENT_STATUS_IN_PROGRESS);
   action("c-remove", &v1::EnrollmentService::Stub::RemoveEnrollment);
+
+  // Outcomes and email feedback: one record keyed by the item, once.
+  {
+    v1::ReportItemOutcomeRequest r;
+    r.set_parent(absl::StrCat("companies/", kVictim));
+    r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+    r.set_item_id("b-1");
+    r.set_outcome(v1::ITEM_OUTCOME_KIND_DEAL_WON);
+    r.set_request_id("c-outcome");
+    all_ok(Concurrently(kRetries, [&] {
+      v1::ItemInputResponse resp;
+      return api.enrollments().ReportItemOutcome(as_a().get(), r, &resp);
+    }));
+    expected.emplace_back("c-outcome", enr_topic, 1);
+  }
+  for (const char* request_id : {"c-replied", "c-bounced"}) {
+    v1::ReportEmailEventRequest r;
+    r.set_parent(absl::StrCat("companies/", kVictim));
+    r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+    r.set_item_id("b-2");
+    r.set_sequence(name);
+    r.set_request_id(request_id);
+    const bool replied = absl::StrContains(request_id, "replied");
+    all_ok(Concurrently(kRetries, [&] {
+      v1::ItemInputResponse resp;
+      return replied ? api.enrollments().ReportEmailReplied(as_a().get(), r, &resp)
+                     : api.enrollments().ReportEmailBounced(as_a().get(), r, &resp);
+    }));
+    expected.emplace_back(request_id, enr_topic, 1);
+  }
 
   // Owner-wide: one record per partition, once.
   for (const char* request_id : {"c-pause-user", "c-resume-user"}) {
@@ -882,6 +1017,78 @@ const std::vector<HostileCase>& HostileCases() {
          r.set_request_id("h-user");
          v1::UserEnrollmentsResponse resp;
          return api.enrollments().PauseUserEnrollments(CallAs("acme").get(), r, &resp);
+       }},
+      {"UpdateEnrollmentData with 10k merge fields",
+       [](ApiProcess& api, const std::string& seq) {
+         v1::UpdateEnrollmentDataRequest r;
+         r.set_name(absl::StrCat(seq, "/enrollments/deal:nobody"));
+         r.set_request_id("h-update-data");
+         for (int i = 0; i < 10000; ++i) (*r.mutable_merge_data())[absl::StrCat("f", i)] = "v";
+         v1::EnrollmentResponse resp;
+         return api.enrollments().UpdateEnrollmentData(CallAs("acme").get(), r, &resp);
+       }},
+      {"UpdateEnrollmentData with a 1 MiB merge value",
+       [](ApiProcess& api, const std::string& seq) {
+         v1::UpdateEnrollmentDataRequest r;
+         r.set_name(absl::StrCat(seq, "/enrollments/deal:nobody"));
+         r.set_request_id("h-update-data-2");
+         (*r.mutable_merge_data())["person.first_name"] = Huge().substr(0, 1 << 20);
+         v1::EnrollmentResponse resp;
+         return api.enrollments().UpdateEnrollmentData(CallAs("acme").get(), r, &resp);
+       }},
+      {"ReportItemOutcome with an item id outside the grammar",
+       [](ApiProcess& api, const std::string&) {
+         v1::ReportItemOutcomeRequest r;
+         r.set_parent("companies/acme");
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("../other/deal/1");
+         r.set_outcome(v1::ITEM_OUTCOME_KIND_ITEM_DELETED);
+         r.set_request_id("h-outcome");
+         v1::ItemInputResponse resp;
+         return api.enrollments().ReportItemOutcome(CallAs("acme").get(), r, &resp);
+       }},
+      {"ReportItemOutcome with an out-of-range outcome",
+       [](ApiProcess& api, const std::string&) {
+         v1::ReportItemOutcomeRequest r;
+         r.set_parent("companies/acme");
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("h-3");
+         r.set_outcome(static_cast<v1::ItemOutcomeKind>(77));
+         r.set_request_id("h-outcome-2");
+         v1::ItemInputResponse resp;
+         return api.enrollments().ReportItemOutcome(CallAs("acme").get(), r, &resp);
+       }},
+      {"ReportEmailBounced with a 1 MiB detail",
+       [](ApiProcess& api, const std::string& seq) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent("companies/acme");
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("h-4");
+         r.set_sequence(seq);
+         r.set_detail(Huge().substr(0, 1 << 20));
+         r.set_request_id("h-bounced");
+         v1::ItemInputResponse resp;
+         return api.enrollments().ReportEmailBounced(CallAs("acme").get(), r, &resp);
+       }},
+      {"ReportEmailReplied with a sequence name that climbs out of its company",
+       [](ApiProcess& api, const std::string&) {
+         v1::ReportEmailEventRequest r;
+         r.set_parent("companies/acme");
+         r.set_entity_kind(v1::ENTITY_KIND_DEAL);
+         r.set_item_id("h-5");
+         r.set_sequence("companies/acme/sequences/../../globex/sequences/s1");
+         r.set_request_id("h-replied");
+         v1::ItemInputResponse resp;
+         return api.enrollments().ReportEmailReplied(CallAs("acme").get(), r, &resp);
+       }},
+      {"ListSequences with an out-of-range entity kind and an owner outside the grammar",
+       [](ApiProcess& api, const std::string&) {
+         v1::ListSequencesRequest r;
+         r.set_parent("companies/acme");
+         r.set_entity_kind(static_cast<v1::EntityKind>(77));
+         r.set_owner_id("../*");
+         v1::ListSequencesResponse resp;
+         return api.sequences().ListSequences(CallAs("acme").get(), r, &resp);
        }},
       {"ListEnrollments with a garbage page token",
        [](ApiProcess& api, const std::string& seq) {

@@ -20,6 +20,7 @@
 #include "tests/e2e/api/api_process.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::testing {
 
@@ -70,67 +71,10 @@ class System {
   std::unique_ptr<ChildProcess> executor_;
 };
 
-// A committed record, decoded, with the moment this test's consumer received it.
-struct Seen {
-  kafka::Message message;
-  v1::Envelope event;
-  absl::Time received_at;
-};
-
-// Reads topics with read_committed from the beginning, keeping everything it has read.
-class Reader {
+// Reads the system's topics (read_committed, from the beginning).
+class Reader : public TopicReader {
  public:
-  explicit Reader(const std::vector<std::string>& topics) {
-    kafka::ConsumerConfig c;
-    c.client.bootstrap_servers = Bootstrap();
-    c.read_committed = true;
-    auto consumer = kafka::Consumer::Create(c);
-    REQUIRE(consumer.ok());
-    consumer_ = std::move(*consumer);
-    std::vector<kafka::TopicPartitionOffset> assign;
-    for (const std::string& t : topics) {
-      for (int p = 0; p < kPartitions; ++p) assign.push_back({t, p, kafka::kOffsetBeginning});
-    }
-    REQUIRE(consumer_->Assign(assign).ok());
-  }
-
-  void Poll(absl::Duration d) {
-    const absl::Time end = absl::Now() + d;
-    do {
-      auto batch = consumer_->PollBatch(1000, absl::Milliseconds(100));
-      INFO(batch.status().ToString());
-      REQUIRE(batch.ok());
-      const absl::Time now = absl::Now();
-      for (kafka::Message& m : *batch) {
-        if (m.eof) continue;
-        Seen s;
-        REQUIRE(s.event.ParseFromString(m.value));
-        s.message = std::move(m);
-        s.received_at = now;
-        seen_.push_back(std::move(s));
-      }
-    } while (absl::Now() < end);
-  }
-  // Polls until `done()` or the timeout; returns done().
-  template <typename F>
-  bool PollUntil(F done, absl::Duration timeout) {
-    const absl::Time end = absl::Now() + timeout;
-    while (!done() && absl::Now() < end) Poll(absl::Milliseconds(200));
-    return done();
-  }
-
-  // The records of one topic, optionally only those of one item key, in log order per item.
-  std::vector<const Seen*> On(const std::string& topic, const std::string& key = "") const {
-    std::vector<const Seen*> v;
-    for (const Seen& s : seen_) {
-      if (s.message.topic == topic && (key.empty() || s.message.key == key)) v.push_back(&s);
-    }
-    return v;
-  }
-
- private:
-  std::unique_ptr<kafka::Consumer> consumer_;
-  std::vector<Seen> seen_;
+  explicit Reader(const std::vector<std::string>& topics) : TopicReader(topics, kPartitions) {}
 };
 
 // The side-effect id of a task or email record (what a consumer deduplicates by).
@@ -275,17 +219,24 @@ inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
   return e;
 }
 
-// Polls GetEnrollment until it shows `status` (the read model folds asynchronously); bounded.
+// Polls GetEnrollment until it shows `status` (the read model folds asynchronously, so the
+// enrollment may be NOT_FOUND at first); bounded.
 inline v1::Enrollment WaitForStatus(ApiProcess& api, const std::string& name,
                                     v1::EnrollmentStatus status,
                                     absl::Duration timeout = absl::Seconds(30)) {
   const absl::Time deadline = absl::Now() + timeout;
-  v1::Enrollment e = GetEnrollment(api, name);
-  while (!(e.status() == status && !e.pending()) && absl::Now() < deadline) {
+  v1::Enrollment e;
+  grpc::Status s;
+  do {
+    v1::GetEnrollmentRequest req;
+    req.set_name(name);
+    e.Clear();
+    s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+    if (s.ok() && e.status() == status && !e.pending()) return e;
     absl::SleepFor(absl::Milliseconds(100));
-    e = GetEnrollment(api, name);
-  }
-  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << e.DebugString());
+  } while (absl::Now() < deadline);
+  INFO(name << " expected " << v1::EnrollmentStatus_Name(status) << ", is " << s.error_message()
+            << " " << e.DebugString());
   REQUIRE(e.status() == status);
   return e;
 }

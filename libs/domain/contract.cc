@@ -1,0 +1,42 @@
+#include "libs/domain/contract.h"
+
+#include "absl/strings/str_cat.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/envelope.h"
+
+namespace sequences::domain {
+
+absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_view record_key) {
+  auto broken = [](absl::string_view why) {
+    return absl::InvalidArgumentError(absl::StrCat("contract: ", why));
+  };
+  const int payload = static_cast<int>(e.payload_case());
+  if (payload < 200 || payload >= 300) {
+    return broken(absl::StrCat("payload ", PayloadName(e), " is not an enrollment input"));
+  }
+  if (e.event_id().empty()) return broken("event_id is required");
+  if (e.company_id().empty()) return broken("company_id is required");
+  if (!e.has_occurred_at() || (e.occurred_at().seconds() == 0 && e.occurred_at().nanos() == 0)) {
+    return broken("occurred_at is required");
+  }
+  const InputRoute route = RouteInput(e);
+  if (route.scope != InputRoute::Scope::kItemInSequence &&
+      route.scope != InputRoute::Scope::kItem) {
+    return absl::OkStatus();
+  }
+  auto item = ParseItemKey(route.item_key);
+  if (!item.ok()) {
+    return absl::InvalidArgumentError("invalid: item_key must be company/deal|lead/item");
+  }
+  if (record_key != route.item_key) {
+    return broken(
+        absl::StrCat("record key '", record_key, "' is not the item key '", route.item_key, "'"));
+  }
+  if (item->company_id != e.company_id()) {
+    return broken(absl::StrCat("company_id '", e.company_id(), "' is not the company of item key '",
+                               route.item_key, "'"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace sequences::domain
