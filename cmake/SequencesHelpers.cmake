@@ -20,9 +20,14 @@ endfunction()
 # sequences_test(NAME <name> TIER unit|kafka|e2e SOURCES ... [DEPS ...])
 # A Catch2 test binary; every TEST_CASE becomes a ctest test labelled with its tier. Tests of the kafka
 # and e2e tiers read the broker address from SEQUENCES_BOOTSTRAP (set by deploy/local/test.sh).
+# The target <tier>-tests builds every binary of a tier (`ninja unit-tests`: deploy/local/check.sh).
 function(sequences_test)
   cmake_parse_arguments(ARG "" "NAME;TIER" "SOURCES;DEPS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SOURCES})
+  if(NOT TARGET ${ARG_TIER}-tests)
+    add_custom_target(${ARG_TIER}-tests)
+  endif()
+  add_dependencies(${ARG_TIER}-tests ${ARG_NAME})
   target_link_libraries(${ARG_NAME} PRIVATE sequences::test_main ${ARG_DEPS})
   sequences_warnings(${ARG_NAME})
   set(resources "")

@@ -6,6 +6,9 @@ set -euo pipefail
 packages=(
   # toolchain
   g++ cmake ninja-build pkg-config clang-format
+  # clang with libFuzzer and the sanitizer runtimes (libclang-rt-14-dev): tests/fuzz/run.sh (part of
+  # the test command) and deploy/local/check.sh
+  clang libclang-rt-14-dev
   # gRPC and protobuf (C++ runtime, codegen, and the grpc_cpp_plugin)
   libgrpc++-dev libgrpc-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   # googleapis' google/rpc/{status,error_details}.proto (for google.rpc.BadRequest error details);

@@ -4,6 +4,7 @@
 #
 #   deploy/local/test.sh                 all tiers
 #   deploy/local/test.sh -L unit         extra arguments go to ctest
+#   deploy/local/test.sh -LE fuzz        all but the short fuzz run (tests/fuzz/README.md)
 #
 # The test broker listens on KAFKA_PORT (default 19092) with fresh storage, apart from the one
 # deploy/local/run.sh starts on 9092.
@@ -15,6 +16,8 @@ t0=$SECONDS
 deploy/local/install-deps.sh
 deploy/local/build.sh
 build=${BUILD_DIR:-$root/build}
+# The clang build of the fuzz targets, so the ctest test fuzz.short (label fuzz) only fuzzes.
+tests/fuzz/run.sh build
 
 export KAFKA_PORT=${KAFKA_PORT:-19092}
 export KAFKA_DATA_DIR=${KAFKA_DATA_DIR:-/tmp/sequences-test-kafka-$KAFKA_PORT}

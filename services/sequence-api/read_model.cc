@@ -258,6 +258,7 @@ absl::Status ReadModel::LoadOffsets() {
   absl::MutexLock lock(&mu_);
   return store_->ScanPrefix(kMeta, absl::StrCat("off", kSep),
                             [this](absl::string_view key, absl::string_view value) {
+                              mu_.AssertHeld();  // called within this scope (for the analysis)
                               std::vector<std::string> parts = absl::StrSplit(key, kSep[0]);
                               int32_t partition = 0;
                               int64_t offset = 0;

@@ -92,6 +92,12 @@ absl::StatusOr<std::string> TokenSigner::Verify(absl::string_view company,
       !absl::WebSafeBase64Unescape(parts.second, &mac)) {
     return bad;
   }
+  // Only the one encoding Sign writes: the decoder also takes padding and ignores the unused low
+  // bits of the last character, which would let one token be respelled as others.
+  if (absl::WebSafeBase64Escape(payload) != parts.first ||
+      absl::WebSafeBase64Escape(mac) != parts.second) {
+    return bad;
+  }
   std::vector<absl::string_view> fields = absl::StrSplit(payload, absl::MaxSplits(kSep, 2));
   if (fields.size() != 3 || fields[0] != kVersion) return bad;
   for (const TokenKey& key : keys_) {

@@ -57,6 +57,23 @@ TEST_CASE("a token with any byte changed, cut, or re-encoded with another body i
       Signer().Verify("acme", "sequences/acme/0", std::string(1 << 20, 'A'), "page_token").ok());
 }
 
+TEST_CASE("a token is accepted only as Sign spelled it: no padding, no other unused bits") {
+  const std::string token = Signer().Sign("acme", "p", "body");
+  REQUIRE(Signer().Verify("acme", "p", token, "page_token").ok());
+  // The 32-byte MAC is 43 characters; the last carries 2 bits and 4 unused ones, which base64
+  // decoders ignore. Respelled, the token decodes to the same bytes but is not the one Sign made.
+  constexpr absl::string_view kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  std::string respelled = token;
+  respelled.back() = kAlphabet[kAlphabet.find(token.back()) ^ 1];
+  CheckRefused(Signer().Verify("acme", "p", respelled, "page_token"), "page_token");
+  CheckRefused(Signer().Verify("acme", "p", token + "=", "page_token"), "page_token");
+  const size_t dot = token.find('.');
+  CheckRefused(
+      Signer().Verify("acme", "p", token.substr(0, dot) + "=" + token.substr(dot), "page_token"),
+      "page_token");
+}
+
 TEST_CASE(
     "keys rotate: tokens of the old key verify while it is configured, new ones use the first") {
   const TokenSigner old_signer(TokenSigner::ParseKeys("k1:first-secret-0123456789").value());
