@@ -393,7 +393,11 @@ class Simulation {
         CheckDelayElapsed(step_id);
       }
     }
-    if (ended && !reenroll && !(input != nullptr && input->has_retry_requested())) {
+    // A failed enrollment can be repaired (new merge data, recipient) and removed; otherwise an
+    // ended enrollment decides nothing but a re-enroll or a retry.
+    const bool repair = before.status == v1::ENROLLMENT_STATUS_FAILED && input != nullptr &&
+                        (input->has_merge_data_updated() || input->has_remove_requested());
+    if (ended && !reenroll && !repair && !(input != nullptr && input->has_retry_requested())) {
       RC_ASSERT(d.empty());
     }
     // Evolve is deterministic.
