@@ -1,10 +1,27 @@
 #include "libs/domain/contract.h"
 
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
 
 namespace sequences::domain {
+
+namespace {
+
+// A key as the reason quotes it: at most kMaxQuotedBytes, cut at a UTF-8 character boundary and
+// marked with its size, so a reason (a dead-letter header) stays small whatever a record holds.
+constexpr size_t kMaxQuotedBytes = 128;
+
+std::string Quoted(absl::string_view s) {
+  if (s.size() <= kMaxQuotedBytes) return std::string(s);
+  size_t end = kMaxQuotedBytes;
+  while (end > 0 && (static_cast<unsigned char>(s[end]) & 0xC0) == 0x80) --end;
+  return absl::StrCat(s.substr(0, end), "...(", s.size(), " bytes)");
+}
+
+}  // namespace
 
 absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_view record_key) {
   auto broken = [](absl::string_view why) {
@@ -29,12 +46,12 @@ absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_vi
     return absl::InvalidArgumentError("invalid: item_key must be company/deal|lead/item");
   }
   if (record_key != route.item_key) {
-    return broken(
-        absl::StrCat("record key '", record_key, "' is not the item key '", route.item_key, "'"));
+    return broken(absl::StrCat("record key '", Quoted(record_key), "' is not the item key '",
+                               Quoted(route.item_key), "'"));
   }
   if (item->company_id != e.company_id()) {
-    return broken(absl::StrCat("company_id '", e.company_id(), "' is not the company of item key '",
-                               route.item_key, "'"));
+    return broken(absl::StrCat("company_id '", Quoted(e.company_id()),
+                               "' is not the company of item key '", Quoted(route.item_key), "'"));
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,7 @@
 // Envelope and event decoding: bytes -> sequences.v1.Envelope (what the executor and the read model
 // consume from every topic), then what they run on it: routing, event keys, the folds, and the
-// enrollment decider against a new, a live and the folded state.
+// enrollment decider against a new, a live and the folded state; for enrollment inputs, the
+// publisher contract check (CheckEnrollmentInputContract) first.
 //
 // Properties: nothing crashes; refusals are bounded errors; every event or side effect decided
 // from an input is decodable again, names a company and has an id.
@@ -10,6 +11,7 @@
 #include <optional>
 #include <string>
 
+#include "libs/domain/contract.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/sequence.h"
@@ -82,6 +84,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (route.scope == domain::InputRoute::Scope::kItem ||
       route.scope == domain::InputRoute::Scope::kItemInSequence) {
     (void)domain::ParseItemKey(route.item_key);
+  }
+  // The executor's gate for enrollment-events records: keyed by the item key as the contract
+  // asks, and by another key (the correlation id stands in for whatever a publisher sent). A
+  // refusal becomes a dead-letter reason header, so it must stay short whatever the record holds.
+  if (e.payload_case() != v1::Envelope::kPing) {
+    const absl::Status keyed = domain::CheckEnrollmentInputContract(e, route.item_key);
+    CheckBoundedError(keyed, BadRequest::kOptional);
+    CheckBoundedError(domain::CheckEnrollmentInputContract(e, e.correlation_id()),
+                      BadRequest::kOptional);
+    FUZZ_CHECK(
+        !keyed.ok() || (!e.event_id().empty() && !e.company_id().empty() && e.has_occurred_at()),
+        "an envelope without event_id, company_id or occurred_at passes the contract");
   }
   (void)domain::RequiredSequenceVersion(e);
   (void)domain::ExecutorEventRef(e);

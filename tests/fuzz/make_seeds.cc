@@ -166,6 +166,13 @@ void EnvelopeSeeds(const fs::path& dir) {
   remove.mutable_remove_requested()->mutable_target()->set_item_key(active.item_key);
   remove.mutable_remove_requested()->mutable_target()->set_sequence_id(active.sequence_id);
   Write(dir, "remove_requested", SerializeDeterministic(remove));
+  // A long item key that is not the record key (the correlation id stands in for it): the contract
+  // check's reason, a dead-letter header, must stay short.
+  v1::Envelope long_key = remove;
+  long_key.mutable_remove_requested()->mutable_target()->set_item_key(
+      absl::StrCat(kCompany, "/deal/", std::string(3000, 'x')));
+  long_key.set_correlation_id("other-key");
+  Write(dir, "remove_requested_long_key", SerializeDeterministic(long_key));
 
   // What the executor writes: the decision of the enroll request above, and a fired step.
   absl::StatusOr<domain::Decision> d =

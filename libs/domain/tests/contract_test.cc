@@ -53,6 +53,21 @@ TEST_CASE("A record key that is not the item key, or a malformed item key, is re
         "invalid: item_key must be company/deal|lead/item");
 }
 
+TEST_CASE("A reason quotes at most 128 bytes of each key, whatever size the record's keys are",
+          "[contract]") {
+  const std::string item_key = "acme/deal/" + std::string(5000, 'x');
+  const std::string reason =
+      Reason(CheckEnrollmentInputContract(Enroll(item_key), std::string(1 << 20, 'k')));
+  CHECK(reason.size() < 400);
+  CHECK(reason.find("(1048576 bytes)") != std::string::npos);
+  CHECK(reason.find("(5010 bytes)") != std::string::npos);
+  v1::Envelope other = Enroll("globex/deal/" + std::string(5000, 'y'));
+  other.set_company_id(std::string(3000, 'c'));
+  CHECK(
+      Reason(CheckEnrollmentInputContract(other, "globex/deal/" + std::string(5000, 'y'))).size() <
+      400);
+}
+
 TEST_CASE(
     "A payload that is not an enrollment input is refused, and an owner-wide input may use any "
     "key",
