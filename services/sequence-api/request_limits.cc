@@ -26,9 +26,11 @@ constexpr Limit kStringLimits[] = {
     {"sequences.v1.ActivityStep.note", 10000},
     {"sequences.v1.EnrollItem.MergeDataEntry.value", 4096},
     {"sequences.v1.UpdateEnrollmentDataRequest.MergeDataEntry.value", 4096},
-    {"sequences.v1.ListEnrollmentsRequest.page_token", 4096},
-    {"sequences.v1.ListSequencesRequest.page_token", 4096},
 };
+
+// Tokens the API itself made (signed, tokens.h) may be longer: a consistency token names every
+// partition a write touched (about 70 bytes each; a batch on a 100-partition topic).
+constexpr int kMaxTokenBytes = 8192;
 
 // Repeated fields allowed more than kDefaultMaxRepeated elements.
 constexpr Limit kCountLimits[] = {
@@ -39,6 +41,10 @@ constexpr Limit kCountLimits[] = {
 };
 
 int LimitOf(const FieldDescriptor* f, const Limit* begin, const Limit* end, int def) {
+  if (begin == std::begin(kStringLimits) &&
+      (f->name() == "page_token" || f->name() == "consistency_token")) {
+    return kMaxTokenBytes;
+  }
   for (const Limit* l = begin; l != end; ++l) {
     if (f->full_name() == l->field) return l->max;
   }

@@ -4,7 +4,8 @@
 // Size limits every request meets before anything else looks at it, checked generically (by
 // protobuf reflection) over every string, map and repeated field, so a field added to the proto
 // tomorrow is bounded too:
-//   strings   valid UTF-8 and at most 1,024 bytes, except those in kStringLimits
+//   strings   valid UTF-8 and at most 1,024 bytes, except those in kStringLimits and the API's
+//             own page and consistency tokens (8,192 bytes)
 //   repeated  at most 100 elements (maps: entries), except those in kCountLimits
 // A violation is INVALID_ARGUMENT naming the field path ("item.merge_data[\"k\"]",
 // "sequence.steps[3].email.body") and the limit, never echoing the value. The domain's own rules

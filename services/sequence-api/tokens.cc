@@ -17,7 +17,7 @@ namespace {
 
 constexpr char kSep = '\x1f';
 constexpr absl::string_view kVersion = "v2";
-constexpr size_t kMaxTokenLength = 4096;
+constexpr size_t kMaxTokenLength = 8192;  // request_limits.cc: kMaxTokenBytes
 
 std::string HmacSha256(absl::string_view key, absl::string_view data) {
   unsigned char out[EVP_MAX_MD_SIZE];
