@@ -4,7 +4,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-
 #include <malloc.h>
 
 #include <cstdlib>
@@ -231,8 +230,7 @@ int Main() {
       exit_code = 3;
       break;
     }
-    const bool reachable =
-        (*admin)->PartitionCount(topics.sequence_events, absl::Seconds(2)).ok();
+    const bool reachable = (*admin)->PartitionCount(topics.sequence_events, absl::Seconds(2)).ok();
     if (reachable != serving) {
       serving = reachable;
       server->GetHealthCheckService()->SetServingStatus(serving);

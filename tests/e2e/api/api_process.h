@@ -20,8 +20,8 @@ inline constexpr char kApiToken[] = "e2e-secret";
 
 class ApiProcess {
  public:
-  // Starts sequence-api on a port it picks (127.0.0.1:0) with its own topics (`topic_prefix`) and read-model
-  // directory, and waits until it serves. REQUIREs success.
+  // Starts sequence-api on a port it picks (127.0.0.1:0) with its own topics (`topic_prefix`) and
+  // read-model directory, and waits until it serves. REQUIREs success.
   ApiProcess(const std::string& topic_prefix, const std::string& data_dir,
              std::vector<std::string> extra_flags = {});
   ~ApiProcess();
