@@ -56,21 +56,21 @@ bool IsActive(v1::EnrollmentStatus s) {
   return s == v1::ENROLLMENT_STATUS_IN_PROGRESS || s == v1::ENROLLMENT_STATUS_PAUSED;
 }
 
+}  // namespace
+
 google::rpc::Status ToRpcStatus(const absl::Status& s) {
   google::rpc::Status out;
   out.set_code(static_cast<int>(s.code()));
   out.set_message(std::string(s.message()));
-  std::vector<domain::FieldViolation> violations = domain::GetFieldViolations(s);
-  if (!violations.empty()) {
-    absl::optional<absl::Cord> payload = s.GetPayload(domain::kBadRequestTypeUrl);
+  for (const char* type_url : {domain::kBadRequestTypeUrl, kRetryInfoTypeUrl}) {
+    absl::optional<absl::Cord> detail = s.GetPayload(type_url);
+    if (!detail.has_value()) continue;
     google::protobuf::Any* any = out.add_details();
-    any->set_type_url(domain::kBadRequestTypeUrl);
-    any->set_value(std::string(*payload));
+    any->set_type_url(type_url);
+    any->set_value(std::string(*detail));
   }
   return out;
 }
-
-}  // namespace
 
 absl::Status RemapFieldPaths(const absl::Status& status,
                              const std::vector<std::pair<std::string, std::string>>& map) {

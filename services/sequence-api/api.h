@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "google/rpc/status.pb.h"
 #include "libs/runtime/clock.h"
 #include "libs/service/topics.h"
 #include "sequences/v1/enrollment_service.pb.h"
@@ -231,6 +232,13 @@ class Api {
   // read model has applied are pruned when the map grows.
   absl::flat_hash_map<std::string, std::vector<LogPosition>> own_writes_ ABSL_GUARDED_BY(own_mu_);
 };
+
+// Type URL of the google.rpc.RetryInfo payload a RESOURCE_EXHAUSTED status may carry.
+inline constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
+
+// The one mapping of an absl::Status to the rich error model: code, message, and the
+// google.rpc.BadRequest / RetryInfo payloads as details (gRPC trailers, batch item results).
+google::rpc::Status ToRpcStatus(const absl::Status& status);
 
 // Field-violation paths of `status` rewritten by the first matching (from-prefix, to-prefix).
 absl::Status RemapFieldPaths(const absl::Status& status,

@@ -18,7 +18,6 @@ namespace {
 
 constexpr char kCompanyHeader[] = "x-sequences-company";
 constexpr char kUserHeader[] = "x-sequences-user";
-constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
 
 std::string Metadata(const grpc::CallbackServerContext& ctx, const std::string& key) {
   const auto& md = ctx.client_metadata();
@@ -107,17 +106,8 @@ grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   const std::string message(status.message());
-  google::rpc::Status rich;
-  for (const char* type_url : {domain::kBadRequestTypeUrl, kRetryInfoTypeUrl}) {
-    absl::optional<absl::Cord> detail = status.GetPayload(type_url);
-    if (!detail.has_value()) continue;
-    google::protobuf::Any* any = rich.add_details();
-    any->set_type_url(type_url);
-    any->set_value(std::string(*detail));
-  }
+  const google::rpc::Status rich = ToRpcStatus(status);
   if (rich.details().empty()) return grpc::Status(code, message);
-  rich.set_code(static_cast<int>(status.code()));
-  rich.set_message(message);
   return grpc::Status(code, message, rich.SerializeAsString());
 }
 
