@@ -18,7 +18,11 @@ struct Pending {
 };
 
 absl::Status Classify(const absl::Status& s) {
-  if (kafka::IsRetriable(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s)) {
+  // The API's topics exist (the service made sure at start): an unknown topic or partition is a
+  // broker that has not loaded them yet (seen for a few seconds after a kill -9 and restart),
+  // not a missing resource of the caller's.
+  if (kafka::IsRetriable(s) || absl::IsUnavailable(s) || absl::IsDeadlineExceeded(s) ||
+      absl::IsNotFound(s)) {
     return absl::UnavailableError(
         absl::StrCat("the event log could not make the write durable: ", s.message()));
   }
