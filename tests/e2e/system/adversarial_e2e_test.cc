@@ -878,6 +878,78 @@ TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly o
   }
 }
 
+TEST_CASE(
+    "50 identical concurrent retries of RetryEnrollment and ReportActivityCompleted write exactly "
+    "once") {
+  System sys;
+  ApiProcess& api = sys.api();
+  constexpr int kRetries = 50;
+  auto as_a = [] { return CallAs(kVictim, kVictimUser, 60); };
+  auto create = [&](const std::string& request_id, const v1::Step& step) {
+    v1::CreateSequenceRequest req;
+    req.set_parent(absl::StrCat("companies/", kVictim));
+    req.set_request_id(request_id);
+    req.mutable_sequence()->set_display_name(request_id);
+    req.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+    *req.mutable_sequence()->add_steps() = step;
+    v1::SequenceResponse resp;
+    REQUIRE(api.sequences().CreateSequence(as_a().get(), req, &resp).ok());
+    return resp.sequence().name();
+  };
+  // An automatic email with automated sending off fails at once: a retry has work to do.
+  const std::string failing = create("r-seq", Email("mail", 0, /*automatic=*/true));
+  // An activity that waits for completion: the enrollment waits for its task.
+  v1::Step wait = Activity("call", 0);
+  wait.mutable_activity()->set_wait_for_completion(true);
+  wait.mutable_activity()->mutable_assignee()->set_user_id(kVictimUser);
+  const std::string waiting = create("w-seq", wait);
+  const std::string failed_name = EnrollFor(api, kVictim, kVictimUser, failing, "r-1", "o1");
+  const std::string waiting_name = EnrollFor(api, kVictim, kVictimUser, waiting, "w-1", "o1");
+  WaitUntilStatus(api, kVictim, failed_name, v1::ENROLLMENT_STATUS_FAILED);
+  // Waiting: in progress with a task id to complete.
+  std::string task_id;
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (task_id.empty() && absl::Now() < until) {
+    v1::GetEnrollmentRequest get;
+    get.set_name(waiting_name);
+    v1::Enrollment e;
+    if (api.enrollments().GetEnrollment(as_a().get(), get, &e).ok()) task_id = e.waiting_task_id();
+    if (task_id.empty()) absl::SleepFor(absl::Milliseconds(100));
+  }
+  REQUIRE_FALSE(task_id.empty());
+
+  v1::EnrollmentActionRequest retry;
+  retry.set_name(failed_name);
+  retry.set_request_id("c-retry");
+  v1::ReportActivityCompletedRequest done;
+  done.set_name(waiting_name);
+  done.set_task_id(task_id);
+  done.set_request_id("c-done");
+  const std::vector<grpc::Status> retried = Concurrently(kRetries, [&] {
+    v1::EnrollmentResponse r;
+    return api.enrollments().RetryEnrollment(as_a().get(), retry, &r);
+  });
+  const std::vector<grpc::Status> completed = Concurrently(kRetries, [&] {
+    v1::EnrollmentResponse r;
+    return api.enrollments().ReportActivityCompleted(as_a().get(), done, &r);
+  });
+  for (const auto* statuses : {&retried, &completed}) {
+    for (const grpc::Status& s : *statuses) {
+      INFO(s.error_code() << " " << s.error_message());
+      CHECK(s.ok());
+    }
+  }
+  Reader reader({sys.topics().enrollment_events});
+  auto both = [&] {
+    return CountWithCorrelation(reader, sys.topics().enrollment_events, "c-retry") >= 1 &&
+           CountWithCorrelation(reader, sys.topics().enrollment_events, "c-done") >= 1;
+  };
+  REQUIRE(reader.PollUntil(both, absl::Seconds(30)));
+  reader.Poll(absl::Seconds(1));
+  CHECK(CountWithCorrelation(reader, sys.topics().enrollment_events, "c-retry") == 1);
+  CHECK(CountWithCorrelation(reader, sys.topics().enrollment_events, "c-done") == 1);
+}
+
 // --- hostile input --------------------------------------------------------------------------
 
 struct HostileCase {
