@@ -78,7 +78,9 @@ std::string PrivateBroker::bootstrap() const { return absl::StrCat("127.0.0.1:",
 absl::Status PrivateBroker::Script(const std::string& verb, bool fresh) {
   const std::string command = absl::StrCat(
       "KAFKA_PORT=", port_, " KAFKA_DATA_DIR=", data_dir_, " KAFKA_HEAP=512m",
-      " KAFKA_SECURITY=", security_, fresh ? " KAFKA_FRESH=1" : "", " ", SEQUENCES_SOURCE_DIR,
+      // KAFKA_FRESH always explicit: deploy/local/test.sh exports KAFKA_FRESH=1 for its own broker,
+      // and a restart that inherited it would wipe this broker's log.
+      " KAFKA_SECURITY=", security_, " KAFKA_FRESH=", fresh ? "1" : "0", " ", SEQUENCES_SOURCE_DIR,
       "/deploy/local/kafka.sh ", verb, " >>", data_dir_, "-launcher.log 2>&1");
   const int rc = std::system(command.c_str());
   if (rc != 0) {

@@ -21,10 +21,11 @@ std::string PrivateCluster::bootstrap() const {
 }
 
 absl::Status PrivateCluster::Script(const std::string& args) const {
-  const std::string command =
-      absl::StrCat("KAFKA_CLUSTER_PORT=", port_, " KAFKA_CLUSTER_DIR=", dir_, " KAFKA_HEAP=384m ",
-                   SEQUENCES_SOURCE_DIR, "/deploy/local/kafka-cluster.sh ", args, " >>", dir_,
-                   "-launcher.log 2>&1");
+  const std::string command = absl::StrCat(
+      "KAFKA_CLUSTER_PORT=", port_, " KAFKA_CLUSTER_DIR=", dir_, " KAFKA_HEAP=384m ",
+      "KAFKA_FRESH=0 ",  // never inherit test.sh's KAFKA_FRESH=1 (a new dir needs none)
+      SEQUENCES_SOURCE_DIR, "/deploy/local/kafka-cluster.sh ", args, " >>", dir_,
+      "-launcher.log 2>&1");
   const int rc = std::system(command.c_str());
   if (rc != 0) {
     return absl::InternalError(absl::StrCat("kafka-cluster.sh ", args, " exited with ", rc,
