@@ -21,24 +21,9 @@ using namespace sequences::executor::testing;
 using sequences::testing::FreePort;
 using sequences::testing::PrivateBroker;
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
-}
-
 // The smallest session timeout the broker accepts by default (group.min.session.timeout.ms), so
 // a "long" outage need not last long.
 constexpr absl::Duration kSessionTimeout = absl::Seconds(6);
-
-std::vector<std::pair<std::string, v1::Envelope>> Enrollments(const std::string& sequence_id,
-                                                              int from, int to) {
-  std::vector<std::pair<std::string, v1::Envelope>> batch;
-  for (int i = from; i < to; ++i) {
-    const std::string item = absl::StrCat("c1/deal/", i);
-    batch.push_back({item, Enroll(item, sequence_id, 1, absl::Now())});
-  }
-  return batch;
-}
 
 TEST_CASE(
     "Broker killed with kill -9 and stopped cleanly, then restarted on the same data, again and "

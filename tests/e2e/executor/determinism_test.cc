@@ -21,20 +21,6 @@ namespace {
 
 using namespace sequences::executor::testing;
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
-}
-
-std::string DigestIn(const std::string& text, const std::string& marker) {
-  size_t at = text.rfind(marker);
-  if (at == std::string::npos) return "";
-  std::smatch m;
-  std::string tail = text.substr(at);
-  if (std::regex_search(tail, m, std::regex("\"digest\":\"([0-9a-f]{16})\""))) return m[1];
-  return "";
-}
-
 // The input_lag of the executor's last metrics line, -1 before the first.
 int64_t LastInputLag(const std::string& log) {
   const size_t at = log.rfind("\"msg\":\"metrics\"");

@@ -15,29 +15,6 @@ namespace {
 
 using namespace sequences::executor::testing;
 
-int EnvInt(const char* name, int fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
-}
-
-// Every task/email effect id and how often a read_committed consumer saw it.
-std::map<std::string, int> EffectCounts(const Reader& reader, const service::Topics& topics) {
-  std::map<std::string, int> counts;
-  for (const Seen* s : reader.On(topics.task_events)) ++counts[EffectId(s->event)];
-  for (const Seen* s : reader.On(topics.email_events)) ++counts[EffectId(s->event)];
-  return counts;
-}
-
-std::vector<std::pair<std::string, v1::Envelope>> Enrollments(const std::string& sequence_id,
-                                                              int from, int to) {
-  std::vector<std::pair<std::string, v1::Envelope>> batch;
-  for (int i = from; i < to; ++i) {
-    const std::string item = absl::StrCat("c1/deal/", i);
-    batch.push_back({item, Enroll(item, sequence_id, 1, absl::Now())});
-  }
-  return batch;
-}
-
 // Three steps per enrollment, all due at once: the executor is always busy while it is killed.
 SequenceBuilder ThreeSteps(World& w, const std::string& id) {
   SequenceBuilder seq("c1", id);

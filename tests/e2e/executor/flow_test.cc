@@ -12,16 +12,6 @@ namespace {
 
 using namespace sequences::executor::testing;
 
-// The digest in the executor's "stopped" log line or in replay's JSON output.
-std::string DigestIn(const std::string& text, const std::string& marker) {
-  size_t at = text.rfind(marker);
-  if (at == std::string::npos) return "";
-  std::smatch m;
-  std::string tail = text.substr(at);
-  if (std::regex_search(tail, m, std::regex("\"digest\":\"([0-9a-f]{16})\""))) return m[1];
-  return "";
-}
-
 std::map<std::string, std::vector<const Seen*>> ByItem(const std::vector<const Seen*>& seen) {
   std::map<std::string, std::vector<const Seen*>> out;
   for (const Seen* s : seen) out[s->message.key].push_back(s);

@@ -9,8 +9,10 @@
 #include <grpcpp/grpcpp.h>
 
 #include <catch2/catch.hpp>
+#include <cstdlib>
 #include <map>
 #include <memory>
+#include <regex>
 #include <set>
 #include <string>
 #include <vector>
@@ -138,6 +140,42 @@ class Reader : public sequences::testing::TopicReader {
 inline std::string EffectId(const v1::Envelope& e) {
   if (e.has_task_created()) return e.task_created().task_id();
   if (e.has_email_send()) return e.email_send().idempotency_key();
+  return "";
+}
+
+// An integer from the environment (long-run flags of the fault tests), or `fallback`.
+inline int EnvInt(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
+}
+
+// Enroll requests of deals c1/deal/<from>..<to-1> in `sequence_id` (version 1), keyed by item.
+inline std::vector<std::pair<std::string, v1::Envelope>> Enrollments(const std::string& sequence_id,
+                                                                     int from, int to) {
+  std::vector<std::pair<std::string, v1::Envelope>> batch;
+  for (int i = from; i < to; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    batch.push_back({item, testing::Enroll(item, sequence_id, 1, absl::Now())});
+  }
+  return batch;
+}
+
+// Every task/email effect id and how often a read_committed consumer saw it.
+inline std::map<std::string, int> EffectCounts(const Reader& reader,
+                                               const service::Topics& topics) {
+  std::map<std::string, int> counts;
+  for (const Seen* s : reader.On(topics.task_events)) ++counts[EffectId(s->event)];
+  for (const Seen* s : reader.On(topics.email_events)) ++counts[EffectId(s->event)];
+  return counts;
+}
+
+// The digest in the executor's "stopped" log line or in replay's JSON output, after `marker`.
+inline std::string DigestIn(const std::string& text, const std::string& marker) {
+  size_t at = text.rfind(marker);
+  if (at == std::string::npos) return "";
+  std::smatch m;
+  std::string tail = text.substr(at);
+  if (std::regex_search(tail, m, std::regex("\"digest\":\"([0-9a-f]{16})\""))) return m[1];
   return "";
 }
 
