@@ -2,8 +2,11 @@
 
 usage: python_client.py <generated-stubs-dir> <address> <token>
 Creates a sequence, enrolls a deal, reads the overview, and checks that a malformed request is
-INVALID_ARGUMENT with google.rpc.BadRequest field violations in the status details. Exits non-zero
-with a message on any mismatch.
+INVALID_ARGUMENT with google.rpc.BadRequest field violations in the status details. Then the
+lifecycle RPCs as the CRM and mailer services call them: an item outcome and an email reply (each
+idempotent by request id), a data repair of an enrollment that has not started (refused), a rename
+through a field mask written in its proto3 JSON string form, and ListSequences filtered by entity
+kind. Exits non-zero with a message on any mismatch.
 """
 import sys
 
@@ -11,9 +14,11 @@ sys.path.insert(0, sys.argv[1])
 address, token = sys.argv[2], sys.argv[3]
 
 import grpc  # noqa: E402
+from google.protobuf import json_format  # noqa: E402
 from google.rpc import error_details_pb2, status_pb2  # noqa: E402
 from sequences.v1 import enrollment_service_pb2 as es  # noqa: E402
 from sequences.v1 import enrollment_service_pb2_grpc as es_grpc  # noqa: E402
+from sequences.v1 import enrollment_inputs_pb2 as inputs  # noqa: E402
 from sequences.v1 import sequence_pb2 as model  # noqa: E402
 from sequences.v1 import sequence_service_pb2 as ss  # noqa: E402
 from sequences.v1 import sequence_service_pb2_grpc as ss_grpc  # noqa: E402
@@ -78,5 +83,96 @@ try:
     expect(False, "a call without identity was accepted")
 except grpc.RpcError as e:
     expect(e.code() == grpc.StatusCode.UNAUTHENTICATED, "code %s" % e.code())
+
+
+
+def violations(error):
+    """The google.rpc.BadRequest field names in an RpcError's status details."""
+    details = dict(error.trailing_metadata()).get("grpc-status-details-bin")
+    expect(details is not None, "status details present")
+    fields = []
+    for any_detail in status_pb2.Status.FromString(details).details:
+        bad = error_details_pb2.BadRequest()
+        if any_detail.Unpack(bad):
+            fields += [v.field for v in bad.field_violations]
+    return fields
+
+
+# --- Lifecycle, as the CRM and mailer services call it.
+outcome_request = es.ReportItemOutcomeRequest(parent="companies/pyco",
+                                              entity_kind=model.ENTITY_KIND_DEAL, item_id="77",
+                                              outcome=inputs.ITEM_OUTCOME_KIND_DEAL_WON,
+                                              request_id="py-won-77")
+won = enrollments.ReportItemOutcome(outcome_request, metadata=metadata, timeout=20)
+expect(won.item == "companies/pyco/items/deal:77", "outcome item %s" % won.item)
+expect(won.consistency_token != "", "outcome consistency token")
+again = enrollments.ReportItemOutcome(outcome_request, metadata=metadata, timeout=20)
+expect(again.item == won.item, "a retried outcome names the same item")
+
+try:
+    enrollments.ReportItemOutcome(
+        es.ReportItemOutcomeRequest(parent="companies/pyco", entity_kind=model.ENTITY_KIND_DEAL,
+                                    item_id="77", outcome=inputs.ITEM_OUTCOME_KIND_LEAD_CONVERTED,
+                                    request_id="py-converted-77"),
+        metadata=metadata, timeout=20)
+    expect(False, "a deal reported as converted was accepted")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "converted deal: code %s" % e.code())
+    expect("outcome" in violations(e), "converted deal: violations %s" % violations(e))
+
+replied = enrollments.ReportEmailReplied(
+    es.ReportEmailEventRequest(parent="companies/pyco", entity_kind=model.ENTITY_KIND_DEAL,
+                               item_id="78", sequence=created.sequence.name,
+                               request_id="py-replied-78"),
+    metadata=metadata, timeout=20)
+expect(replied.item == "companies/pyco/items/deal:78", "replied item %s" % replied.item)
+
+try:
+    enrollments.ReportEmailReplied(
+        es.ReportEmailEventRequest(parent="companies/pyco", entity_kind=model.ENTITY_KIND_DEAL,
+                                   item_id="78", sequence="companies/otherco/sequences/s1",
+                                   request_id="py-replied-other"),
+        metadata=metadata, timeout=20)
+    expect(False, "a reply naming another company's sequence was accepted")
+except grpc.RpcError as e:
+    expect(e.code() in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND,
+                        grpc.StatusCode.PERMISSION_DENIED),
+           "foreign sequence: code %s" % e.code())
+
+try:
+    enrollments.UpdateEnrollmentData(
+        es.UpdateEnrollmentDataRequest(name=enrolled.enrollment.name,
+                                       merge_data={"person.first_name": "Ada"},
+                                       request_id="py-repair-77"),
+        metadata=metadata, timeout=20)
+    expect(False, "repairing an enrollment that has not started was accepted")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.FAILED_PRECONDITION, "repair: code %s" % e.code())
+
+# update_mask in the proto3 JSON mapping is a comma-separated string; protojson parsers accept it.
+rename = json_format.Parse(
+    '{"sequence": {"name": "%s", "displayName": "Renamed from Python"}, '
+    '"updateMask": "displayName", "requestId": "py-rename"}' % created.sequence.name,
+    ss.UpdateSequenceRequest())
+expect(list(rename.update_mask.paths) == ["display_name"], "mask %s" % rename.update_mask)
+renamed = sequences.UpdateSequence(rename, metadata=metadata, timeout=20)
+expect(renamed.sequence.display_name == "Renamed from Python", "renamed %s" % renamed.sequence)
+
+lead_step = model.Step(id="call-1", delay=model.Delay(unit=model.DELAY_UNIT_DAYS, amount=1),
+                       activity=model.ActivityStep(activity_type="call", subject="Call",
+                                                   assignee=model.UserChoice(item_owner=True)))
+lead_sequence = sequences.CreateSequence(
+    ss.CreateSequenceRequest(parent="companies/pyco", request_id="py-create-lead",
+                             sequence=ss.Sequence(display_name="Leads from Python",
+                                                  entity_kind=model.ENTITY_KIND_LEAD,
+                                                  steps=[lead_step])),
+    metadata=metadata, timeout=20)
+deals = sequences.ListSequences(
+    ss.ListSequencesRequest(parent="companies/pyco", entity_kind=model.ENTITY_KIND_DEAL,
+                            consistency_token=lead_sequence.consistency_token),
+    metadata=metadata, timeout=20)
+names = [s.name for s in deals.sequences]
+expect(created.sequence.name in names and lead_sequence.sequence.name not in names,
+       "deal sequences %s" % names)
 
 print("python client: OK")
