@@ -228,4 +228,33 @@ absl::Status ValidateEnrollRequested(const v1::EnrollRequested& r) {
   return v.ToStatus("invalid enroll request");
 }
 
+absl::Status CheckEnrollmentComplete(const v1::EnrollRequested& r,
+                                     absl::Span<const v1::Step> steps) {
+  FieldViolations v;
+  bool recipient_reported = false;
+  std::set<std::string> fields_reported;
+  const MergeData data(r.merge_data().begin(), r.merge_data().end());
+  for (const v1::Step& step : steps) {
+    if (!step.has_email()) continue;
+    const v1::EmailStep& email = step.email();
+    if (r.recipient().email().empty() && !recipient_reported) {
+      recipient_reported = true;
+      v.Add("recipient.email", absl::StrCat("is required: email step ", step.id(),
+                                            " fails with recipient_missing without it"));
+    }
+    if (!email.send_automatically()) continue;  // a draft is reviewed: unfilled fields show
+    for (const std::string* text : {&email.subject(), &email.body()}) {
+      absl::StatusOr<Rendered> rendered = Render(*text, data, Escape::kNone);
+      if (!rendered.ok()) continue;  // ValidateSteps refused it when the sequence was saved
+      for (const std::string& field : rendered->missing_fields) {
+        if (!fields_reported.insert(field).second) continue;
+        v.Add(absl::StrCat("merge_data[\"", field, "\"]"),
+              absl::StrCat("is required: automatic email step ", step.id(),
+                           " uses it without a fallback and fails with missing_merge_field"));
+      }
+    }
+  }
+  return v.ToStatus("the enrollment is certain to fail at a step");
+}
+
 }  // namespace sequences::domain

@@ -44,6 +44,18 @@ inline constexpr int kMaxHolidays = 1000;
 // entity_kind is set, matching it; owner_id set; time zone names empty or valid.
 [[nodiscard]] absl::Status ValidateEnrollRequested(const v1::EnrollRequested& request);
 
+// What an enrollment of `request` into a sequence with `steps` is certain to fail on, as the
+// sequence and the request stand (the executor's fire-time checks, ahead of time):
+//   - an email step (draft or automatic) and no recipient address: path "recipient.email";
+//   - an automatic email whose subject or body needs a merge field that `merge_data` lacks (or
+//     holds empty) and no fallback covers: path "merge_data[\"<field>\"]".
+// Each violation names the first step that needs it. OK when none; else INVALID_ARGUMENT with a
+// BadRequest listing all of them. The API refuses such an Enroll unless the caller says it will
+// supply the data later (EnrollItem.allow_incomplete); records published straight to Kafka are
+// not checked here and fail at the step, as documented for the executor.
+[[nodiscard]] absl::Status CheckEnrollmentComplete(const v1::EnrollRequested& request,
+                                                   absl::Span<const v1::Step> steps);
+
 }  // namespace sequences::domain
 
 #endif  // SEQUENCES_LIBS_DOMAIN_VALIDATION_H_

@@ -125,5 +125,49 @@ TEST_CASE("Enroll requests: ids, item key, entity match and time zones", "[valid
   CHECK(Fields(ValidateEnrollRequested(r)) == std::vector<std::string>{"item_key"});
 }
 
+TEST_CASE(
+    "Given a sequence with an email step, when the item has no recipient, then the enroll "
+    "is certain to fail and names recipient.email once",
+    "[validation][completeness]") {
+  v1::EnrollRequested r;
+  (*r.mutable_merge_data())["person.first_name"] = "Ada";
+  const std::vector<v1::Step> steps = {ActivityStep("call", v1::DELAY_UNIT_DAYS, 1),
+                                       EmailStep("draft", v1::DELAY_UNIT_DAYS, 1, false),
+                                       EmailStep("auto", v1::DELAY_UNIT_DAYS, 1, true)};
+  const absl::Status st = CheckEnrollmentComplete(r, steps);
+  CHECK(st.code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Fields(st) == std::vector<std::string>{"recipient.email"});
+  CHECK(GetFieldViolations(st)[0].description.find("draft") != std::string::npos);
+
+  r.mutable_recipient()->set_email("ada@example.com");
+  CHECK(CheckEnrollmentComplete(r, steps).ok());
+  CHECK(
+      CheckEnrollmentComplete(v1::EnrollRequested(), {ActivityStep("call", v1::DELAY_UNIT_DAYS, 1)})
+          .ok());
+}
+
+TEST_CASE(
+    "Given automatic emails, when merge data lacks a field no fallback covers, then each "
+    "missing field is named once; drafts, fallbacks and filled fields are not",
+    "[validation][completeness]") {
+  v1::EnrollRequested r;
+  r.mutable_recipient()->set_email("ada@example.com");
+  (*r.mutable_merge_data())["deal.title"] = "Big deal";
+  (*r.mutable_merge_data())["person.title"] = "";  // empty counts as missing, as at fire time
+  const std::vector<v1::Step> steps = {
+      EmailStep("draft", v1::DELAY_UNIT_DAYS, 1, false, "About {{person.last_name}}", "x"),
+      EmailStep("auto-1", v1::DELAY_UNIT_DAYS, 1, true, "{{deal.title}} for {{person.first_name}}",
+                "Dear {{person.title}} {{company.name | \"friend\"}}"),
+      EmailStep("auto-2", v1::DELAY_UNIT_DAYS, 1, true, "Again {{person.first_name}}", "Hi")};
+  const absl::Status st = CheckEnrollmentComplete(r, steps);
+  CHECK(Fields(st) == std::vector<std::string>{"merge_data[\"person.first_name\"]",
+                                               "merge_data[\"person.title\"]"});
+  CHECK(GetFieldViolations(st)[0].description.find("auto-1") != std::string::npos);
+
+  (*r.mutable_merge_data())["person.first_name"] = "Ada";
+  (*r.mutable_merge_data())["person.title"] = "Dr";
+  CHECK(CheckEnrollmentComplete(r, steps).ok());
+}
+
 }  // namespace
 }  // namespace sequences::domain
