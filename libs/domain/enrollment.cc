@@ -8,6 +8,7 @@
 #include "libs/domain/errors.h"
 #include "libs/domain/schedule.h"
 #include "libs/domain/validation.h"
+#include "libs/domain/variants.h"
 
 namespace sequences::domain {
 namespace {
@@ -315,6 +316,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
   const Calendar cal = CalendarFor(s, seq);
   const std::string effect_prefix = absl::StrCat(s.enrollment_id, "/", step.id());
   std::string effect_id;
+  std::string variant_id;  // an email step's A/B variant, recorded in StepExecuted
   bool wait = false;
   if (step.has_activity()) {
     const v1::ActivityStep& a = step.activity();
@@ -385,9 +387,13 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
           now, d);
       return;
     }
-    absl::StatusOr<Rendered> subject = Render(m.subject(), s.merge_data, Escape::kNone);
+    const int variant = ChooseVariant(s.enrollment_id, step.id(), m.variants());
+    if (variant >= 0) variant_id = m.variants(variant).id();
+    const std::string& subject_text = variant >= 0 ? m.variants(variant).subject() : m.subject();
+    const std::string& body_text = variant >= 0 ? m.variants(variant).body() : m.body();
+    absl::StatusOr<Rendered> subject = Render(subject_text, s.merge_data, Escape::kNone);
     absl::StatusOr<Rendered> body =
-        Render(m.body(), s.merge_data, m.body_is_html() ? Escape::kHtml : Escape::kNone);
+        Render(body_text, s.merge_data, m.body_is_html() ? Escape::kHtml : Escape::kNone);
     if (!subject.ok() || !body.ok()) {
       AddFailed(s, em, v1::FAILURE_REASON_TEMPLATE_INVALID, step.id(), "",
                 !subject.ok() ? subject.status().message() : body.status().message(), now, d);
@@ -416,6 +422,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
     p->set_body(body->text);
     p->set_body_is_html(m.body_is_html());
     p->set_mode(automatic ? v1::EMAIL_MODE_AUTOMATIC : v1::EMAIL_MODE_DRAFT_FOR_REVIEW);
+    p->set_variant_id(variant_id);
     *p->mutable_scheduled_at() = ToProto(now);
     d->email_events.push_back(std::move(e));
   }
@@ -435,6 +442,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
   *p->mutable_due_at() = ToProto(due_at);
   *p->mutable_executed_at() = ToProto(now);
   p->set_effect_id(effect_id);
+  p->set_variant_id(variant_id);
   for (const std::string& id : newly) p->add_passed_step_ids(id);
   if (next >= 0) {
     p->set_next_step_id(seq.steps[next].id());

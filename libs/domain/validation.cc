@@ -11,6 +11,7 @@
 #include "libs/domain/errors.h"
 #include "libs/domain/render.h"
 #include "libs/domain/schedule.h"
+#include "libs/domain/variants.h"
 
 namespace sequences::domain {
 namespace {
@@ -36,6 +37,21 @@ bool UserChoiceSet(const v1::UserChoice& u) {
 void CheckMergeText(const std::string& path, const std::string& text, FieldViolations* v) {
   absl::StatusOr<std::vector<MergeField>> fields = ParseMergeFields(text, path);
   if (!fields.ok()) v->AddAllFrom("", fields.status());
+}
+
+// An email's subject and body (of the step, or of one of its variants) at `path`.
+void CheckEmailText(const std::string& path, const std::string& subject, const std::string& body,
+                    FieldViolations* v) {
+  if (subject.empty()) v->Add(path + ".subject", "is required");
+  if (subject.size() > static_cast<size_t>(kMaxSubjectLength)) {
+    v->Add(path + ".subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
+  }
+  if (body.empty()) v->Add(path + ".body", "is required");
+  if (body.size() > static_cast<size_t>(kMaxBodyLength)) {
+    v->Add(path + ".body", absl::StrCat("must be at most ", kMaxBodyLength, " bytes"));
+  }
+  CheckMergeText(path + ".subject", subject, v);
+  CheckMergeText(path + ".body", body, v);
 }
 
 void CheckDelay(const std::string& path, const v1::Delay& delay, FieldViolations* v) {
@@ -96,16 +112,37 @@ void CheckStep(const std::string& path, const v1::Step& step, FieldViolations* v
       const v1::EmailStep& e = step.email();
       const std::string p = absl::StrCat(path, ".email");
       if (!UserChoiceSet(e.sender())) v->Add(p + ".sender", "must name a user or the item owner");
-      if (e.subject().empty()) v->Add(p + ".subject", "is required");
-      if (e.subject().size() > static_cast<size_t>(kMaxSubjectLength)) {
-        v->Add(p + ".subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
+      if (e.variants().empty()) {
+        CheckEmailText(p, e.subject(), e.body(), v);
+        break;
       }
-      if (e.body().empty()) v->Add(p + ".body", "is required");
-      if (e.body().size() > static_cast<size_t>(kMaxBodyLength)) {
-        v->Add(p + ".body", absl::StrCat("must be at most ", kMaxBodyLength, " bytes"));
+      if (e.variants_size() < kMinEmailVariants || e.variants_size() > kMaxEmailVariants) {
+        v->Add(p + ".variants", absl::StrCat("an A/B test has ", kMinEmailVariants, " to ",
+                                             kMaxEmailVariants, " variants"));
       }
-      CheckMergeText(p + ".subject", e.subject(), v);
-      CheckMergeText(p + ".body", e.body(), v);
+      if (!e.subject().empty()) {
+        v->Add(p + ".subject", "must be empty when the step has variants (each has its own)");
+      }
+      if (!e.body().empty()) {
+        v->Add(p + ".body", "must be empty when the step has variants (each has its own)");
+      }
+      std::set<std::string> variant_ids;
+      for (int i = 0; i < e.variants_size(); ++i) {
+        const v1::EmailVariant& variant = e.variants(i);
+        const std::string vp = absl::StrCat(p, ".variants[", i, "]");
+        if (variant.id().empty() ||
+            variant.id().size() > static_cast<size_t>(kMaxVariantIdLength) ||
+            !ValidStepId(variant.id())) {
+          v->Add(vp + ".id", absl::StrCat("must be 1 to ", kMaxVariantIdLength,
+                                          " characters of [A-Za-z0-9_-]"));
+        } else if (!variant_ids.insert(variant.id()).second) {
+          v->Add(vp + ".id", absl::StrCat("duplicate variant id \"", variant.id(), "\""));
+        }
+        if (variant.weight() < 1 || variant.weight() > kMaxVariantWeight) {
+          v->Add(vp + ".weight", absl::StrCat("must be between 1 and ", kMaxVariantWeight));
+        }
+        CheckEmailText(vp, variant.subject(), variant.body(), v);
+      }
       break;
     }
     default:
@@ -243,7 +280,12 @@ absl::Status CheckEnrollmentComplete(const v1::EnrollRequested& r,
                                             " fails with recipient_missing without it"));
     }
     if (!email.send_automatically()) continue;  // a draft is reviewed: unfilled fields show
-    for (const std::string* text : {&email.subject(), &email.body()}) {
+    std::vector<const std::string*> texts = {&email.subject(), &email.body()};
+    for (const v1::EmailVariant& variant : email.variants()) {  // any variant may be drawn
+      texts.push_back(&variant.subject());
+      texts.push_back(&variant.body());
+    }
+    for (const std::string* text : texts) {
       absl::StatusOr<Rendered> rendered = Render(*text, data, Escape::kNone);
       if (!rendered.ok()) continue;  // ValidateSteps refused it when the sequence was saved
       for (const std::string& field : rendered->missing_fields) {
