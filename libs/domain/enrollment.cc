@@ -317,6 +317,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
   const std::string effect_prefix = absl::StrCat(s.enrollment_id, "/", step.id());
   std::string effect_id;
   std::string variant_id;  // an email step's A/B variant, recorded in StepExecuted
+  v1::EmailMode email_mode = v1::EMAIL_MODE_UNSPECIFIED;
   bool wait = false;
   if (step.has_activity()) {
     const v1::ActivityStep& a = step.activity();
@@ -423,6 +424,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
     p->set_body_is_html(m.body_is_html());
     p->set_mode(automatic ? v1::EMAIL_MODE_AUTOMATIC : v1::EMAIL_MODE_DRAFT_FOR_REVIEW);
     p->set_variant_id(variant_id);
+    email_mode = p->mode();
     *p->mutable_scheduled_at() = ToProto(now);
     d->email_events.push_back(std::move(e));
   }
@@ -443,6 +445,7 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
   *p->mutable_executed_at() = ToProto(now);
   p->set_effect_id(effect_id);
   p->set_variant_id(variant_id);
+  p->set_email_mode(email_mode);
   for (const std::string& id : newly) p->add_passed_step_ids(id);
   if (next >= 0) {
     p->set_next_step_id(seq.steps[next].id());
@@ -916,6 +919,10 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       }
       s.passed_step_ids.insert(p.step_id());
       s.passed_step_ids.insert(p.passed_step_ids().begin(), p.passed_step_ids().end());
+      if (p.email_mode() != v1::EMAIL_MODE_UNSPECIFIED) {
+        s.last_email_step_id = p.step_id();
+        s.last_email_variant_id = p.variant_id();
+      }
       s.anchor = FromProto(p.executed_at());
       s.not_before = s.anchor;
       s.paused_total = absl::ZeroDuration();

@@ -74,6 +74,10 @@ struct EnrollmentState {
   absl::Time started_at = absl::UnixEpoch();
   // Steps executed, in order. Each step executes at most once per enrollment.
   std::vector<std::string> executed_step_ids;
+  // The last email step executed and its A/B variant (empty: none), to which a reply or a bounce
+  // is attributed in statistics.
+  std::string last_email_step_id;
+  std::string last_email_variant_id;
   // Steps the enrollment is past: executed, plus steps inserted before its position.
   std::set<std::string> passed_step_ids;
   // The next step to run; empty when waiting for an activity or ended.

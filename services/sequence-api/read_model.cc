@@ -9,6 +9,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/stats.h"
 #include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
 
@@ -23,6 +24,7 @@ constexpr char kPending[] = "pending";
 constexpr char kIndex[] = "index";
 constexpr char kRequests[] = "requests";
 constexpr char kMeta[] = "meta";
+constexpr char kStats[] = "stats";
 
 const std::string kSep(1, '\0');
 
@@ -70,6 +72,48 @@ std::vector<std::string> EnrollmentIndexKeys(const v1::Enrollment& view,
                                 view.owner_id(), kSep, sequence_id, kSep, view.item_key()));
   }
   return keys;
+}
+
+std::string StatsKey(absl::string_view sequence_id, absl::string_view day,
+                     absl::string_view step_id, absl::string_view variant_id) {
+  return absl::StrCat("c", kSep, sequence_id, kSep, day, kSep, step_id, kSep, variant_id);
+}
+
+// Adds one increment to a statistics row.
+void Count(const domain::StatIncrement& i, v1::StepStatistics* row) {
+  using domain::StatCounter;
+  switch (i.counter) {
+    case StatCounter::kEnrolled:
+      row->set_enrolled(row->enrolled() + 1);
+      break;
+    case StatCounter::kReached:
+      row->set_reached(row->reached() + 1);
+      break;
+    case StatCounter::kTaskCreated:
+      row->set_tasks_created(row->tasks_created() + 1);
+      break;
+    case StatCounter::kTaskCompleted:
+      row->set_tasks_completed(row->tasks_completed() + 1);
+      break;
+    case StatCounter::kEmailDrafted:
+      row->set_emails_drafted(row->emails_drafted() + 1);
+      break;
+    case StatCounter::kEmailSent:
+      row->set_emails_sent(row->emails_sent() + 1);
+      break;
+    case StatCounter::kFailed:
+      ++(*row->mutable_failed())[i.reason];
+      break;
+    case StatCounter::kReplied:
+      row->set_replied(row->replied() + 1);
+      break;
+    case StatCounter::kBounced:
+      row->set_bounced(row->bounced() + 1);
+      break;
+    case StatCounter::kExited:
+      ++(*row->mutable_exits())[i.reason];
+      break;
+  }
 }
 
 // The item and sequence an executor event belongs to; false for other events.
@@ -234,6 +278,9 @@ struct ReadModel::Batch {
   std::map<std::string, Enr> enrollments;
   std::map<std::string, RequestRecord> requests;
   std::map<std::pair<std::string, int32_t>, int64_t> offsets;
+  // Statistics rows touched by the batch (loaded, then incremented), and task ids counted.
+  std::map<std::string, v1::StepStatistics> stats;
+  std::set<std::string> completed_tasks;
   store::WriteBatch writes;
 };
 
@@ -245,8 +292,8 @@ ReadModel::~ReadModel() { Stop(); }
 absl::StatusOr<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOptions& options) {
   store::StoreOptions so;
   so.path = options.data_dir;
-  so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments,
-                        kPending,   kIndex,     kRequests,  kMeta};
+  so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments, kPending,
+                        kIndex,     kRequests,  kMeta,      kStats};
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::Open(so);
   if (!store.ok()) return store.status();
   std::unique_ptr<ReadModel> rm(new ReadModel(options, std::move(*store)));
@@ -392,6 +439,36 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     return &b.enrollments.emplace(key, std::move(e)).first->second;
   };
 
+  // Adds `inc` to the sequence's rows: all time and its UTC day, per step and per variant (and
+  // a failure also to the sequence row, whose failures are the sum).
+  auto count = [&](const std::string& sequence_id,
+                   const domain::StatIncrement& inc) -> absl::Status {
+    const std::string day = absl::FormatTime("%Y-%m-%d", inc.at, absl::UTCTimeZone());
+    std::vector<std::pair<std::string, std::string>> rows = {{inc.step_id, ""}};
+    if (!inc.variant_id.empty()) rows.push_back({inc.step_id, inc.variant_id});
+    if (inc.counter == domain::StatCounter::kFailed && !inc.step_id.empty())
+      rows.push_back({"", ""});
+    for (const auto& [step, variant] : rows) {
+      for (const std::string& period : {std::string("all"), day}) {
+        const std::string key = StatsKey(sequence_id, period, step, variant);
+        auto it = b.stats.find(key);
+        if (it == b.stats.end()) {
+          v1::StepStatistics row;
+          absl::StatusOr<std::optional<std::string>> old = store_->Get(kStats, key);
+          if (!old.ok()) return old.status();
+          if (old->has_value() && !row.ParseFromString(**old)) {
+            return absl::DataLossError(absl::StrCat("read model: bad statistics row ", key));
+          }
+          row.set_step_id(step);
+          row.set_variant_id(variant);
+          it = b.stats.emplace(key, std::move(row)).first;
+        }
+        Count(inc, &it->second);
+      }
+    }
+    return absl::OkStatus();
+  };
+
   for (const kafka::Message& m : messages) {
     const auto tp = std::make_pair(m.topic, m.partition);
     int64_t& next = applied[tp];
@@ -429,6 +506,22 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       // What the executor dead-letters (a broken publisher contract, an item of another company
       // than the envelope's) is not pending here either, and records no request id.
       if (!domain::CheckEnrollmentInputContract(e, m.key).ok()) continue;
+      if (std::optional<domain::StatIncrement> done = domain::TaskCompletedIncrement(e)) {
+        const std::string task_key = absl::StrCat("t", kSep, e.activity_completed().task_id());
+        bool counted = b.completed_tasks.count(task_key) > 0;
+        if (!counted) {
+          absl::StatusOr<std::optional<std::string>> seen = store_->Get(kStats, task_key);
+          if (!seen.ok()) return seen.status();
+          counted = seen->has_value();
+        }
+        if (!counted) {
+          b.completed_tasks.insert(task_key);
+          b.writes.Put(kStats, task_key, "");
+          if (absl::Status st = count(e.activity_completed().sequence_id(), *done); !st.ok()) {
+            return st;
+          }
+        }
+      }
       if (e.has_enroll_requested()) {
         const v1::EnrollRequested& req = e.enroll_requested();
         if (req.item_key().empty() || req.sequence_id().empty()) continue;
@@ -472,6 +565,9 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       absl::StatusOr<Batch::Enr*> enr = load_enrollment(item_key, sequence_id);
       if (!enr.ok()) return enr.status();
       EnrollmentRecord& rec = (*enr)->record;
+      for (const domain::StatIncrement& inc : domain::StatIncrementsOf(rec.state, e)) {
+        if (absl::Status st = count(sequence_id, inc); !st.ok()) return st;
+      }
       rec.state = domain::EvolveEnrollment(std::move(rec.state), e);
       if (e.has_enrollment_rejected()) {
         // The domain's state may not record rejected request ids; the read model does.
@@ -524,6 +620,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
   for (const auto& [key, r] : b.requests) {
     b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.positions));
   }
+  for (const auto& [key, row] : b.stats) b.writes.Put(kStats, key, row.SerializeAsString());
   for (const auto& [tp, off] : b.offsets) {
     b.writes.Put(kMeta, OffsetKey(tp.first, tp.second), absl::StrCat(off));
   }
@@ -791,6 +888,53 @@ absl::StatusOr<std::optional<RequestRecord>> ReadModel::LookupRequest(
   if (!raw->has_value()) return std::optional<RequestRecord>();
   std::pair<std::string, std::string> parts = absl::StrSplit(**raw, absl::MaxSplits('\n', 1));
   return std::optional<RequestRecord>(RequestRecord{parts.first, parts.second});
+}
+
+absl::StatusOr<v1::SequenceStatistics> ReadModel::Statistics(
+    const std::string& sequence_id, const std::string& day,
+    const std::vector<std::string>& step_order) {
+  v1::SequenceStatistics out;
+  out.set_day(day);
+  std::map<std::string, v1::StepStatistics> steps;                             // by step id
+  std::map<std::pair<std::string, std::string>, v1::StepStatistics> variants;  // step, variant
+  absl::Status parse = absl::OkStatus();
+  const std::string prefix =
+      absl::StrCat("c", kSep, sequence_id, kSep, day.empty() ? "all" : day, kSep);
+  absl::Status scan =
+      store_->ScanPrefix(kStats, prefix, [&](absl::string_view, absl::string_view value) {
+        v1::StepStatistics row;
+        if (!row.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          parse = absl::DataLossError("read model: bad statistics row");
+          return false;
+        }
+        if (row.step_id().empty()) {
+          *out.mutable_total() = std::move(row);
+        } else if (row.variant_id().empty()) {
+          steps[row.step_id()] = std::move(row);
+        } else {
+          variants[{row.step_id(), row.variant_id()}] = std::move(row);
+        }
+        return true;
+      });
+  if (!scan.ok()) return scan;
+  if (!parse.ok()) return parse;
+  // Current steps first, in their order; then steps since removed, by id.
+  std::vector<std::string> order;
+  std::set<std::string> placed;
+  for (const std::string& id : step_order) {
+    if (steps.count(id) && placed.insert(id).second) order.push_back(id);
+  }
+  for (const auto& [id, row] : steps) {
+    if (placed.insert(id).second) order.push_back(id);
+  }
+  for (const std::string& id : order) {
+    *out.add_steps() = steps[id];
+    for (auto it = variants.lower_bound({id, ""}); it != variants.end() && it->first.first == id;
+         ++it) {
+      *out.add_variants() = it->second;
+    }
+  }
+  return out;
 }
 
 }  // namespace sequences::api

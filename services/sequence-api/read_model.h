@@ -14,6 +14,8 @@
 //                "es\0<sequence_id>\0<status>\0<item_key>"           list/count by sequence+status
 //                "eo\0<company>\0<owner>\0<sequence_id>\0<item_key>" list by owner
 //   requests     "<company>\0<request_id>"            -> "<resource>\n<EncodePositions text>"
+//   stats        "c\0<sequence_id>\0<day|all>\0<step_id>\0<variant_id>" -> v1::StepStatistics
+//                "t\0<task_id>"                       -> "" (a completed task already counted)
 //   meta         "off\0<topic>\0<partition>"          -> next offset to apply
 // Each batch of records is applied in ONE WriteBatch together with the offsets it reaches, so a
 // batch delivered again after a crash is recognised (offset below the stored one) and skipped.
@@ -136,6 +138,11 @@ class ReadModel {
       const std::string& sequence_id, int limit, bool* more);
   absl::StatusOr<std::optional<RequestRecord>> LookupRequest(const std::string& company_id,
                                                              const std::string& request_id);
+  // The statistics of a sequence over all time (day empty) or one UTC day ("YYYY-MM-DD"), with
+  // steps ordered by `step_order` (the sequence's current steps) and then by id.
+  absl::StatusOr<v1::SequenceStatistics> Statistics(const std::string& sequence_id,
+                                                    const std::string& day,
+                                                    const std::vector<std::string>& step_order);
 
  private:
   struct Batch;

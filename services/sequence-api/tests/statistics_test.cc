@@ -1,0 +1,147 @@
+// Per-step statistics of the read model, checked against counts taken another way: the effect
+// records (task-events, email-events) and enrollment starts the domain's decider produced for the
+// same history, which is fed to the read model as executor-events (part of it delivered twice).
+#include <catch2/catch.hpp>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/tests/builders.h"
+#include "services/sequence-api/read_model.h"
+#include "tests/support/process.h"
+
+namespace sequences::api {
+namespace {
+
+using namespace domain::testing;
+
+const service::Topics kTopics = service::Topics::WithPrefix("t.");
+
+v1::Step DraftAb(const std::string& id) {
+  v1::Step s = EmailStep(id, v1::DELAY_UNIT_DAYS, 1, /*automatic=*/false, "", "");
+  for (const char* v : {"a", "b"}) {
+    v1::EmailVariant* variant = s.mutable_email()->add_variants();
+    variant->set_id(v);
+    variant->set_weight(1);
+    variant->set_subject(absl::StrCat("Subject ", v));
+    variant->set_body("Body");
+  }
+  return s;
+}
+
+struct Expected {
+  int enrolled = 0;
+  std::map<std::string, int> tasks;                                      // step -> TaskCreated
+  std::map<std::string, int> drafts;                                     // step -> EmailSend
+  std::map<std::pair<std::string, std::string>, int> drafts_by_variant;  // step, variant
+  int removed = 0;
+};
+
+TEST_CASE(
+    "Given 60 enrollments walking a sequence over two days, when the read model folds their "
+    "executor events (some twice), then its statistics equal the effects the decider "
+    "produced, per step, per variant and per day",
+    "[statistics]") {
+  const absl::Time t0 = Utc(2024, 3, 4, 10);
+  const domain::SequenceState seq =
+      MakeSequence({ActivityStep("call", v1::DELAY_UNIT_HOURS, 1), DraftAb("email"),
+                    ActivityStep("last", v1::DELAY_UNIT_DAYS, 1)},
+                   t0);
+  std::vector<v1::Envelope> events;
+  Expected all, first_day;
+  const std::string day1 = "2024-03-04";
+  for (int i = 0; i < 60; ++i) {
+    domain::EnrollmentState s;
+    auto take = [&](const domain::Decision& d, absl::Time at) {
+      for (v1::Envelope e : d.executor_events) {
+        *e.mutable_occurred_at() = domain::ToProto(at);
+        if (e.has_enrollment_started()) {
+          ++all.enrolled;
+          if (absl::FormatTime("%Y-%m-%d", at, absl::UTCTimeZone()) == day1) ++first_day.enrolled;
+        }
+        if (e.has_enrollment_removed()) ++all.removed;
+        s = domain::EvolveEnrollment(std::move(s), e);
+        events.push_back(std::move(e));
+      }
+      const bool on_day1 = absl::FormatTime("%Y-%m-%d", at, absl::UTCTimeZone()) == day1;
+      for (const v1::Envelope& t : d.task_events) {
+        ++all.tasks[t.task_created().step_id()];
+        if (on_day1) ++first_day.tasks[t.task_created().step_id()];
+      }
+      for (const v1::Envelope& m : d.email_events) {
+        ++all.drafts[m.email_send().step_id()];
+        ++all.drafts_by_variant[{m.email_send().step_id(), m.email_send().variant_id()}];
+      }
+    };
+    take(Must(domain::DecideEnrollment(s, Enroll(absl::StrCat("c1/deal/", i)), seq, t0)), t0);
+    const int steps_to_run = i % 4;  // 0..3 steps
+    for (int k = 0; k < steps_to_run; ++k) {
+      const absl::Time due = *domain::NextDueAt(s);
+      take(Must(domain::DecideStepDue(s, due, seq, due)), due);
+    }
+    if (i % 5 == 0 && s.IsActive()) {
+      v1::Envelope remove = Input();
+      remove.mutable_remove_requested()->mutable_target()->set_item_key(
+          absl::StrCat("c1/deal/", i));
+      remove.mutable_remove_requested()->mutable_target()->set_sequence_id("s1");
+      take(Must(domain::DecideEnrollment(s, remove, seq, t0 + absl::Hours(72))), t0 + absl::Hours(72));
+    }
+  }
+
+  auto rm = ReadModel::Open(
+      {.data_dir = sequences::testing::TempDir("stats") + "/db", .kafka = {}, .topics = kTopics});
+  REQUIRE(rm.ok());
+  std::vector<kafka::Message> records;
+  for (size_t i = 0; i < events.size(); ++i) {
+    kafka::Message m;
+    m.topic = kTopics.executor_events;
+    m.partition = static_cast<int32_t>(i % 3);
+    m.offset = static_cast<int64_t>(i);  // offsets need only grow per partition
+    m.value = events[i].SerializeAsString();
+    records.push_back(std::move(m));
+  }
+  const size_t half = records.size() / 2;
+  REQUIRE((*rm)->Apply({records.data(), half + 10}).ok());
+  REQUIRE((*rm)->Apply({records.data() + half, records.size() - half}).ok());  // 10 again
+  REQUIRE((*rm)->Apply(records).ok());                                         // all again
+
+  absl::StatusOr<v1::SequenceStatistics> stats =
+      (*rm)->Statistics("s1", "", {"call", "email", "last"});
+  REQUIRE(stats.ok());
+  CHECK(stats->total().enrolled() == all.enrolled);
+  CHECK(all.enrolled == 60);
+  int exits_removed = 0;
+  for (const auto& [reason, n] : stats->total().exits()) {
+    if (reason == "REMOVAL_REASON_REQUESTED") exits_removed = static_cast<int>(n);
+  }
+  CHECK(exits_removed == all.removed);
+  REQUIRE(stats->steps_size() == 3);
+  CHECK(stats->steps(0).step_id() == "call");
+  CHECK(stats->steps(0).tasks_created() == all.tasks["call"]);
+  CHECK(stats->steps(0).reached() == all.tasks["call"]);
+  CHECK(stats->steps(1).step_id() == "email");
+  CHECK(stats->steps(1).emails_drafted() == all.drafts["email"]);
+  CHECK(stats->steps(2).tasks_created() == all.tasks["last"]);
+  REQUIRE(stats->variants_size() == 2);
+  for (const v1::StepStatistics& v : stats->variants()) {
+    INFO("variant " << v.variant_id());
+    CHECK(v.step_id() == "email");
+    CHECK(v.emails_drafted() == all.drafts_by_variant[{"email", v.variant_id()}]);
+    CHECK(v.emails_drafted() > 0);
+  }
+
+  absl::StatusOr<v1::SequenceStatistics> day =
+      (*rm)->Statistics("s1", day1, {"call", "email", "last"});
+  REQUIRE(day.ok());
+  CHECK(day->total().enrolled() == first_day.enrolled);
+  REQUIRE(day->steps_size() >= 1);
+  CHECK(day->steps(0).tasks_created() == first_day.tasks["call"]);
+  CHECK(first_day.tasks["call"] == all.tasks["call"]);  // 1 hour after a 10:00 start
+  for (const v1::StepStatistics& s : day->steps()) CHECK(s.step_id() != "last");  // day 3+
+}
+
+}  // namespace
+}  // namespace sequences::api
