@@ -62,16 +62,21 @@ struct HttpServer::Impl {
     return 404;
   }
 
-  static int Dispatch(mg_connection* conn, void* self) { return static_cast<Impl*>(self)->Handle(conn); }
+  static int Dispatch(mg_connection* conn, void* self) {
+    return static_cast<Impl*>(self)->Handle(conn);
+  }
   // CivetWeb's own log lines (bind errors come back through mg_start2's error text).
   static int Quiet(const mg_connection*, const char*) { return 1; }
 };
 
-HttpServer::HttpServer(std::unique_ptr<Impl> impl, int port) : impl_(std::move(impl)), port_(port) {}
+HttpServer::HttpServer(std::unique_ptr<Impl> impl, int port)
+    : impl_(std::move(impl)), port_(port) {}
 
 HttpServer::~HttpServer() = default;
 
-std::string HttpServer::url() const { return absl::StrCat("http://", impl_->options.address, ":", port_); }
+std::string HttpServer::url() const {
+  return absl::StrCat("http://", impl_->options.address, ":", port_);
+}
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions options) {
   if (options.port < 0 || options.port > 65535) {
@@ -80,10 +85,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   auto impl = std::make_unique<Impl>();
   impl->options = std::move(options);
   const std::string listen = absl::StrCat(impl->options.address, ":", impl->options.port);
-  const char* config[] = {"listening_ports", listen.c_str(),
-                          "num_threads",     "4",
-                          "request_timeout_ms", "10000",
-                          nullptr};
+  const char* config[] = {"listening_ports",    listen.c_str(), "num_threads", "4",
+                          "request_timeout_ms", "10000",        nullptr};
   mg_callbacks callbacks;
   std::memset(&callbacks, 0, sizeof(callbacks));
   callbacks.log_message = &Impl::Quiet;
@@ -101,9 +104,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(HttpServerOptions 
   error.text_buffer_size = sizeof(error_text);
   impl->ctx = mg_start2(&init, &error);
   if (impl->ctx == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot serve HTTP on ", listen, " (port ",
-                                               impl->options.port, " taken or not allowed): ",
-                                               error_text[0] != 0 ? error_text : "bind failed"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve HTTP on ", listen, " (port ", impl->options.port,
+                     " taken or not allowed): ", error_text[0] != 0 ? error_text : "bind failed"));
   }
   mg_set_request_handler(impl->ctx, "/", &Impl::Dispatch, impl.get());
   mg_server_port ports[4];

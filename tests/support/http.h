@@ -39,9 +39,10 @@ inline absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target,
     close(fd);
     return absl::UnavailableError(absl::StrCat("connect to port ", port));
   }
-  const std::string request = absl::StrCat(method, " ", target,
-                                           " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(request.size())) {
+  const std::string request = absl::StrCat(
+      method, " ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) !=
+      static_cast<ssize_t>(request.size())) {
     close(fd);
     return absl::UnavailableError("send");
   }
@@ -53,7 +54,8 @@ inline absl::StatusOr<HttpReply> HttpGet(int port, const std::string& target,
   // "HTTP/1.1 200 OK\r\n...\r\n\r\nbody" (the servers under test close after the body).
   HttpReply reply;
   const size_t sp = raw.find(' ');
-  if (sp == std::string::npos || !absl::SimpleAtoi(absl::string_view(raw).substr(sp + 1, 3), &reply.code)) {
+  if (sp == std::string::npos ||
+      !absl::SimpleAtoi(absl::string_view(raw).substr(sp + 1, 3), &reply.code)) {
     return absl::UnavailableError(absl::StrCat("not an HTTP reply: ", raw.substr(0, 80)));
   }
   const size_t end = raw.find("\r\n\r\n");

@@ -23,12 +23,12 @@ std::unique_ptr<HttpServer> StartOrFail(HttpServerOptions options) {
   return std::move(*server);
 }
 
-TEST_CASE("given a service not ready, when /readyz is asked, then 503 with the reason on one line, "
-          "and 200 once it is ready") {
+TEST_CASE(
+    "given a service not ready, when /readyz is asked, then 503 with the reason on one line, "
+    "and 200 once it is ready") {
   std::atomic<bool> ready{false};
   auto server = StartOrFail({.ready = [&ready] {
-    return ready ? absl::OkStatus()
-                 : absl::UnavailableError("catching up: lag 42\nsecond line");
+    return ready ? absl::OkStatus() : absl::UnavailableError("catching up: lag 42\nsecond line");
   }});
   auto r = HttpGet(server->port(), "/readyz");
   REQUIRE(r.ok());
@@ -49,18 +49,19 @@ TEST_CASE("given a service not ready, when /healthz is asked, then 200: alive is
   CHECK(r->body == "ok\n");
 }
 
-TEST_CASE("given metrics, when /metrics is scraped, then the text exposition of the current values") {
+TEST_CASE(
+    "given metrics, when /metrics is scraped, then the text exposition of the current values") {
   std::atomic<int> fired{3};
   auto server = StartOrFail({.metrics = [&fired] {
-    MetricFamily steps{.name = "demo_steps_fired_total",
-                       .help = "steps fired",
-                       .kind = MetricKind::kCounter};
+    MetricFamily steps{
+        .name = "demo_steps_fired_total", .help = "steps fired", .kind = MetricKind::kCounter};
     steps.Add({{"kind", "task"}}, fired.load());
     Histogram h({0.1, 1});
     h.Observe(0.05);
     h.Observe(0.5);
     h.Observe(7);
-    MetricFamily lat{.name = "demo_lateness_seconds", .help = "lateness", .kind = MetricKind::kHistogram};
+    MetricFamily lat{
+        .name = "demo_lateness_seconds", .help = "lateness", .kind = MetricKind::kHistogram};
     lat.Add({}, h.Value());
     return PrometheusText({steps, lat});
   }});
@@ -93,8 +94,9 @@ TEST_CASE("given the server, when an unknown path or a POST comes, then 404 and 
   CHECK(r->code == 405);
 }
 
-TEST_CASE("given a port another socket listens on, when the server starts there, then an error "
-          "naming the port") {
+TEST_CASE(
+    "given a port another socket listens on, when the server starts there, then an error "
+    "naming the port") {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
@@ -108,7 +110,8 @@ TEST_CASE("given a port another socket listens on, when the server starts there,
   close(fd);
   REQUIRE_FALSE(server.ok());
   CHECK(absl::IsUnavailable(server.status()));
-  CHECK(server.status().message().find(absl::StrCat("127.0.0.1:", port)) != absl::string_view::npos);
+  CHECK(server.status().message().find(absl::StrCat("127.0.0.1:", port)) !=
+        absl::string_view::npos);
 }
 
 TEST_CASE("given port 0, when the server starts, then it reports the port it bound") {

@@ -32,15 +32,17 @@ TEST_CASE("a write batch applies all of its operations, and they survive reopeni
   CHECK(*store->Get("state", "b") == std::nullopt);
 }
 
-TEST_CASE("given data written and read back after reopening, then stats show its size and the "
-          "block cache lookups of the read") {
+TEST_CASE(
+    "given data written and read back after reopening, then stats show its size and the "
+    "block cache lookups of the read") {
   std::string dir = sequences::testing::TempDir("store");
   {
     auto store = OpenFresh(dir);
     StoreStats empty = store->Stats();
     CHECK(empty.block_cache_hit_ratio == 1);  // nothing looked up, nothing missed
     WriteBatch batch;
-    for (int i = 0; i < 1000; ++i) batch.Put("state", "key-" + std::to_string(i), std::string(100, 'x'));
+    for (int i = 0; i < 1000; ++i)
+      batch.Put("state", "key-" + std::to_string(i), std::string(100, 'x'));
     REQUIRE(store->Write(batch).ok());
     CHECK(store->Stats().size_bytes > 0);
   }
