@@ -183,6 +183,11 @@ TEST_CASE(
   CHECK(prom.WaitFor("sequences_executor_transaction_duration_seconds_count",
                      [](double v) { return v >= 2; })
             .value_or(0) >= 2);
+  // Once the executor's transactions are folded, the read model is caught up again (the lag counts
+  // records, not the transaction markers after them).
+  auto lag = prom.WaitFor("sequences_api_read_model_lag_records", [](double v) { return v == 0; });
+  INFO("read model lag: " << Show(lag));
+  CHECK(lag == 0.0);
 
   // The alert rules, when the tree has them, load and evaluate without error.
   if (std::filesystem::exists(AlertRules())) {
