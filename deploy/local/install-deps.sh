@@ -14,10 +14,18 @@ packages=(
   # googleapis' google/rpc/{status,error_details}.proto (for google.rpc.BadRequest error details);
   # Debian ships them in this package, so the repo does not vendor them
   golang-github-gogo-googleapis-dev
+  # grpc/health/v1/health.proto, compiled into the proto target so server reflection can describe
+  # grpc.health.v1.Health (grpcurl's health check with no local proto); Debian ships the file
+  # only in this package
+  golang-google-grpc-dev
   # Kafka client, state store, Abseil
   librdkafka-dev librocksdb-dev libabsl-dev
   # HMAC-SHA256 for the API's signed page and consistency tokens
   libssl-dev
+  # Prometheus metrics over HTTP (/metrics, /healthz, /readyz): prometheus-cpp's core registry and
+  # text serializer, served by CivetWeb (libs/service/http_server.h); the Prometheus server itself
+  # (its scrape and query API) for the metrics e2e test, and promtool
+  prometheus-cpp-dev libcivetweb-dev prometheus
   # tests: Catch2 (unit runner), rapidcheck (property tests)
   catch2 librapidcheck-dev
   # the system time-zone database that absl::LoadTimeZone reads

@@ -16,6 +16,10 @@ build=${BUILD_DIR:-$root/build}
 export KAFKA_PORT=${KAFKA_PORT:-9092}
 bootstrap=127.0.0.1:$KAFKA_PORT
 api_addr=${API_ADDR:-127.0.0.1:50051}
+# Operations HTTP of each service: /metrics (Prometheus), /healthz, /readyz (docs/metrics.md).
+api_http=${API_HTTP_PORT:-9464}
+executor_http=${EXECUTOR_HTTP_PORT:-9465}
+executor_health=${EXECUTOR_HEALTH_PORT:-50061}
 # The shared secret callers present as "authorization: Bearer <token>" (services/sequence-api/README.md).
 export SEQUENCES_API_TOKEN=${SEQUENCES_API_TOKEN:-local-dev-token}
 
@@ -67,20 +71,22 @@ stop_service step-executor
 stop_service sequence-api
 start_service sequence-api "$build/services/sequence-api/sequence-api" \
   --bootstrap_servers="$bootstrap" --listen="$api_addr" --data_dir="$run/api-data" \
-  --auth_token="$SEQUENCES_API_TOKEN"
+  --auth_token="$SEQUENCES_API_TOKEN" --http_port="$api_http"
 start_service step-executor "$build/services/step-executor/step-executor" \
   --bootstrap_servers="$bootstrap" --data_dir="$run/executor-data" \
-  --health_port="${EXECUTOR_HEALTH_PORT:-50061}"
+  --health_port="$executor_health" --http_port="$executor_http"
 
 # Wait until the API answers gRPC health checks.
 for _ in $(seq 1 100); do
   if grep -q '"msg":"serving"' "$run/sequence-api.log" 2>/dev/null; then break; fi
   # (the API listens once its read model has caught up with the log)
-  if ! kill -0 "$(cat "$run/sequence-api.pid")" 2>/dev/null; then
-    echo "run.sh: sequence-api exited; see $run/sequence-api.log" >&2
-    tail -n 20 "$run/sequence-api.log" >&2
-    exit 1
-  fi
+  for s in sequence-api step-executor; do
+    if ! kill -0 "$(cat "$run/$s.pid")" 2>/dev/null; then
+      echo "run.sh: $s exited; see $run/$s.log" >&2
+      tail -n 20 "$run/$s.log" >&2
+      exit 1
+    fi
+  done
   sleep 0.2
 done
 
@@ -89,8 +95,11 @@ cat <<MSG
 Running:
   Kafka broker    $bootstrap          (deploy/local/kafka.sh; logs in ${KAFKA_DATA_DIR:-/tmp/sequences-kafka-$KAFKA_PORT}/logs)
   sequence-api    $api_addr        (pid $(cat "$run/sequence-api.pid"), log $run/sequence-api.log)
+                  gRPC health on $api_addr (grpc.health.v1, via reflection)
+                  http://127.0.0.1:$api_http/metrics  /healthz  /readyz
   step-executor   group sequences.step-executor (pid $(cat "$run/step-executor.pid"), log $run/step-executor.log)
-                  health 127.0.0.1:${EXECUTOR_HEALTH_PORT:-50061} (grpc.health.v1)
+                  gRPC health on 127.0.0.1:$executor_health (grpc.health.v1, via reflection)
+                  http://127.0.0.1:$executor_http/metrics  /healthz  /readyz
 
 Stop everything with:  deploy/local/run.sh stop
 

@@ -4,6 +4,7 @@
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
@@ -76,6 +77,9 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.IncreaseParallelism(2);
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.max_open_files = 512;
+  // Tickers only (block cache hits and misses for Stats): no histograms, no timers.
+  db_options.statistics = rocksdb::CreateDBStatistics();
+  db_options.statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
 
   // One cache for blocks and memtables: the store's memory is bounded by block_cache_bytes +
   // write_buffer_bytes whatever the number of keys or column families. The memtables are charged
@@ -184,6 +188,23 @@ int64_t Store::EstimateKeys(absl::string_view column_family) {
   uint64_t n = 0;
   impl_->db->GetIntProperty(*cf, "rocksdb.estimate-num-keys", &n);
   return static_cast<int64_t>(n);
+}
+
+StoreStats Store::Stats() {
+  StoreStats out;
+  uint64_t sst = 0;
+  uint64_t mem = 0;
+  impl_->db->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &sst);
+  impl_->db->GetAggregatedIntProperty("rocksdb.size-all-mem-tables", &mem);
+  out.size_bytes = static_cast<int64_t>(sst + mem);
+  if (const std::shared_ptr<rocksdb::Statistics>& st = impl_->db->GetDBOptions().statistics;
+      st != nullptr) {
+    out.block_cache_hits = static_cast<int64_t>(st->getTickerCount(rocksdb::BLOCK_CACHE_HIT));
+    out.block_cache_misses = static_cast<int64_t>(st->getTickerCount(rocksdb::BLOCK_CACHE_MISS));
+  }
+  const int64_t lookups = out.block_cache_hits + out.block_cache_misses;
+  if (lookups > 0) out.block_cache_hit_ratio = static_cast<double>(out.block_cache_hits) / lookups;
+  return out;
 }
 
 void AppendBigEndian64(std::string* out, uint64_t v) {

@@ -55,6 +55,17 @@ class WriteBatch {
   std::vector<Op> ops_;
 };
 
+// Figures for operations (metrics).
+struct StoreStats {
+  // Bytes of the store's data: SST files plus memtables, over every column family.
+  int64_t size_bytes = 0;
+  // Block cache lookups since Open.
+  int64_t block_cache_hits = 0;
+  int64_t block_cache_misses = 0;
+  // hits / (hits + misses); 1 when nothing was looked up yet (nothing missed).
+  double block_cache_hit_ratio = 1;
+};
+
 // Thread-safety: all methods may be called concurrently. Lifetime: one Store per directory per
 // process (RocksDB holds a lock file).
 class Store {
@@ -83,6 +94,8 @@ class Store {
                           const Visitor& visit);
   // RocksDB's estimate of the number of keys (cheap; exact after a compaction).
   int64_t EstimateKeys(absl::string_view column_family);
+  // Size and block cache figures (cheap: RocksDB properties and statistics tickers).
+  StoreStats Stats();
 
  private:
   struct Impl;

@@ -161,6 +161,32 @@ void Metrics::Fill(v1::Metrics* out) {
   }
 }
 
+std::vector<service::MetricFamily> Metrics::Families() {
+  service::MetricFamily requests{.name = "sequences_api_rpc_requests_total",
+                                 .help = "gRPC calls finished, by method and status code",
+                                 .kind = service::MetricKind::kCounter};
+  service::MetricFamily durations{
+      .name = "sequences_api_rpc_duration_seconds",
+      .help = "gRPC call duration (authentication to answer), by method",
+      .kind = service::MetricKind::kHistogram};
+  absl::MutexLock lock(&mu_);
+  for (const auto& [name, m] : methods_) {
+    const std::string method = name.substr(name.rfind('/') + 1);
+    for (const auto& [code, n] : m.by_code) {
+      requests.Add({{"method", method},
+                    {"code", absl::StatusCodeToString(static_cast<absl::StatusCode>(code))}},
+                   static_cast<double>(n));
+    }
+    service::HistogramValue h;
+    h.bounds = BucketBounds();
+    for (int64_t b : m.buckets) h.cumulative.push_back(static_cast<uint64_t>(b));
+    h.count = static_cast<uint64_t>(m.count);
+    h.sum = m.sum;
+    durations.Add({{"method", method}}, std::move(h));
+  }
+  return {std::move(requests), std::move(durations)};
+}
+
 namespace {
 
 std::string PrometheusText(const v1::Metrics& m) {

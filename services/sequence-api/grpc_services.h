@@ -34,6 +34,7 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "libs/runtime/clock.h"
+#include "libs/service/metrics_text.h"
 #include "sequences/v1/enrollment_service.grpc.pb.h"
 #include "sequences/v1/operations_service.grpc.pb.h"
 #include "sequences/v1/sequence_service.grpc.pb.h"
@@ -48,6 +49,9 @@ class Metrics {
   void Record(const std::string& method, grpc::StatusCode code, absl::Duration latency);
   // Fills methods and buckets (not the sources below).
   void Fill(v1::Metrics* out);
+  // sequences_api_rpc_requests_total{method,code} and sequences_api_rpc_duration_seconds{method}
+  // (docs/metrics.md); `method` is the short name ("Enroll"), `code` the gRPC code's name.
+  std::vector<service::MetricFamily> Families();
 
  private:
   struct PerMethod {

@@ -18,12 +18,14 @@
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/http_server.h"
 #include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
 #include "services/sequence-api/api.h"
 #include "services/sequence-api/event_log.h"
 #include "services/sequence-api/grpc_services.h"
+#include "services/sequence-api/ops.h"
 #include "services/sequence-api/read_model.h"
 #include "services/sequence-api/tokens.h"
 
@@ -32,6 +34,10 @@ ABSL_FLAG(std::string, topic_prefix, "sequences.", "prefix of every topic name")
 ABSL_FLAG(int, partitions, 6, "partitions of each topic when this service creates them");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-api", "RocksDB read-model directory");
+ABSL_FLAG(int, http_port, 0,
+          "HTTP port of /metrics (Prometheus), /healthz and /readyz (0: no HTTP server)");
+ABSL_FLAG(std::string, http_address, "127.0.0.1",
+          "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(std::string, auth_token, "",
           "shared secret callers send as 'authorization: Bearer <token>' (default: the "
           "environment variable SEQUENCES_API_TOKEN; required)");
@@ -149,6 +155,29 @@ int Main() {
     Log(LogLevel::kError, "api", "read model start", {{"error", s.ToString()}});
     return 1;
   }
+  // Operations HTTP (/metrics, /healthz, /readyz) while the read model catches up: alive, not
+  // ready. Stopped before the transport whose metrics it reads (below).
+  auto watermarks = kafka::Consumer::Create({.client = kafka_client});
+  if (!watermarks.ok()) {
+    Log(LogLevel::kError, "api", "kafka consumer", {{"error", watermarks.status().ToString()}});
+    return 1;
+  }
+  api::Ops ops({.topics = topics}, **read_model, std::move(*watermarks));
+  std::unique_ptr<service::HttpServer> http;
+  if (const int port = absl::GetFlag(FLAGS_http_port); port > 0) {
+    auto started = service::HttpServer::Start({.address = absl::GetFlag(FLAGS_http_address),
+                                               .port = port,
+                                               .metrics = [&ops] { return ops.PrometheusText(); },
+                                               .ready = [&ops] { return ops.Ready(); }});
+    if (!started.ok()) {
+      Log(LogLevel::kError, "api", "--http_port: cannot start the HTTP server",
+          {{"error", started.status().ToString()}});
+      return 1;
+    }
+    http = std::move(*started);
+    Log(LogLevel::kInfo, "api", "http server listening",
+        {{"url", http->url()}, {"endpoints", "/metrics /healthz /readyz"}});
+  }
   while (!(*read_model)->WaitCaughtUp(clock.Now() + absl::Seconds(1))) {
     if (shutdown.HasBeenNotified()) return 0;
     Log(LogLevel::kInfo, "api", "read model catching up");
@@ -192,6 +221,8 @@ int Main() {
       application, **read_model, clock);
 
   grpc::EnableDefaultHealthCheckService(true);
+  // Reflection also describes grpc.health.v1.Health (sequences::health_proto is linked in), so
+  // grpcurl checks health without a proto file.
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_request_bytes));
@@ -205,7 +236,8 @@ int Main() {
   transport.RegisterWith(builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {
-    Log(LogLevel::kError, "api", "cannot listen", {{"listen", absl::GetFlag(FLAGS_listen)}});
+    Log(LogLevel::kError, "api", "--listen: cannot serve gRPC (port taken or not allowed?)",
+        {{"listen", absl::GetFlag(FLAGS_listen)}});
     return 1;
   }
   Log(LogLevel::kInfo, "api", "serving",
@@ -215,6 +247,7 @@ int Main() {
                      : absl::GetFlag(FLAGS_tls_client_ca).empty() ? "tls"
                                                                   : "mutual-tls"}});
 
+  ops.SetServing(&transport);
   // Housekeeping, once a second until SIGTERM: health tells the truth (NOT_SERVING while the
   // broker does not answer a metadata request, so a load balancer sends calls elsewhere), a
   // fatal producer error ends the process (exit 3, for its supervisor) instead of leaving it up
@@ -237,12 +270,15 @@ int Main() {
       Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "api",
           serving ? "broker reachable again: serving" : "broker unreachable: not serving");
     }
+    ops.Refresh(reachable);
     if (trim_every > absl::ZeroDuration() && clock.Now() - last_trim >= trim_every) {
       malloc_trim(0);
       last_trim = clock.Now();
     }
   }
   Log(LogLevel::kInfo, "api", "shutting down");
+  ops.SetServing(nullptr);
+  http.reset();
   // Refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
   server->GetHealthCheckService()->Shutdown();
   server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(10)));

@@ -281,6 +281,7 @@ absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
     ps.queue.clear();
   }
   if (absl::Status s = FoldExecutorEvents(parts); !s.ok()) return s;
+  metrics_.SetRecoveryDuration(clock_.Now() - start);
   Log(LogLevel::kInfo, kLog, "recovered",
       {{"partitions", parts.size()}, {"millis", absl::ToInt64Milliseconds(clock_.Now() - start)}});
   return absl::OkStatus();
@@ -488,7 +489,9 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   }
   const absl::Time decided_at = clock_.Now();
   if (!out.empty() || !new_committed.empty()) {
-    if (absl::Status s = CommitBatch(out, new_committed); !s.ok()) {
+    const absl::Status s = CommitBatch(out, new_committed);
+    metrics_.ObserveTransaction(clock_.Now() - decided_at);
+    if (!s.ok()) {
       Log(LogLevel::kWarning, kLog, "transaction failed", {{"error", s.ToString()}});
       Resync(kafka::IsFatal(s), s.ToString());
       return true;
@@ -519,7 +522,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   next_due_known_ = false;
   metrics_.AddInputs(decided);
   metrics_.AddDeadLettered(out.dead_lettered);
-  if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired, now);
+  if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired_by_kind, now);
   for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
   const absl::Time end = clock_.Now();
   auto ms = [](absl::Duration d) { return absl::ToDoubleMilliseconds(d); };
@@ -554,6 +557,7 @@ void Executor::UpdateLag() {
   int64_t lag = 0;
   int64_t deferred = 0;
   bool known = true;
+  std::map<int32_t, int64_t> by_partition;
   for (const auto& [p, ps] : partitions_) {
     deferred += static_cast<int64_t>(ps.queue.size());
     auto w = marks.offsets.find(p);
@@ -562,8 +566,14 @@ void Executor::UpdateLag() {
       continue;
     }
     const int64_t from = ps.committed >= 0 ? ps.committed : w->second.low;
-    lag += std::max<int64_t>(0, w->second.high - from);
+    const int64_t behind = std::max<int64_t>(0, w->second.high - from);
+    by_partition[p] = behind;
+    lag += behind;
   }
+  metrics_.SetPartitionLag(std::move(by_partition));
+  const store::StoreStats stats = store_->raw().Stats();
+  metrics_.SetStoreStats(stats.size_bytes, stats.block_cache_hits, stats.block_cache_misses,
+                         stats.block_cache_hit_ratio);
   metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
                      static_cast<int64_t>(partitions_.size()), deferred);
   // A poller that has not finished a round for a while is stuck on a broker that does not answer.

@@ -5,11 +5,13 @@
 //   step-executor [flags]                      run the executor
 //   step-executor replay --from=beginning|<RFC3339> --data_dir=DIR [--dry_run]
 //                                              rebuild DIR from the log, print the digest (JSON)
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
@@ -22,6 +24,7 @@
 #include "libs/runtime/clock.h"
 #include "libs/runtime/log.h"
 #include "libs/service/broker_check.h"
+#include "libs/service/http_server.h"
 #include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
 #include "libs/service/topics.h"
@@ -39,6 +42,10 @@ ABSL_FLAG(std::string, data_dir, "/tmp/sequences-executor", "RocksDB state direc
 ABSL_FLAG(int, health_port, 0, "gRPC health service port (0: no server)");
 ABSL_FLAG(std::string, health_address, "127.0.0.1",
           "address the health server binds (loopback by default; 0.0.0.0 for every interface)");
+ABSL_FLAG(int, http_port, 0,
+          "HTTP port of /metrics (Prometheus), /healthz and /readyz (0: no HTTP server)");
+ABSL_FLAG(std::string, http_address, "127.0.0.1",
+          "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
           "consumer group session timeout (the broker accepts 6s..30m by default)");
 ABSL_FLAG(int, max_batch, 500, "most inputs and most due steps decided per transaction");
@@ -117,6 +124,40 @@ int Main(const std::vector<char*>& args) {
                  std::string(guarantee.status().message()).c_str());
     return 2;
   }
+  // Operations HTTP (/metrics, /healthz, /readyz) from the start, so a probe sees the process
+  // alive while it checks the broker; ready only once the executor runs and is caught up. The
+  // server is stopped before the executor is destroyed (below).
+  std::atomic<executor::Executor*> running{nullptr};
+  std::unique_ptr<service::HttpServer> http;
+  const std::string input_topic = topics.enrollment_events;
+  if (const int port = absl::GetFlag(FLAGS_http_port); port > 0 && !replay) {
+    auto started = service::HttpServer::Start(
+        {.address = absl::GetFlag(FLAGS_http_address),
+         .port = port,
+         .metrics =
+             [&running, &input_topic] {
+               executor::Executor* exec = running.load();
+               executor::MetricsSnapshot m =
+                   exec != nullptr ? exec->Snapshot() : executor::MetricsSnapshot();
+               return service::PrometheusText(m.Families(input_topic));
+             },
+         .ready = [&running]() -> absl::Status {
+           executor::Executor* exec = running.load();
+           if (exec == nullptr) return absl::UnavailableError("starting");
+           executor::MetricsSnapshot m = exec->Snapshot();
+           if (m.serving) return absl::OkStatus();
+           return absl::UnavailableError(m.health_reason);
+         }});
+    if (!started.ok()) {
+      Log(LogLevel::kError, kLog, "--http_port: cannot start the HTTP server",
+          {{"error", started.status().ToString()}});
+      return 1;
+    }
+    http = std::move(*started);
+    Log(LogLevel::kInfo, kLog, "http server listening",
+        {{"url", http->url()}, {"endpoints", "/metrics /healthz /readyz"}});
+  }
+
   std::string instance = absl::GetFlag(FLAGS_instance_id);
   if (instance.empty()) instance = HostName();
   Log(LogLevel::kInfo, kLog, "starting",
@@ -175,13 +216,18 @@ int Main(const std::vector<char*>& args) {
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     const std::string address = absl::StrCat(host, ":", port);  // IPv6 literals in brackets
     grpc::EnableDefaultHealthCheckService(true);
+    // Reflection describes grpc.health.v1.Health (its descriptor is linked in from
+    // sequences::health_proto), so grpcurl checks health without a proto file.
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;
     int bound = 0;
     builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &bound);
     builder.RegisterCallbackGenericService(&no_methods);
     server = builder.BuildAndStart();
     if (server == nullptr || bound == 0) {
-      Log(LogLevel::kError, kLog, "health server did not start", {{"address", address}});
+      Log(LogLevel::kError, kLog,
+          "--health_port: cannot start the gRPC health server (port taken or not allowed?)",
+          {{"address", address}});
       return 1;
     }
     server->GetHealthCheckService()->SetServingStatus(false);
@@ -198,8 +244,11 @@ int Main(const std::vector<char*>& args) {
     Log(LogLevel::kInfo, kLog, "health server listening", {{"address", address}});
   }
 
+  running.store(&exec);
   Log(LogLevel::kInfo, kLog, "ready");
   absl::Status status = exec.Run(shutdown);
+  http.reset();  // its callbacks read `exec`
+  running.store(nullptr);
   if (server != nullptr) {
     stop_health.Notify();
     health_thread.join();

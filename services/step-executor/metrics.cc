@@ -26,9 +26,12 @@ std::string MetricsSnapshot::ToJson() const {
       absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
 }
 
-void Metrics::AddFired(int n, absl::Time now) {
+void Metrics::AddFired(const std::map<std::string, int>& by_kind, absl::Time now) {
   absl::MutexLock l(&mu_);
-  s_.steps_fired += n;
+  for (const auto& [kind, n] : by_kind) {
+    s_.steps_fired += n;
+    s_.steps_fired_by_kind[kind] += n;
+  }
   if (window_start_ == absl::InfinitePast()) {
     window_start_ = now;
     window_fired_ = s_.steps_fired;
@@ -48,6 +51,7 @@ void Metrics::AddLateness(absl::Duration d) {
   while (i < kLatenessBounds.size() && s > kLatenessBounds[i]) ++i;
   absl::MutexLock l(&mu_);
   ++s_.lateness[i];
+  s_.lateness_sum_seconds += s;
 }
 
 void Metrics::AddInputs(int n) {
@@ -101,9 +105,127 @@ void Metrics::SetError(const std::string& error) {
   s_.last_error = error;
 }
 
-MetricsSnapshot Metrics::Snapshot() {
+void Metrics::SetRecoveryDuration(absl::Duration d) {
   absl::MutexLock l(&mu_);
-  return s_;
+  s_.last_recovery_seconds = absl::ToDoubleSeconds(d);
+}
+
+void Metrics::ObserveTransaction(absl::Duration d) {
+  transactions_.Observe(absl::ToDoubleSeconds(d));
+}
+
+void Metrics::SetPartitionLag(std::map<int32_t, int64_t> lag) {
+  absl::MutexLock l(&mu_);
+  s_.input_lag_by_partition = std::move(lag);
+}
+
+void Metrics::SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, double hit_ratio) {
+  absl::MutexLock l(&mu_);
+  s_.store_size_bytes = size_bytes;
+  s_.block_cache_hits = hits;
+  s_.block_cache_misses = misses;
+  s_.block_cache_hit_ratio = hit_ratio;
+}
+
+MetricsSnapshot Metrics::Snapshot() {
+  service::HistogramValue transactions = transactions_.Value();
+  absl::MutexLock l(&mu_);
+  MetricsSnapshot out = s_;
+  out.transaction_seconds = std::move(transactions);
+  return out;
+}
+
+std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& input_topic) const {
+  using service::MetricFamily;
+  using service::MetricKind;
+  auto gauge = [](std::string name, std::string help, double v) {
+    MetricFamily f{.name = std::move(name), .help = std::move(help), .kind = MetricKind::kGauge};
+    f.Add({}, v);
+    return f;
+  };
+  auto counter = [](std::string name, std::string help, double v) {
+    MetricFamily f{.name = std::move(name), .help = std::move(help), .kind = MetricKind::kCounter};
+    f.Add({}, v);
+    return f;
+  };
+  std::vector<MetricFamily> out;
+  out.push_back(gauge("sequences_executor_ready",
+                      "1 when caught up and holding its assignment (/readyz 200), else 0",
+                      serving ? 1 : 0));
+  MetricFamily lag{.name = "sequences_executor_input_lag_records",
+                   .help = "input records not decided yet, per owned partition",
+                   .kind = MetricKind::kGauge};
+  for (const auto& [p, n] : input_lag_by_partition) {
+    lag.Add({{"topic", input_topic}, {"partition", std::to_string(p)}}, static_cast<double>(n));
+  }
+  out.push_back(std::move(lag));
+  out.push_back(gauge("sequences_executor_owned_partitions",
+                      "enrollment-events partitions this instance owns",
+                      static_cast<double>(owned_partitions)));
+  out.push_back(gauge("sequences_executor_due_index_depth",
+                      "entries in the due index (RocksDB estimate)",
+                      static_cast<double>(due_index_size)));
+  out.push_back(gauge("sequences_executor_deferred_inputs",
+                      "polled inputs waiting (e.g. for their sequence version)",
+                      static_cast<double>(deferred_inputs)));
+  MetricFamily fired{.name = "sequences_executor_steps_fired_total",
+                     .help = "steps executed by the timer, by the effect they had",
+                     .kind = MetricKind::kCounter};
+  for (const char* kind : {"task", "email", "none"}) {  // every series from the start
+    auto it = steps_fired_by_kind.find(kind);
+    fired.Add({{"kind", kind}},
+              static_cast<double>(it == steps_fired_by_kind.end() ? 0 : it->second));
+  }
+  out.push_back(std::move(fired));
+  service::HistogramValue late;
+  int64_t cumulative = 0;
+  for (size_t i = 0; i < kLatenessBounds.size(); ++i) {
+    cumulative += lateness[i];
+    late.bounds.push_back(kLatenessBounds[i]);
+    late.cumulative.push_back(static_cast<uint64_t>(cumulative));
+  }
+  late.count = static_cast<uint64_t>(cumulative + lateness.back());
+  late.sum = lateness_sum_seconds;
+  MetricFamily lateness_family{.name = "sequences_executor_step_lateness_seconds",
+                               .help = "fire time minus due time of each step fired",
+                               .kind = MetricKind::kHistogram};
+  lateness_family.Add({}, std::move(late));
+  out.push_back(std::move(lateness_family));
+  out.push_back(counter("sequences_executor_inputs_decided_total", "input records decided",
+                        static_cast<double>(inputs_decided)));
+  MetricFamily transactions{.name = "sequences_executor_transactions_total",
+                            .help = "batches written, by outcome",
+                            .kind = MetricKind::kCounter};
+  transactions.Add({{"result", "commit"}}, static_cast<double>(transactions_committed));
+  transactions.Add({{"result", "abort"}}, static_cast<double>(transactions_aborted));
+  out.push_back(std::move(transactions));
+  MetricFamily durations{.name = "sequences_executor_transaction_duration_seconds",
+                         .help = "time to write one batch (produce, offsets, commit)",
+                         .kind = MetricKind::kHistogram};
+  durations.Add({}, transaction_seconds);
+  out.push_back(std::move(durations));
+  out.push_back(counter("sequences_executor_dead_letters_total",
+                        "input records sent to the dead-letter topic",
+                        static_cast<double>(dead_lettered)));
+  out.push_back(counter("sequences_executor_recoveries_total",
+                        "recoveries run (partition assignments and uncertain transactions)",
+                        static_cast<double>(recoveries)));
+  out.push_back(gauge("sequences_executor_recovery_seconds", "duration of the latest recovery",
+                      last_recovery_seconds));
+  out.push_back(counter("sequences_executor_client_rebuilds_total",
+                        "Kafka clients recreated after a fatal error",
+                        static_cast<double>(client_rebuilds)));
+  out.push_back(gauge("sequences_executor_rocksdb_size_bytes",
+                      "state store size: SST files plus memtables",
+                      static_cast<double>(store_size_bytes)));
+  out.push_back(gauge("sequences_executor_rocksdb_block_cache_hit_ratio",
+                      "block cache hits / lookups since start (1 before any lookup)",
+                      block_cache_hit_ratio));
+  out.push_back(counter("sequences_executor_rocksdb_block_cache_hits_total", "block cache hits",
+                        static_cast<double>(block_cache_hits)));
+  out.push_back(counter("sequences_executor_rocksdb_block_cache_misses_total", "block cache misses",
+                        static_cast<double>(block_cache_misses)));
+  return out;
 }
 
 }  // namespace sequences::executor

@@ -8,23 +8,34 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "libs/service/metrics_text.h"
 
 namespace sequences::executor {
 
 // Upper bounds (seconds) of the lateness histogram buckets; a last bucket takes the rest.
 inline constexpr std::array<double, 8> kLatenessBounds = {0.05, 0.1, 0.25, 0.5, 1, 2, 5, 30};
+// Upper bounds (seconds) of the transaction duration histogram.
+inline constexpr std::array<double, 12> kTransactionBounds = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
 
 struct MetricsSnapshot {
   bool serving = false;
   std::string health_reason = "starting";
   int64_t input_lag = 0;
+  // input_lag per owned enrollment-events partition (partitions whose end is not known yet are
+  // missing).
+  std::map<int32_t, int64_t> input_lag_by_partition;
   int64_t due_index_size = 0;
   int64_t owned_partitions = 0;
   int64_t steps_fired = 0;
+  // steps_fired by effect: "task", "email", "none".
+  std::map<std::string, int64_t> steps_fired_by_kind;
   double steps_fired_per_second = 0;
   int64_t inputs_decided = 0;
   int64_t deferred_inputs = 0;
@@ -32,24 +43,42 @@ struct MetricsSnapshot {
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;
   int64_t recoveries = 0;
+  // Duration of the latest completed recovery (0: none yet).
+  double last_recovery_seconds = 0;
+  // Duration of each transaction (the sink's write: produce, offsets, commit), whatever its
+  // outcome.
+  service::HistogramValue transaction_seconds;
+  // The state store (libs/store StoreStats).
+  int64_t store_size_bytes = 0;
+  int64_t block_cache_hits = 0;
+  int64_t block_cache_misses = 0;
+  double block_cache_hit_ratio = 1;
   // Times the group consumer and producer were destroyed and recreated after a fatal error.
   int64_t client_rebuilds = 0;
   std::array<int64_t, kLatenessBounds.size() + 1> lateness{};
+  double lateness_sum_seconds = 0;
   std::string last_error;
 
   // One JSON object (the metrics log line and the Metrics text).
   std::string ToJson() const;
+  // The Prometheus metric families (docs/metrics.md); `input_topic` labels the lag.
+  std::vector<service::MetricFamily> Families(const std::string& input_topic) const;
 };
 
 class Metrics {
  public:
-  void AddFired(int n, absl::Time now);
+  // Steps fired by one batch, by kind (BatchOutput::steps_fired_by_kind).
+  void AddFired(const std::map<std::string, int>& by_kind, absl::Time now);
   void AddLateness(absl::Duration d);
   void AddInputs(int n);
   void AddDeadLettered(int n);
   void AddCommit();
   void AddAbort(const std::string& error);
   void AddRecovery();
+  void SetRecoveryDuration(absl::Duration d);
+  void ObserveTransaction(absl::Duration d);
+  void SetPartitionLag(std::map<int32_t, int64_t> lag);
+  void SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, double hit_ratio);
   void AddClientRebuild(const std::string& error);
   void SetGauges(int64_t lag, int64_t due_index_size, int64_t owned, int64_t deferred);
   void SetHealth(bool serving, const std::string& reason);
@@ -59,6 +88,7 @@ class Metrics {
  private:
   absl::Mutex mu_;
   MetricsSnapshot s_ ABSL_GUARDED_BY(mu_);
+  service::Histogram transactions_{{kTransactionBounds.begin(), kTransactionBounds.end()}};
   // Fired count and time at the start of the current rate window.
   int64_t window_fired_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

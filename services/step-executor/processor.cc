@@ -254,9 +254,13 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
       if (!retry_from.has_value()) retry_from = DuePosition::Of(d);
       continue;
     }
+    const char* kind = !decision->task_events.empty()    ? "task"
+                       : !decision->email_events.empty() ? "email"
+                                                         : "none";
     for (const v1::Envelope& ev : decision->executor_events) {
       if (ev.has_step_executed()) {
         ++out.steps_fired;
+        ++out.steps_fired_by_kind[kind];
         out.lateness.push_back(now - *state_due);
       }
     }

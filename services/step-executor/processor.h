@@ -33,6 +33,8 @@ struct BatchOutput {
   // executor-events partitions this batch writes to.
   std::set<int32_t> executor_partitions;
   int steps_fired = 0;
+  // steps_fired by the effect the step had: "task", "email", or "none".
+  std::map<std::string, int> steps_fired_by_kind;
   int dead_lettered = 0;
   // Fire time minus due time of each step executed by the timer.
   std::vector<absl::Duration> lateness;

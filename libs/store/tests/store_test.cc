@@ -32,6 +32,29 @@ TEST_CASE("a write batch applies all of its operations, and they survive reopeni
   CHECK(*store->Get("state", "b") == std::nullopt);
 }
 
+TEST_CASE(
+    "given data written and read back after reopening, then stats show its size and the "
+    "block cache lookups of the read") {
+  std::string dir = sequences::testing::TempDir("store");
+  {
+    auto store = OpenFresh(dir);
+    StoreStats empty = store->Stats();
+    CHECK(empty.block_cache_hit_ratio == 1);  // nothing looked up, nothing missed
+    WriteBatch batch;
+    for (int i = 0; i < 1000; ++i)
+      batch.Put("state", "key-" + std::to_string(i), std::string(100, 'x'));
+    REQUIRE(store->Write(batch).ok());
+    CHECK(store->Stats().size_bytes > 0);
+  }
+  auto store = OpenFresh(dir);  // the log is replayed into table files
+  CHECK(*store->Get("state", "key-7") == std::optional<std::string>(std::string(100, 'x')));
+  StoreStats stats = store->Stats();
+  CHECK(stats.size_bytes > 0);
+  CHECK(stats.block_cache_hits + stats.block_cache_misses > 0);
+  CHECK(stats.block_cache_hit_ratio >= 0);
+  CHECK(stats.block_cache_hit_ratio <= 1);
+}
+
 TEST_CASE("a batch naming an unknown column family writes nothing") {
   auto store = OpenFresh(sequences::testing::TempDir("store"));
   WriteBatch batch;

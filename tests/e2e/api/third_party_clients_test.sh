@@ -10,18 +10,26 @@ eval "$("$here/clients.sh" --env)"
 
 work=$(mktemp -d /tmp/sequence-api-clients.XXXXXX)
 api_pid=
+exec_pid=
 cleanup() {
+  if [ -n "$exec_pid" ]; then kill -TERM "$exec_pid" 2>/dev/null || true; wait "$exec_pid" || true; fi
   if [ -n "$api_pid" ]; then kill -TERM "$api_pid" 2>/dev/null || true; wait "$api_pid" || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
-fail() { echo "third_party_clients_test: FAILED: $*" >&2; tail -n 20 "$work/api.log" >&2; exit 1; }
+fail() {
+  echo "third_party_clients_test: FAILED: $*" >&2
+  tail -n 20 "$work/api.log" >&2
+  [ -f "$work/executor.log" ] && tail -n 20 "$work/executor.log" >&2
+  exit 1
+}
 
 port=$("$API_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 addr=127.0.0.1:$port
 token=clients-secret
+prefix="test.clients.$RANDOM$RANDOM."
 "$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api" --bootstrap_servers="$SEQUENCES_BOOTSTRAP" \
-  --topic_prefix="test.clients.$RANDOM$RANDOM." --partitions=3 --listen="$addr" \
+  --topic_prefix="$prefix" --partitions=3 --listen="$addr" \
   --data_dir="$work/data" --auth_token="$token" >"$work/api.log" 2>&1 &
 api_pid=$!
 for _ in $(seq 1 300); do
@@ -62,7 +70,26 @@ if out=$("$GRPCURL" -plaintext -d '{"parent": "companies/curlco"}' "$addr" \
   fail "a call without identity was accepted: $out"
 fi
 grep -q Unauthenticated <<<"$out" || fail "expected Unauthenticated: $out"
+# The standard health check through reflection alone (no health.proto given to grpcurl).
+health=$("$GRPCURL" -plaintext "$addr" grpc.health.v1.Health/Check 2>&1) || fail "api health: $health"
+grep -q '"status": "SERVING"' <<<"$health" || fail "api health: $health"
 echo "grpcurl client: OK"
+
+# --- grpcurl health check of the step-executor's health port, through reflection alone
+health_port=$("$API_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$SEQUENCES_BUILD_DIR/services/step-executor/step-executor" --bootstrap_servers="$SEQUENCES_BOOTSTRAP" \
+  --topic_prefix="$prefix" --partitions=3 --group_id="${prefix}executors" --instance_id=clients \
+  --data_dir="$work/executor" --health_port="$health_port" >"$work/executor.log" 2>&1 &
+exec_pid=$!
+health=
+for _ in $(seq 1 150); do
+  health=$("$GRPCURL" -plaintext "127.0.0.1:$health_port" grpc.health.v1.Health/Check 2>&1) &&
+    grep -q '"status": "SERVING"' <<<"$health" && break
+  kill -0 "$exec_pid" 2>/dev/null || fail "step-executor exited"
+  sleep 0.2
+done
+grep -q '"status": "SERVING"' <<<"$health" || fail "executor health: $health"
+echo "grpcurl executor health: OK"
 
 # --- Python grpcio, stubs generated from proto/
 mkdir -p "$work/py"

@@ -33,11 +33,13 @@ constexpr absl::Duration kKafkaResolution = absl::Milliseconds(1);
 // One test's whole system: private topics, a sequence-api and a step-executor process.
 class System {
  public:
-  System()
+  // `api_flags` and `executor_flags` are added to each service's command line.
+  explicit System(std::vector<std::string> api_flags = {},
+                  std::vector<std::string> executor_flags = {})
       : prefix_(UniqueName("system") + "."),
         topics_(service::Topics::WithPrefix(prefix_)),
         dir_(TempDir("system-e2e")) {
-    api_ = std::make_unique<ApiProcess>(prefix_, dir_ + "/api");  // creates the topics
+    api_ = std::make_unique<ApiProcess>(prefix_, dir_ + "/api", std::move(api_flags));  // topics
     const std::string instance = UniqueName("executor");
     std::vector<std::string> argv = {ServiceBinary("step-executor"),
                                      "--bootstrap_servers=" + Bootstrap(),
@@ -47,6 +49,7 @@ class System {
                                      "--data_dir=" + dir_ + "/executor",
                                      absl::StrCat("--partitions=", kPartitions),
                                      "--metrics_interval=2s"};
+    argv.insert(argv.end(), executor_flags.begin(), executor_flags.end());
     auto process = ChildProcess::Start(argv, dir_ + "/executor.log");
     INFO(process.status().ToString());
     REQUIRE(process.ok());
