@@ -87,14 +87,17 @@ def main(api_binary, executor_binary):
     secrets = {d["metadata"]["name"]: set(d.get("stringData", {})) | set(d.get("data", {}))
                for _, d in examples if d["kind"] == "Secret"}
     workloads = by_kind.get("Deployment", []) + by_kind.get("StatefulSet", [])
+    jobs = [d for _, d in examples if d["kind"] == "Job"]
     binaries = {"sequence-api": api_binary, "step-executor": executor_binary}
 
-    # Every workload: its selector selects its own pods; references inside each container resolve.
-    for w in workloads:
+    # Every workload: its selector selects its own pods; references inside each container resolve
+    # (the example Jobs too: Kubernetes makes their selectors).
+    for w in workloads + jobs:
         wn = name_of(w)
         pod_labels = w["spec"]["template"]["metadata"].get("labels", {})
-        check(matches(w["spec"]["selector"]["matchLabels"], pod_labels),
-              f"{wn}: selector does not match its pod template's labels")
+        if w["kind"] != "Job":
+            check(matches(w["spec"]["selector"]["matchLabels"], pod_labels),
+                  f"{wn}: selector does not match its pod template's labels")
         volumes = {v["name"]: v for v in w["spec"]["template"]["spec"].get("volumes", [])}
         claims = {c["metadata"]["name"] for c in w["spec"].get("volumeClaimTemplates", [])}
         for v in volumes.values():
@@ -134,6 +137,7 @@ def main(api_binary, executor_binary):
             binary = binaries.get(c["name"])
             if check(binary is not None, f"{cn}: no binary known for this container"):
                 unknown = service_flags.unknown_flags(binary, argv[1:])
+                check(len(service_flags.flag_names(argv)) >= 5, f"{cn}: fewer than 5 flags found")
                 check(not unknown, f"{cn}: flags {unknown} unknown to {os.path.basename(binary)}")
 
     # Services and PodDisruptionBudgets select the pods of a workload, by ports that exist.
@@ -197,7 +201,8 @@ def main(api_binary, executor_binary):
         print("FAIL", f)
     if failures:
         return 1
-    print(f"ok: {len(manifests)} resources in deploy/k8s, {len(workloads)} workloads checked")
+    print(f"ok: {len(manifests)} resources in deploy/k8s, {len(workloads) + len(jobs)} workloads "
+          f"checked (examples/ included)")
     return 0
 
 

@@ -7,7 +7,8 @@ Checks (each a reason to fail):
   - every metric name in the dashboard's queries and in deploy/prometheus/alerts.yml is listed in
     deploy/prometheus/metrics.txt (a histogram only as _bucket/_sum/_count), or is Prometheus's own
     `up`;
-  - every metric of metrics.txt appears on the dashboard (it shows all the main figures).
+  - every metric of metrics.txt appears on the dashboard (it shows all the main figures);
+  - every alert has a runbook annotation naming a section of docs/operations.md that exists.
 
 Run: deploy/tests/metric_names_test.py (needs PyYAML: deploy/local/ops-tools.sh; promtool:
 deploy/local/install-deps.sh).
@@ -99,6 +100,30 @@ def alert_exprs(rules):
             for g in rules["groups"] for r in g["rules"]]
 
 
+def github_slug(heading):
+    """The anchor GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def runbook_failures(rules):
+    out = []
+    for g in rules["groups"]:
+        for r in g["rules"]:
+            if "alert" not in r:
+                continue
+            runbook = r.get("annotations", {}).get("runbook", "")
+            path, _, anchor = runbook.partition("#")
+            full = os.path.join(ROOT, path)
+            if not path or not anchor or not os.path.isfile(full):
+                out.append(f"alert {r['alert']}: runbook {runbook!r} is not <file>#<section>")
+                continue
+            with open(full) as f:
+                slugs = {github_slug(m.group(1)) for m in re.finditer(r"^#+\s+(.*)$", f.read(), re.M)}
+            if anchor not in slugs:
+                out.append(f"alert {r['alert']}: {path} has no section #{anchor}")
+    return out
+
+
 def promtool_parses(exprs):
     """Runs promtool check rules over recording rules made of these expressions."""
     rules = {"groups": [{"name": "dashboard", "rules": [
@@ -155,6 +180,7 @@ def main():
             if not ok:
                 failures.append(f"dashboard queries do not parse as PromQL:\n{out}")
 
+    failures += runbook_failures(alerts)
     for name in sorted(set(metrics) - used_on_dashboard):
         failures.append(f"dashboard: {name} (metrics.txt) is on no panel")
 
