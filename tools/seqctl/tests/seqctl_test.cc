@@ -61,7 +61,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Given a short or full topic name, when resolved, then it is one of our topics; an "
+    "Given a short or full topic name, when resolved, then it is one of our topics, and an "
     "unknown one is refused") {
   CHECK(*ResolveTopic(kTopics, "task-events") == "sequences.task-events");
   CHECK(*ResolveTopic(kTopics, "sequences.dead-letter") == "sequences.dead-letter");
