@@ -35,6 +35,10 @@ packages=(
   # scripts: curl for health probes, python3 for the grpcio client test; openssl makes the
   # certificates of the mutual-TLS test
   curl python3 python3-venv openssl
+  # operations (deploy/): promtool checks and unit-tests deploy/prometheus/alerts.yml (and the
+  # Prometheus server scrapes both services in an e2e test); systemd-analyze verifies
+  # deploy/systemd/ units (systemd is present on Debian, listed for minimal images)
+  prometheus systemd
 )
 
 # `install-deps.sh --bench` adds what tests/bench/ needs: matplotlib for the plots, perf for the
