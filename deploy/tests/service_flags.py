@@ -6,12 +6,6 @@ at start ("Unknown command line flag"); these checks find it before a deployment
 import re
 import subprocess
 
-# Flags the deployment files use that arrive with the metrics and health branch (ops-metrics:
-# --http_port/--http_address serve /metrics, /healthz and /readyz). Tolerated while a binary does
-# not know them yet; once both branches are merged this set can go.
-PENDING = {"http_port", "http_address"}
-
-
 def known_flags(binary):
     """Flag names `binary --helpfull` lists (Abseil flags)."""
     r = subprocess.run([binary, "--helpfull"], capture_output=True, text=True, timeout=30)
@@ -32,6 +26,6 @@ def flag_names(args):
 
 
 def unknown_flags(binary, args):
-    """Flags among `args` that `binary` does not accept (PENDING ones aside)."""
+    """Flags among `args` that `binary` does not accept."""
     known = known_flags(binary)
-    return [f for f in flag_names(args) if f not in known and f not in PENDING]
+    return [f for f in flag_names(args) if f not in known]

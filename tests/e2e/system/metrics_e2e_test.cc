@@ -10,7 +10,9 @@
 #include <fstream>
 #include <optional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "tests/e2e/system/system_harness.h"
 #include "tests/support/http.h"
 
@@ -188,6 +190,28 @@ TEST_CASE(
   auto lag = prom.WaitFor("sequences_api_read_model_lag_records", [](double v) { return v == 0; });
   INFO("read model lag: " << Show(lag));
   CHECK(lag == 0.0);
+
+  // Every metric the alert rules and the dashboard may use (deploy/prometheus/metrics.txt, which
+  // deploy/tests checks them against) is exported by one of the services, with its type.
+  {
+    auto api_text = HttpGet(api_http, "/metrics");
+    auto executor_text = HttpGet(executor_http, "/metrics");
+    REQUIRE(api_text.ok());
+    REQUIRE(executor_text.ok());
+    const std::string scraped = absl::StrCat(api_text->body, "\n", executor_text->body);
+    std::ifstream listed(absl::StrCat(SEQUENCES_SOURCE_DIR, "/deploy/prometheus/metrics.txt"));
+    REQUIRE(listed.good());
+    int checked = 0;
+    for (std::string line; std::getline(listed, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      std::vector<std::string> parts = absl::StrSplit(line, ' ', absl::SkipEmpty());
+      REQUIRE(parts.size() >= 2);
+      INFO("metrics.txt lists " << parts[0] << " (" << parts[1] << ")");
+      CHECK(absl::StrContains(scraped, absl::StrCat("# TYPE ", parts[0], " ", parts[1], "\n")));
+      ++checked;
+    }
+    CHECK(checked >= 16);
+  }
 
   // The alert rules, when the tree has them, load and evaluate without error.
   if (std::filesystem::exists(AlertRules())) {
