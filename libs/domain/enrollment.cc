@@ -455,9 +455,11 @@ void Execute(const EnrollmentState& s, const SequenceState& seq, int idx,
 
 }  // namespace
 
-bool EnrollmentState::IsActive() const {
+bool IsActive(v1::EnrollmentStatus status) {
   return status == v1::ENROLLMENT_STATUS_IN_PROGRESS || status == v1::ENROLLMENT_STATUS_PAUSED;
 }
+
+bool EnrollmentState::IsActive() const { return domain::IsActive(status); }
 
 std::string EnrollmentKey(absl::string_view item_key, absl::string_view sequence_id) {
   return absl::StrCat(item_key, "#", sequence_id);

@@ -104,6 +104,9 @@ struct EnrollmentState {
   bool IsActive() const;
 };
 
+// In progress or paused: an enrollment that still runs (or will when resumed).
+bool IsActive(v1::EnrollmentStatus status);
+
 // "<item_key>#<sequence_id>".
 std::string EnrollmentKey(absl::string_view item_key, absl::string_view sequence_id);
 

@@ -310,6 +310,11 @@ absl::Status ReadModel::Start() {
   return absl::OkStatus();
 }
 
+void ReadModel::StartInProcess(const std::map<std::string, int>& partition_counts) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [topic, n] : partition_counts) partitions_[topic] = n;
+}
+
 void ReadModel::Stop() {
   {
     absl::MutexLock lock(&mu_);
