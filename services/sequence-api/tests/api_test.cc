@@ -191,6 +191,8 @@ auto OnThreads(int n, Call call) -> std::vector<decltype(call(0))> {
 }
 
 constexpr int kThreads = 24;
+// A broker round trip, so that concurrent calls overlap between deciding and appending.
+constexpr absl::Duration kAppendLatency = absl::Milliseconds(2);
 
 // ---------------------------------------------------------------- refusals
 
@@ -476,6 +478,7 @@ TEST_CASE(
     "given many threads retrying one create at once, then one event is written and every "
     "answer names the same sequence with the same token") {
   Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
   auto results = OnThreads(kThreads, [&](int) {
     return h.api.CreateSequence(As(kA), CreateRequest(kA, "create-race"));
   });
@@ -491,6 +494,7 @@ TEST_CASE(
     "given many threads retrying one enroll and one batch with the same request ids at "
     "once, then each item is written once and every answer is OK") {
   Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
   const std::string name = CreateSequence(h, kA, "create-1");
   v1::BatchEnrollRequest batch;
   batch.set_parent(name);
@@ -509,6 +513,7 @@ TEST_CASE(
 
 TEST_CASE("given many threads retrying one enrollment action at once, then it is written once") {
   Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
   const std::string name = CreateSequence(h, kA, "create-1");
   REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).ok());
   StartEnrollment(h, kA, name, "42", "e-1");
@@ -527,6 +532,7 @@ TEST_CASE(
     "given many threads each renaming one sequence with its own request id, then each is "
     "decided on the state the previous one left: consecutive versions, none ABORTED") {
   Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
   const std::string name = CreateSequence(h, kA, "create-1");
   auto results = OnThreads(kThreads, [&](int i) {
     v1::UpdateSequenceRequest update;

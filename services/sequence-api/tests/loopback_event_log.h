@@ -7,7 +7,9 @@
 // layer runs against the real read model and RocksDB without a broker.
 //
 // Partitions: a record's own partition if set, else a hash of its key (stable within a run).
-// Faults: FailNextAppends makes the next appends fail (nothing written), as a broker that cannot
+// Latency: SetAppendLatency makes every Append take that long (real time) before the records get
+// their offsets, as a broker round trip does, so concurrent callers overlap as they do against a
+// broker. Faults: FailNextAppends makes the next appends fail (nothing written), as a broker that cannot
 // make a write durable; Hold keeps appended records from the read model (durable but not folded
 // yet) until Release.
 //
@@ -24,6 +26,7 @@
 #include "absl/hash/hash.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "services/sequence-api/event_log.h"
 #include "services/sequence-api/read_model.h"
 
@@ -40,6 +43,12 @@ class LoopbackEventLog final : public EventLog {
 
   std::vector<absl::StatusOr<LogPosition>> Append(absl::Span<const kafka::Record> records,
                                                   absl::Time /*deadline*/) override {
+    absl::Duration latency;
+    {
+      absl::MutexLock lock(&mu_);
+      latency = latency_;
+    }
+    if (latency > absl::ZeroDuration()) absl::SleepFor(latency);
     absl::MutexLock lock(&mu_);
     std::vector<absl::StatusOr<LogPosition>> results;
     if (failures_left_ > 0) {
@@ -68,6 +77,10 @@ class LoopbackEventLog final : public EventLog {
     return results;
   }
 
+  void SetAppendLatency(absl::Duration latency) {
+    absl::MutexLock lock(&mu_);
+    latency_ = latency;
+  }
   // The next `n` calls of Append fail with `status` for every record; nothing is written.
   void FailNextAppends(int n, absl::Status status) {
     absl::MutexLock lock(&mu_);
@@ -116,6 +129,7 @@ class LoopbackEventLog final : public EventLog {
   mutable absl::Mutex mu_;
   std::map<std::pair<std::string, int32_t>, int64_t> next_offset_ ABSL_GUARDED_BY(mu_);
   std::vector<kafka::Message> log_ ABSL_GUARDED_BY(mu_);
+  absl::Duration latency_ ABSL_GUARDED_BY(mu_);
   int failures_left_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
