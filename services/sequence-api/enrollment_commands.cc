@@ -7,8 +7,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/enrollment_preview.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/routing.h"
 #include "libs/domain/validation.h"
 #include "services/sequence-api/call_checks.h"
 #include "services/sequence-api/rpc_status.h"
@@ -136,6 +138,13 @@ absl::StatusOr<EnrollmentLookup> LookupEnrollment(const Ports& ports, const Call
 
 }  // namespace
 
+absl::StatusOr<std::vector<LogPosition>> EnrollmentCommands::AppendInput(
+    OwnWrites::Mutation& m, const std::string& item_key, const v1::Envelope& input) {
+  return m.Append({{.topic = ports_.options.topics.enrollment_events,
+                    .key = item_key,
+                    .value = input.SerializeAsString()}});
+}
+
 // ---------------------------------------------------------------- enroll
 
 absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::Enroll(const Ctx& ctx,
@@ -161,9 +170,7 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::Enroll(const Ctx& ctx
   }
   const absl::Time now = ports_.clock.Now();
   absl::StatusOr<std::vector<LogPosition>> positions =
-      m.Append({{.topic = ports_.options.topics.enrollment_events,
-                 .key = r->item_key(),
-                 .value = EnrollEvent(ctx, *r, now).SerializeAsString()}});
+      AppendInput(m, r->item_key(), EnrollEvent(ctx, *r, now));
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = PendingView(rec, *r, now);
@@ -386,10 +393,7 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
                    domain::EnrollmentKey(item_key, n->sequence_id), "/", request_id),
       ctx.company_id, now, "", request_id);
   header.MergeFrom(e);
-  absl::StatusOr<std::vector<LogPosition>> positions =
-      m.Append({{.topic = ports_.options.topics.enrollment_events,
-                 .key = item_key,
-                 .value = header.SerializeAsString()}});
+  absl::StatusOr<std::vector<LogPosition>> positions = AppendInput(m, item_key, header);
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = ProjectedView(r, header, *seq, now);
@@ -512,10 +516,7 @@ absl::StatusOr<v1::ItemInputResponse> EnrollmentCommands::AppendItemInput(
                    "/", request_id),
       ctx.company_id, now, "", request_id);
   e.MergeFrom(input);
-  absl::StatusOr<std::vector<LogPosition>> positions =
-      m.Append({{.topic = ports_.options.topics.enrollment_events,
-                 .key = item_key,
-                 .value = e.SerializeAsString()}});
+  absl::StatusOr<std::vector<LogPosition>> positions = AppendInput(m, item_key, e);
   if (!positions.ok()) return positions.status();
   reply.set_consistency_token(ports_.ConsistencyToken(ctx, *positions));
   return reply;

@@ -14,6 +14,7 @@
 // Thread-safety: all methods may be called concurrently.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "google/protobuf/timestamp.pb.h"
@@ -74,6 +75,11 @@ class EnrollmentCommands {
                                                         const std::string& sequence_id,
                                                         const std::string& request_id,
                                                         const v1::Envelope& input);
+
+  // Appends one input about an item to enrollment-events, keyed by the item (publisher contract).
+  absl::StatusOr<std::vector<LogPosition>> AppendInput(OwnWrites::Mutation& m,
+                                                       const std::string& item_key,
+                                                       const v1::Envelope& input);
 
   const Ports& ports_;
   OwnWrites& own_writes_;

@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/enrollment_preview.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/domain/schedule.h"
