@@ -14,6 +14,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/tests/builders.h"
 #include "services/sequence-api/tests/loopback_event_log.h"
 #include "tests/support/process.h"
 
@@ -76,19 +77,6 @@ CallContext As(const std::string& company, const std::string& user = "u1") {
   return {.company_id = company, .user_id = user};
 }
 
-v1::Step TaskStep(const std::string& id, int days) {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_DAYS);
-  s.mutable_delay()->set_amount(days);
-  v1::ActivityStep* a = s.mutable_activity();
-  a->set_activity_type("call");
-  a->set_subject("Call {{person.first_name}}");
-  a->mutable_assignee()->set_item_owner(true);
-  a->set_priority(v1::PRIORITY_NORMAL);
-  return s;
-}
-
 v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::string& request_id,
                                         v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
   v1::CreateSequenceRequest req;
@@ -97,8 +85,8 @@ v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::s
   v1::Sequence* s = req.mutable_sequence();
   s->set_display_name("Follow up after demo");
   s->set_entity_kind(kind);
-  *s->add_steps() = TaskStep("call-1", 0);
-  *s->add_steps() = TaskStep("call-2", 2);
+  *s->add_steps() = domain::testing::ActivityStep("call-1", v1::DELAY_UNIT_DAYS, 0);
+  *s->add_steps() = domain::testing::ActivityStep("call-2", v1::DELAY_UNIT_DAYS, 2);
   return req;
 }
 
@@ -317,11 +305,12 @@ TEST_CASE(
     "given a request whose event would exceed max_record_bytes, it is INVALID_ARGUMENT "
     "and nothing is written") {
   ApiOptions options = Options();
-  options.max_record_bytes = 2000;
+  options.max_record_bytes = 1000;
   Harness h(options);
   v1::CreateSequenceRequest big = CreateRequest(kA, "create-big");
   for (int i = 0; i < 40; ++i)
-    *big.mutable_sequence()->add_steps() = TaskStep(absl::StrCat("s", i), 1);
+    *big.mutable_sequence()->add_steps() =
+        domain::testing::ActivityStep(absl::StrCat("s", i), v1::DELAY_UNIT_DAYS, 1);
   absl::StatusOr<v1::SequenceResponse> r = h.api.CreateSequence(As(kA), big);
   CHECK(absl::IsInvalidArgument(r.status()));
   CHECK(Contains(ViolatedFields(r.status()), "request"));
