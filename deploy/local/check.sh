@@ -6,9 +6,12 @@
 #   deploy/local/check.sh asan [args]     the unit tier under AddressSanitizer + UBSan
 #   deploy/local/check.sh tsan [args]     the unit tier under ThreadSanitizer
 #
-# Extra args go to ctest (e.g. `-R store_test`). Exits non-zero on a warning of the analysis, a
-# sanitizer report or a failing test. Not part of deploy/local/test.sh (they take minutes each; the
-# durations are in the README). Installs what is missing first (deploy/local/install-deps.sh).
+# Extra args go to ctest (e.g. `-R store_test`). CHECK_TARGETS=<ninja targets> builds only those
+# (default: every target for thread-safety, the unit tier for the sanitizers), e.g.
+#   CHECK_TARGETS=sequence_api_api_test deploy/local/check.sh tsan -R sequence_api_api_test
+# Exits non-zero on a warning of the analysis, a sanitizer report or a failing test. Not part of
+# deploy/local/test.sh (they take minutes each; the durations are in the README). Installs what is
+# missing first (deploy/local/install-deps.sh).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 kind=${1:-}
@@ -36,7 +39,7 @@ case "$kind" in
   thread-safety)
     # Unoptimized, no debug info: only the diagnostics matter.
     configure -DCMAKE_BUILD_TYPE=None -DCMAKE_CXX_FLAGS="-Wthread-safety -Werror=thread-safety"
-    ninja -C "$build" ${NINJA_FLAGS:-}
+    ninja -C "$build" ${NINJA_FLAGS:-} ${CHECK_TARGETS:-}
     echo "check: thread-safety clean in $((SECONDS - t0))s"
     exit 0
     ;;
@@ -52,7 +55,7 @@ case "$kind" in
 esac
 configure -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1 $flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags"
-ninja -C "$build" ${NINJA_FLAGS:-} unit-tests
+ninja -C "$build" ${NINJA_FLAGS:-} ${CHECK_TARGETS:-unit-tests}
 status=0
 ctest --test-dir "$build" --output-on-failure -j2 --timeout 600 -L unit "$@" || status=$?
 echo "check: $kind finished in $((SECONDS - t0))s with status $status"

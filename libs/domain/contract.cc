@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 
 namespace sequences::domain {
 
@@ -27,8 +28,7 @@ absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_vi
   auto broken = [](absl::string_view why) {
     return absl::InvalidArgumentError(absl::StrCat("contract: ", why));
   };
-  const int payload = static_cast<int>(e.payload_case());
-  if (payload < 200 || payload >= 300) {
+  if (!IsEnrollmentInput(e)) {
     return broken(absl::StrCat("payload ", PayloadName(e), " is not an enrollment input"));
   }
   if (e.event_id().empty()) return broken("event_id is required");

@@ -7,9 +7,8 @@
 //   decision = DecideStepDue(state, due_at, sequence, now)     // the timer
 //   state    = EvolveEnrollment(state, executor_event)         // never fails
 //
-// Key: EnrollmentKey(item_key, sequence_id) = "<item_key>#<sequence_id>". Item keys are
-// "company/entity/item"; a prefix scan on "<item_key>#" finds every enrollment of an item.
-// Enrollment ids are "<item_key>#<sequence_id>#<ordinal>" (ordinal from 1).
+// Keys and routing (which enrollments an input addresses, how the executor calls the decider for
+// one input record) are in routing.h.
 //
 // State is the fold of executor events only (EnrollmentStarted, StepExecuted, ...). Inputs (from
 // enrollment-events and sequence-events) and timers are triggers: the decider answers with a
@@ -23,12 +22,8 @@
 // now, causation_id = the input's event id (or the timer id "<enrollment_id>/<step_id>/due"),
 // correlation_id = the input's correlation id (or the enrollment's request id for timers).
 //
-// Routing (how the executor calls this for one input record): RouteInput(input) says which
-// enrollments it addresses. The executor calls DecideEnrollment once per addressed enrollment
-// state it owns (for kItem: every "<item_key>#" key; for kSequence: every enrollment of the
-// sequence; for kOwner: every enrollment whose owner_id matches), in key order, passing the state
-// of that key (a default-constructed EnrollmentState when the key has none yet, for an enroll
-// request). A Decision that does not concern the state is empty.
+// What the decider will answer, asked before writing (CheckEnroll, PreviewEdit for the API), is in
+// enrollment_preview.h.
 //
 // Pure: no IO, no clock reads; thread-compatible value types.
 
@@ -108,8 +103,8 @@ struct EnrollmentState {
   bool IsActive() const;
 };
 
-// "<item_key>#<sequence_id>".
-std::string EnrollmentKey(absl::string_view item_key, absl::string_view sequence_id);
+// In progress or paused: an enrollment that still runs (or will when resumed).
+bool IsActive(v1::EnrollmentStatus status);
 
 // What one decision produced.
 struct Decision {
@@ -123,29 +118,6 @@ struct Decision {
     return executor_events.empty() && task_events.empty() && email_events.empty();
   }
 };
-
-// Which enrollment states an input record addresses.
-struct InputRoute {
-  enum class Scope {
-    kNone,            // not an enrollment input: ignore (e.g. a Ping, an executor event)
-    kItemInSequence,  // EnrollmentKey(item_key, sequence_id)
-    kItem,            // every enrollment of item_key
-    kSequence,        // every enrollment of sequence_id (sequence lifecycle events)
-    kOwner,           // every enrollment whose owner_id is owner_id
-  };
-  Scope scope = Scope::kNone;
-  std::string item_key;
-  std::string sequence_id;
-  std::string owner_id;
-};
-InputRoute RouteInput(const v1::Envelope& input);
-
-// The sequence version an input needs before it can be decided (EnrollRequested's
-// sequence_version), or nullopt. If SequenceReadyFor is false the executor must defer the input
-// (keep it and retry after folding more sequence events), not decide it: deciding early would
-// reject a valid request.
-std::optional<int64_t> RequiredSequenceVersion(const v1::Envelope& input);
-bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 
 // Decides one input record (payloads 200-299 of the envelope, or the sequence events that concern
 // enrollments: steps replaced, settings changed, deleted, paused, resumed) for one enrollment
@@ -172,6 +144,7 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 //   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/
 //                      Resumed(cause sequence); steps replaced/settings changed: StepScheduled
 //                      when the pending step or its due time changes.
+// A Decision that does not concern the state is empty.
 // Errors: INVALID_ARGUMENT for a malformed input (dead-letter it); UNAVAILABLE if `sequence` is
 // missing for an input that needs it (defer).
 [[nodiscard]] absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state,
@@ -198,36 +171,9 @@ bool SequenceReadyFor(const SequenceState& sequence, const v1::Envelope& input);
 // key, leave the state unchanged. Never fails.
 EnrollmentState EvolveEnrollment(EnrollmentState state, const v1::Envelope& event);
 
-// The enrollment an executor event is about: its EnrollmentRef, or nullptr for EnrollmentRejected
-// (which names item and sequence only) and for events that are not executor events.
-const v1::EnrollmentRef* ExecutorEventRef(const v1::Envelope& event);
-// EnrollmentKey(item_key, sequence_id) of an executor event (EnrollmentRejected included), or
-// nullopt for events that are not executor events.
-std::optional<std::string> ExecutorEventKey(const v1::Envelope& event);
-
 // When the due index should fire this enrollment: due_at while in progress with a pending step;
 // nullopt when paused, waiting for an activity, or ended.
 std::optional<absl::Time> NextDueAt(const EnrollmentState& state);
-
-// For the API, before appending an enroll request: the answer the executor will give, given the
-// read model's state of that key and the sequence.
-//   OK                 will start (or the request id was already decided: idempotent).
-//   NOT_FOUND          sequence does not exist.
-//   FAILED_PRECONDITION sequence deleted; wrong entity kind; re-enrollment not allowed.
-//   ALREADY_EXISTS     the item has an active enrollment in the sequence.
-//   INVALID_ARGUMENT   malformed request (BadRequest payload).
-[[nodiscard]] absl::Status CheckEnroll(const EnrollmentState& state,
-                                       const v1::EnrollRequested& request,
-                                       const SequenceState& sequence);
-
-// What replacing the sequence's steps with `new_steps` would do to this enrollment (pure preview
-// for the API). For an enrollment that is not active, returns only its id. The pending step and
-// due time after the edit are what DecideEnrollment does with the SequenceStepsReplaced event at
-// `now` (for a paused enrollment: followed by resuming every pause cause at `now`). An enrollment
-// waiting for an activity keeps waiting: no pending step after; its `upcoming` steps assume the
-// activity is completed at `now`, and `completes` means it completes when it is.
-v1::EditImpact PreviewEdit(const EnrollmentState& state, const SequenceState& sequence,
-                           absl::Span<const v1::Step> new_steps, absl::Time now);
 
 // The step an enrollment that has passed `passed` runs next in `steps`: the first step after the
 // last passed one (in the current order) that is not passed. -1 when none. `*newly_passed` (if not

@@ -24,225 +24,161 @@
 //
 // Thread-safety: all methods may be called concurrently.
 
-#include <array>
-#include <functional>
-#include <map>
-#include <memory>
-#include <string>
 #include <utility>
-#include <vector>
 
-#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
-#include "absl/time/time.h"
-#include "google/rpc/status.pb.h"
 #include "libs/runtime/clock.h"
-#include "libs/service/topics.h"
 #include "sequences/v1/enrollment_service.pb.h"
 #include "sequences/v1/sequence_service.pb.h"
+#include "services/sequence-api/call_context.h"
+#include "services/sequence-api/enrollment_commands.h"
 #include "services/sequence-api/event_log.h"
+#include "services/sequence-api/own_writes.h"
+#include "services/sequence-api/queries.h"
 #include "services/sequence-api/read_model.h"
+#include "services/sequence-api/rpc_status.h"
+#include "services/sequence-api/sequence_commands.h"
 #include "services/sequence-api/tokens.h"
 
 namespace sequences::api {
 
-// Who calls, and until when.
-struct CallContext {
-  std::string company_id;
-  std::string user_id;
-  // The calling service's certificate identity under mutual TLS, else empty (logged).
-  std::string peer_identity;
-  absl::Time deadline = absl::InfiniteFuture();
-};
-
-struct ApiOptions {
-  service::Topics topics;
-  // Longest wait for the read model (consistency token, fresh state) within a call's deadline.
-  absl::Duration max_read_wait = absl::Seconds(10);
-  int max_batch_enroll = 5000;
-  // Largest event the API appends (below the broker's default message.max.bytes of 1 MB).
-  size_t max_record_bytes = 900 * 1024;
-};
-
+// The facade the transport calls: one method per RPC, each handed to the part that owns its
+// concern (sequence_commands.h, enrollment_commands.h, queries.h; every mutation goes through
+// own_writes.h).
 class Api {
  public:
   // REQUIRES: all arguments outlive the Api.
   Api(ApiOptions options, EventLog& log, ReadModel& read_model, Clock& clock,
       const TokenSigner& signer)
-      : options_(std::move(options)),
-        log_(log),
-        read_model_(read_model),
-        clock_(clock),
-        signer_(signer) {}
+      : ports_{std::move(options), log, read_model, clock, signer},
+        own_writes_(ports_),
+        sequences_(ports_, own_writes_),
+        enrollments_(ports_, own_writes_),
+        queries_(ports_) {}
+  Api(const Api&) = delete;
+  Api& operator=(const Api&) = delete;
 
   using Ctx = CallContext;
-  absl::StatusOr<v1::SequenceResponse> CreateSequence(const Ctx&, const v1::CreateSequenceRequest&);
-  absl::StatusOr<v1::Sequence> GetSequence(const Ctx&, const v1::GetSequenceRequest&);
-  absl::StatusOr<v1::ListSequencesResponse> ListSequences(const Ctx&,
-                                                          const v1::ListSequencesRequest&);
-  absl::StatusOr<v1::SequenceResponse> UpdateSequence(const Ctx&, const v1::UpdateSequenceRequest&);
-  absl::StatusOr<v1::SequenceResponse> DeleteSequence(const Ctx&, const v1::DeleteSequenceRequest&);
+  // ---- sequences
+  absl::StatusOr<v1::SequenceResponse> CreateSequence(const Ctx& c,
+                                                      const v1::CreateSequenceRequest& r) {
+    return sequences_.Create(c, r);
+  }
+  absl::StatusOr<v1::Sequence> GetSequence(const Ctx& c, const v1::GetSequenceRequest& r) {
+    return queries_.GetSequence(c, r);
+  }
+  absl::StatusOr<v1::ListSequencesResponse> ListSequences(const Ctx& c,
+                                                          const v1::ListSequencesRequest& r) {
+    return queries_.ListSequences(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> UpdateSequence(const Ctx& c,
+                                                      const v1::UpdateSequenceRequest& r) {
+    return sequences_.Update(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> DeleteSequence(const Ctx& c,
+                                                      const v1::DeleteSequenceRequest& r) {
+    return sequences_.Delete(c, r);
+  }
   absl::StatusOr<v1::SequenceResponse> SwitchAutomatedSending(
-      const Ctx&, const v1::SwitchAutomatedSendingRequest&);
-  absl::StatusOr<v1::SequenceResponse> GrantSendingConsent(const Ctx&,
-                                                           const v1::GrantSendingConsentRequest&);
-  absl::StatusOr<v1::SequenceResponse> RevokeSendingConsent(const Ctx&,
-                                                            const v1::RevokeSendingConsentRequest&);
-  absl::StatusOr<v1::SequenceResponse> PauseSequence(const Ctx&, const v1::PauseSequenceRequest&);
-  absl::StatusOr<v1::SequenceResponse> ResumeSequence(const Ctx&, const v1::ResumeSequenceRequest&);
+      const Ctx& c, const v1::SwitchAutomatedSendingRequest& r) {
+    return sequences_.SwitchAutomatedSending(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> GrantSendingConsent(
+      const Ctx& c, const v1::GrantSendingConsentRequest& r) {
+    return sequences_.GrantSendingConsent(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> RevokeSendingConsent(
+      const Ctx& c, const v1::RevokeSendingConsentRequest& r) {
+    return sequences_.RevokeSendingConsent(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> PauseSequence(const Ctx& c,
+                                                     const v1::PauseSequenceRequest& r) {
+    return sequences_.Pause(c, r);
+  }
+  absl::StatusOr<v1::SequenceResponse> ResumeSequence(const Ctx& c,
+                                                      const v1::ResumeSequenceRequest& r) {
+    return sequences_.Resume(c, r);
+  }
   absl::StatusOr<v1::ListSequenceTemplatesResponse> ListSequenceTemplates(
-      const Ctx&, const v1::ListSequenceTemplatesRequest&);
-  absl::StatusOr<v1::PreviewScheduleResponse> PreviewSchedule(const Ctx&,
-                                                              const v1::PreviewScheduleRequest&);
+      const Ctx& c, const v1::ListSequenceTemplatesRequest& r) {
+    return queries_.ListSequenceTemplates(c, r);
+  }
+  absl::StatusOr<v1::PreviewScheduleResponse> PreviewSchedule(const Ctx& c,
+                                                              const v1::PreviewScheduleRequest& r) {
+    return queries_.PreviewSchedule(c, r);
+  }
 
-  absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx&, const v1::EnrollRequest&);
-  absl::StatusOr<v1::BatchEnrollResponse> BatchEnroll(const Ctx&, const v1::BatchEnrollRequest&);
-  absl::StatusOr<v1::EnrollmentResponse> RemoveEnrollment(const Ctx&,
-                                                          const v1::EnrollmentActionRequest&);
-  absl::StatusOr<v1::EnrollmentResponse> PauseEnrollment(const Ctx&,
-                                                         const v1::EnrollmentActionRequest&);
-  absl::StatusOr<v1::EnrollmentResponse> ResumeEnrollment(const Ctx&,
-                                                          const v1::EnrollmentActionRequest&);
-  absl::StatusOr<v1::EnrollmentResponse> RetryEnrollment(const Ctx&,
-                                                         const v1::EnrollmentActionRequest&);
+  // ---- enrollments
+  absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx& c, const v1::EnrollRequest& r) {
+    return enrollments_.Enroll(c, r);
+  }
+  absl::StatusOr<v1::BatchEnrollResponse> BatchEnroll(const Ctx& c,
+                                                      const v1::BatchEnrollRequest& r) {
+    return enrollments_.BatchEnroll(c, r);
+  }
+  absl::StatusOr<v1::EnrollmentResponse> RemoveEnrollment(const Ctx& c,
+                                                          const v1::EnrollmentActionRequest& r) {
+    return enrollments_.Remove(c, r);
+  }
+  absl::StatusOr<v1::EnrollmentResponse> PauseEnrollment(const Ctx& c,
+                                                         const v1::EnrollmentActionRequest& r) {
+    return enrollments_.Pause(c, r);
+  }
+  absl::StatusOr<v1::EnrollmentResponse> ResumeEnrollment(const Ctx& c,
+                                                          const v1::EnrollmentActionRequest& r) {
+    return enrollments_.Resume(c, r);
+  }
+  absl::StatusOr<v1::EnrollmentResponse> RetryEnrollment(const Ctx& c,
+                                                         const v1::EnrollmentActionRequest& r) {
+    return enrollments_.Retry(c, r);
+  }
   absl::StatusOr<v1::EnrollmentResponse> ReportActivityCompleted(
-      const Ctx&, const v1::ReportActivityCompletedRequest&);
-  absl::StatusOr<v1::Enrollment> GetEnrollment(const Ctx&, const v1::GetEnrollmentRequest&);
-  absl::StatusOr<v1::ListEnrollmentsResponse> ListEnrollments(const Ctx&,
-                                                              const v1::ListEnrollmentsRequest&);
+      const Ctx& c, const v1::ReportActivityCompletedRequest& r) {
+    return enrollments_.ReportActivityCompleted(c, r);
+  }
+  absl::StatusOr<v1::Enrollment> GetEnrollment(const Ctx& c, const v1::GetEnrollmentRequest& r) {
+    return queries_.GetEnrollment(c, r);
+  }
+  absl::StatusOr<v1::ListEnrollmentsResponse> ListEnrollments(const Ctx& c,
+                                                              const v1::ListEnrollmentsRequest& r) {
+    return queries_.ListEnrollments(c, r);
+  }
   absl::StatusOr<v1::EnrollmentOverview> GetEnrollmentOverview(
-      const Ctx&, const v1::GetEnrollmentOverviewRequest&);
+      const Ctx& c, const v1::GetEnrollmentOverviewRequest& r) {
+    return queries_.GetEnrollmentOverview(c, r);
+  }
   absl::StatusOr<v1::UserEnrollmentsResponse> PauseUserEnrollments(
-      const Ctx&, const v1::UserEnrollmentsRequest&);
+      const Ctx& c, const v1::UserEnrollmentsRequest& r) {
+    return enrollments_.PauseUser(c, r);
+  }
   absl::StatusOr<v1::UserEnrollmentsResponse> ResumeUserEnrollments(
-      const Ctx&, const v1::UserEnrollmentsRequest&);
+      const Ctx& c, const v1::UserEnrollmentsRequest& r) {
+    return enrollments_.ResumeUser(c, r);
+  }
   absl::StatusOr<v1::EnrollmentResponse> UpdateEnrollmentData(
-      const Ctx&, const v1::UpdateEnrollmentDataRequest&);
-  absl::StatusOr<v1::ItemInputResponse> ReportItemOutcome(const Ctx&,
-                                                          const v1::ReportItemOutcomeRequest&);
-  absl::StatusOr<v1::ItemInputResponse> ReportEmailReplied(const Ctx&,
-                                                           const v1::ReportEmailEventRequest&);
-  absl::StatusOr<v1::ItemInputResponse> ReportEmailBounced(const Ctx&,
-                                                           const v1::ReportEmailEventRequest&);
+      const Ctx& c, const v1::UpdateEnrollmentDataRequest& r) {
+    return enrollments_.UpdateData(c, r);
+  }
+  absl::StatusOr<v1::ItemInputResponse> ReportItemOutcome(const Ctx& c,
+                                                          const v1::ReportItemOutcomeRequest& r) {
+    return enrollments_.ReportItemOutcome(c, r);
+  }
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailReplied(const Ctx& c,
+                                                           const v1::ReportEmailEventRequest& r) {
+    return enrollments_.ReportEmailReplied(c, r);
+  }
+  absl::StatusOr<v1::ItemInputResponse> ReportEmailBounced(const Ctx& c,
+                                                           const v1::ReportEmailEventRequest& r) {
+    return enrollments_.ReportEmailBounced(c, r);
+  }
 
  private:
-  enum class EnrollmentAction { kRemove, kPause, kResume, kRetry, kActivityCompleted, kUpdateData };
-
-  // Fills what a command takes from the current state, under the sequence's lock.
-  using CompleteCommands =
-      std::function<void(const domain::SequenceState&, std::vector<v1::SequenceCommand>&)>;
-  // Runs one sequence command (create included) and answers with the sequence after it.
-  absl::StatusOr<v1::SequenceResponse> RunSequenceCommands(
-      const Ctx& ctx, const std::string& resource_field, const std::string& sequence_id,
-      const std::string& request_id, std::vector<v1::SequenceCommand> commands,
-      const std::vector<std::pair<std::string, std::string>>& path_map,
-      const CompleteCommands& complete = {});
-  absl::StatusOr<v1::EnrollmentResponse> RunEnrollmentAction(
-      const Ctx& ctx, EnrollmentAction action, const std::string& name,
-      const std::string& request_id, const std::string& note, const std::string& task_id,
-      const google::protobuf::Timestamp* complete_time,
-      const v1::UpdateEnrollmentDataRequest* data = nullptr);
-  absl::StatusOr<v1::UserEnrollmentsResponse> UserEnrollments(const Ctx& ctx, bool pause,
-                                                              const v1::UserEnrollmentsRequest&);
-  absl::StatusOr<v1::ItemInputResponse> ReportEmailEvent(const Ctx& ctx, bool bounced,
-                                                         const v1::ReportEmailEventRequest& req);
-  // Appends one input about an item of the caller's company (`input` carries only the payload),
-  // keyed by the item, idempotent by request id: for every enrollment of the item when
-  // `sequence_id` is empty, else for its enrollment in that sequence (NOT_FOUND unless the
-  // sequence is the caller's).
-  absl::StatusOr<v1::ItemInputResponse> AppendItemInput(const Ctx& ctx, const std::string& item_key,
-                                                        const std::string& sequence_id,
-                                                        const std::string& request_id,
-                                                        const v1::Envelope& input);
-
-  // The sequence of the caller's company, or NOT_FOUND.
-  // One enrollment key as a mutation sees it. REQUIRES: the key's stripe is held. Waits for this
-  // process's own writes about the key and its sequence, then loads the key's record; if
-  // `request_id` was already decided, `repeated` is the answer to give again (nothing is written).
-  // `request_id_field` names the field for the "used for another request" refusal.
-  struct EnrollmentLookup {
-    std::optional<EnrollmentRecord> record;
-    std::optional<v1::EnrollmentResponse> repeated;
-  };
-  absl::StatusOr<EnrollmentLookup> LookupEnrollmentForMutation(const Ctx& ctx,
-                                                               const std::string& item_key,
-                                                               const std::string& sequence_id,
-                                                               const std::string& request_id,
-                                                               const std::string& resource,
-                                                               const std::string& request_id_field);
-  absl::StatusOr<domain::SequenceState> LoadOwnSequence(const Ctx& ctx,
-                                                        const std::string& sequence_id);
-  // Waits for a consistency token (queries).
-  absl::Status WaitForToken(const Ctx& ctx, const std::string& token);
-  // Waits until the read model has applied this process's latest writes to these consistency
-  // keys (a sequence id, an enrollment key, a user resource): a decision about a key sees every
-  // earlier write this process made about it, without waiting for unrelated writes.
-  absl::Status WaitForOwnWrites(const Ctx& ctx, const std::vector<std::string>& keys);
-  // Remembers that this process wrote `position` about `key`.
-  void NoteOwnWriteLocked(const std::string& key, const LogPosition& position)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(own_mu_);
-  // Appends each record (refusing one larger than max_record_bytes, or one readers could not
-  // decode, before anything is written), remembering each written position under the consistency
-  // keys of its record. Results in record order.
-  std::vector<absl::StatusOr<LogPosition>> AppendEach(
-      const Ctx& ctx, const std::vector<kafka::Record>& records,
-      const std::vector<std::vector<std::string>>& keys_of_record);
-  // AppendEach with the same keys for every record; the first error if any record failed.
-  absl::StatusOr<std::vector<LogPosition>> Append(const Ctx& ctx,
-                                                  const std::vector<std::string>& keys,
-                                                  const std::vector<kafka::Record>& records);
-  absl::Time ReadDeadline(const Ctx& ctx);
-  // OK if the read model kept these appended sequence events (records[i] is events[i]) as their
-  // versions; ABORTED if another writer's events of the same versions came first (the caller got
-  // no OK, so nothing acknowledged is lost); UNAVAILABLE if the read model did not confirm in time.
-  absl::Status CheckAppendsWon(const Ctx& ctx, const std::string& sequence_id,
-                               const std::vector<v1::Envelope>& events,
-                               const std::vector<kafka::Record>& records,
-                               const std::vector<LogPosition>& positions);
-  // The consistency key of a request id: a mutation locks and waits for it as for its resource,
-  // so one request id used by concurrent calls (for the same or different resources) is decided
-  // once.
-  static std::string RequestKey(const Ctx& ctx, const std::string& request_id);
-  // A signed consistency token for the caller's company (empty for no positions).
-  std::string ConsistencyToken(const Ctx& ctx, absl::Span<const LogPosition> positions) const;
-  std::string ConsistencyToken(const Ctx& ctx, const RequestRecord& seen) const;
-
-  // Holds the stripes of a set of consistency keys for one mutation (taken in stripe order).
-  class StripeLocks {
-   public:
-    StripeLocks(Api& api, const std::vector<std::string>& keys);
-    ~StripeLocks();
-    StripeLocks(const StripeLocks&) = delete;
-    StripeLocks& operator=(const StripeLocks&) = delete;
-
-   private:
-    std::vector<absl::Mutex*> locked_;
-  };
-
-  const ApiOptions options_;
-  EventLog& log_;
-  ReadModel& read_model_;
-  Clock& clock_;
-  const TokenSigner& signer_;
-
-  std::array<absl::Mutex, 64> stripes_;
-  absl::Mutex own_mu_;
-  // Latest positions this process wrote per consistency key (one per topic/partition). Entries the
-  // read model has applied are pruned when the map grows.
-  absl::flat_hash_map<std::string, std::vector<LogPosition>> own_writes_ ABSL_GUARDED_BY(own_mu_);
+  const Ports ports_;
+  OwnWrites own_writes_;
+  SequenceCommands sequences_;
+  EnrollmentCommands enrollments_;
+  Queries queries_;
 };
-
-// Type URL of the google.rpc.RetryInfo payload a RESOURCE_EXHAUSTED status may carry.
-inline constexpr char kRetryInfoTypeUrl[] = "type.googleapis.com/google.rpc.RetryInfo";
-
-// The one mapping of an absl::Status to the rich error model: code, message, and the
-// google.rpc.BadRequest / RetryInfo payloads as details (gRPC trailers, batch item results).
-google::rpc::Status ToRpcStatus(const absl::Status& status);
-
-// Field-violation paths of `status` rewritten by the first matching (from-prefix, to-prefix).
-absl::Status RemapFieldPaths(const absl::Status& status,
-                             const std::vector<std::pair<std::string, std::string>>& map);
 
 }  // namespace sequences::api
 

@@ -9,6 +9,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/routing.h"
 #include "libs/domain/stats.h"
 #include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
@@ -46,13 +47,9 @@ std::string EnrEventKey(const std::string& enrollment_key, int64_t offset) {
   return key;
 }
 
-bool IsActive(v1::EnrollmentStatus s) {
-  return s == v1::ENROLLMENT_STATUS_IN_PROGRESS || s == v1::ENROLLMENT_STATUS_PAUSED;
-}
-
 // The status an enrollment is listed and counted under; 0 = pending. -1: not listed.
 int ListStatus(const v1::Enrollment& view) {
-  if (view.pending() && !IsActive(view.status())) return 0;
+  if (view.pending() && !domain::IsActive(view.status())) return 0;
   if (view.status() == v1::ENROLLMENT_STATUS_UNSPECIFIED) return -1;
   return static_cast<int>(view.status());
 }
@@ -116,69 +113,16 @@ void Count(const domain::StatIncrement& i, v1::StepStatistics* row) {
   }
 }
 
-// The item and sequence an executor event belongs to; false for other events.
-bool ExecutorEventKey(const v1::Envelope& e, std::string* item_key, std::string* sequence_id) {
-  if (e.has_enrollment_rejected()) {
-    *item_key = e.enrollment_rejected().item_key();
-    *sequence_id = e.enrollment_rejected().sequence_id();
-    return true;
-  }
-  const v1::EnrollmentRef* ref = domain::ExecutorEventRef(e);
-  if (ref == nullptr) return false;
-  *item_key = ref->item_key();
-  *sequence_id = ref->sequence_id();
-  return true;
-}
-
-bool IsSequenceEvent(const v1::Envelope& e) {
-  const int n = static_cast<int>(e.payload_case());
-  return n >= 110 && n < 200;
-}
-
-bool IsEnrollmentInput(const v1::Envelope& e) {
-  const int n = static_cast<int>(e.payload_case());
-  return n >= 200 && n < 300;
-}
-
 // The resource an API-written input names (for request records).
 std::string InputResource(const v1::Envelope& e) {
-  auto item = [](const v1::ItemInSequence& t) {
-    return EnrollmentResourceName(t.item_key(), t.sequence_id());
-  };
-  // Inputs with an empty sequence id address every enrollment of the item.
-  auto item_or_one = [](const std::string& item_key, const std::string& sequence_id) {
-    return sequence_id.empty() ? ItemResourceName(item_key)
-                               : EnrollmentResourceName(item_key, sequence_id);
-  };
-  switch (e.payload_case()) {
-    case v1::Envelope::kEnrollRequested:
-      return EnrollmentResourceName(e.enroll_requested().item_key(),
-                                    e.enroll_requested().sequence_id());
-    case v1::Envelope::kRemoveRequested:
-      return item(e.remove_requested().target());
-    case v1::Envelope::kRetryRequested:
-      return item(e.retry_requested().target());
-    case v1::Envelope::kPauseRequested:
-      return e.pause_requested().target().has_item_in_sequence()
-                 ? item(e.pause_requested().target().item_in_sequence())
-                 : absl::StrCat("companies/", e.company_id(), "/users/",
-                                e.pause_requested().target().owner_id());
-    case v1::Envelope::kResumeRequested:
-      return e.resume_requested().target().has_item_in_sequence()
-                 ? item(e.resume_requested().target().item_in_sequence())
-                 : absl::StrCat("companies/", e.company_id(), "/users/",
-                                e.resume_requested().target().owner_id());
-    case v1::Envelope::kActivityCompleted:
-      return EnrollmentResourceName(e.activity_completed().item_key(),
-                                    e.activity_completed().sequence_id());
-    case v1::Envelope::kMergeDataUpdated:
-      return item_or_one(e.merge_data_updated().item_key(), e.merge_data_updated().sequence_id());
-    case v1::Envelope::kItemOutcome:
-      return ItemResourceName(e.item_outcome().item_key());
-    case v1::Envelope::kEmailReplied:
-      return item_or_one(e.email_replied().item_key(), e.email_replied().sequence_id());
-    case v1::Envelope::kEmailBounced:
-      return item_or_one(e.email_bounced().item_key(), e.email_bounced().sequence_id());
+  const domain::InputRoute route = domain::RouteInput(e);
+  switch (route.scope) {
+    case domain::InputRoute::Scope::kItemInSequence:
+      return EnrollmentResourceName(route.item_key, route.sequence_id);
+    case domain::InputRoute::Scope::kItem:
+      return ItemResourceName(route.item_key);
+    case domain::InputRoute::Scope::kOwner:
+      return absl::StrCat("companies/", e.company_id(), "/users/", route.owner_id);
     default:
       return "";
   }
@@ -217,7 +161,7 @@ void FillEnrollmentView(const domain::EnrollmentState& st, v1::Enrollment* view)
   if (!st.enrollment_id.empty()) {
     v.set_enrollment_id(st.enrollment_id);
     v.set_status(st.status);
-    if (!v.pending() || IsActive(st.status)) v.set_owner_id(st.owner_id);
+    if (!v.pending() || domain::IsActive(st.status)) v.set_owner_id(st.owner_id);
     v.set_pending_step_id(st.pending_step_id);
     std::optional<absl::Time> due = domain::NextDueAt(st);
     if (due.has_value()) {
@@ -235,7 +179,7 @@ void FillEnrollmentView(const domain::EnrollmentState& st, v1::Enrollment* view)
     v.set_waiting_task_id(st.waiting_task_id);
     v.set_time_zone(st.time_zone);
     *v.mutable_start_time() = domain::ToProto(st.started_at);
-    if (IsActive(st.status)) {
+    if (domain::IsActive(st.status)) {
       v.clear_end_time();
     } else {
       *v.mutable_end_time() = domain::ToProto(st.ended_at);
@@ -355,6 +299,11 @@ absl::Status ReadModel::Start() {
       {{"partitions", assignment.size()}, {"dir", options_.data_dir}});
   thread_ = std::thread([this] { Run(); });
   return absl::OkStatus();
+}
+
+void ReadModel::StartInProcess(const std::map<std::string, int>& partition_counts) {
+  absl::MutexLock lock(&mu_);
+  for (const auto& [topic, n] : partition_counts) partitions_[topic] = n;
 }
 
 void ReadModel::Stop() {
@@ -485,7 +434,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
           {{"topic", m.topic}, {"partition", m.partition}, {"offset", m.offset}});
       continue;
     }
-    if (IsSequenceEvent(e)) {
+    if (domain::IsSequenceEvent(e)) {
       std::string id;
       int64_t version = 0;
       if (!domain::GetSequenceEventKey(e, &id, &version) || id.empty()) continue;
@@ -502,7 +451,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       }
       continue;
     }
-    if (IsEnrollmentInput(e)) {
+    if (domain::IsEnrollmentInput(e)) {
       // What the executor dead-letters (a broken publisher contract, an item of another company
       // than the envelope's) is not pending here either, and records no request id.
       if (!domain::CheckEnrollmentInputContract(e, m.key).ok()) continue;
@@ -531,7 +480,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         if (rec.state.request_ids.count(req.request_id()) == 0) {
           rec.pending_request_ids.insert(req.request_id());
           rec.view.set_pending(true);
-          if (!IsActive(rec.view.status())) {
+          if (!domain::IsActive(rec.view.status())) {
             rec.view.set_owner_id(req.owner_id());
             *rec.view.mutable_request_time() = e.occurred_at();
           }
@@ -559,8 +508,10 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       }
       continue;
     }
-    std::string item_key, sequence_id;
-    if (ExecutorEventKey(e, &item_key, &sequence_id)) {
+    if (std::optional<domain::ItemInSequence> target = domain::ExecutorEventTarget(e);
+        target.has_value()) {
+      const std::string& item_key = target->item_key;
+      const std::string& sequence_id = target->sequence_id;
       if (item_key.empty() || sequence_id.empty()) continue;
       absl::StatusOr<Batch::Enr*> enr = load_enrollment(item_key, sequence_id);
       if (!enr.ok()) return enr.status();

@@ -95,6 +95,10 @@ class ReadModel {
   [[nodiscard]] absl::Status Start();
   // Stops and joins the folding thread. Idempotent.
   void Stop();
+  // Instead of Start, for a log in this process (unit tests' loopback log): notes the partition
+  // count of each topic, as Start learns them from the broker; no consumer and no folding thread
+  // (the log calls Apply).
+  void StartInProcess(const std::map<std::string, int>& partition_counts);
 
   // Folds consumed records (the folding thread calls this; unit tests call it directly). Records
   // below the stored offset of their partition are skipped; eof markers advance the offset.

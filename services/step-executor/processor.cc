@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 
 namespace sequences::executor {
 namespace {

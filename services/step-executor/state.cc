@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 #include "libs/runtime/log.h"
 
 namespace sequences::executor {
@@ -122,24 +123,6 @@ absl::StatusOr<std::optional<EnrollmentRecord>> StateStore::LoadEnrollment(absl:
     return absl::DataLossError(absl::StrCat("enrollment record ", key, " does not decode"));
   }
   return r;
-}
-
-absl::StatusOr<std::map<std::string, domain::SequenceState>> StateStore::LoadSequences() {
-  std::map<std::string, domain::SequenceState> out;
-  absl::Status s =
-      store_->Scan(kSequencesCf, "", "", [&](absl::string_view k, absl::string_view v) {
-        std::vector<std::string> events;
-        if (!DecodeEventList(v, &events)) return true;
-        domain::SequenceState st;
-        for (const std::string& b : events) {
-          v1::Envelope e;
-          if (e.ParseFromString(b)) st = domain::EvolveSequence(std::move(st), e);
-        }
-        out.emplace(std::string(k), std::move(st));
-        return true;
-      });
-  if (!s.ok()) return s;
-  return out;
 }
 
 absl::StatusOr<std::optional<int64_t>> StateStore::GetOffset(absl::string_view key) {

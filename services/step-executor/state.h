@@ -109,8 +109,6 @@ class StateStore {
   store::Store& raw() { return *store_; }
 
   absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(absl::string_view key);
-  // Every sequence, folded.
-  absl::StatusOr<std::map<std::string, domain::SequenceState>> LoadSequences();
   // Stored offset under `key` ("exec/3"), or nullopt.
   absl::StatusOr<std::optional<int64_t>> GetOffset(absl::string_view key);
 

@@ -14,6 +14,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 #include "libs/domain/sequence.h"
 #include "sequences/v1/events.pb.h"
 #include "tests/fuzz/checks.h"

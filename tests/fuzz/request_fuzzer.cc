@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/enrollment_preview.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/schedule.h"
 #include "libs/domain/sequence.h"

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include "libs/domain/enrollment_preview.h"
+#include "libs/domain/routing.h"
 #include "libs/domain/tests/builders.h"
 
 namespace sequences::domain {

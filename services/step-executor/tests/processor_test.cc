@@ -7,6 +7,7 @@
 
 #include "absl/strings/numbers.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 #include "libs/runtime/clock.h"
 #include "services/step-executor/state.h"
 #include "services/step-executor/tests/builders.h"

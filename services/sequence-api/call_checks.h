@@ -1,0 +1,61 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_CALL_CHECKS_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_CALL_CHECKS_H_
+
+// Argument and tenancy checks shared by the commands and queries of the application layer.
+//
+// Tenancy: a name of another company's resource is NOT_FOUND, exactly as a name that does not
+// exist, so a caller learns nothing of other companies. Item keys are built from the caller's
+// company, never from anything the caller names.
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "libs/domain/errors.h"
+#include "libs/domain/sequence.h"
+#include "sequences/v1/sequence.pb.h"
+#include "services/sequence-api/call_context.h"
+#include "services/sequence-api/names.h"
+#include "services/sequence-api/read_model.h"
+
+namespace sequences::api {
+
+// INVALID_ARGUMENT naming `field` unless `request_id` is a non-empty resource id.
+[[nodiscard]] absl::Status CheckRequestId(const std::string& request_id, absl::string_view field);
+
+absl::Status SequenceNotFound(const std::string& sequence_id);
+
+// The company named by `name` ("companies/{c}"), or INVALID_ARGUMENT naming `field`; NOT_FOUND
+// unless it is the caller's.
+[[nodiscard]] absl::StatusOr<std::string> ParseOwnCompany(const CallContext& ctx,
+                                                          const std::string& name,
+                                                          absl::string_view field);
+// The sequence named by `name`, or INVALID_ARGUMENT naming `field`; NOT_FOUND unless it is of the
+// caller's company (whether it exists is not checked: see LoadOwnSequence).
+[[nodiscard]] absl::StatusOr<SequenceName> ParseOwnSequence(const CallContext& ctx,
+                                                            const std::string& name,
+                                                            absl::string_view field);
+// The folded sequence if it exists and is the caller's company's, else NOT_FOUND.
+[[nodiscard]] absl::StatusOr<domain::SequenceState> LoadOwnSequence(ReadModel& read_model,
+                                                                    const CallContext& ctx,
+                                                                    const std::string& sequence_id);
+
+// The item key of an item of the caller's company, named by `parent` ("companies/{c}"), entity
+// kind and item id. NOT_FOUND for another company; violations of the entity kind and item id are
+// added to `v` (fields of the request) and the key is returned anyway.
+[[nodiscard]] absl::StatusOr<std::string> OwnItemKey(const CallContext& ctx,
+                                                     const std::string& parent, v1::EntityKind kind,
+                                                     const std::string& item_id,
+                                                     domain::FieldViolations& v);
+
+// "deal", "lead", or "" for any other kind.
+std::string EntityName(v1::EntityKind kind);
+
+// Page sizes: INVALID_ARGUMENT for a negative size; 0 means `def`; at most `max`.
+[[nodiscard]] absl::Status CheckPageSize(int page_size);
+int PageSize(int requested, int def, int max);
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_CALL_CHECKS_H_

@@ -1,0 +1,142 @@
+#include "services/sequence-api/own_writes.h"
+
+#include <algorithm>
+#include <set>
+#include <utility>
+
+#include "absl/hash/hash.h"
+#include "absl/strings/str_cat.h"
+#include "libs/domain/errors.h"
+#include "sequences/v1/events.pb.h"
+
+namespace sequences::api {
+
+std::string RequestKey(const CallContext& ctx, const std::string& request_id) {
+  return absl::StrCat("request\x1f", ctx.company_id, "\x1f", request_id);
+}
+
+OwnWrites::Mutation::Mutation(OwnWrites& own, const CallContext& ctx, std::vector<std::string> keys,
+                              const std::vector<std::string>& request_ids)
+    : own_(own), ctx_(ctx), keys_(std::move(keys)) {
+  for (const std::string& id : request_ids) keys_.push_back(RequestKey(ctx, id));
+  std::set<size_t> stripes;
+  for (const std::string& key : keys_) stripes.insert(absl::HashOf(key) % own_.stripes_.size());
+  // Always in index order, so two mutations locking overlapping sets cannot deadlock.
+  for (size_t i : stripes) {
+    own_.stripes_[i].Lock();
+    locked_.push_back(&own_.stripes_[i]);
+  }
+}
+
+OwnWrites::Mutation::~Mutation() {
+  for (auto it = locked_.rbegin(); it != locked_.rend(); ++it) (*it)->Unlock();
+}
+
+absl::Status OwnWrites::Mutation::AwaitOwnWrites(const std::vector<std::string>& also) {
+  if (also.empty()) return own_.WaitFor(ctx_, keys_);
+  std::vector<std::string> keys = keys_;
+  keys.insert(keys.end(), also.begin(), also.end());
+  return own_.WaitFor(ctx_, keys);
+}
+
+absl::StatusOr<std::optional<RequestRecord>> OwnWrites::Mutation::PriorRequest(
+    const std::string& request_id, const std::string& resource, absl::string_view field) {
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      own_.ports_.read_model.LookupRequest(ctx_.company_id, request_id);
+  if (!seen.ok()) return seen.status();
+  if (seen->has_value() && (*seen)->resource != resource) {
+    return domain::InvalidField(field, "was already used for another request");
+  }
+  return seen;
+}
+
+std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
+    const std::vector<kafka::Record>& records,
+    const std::vector<std::vector<std::string>>& keys_of_record) {
+  const ApiOptions& options = own_.ports_.options;
+  // What is written must be readable: every reader decodes an Envelope from the value.
+  std::vector<absl::StatusOr<LogPosition>> results(records.size());
+  std::vector<kafka::Record> writable;
+  std::vector<size_t> writable_index;
+  for (size_t i = 0; i < records.size(); ++i) {
+    v1::Envelope decoded;
+    if (records[i].value.size() > options.max_record_bytes) {
+      results[i] = domain::InvalidField(
+          "request",
+          absl::StrCat("is too large: the event it writes would be ", records[i].value.size(),
+                       " bytes, at most ", options.max_record_bytes));
+    } else if (!decoded.ParseFromString(records[i].value)) {
+      results[i] = absl::InternalError("refusing to write an event that readers cannot decode");
+    } else {
+      writable.push_back(records[i]);
+      writable_index.push_back(i);
+    }
+  }
+  std::vector<absl::StatusOr<LogPosition>> written;
+  if (!writable.empty()) written = own_.ports_.log.Append(writable, ctx_.deadline);
+  absl::MutexLock lock(&own_.mu_);
+  for (size_t k = 0; k < written.size(); ++k) {
+    const size_t i = writable_index[k];
+    results[i] = std::move(written[k]);
+    if (!results[i].ok()) continue;
+    for (const std::string& key : keys_of_record[i]) own_.NoteLocked(key, *results[i]);
+  }
+  return results;
+}
+
+absl::StatusOr<std::vector<LogPosition>> OwnWrites::Mutation::Append(
+    const std::vector<kafka::Record>& records) {
+  std::vector<absl::StatusOr<LogPosition>> results =
+      AppendEach(records, std::vector<std::vector<std::string>>(records.size(), keys_));
+  std::vector<LogPosition> positions;
+  for (auto& r : results) {
+    if (!r.ok()) return r.status();
+    positions.push_back(*r);
+  }
+  return positions;
+}
+
+absl::Status OwnWrites::WaitFor(const CallContext& ctx, const std::vector<std::string>& keys) {
+  std::vector<LogPosition> positions;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const std::string& key : keys) {
+      auto it = written_.find(key);
+      if (it != written_.end())
+        positions.insert(positions.end(), it->second.begin(), it->second.end());
+    }
+  }
+  if (positions.empty()) return absl::OkStatus();
+  if (ports_.read_model.WaitFor(positions, ports_.ReadDeadline(ctx))) return absl::OkStatus();
+  if (ports_.clock.Now() >= ctx.deadline) {
+    return absl::DeadlineExceededError("the read model did not catch up in time");
+  }
+  return absl::UnavailableError("the read model is behind the log; retry");
+}
+
+void OwnWrites::NoteLocked(const std::string& key, const LogPosition& position) {
+  constexpr size_t kPruneAbove = 100000;
+  if (written_.size() > kPruneAbove) {
+    // Forget keys whose writes the read model has applied: waiting for them is a no-op.
+    std::vector<LogPosition> applied = ports_.read_model.AppliedPositions();  // next to apply
+    auto is_applied = [&](const LogPosition& p) {
+      for (const LogPosition& a : applied) {
+        if (a.topic == p.topic && a.partition == p.partition) return p.offset < a.offset;
+      }
+      return false;
+    };
+    absl::erase_if(written_, [&](const auto& entry) {
+      return std::all_of(entry.second.begin(), entry.second.end(), is_applied);
+    });
+  }
+  std::vector<LogPosition>& positions = written_[key];
+  for (LogPosition& p : positions) {
+    if (p.topic == position.topic && p.partition == position.partition) {
+      p.offset = std::max(p.offset, position.offset);
+      return;
+    }
+  }
+  positions.push_back(position);
+}
+
+}  // namespace sequences::api

@@ -1,0 +1,105 @@
+#ifndef SEQUENCES_SERVICES_SEQUENCE_API_OWN_WRITES_H_
+#define SEQUENCES_SERVICES_SEQUENCE_API_OWN_WRITES_H_
+
+// Own writes and idempotency: the one path every mutation of the application layer takes.
+//
+//   OwnWrites::Mutation m(own_writes, ctx, {resource keys}, {request ids});  // serializes
+//   m.AwaitOwnWrites()                                   // decide on state that has our writes
+//   m.PriorRequest(request_id, resource, field)          // a retry? answer it again, write nothing
+//   ... decide with the domain against the read model ...
+//   m.Append(records)                                    // durable, remembered as our write
+//
+// Consistency keys name what a mutation is about: a sequence id, an enrollment key, a user or item
+// resource, and the key of each request id it carries (RequestKey). Mutations whose keys share a
+// lock stripe are serialized in this process; before deciding, a mutation waits until the read
+// model has applied every write this process made about its keys (and no unrelated write), so 50
+// concurrent retries of one call decide once, on fresh state, and write once.
+//
+// A request id is answered from the read model's request records (RequestRecord: the resource it
+// named, the positions it wrote): the same request id for the same resource is a retry; for
+// another resource it is refused (INVALID_ARGUMENT naming the request-id field).
+//
+// Thread-safety: OwnWrites may be used from any thread; a Mutation belongs to one thread.
+
+#include <array>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
+#include "libs/kafka/types.h"
+#include "services/sequence-api/call_context.h"
+
+namespace sequences::api {
+
+// The consistency key of a request id of the caller's company.
+std::string RequestKey(const CallContext& ctx, const std::string& request_id);
+
+class OwnWrites {
+ public:
+  // REQUIRES: `ports` outlives this.
+  explicit OwnWrites(const Ports& ports) : ports_(ports) {}
+  OwnWrites(const OwnWrites&) = delete;
+  OwnWrites& operator=(const OwnWrites&) = delete;
+
+  // One mutation: holds the lock stripes of its keys from construction to destruction.
+  class Mutation {
+   public:
+    // Locks the stripes of `keys` and of RequestKey(ctx, id) for each of `request_ids`, in stripe
+    // order (two mutations with overlapping keys cannot deadlock).
+    Mutation(OwnWrites& own, const CallContext& ctx, std::vector<std::string> keys,
+             const std::vector<std::string>& request_ids);
+    ~Mutation();
+    Mutation(const Mutation&) = delete;
+    Mutation& operator=(const Mutation&) = delete;
+
+    // Waits until the read model has applied this process's writes about the mutation's keys and
+    // about `also` (keys read but not locked). UNAVAILABLE if it did not in time, or
+    // DEADLINE_EXCEEDED once the call's deadline passed.
+    [[nodiscard]] absl::Status AwaitOwnWrites(const std::vector<std::string>& also = {});
+
+    // nullopt if `request_id` of the caller's company was never applied; its record if it was,
+    // for `resource` (a retry: answer it again, write nothing); INVALID_ARGUMENT naming `field` if
+    // it was applied for another resource.
+    [[nodiscard]] absl::StatusOr<std::optional<RequestRecord>> PriorRequest(
+        const std::string& request_id, const std::string& resource, absl::string_view field);
+
+    // Appends each record (one larger than max_record_bytes is INVALID_ARGUMENT, one readers
+    // cannot decode INTERNAL, both before anything is written), remembering each written position
+    // as this process's write about the consistency keys of its record. Results in record order.
+    std::vector<absl::StatusOr<LogPosition>> AppendEach(
+        const std::vector<kafka::Record>& records,
+        const std::vector<std::vector<std::string>>& keys_of_record);
+    // AppendEach with the mutation's keys for every record: the positions, or the first error.
+    [[nodiscard]] absl::StatusOr<std::vector<LogPosition>> Append(
+        const std::vector<kafka::Record>& records);
+
+   private:
+    OwnWrites& own_;
+    const CallContext& ctx_;
+    std::vector<std::string> keys_;
+    std::vector<absl::Mutex*> locked_;
+  };
+
+ private:
+  // Waits until the read model has applied this process's latest writes about `keys`.
+  absl::Status WaitFor(const CallContext& ctx, const std::vector<std::string>& keys);
+  // Remembers that this process wrote `position` about `key`.
+  void NoteLocked(const std::string& key, const LogPosition& position)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const Ports& ports_;
+  std::array<absl::Mutex, 64> stripes_;
+  absl::Mutex mu_;
+  // Latest positions this process wrote per consistency key (one per topic/partition). Entries the
+  // read model has applied are pruned when the map grows.
+  absl::flat_hash_map<std::string, std::vector<LogPosition>> written_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace sequences::api
+
+#endif  // SEQUENCES_SERVICES_SEQUENCE_API_OWN_WRITES_H_

@@ -1,0 +1,258 @@
+#include "services/sequence-api/queries.h"
+
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "libs/domain/enrollment.h"
+#include "libs/domain/enrollment_preview.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
+#include "libs/domain/schedule.h"
+#include "libs/domain/templates.h"
+#include "libs/domain/validation.h"
+#include "services/sequence-api/call_checks.h"
+#include "services/sequence-api/rpc_status.h"
+
+namespace sequences::api {
+
+absl::Status Queries::WaitForToken(const Ctx& ctx, const std::string& token) {
+  if (token.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> text =
+      ports_.signer.Verify(ctx.company_id, "consistency", token, "consistency_token");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(*text);
+  if (!positions.ok()) return positions.status();
+  if (positions->empty()) return absl::OkStatus();
+  if (ports_.read_model.WaitFor(*positions, ports_.ReadDeadline(ctx))) return absl::OkStatus();
+  if (ports_.clock.Now() >= ctx.deadline) {
+    return absl::DeadlineExceededError(
+        "the read model did not reach the consistency token in time");
+  }
+  return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
+}
+
+// ---------------------------------------------------------------- sequences
+
+absl::StatusOr<v1::Sequence> Queries::GetSequence(const Ctx& ctx,
+                                                  const v1::GetSequenceRequest& req) {
+  absl::StatusOr<SequenceName> name = ParseOwnSequence(ctx, req.name(), "name");
+  if (!name.ok()) return name.status();
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<std::optional<v1::Sequence>> seq =
+      ports_.read_model.GetSequence(name->sequence_id);
+  if (!seq.ok()) return seq.status();
+  if (!seq->has_value() || (*seq)->name() != req.name()) {
+    return SequenceNotFound(name->sequence_id);
+  }
+  return **seq;
+}
+
+absl::StatusOr<v1::ListSequencesResponse> Queries::ListSequences(
+    const Ctx& ctx, const v1::ListSequencesRequest& req) {
+  absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
+  if (!company.ok()) return company.status();
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  if (req.entity_kind() != v1::ENTITY_KIND_UNSPECIFIED && EntityName(req.entity_kind()).empty()) {
+    return domain::InvalidField("entity_kind", "must be DEAL or LEAD when set");
+  }
+  if (!req.owner_id().empty() && !IsValidUserId(req.owner_id())) {
+    return domain::InvalidField("owner_id", kUserIdRule);
+  }
+  std::string after;
+  // The filters are part of the listing a page token is bound to.
+  const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted(), "/",
+                                           req.entity_kind(), "/", req.owner_id());
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t =
+        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
+    if (!t.ok()) return t.status();
+    after = *t;
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  const int limit = PageSize(req.page_size(), 50, 500);
+  auto matches = [&](const v1::Sequence& s) {
+    return (req.entity_kind() == v1::ENTITY_KIND_UNSPECIFIED ||
+            s.entity_kind() == req.entity_kind()) &&
+           (req.owner_id().empty() || s.owner_id() == req.owner_id());
+  };
+  // Scans in chunks until limit + 1 sequences match (one more than a page says whether another
+  // page exists) or the company's sequences end.
+  std::vector<v1::Sequence> matched;
+  for (std::string cursor = after; static_cast<int>(matched.size()) <= limit;) {
+    absl::StatusOr<std::vector<v1::Sequence>> chunk =
+        ports_.read_model.ListSequences(*company, cursor, limit + 1, req.show_deleted());
+    if (!chunk.ok()) return chunk.status();
+    for (v1::Sequence& s : *chunk) {
+      if (static_cast<int>(matched.size()) > limit) break;
+      if (matches(s)) matched.push_back(s);
+    }
+    if (static_cast<int>(chunk->size()) < limit + 1) break;
+    absl::StatusOr<SequenceName> last = ParseSequenceName(chunk->back().name(), "name");
+    if (!last.ok()) return last.status();
+    cursor = last->sequence_id;
+  }
+  v1::ListSequencesResponse out;
+  for (int i = 0; i < static_cast<int>(matched.size()) && i < limit; ++i) {
+    *out.add_sequences() = matched[i];
+  }
+  if (static_cast<int>(matched.size()) > limit) {
+    absl::StatusOr<SequenceName> last = ParseSequenceName(matched[limit - 1].name(), "name");
+    if (last.ok()) {
+      out.set_next_page_token(ports_.signer.Sign(ctx.company_id, listing, last->sequence_id));
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<v1::ListSequenceTemplatesResponse> Queries::ListSequenceTemplates(
+    const Ctx& ctx, const v1::ListSequenceTemplatesRequest& req) {
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  int start = 0;
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t =
+        ports_.signer.Verify(ctx.company_id, "templates", req.page_token(), "page_token");
+    if (!t.ok()) return t.status();
+    if (!absl::SimpleAtoi(*t, &start) || start < 0) {
+      return domain::InvalidField("page_token", "is not a token returned by this listing");
+    }
+  }
+  absl::Span<const v1::SequenceTemplate> all = domain::TemplateCatalog();
+  const int limit = PageSize(req.page_size(), 50, 500);
+  v1::ListSequenceTemplatesResponse out;
+  int i = start;
+  for (; i < static_cast<int>(all.size()) && i < start + limit; ++i) *out.add_templates() = all[i];
+  if (i < static_cast<int>(all.size())) {
+    out.set_next_page_token(ports_.signer.Sign(ctx.company_id, "templates", absl::StrCat(i)));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
+    const Ctx& ctx, const v1::PreviewScheduleRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), "name");
+  if (!n.ok()) return n.status();
+  if (req.max_impacts() < 0) return domain::InvalidField("max_impacts", "must not be negative");
+  if (!req.time_zone().empty() && !domain::IsValidTimeZoneName(req.time_zone())) {
+    return domain::InvalidField("time_zone", "is not an IANA time zone name");
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> state =
+      LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
+  if (!state.ok()) return state.status();
+  std::vector<v1::Step> steps = state->steps;
+  if (req.has_proposed_steps()) {
+    steps.assign(req.proposed_steps().begin(), req.proposed_steps().end());
+    if (absl::Status s = domain::ValidateSteps(steps); !s.ok()) {
+      return RemapFieldPaths(s, {{"steps", "proposed_steps"}});
+    }
+  }
+  const std::string tz_name = !req.time_zone().empty() ? req.time_zone()
+                              : state->settings.default_time_zone().empty()
+                                  ? std::string("UTC")
+                                  : state->settings.default_time_zone();
+  const absl::Time now = ports_.clock.Now();
+  const absl::Time start = req.has_start_time() ? domain::FromProto(req.start_time()) : now;
+  v1::PreviewScheduleResponse out;
+  for (v1::ScheduledStep& s :
+       domain::PreviewSchedule(steps, state->settings, start, domain::LoadZoneOrUtc(tz_name))) {
+    *out.add_schedule() = std::move(s);
+  }
+  if (req.has_proposed_steps()) {
+    bool more = false;
+    absl::StatusOr<std::vector<domain::EnrollmentState>> active =
+        ports_.read_model.ActiveEnrollments(n->sequence_id, PageSize(req.max_impacts(), 100, 1000),
+                                            &more);
+    if (!active.ok()) return active.status();
+    for (const domain::EnrollmentState& e : *active) {
+      *out.add_impacts() = domain::PreviewEdit(e, *state, steps, now);
+    }
+    out.set_impacts_truncated(more);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- enrollments
+
+absl::StatusOr<v1::Enrollment> Queries::GetEnrollment(const Ctx& ctx,
+                                                      const v1::GetEnrollmentRequest& req) {
+  absl::StatusOr<EnrollmentName> n = ParseEnrollmentName(req.name(), "name");
+  if (!n.ok()) return n.status();
+  const absl::Status not_found =
+      absl::NotFoundError(absl::StrCat("enrollment ", req.name(), " not found"));
+  if (n->company_id != ctx.company_id) return not_found;
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      ports_.read_model.LoadEnrollment(n->ItemKey(), n->sequence_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return not_found;
+  return (*rec)->view;
+}
+
+absl::StatusOr<v1::ListEnrollmentsResponse> Queries::ListEnrollments(
+    const Ctx& ctx, const v1::ListEnrollmentsRequest& req) {
+  EnrollmentFilter f;
+  const std::string all_suffix = "/sequences/-";
+  if (absl::EndsWith(req.parent(), all_suffix)) {
+    absl::StatusOr<std::string> c = ParseOwnCompany(
+        ctx, req.parent().substr(0, req.parent().size() - all_suffix.size()), "parent");
+    if (!c.ok()) return c.status();
+    if (req.owner_id().empty()) {
+      return domain::InvalidField("owner_id", "is required when listing across sequences");
+    }
+    f.company_id = *c;
+  } else {
+    absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.parent(), "parent");
+    if (!n.ok()) return n.status();
+    f.company_id = n->company_id;
+    f.sequence_id = n->sequence_id;
+  }
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  f.status = req.status();
+  f.owner_id = req.owner_id();
+  f.pending_only = req.pending_only();
+  const std::string listing = absl::StrCat("enrollments/", req.parent(), "/", req.status(), "/",
+                                           req.owner_id(), "/", req.pending_only());
+  std::string after;
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t =
+        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
+    if (!t.ok()) return t.status();
+    after = *t;
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (!f.sequence_id.empty()) {
+    absl::StatusOr<domain::SequenceState> seq =
+        LoadOwnSequence(ports_.read_model, ctx, f.sequence_id);
+    if (!seq.ok()) return seq.status();
+  }
+  const int limit = PageSize(req.page_size(), 50, 1000);
+  std::string last_key;
+  absl::StatusOr<std::vector<v1::Enrollment>> list =
+      ports_.read_model.ListEnrollments(f, after, limit, &last_key);
+  if (!list.ok()) return list.status();
+  v1::ListEnrollmentsResponse out;
+  for (v1::Enrollment& e : *list) *out.add_enrollments() = std::move(e);
+  if (static_cast<int>(out.enrollments_size()) == limit) {
+    // Another page may exist; an empty last page is possible (as the design guide allows).
+    out.set_next_page_token(ports_.signer.Sign(ctx.company_id, listing, last_key));
+  }
+  return out;
+}
+
+absl::StatusOr<v1::EnrollmentOverview> Queries::GetEnrollmentOverview(
+    const Ctx& ctx, const v1::GetEnrollmentOverviewRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.parent(), "parent");
+  if (!n.ok()) return n.status();
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> seq =
+      LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+  absl::StatusOr<v1::EnrollmentOverview> o = ports_.read_model.Overview(n->sequence_id);
+  if (!o.ok()) return o.status();
+  o->set_sequence(req.parent());
+  return o;
+}
+
+}  // namespace sequences::api

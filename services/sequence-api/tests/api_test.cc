@@ -1,0 +1,668 @@
+// The API's application layer in one process (tier "unit"): the real Api, read model and RocksDB
+// store, with a loopback event log in place of the broker (loopback_event_log.h) and a simulated
+// clock. Refusals, idempotency, concurrent retries and tenancy are decided here; the e2e tier keeps
+// what only the wire shows (authentication, rich error details in trailers, the broker's faults).
+#include "services/sequence-api/api.h"
+
+#include <algorithm>
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <optional>
+#include <set>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
+#include "libs/domain/tests/builders.h"
+#include "services/sequence-api/tests/loopback_event_log.h"
+#include "tests/support/process.h"
+
+namespace sequences::api {
+namespace {
+
+const service::Topics kTopics = service::Topics::WithPrefix("t.");
+// Before the wall clock on purpose: the read model waits on wall time (absl::Mutex), so a wait for
+// a write the read model has not applied gives up at once instead of after max_read_wait.
+const absl::Time kT0 = absl::FromUnixSeconds(1600000000);
+constexpr int kEnrollmentPartitions = 3;
+constexpr char kA[] = "acme";
+constexpr char kB[] = "globex";
+
+std::unique_ptr<ReadModel> OpenReadModel() {
+  auto rm = ReadModel::Open({.data_dir = sequences::testing::TempDir("api-unit") + "/db",
+                             .kafka = {},
+                             .topics = kTopics});
+  REQUIRE(rm.ok());
+  return std::move(*rm);
+}
+
+ApiOptions Options() {
+  ApiOptions o;
+  o.topics = kTopics;
+  return o;
+}
+
+// One Api over a fresh read model and a loopback log.
+struct Harness {
+  explicit Harness(ApiOptions options = Options())
+      : read_model(OpenReadModel()),
+        log(*read_model, {{kTopics.enrollment_events, kEnrollmentPartitions}}),
+        api(std::move(options), log, *read_model, clock, signer) {}
+
+  // Records of `topic` carrying `payload`.
+  int Count(const std::string& topic, v1::Envelope::PayloadCase payload) const {
+    return static_cast<int>(log.Records(topic,
+                                        [payload](const kafka::Message& m) {
+                                          v1::Envelope e;
+                                          return e.ParseFromString(m.value) &&
+                                                 e.payload_case() == payload;
+                                        })
+                                .size());
+  }
+  int Written() const {
+    int n = 0;
+    for (const std::string& t : kTopics.All()) n += static_cast<int>(log.Records(t).size());
+    return n;
+  }
+
+  SimulatedClock clock{kT0};
+  TokenSigner signer{{{.id = "k1", .secret = "0123456789abcdef0123"}}};
+  std::unique_ptr<ReadModel> read_model;
+  LoopbackEventLog log;
+  Api api;
+};
+
+CallContext As(const std::string& company, const std::string& user = "u1") {
+  return {.company_id = company, .user_id = user};
+}
+
+v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::string& request_id,
+                                        v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
+  v1::CreateSequenceRequest req;
+  req.set_parent(absl::StrCat("companies/", company));
+  req.set_request_id(request_id);
+  v1::Sequence* s = req.mutable_sequence();
+  s->set_display_name("Follow up after demo");
+  s->set_entity_kind(kind);
+  *s->add_steps() = domain::testing::ActivityStep("call-1", v1::DELAY_UNIT_DAYS, 0);
+  *s->add_steps() = domain::testing::ActivityStep("call-2", v1::DELAY_UNIT_DAYS, 2);
+  return req;
+}
+
+v1::EnrollItem Item(const std::string& item_id, const std::string& request_id,
+                    v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
+  v1::EnrollItem item;
+  item.set_entity_kind(kind);
+  item.set_item_id(item_id);
+  item.set_owner_id("owner-7");
+  item.set_request_id(request_id);
+  (*item.mutable_merge_data())["person.first_name"] = "Ada";
+  return item;
+}
+
+v1::EnrollRequest EnrollRequest(const std::string& sequence, const std::string& item_id,
+                                const std::string& request_id,
+                                v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
+  v1::EnrollRequest req;
+  req.set_parent(sequence);
+  *req.mutable_item() = Item(item_id, request_id, kind);
+  return req;
+}
+
+std::string CreateSequence(Harness& h, const std::string& company, const std::string& request_id) {
+  absl::StatusOr<v1::SequenceResponse> r =
+      h.api.CreateSequence(As(company), CreateRequest(company, request_id));
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return r->sequence().name();
+}
+
+std::string SequenceIdOf(const std::string& name) { return name.substr(name.rfind('/') + 1); }
+
+// What the step executor writes when it starts the enrollment of `item_id` (a deal).
+void StartEnrollment(Harness& h, const std::string& company, const std::string& sequence_name,
+                     const std::string& item_id, const std::string& request_id) {
+  const std::string item_key = absl::StrCat(company, "/deal/", item_id);
+  const std::string sequence_id = SequenceIdOf(sequence_name);
+  const std::string enrollment_id = absl::StrCat(item_key, "#", sequence_id, "#1");
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(enrollment_id, "/started"), company,
+                                        h.clock.Now(), "", request_id);
+  v1::EnrollmentStarted* s = e.mutable_enrollment_started();
+  s->mutable_ref()->set_enrollment_id(enrollment_id);
+  s->mutable_ref()->set_item_key(item_key);
+  s->mutable_ref()->set_sequence_id(sequence_id);
+  s->set_request_id(request_id);
+  s->set_sequence_version(1);
+  s->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  s->set_owner_id("owner-7");
+  s->set_time_zone("UTC");
+  *s->mutable_started_at() = e.occurred_at();
+  s->set_first_step_id("call-1");
+  *s->mutable_first_due_at() = e.occurred_at();
+  std::vector<absl::StatusOr<LogPosition>> written = h.log.Append(
+      {{.topic = kTopics.executor_events, .key = item_key, .value = e.SerializeAsString()}},
+      absl::InfiniteFuture());
+  REQUIRE(written.size() == 1);
+  REQUIRE(written[0].ok());
+  REQUIRE(h.log.ApplyError().ok());
+}
+
+std::vector<std::string> ViolatedFields(const absl::Status& s) {
+  std::vector<std::string> fields;
+  for (const domain::FieldViolation& v : domain::GetFieldViolations(s)) fields.push_back(v.field);
+  return fields;
+}
+
+bool Contains(const std::vector<std::string>& v, const std::string& x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// Runs `call` on `n` threads at once and returns what each got (Catch2 is not thread-safe: the
+// caller asserts after the join).
+template <typename Call>
+auto OnThreads(int n, Call call) -> std::vector<decltype(call(0))> {
+  std::vector<std::optional<decltype(call(0))>> results(n);
+  std::atomic<int> ready{0};
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&, i] {
+      ++ready;
+      while (ready.load() < n) std::this_thread::yield();
+      results[i].emplace(call(i));
+    });
+  }
+  for (std::thread& t : threads) t.join();
+  std::vector<decltype(call(0))> out;
+  for (auto& r : results) out.push_back(std::move(*r));
+  return out;
+}
+
+constexpr int kThreads = 24;
+// A broker round trip, so that concurrent calls overlap between deciding and appending.
+constexpr absl::Duration kAppendLatency = absl::Milliseconds(2);
+
+// ---------------------------------------------------------------- refusals
+
+TEST_CASE(
+    "given invalid fields, when creating or enrolling, then INVALID_ARGUMENT names the "
+    "request's fields and nothing is written") {
+  Harness h;
+  v1::CreateSequenceRequest bad = CreateRequest(kA, "create-bad");
+  bad.mutable_sequence()->clear_display_name();
+  bad.mutable_sequence()->mutable_steps(1)->mutable_delay()->set_amount(100000);
+  absl::StatusOr<v1::SequenceResponse> created = h.api.CreateSequence(As(kA), bad);
+  CHECK(absl::IsInvalidArgument(created.status()));
+  CHECK(Contains(ViolatedFields(created.status()), "sequence.display_name"));
+  CHECK(Contains(ViolatedFields(created.status()), "sequence.steps[1].delay.amount"));
+
+  absl::StatusOr<v1::SequenceResponse> no_id = h.api.CreateSequence(As(kA), CreateRequest(kA, ""));
+  CHECK(Contains(ViolatedFields(no_id.status()), "request_id"));
+  CHECK(h.Written() == 0);
+
+  const std::string name = CreateSequence(h, kA, "create-ok");
+  absl::StatusOr<v1::EnrollmentResponse> enrolled =
+      h.api.Enroll(As(kA), EnrollRequest(name, "7", ""));
+  CHECK(Contains(ViolatedFields(enrolled.status()), "item.request_id"));
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  *batch.add_items() = Item("8", "b-8");
+  *batch.add_items() = Item("", "b-empty");
+  absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(b.ok());
+  CHECK(b->accepted_count() == 1);
+  CHECK(b->results(1).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+}
+
+TEST_CASE("given an unknown sequence or enrollment, then reads and commands are NOT_FOUND") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::GetSequenceRequest get;
+  get.set_name("companies/acme/sequences/nope");
+  CHECK(absl::IsNotFound(h.api.GetSequence(As(kA), get).status()));
+  CHECK(absl::IsNotFound(
+      h.api.Enroll(As(kA), EnrollRequest("companies/acme/sequences/nope", "1", "e-nf")).status()));
+  v1::EnrollmentActionRequest remove;
+  remove.set_name(name + "/enrollments/deal:never-enrolled");
+  remove.set_request_id("rm-nf");
+  CHECK(absl::IsNotFound(h.api.RemoveEnrollment(As(kA), remove).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kRemoveRequested) == 0);
+}
+
+TEST_CASE(
+    "given a pending enroll of an item, when it is enrolled again with another request id, "
+    "then ALREADY_EXISTS") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).ok());
+  CHECK(absl::IsAlreadyExists(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-2")).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+}
+
+TEST_CASE(
+    "given a deal sequence, a lead enroll is FAILED_PRECONDITION; given a deleted sequence, "
+    "a change or an enroll is FAILED_PRECONDITION") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  CHECK(absl::IsFailedPrecondition(
+      h.api.Enroll(As(kA), EnrollRequest(name, "9", "e-lead", v1::ENTITY_KIND_LEAD)).status()));
+  v1::DeleteSequenceRequest del;
+  del.set_name(name);
+  del.set_request_id("delete-1");
+  absl::StatusOr<v1::SequenceResponse> deleted = h.api.DeleteSequence(As(kA), del);
+  REQUIRE(deleted.ok());
+  CHECK(deleted->sequence().deleted());
+  v1::PauseSequenceRequest pause;
+  pause.set_name(name);
+  pause.set_request_id("pause-after-delete");
+  CHECK(absl::IsFailedPrecondition(h.api.PauseSequence(As(kA), pause).status()));
+  CHECK(absl::IsFailedPrecondition(
+      h.api.Enroll(As(kA), EnrollRequest(name, "10", "e-deleted")).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 0);
+}
+
+TEST_CASE(
+    "given a stale expected_version, an update is ABORTED and writes nothing; the current "
+    "version updates") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::UpdateSequenceRequest update;
+  update.mutable_sequence()->set_name(name);
+  update.mutable_sequence()->set_display_name("Renamed");
+  update.mutable_update_mask()->add_paths("display_name");
+  update.set_expected_version(7);
+  update.set_request_id("update-stale");
+  CHECK(absl::IsAborted(h.api.UpdateSequence(As(kA), update).status()));
+  CHECK(h.log.Records(kTopics.sequence_events).size() == 1);
+  update.set_expected_version(1);
+  update.set_request_id("update-fresh");
+  absl::StatusOr<v1::SequenceResponse> updated = h.api.UpdateSequence(As(kA), update);
+  REQUIRE(updated.ok());
+  CHECK(updated->sequence().display_name() == "Renamed");
+  CHECK(updated->sequence().version() == 2);
+}
+
+TEST_CASE("given an enrollment's status, an action it does not allow is FAILED_PRECONDITION") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).ok());
+  StartEnrollment(h, kA, name, "42", "e-1");
+  v1::EnrollmentActionRequest retry;
+  retry.set_name(name + "/enrollments/deal:42");
+  retry.set_request_id("retry-1");
+  CHECK(absl::IsFailedPrecondition(h.api.RetryEnrollment(As(kA), retry).status()));
+  v1::ReportActivityCompletedRequest done;
+  done.set_name(name + "/enrollments/deal:42");
+  done.set_request_id("done-1");
+  done.set_task_id("no-such-task");
+  CHECK(absl::IsFailedPrecondition(h.api.ReportActivityCompleted(As(kA), done).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kRetryRequested) == 0);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kActivityCompleted) == 0);
+}
+
+TEST_CASE(
+    "given a request whose event would exceed max_record_bytes, it is INVALID_ARGUMENT "
+    "and nothing is written") {
+  ApiOptions options = Options();
+  options.max_record_bytes = 1000;
+  Harness h(options);
+  v1::CreateSequenceRequest big = CreateRequest(kA, "create-big");
+  for (int i = 0; i < 40; ++i)
+    *big.mutable_sequence()->add_steps() =
+        domain::testing::ActivityStep(absl::StrCat("s", i), v1::DELAY_UNIT_DAYS, 1);
+  absl::StatusOr<v1::SequenceResponse> r = h.api.CreateSequence(As(kA), big);
+  CHECK(absl::IsInvalidArgument(r.status()));
+  CHECK(Contains(ViolatedFields(r.status()), "request"));
+  CHECK(h.Written() == 0);
+}
+
+TEST_CASE(
+    "given a log that cannot make a write durable, the command is UNAVAILABLE, and its "
+    "retry with the same request id writes once") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  h.log.FailNextAppends(1, absl::UnavailableError("not durable"));
+  CHECK(absl::IsUnavailable(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 0);
+  absl::StatusOr<v1::EnrollmentResponse> retried =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1"));
+  REQUIRE(retried.ok());
+  CHECK(retried->enrollment().pending());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+}
+
+TEST_CASE(
+    "given the read model has not applied this process's earlier write, a command about the "
+    "same sequence is UNAVAILABLE rather than decided on stale state") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  h.log.Hold();
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).ok());
+  // The same item again with another request id: deciding now would miss the pending request.
+  CHECK(absl::IsUnavailable(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-2")).status()));
+  h.log.Release();
+  CHECK(absl::IsAlreadyExists(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-2")).status()));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+}
+
+// ---------------------------------------------------------------- idempotency
+
+TEST_CASE(
+    "given a created sequence, when the same create is sent again, then the first answer "
+    "comes back and one event is written") {
+  Harness h;
+  absl::StatusOr<v1::SequenceResponse> first =
+      h.api.CreateSequence(As(kA), CreateRequest(kA, "create-once"));
+  absl::StatusOr<v1::SequenceResponse> again =
+      h.api.CreateSequence(As(kA), CreateRequest(kA, "create-once"));
+  REQUIRE(first.ok());
+  REQUIRE(again.ok());
+  CHECK(again->sequence().name() == first->sequence().name());
+  CHECK(again->sequence().version() == 1);
+  CHECK(again->consistency_token() == first->consistency_token());
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceCreated) == 1);
+}
+
+TEST_CASE(
+    "given an enroll, an enrollment action, an outcome and a user-wide pause, when each is "
+    "retried, then each answers the same token and is written once") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  absl::StatusOr<v1::EnrollmentResponse> e1 =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-once"));
+  absl::StatusOr<v1::EnrollmentResponse> e2 =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-once"));
+  REQUIRE(e1.ok());
+  REQUIRE(e2.ok());
+  CHECK(e2->consistency_token() == e1->consistency_token());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+
+  StartEnrollment(h, kA, name, "42", "enroll-once");
+  v1::EnrollmentActionRequest pause;
+  pause.set_name(name + "/enrollments/deal:42");
+  pause.set_request_id("pause-once");
+  absl::StatusOr<v1::EnrollmentResponse> p1 = h.api.PauseEnrollment(As(kA), pause);
+  absl::StatusOr<v1::EnrollmentResponse> p2 = h.api.PauseEnrollment(As(kA), pause);
+  REQUIRE(p1.ok());
+  REQUIRE(p2.ok());
+  CHECK(p1->enrollment().status() == v1::ENROLLMENT_STATUS_PAUSED);
+  CHECK(p2->consistency_token() == p1->consistency_token());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kPauseRequested) == 1);
+
+  v1::ReportItemOutcomeRequest won;
+  won.set_parent("companies/acme");
+  won.set_entity_kind(v1::ENTITY_KIND_DEAL);
+  won.set_item_id("42");
+  won.set_outcome(v1::ITEM_OUTCOME_KIND_DEAL_WON);
+  won.set_request_id("won-once");
+  absl::StatusOr<v1::ItemInputResponse> o1 = h.api.ReportItemOutcome(As(kA), won);
+  absl::StatusOr<v1::ItemInputResponse> o2 = h.api.ReportItemOutcome(As(kA), won);
+  REQUIRE(o1.ok());
+  REQUIRE(o2.ok());
+  CHECK(o2->consistency_token() == o1->consistency_token());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kItemOutcome) == 1);
+
+  v1::UserEnrollmentsRequest user;
+  user.set_parent("companies/acme");
+  user.set_user_id("owner-7");
+  user.set_request_id("pause-user-once");
+  absl::StatusOr<v1::UserEnrollmentsResponse> u1 = h.api.PauseUserEnrollments(As(kA), user);
+  absl::StatusOr<v1::UserEnrollmentsResponse> u2 = h.api.PauseUserEnrollments(As(kA), user);
+  REQUIRE(u1.ok());
+  REQUIRE(u2.ok());
+  CHECK(u2->consistency_token() == u1->consistency_token());
+  // One record per partition, so every executor instance sees it; once.
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kPauseRequested) ==
+        1 + kEnrollmentPartitions);
+}
+
+TEST_CASE(
+    "given a request id used for one resource, when it is used for another, then "
+    "INVALID_ARGUMENT names the request id and nothing is written") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "shared-id");
+  absl::StatusOr<v1::EnrollmentResponse> reused =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "shared-id"));
+  CHECK(Contains(ViolatedFields(reused.status()), "item.request_id"));
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-42")).ok());
+  absl::StatusOr<v1::EnrollmentResponse> other_item =
+      h.api.Enroll(As(kA), EnrollRequest(name, "43", "e-42"));
+  CHECK(Contains(ViolatedFields(other_item.status()), "item.request_id"));
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  *batch.add_items() = Item("44", "e-42");
+  absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(b.ok());
+  CHECK(b->accepted_count() == 0);
+  CHECK(b->results(0).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+}
+
+TEST_CASE(
+    "given a batch enroll, when it is retried, then every item is answered again and "
+    "nothing new is written; an item enrolled alone with the same request id too") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "1", "item-1")).ok());
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (int i = 1; i <= 5; ++i) *batch.add_items() = Item(absl::StrCat(i), absl::StrCat("item-", i));
+  absl::StatusOr<v1::BatchEnrollResponse> first = h.api.BatchEnroll(As(kA), batch);
+  absl::StatusOr<v1::BatchEnrollResponse> again = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(first.ok());
+  REQUIRE(again.ok());
+  CHECK(first->accepted_count() == 5);
+  CHECK(again->accepted_count() == 5);
+  for (const v1::BatchEnrollResult& r : again->results()) {
+    CHECK(r.status().code() == 0);
+    CHECK(r.enrollment().pending());
+  }
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 5);
+}
+
+// ---------------------------------------------------------------- concurrency
+
+TEST_CASE(
+    "given many threads retrying one create at once, then one event is written and every "
+    "answer names the same sequence with the same token") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  auto results = OnThreads(kThreads, [&](int) {
+    return h.api.CreateSequence(As(kA), CreateRequest(kA, "create-race"));
+  });
+  for (const auto& r : results) {
+    REQUIRE(r.ok());
+    CHECK(r->sequence().name() == results[0]->sequence().name());
+    CHECK(r->consistency_token() == results[0]->consistency_token());
+  }
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceCreated) == 1);
+}
+
+TEST_CASE(
+    "given many threads retrying one enroll and one batch with the same request ids at "
+    "once, then each item is written once and every answer is OK") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (int i = 1; i <= 3; ++i) *batch.add_items() = Item(absl::StrCat(i), absl::StrCat("item-", i));
+  // Even threads enroll item 1 alone, odd threads send the whole batch: one request id per item.
+  auto results = OnThreads(kThreads, [&](int i) -> absl::Status {
+    if (i % 2 == 0) return h.api.Enroll(As(kA), EnrollRequest(name, "1", "item-1")).status();
+    absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kA), batch);
+    if (!b.ok()) return b.status();
+    if (b->accepted_count() != 3) return absl::InternalError(b->DebugString());
+    return absl::OkStatus();
+  });
+  for (const absl::Status& s : results) CHECK(s.ok());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 3);
+}
+
+TEST_CASE("given many threads retrying one enrollment action at once, then it is written once") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::string name = CreateSequence(h, kA, "create-1");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).ok());
+  StartEnrollment(h, kA, name, "42", "e-1");
+  v1::EnrollmentActionRequest remove;
+  remove.set_name(name + "/enrollments/deal:42");
+  remove.set_request_id("remove-race");
+  auto results = OnThreads(kThreads, [&](int) { return h.api.RemoveEnrollment(As(kA), remove); });
+  for (const auto& r : results) {
+    REQUIRE(r.ok());
+    CHECK(r->consistency_token() == results[0]->consistency_token());
+  }
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kRemoveRequested) == 1);
+}
+
+TEST_CASE(
+    "given many threads each renaming one sequence with its own request id, then each is "
+    "decided on the state the previous one left: consecutive versions, none ABORTED") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::string name = CreateSequence(h, kA, "create-1");
+  auto results = OnThreads(kThreads, [&](int i) {
+    v1::UpdateSequenceRequest update;
+    update.mutable_sequence()->set_name(name);
+    update.mutable_sequence()->set_display_name(absl::StrCat("Name ", i));
+    update.mutable_update_mask()->add_paths("display_name");
+    update.set_request_id(absl::StrCat("rename-", i));
+    return h.api.UpdateSequence(As(kA), update);
+  });
+  std::set<int64_t> versions;
+  for (const auto& r : results) {
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    versions.insert(r->sequence().version());
+  }
+  CHECK(versions.size() == static_cast<size_t>(kThreads));
+  CHECK(*versions.begin() == 2);
+  CHECK(*versions.rbegin() == kThreads + 1);
+  CHECK(h.log.Records(kTopics.sequence_events).size() == static_cast<size_t>(kThreads + 1));
+}
+
+// ---------------------------------------------------------------- tenancy
+
+TEST_CASE(
+    "given company A's sequence and enrollment, company B can neither read nor change them, "
+    "and gets NOT_FOUND as for a name that does not exist") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-a");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "1", "e-a")).ok());
+  StartEnrollment(h, kA, name, "1", "e-a");
+  const int written = h.Written();
+  const std::string enrollment = name + "/enrollments/deal:1";
+
+  v1::GetSequenceRequest get;
+  get.set_name(name);
+  CHECK(absl::IsNotFound(h.api.GetSequence(As(kB), get).status()));
+  v1::UpdateSequenceRequest update;
+  update.mutable_sequence()->set_name(name);
+  update.mutable_sequence()->set_display_name("Mine now");
+  update.mutable_update_mask()->add_paths("display_name");
+  update.set_request_id("u-b");
+  CHECK(absl::IsNotFound(h.api.UpdateSequence(As(kB), update).status()));
+  v1::PauseSequenceRequest pause;
+  pause.set_name(name);
+  pause.set_request_id("p-b");
+  CHECK(absl::IsNotFound(h.api.PauseSequence(As(kB), pause).status()));
+  v1::PreviewScheduleRequest preview;
+  preview.set_name(name);
+  CHECK(absl::IsNotFound(h.api.PreviewSchedule(As(kB), preview).status()));
+  v1::ListSequencesRequest theirs;
+  theirs.set_parent("companies/acme");
+  CHECK(absl::IsNotFound(h.api.ListSequences(As(kB), theirs).status()));
+  v1::ListSequencesRequest own;
+  own.set_parent("companies/globex");
+  absl::StatusOr<v1::ListSequencesResponse> listed = h.api.ListSequences(As(kB), own);
+  REQUIRE(listed.ok());
+  CHECK(listed->sequences_size() == 0);
+
+  CHECK(absl::IsNotFound(h.api.Enroll(As(kB), EnrollRequest(name, "1", "e-b")).status()));
+  v1::GetEnrollmentRequest ge;
+  ge.set_name(enrollment);
+  CHECK(absl::IsNotFound(h.api.GetEnrollment(As(kB), ge).status()));
+  v1::ListEnrollmentsRequest le;
+  le.set_parent(name);
+  CHECK(absl::IsNotFound(h.api.ListEnrollments(As(kB), le).status()));
+  v1::GetEnrollmentOverviewRequest overview;
+  overview.set_parent(name);
+  CHECK(absl::IsNotFound(h.api.GetEnrollmentOverview(As(kB), overview).status()));
+  v1::EnrollmentActionRequest remove;
+  remove.set_name(enrollment);
+  remove.set_request_id("rm-b");
+  CHECK(absl::IsNotFound(h.api.RemoveEnrollment(As(kB), remove).status()));
+  v1::ReportItemOutcomeRequest won;
+  won.set_parent("companies/acme");
+  won.set_entity_kind(v1::ENTITY_KIND_DEAL);
+  won.set_item_id("1");
+  won.set_outcome(v1::ITEM_OUTCOME_KIND_DEAL_WON);
+  won.set_request_id("won-b");
+  CHECK(absl::IsNotFound(h.api.ReportItemOutcome(As(kB), won).status()));
+  v1::ReportEmailEventRequest replied;
+  replied.set_parent("companies/globex");
+  replied.set_entity_kind(v1::ENTITY_KIND_DEAL);
+  replied.set_item_id("1");
+  replied.set_sequence(name);
+  replied.set_request_id("reply-b");
+  CHECK(absl::IsNotFound(h.api.ReportEmailReplied(As(kB), replied).status()));
+  v1::UserEnrollmentsRequest user;
+  user.set_parent("companies/acme");
+  user.set_user_id("owner-7");
+  user.set_request_id("pause-user-b");
+  CHECK(absl::IsNotFound(h.api.PauseUserEnrollments(As(kB), user).status()));
+  CHECK(h.Written() == written);
+
+  absl::StatusOr<v1::Enrollment> still = h.api.GetEnrollment(As(kA), ge);
+  REQUIRE(still.ok());
+  CHECK(still->status() == v1::ENROLLMENT_STATUS_IN_PROGRESS);
+}
+
+TEST_CASE("given tokens company A was given, company B's calls refuse them") {
+  Harness h;
+  absl::StatusOr<v1::SequenceResponse> created =
+      h.api.CreateSequence(As(kA), CreateRequest(kA, "create-a1"));
+  REQUIRE(created.ok());
+  CreateSequence(h, kA, "create-a2");
+  CreateSequence(h, kB, "create-b1");
+  CreateSequence(h, kB, "create-b2");
+  v1::ListSequencesRequest a_list;
+  a_list.set_parent("companies/acme");
+  a_list.set_page_size(1);
+  absl::StatusOr<v1::ListSequencesResponse> a_page = h.api.ListSequences(As(kA), a_list);
+  REQUIRE(a_page.ok());
+  REQUIRE(!a_page->next_page_token().empty());
+
+  v1::ListSequencesRequest b_list;
+  b_list.set_parent("companies/globex");
+  b_list.set_page_size(1);
+  b_list.set_page_token(a_page->next_page_token());
+  absl::StatusOr<v1::ListSequencesResponse> b_page = h.api.ListSequences(As(kB), b_list);
+  CHECK(absl::IsInvalidArgument(b_page.status()));
+  CHECK(Contains(ViolatedFields(b_page.status()), "page_token"));
+  // The token still works for A, and B's own first page works without it.
+  a_list.set_page_token(a_page->next_page_token());
+  CHECK(h.api.ListSequences(As(kA), a_list).ok());
+  b_list.clear_page_token();
+  CHECK(h.api.ListSequences(As(kB), b_list).ok());
+
+  b_list.set_consistency_token(created->consistency_token());
+  absl::StatusOr<v1::ListSequencesResponse> b_consistent = h.api.ListSequences(As(kB), b_list);
+  CHECK(absl::IsInvalidArgument(b_consistent.status()));
+  CHECK(Contains(ViolatedFields(b_consistent.status()), "consistency_token"));
+}
+
+TEST_CASE("given the same request id in two companies, each company gets its own sequence") {
+  Harness h;
+  const std::string a = CreateSequence(h, kA, "same-id");
+  const std::string b = CreateSequence(h, kB, "same-id");
+  CHECK(a != b);
+  CHECK(a.rfind("companies/acme/", 0) == 0);
+  CHECK(b.rfind("companies/globex/", 0) == 0);
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceCreated) == 2);
+}
+
+}  // namespace
+}  // namespace sequences::api
