@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prints the records of a sequences topic, decoded as sequences.v1.Envelope (protobuf text format),
+# Prints the records of a sequences topic, decoded as sequences.v1.Envelope (protobuf text format;
+# sequences.v1.EnrollmentUpdate for the public enrollment-updates topic),
 # read with kcat at isolation level read_committed: exactly what the task service and the mailer
 # see (records of aborted transactions never show).
 #
@@ -12,6 +13,13 @@ bootstrap=${BOOTSTRAP:-127.0.0.1:${KAFKA_PORT:-9092}}
 googleapis=/usr/share/gocode/src/github.com/gogo/googleapis
 committed=(-X isolation.level=read_committed)
 
+message=sequences.v1.Envelope
+proto_file=$root/proto/sequences/v1/events.proto
+if [[ $topic == *enrollment-updates ]]; then
+  message=sequences.v1.EnrollmentUpdate
+  proto_file=$root/proto/sequences/v1/enrollment_updates.proto
+fi
+
 # Values are binary protobuf: list positions first, then decode one record at a time.
 positions=$(kcat -C -b "$bootstrap" -t "$topic" -o beginning -e -q "${committed[@]}" \
   -f '%p:%o:%k\n' 2>/dev/null || true)
@@ -20,6 +28,5 @@ for pos in $positions; do
   echo "--- $topic partition $p offset $o key $k"
   kcat -C -b "$bootstrap" -t "$topic" -p "$p" -o "$o" -c 1 -q "${committed[@]}" -f '%s' \
     2>/dev/null |
-    protoc --decode=sequences.v1.Envelope -I "$root/proto" -I "$googleapis" \
-      "$root/proto/sequences/v1/events.proto"
+    protoc --decode="$message" -I "$root/proto" -I "$googleapis" "$proto_file"
 done

@@ -15,12 +15,13 @@ Topics Topics::WithPrefix(const std::string& prefix) {
       .task_events = prefix + "task-events",
       .email_events = prefix + "email-events",
       .dead_letter = prefix + "dead-letter",
+      .enrollment_updates = prefix + "enrollment-updates",
   };
 }
 
 std::vector<std::string> Topics::All() const {
-  return {sequence_events, enrollment_events, executor_events,
-          task_events,     email_events,      dead_letter};
+  return {sequence_events, enrollment_events, executor_events,   task_events,
+          email_events,    dead_letter,       enrollment_updates};
 }
 
 Replication ReplicationFor(int brokers) {

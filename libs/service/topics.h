@@ -19,6 +19,9 @@ struct Topics {
   std::string task_events;
   std::string email_events;
   std::string dead_letter;
+  // Public: one EnrollmentUpdate per enrollment status change, keyed by enrollment key
+  // (proto/sequences/v1/enrollment_updates.proto).
+  std::string enrollment_updates;
 
   static Topics WithPrefix(const std::string& prefix);
   std::vector<std::string> All() const;
@@ -37,7 +40,8 @@ Replication ReplicationFor(int brokers);
 // metadata lists now) says: start the services for the first time with the whole cluster up.
 // enrollment-events and executor-events get `partitions` partitions (they MUST be equal: the
 // executor's changelog partition is its input partition); task, email and dead-letter topics too
-// (keyed by item); sequence-events gets `partitions` as well (every executor reads all of it).
+// (keyed by item) and enrollment-updates (keyed by enrollment); sequence-events gets `partitions`
+// as well (every executor reads all of it).
 // FailedPrecondition if an existing topic has another count.
 absl::Status EnsureTopics(kafka::Admin& admin, const Topics& topics, int partitions,
                           absl::Duration timeout);

@@ -53,6 +53,17 @@ struct Store::Impl {
   }
 };
 
+struct Snapshot::Impl {
+  rocksdb::DB* db = nullptr;
+  const rocksdb::Snapshot* snapshot = nullptr;
+  ~Impl() {
+    if (snapshot != nullptr) db->ReleaseSnapshot(snapshot);
+  }
+};
+
+Snapshot::Snapshot(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Snapshot::~Snapshot() = default;
+
 WriteBatch::WriteBatch() = default;
 WriteBatch::~WriteBatch() = default;
 WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
@@ -133,12 +144,21 @@ absl::Status Store::Destroy(const std::string& path) {
                    absl::StrCat("destroy store ", path));
 }
 
+std::unique_ptr<Snapshot> Store::NewSnapshot() {
+  auto impl = std::make_unique<Snapshot::Impl>();
+  impl->db = impl_->db.get();
+  impl->snapshot = impl_->db->GetSnapshot();
+  return std::unique_ptr<Snapshot>(new Snapshot(std::move(impl)));
+}
+
 absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view column_family,
-                                                      absl::string_view key) {
+                                                      absl::string_view key, const Snapshot* at) {
   auto cf = impl_->Cf(column_family);
   if (!cf.ok()) return cf.status();
   std::string value;
-  rocksdb::Status s = impl_->db->Get(rocksdb::ReadOptions(), *cf, ToSlice(key), &value);
+  rocksdb::ReadOptions ro;
+  if (at != nullptr) ro.snapshot = at->impl_->snapshot;
+  rocksdb::Status s = impl_->db->Get(ro, *cf, ToSlice(key), &value);
   if (s.IsNotFound()) return std::nullopt;
   if (!s.ok()) return FromRocks(s, "get");
   return value;
@@ -159,10 +179,11 @@ absl::Status Store::Write(const WriteBatch& batch, bool sync) {
 }
 
 absl::Status Store::Scan(absl::string_view column_family, absl::string_view begin,
-                         absl::string_view end, const Visitor& visit) {
+                         absl::string_view end, const Visitor& visit, const Snapshot* at) {
   auto cf = impl_->Cf(column_family);
   if (!cf.ok()) return cf.status();
   rocksdb::ReadOptions ro;
+  if (at != nullptr) ro.snapshot = at->impl_->snapshot;
   rocksdb::Slice upper = ToSlice(end);
   // The bound lets RocksDB skip deleted keys past `end` instead of stepping over them.
   if (!end.empty()) ro.iterate_upper_bound = &upper;
@@ -174,12 +195,12 @@ absl::Status Store::Scan(absl::string_view column_family, absl::string_view begi
 }
 
 absl::Status Store::ScanPrefix(absl::string_view column_family, absl::string_view prefix,
-                               const Visitor& visit) {
+                               const Visitor& visit, const Snapshot* at) {
   // The smallest key greater than every key with this prefix.
   std::string end(prefix);
   while (!end.empty() && static_cast<unsigned char>(end.back()) == 0xff) end.pop_back();
   if (!end.empty()) end.back() = static_cast<char>(static_cast<unsigned char>(end.back()) + 1);
-  return Scan(column_family, prefix, end, visit);
+  return Scan(column_family, prefix, end, visit, at);
 }
 
 int64_t Store::EstimateKeys(absl::string_view column_family) {

@@ -66,6 +66,26 @@ struct StoreStats {
   double block_cache_hit_ratio = 1;
 };
 
+class Store;
+
+// A consistent point-in-time view of a Store: reads through it see every Write that returned
+// before it was taken and none after, whatever the writers do meanwhile (a writer's batch is
+// seen whole or not at all). Released when destroyed; it must not outlive its Store. Holding one
+// keeps the versions it sees from being compacted away, so hold it for one read, not for long.
+// Thread-safety: may be read through from several threads at once.
+class Snapshot {
+ public:
+  ~Snapshot();
+  Snapshot(const Snapshot&) = delete;
+  Snapshot& operator=(const Snapshot&) = delete;
+
+ private:
+  friend class Store;
+  struct Impl;
+  explicit Snapshot(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
 // Thread-safety: all methods may be called concurrently. Lifetime: one Store per directory per
 // process (RocksDB holds a lock file).
 class Store {
@@ -81,17 +101,23 @@ class Store {
 
   ~Store();
 
+  // The store as it is now, for several reads that must agree with each other.
+  std::unique_ptr<Snapshot> NewSnapshot();
+
+  // Every read takes an optional `at`: read through that snapshot (of this store) instead of
+  // the latest state.
   // nullopt if absent. NotFound for an unknown column family.
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view column_family,
-                                                 absl::string_view key);
+                                                 absl::string_view key,
+                                                 const Snapshot* at = nullptr);
   // Applies every operation of `batch` atomically. `sync`: fsync the WAL before returning.
   [[nodiscard]] absl::Status Write(const WriteBatch& batch, bool sync = false);
   // Visits keys in [begin, end) in byte order (end empty: to the end of the column family).
   absl::Status Scan(absl::string_view column_family, absl::string_view begin, absl::string_view end,
-                    const Visitor& visit);
+                    const Visitor& visit, const Snapshot* at = nullptr);
   // Visits every key that starts with `prefix`, in order.
   absl::Status ScanPrefix(absl::string_view column_family, absl::string_view prefix,
-                          const Visitor& visit);
+                          const Visitor& visit, const Snapshot* at = nullptr);
   // RocksDB's estimate of the number of keys (cheap; exact after a compaction).
   int64_t EstimateKeys(absl::string_view column_family);
   // Size and block cache figures (cheap: RocksDB properties and statistics tickers).

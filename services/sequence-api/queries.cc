@@ -152,9 +152,11 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
                               : state->settings.default_time_zone().empty()
                                   ? std::string("UTC")
                                   : state->settings.default_time_zone();
-  const absl::Time now = ports_.clock.Now();
+  // Microseconds, as the executor decides (its `now` and every due time are whole microseconds).
+  const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(ports_.clock.Now()));
   const absl::Time start = req.has_start_time() ? domain::FromProto(req.start_time()) : now;
   v1::PreviewScheduleResponse out;
+  *out.mutable_previewed_at() = domain::ToProto(now);
   for (v1::ScheduledStep& s :
        domain::PreviewSchedule(steps, state->settings, start, domain::LoadZoneOrUtc(tz_name))) {
     *out.add_schedule() = std::move(s);

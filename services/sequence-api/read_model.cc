@@ -130,8 +130,9 @@ std::string InputResource(const v1::Envelope& e) {
 
 template <typename M>
 absl::StatusOr<std::optional<M>> GetProto(store::Store& store, absl::string_view cf,
-                                          absl::string_view key) {
-  absl::StatusOr<std::optional<std::string>> raw = store.Get(cf, key);
+                                          absl::string_view key,
+                                          const store::Snapshot* at = nullptr) {
+  absl::StatusOr<std::optional<std::string>> raw = store.Get(cf, key, at);
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return std::optional<M>();
   M m;
@@ -688,16 +689,25 @@ absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::st
 
 absl::StatusOr<std::optional<EnrollmentRecord>> ReadModel::LoadEnrollment(
     const std::string& item_key, const std::string& sequence_id) {
+  // The view, the executor events and the pending request ids are written by one batch of the
+  // fold thread: read them through one snapshot so the record never mixes two batches.
+  const std::unique_ptr<store::Snapshot> at = store_->NewSnapshot();
+  return LoadEnrollmentAt(item_key, sequence_id, at.get());
+}
+
+absl::StatusOr<std::optional<EnrollmentRecord>> ReadModel::LoadEnrollmentAt(
+    const std::string& item_key, const std::string& sequence_id, const store::Snapshot* at) {
   const std::string key = domain::EnrollmentKey(item_key, sequence_id);
   absl::StatusOr<std::optional<v1::Enrollment>> view =
-      GetProto<v1::Enrollment>(*store_, kEnrollments, key);
+      GetProto<v1::Enrollment>(*store_, kEnrollments, key, at);
   if (!view.ok()) return view.status();
   if (!view->has_value()) return std::optional<EnrollmentRecord>();
   EnrollmentRecord rec;
   rec.view = std::move(**view);
   absl::Status parse_error;
   absl::Status s = store_->ScanPrefix(
-      kEnrEvents, absl::StrCat(key, kSep), [&](absl::string_view, absl::string_view value) {
+      kEnrEvents, absl::StrCat(key, kSep),
+      [&](absl::string_view, absl::string_view value) {
         v1::Envelope e;
         if (!e.ParseFromString(std::string(value))) {
           parse_error = absl::DataLossError("read model: cannot parse an executor event");
@@ -705,10 +715,11 @@ absl::StatusOr<std::optional<EnrollmentRecord>> ReadModel::LoadEnrollment(
         }
         rec.state = domain::EvolveEnrollment(std::move(rec.state), e);
         return true;
-      });
+      },
+      at);
   if (!s.ok()) return s;
   if (!parse_error.ok()) return parse_error;
-  absl::StatusOr<std::optional<std::string>> pending = store_->Get(kPending, key);
+  absl::StatusOr<std::optional<std::string>> pending = store_->Get(kPending, key, at);
   if (!pending.ok()) return pending.status();
   if (pending->has_value()) {
     for (absl::string_view id : absl::StrSplit(**pending, '\n', absl::SkipEmpty())) {
@@ -808,22 +819,28 @@ absl::StatusOr<std::vector<domain::EnrollmentState>> ReadModel::ActiveEnrollment
     const std::string& sequence_id, int limit, bool* more) {
   std::vector<domain::EnrollmentState> out;
   *more = false;
+  // One snapshot for both index scans and every load: an enrollment paused or resumed meanwhile
+  // is listed once, as it was.
+  const std::unique_ptr<store::Snapshot> at = store_->NewSnapshot();
   for (int status : {v1::ENROLLMENT_STATUS_IN_PROGRESS, v1::ENROLLMENT_STATUS_PAUSED}) {
     const std::string prefix =
         absl::StrCat("es", kSep, sequence_id, kSep, StatusByte(status), kSep);
     std::vector<std::string> items;
-    absl::Status s =
-        store_->ScanPrefix(kIndex, prefix, [&](absl::string_view key, absl::string_view) {
+    absl::Status s = store_->ScanPrefix(
+        kIndex, prefix,
+        [&](absl::string_view key, absl::string_view) {
           if (static_cast<int>(out.size() + items.size()) >= limit) {
             *more = true;
             return false;
           }
           items.emplace_back(key.substr(prefix.size()));
           return true;
-        });
+        },
+        at.get());
     if (!s.ok()) return s;
     for (const std::string& item : items) {
-      absl::StatusOr<std::optional<EnrollmentRecord>> r = LoadEnrollment(item, sequence_id);
+      absl::StatusOr<std::optional<EnrollmentRecord>> r =
+          LoadEnrollmentAt(item, sequence_id, at.get());
       if (!r.ok()) return r.status();
       if (r->has_value()) out.push_back(std::move((*r)->state));
     }

@@ -126,7 +126,8 @@ class ReadModel {
   absl::StatusOr<std::vector<v1::Sequence>> ListSequences(const std::string& company_id,
                                                           const std::string& after, int limit,
                                                           bool show_deleted);
-  // nullopt if the read model never saw the key.
+  // nullopt if the read model never saw the key. View, state and pending request ids are read
+  // through one store snapshot: they always come from the same fold batch.
   absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(const std::string& item_key,
                                                                  const std::string& sequence_id);
   // Listed enrollments (pending ones or started ones; rejected-only keys are not listed), in
@@ -149,6 +150,10 @@ class ReadModel {
                                                     const std::vector<std::string>& step_order);
 
  private:
+  // LoadEnrollment through `at` (a snapshot of store_).
+  absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollmentAt(const std::string& item_key,
+                                                                   const std::string& sequence_id,
+                                                                   const store::Snapshot* at);
   struct Batch;
   ReadModel(ReadModelOptions options, std::unique_ptr<store::Store> store);
   void Run();

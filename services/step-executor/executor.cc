@@ -101,7 +101,8 @@ absl::Status Executor::CreateGroupClients() {
   sink.transactional_id = absl::StrCat(options_.group_id, ".", options_.instance_id);
   sink.transaction_timeout = options_.transaction_timeout;
   sink.output_topics = {options_.topics.executor_events, options_.topics.task_events,
-                        options_.topics.email_events, options_.topics.dead_letter};
+                        options_.topics.email_events, options_.topics.dead_letter,
+                        options_.topics.enrollment_updates};
   sink.timeout = kKafkaTimeout;
   sink_ = NewBatchSink(options_.guarantee, std::move(sink), *input_);
   return absl::OkStatus();

@@ -7,6 +7,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/routing.h"
+#include "libs/domain/updates.h"
 
 namespace sequences::executor {
 namespace {
@@ -72,6 +73,13 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
     out.executor_partitions.insert(partition);
     // Apply only fails on a store read error of this key, which Get already surfaced.
     overlay.Apply(e, std::move(bytes), partition).IgnoreError();
+    // A status change also goes to the public enrollment-updates topic, in the same transaction.
+    if (!key.has_value()) continue;
+    auto after = overlay.Get(*key);
+    if (!after.ok()) continue;
+    if (std::optional<v1::EnrollmentUpdate> u = domain::EnrollmentUpdateFor(e, (*after)->state)) {
+      out.records.push_back({topics_.enrollment_updates, *key, SerializeDeterministic(*u), {}, -1});
+    }
   }
   for (const v1::Envelope& e : decision.task_events) {
     out.records.push_back(

@@ -34,13 +34,13 @@ std::string PartitionValue(int32_t partition) {
 
 }  // namespace
 
-std::string SerializeDeterministic(const v1::Envelope& envelope) {
+std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
   std::string out;
   {
     google::protobuf::io::StringOutputStream stream(&out);
     google::protobuf::io::CodedOutputStream coded(&stream);
     coded.SetSerializationDeterministic(true);
-    envelope.SerializeToCodedStream(&coded);
+    message.SerializeToCodedStream(&coded);
   }
   return out;
 }

@@ -48,7 +48,7 @@ inline constexpr char kOffsetsCf[] = "offsets";
 
 // Deterministic protobuf serialization (map fields in key order), so the same event always has
 // the same bytes: the state digest depends on it.
-std::string SerializeDeterministic(const v1::Envelope& envelope);
+std::string SerializeDeterministic(const google::protobuf::MessageLite& message);
 
 // The enrollment key an executor event belongs to ("<item_key>#<sequence_id>"), or nullopt if
 // `event` is not an executor event.

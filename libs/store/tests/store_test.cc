@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "tests/support/process.h"
 
 namespace sequences::store {
@@ -133,6 +134,48 @@ TEST_CASE("due key round trip keeps microseconds and the suffix") {
   CHECK(due == t);
   CHECK(suffix == "c1/lead/9#s");
   CHECK_FALSE(ParseDueKey("short", &due, &suffix));
+}
+
+TEST_CASE(
+    "Given a snapshot, when batches are written after it, then reads through it see neither the "
+    "new keys nor the new values nor the deletions, and reads without it see them all") {
+  auto store = OpenFresh(sequences::testing::TempDir("store"));
+  WriteBatch before;
+  before.Put("state", "k#1", "old-1");
+  before.Put("state", "k#2", "old-2");
+  before.Put("offsets", "view", "old-view");
+  REQUIRE(store->Write(before).ok());
+
+  std::unique_ptr<Snapshot> snap = store->NewSnapshot();
+  WriteBatch after;
+  after.Put("state", "k#1", "new-1");
+  after.Delete("state", "k#2");
+  after.Put("state", "k#3", "new-3");
+  after.Put("offsets", "view", "new-view");
+  REQUIRE(store->Write(after).ok());
+
+  auto scan = [&](const Snapshot* at) {
+    std::vector<std::string> seen;
+    REQUIRE(store
+                ->ScanPrefix(
+                    "state", "k#",
+                    [&](absl::string_view k, absl::string_view v) {
+                      seen.push_back(absl::StrCat(k, "=", v));
+                      return true;
+                    },
+                    at)
+                .ok());
+    return seen;
+  };
+  CHECK(*store->Get("offsets", "view", snap.get()) == std::optional<std::string>("old-view"));
+  CHECK(scan(snap.get()) == std::vector<std::string>{"k#1=old-1", "k#2=old-2"});
+  CHECK(*store->Get("offsets", "view") == std::optional<std::string>("new-view"));
+  CHECK(scan(nullptr) == std::vector<std::string>{"k#1=new-1", "k#3=new-3"});
+
+  // A snapshot taken now sees the second batch whole.
+  std::unique_ptr<Snapshot> later = store->NewSnapshot();
+  CHECK(scan(later.get()) == scan(nullptr));
+  CHECK(*store->Get("state", "k#2", later.get()) == std::nullopt);
 }
 
 }  // namespace

@@ -6,9 +6,11 @@
 #include <functional>
 
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/routing.h"
 #include "libs/runtime/clock.h"
+#include "sequences/v1/enrollment_updates.pb.h"
 #include "services/step-executor/state.h"
 #include "services/step-executor/tests/builders.h"
 #include "tests/support/process.h"
@@ -110,10 +112,12 @@ TEST_CASE(
   BatchOutput out;
   CHECK(f.Decide(f.Record("t.enrollment-events", 3, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)),
                  out) == Processor::InputResult::kDone);
-  REQUIRE(out.records.size() == 1);
+  REQUIRE(out.records.size() == 2);  // the executor event, and its public enrollment update
   CHECK(out.records[0].topic == "t.executor-events");
   CHECK(out.records[0].partition == 3);
   CHECK(out.records[0].key == "c1/deal/1");
+  CHECK(out.records[1].topic == "t.enrollment-updates");
+  CHECK(out.records[1].key == "c1/deal/1#s1");
   CHECK(out.executor_partitions == std::set<int32_t>{3});
   auto next = f.processor->NextDue(DuePosition(), f.all, 10);
   REQUIRE(next.ok());
@@ -566,6 +570,107 @@ TEST_CASE(
   REQUIRE(events.size() == 1);
   REQUIRE(events[0].has_enrollment_rejected());
   CHECK(events[0].enrollment_rejected().reason() == v1::REJECTION_REASON_SEQUENCE_NOT_FOUND);
+}
+
+// The enrollment-updates records of a batch output, decoded, with their keys.
+std::vector<std::pair<std::string, v1::EnrollmentUpdate>> Updates(const BatchOutput& out) {
+  std::vector<std::pair<std::string, v1::EnrollmentUpdate>> v;
+  for (const kafka::Record& r : out.records) {
+    if (r.topic != "t.enrollment-updates") continue;
+    v1::EnrollmentUpdate u;
+    REQUIRE(u.ParseFromString(r.value));
+    v.emplace_back(r.key, u);
+  }
+  return v;
+}
+
+TEST_CASE(
+    "Given an enrollment that starts, waits for an activity, is paused, resumed and completes, "
+    "when the executor decides it, then each status change is in the same batch as its event "
+    "as one enrollment update keyed by the enrollment, and nothing else is") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(
+      seq.Create({ActivityStep("call", 0, /*wait=*/true), ActivityStep("note", 5)}, kT0));
+  std::vector<v1::EnrollmentUpdate> all;
+  auto take = [&](const BatchOutput& out) {
+    for (auto& [key, u] : Updates(out)) {
+      CHECK(key == "c1/deal/1#s1");
+      CHECK(u.ref().enrollment_id() == "c1/deal/1#s1#1");
+      CHECK(u.company_id() == "c1");
+      // Reported with the executor event it reports, in the same batch (one transaction).
+      bool with_event = false;
+      for (const v1::Envelope& e : f.On(out, "t.executor-events")) {
+        with_event = with_event || e.event_id() == u.update_id();
+      }
+      CHECK(with_event);
+      all.push_back(u);
+    }
+  };
+
+  take(f.EnrollNow(0, "c1/deal/1"));
+  BatchOutput fired = f.Fire(f.all);  // "call" is due at once: runs, then waits for its task
+  REQUIRE(f.On(fired, "t.task-events").size() == 1);
+  const std::string task_id = f.On(fired, "t.task-events")[0].task_created().task_id();
+  take(fired);
+
+  auto input = [&](const std::string& id, auto fill) {
+    v1::Envelope e = Input(id, f.clock.Now());
+    fill(&e);
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/1", e), out);
+    take(out);
+  };
+  auto target = [](v1::EnrollmentTarget* t) {
+    t->mutable_item_in_sequence()->set_item_key("c1/deal/1");
+    t->mutable_item_in_sequence()->set_sequence_id("s1");
+  };
+  input("pause", [&](v1::Envelope* e) { target(e->mutable_pause_requested()->mutable_target()); });
+  input("owner-pause", [&](v1::Envelope* e) {
+    e->mutable_pause_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  input("resume",
+        [&](v1::Envelope* e) { target(e->mutable_resume_requested()->mutable_target()); });
+  input("owner-resume", [&](v1::Envelope* e) {
+    e->mutable_resume_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  input("merge", [&](v1::Envelope* e) {  // merge data: no status change
+    e->mutable_merge_data_updated()->set_item_key("c1/deal/1");
+    (*e->mutable_merge_data_updated()->mutable_merge_data())["person.first_name"] = "Grace";
+  });
+  input("done", [&](v1::Envelope* e) {  // StepScheduled for "note": no status change
+    e->mutable_activity_completed()->set_task_id(task_id);
+    e->mutable_activity_completed()->set_item_key("c1/deal/1");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  f.clock.Advance(absl::Minutes(5));
+  take(f.Fire(f.all));  // "note" runs, the last step: completed
+
+  std::vector<std::string> got;
+  for (const v1::EnrollmentUpdate& u : all) {
+    got.push_back(absl::StrCat(v1::EnrollmentUpdateKind_Name(u.kind()), " ",
+                               v1::EnrollmentStatus_Name(u.status()), " ", u.step_id(),
+                               v1::PauseCause_Name(u.pause_cause()), "/", u.pause_causes_size(),
+                               " ", v1::ExitReason_Name(u.exit_reason())));
+  }
+  CHECK(got == std::vector<std::string>{
+                   "ENROLLMENT_UPDATE_KIND_ENROLLED ENROLLMENT_STATUS_IN_PROGRESS "
+                   "PAUSE_CAUSE_UNSPECIFIED/0 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_STEP_REACHED ENROLLMENT_STATUS_IN_PROGRESS "
+                   "callPAUSE_CAUSE_UNSPECIFIED/0 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_PAUSED ENROLLMENT_STATUS_PAUSED "
+                   "PAUSE_CAUSE_ENROLLMENT/1 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_PAUSED ENROLLMENT_STATUS_PAUSED "
+                   "PAUSE_CAUSE_OWNER/2 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_RESUMED ENROLLMENT_STATUS_PAUSED "
+                   "PAUSE_CAUSE_ENROLLMENT/1 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_RESUMED ENROLLMENT_STATUS_IN_PROGRESS "
+                   "PAUSE_CAUSE_OWNER/0 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_STEP_REACHED ENROLLMENT_STATUS_IN_PROGRESS "
+                   "notePAUSE_CAUSE_UNSPECIFIED/0 EXIT_REASON_UNSPECIFIED",
+                   "ENROLLMENT_UPDATE_KIND_COMPLETED ENROLLMENT_STATUS_COMPLETED "
+                   "PAUSE_CAUSE_UNSPECIFIED/0 EXIT_REASON_ALL_STEPS_DONE",
+               });
 }
 
 }  // namespace
