@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 
 namespace sequences::domain {
 namespace {

@@ -1,5 +1,7 @@
 #include "libs/domain/updates.h"
 
+#include "libs/domain/routing.h"
+
 namespace sequences::domain {
 
 std::optional<v1::EnrollmentUpdate> EnrollmentUpdateFor(const v1::Envelope& event,

@@ -107,6 +107,10 @@ class Api {
                                                               const v1::PreviewScheduleRequest& r) {
     return queries_.PreviewSchedule(c, r);
   }
+  absl::StatusOr<v1::SequenceStatistics> GetSequenceStatistics(
+      const Ctx& c, const v1::GetSequenceStatisticsRequest& r) {
+    return queries_.GetSequenceStatistics(c, r);
+  }
 
   // ---- enrollments
   absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx& c, const v1::EnrollRequest& r) {

@@ -76,6 +76,14 @@ v1::Enrollment PendingView(const std::optional<EnrollmentRecord>& rec, const v1:
   return v;
 }
 
+// What the enrollment is certain to fail on as the sequence stands (an email step and no recipient,
+// a merge field an automatic email needs): refused, unless the caller will supply it later.
+absl::Status CheckComplete(const v1::EnrollItem& item, const v1::EnrollRequested& r,
+                           const domain::SequenceState& seq) {
+  if (item.allow_incomplete()) return absl::OkStatus();
+  return domain::CheckEnrollmentComplete(r, seq.steps);
+}
+
 // CheckEnroll plus the read model's pending requests: a second request while one is pending
 // would be rejected as already enrolled once the first starts.
 absl::Status CheckEnrollWithPending(const std::optional<EnrollmentRecord>& rec,
@@ -168,6 +176,9 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::Enroll(const Ctx& ctx
   if (absl::Status s = CheckEnrollWithPending(rec, *r, *seq); !s.ok()) {
     return RemapFieldPaths(s, {{"item_key", "item.item_id"}, {"", "item"}});
   }
+  if (absl::Status s = CheckComplete(req.item(), *r, *seq); !s.ok()) {
+    return RemapFieldPaths(s, {{"", "item"}});
+  }
   const absl::Time now = ports_.clock.Now();
   absl::StatusOr<std::vector<LogPosition>> positions =
       AppendInput(m, r->item_key(), EnrollEvent(ctx, *r, now));
@@ -255,6 +266,10 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
     if (absl::Status s = CheckEnrollWithPending(*rec, *r, *seq); !s.ok()) {
       refuse(RemapFieldPaths(s, {{"item_key", absl::StrCat("items[", i, "].item_id")},
                                  {"", absl::StrCat("items[", i, "]")}}));
+      continue;
+    }
+    if (absl::Status s = CheckComplete(req.items(i), *r, *seq); !s.ok()) {
+      refuse(RemapFieldPaths(s, {{"", absl::StrCat("items[", i, "]")}}));
       continue;
     }
     records.push_back({.topic = ports_.options.topics.enrollment_events,

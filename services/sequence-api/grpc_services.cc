@@ -257,6 +257,8 @@ class Transport::SequenceServiceImpl final : public v1::SequenceService::Callbac
                        ListSequenceTemplatesResponse)
   SEQUENCES_API_METHOD(SequenceService, PreviewSchedule, PreviewScheduleRequest,
                        PreviewScheduleResponse)
+  SEQUENCES_API_METHOD(SequenceService, GetSequenceStatistics, GetSequenceStatisticsRequest,
+                       SequenceStatistics)
 
  private:
   Transport& t_;

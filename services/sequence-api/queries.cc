@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/enrollment_preview.h"
 #include "libs/domain/envelope.h"
@@ -255,6 +256,30 @@ absl::StatusOr<v1::EnrollmentOverview> Queries::GetEnrollmentOverview(
   if (!o.ok()) return o.status();
   o->set_sequence(req.parent());
   return o;
+}
+
+absl::StatusOr<v1::SequenceStatistics> Queries::GetSequenceStatistics(
+    const Ctx& ctx, const v1::GetSequenceStatisticsRequest& req) {
+  absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.name(), "name");
+  if (!n.ok()) return n.status();
+  if (!req.day().empty()) {
+    absl::CivilDay day;
+    if (req.day().size() != 10 || !absl::ParseCivilTime(req.day(), &day) ||
+        absl::FormatCivilTime(day) != req.day()) {
+      return domain::InvalidField("day", "must be a date YYYY-MM-DD (UTC), or empty for all time");
+    }
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::SequenceState> seq =
+      LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
+  if (!seq.ok()) return seq.status();
+  std::vector<std::string> step_order;
+  for (const v1::Step& step : seq->steps) step_order.push_back(step.id());
+  absl::StatusOr<v1::SequenceStatistics> stats =
+      ports_.read_model.Statistics(n->sequence_id, req.day(), step_order);
+  if (!stats.ok()) return stats.status();
+  stats->set_sequence(req.name());
+  return stats;
 }
 
 }  // namespace sequences::api

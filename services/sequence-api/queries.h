@@ -39,6 +39,10 @@ class Queries {
                                                               const v1::ListEnrollmentsRequest&);
   absl::StatusOr<v1::EnrollmentOverview> GetEnrollmentOverview(
       const Ctx&, const v1::GetEnrollmentOverviewRequest&);
+  // Per-step and per-variant counters over all time or one UTC day ("YYYY-MM-DD"; another
+  // spelling is INVALID_ARGUMENT naming `day`).
+  absl::StatusOr<v1::SequenceStatistics> GetSequenceStatistics(
+      const Ctx&, const v1::GetSequenceStatisticsRequest&);
 
  private:
   // Waits until the read model reached a consistency token of the caller's company (none: OK).

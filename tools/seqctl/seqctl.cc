@@ -16,6 +16,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 #include "libs/kafka/consumer.h"
 
 namespace sequences::seqctl {

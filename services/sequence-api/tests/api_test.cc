@@ -664,5 +664,79 @@ TEST_CASE("given the same request id in two companies, each company gets its own
   CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceCreated) == 2);
 }
 
+// A sequence of `company` whose only step is an email (automatic or a draft) with `subject`.
+std::string CreateEmailSequence(Harness& h, const std::string& company,
+                                const std::string& request_id, bool automatic,
+                                const std::string& subject) {
+  v1::CreateSequenceRequest req = CreateRequest(company, request_id);
+  req.mutable_sequence()->clear_steps();
+  *req.mutable_sequence()->add_steps() =
+      domain::testing::EmailStep("email-1", v1::DELAY_UNIT_DAYS, 1, automatic, subject, "Hi");
+  absl::StatusOr<v1::SequenceResponse> r = h.api.CreateSequence(As(company), req);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return r->sequence().name();
+}
+
+TEST_CASE(
+    "given a sequence with email steps, when an item is certain to fail at one (no recipient, a "
+    "merge field an automatic email needs), then Enroll refuses naming the field and writes "
+    "nothing, unless the caller allows an incomplete item") {
+  Harness h;
+  const std::string drafts = CreateEmailSequence(h, kA, "create-draft", false, "Hello");
+  absl::StatusOr<v1::EnrollmentResponse> r =
+      h.api.Enroll(As(kA), EnrollRequest(drafts, "1", "e-1"));
+  CHECK(absl::IsInvalidArgument(r.status()));
+  CHECK(ViolatedFields(r.status()) == std::vector<std::string>{"item.recipient.email"});
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 0);
+
+  v1::EnrollRequest later = EnrollRequest(drafts, "1", "e-1");
+  later.mutable_item()->set_allow_incomplete(true);
+  CHECK(h.api.Enroll(As(kA), later).ok());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+
+  const std::string automatic = CreateEmailSequence(h, kA, "create-auto", true,
+                                                    "Dear {{person.title}} {{person.first_name}}");
+  v1::EnrollRequest no_title = EnrollRequest(automatic, "2", "e-2");
+  no_title.mutable_item()->mutable_recipient()->set_email("ada@example.com");
+  r = h.api.Enroll(As(kA), no_title);
+  CHECK(ViolatedFields(r.status()) ==
+        std::vector<std::string>{"item.merge_data[\"person.title\"]"});
+  (*no_title.mutable_item()->mutable_merge_data())["person.title"] = "Dr";
+  CHECK(h.api.Enroll(As(kA), no_title).ok());
+
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(automatic);
+  *batch.add_items() = no_title.item();   // the same request again: accepted, idempotent
+  *batch.add_items() = Item("3", "b-3");  // no recipient, no title
+  absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(b.ok());
+  CHECK(b->accepted_count() == 1);
+  CHECK(b->results(1).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 2);
+}
+
+TEST_CASE(
+    "given sequence statistics, a malformed day is INVALID_ARGUMENT naming it and another "
+    "company's sequence is NOT_FOUND") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::GetSequenceStatisticsRequest req;
+  req.set_name(name);
+  absl::StatusOr<v1::SequenceStatistics> all = h.api.GetSequenceStatistics(As(kA), req);
+  REQUIRE(all.ok());
+  CHECK(all->sequence() == name);
+  CHECK(all->total().enrolled() == 0);
+  for (const char* day : {"2026-2-30", "2026-02-30", "yesterday", "2026-11-30T00:00"}) {
+    INFO(day);
+    req.set_day(day);
+    CHECK(ViolatedFields(h.api.GetSequenceStatistics(As(kA), req).status()) ==
+          std::vector<std::string>{"day"});
+  }
+  req.set_day("2026-11-30");
+  CHECK(h.api.GetSequenceStatistics(As(kA), req).ok());
+  CHECK(absl::IsNotFound(h.api.GetSequenceStatistics(As(kB), req).status()));
+}
+
 }  // namespace
 }  // namespace sequences::api

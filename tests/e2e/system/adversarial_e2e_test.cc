@@ -15,6 +15,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
@@ -294,6 +295,19 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          v1::PreviewScheduleResponse resp;
          return B_CALL(api.sequences(), PreviewSchedule, r, resp);
        }},
+      {"ListSequenceTemplates (the shared starter library: nothing of A's)", true,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ListSequenceTemplatesRequest r;
+         v1::ListSequenceTemplatesResponse resp;
+         return B_CALL(api.sequences(), ListSequenceTemplates, r, resp);
+       }},
+      {"GetSequenceStatistics of A's sequence", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::GetSequenceStatisticsRequest r;
+         r.set_name(a.sequence);
+         v1::SequenceStatistics resp;
+         return B_CALL(api.sequences(), GetSequenceStatistics, r, resp);
+       }},
       {"Enroll into A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
          v1::EnrollRequest r;
@@ -566,6 +580,26 @@ std::vector<std::string> PausedOrResumedBy(const Reader& reader, const System& s
     }
   }
   return by;
+}
+
+TEST_CASE("the cross-tenant table tries every RPC of both services") {
+  std::vector<std::string> missing;
+  for (const char* service_name :
+       {"sequences.v1.SequenceService", "sequences.v1.EnrollmentService"}) {
+    const google::protobuf::ServiceDescriptor* service =
+        google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service_name);
+    REQUIRE(service != nullptr);
+    for (int i = 0; i < service->method_count(); ++i) {
+      const std::string& method = service->method(i)->name();
+      bool covered = false;
+      for (const CrossTenantCase& c : CrossTenantCases()) {
+        covered = covered || absl::StartsWith(c.name, method + " ") || c.name == method;
+      }
+      if (!covered) missing.push_back(method);
+    }
+  }
+  INFO("RPCs without a cross-tenant case: " << absl::StrJoin(missing, ", "));
+  CHECK(missing.empty());
 }
 
 TEST_CASE("company B reaches nothing of company A through any RPC, token or user id") {

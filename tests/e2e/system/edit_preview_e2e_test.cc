@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/routing.h"
 #include "tests/e2e/system/system_harness.h"
 
 namespace sequences::testing {

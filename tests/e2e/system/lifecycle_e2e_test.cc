@@ -176,7 +176,8 @@ TEST_CASE(
   const std::string sequence =
       CreateSequence(api, "create-repair", {EmailWithSubject("auto", "Hi {{person.title}}")});
   EnableAutomaticSending(api, sequence, "rep-1");
-  BatchEnroll(api, sequence, {{"fix", "rep-1"}, {"drop", "rep-1"}});
+  // Enroll refuses an item missing person.title up front; this caller will repair it later.
+  BatchEnroll(api, sequence, {{"fix", "rep-1"}, {"drop", "rep-1"}}, /*allow_incomplete=*/true);
   const std::string fix = EnrollmentName(sequence, "fix");
   const std::string drop = EnrollmentName(sequence, "drop");
   CHECK(WaitForNewEnrollment(api, fix, v1::ENROLLMENT_STATUS_FAILED).missing_merge_field() ==

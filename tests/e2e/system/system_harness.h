@@ -180,8 +180,10 @@ struct Item {
 
 inline std::string FirstName(const std::string& item_id) { return "Ada-" + item_id; }
 
-// Enrolls the items with one BatchEnroll call; every item must be accepted.
-inline void BatchEnroll(ApiProcess& api, const std::string& name, const std::vector<Item>& items) {
+// Enrolls the items with one BatchEnroll call; every item must be accepted. `allow_incomplete`:
+// items the sequence is certain to fail on are enrolled anyway (to be repaired later).
+inline void BatchEnroll(ApiProcess& api, const std::string& name, const std::vector<Item>& items,
+                        bool allow_incomplete = false) {
   v1::BatchEnrollRequest batch;
   batch.set_parent(name);
   for (const Item& it : items) {
@@ -193,6 +195,7 @@ inline void BatchEnroll(ApiProcess& api, const std::string& name, const std::vec
     item->mutable_recipient()->set_email(absl::StrCat("contact-", it.id, "@example.com"));
     item->mutable_recipient()->set_name("Contact " + it.id);
     (*item->mutable_merge_data())["person.first_name"] = FirstName(it.id);
+    item->set_allow_incomplete(allow_incomplete);
   }
   v1::BatchEnrollResponse resp;
   grpc::Status s = api.enrollments().BatchEnroll(CallAs(kCompany).get(), batch, &resp);
