@@ -107,13 +107,17 @@ TEST_CASE(
               Enroll(item, seq.id(), seq.state().version, absl::Now()));
   }
   Reader reader({w.topics().task_events, w.topics().email_events, w.topics().executor_events});
+  // Without transactions the three topics are written one after the other: a reader may see an
+  // enrollment completed before that enrollment's email, so it waits for all of them.
   std::set<std::string> completed;
   REQUIRE(reader.PollUntil(
       [&] {
         for (const Seen& s : reader.seen()) {
           if (s.event.has_enrollment_completed()) completed.insert(s.message.key);
         }
-        return completed.size() >= kItems;
+        return completed.size() >= kItems &&
+               ByItem(reader.On(w.topics().task_events)).size() >= kItems &&
+               ByItem(reader.On(w.topics().email_events)).size() >= kItems;
       },
       absl::Seconds(60)));
   auto tasks = ByItem(reader.On(w.topics().task_events));

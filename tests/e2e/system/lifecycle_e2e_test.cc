@@ -164,7 +164,7 @@ TEST_CASE(
 TEST_CASE(
     "Given an automatic email that failed on a missing merge field, when its merge data and "
     "recipient are updated through the API and it is retried, then the email goes out with the "
-    "new values; a failed enrollment can be removed, and a removed one is not updated") {
+    "new values, and a failed enrollment can be removed and a removed one is not updated") {
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence =
