@@ -17,12 +17,19 @@ function(sequences_library)
   sequences_warnings(${ARG_NAME})
 endfunction()
 
-# sequences_test(NAME <name> TIER unit|kafka|e2e SOURCES ... [DEPS ...])
+# sequences_test(NAME <name> TIER unit|kafka|e2e SOURCES ... [DEPS ...] [EXCLUSIVE])
 # A Catch2 test binary; every TEST_CASE becomes a ctest test labelled with its tier. Tests of the kafka
 # and e2e tiers read the broker address from SEQUENCES_BOOTSTRAP (set by deploy/local/test.sh).
 # The target <tier>-tests builds every binary of a tier (`ninja unit-tests`: deploy/local/check.sh).
+#
+# Parallelism (ctest -j2 in deploy/local/test.sh): kafka and e2e tests share the test broker and run
+# alongside each other, because each test has its own world on it: topics under a private prefix
+# (UniqueName), its own consumer groups and transactional ids, its own data directories, and
+# services on ports the kernel picks (port 0) or checked free. EXCLUSIVE marks a binary whose tests
+# need the machine to themselves (ctest RUN_SERIAL): they kill and restart a private broker whose
+# ports must still be free when it comes back, and they bound how long an outage may take.
 function(sequences_test)
-  cmake_parse_arguments(ARG "" "NAME;TIER" "SOURCES;DEPS" ${ARGN})
+  cmake_parse_arguments(ARG "EXCLUSIVE" "NAME;TIER" "SOURCES;DEPS" ${ARGN})
   add_executable(${ARG_NAME} ${ARG_SOURCES})
   if(NOT TARGET ${ARG_TIER}-tests)
     add_custom_target(${ARG_TIER}-tests)
@@ -30,12 +37,11 @@ function(sequences_test)
   add_dependencies(${ARG_TIER}-tests ${ARG_NAME})
   target_link_libraries(${ARG_NAME} PRIVATE sequences::test_main ${ARG_DEPS})
   sequences_warnings(${ARG_NAME})
-  set(resources "")
-  if(NOT ARG_TIER STREQUAL "unit")
-    # One broker for all: kafka and e2e tests do not run concurrently with each other.
-    set(resources RESOURCE_LOCK kafka_broker)
+  set(serial "")
+  if(ARG_EXCLUSIVE)
+    set(serial RUN_SERIAL TRUE)
   endif()
   catch_discover_tests(${ARG_NAME}
     TEST_PREFIX "${ARG_TIER}.${ARG_NAME}."
-    PROPERTIES LABELS ${ARG_TIER} ${resources})
+    PROPERTIES LABELS ${ARG_TIER} ${serial})
 endfunction()

@@ -27,6 +27,7 @@
 #include "libs/service/http_server.h"
 #include "libs/service/kafka_security.h"
 #include "libs/service/shutdown.h"
+#include "libs/service/testing_clock.h"
 #include "libs/service/topics.h"
 #include "services/step-executor/executor.h"
 #include "services/step-executor/replay.h"
@@ -61,6 +62,10 @@ ABSL_FLAG(std::string, processing_guarantee, "exactly_once",
           "exactly_once (one Kafka transaction per batch) or at_least_once (no transactions: "
           "records acknowledged, then input offsets committed; duplicates possible after a "
           "crash, nothing lost)");
+ABSL_FLAG(std::string, testing_clock_file, "",
+          "E2E TESTS ONLY, never in a deployment: run on the wall clock plus the offset written "
+          "in this file, so a test moves time forward instead of waiting for step delays "
+          "(libs/service/testing_clock.h); logs a warning at start");
 // replay
 ABSL_FLAG(std::string, from, "beginning", "replay: 'beginning' or an RFC3339 timestamp");
 ABSL_FLAG(bool, dry_run, false,
@@ -124,6 +129,14 @@ int Main(const std::vector<char*>& args) {
                  std::string(guarantee.status().message()).c_str());
     return 2;
   }
+  absl::StatusOr<std::unique_ptr<Clock>> clock_or =
+      service::MakeClock(absl::GetFlag(FLAGS_testing_clock_file), kLog);
+  if (!clock_or.ok()) {
+    Log(LogLevel::kError, kLog, "--testing_clock_file", {{"error", clock_or.status().ToString()}});
+    return 2;
+  }
+  Clock& clock = **clock_or;
+
   // Operations HTTP (/metrics, /healthz, /readyz) from the start, so a probe sees the process
   // alive while it checks the broker; ready only once the executor runs and is caught up. The
   // server is stopped before the executor is destroyed (below).
@@ -185,7 +198,6 @@ int Main(const std::vector<char*>& args) {
     return 1;
   }
 
-  RealClock clock;
   executor::ExecutorOptions options;
   options.client = kafka_client;
   options.topics = topics;

@@ -2,6 +2,8 @@
 # Builds the libFuzzer targets with clang into build-fuzz/ and runs each for a bounded time.
 #
 #   tests/fuzz/run.sh                     every target, FUZZ_SECONDS each (default 25)
+#   tests/fuzz/run.sh short               the test command's smoke run (ctest fuzz.short): every
+#                                         target FUZZ_SECONDS each (default 3)
 #   FUZZ_SECONDS=3600 tests/fuzz/run.sh   a long run
 #   tests/fuzz/run.sh tokens render       some targets only
 #   tests/fuzz/run.sh build               build only
@@ -16,6 +18,10 @@ set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
 seconds=${FUZZ_SECONDS:-25}
+if [ "${1:-}" = short ]; then
+  seconds=${FUZZ_SECONDS:-3}
+  shift
+fi
 all_targets=(request envelope tokens render)
 
 "$root/deploy/local/install-deps.sh" >/dev/null

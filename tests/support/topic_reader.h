@@ -31,9 +31,13 @@ struct Seen {
 class TopicReader {
  public:
   TopicReader(const std::vector<std::string>& topics, int partitions,
-              const std::string& bootstrap = Bootstrap()) {
+              const std::string& bootstrap = Bootstrap())
+      : TopicReader(topics, partitions, kafka::ClientConfig{.bootstrap_servers = bootstrap}) {}
+  // The same over a broker that needs more than an address (TLS, a SASL login).
+  TopicReader(const std::vector<std::string>& topics, int partitions,
+              const kafka::ClientConfig& client) {
     kafka::ConsumerConfig c;
-    c.client.bootstrap_servers = bootstrap;
+    c.client = client;
     c.read_committed = true;
     auto consumer = kafka::Consumer::Create(c);
     REQUIRE(consumer.ok());

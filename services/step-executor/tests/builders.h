@@ -2,7 +2,8 @@
 #define SEQUENCES_SERVICES_STEP_EXECUTOR_TESTS_BUILDERS_H_
 
 // Builders for the executor's tests (unit and e2e): sequence events made by the domain's own
-// decider (as the API makes them) and enrollment inputs as a publisher writes them.
+// decider (as the API makes them) and enrollment inputs as a publisher writes them. Steps come
+// from tests/support/steps.h.
 
 #include <stdexcept>
 #include <string>
@@ -14,35 +15,13 @@
 #include "libs/domain/sequence.h"
 #include "sequences/v1/commands.pb.h"
 #include "sequences/v1/events.pb.h"
+#include "tests/support/steps.h"
 
 namespace sequences::executor::testing {
 
-inline v1::Step ActivityStep(const std::string& id, int delay_minutes, bool wait = false) {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
-  s.mutable_delay()->set_amount(delay_minutes);
-  s.mutable_activity()->set_activity_type("call");
-  s.mutable_activity()->set_subject(absl::StrCat("Call for ", id));
-  s.mutable_activity()->mutable_assignee()->set_item_owner(true);
-  s.mutable_activity()->set_priority(v1::PRIORITY_HIGH);
-  s.mutable_activity()->set_wait_for_completion(wait);
-  return s;
-}
-
-inline v1::Step EmailStep(const std::string& id, int delay_minutes, bool automatic,
-                          const std::string& subject = "Hello {{person.first_name}}",
-                          const std::string& body = "Hi {{person.first_name}}") {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
-  s.mutable_delay()->set_amount(delay_minutes);
-  s.mutable_email()->mutable_sender()->set_item_owner(true);
-  s.mutable_email()->set_subject(subject);
-  s.mutable_email()->set_body(body);
-  s.mutable_email()->set_send_automatically(automatic);
-  return s;
-}
+// The step builders every test shares (tests/support/steps.h).
+using ::sequences::testing::ActivityStep;
+using ::sequences::testing::EmailStep;
 
 // Decides sequence commands against a folded state, as the API does.
 class SequenceBuilder {

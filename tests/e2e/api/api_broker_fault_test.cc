@@ -13,6 +13,7 @@
 #include "tests/support/health.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/steps.h"
 
 namespace sequences::testing {
 namespace {
@@ -26,13 +27,7 @@ v1::CreateSequenceRequest Create(const std::string& request_id) {
   v1::Sequence* s = req.mutable_sequence();
   s->set_display_name(absl::StrCat("Outage ", request_id));
   s->set_entity_kind(v1::ENTITY_KIND_DEAL);
-  v1::Step* step = s->add_steps();
-  step->set_id("call-1");
-  step->mutable_delay()->set_unit(v1::DELAY_UNIT_DAYS);
-  step->mutable_delay()->set_amount(1);
-  step->mutable_activity()->set_activity_type("call");
-  step->mutable_activity()->set_subject("Call");
-  step->mutable_activity()->mutable_assignee()->set_item_owner(true);
+  *s->add_steps() = InDays(ActivityStep("call-1", 1));
   return req;
 }
 

@@ -12,24 +12,12 @@
 #include "tests/e2e/api/api_process.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/steps.h"
 
 namespace sequences::testing {
 namespace {
 
 constexpr char kCompany[] = "acme";
-
-v1::Step TaskStep(const std::string& id, int days) {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_DAYS);
-  s.mutable_delay()->set_amount(days);
-  v1::ActivityStep* a = s.mutable_activity();
-  a->set_activity_type("call");
-  a->set_subject("Call {{person.first_name}}");
-  a->mutable_assignee()->set_item_owner(true);
-  a->set_priority(v1::PRIORITY_NORMAL);
-  return s;
-}
 
 v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::string& request_id,
                                         v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
@@ -39,8 +27,8 @@ v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::s
   v1::Sequence* s = req.mutable_sequence();
   s->set_display_name("Follow up after demo");
   s->set_entity_kind(kind);
-  *s->add_steps() = TaskStep("call-1", 0);
-  *s->add_steps() = TaskStep("call-2", 2);
+  *s->add_steps() = InDays(ActivityStep("call-1", 0));
+  *s->add_steps() = InDays(ActivityStep("call-2", 2));
   return req;
 }
 

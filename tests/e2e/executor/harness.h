@@ -4,6 +4,13 @@
 // What the executor's e2e tests share: private topics per test, a publisher that writes
 // envelopes as the API and the automation engine do (idempotent producer), real step-executor
 // processes, and a read_committed reader of the output topics.
+//
+// Time: no test waits for a real minute. A test whose steps have minute delays calls
+// World::UseTestClock() before starting executors; they then run with --testing_clock_file
+// (libs/service/testing_clock.h, the test side in tests/support/test_clock.h: why a clock offset
+// and not sub-minute delays), and AdvanceClock(d) moves their time forward. Such a test checks
+// "not before its due time" by looking before it advances, and stamps its inputs with Now() (the
+// executors' time). The other tests run their executors on the real clock.
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -29,6 +36,7 @@
 #include "tests/support/health.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/test_clock.h"
 #include "tests/support/topic_reader.h"
 
 namespace sequences::executor::e2e {
@@ -71,6 +79,18 @@ class World {
   const service::Topics& topics() const { return topics_; }
   const std::string& bootstrap() const { return bootstrap_; }
   const std::string& prefix() const { return prefix_; }
+
+  // Executors started from now on run on this test's clock (call before StartExecutor).
+  void UseTestClock() { use_test_clock_ = true; }
+  // Moves the executors' time forward (UseTestClock first).
+  void AdvanceClock(absl::Duration d) {
+    REQUIRE(use_test_clock_);
+    clock_.Advance(d);
+  }
+  // The executors' time: the wall clock plus every advance so far.
+  absl::Time Now() const { return clock_.Now(); }
+  const sequences::testing::TestClock& clock() const { return clock_; }
+
   std::string DataDir(const std::string& instance) const {
     return absl::StrCat(dir_, "/", instance, "-state");
   }
@@ -109,6 +129,7 @@ class World {
                                      "--data_dir=" + DataDir(instance),
                                      absl::StrCat("--partitions=", kPartitions),
                                      "--metrics_interval=2s"};
+    if (use_test_clock_) argv.push_back(clock_.Flag());
     for (auto& e : extra) argv.push_back(std::move(e));
     const std::string log = absl::StrCat(dir_, "/", instance, "-", ++starts_, ".log");
     auto p = ChildProcess::Start(argv, log);
@@ -125,6 +146,8 @@ class World {
   std::unique_ptr<kafka::Producer> producer_;
   std::string dir_;
   int starts_ = 0;
+  bool use_test_clock_ = false;
+  sequences::testing::TestClock clock_;
 };
 
 using sequences::testing::Seen;

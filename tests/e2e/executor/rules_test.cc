@@ -13,7 +13,7 @@ using namespace sequences::executor::testing;
 // An activity at once, then an automatic email one minute later.
 SequenceBuilder CallThenMail(World& w, const std::string& id) {
   SequenceBuilder seq("c1", id);
-  const absl::Time now = absl::Now();
+  const absl::Time now = w.Now();
   std::vector<v1::Envelope> events =
       seq.Create({ActivityStep("call", 0), EmailStep("mail", 1, true)}, now);
   for (auto& e : seq.AutomatedSending(true, now)) events.push_back(e);
@@ -22,12 +22,25 @@ SequenceBuilder CallThenMail(World& w, const std::string& id) {
   return seq;
 }
 
-v1::Envelope ItemInput(const std::string& id) { return Input(id, absl::Now()); }
+v1::Envelope ItemInput(const World& w, const std::string& id) { return Input(id, w.Now()); }
+
+// Waits until the executor has folded `seq` at its current version: an enroll request that needs
+// that version is deferred until then, so an executor event for the sentinel item proves it.
+void AwaitSequenceVersion(World& w, Reader& reader, const SequenceBuilder& seq,
+                          const std::string& sentinel_item) {
+  w.Publish(w.topics().enrollment_events, sentinel_item,
+            Enroll(sentinel_item, seq.id(), seq.state().version, w.Now()));
+  INFO(seq.id() << " version " << seq.state().version);
+  REQUIRE(reader.PollUntil(
+      [&] { return !reader.On(w.topics().executor_events, sentinel_item).empty(); },
+      absl::Seconds(60)));
+}
 
 TEST_CASE(
     "Exit conditions, pause and resume, revoked consent, a missing merge field and a "
     "deleted sequence decide what an automatic email does when it comes due") {
   World w;
+  w.UseTestClock();  // the email's minute and the pause pass when the test moves the clock
   SequenceBuilder main_seq = CallThenMail(w, "s-main");
   SequenceBuilder revoked_seq = CallThenMail(w, "s-revoked");
   SequenceBuilder deleted_seq = CallThenMail(w, "s-deleted");
@@ -39,7 +52,7 @@ TEST_CASE(
   auto enroll = [&](const std::string& item, const SequenceBuilder& seq,
                     const std::string& name = "Ada") {
     w.Publish(w.topics().enrollment_events, item,
-              Enroll(item, seq.id(), seq.state().version, absl::Now(), name));
+              Enroll(item, seq.id(), seq.state().version, w.Now(), name));
   };
   enroll(kNormal, main_seq);
   enroll(kWon, main_seq);
@@ -50,29 +63,48 @@ TEST_CASE(
 
   Reader reader({w.topics().executor_events, w.topics().task_events, w.topics().email_events});
   auto count = [&](const std::string& topic) { return reader.On(topic).size(); };
+  auto has = [&](const std::string& item, v1::Envelope::PayloadCase payload) {
+    for (const Seen* s : reader.On(w.topics().executor_events, item)) {
+      if (s->event.payload_case() == payload) return true;
+    }
+    return false;
+  };
   REQUIRE(reader.PollUntil([&] { return count(w.topics().task_events) >= 6; }, absl::Seconds(60)));
 
   // While the emails wait: the deal is won, one enrollment paused, consent revoked, a sequence
-  // deleted.
-  v1::Envelope won = ItemInput("won-1");
+  // deleted. Each is decided before the clock moves on.
+  v1::Envelope won = ItemInput(w, "won-1");
   won.mutable_item_outcome()->set_item_key(kWon);
   won.mutable_item_outcome()->set_kind(v1::ITEM_OUTCOME_KIND_DEAL_WON);
   w.Publish(w.topics().enrollment_events, kWon, won);
-  v1::Envelope pause = ItemInput("pause-1");
+  v1::Envelope pause = ItemInput(w, "pause-1");
   pause.mutable_pause_requested()->mutable_target()->mutable_item_in_sequence()->set_item_key(
       kPaused);
   pause.mutable_pause_requested()->mutable_target()->mutable_item_in_sequence()->set_sequence_id(
       main_seq.id());
   w.Publish(w.topics().enrollment_events, kPaused, pause);
-  const absl::Time paused_at = absl::Now();
-  w.PublishSequence(revoked_seq.Consent("owner-1", false, absl::Now()));
-  w.PublishSequence(deleted_seq.Delete(absl::Now()));
+  w.PublishSequence(revoked_seq.Consent("owner-1", false, w.Now()));
+  w.PublishSequence(deleted_seq.Delete(w.Now()));
+  REQUIRE(reader.PollUntil(
+      [&] {
+        return has(kWon, v1::Envelope::kEnrollmentCompleted) &&
+               has(kPaused, v1::Envelope::kEnrollmentPaused);
+      },
+      absl::Seconds(60)));
+  AwaitSequenceVersion(w, reader, revoked_seq, "c1/deal/sentinel-revoked");
+  AwaitSequenceVersion(w, reader, deleted_seq, "c1/deal/sentinel-deleted");
+  CHECK(count(w.topics().email_events) == 0);  // not before the minute is up
 
   constexpr absl::Duration kPauseFor = absl::Seconds(20);
-  absl::SleepFor(kPauseFor);
-  v1::Envelope resume = ItemInput("resume-1");
+  w.AdvanceClock(kPauseFor);
+  v1::Envelope resume = ItemInput(w, "resume-1");
   *resume.mutable_resume_requested()->mutable_target() = pause.pause_requested().target();
   w.Publish(w.topics().enrollment_events, kPaused, resume);
+  REQUIRE(reader.PollUntil([&] { return has(kPaused, v1::Envelope::kEnrollmentResumed); },
+                           absl::Seconds(60)));
+  CHECK(count(w.topics().email_events) == 0);
+  // Past every email's due time, the pause's 20 s included.
+  w.AdvanceClock(absl::Minutes(1));
 
   auto mail_of = [&](const std::string& item) -> const Seen* {
     for (const Seen* s : reader.On(w.topics().email_events)) {
@@ -95,7 +127,7 @@ TEST_CASE(
                ended(kWon) != nullptr && ended(kNoName) != nullptr && ended(kRevoked) != nullptr &&
                ended(kDeleted) != nullptr;
       },
-      absl::Seconds(150)));
+      absl::Seconds(60)));
   reader.Poll(absl::Seconds(2));
 
   // Exactly the two emails that should go out went out.
@@ -105,14 +137,18 @@ TEST_CASE(
   CHECK(ended(kNoName)->enrollment_failed().missing_merge_field() == "person.first_name");
   CHECK(ended(kRevoked)->enrollment_failed().reason() == v1::FAILURE_REASON_CONSENT_MISSING);
   CHECK(ended(kDeleted)->enrollment_removed().reason() == v1::REMOVAL_REASON_SEQUENCE_DELETED);
-  CHECK(mail_of(kNormal)->event.email_send().subject() == "Hello Ada");
+  CHECK(mail_of(kNormal)->event.email_send().subject() == "Following up, Ada");
 
   // The paused enrollment's delay stood still while it was paused.
   absl::Time call_at = absl::InfinitePast();
+  absl::Time paused_at = absl::InfiniteFuture();
   for (const Seen* s : reader.On(w.topics().executor_events)) {
     if (s->message.key == kPaused && s->event.has_step_executed() &&
         s->event.step_executed().step_id() == "call") {
       call_at = domain::FromProto(s->event.step_executed().executed_at());
+    }
+    if (s->message.key == kPaused && s->event.has_enrollment_paused()) {
+      paused_at = domain::FromProto(s->event.enrollment_paused().paused_at());
     }
   }
   const absl::Time mailed_at =

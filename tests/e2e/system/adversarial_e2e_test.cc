@@ -61,8 +61,8 @@ std::string CreateFor(ApiProcess& api, const std::string& company, const std::st
   v1::Sequence* s = req.mutable_sequence();
   s->set_display_name(absl::StrCat("Secret plan of ", company));
   s->set_entity_kind(v1::ENTITY_KIND_DEAL);
-  *s->add_steps() = Activity("call-1", 60);
-  *s->add_steps() = Activity("call-2", 120);
+  *s->add_steps() = ActivityStep("call-1", 60);
+  *s->add_steps() = ActivityStep("call-2", 120);
   v1::SequenceResponse resp;
   std::unique_ptr<grpc::ClientContext> ctx;
   grpc::Status st = api.sequences().CreateSequence(As(ctx, company, user), req, &resp);
@@ -291,7 +291,7 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
        [](ApiProcess& api, const Victim& a, const Attacker&) {
          v1::PreviewScheduleRequest r;
          r.set_name(a.sequence);
-         *r.add_proposed_steps() = Activity("call-1", 1);
+         *r.add_proposed_steps() = ActivityStep("call-1", 1);
          v1::PreviewScheduleResponse resp;
          return B_CALL(api.sequences(), PreviewSchedule, r, resp);
        }},
@@ -725,7 +725,7 @@ TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly o
   create.set_request_id("c-create");
   create.mutable_sequence()->set_display_name("Concurrent");
   create.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
-  *create.mutable_sequence()->add_steps() = Activity("call-1", 60);
+  *create.mutable_sequence()->add_steps() = ActivityStep("call-1", 60);
   std::string name;
   std::mutex name_mu;
   all_ok(Concurrently(kRetries, [&] {
@@ -931,9 +931,9 @@ TEST_CASE(
     return resp.sequence().name();
   };
   // An automatic email with automated sending off fails at once: a retry has work to do.
-  const std::string failing = create("r-seq", Email("mail", 0, /*automatic=*/true));
+  const std::string failing = create("r-seq", EmailStep("mail", 0, /*automatic=*/true));
   // An activity that waits for completion: the enrollment waits for its task.
-  v1::Step wait = Activity("call", 0);
+  v1::Step wait = ActivityStep("call", 0);
   wait.mutable_activity()->set_wait_for_completion(true);
   wait.mutable_activity()->mutable_assignee()->set_user_id(kVictimUser);
   const std::string waiting = create("w-seq", wait);
@@ -1005,8 +1005,8 @@ const std::vector<HostileCase>& HostileCases() {
          r.set_request_id("h-create-1");
          r.mutable_sequence()->set_display_name("x");
          r.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
-         *r.mutable_sequence()->add_steps() = Activity(Huge().substr(0, 1 << 20), 1);
-         *r.mutable_sequence()->add_steps() = Activity(Huge().substr(0, 1 << 20), 1);
+         *r.mutable_sequence()->add_steps() = ActivityStep(Huge().substr(0, 1 << 20), 1);
+         *r.mutable_sequence()->add_steps() = ActivityStep(Huge().substr(0, 1 << 20), 1);
          v1::SequenceResponse resp;
          return api.sequences().CreateSequence(CallAs("acme").get(), r, &resp);
        }},
@@ -1034,7 +1034,7 @@ const std::vector<HostileCase>& HostileCases() {
          r.mutable_sequence()->set_display_name("x");
          r.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
          for (int i = 0; i < 10; ++i) {
-           v1::Step s = Email(absl::StrCat("e", i), 1, false);
+           v1::Step s = EmailStep(absl::StrCat("e", i), 1, false);
            s.mutable_email()->set_body(std::string(99000, 'b'));
            *r.mutable_sequence()->add_steps() = s;
          }
@@ -1111,7 +1111,7 @@ const std::vector<HostileCase>& HostileCases() {
          v1::PreviewScheduleRequest r;
          r.set_name(seq);
          for (int i = 0; i < 10000; ++i)
-           *r.add_proposed_steps() = Activity(absl::StrCat("p", i), 1);
+           *r.add_proposed_steps() = ActivityStep(absl::StrCat("p", i), 1);
          v1::PreviewScheduleResponse resp;
          return api.sequences().PreviewSchedule(CallAs("acme").get(), r, &resp);
        }},

@@ -19,12 +19,12 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "libs/kafka/consumer.h"
 #include "tests/e2e/api/api_process.h"
 #include "tests/e2e/system/system_harness.h"
 #include "tests/support/cluster.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::testing {
 namespace {
@@ -124,7 +124,7 @@ TEST_CASE(
       dir + "/executor.log");
   REQUIRE(executor.ok());
   REQUIRE((*executor)->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
-  const std::string sequence = CreateSequence(api, "create-cluster", {Activity("call", 0)});
+  const std::string sequence = CreateSequence(api, "create-cluster", {ActivityStep("call", 0)});
 
   Load load(api, sequence);
   absl::SleepFor(absl::Seconds(2));
@@ -187,32 +187,22 @@ TEST_CASE(
   acknowledged.insert(ItemKey(lonely.back().item));
 
   // Every acknowledged deal gets its task exactly once; no deal gets two.
-  kafka::ConsumerConfig c;
-  c.client.bootstrap_servers = cluster.bootstrap();
-  auto consumer = kafka::Consumer::Create(c);
-  REQUIRE(consumer.ok());
-  std::vector<kafka::TopicPartitionOffset> assign;
-  for (int p = 0; p < kPartitions; ++p) {
-    assign.push_back({topics.task_events, p, kafka::kOffsetBeginning});
-  }
-  REQUIRE((*consumer)->Assign(assign).ok());
+  TopicReader reader({topics.task_events}, kPartitions, cluster.bootstrap());
   std::map<std::string, int> tasks;  // item key -> tasks
+  auto count = [&] {
+    tasks.clear();
+    for (const Seen& s : reader.seen()) ++tasks[s.message.key];
+  };
   auto covered = [&] {
+    count();
     for (const std::string& k : acknowledged) {
       if (tasks.count(k) == 0) return false;
     }
     return true;
   };
-  auto poll = [&](absl::Duration d) {
-    auto batch = (*consumer)->PollBatch(1000, d);
-    REQUIRE(batch.ok());
-    for (const kafka::Message& m : *batch) {
-      if (!m.eof) ++tasks[m.key];
-    }
-  };
-  const absl::Time read_until = absl::Now() + absl::Seconds(90);
-  while (!covered() && absl::Now() < read_until) poll(absl::Milliseconds(200));
-  poll(absl::Seconds(2));  // a duplicate would show up now
+  reader.PollUntil(covered, absl::Seconds(90));
+  reader.Poll(absl::Seconds(2));  // a duplicate would show up now
+  count();
   INFO(acknowledged.size() << " acknowledged, " << tasks.size() << " deals with a task, "
                            << ok_with_two << " acknowledged with two nodes");
   for (const std::string& k : acknowledged) {

@@ -11,12 +11,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "libs/kafka/consumer.h"
+#include "libs/kafka/security.h"
 #include "tests/e2e/api/api_process.h"
 #include "tests/e2e/system/system_harness.h"
 #include "tests/support/broker.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::testing {
 namespace {
@@ -98,34 +99,23 @@ TEST_CASE(
     REQUIRE(running);
   }
 
-  const std::string sequence = CreateSequence(api, "create-secure", {Activity("call", 0)});
+  const std::string sequence = CreateSequence(api, "create-secure", {ActivityStep("call", 0)});
   BatchEnroll(api, sequence, {{"s1", "rep-1"}});
   // What the task service would read, as the same SCRAM user over TLS.
-  kafka::ConsumerConfig c;
-  c.client.bootstrap_servers = broker.bootstrap();
-  c.client.security = {.protocol = kafka::SecurityProtocol::kSaslSsl,
-                       .sasl_mechanism = "SCRAM-SHA-512",
-                       .sasl_username = "sequences",
-                       .sasl_password = password,
-                       .ssl_ca_location = broker.ca_file()};
-  auto consumer = kafka::Consumer::Create(c);
-  REQUIRE(consumer.ok());
-  std::vector<kafka::TopicPartitionOffset> assign;
-  for (int p = 0; p < kPartitions; ++p) {
-    assign.push_back({topics.task_events, p, kafka::kOffsetBeginning});
-  }
-  REQUIRE((*consumer)->Assign(assign).ok());
+  kafka::ClientConfig client{.bootstrap_servers = broker.bootstrap()};
+  client.security = {.protocol = kafka::SecurityProtocol::kSaslSsl,
+                     .sasl_mechanism = "SCRAM-SHA-512",
+                     .sasl_username = "sequences",
+                     .sasl_password = password,
+                     .ssl_ca_location = broker.ca_file()};
+  TopicReader reader({topics.task_events}, kPartitions, client);
+  reader.PollUntil([&] { return !reader.seen().empty(); }, absl::Seconds(30));
+  reader.Poll(absl::Seconds(1));  // a duplicate would show up now
   std::vector<v1::Envelope> tasks;
-  auto poll = [&](absl::Duration d) {
-    auto batch = (*consumer)->PollBatch(100, d);
-    REQUIRE(batch.ok());
-    for (const kafka::Message& m : *batch) {
-      if (!m.eof) REQUIRE(tasks.emplace_back().ParseFromString(m.value));
-    }
-  };
-  const absl::Time until = absl::Now() + absl::Seconds(30);
-  while (tasks.empty() && absl::Now() < until) poll(absl::Milliseconds(200));
-  poll(absl::Seconds(1));  // a duplicate would show up now
+  for (const Seen& s : reader.seen()) {
+    REQUIRE(s.decoded);
+    tasks.push_back(s.event);
+  }
   REQUIRE(tasks.size() == 1);
   CHECK(tasks[0].task_created().step_id() == "call");
   CHECK(tasks[0].task_created().assignee_user_id() == "rep-1");

@@ -59,7 +59,7 @@ TEST_CASE(
     "record is keyed by its item") {
   System sys;
   ApiProcess& api = sys.api();
-  const std::string sequence = CreateSequence(api, "create-outcomes", {Activity("call", 60)});
+  const std::string sequence = CreateSequence(api, "create-outcomes", {ActivityStep("call", 60)});
   const std::vector<std::string> ids = {"won", "lost", "deleted", "replied", "bounced"};
   std::vector<Item> items;
   for (const std::string& id : ids) items.push_back({id, "rep-1"});
@@ -161,20 +161,14 @@ TEST_CASE(
   CHECK(sys.executor().Terminate() == 0);
 }
 
-v1::Step EmailWithSubject(const std::string& id, const std::string& subject) {
-  v1::Step step = Email(id, 0, true);
-  step.mutable_email()->set_subject(subject);
-  return step;
-}
-
 TEST_CASE(
     "Given an automatic email that failed on a missing merge field, when its merge data and "
     "recipient are updated through the API and it is retried, then the email goes out with the "
-    "new values; a failed enrollment can be removed, and a removed one is not updated") {
+    "new values, and a failed enrollment can be removed and a removed one is not updated") {
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence =
-      CreateSequence(api, "create-repair", {EmailWithSubject("auto", "Hi {{person.title}}")});
+      CreateSequence(api, "create-repair", {EmailStep("auto", 0, true, "Hi {{person.title}}")});
   EnableAutomaticSending(api, sequence, "rep-1");
   // Enroll refuses an item missing person.title up front; this caller will repair it later.
   BatchEnroll(api, sequence, {{"fix", "rep-1"}, {"drop", "rep-1"}}, /*allow_incomplete=*/true);

@@ -23,7 +23,7 @@ TEST_CASE("two API instances updating one sequence at once never acknowledge a l
   const std::string dir = TempDir("scaleout-e2e");
   ApiProcess first(prefix, dir + "/api-1");
   ApiProcess second(prefix, dir + "/api-2");
-  const std::string name = CreateSequence(first, "scaleout-create", {Activity("call-1", 60)});
+  const std::string name = CreateSequence(first, "scaleout-create", {ActivityStep("call-1", 60)});
 
   constexpr int kRounds = 15;
   auto writer = [&](ApiProcess& api, const std::string& who) {

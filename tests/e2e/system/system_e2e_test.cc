@@ -33,21 +33,31 @@ TEST_CASE(
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence = CreateSequence(
-      api, "create-flow", {Activity("call", 0), Email("draft", 0, false), Email("auto", 1, true)});
+      api, "create-flow",
+      {ActivityStep("call", 0), EmailStep("draft", 0, false), EmailStep("auto", 1, true)});
   const std::string owner = "rep-1";
   EnableAutomaticSending(api, sequence, owner);
 
   constexpr int kItems = 20;
   std::vector<Item> items;
   for (int i = 0; i < kItems; ++i) items.push_back({absl::StrCat("d", i), owner});
-  const absl::Time enrolled_at = absl::Now();
+  const absl::Time enrolled_at = sys.Now();
   BatchEnroll(api, sequence, items);
 
   Reader reader(
       {sys.topics().executor_events, sys.topics().task_events, sys.topics().email_events});
+  // The calls and drafts go out at once; the automatic emails wait for their minute: none is
+  // written before the executor's clock moves.
+  REQUIRE(reader.PollUntil([&] { return reader.On(sys.topics().email_events).size() >= kItems; },
+                           absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));
+  for (const Seen* s : reader.On(sys.topics().email_events)) {
+    CHECK(s->event.email_send().step_id() == "draft");
+  }
+  sys.AdvanceClock(absl::Minutes(1));
   REQUIRE(reader.PollUntil(
       [&] { return CountEvents(reader, sys, v1::Envelope::kEnrollmentCompleted) >= kItems; },
-      absl::Seconds(150)));
+      absl::Seconds(60)));
   reader.Poll(absl::Seconds(2));  // a duplicate or a stray effect would show up now
 
   // Exactly one task and one email per step and deal, counted by the consumers' dedup keys.
@@ -94,8 +104,8 @@ TEST_CASE(
       auto x = by_effect.find(EffectId(s->event));
       REQUIRE(x != by_effect.end());
       const absl::Time due = domain::FromProto(x->second.due_at());
-      CHECK(s->message.timestamp >= due - kKafkaResolution);
-      CHECK(s->received_at >= due);
+      CHECK(sys.ServiceTime(s->message.timestamp) >= due - kKafkaResolution);
+      CHECK(sys.ServiceTime(s->received_at) >= due);
     }
 
     const v1::TaskCreated& task = out[0]->event.task_created();
@@ -137,7 +147,7 @@ TEST_CASE(
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence =
-      CreateSequence(api, "create-pause", {Activity("call", 0), Activity("follow-up", 1)});
+      CreateSequence(api, "create-pause", {ActivityStep("call", 0), ActivityStep("follow-up", 1)});
   const std::vector<Item> away = {{"a1", "rep-away"}, {"a2", "rep-away"}};
   const Item working = {"b1", "rep-working"};
   BatchEnroll(api, sequence, {away[0], away[1], working});
@@ -167,9 +177,7 @@ TEST_CASE(
   }
   WaitForStatus(api, EnrollmentName(sequence, working.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
 
-  // Time off: pause well before the follow-ups are due (the wait keeps the pause short).
-  const absl::Time pause_at = earliest_due - absl::Seconds(12);
-  if (absl::Now() < pause_at) absl::SleepFor(pause_at - absl::Now());
+  // Time off, well before the follow-ups are due.
   v1::UserEnrollmentsRequest pause;
   pause.set_parent(absl::StrCat("companies/", kCompany));
   pause.set_user_id("rep-away");
@@ -194,10 +202,11 @@ TEST_CASE(
     }
   }
 
+  CHECK(follow_ups(working.id) == 0);  // not before its due time
+
   // Past the original due time: the working user's follow-up fired, the paused ones did not.
-  REQUIRE(reader.PollUntil(
-      [&] { return follow_ups(working.id) == 1 && absl::Now() > original_due + absl::Seconds(3); },
-      absl::Seconds(90)));
+  sys.AdvanceClock(original_due + absl::Seconds(10) - sys.Now());
+  REQUIRE(reader.PollUntil([&] { return follow_ups(working.id) == 1; }, absl::Seconds(60)));
   reader.Poll(absl::Milliseconds(500));
   for (const Item& it : away) {
     INFO(it.id);
@@ -207,7 +216,7 @@ TEST_CASE(
   }
 
   // Back from time off.
-  const absl::Time resumed_at = absl::Now();
+  const absl::Time resumed_at = sys.Now();
   v1::UserEnrollmentsRequest resume;
   resume.set_parent(pause.parent());
   resume.set_user_id("rep-away");
@@ -221,6 +230,18 @@ TEST_CASE(
         WaitForStatus(api, EnrollmentName(sequence, it.id), v1::ENROLLMENT_STATUS_IN_PROGRESS);
     CHECK(e.pending_step_id() == "follow-up");
   }
+  for (const Item& it : away) {
+    REQUIRE(reader.PollUntil(
+        [&] {
+          return CountEvents(reader, sys, v1::Envelope::kEnrollmentResumed, ItemKey(it.id)) > 0;
+        },
+        absl::Seconds(30)));
+  }
+  // The pause stopped the delay's clock: the rest of the minute is still ahead.
+  reader.Poll(absl::Milliseconds(500));
+  CHECK(follow_ups(away[0].id) == 0);
+  CHECK(follow_ups(away[1].id) == 0);
+  sys.AdvanceClock(absl::Minutes(1));
 
   REQUIRE(
       reader.PollUntil([&] { return follow_ups(away[0].id) >= 1 && follow_ups(away[1].id) >= 1; },
@@ -241,8 +262,8 @@ TEST_CASE(
     CHECK(domain::FromProto(x[1].due_at()) > original_due);
     for (const Seen* t : reader.On(sys.topics().task_events, ItemKey(it.id))) {
       if (t->event.task_created().step_id() != "follow-up") continue;
-      CHECK(t->message.timestamp >= resumed_at - kKafkaResolution);
-      CHECK(t->received_at >= resumed_at);
+      CHECK(sys.ServiceTime(t->message.timestamp) >= resumed_at - kKafkaResolution);
+      CHECK(sys.ServiceTime(t->received_at) >= resumed_at);
     }
     CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentPaused, ItemKey(it.id)) == 1);
     CHECK(CountEvents(reader, sys, v1::Envelope::kEnrollmentResumed, ItemKey(it.id)) == 1);
@@ -259,7 +280,7 @@ TEST_CASE(
   System sys;
   ApiProcess& api = sys.api();
   const std::string sequence =
-      CreateSequence(api, "create-remove", {Activity("call", 0), Email("auto", 1, true)});
+      CreateSequence(api, "create-remove", {ActivityStep("call", 0), EmailStep("auto", 1, true)});
   EnableAutomaticSending(api, sequence, "rep-1");
   const Item removed = {"r1", "rep-1"};
   const Item kept = {"k1", "rep-1"};  // the same steps, not removed: shows the email was due
@@ -285,15 +306,14 @@ TEST_CASE(
   const v1::Enrollment gone =
       WaitForStatus(api, EnrollmentName(sequence, removed.id), v1::ENROLLMENT_STATUS_REMOVED);
   CHECK(gone.removal_reason() == v1::REMOVAL_REASON_REQUESTED);
-  REQUIRE(absl::Now() < email_due);  // removed before the email was due
+  REQUIRE(sys.Now() < email_due);  // removed before the email was due
+  CHECK(reader.On(sys.topics().email_events).empty());
 
-  // Wait until the kept deal's email went out and the removed one's due time has passed.
+  // Past the removed one's due time: the kept deal's email goes out.
+  sys.AdvanceClock(email_due + absl::Seconds(10) - sys.Now());
   REQUIRE(reader.PollUntil(
-      [&] {
-        return !reader.On(sys.topics().email_events, ItemKey(kept.id)).empty() &&
-               absl::Now() > email_due + absl::Seconds(2);
-      },
-      absl::Seconds(120)));
+      [&] { return !reader.On(sys.topics().email_events, ItemKey(kept.id)).empty(); },
+      absl::Seconds(60)));
   reader.Poll(absl::Seconds(1));
   CHECK(reader.On(sys.topics().email_events, ItemKey(removed.id)).empty());
   CHECK(Executed(reader, sys, ItemKey(removed.id)).size() == 1);
@@ -319,7 +339,8 @@ TEST_CASE(
     "CRM receives has the field filled in") {
   System sys;
   ApiProcess& api = sys.api();
-  const std::string sequence = CreateSequence(api, "create-task-merge", {Activity("call", 0)});
+  const std::string sequence = CreateSequence(
+      api, "create-task-merge", {ActivityStep("call", 0, false, "Call {{person.first_name}}")});
   const Item item = {"m1", "rep-1"};
   BatchEnroll(api, sequence, {item});
   Reader reader({sys.topics().task_events});

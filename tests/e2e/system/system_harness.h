@@ -2,7 +2,14 @@
 #define SEQUENCES_TESTS_E2E_SYSTEM_SYSTEM_HARNESS_H_
 
 // The whole system for e2e tests: a real sequence-api and a real step-executor process on private
-// topics of the real broker, a read_committed reader of the topics, step builders and API calls.
+// topics of the real broker, a read_committed reader of the topics, and API calls (steps:
+// tests/support/steps.h).
+//
+// Time: no test waits for a real minute. The executor runs on the test's clock
+// (--testing_clock_file; tests/support/test_clock.h says why a clock offset and not sub-minute
+// delays): System::AdvanceClock(d) moves its time forward, System::Now() is its time, and
+// ServiceTime() maps a wall-clock moment (a record timestamp, a receive time) to it. The API stays
+// on the wall clock (its time is gRPC deadlines and request bookkeeping).
 
 #include <algorithm>
 #include <catch2/catch.hpp>
@@ -20,6 +27,8 @@
 #include "tests/e2e/api/api_process.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/steps.h"
+#include "tests/support/test_clock.h"
 #include "tests/support/topic_reader.h"
 
 namespace sequences::testing {
@@ -48,7 +57,8 @@ class System {
                                      "--instance_id=" + instance,
                                      "--data_dir=" + dir_ + "/executor",
                                      absl::StrCat("--partitions=", kPartitions),
-                                     "--metrics_interval=2s"};
+                                     "--metrics_interval=2s",
+                                     clock_.Flag()};
     argv.insert(argv.end(), executor_flags.begin(), executor_flags.end());
     auto process = ChildProcess::Start(argv, dir_ + "/executor.log");
     INFO(process.status().ToString());
@@ -66,7 +76,15 @@ class System {
   ChildProcess& executor() { return *executor_; }
   const service::Topics& topics() const { return topics_; }
 
+  // Moves the executor's time forward by `d`.
+  void AdvanceClock(absl::Duration d) { clock_.Advance(d); }
+  // The executor's time now.
+  absl::Time Now() const { return clock_.Now(); }
+  // The executor's time at wall-clock time `wall`.
+  absl::Time ServiceTime(absl::Time wall) const { return clock_.ServiceTime(wall); }
+
  private:
+  TestClock clock_;
   std::string prefix_;
   service::Topics topics_;
   std::string dir_;
@@ -106,33 +124,7 @@ inline int CountEvents(const Reader& reader, const System& sys, v1::Envelope::Pa
   return n;
 }
 
-// --- steps and calls ---------------------------------------------------------------------------
-
-inline v1::Step Activity(const std::string& id, int delay_minutes) {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
-  s.mutable_delay()->set_amount(delay_minutes);
-  v1::ActivityStep* a = s.mutable_activity();
-  a->set_activity_type("call");
-  a->set_subject("Call {{person.first_name}}");
-  a->mutable_assignee()->set_item_owner(true);
-  a->set_priority(v1::PRIORITY_NORMAL);
-  return s;
-}
-
-inline v1::Step Email(const std::string& id, int delay_minutes, bool automatic) {
-  v1::Step s;
-  s.set_id(id);
-  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
-  s.mutable_delay()->set_amount(delay_minutes);
-  v1::EmailStep* e = s.mutable_email();
-  e->mutable_sender()->set_item_owner(true);
-  e->set_subject("Following up, {{person.first_name}}");
-  e->set_body("Hi {{person.first_name}}, thanks for your time.");
-  e->set_send_automatically(automatic);
-  return s;
-}
+// --- calls (the steps come from tests/support/steps.h) ---------------------------------------
 
 // Creates a deal sequence through the API; returns its resource name.
 inline std::string CreateSequence(ApiProcess& api, const std::string& request_id,
