@@ -69,7 +69,7 @@ class Case {
     s->set_entity_kind(v1::ENTITY_KIND_DEAL);
     *s->mutable_settings() = Settings();
     if (Rand(2) == 0) *s->add_steps() = Step("pre", /*zero=*/true);
-    v1::Step call = Activity("call", 0);
+    v1::Step call = ActivityStep("call", 0);
     call.mutable_activity()->set_wait_for_completion(true);
     *s->add_steps() = call;
     // "t1" always follows with a delay: who completes "call" then waits for a delay.
@@ -300,7 +300,7 @@ class Case {
     return d;
   }
   v1::Step Step(const std::string& id, bool zero = false) {
-    v1::Step s = Rand(3) == 0 ? Email(id, 0, /*automatic=*/false) : Activity(id, 0);
+    v1::Step s = Rand(3) == 0 ? EmailStep(id, 0, /*automatic=*/false) : ActivityStep(id, 0);
     *s.mutable_delay() = RandomDelay(zero);
     const v1::DelayUnit unit = s.delay().unit();
     // At a time of day only two days or more ahead: never due within the test.

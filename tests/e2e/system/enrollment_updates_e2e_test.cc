@@ -17,7 +17,7 @@ namespace sequences::testing {
 namespace {
 
 v1::Step WaitingCall(const std::string& id) {
-  v1::Step s = Activity(id, 0);
+  v1::Step s = ActivityStep(id, 0);
   s.mutable_activity()->set_wait_for_completion(true);
   return s;
 }
@@ -74,8 +74,8 @@ TEST_CASE(
   System sys;
   ApiProcess& api = sys.api();
   const std::string flow =
-      CreateSequence(api, "create-updates", {WaitingCall("call"), Activity("note", 0)});
-  const std::string failing = CreateSequence(api, "create-failing", {Email("auto", 0, true)});
+      CreateSequence(api, "create-updates", {WaitingCall("call"), ActivityStep("note", 0)});
+  const std::string failing = CreateSequence(api, "create-failing", {EmailStep("auto", 0, true)});
   BatchEnroll(api, flow, {{"done", "rep-1"}, {"removed", "rep-1"}});
   BatchEnroll(api, failing, {{"failed", "rep-1"}});
   const std::string done = EnrollmentName(flow, "done");

@@ -137,7 +137,7 @@ TEST_CASE(
   System sys({absl::StrCat("--http_port=", api_http)},
              {absl::StrCat("--http_port=", executor_http)});
   Prometheus prom(api_http, executor_http);
-  const std::string name = CreateSequence(sys.api(), "create-metrics", {Activity("call", 0)});
+  const std::string name = CreateSequence(sys.api(), "create-metrics", {ActivityStep("call", 0)});
 
   // Ready, as Prometheus sees it and as /readyz says.
   auto ready = prom.WaitFor("sequences_executor_ready", [](double v) { return v == 1; });
