@@ -241,7 +241,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "given a deal sequence, a lead enroll is FAILED_PRECONDITION; given a deleted sequence, "
+    "given a deal sequence, a lead enroll is FAILED_PRECONDITION, and given a deleted sequence, "
     "a change or an enroll is FAILED_PRECONDITION") {
   Harness h;
   const std::string name = CreateSequence(h, kA, "create-1");
@@ -263,7 +263,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "given a stale expected_version, an update is ABORTED and writes nothing; the current "
+    "given a stale expected_version, an update is ABORTED and writes nothing, and the current "
     "version updates") {
   Harness h;
   const std::string name = CreateSequence(h, kA, "create-1");
@@ -441,7 +441,7 @@ TEST_CASE(
 
 TEST_CASE(
     "given a batch enroll, when it is retried, then every item is answered again and "
-    "nothing new is written; an item enrolled alone with the same request id too") {
+    "nothing new is written, nor for an item enrolled alone with the same request id too") {
   Harness h;
   const std::string name = CreateSequence(h, kA, "create-1");
   REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "1", "item-1")).ok());
