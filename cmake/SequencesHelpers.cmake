@@ -41,7 +41,10 @@ function(sequences_test)
   if(ARG_EXCLUSIVE)
     set(serial RUN_SERIAL TRUE)
   endif()
+  # --warn NoTests: a ctest entry whose name selects no test case fails instead of passing with
+  # nothing run (CMake splits a test case name at ';', so such a name would silently run nothing).
   catch_discover_tests(${ARG_NAME}
     TEST_PREFIX "${ARG_TIER}.${ARG_NAME}."
+    EXTRA_ARGS --warn NoTests
     PROPERTIES LABELS ${ARG_TIER} ${serial})
 endfunction()

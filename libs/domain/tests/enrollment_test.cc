@@ -246,7 +246,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Given consent revoked, when an automatic email is due, then failed consent_missing; "
+    "Given consent revoked, when an automatic email is due, then failed consent_missing, "
     "retry after granting sends it",
     "[enrollment][email]") {
   SequenceState seq =
@@ -270,7 +270,7 @@ TEST_CASE(
   CHECK(d.email_events.size() == 1);
 }
 
-TEST_CASE("Given an unfilled merge field, an automatic email fails naming it; a draft keeps it",
+TEST_CASE("Given an unfilled merge field, an automatic email fails naming it, a draft keeps it",
           "[enrollment][email]") {
   SequenceState seq = WithAutomation(MakeSequence(
       {EmailStep("e", v1::DELAY_UNIT_MINUTES, 5, true, "Hi {{person.title}}", "x")}, kT0));
@@ -500,7 +500,7 @@ TEST_CASE("Given exit conditions, the enrollment ends with the matching reason",
   }
 }
 
-TEST_CASE("Given a reply, the enrollment completes replied; a bounce fails it bounced",
+TEST_CASE("Given a reply, the enrollment completes replied, a bounce fails it bounced",
           "[enrollment]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 2)}, kT0);
   EnrollmentState s = Enrolled(seq);
@@ -519,7 +519,7 @@ TEST_CASE("Given a reply, the enrollment completes replied; a bounce fails it bo
   CHECK(Must(DecideEnrollment(s, replied, seq, kT0)).empty());
 }
 
-TEST_CASE("Given remove requested, the enrollment is removed; removing again is a no-op",
+TEST_CASE("Given remove requested, the enrollment is removed, removing again is a no-op",
           "[enrollment]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 2)}, kT0);
   EnrollmentState s = Enrolled(seq);
@@ -534,7 +534,7 @@ TEST_CASE("Given remove requested, the enrollment is removed; removing again is 
   CHECK(Must(DecideEnrollment(s, rm, seq, kT0)).empty());
 }
 
-TEST_CASE("Given the sequence deleted, enrollments are removed; a due step also removes",
+TEST_CASE("Given the sequence deleted, enrollments are removed, a due step also removes",
           "[enrollment]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 2)}, kT0);
   EnrollmentState s = Enrolled(seq);
@@ -551,7 +551,7 @@ TEST_CASE("Given the sequence deleted, enrollments are removed; a due step also 
 
 // ---- pause / resume ----
 
-TEST_CASE("Given a pause, the delay clock stops; on resume the remaining delay continues",
+TEST_CASE("Given a pause, the delay clock stops, on resume the remaining delay continues",
           "[enrollment][pause]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 4)}, kT0);
   EnrollmentState s = Enrolled(seq);
@@ -643,7 +643,7 @@ TEST_CASE("Given a send window, resume re-aligns to the window instead of firing
 // ---- edits ----
 
 TEST_CASE(
-    "Given a step inserted before the position, it is not run; a deleted pending step is "
+    "Given a step inserted before the position, it is not run, a deleted pending step is "
     "skipped",
     "[enrollment][edit]") {
   SequenceState seq = MakeSequence(

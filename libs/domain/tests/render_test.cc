@@ -39,7 +39,7 @@ TEST_CASE("Unfilled fields are reported once each and left as written", "[render
   CHECK(r->missing_fields == std::vector<std::string>{"a.b", "person.last_name"});
 }
 
-TEST_CASE("Single braces are text; malformed fields are INVALID_ARGUMENT", "[render]") {
+TEST_CASE("Single braces are text, malformed fields are INVALID_ARGUMENT", "[render]") {
   CHECK(Render("{a} } {", kData, Escape::kNone)->text == "{a} } {");
   for (const char* bad : {"{{", "{{ }}", "{{1abc}}", "{{a..b}}", "{{a.}}", "{{a | there}}",
                           "{{a | \"x}}", "{{a | \"x\\y\"}}", "{{a-b}}"}) {

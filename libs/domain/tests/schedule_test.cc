@@ -186,7 +186,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given a sub-second anchor, when the day delay lands in the spring-forward gap, then it is "
-    "due exactly at the jump; when the local time exists, the fraction is kept",
+    "due exactly at the jump, when the local time exists, the fraction is kept",
     "[schedule][dst]") {
   const Calendar ny = Cal("America/New_York");
   // 2024-03-09 02:30:00.5 EST; 2024-03-10 02:30 does not exist, the clocks jump at 07:00Z.
@@ -234,7 +234,7 @@ TEST_CASE("Business days skip weekends and holidays, across a leap day and a yea
 
 // ---- windows ----
 
-TEST_CASE("Outside the send window a step moves to the next opening; holidays are skipped",
+TEST_CASE("Outside the send window a step moves to the next opening, holidays are skipped",
           "[schedule][window]") {
   Calendar c = Cal("Europe/Berlin");
   BusinessHours(&c);

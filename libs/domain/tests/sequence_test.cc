@@ -169,7 +169,7 @@ TEST_CASE("Given a deleted sequence, when any command arrives, then FAILED_PRECO
 }
 
 TEST_CASE(
-    "Given automated sending off, when switched on, then it is on; switching again is a "
+    "Given automated sending off, when switched on, then it is on, switching again is a "
     "no-op",
     "[sequence]") {
   v1::SequenceCommand c = Command("s1");
@@ -181,7 +181,7 @@ TEST_CASE(
   CHECK_FALSE(Apply(s, c, kT0).automated_sending);
 }
 
-TEST_CASE("Given a user, when they grant consent, then it is recorded; revoke removes it",
+TEST_CASE("Given a user, when they grant consent, then it is recorded, revoke removes it",
           "[sequence]") {
   v1::SequenceCommand grant = Command("s1");
   grant.mutable_grant_consent()->set_user_id("u1");
@@ -202,7 +202,7 @@ TEST_CASE("Given another user, when granting consent for someone else, then PERM
   CHECK(CodeOf(Created(), grant) == absl::StatusCode::kPermissionDenied);
 }
 
-TEST_CASE("Given a sequence, when paused and resumed, then the flag follows; repeats are no-ops",
+TEST_CASE("Given a sequence, when paused and resumed, then the flag follows, repeats are no-ops",
           "[sequence]") {
   v1::SequenceCommand pause = Command("s1");
   pause.mutable_pause();
@@ -222,7 +222,7 @@ TEST_CASE("Given a command without payload or id, then INVALID_ARGUMENT", "[sequ
 }
 
 TEST_CASE(
-    "Given version 3, when an event with version <= 3 is folded, then it is ignored; a gap "
+    "Given version 3, when an event with version <= 3 is folded, then it is ignored, a gap "
     "is applied",
     "[sequence]") {
   SequenceState s = Created();

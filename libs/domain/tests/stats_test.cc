@@ -90,7 +90,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given failures, when the enrollment fails at a step or bounces, then failed counts by "
-    "reason at the step; a bounce counts at the last email step; a removal is an exit",
+    "reason at the step, a bounce counts at the last email step, a removal is an exit",
     "[stats]") {
   const absl::Time t0 = Utc(2024, 3, 4, 10);
   // No consent and automated sending off: the automatic email fails at fire time.

@@ -36,7 +36,7 @@ v1::Envelope Targeted(void (*set)(v1::Envelope*)) {
 
 TEST_CASE(
     "Given an enrollment whose automatic email fails, is retried and removed, then enrolled, "
-    "failed, retried and removed are updates with their reasons; scheduling, merge data and a "
+    "failed, retried and removed are updates with their reasons, scheduling, merge data and a "
     "rejected enroll request are not") {
   SequenceState seq = MakeSequence({EmailStep("mail", v1::DELAY_UNIT_MINUTES, 5, true)}, kT0);
   EnrollmentState s;
@@ -98,7 +98,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given a paused sequence, when an item is enrolled, then enrolled and paused (cause "
-    "sequence) are two updates; an edit that moves the pending step after the resume is none") {
+    "sequence) are two updates, an edit that moves the pending step after the resume is none") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 2)}, kT0);
   v1::SequenceCommand pause = Command("s1");
   pause.mutable_pause();

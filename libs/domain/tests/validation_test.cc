@@ -26,7 +26,7 @@ TEST_CASE("A well-formed definition is valid", "[validation]") {
             .ok());
 }
 
-TEST_CASE("Delays out of range name the amount; a missing unit names the unit", "[validation]") {
+TEST_CASE("Delays out of range name the amount, a missing unit names the unit", "[validation]") {
   std::vector<v1::Step> steps = {ActivityStep("a", v1::DELAY_UNIT_DAYS, 366),
                                  ActivityStep("b", v1::DELAY_UNIT_MINUTES, -1),
                                  ActivityStep("c", v1::DELAY_UNIT_UNSPECIFIED, 1),
@@ -44,7 +44,7 @@ TEST_CASE("Step ids must be well-formed and unique", "[validation]") {
         std::vector<std::string>{"steps[1].id", "steps[2].id", "steps[3].id"});
 }
 
-TEST_CASE("Activity and email steps need their fields; merge syntax must parse", "[validation]") {
+TEST_CASE("Activity and email steps need their fields, merge syntax must parse", "[validation]") {
   v1::Step a = ActivityStep("a", v1::DELAY_UNIT_DAYS, 1);
   a.mutable_activity()->clear_subject();
   a.mutable_activity()->clear_assignee();
@@ -148,7 +148,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given automatic emails, when merge data lacks a field no fallback covers, then each "
-    "missing field is named once; drafts, fallbacks and filled fields are not",
+    "missing field is named once, drafts, fallbacks and filled fields are not",
     "[validation][completeness]") {
   v1::EnrollRequested r;
   r.mutable_recipient()->set_email("ada@example.com");

@@ -144,7 +144,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given enrollments before an A/B step, when its weights are edited, then they draw with "
-    "the new weights; a step without variants names none",
+    "the new weights, a step without variants names none",
     "[variants][enrollment]") {
   const absl::Time t0 = Utc(2024, 3, 4, 10);
   SequenceState seq = MakeSequence({AbStep("email-1", {Variant("a", 1), Variant("b", 1)})}, t0);

@@ -138,7 +138,7 @@ TEST_CASE(
   }
 }
 
-TEST_CASE("SASL_PLAINTEXT sets SASL properties only; SSL with a client certificate sets TLS only") {
+TEST_CASE("SASL_PLAINTEXT sets SASL properties only, SSL with a client certificate sets TLS only") {
   ClientConfig client;
   client.security = {.protocol = SecurityProtocol::kSaslPlaintext,
                      .sasl_mechanism = "SCRAM-SHA-256",
@@ -164,7 +164,7 @@ TEST_CASE("SASL_PLAINTEXT sets SASL properties only; SSL with a client certifica
   CHECK(p.count("sasl.username") == 0);
 }
 
-TEST_CASE("security protocol names parse in any case; an unknown one lists the choices") {
+TEST_CASE("security protocol names parse in any case, an unknown one lists the choices") {
   CHECK(*ParseSecurityProtocol("SASL_SSL") == SecurityProtocol::kSaslSsl);
   CHECK(*ParseSecurityProtocol("sasl_plaintext") == SecurityProtocol::kSaslPlaintext);
   CHECK(*ParseSecurityProtocol("Ssl") == SecurityProtocol::kSsl);

@@ -82,6 +82,7 @@ std::string EnrollFor(ApiProcess& api, const std::string& company, const std::st
   item->set_item_id(item_id);
   item->set_owner_id(owner);
   item->set_request_id("enroll-" + item_id);
+  item->mutable_recipient()->set_email(item_id + "@example.com");
   (*item->mutable_merge_data())["person.first_name"] = "Ada";
   v1::EnrollmentResponse resp;
   std::unique_ptr<grpc::ClientContext> ctx;
@@ -294,6 +295,17 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          *r.add_proposed_steps() = ActivityStep("call-1", 1);
          v1::PreviewScheduleResponse resp;
          return B_CALL(api.sequences(), PreviewSchedule, r, resp);
+       }},
+      {"CreateSequence under A's company, reusing A's request id", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::CreateSequenceRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_request_id("create-plan");  // the id A created its sequence with
+         r.mutable_sequence()->set_display_name("Planted by globex");
+         r.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+         *r.mutable_sequence()->add_steps() = ActivityStep("call-1", 60);
+         v1::SequenceResponse resp;
+         return B_CALL(api.sequences(), CreateSequence, r, resp);
        }},
       {"ListSequenceTemplates (the shared starter library: nothing of A's)", true,
        [](ApiProcess& api, const Victim&, const Attacker&) {
