@@ -30,34 +30,7 @@ constexpr size_t kMaxValueBytes = 1024;
 
 // A JSON string of `raw` made valid UTF-8 and cut to kMaxValueBytes (libs/runtime/text.h).
 void AppendJsonString(std::string& out, absl::string_view raw) {
-  const std::string s = PrintableUtf8(raw, kMaxValueBytes);
-  out.push_back('"');
-  for (char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out.push_back(c);
-        }
-    }
-  }
-  out.push_back('"');
+  out += JsonQuote(PrintableUtf8(raw, kMaxValueBytes));
 }
 
 absl::string_view LevelName(LogLevel level) {

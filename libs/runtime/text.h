@@ -19,6 +19,11 @@ bool IsValidUtf8(absl::string_view s);
 // with "…(<n> bytes)" giving the original size.
 std::string PrintableUtf8(absl::string_view s, size_t max_bytes);
 
+// `s` as a JSON string literal, quotes included: '"' and '\\' escaped, \n \r \t as such, other
+// control characters as \u00XX; every other byte passes through (make it valid UTF-8 first when
+// it comes from outside).
+std::string JsonQuote(absl::string_view s);
+
 }  // namespace sequences
 
 #endif  // SEQUENCES_LIBS_RUNTIME_TEXT_H_

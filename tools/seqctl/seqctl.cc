@@ -18,43 +18,12 @@
 #include "libs/domain/envelope.h"
 #include "libs/domain/routing.h"
 #include "libs/kafka/consumer.h"
+#include "libs/runtime/text.h"
 
 namespace sequences::seqctl {
 namespace {
 
 constexpr absl::Duration kMetadataTimeout = absl::Seconds(10);
-
-// A JSON string literal of `s` (UTF-8 passes through; control characters are escaped).
-std::string Quote(absl::string_view s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          absl::StrAppend(&out, "\\u00", absl::Hex(static_cast<unsigned char>(c), absl::kZeroPad2));
-        } else {
-          out += c;
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
 
 // The first non-empty string field named "sequence_id" in `m` or its message fields (depth-first,
 // a few levels deep: EnrollmentTarget.item_in_sequence.sequence_id).
@@ -103,13 +72,13 @@ absl::StatusOr<std::string> ResolveTopic(const service::Topics& topics, absl::st
 std::string RecordJson(const kafka::Message& m) {
   std::vector<std::string> headers;
   for (const kafka::Header& h : m.headers) {
-    headers.push_back(absl::StrCat(Quote(h.key), ":", Quote(h.value)));
+    headers.push_back(absl::StrCat(JsonQuote(h.key), ":", JsonQuote(h.value)));
   }
-  std::string out =
-      absl::StrCat("{\"topic\":", Quote(m.topic), ",\"partition\":", m.partition,
-                   ",\"offset\":", m.offset, ",\"key\":", Quote(m.key), ",\"timestamp\":",
-                   Quote(absl::FormatTime(absl::RFC3339_full, m.timestamp, absl::UTCTimeZone())),
-                   ",\"headers\":{", absl::StrJoin(headers, ","), "}");
+  std::string out = absl::StrCat(
+      "{\"topic\":", JsonQuote(m.topic), ",\"partition\":", m.partition, ",\"offset\":", m.offset,
+      ",\"key\":", JsonQuote(m.key), ",\"timestamp\":",
+      JsonQuote(absl::FormatTime(absl::RFC3339_full, m.timestamp, absl::UTCTimeZone())),
+      ",\"headers\":{", absl::StrJoin(headers, ","), "}");
   v1::Envelope event;
   std::string json;
   google::protobuf::util::JsonPrintOptions options;
@@ -118,7 +87,7 @@ std::string RecordJson(const kafka::Message& m) {
       google::protobuf::util::MessageToJsonString(event, &json, options).ok()) {
     absl::StrAppend(&out, ",\"event\":", json, "}");
   } else {
-    absl::StrAppend(&out, ",\"value_base64\":", Quote(absl::Base64Escape(m.value)),
+    absl::StrAppend(&out, ",\"value_base64\":", JsonQuote(absl::Base64Escape(m.value)),
                     ",\"error\":\"not a sequences.v1.Envelope\"}");
   }
   return out;

@@ -34,5 +34,16 @@ TEST_CASE("printable text replaces malformed bytes and is cut at a character bou
   CHECK(PrintableUtf8(huge, 256).size() < 300);
 }
 
+TEST_CASE("a JSON string literal escapes quotes, backslashes and control characters only") {
+  CHECK(JsonQuote("") == "\"\"");
+  CHECK(JsonQuote("say \"hi\"\\ now") == "\"say \\\"hi\\\"\\\\ now\"");
+  CHECK(JsonQuote("a\nb\rc\td") == "\"a\\nb\\rc\\td\"");
+  CHECK(JsonQuote(std::string("\x01\x1f", 2)) == "\"\\u0001\\u001f\"");
+  CHECK(JsonQuote("Gr\xc3\xbc\xc3\x9f"
+                  "e \x7f") ==
+        "\"Gr\xc3\xbc\xc3\x9f"
+        "e \x7f\"");
+}
+
 }  // namespace
 }  // namespace sequences

@@ -9,9 +9,9 @@
 // Partitions: a record's own partition if set, else a hash of its key (stable within a run).
 // Latency: SetAppendLatency makes every Append take that long (real time) before the records get
 // their offsets, as a broker round trip does, so concurrent callers overlap as they do against a
-// broker. Faults: FailNextAppends makes the next appends fail (nothing written), as a broker that cannot
-// make a write durable; Hold keeps appended records from the read model (durable but not folded
-// yet) until Release.
+// broker. Faults: FailNextAppends makes the next appends fail (nothing written), as a broker that
+// cannot make a write durable; Hold keeps appended records from the read model (durable but not
+// folded yet) until Release.
 //
 // Thread-safety: thread-safe. Appends are serialized, so the read model sees one applier in
 // offset order, as with its folding thread.

@@ -87,7 +87,8 @@ TEST_CASE(
       remove.mutable_remove_requested()->mutable_target()->set_item_key(
           absl::StrCat("c1/deal/", i));
       remove.mutable_remove_requested()->mutable_target()->set_sequence_id("s1");
-      take(Must(domain::DecideEnrollment(s, remove, seq, t0 + absl::Hours(72))), t0 + absl::Hours(72));
+      take(Must(domain::DecideEnrollment(s, remove, seq, t0 + absl::Hours(72))),
+           t0 + absl::Hours(72));
     }
   }
 
