@@ -457,8 +457,13 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       // than the envelope's) is not pending here either, and records no request id.
       if (!domain::CheckEnrollmentInputContract(e, m.key).ok()) continue;
       if (std::optional<domain::StatIncrement> done = domain::TaskCompletedIncrement(e)) {
+        // Only into the statistics of a sequence of the input's own company: a publisher of
+        // another company naming this sequence id must not move its numbers.
+        absl::StatusOr<Batch::Seq*> seq = load_sequence(e.activity_completed().sequence_id());
+        if (!seq.ok()) return seq.status();
         const std::string task_key = absl::StrCat("t", kSep, e.activity_completed().task_id());
-        bool counted = b.completed_tasks.count(task_key) > 0;
+        bool counted =
+            (*seq)->state.company_id != e.company_id() || b.completed_tasks.count(task_key) > 0;
         if (!counted) {
           absl::StatusOr<std::optional<std::string>> seen = store_->Get(kStats, task_key);
           if (!seen.ok()) return seen.status();

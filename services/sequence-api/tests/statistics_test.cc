@@ -144,5 +144,52 @@ TEST_CASE(
   for (const v1::StepStatistics& s : day->steps()) CHECK(s.step_id() != "last");  // day 3+
 }
 
+TEST_CASE("A completed task counts once, and only from the sequence's own company",
+          "[statistics]") {
+  const absl::Time t0 = Utc(2024, 3, 4, 10);
+  auto rm = ReadModel::Open({.data_dir = sequences::testing::TempDir("stats-tasks") + "/db",
+                             .kafka = {},
+                             .topics = kTopics});
+  REQUIRE(rm.ok());
+  v1::Envelope created = domain::MakeEnvelope("s1@1", "c1", t0, "", "create-1");
+  v1::SequenceCreated* c = created.mutable_sequence_created();
+  c->set_sequence_id("s1");
+  c->set_version(1);
+  c->set_name("Demo");
+  c->set_owner_id("u1");
+  c->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  auto completion = [&](const std::string& company, const std::string& id) {
+    v1::Envelope e = domain::MakeEnvelope(id, company, t0, "", id);
+    v1::ActivityCompleted* a = e.mutable_activity_completed();
+    const std::string item_key = company + "/deal/42";
+    a->set_item_key(item_key);
+    a->set_sequence_id("s1");
+    a->set_enrollment_id(item_key + "#s1#1");
+    a->set_step_id("call");
+    a->set_task_id(item_key + "#s1#1/call/task");
+    kafka::Message m;
+    m.topic = kTopics.enrollment_events;
+    m.key = item_key;
+    m.value = e.SerializeAsString();
+    return m;
+  };
+  std::vector<kafka::Message> records = {completion("c1", "done-1"), completion("c1", "done-2"),
+                                         completion("c2", "forged-1")};
+  kafka::Message seq_record;
+  seq_record.topic = kTopics.sequence_events;
+  seq_record.value = created.SerializeAsString();
+  REQUIRE((*rm)->Apply({seq_record}).ok());
+  for (size_t i = 0; i < records.size(); ++i) {
+    records[i].offset = static_cast<int64_t>(i);
+    REQUIRE((*rm)->Apply({records[i]}).ok());
+  }
+  absl::StatusOr<v1::SequenceStatistics> stats = (*rm)->Statistics("s1", "", {"call"});
+  REQUIRE(stats.ok());
+  REQUIRE(stats->steps_size() == 1);
+  // The same task reported twice (two request ids) counts once; company c2's forged report of a
+  // task in c1's sequence counts nothing.
+  CHECK(stats->steps(0).tasks_completed() == 1);
+}
+
 }  // namespace
 }  // namespace sequences::api
