@@ -111,6 +111,10 @@ class Api {
       const Ctx& c, const v1::GetSequenceStatisticsRequest& r) {
     return queries_.GetSequenceStatistics(c, r);
   }
+  absl::StatusOr<v1::ListEnrollmentEventsResponse> ListEnrollmentEvents(
+      const Ctx& c, const v1::ListEnrollmentEventsRequest& r) {
+    return queries_.ListEnrollmentEvents(c, r);
+  }
 
   // ---- enrollments
   absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx& c, const v1::EnrollRequest& r) {

@@ -296,6 +296,8 @@ class Transport::EnrollmentServiceImpl final : public v1::EnrollmentService::Cal
                        ItemInputResponse)
   SEQUENCES_API_METHOD(EnrollmentService, ReportEmailBounced, ReportEmailEventRequest,
                        ItemInputResponse)
+  SEQUENCES_API_METHOD(EnrollmentService, ListEnrollmentEvents, ListEnrollmentEventsRequest,
+                       ListEnrollmentEventsResponse)
 
  private:
   Transport& t_;

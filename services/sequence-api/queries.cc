@@ -10,6 +10,7 @@
 #include "libs/domain/enrollment_preview.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/history.h"
 #include "libs/domain/schedule.h"
 #include "libs/domain/templates.h"
 #include "libs/domain/validation.h"
@@ -280,6 +281,47 @@ absl::StatusOr<v1::SequenceStatistics> Queries::GetSequenceStatistics(
   if (!stats.ok()) return stats.status();
   stats->set_sequence(req.name());
   return stats;
+}
+
+absl::StatusOr<v1::ListEnrollmentEventsResponse> Queries::ListEnrollmentEvents(
+    const Ctx& ctx, const v1::ListEnrollmentEventsRequest& req) {
+  absl::StatusOr<EnrollmentName> n = ParseEnrollmentName(req.name(), "name");
+  if (!n.ok()) return n.status();
+  const absl::Status not_found =
+      absl::NotFoundError(absl::StrCat("enrollment ", req.name(), " not found"));
+  if (n->company_id != ctx.company_id) return not_found;
+  if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
+  const std::string listing = absl::StrCat("enrollment-events/", req.name());
+  int64_t after = -1;
+  if (!req.page_token().empty()) {
+    absl::StatusOr<std::string> t =
+        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
+    if (!t.ok()) return t.status();
+    if (!absl::SimpleAtoi(*t, &after)) {
+      return domain::InvalidField("page_token", "is not a token returned by this listing");
+    }
+  }
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<std::optional<EnrollmentRecord>> rec =
+      ports_.read_model.LoadEnrollment(n->ItemKey(), n->sequence_id);
+  if (!rec.ok()) return rec.status();
+  if (!rec->has_value()) return not_found;
+  const int limit = PageSize(req.page_size(), 50, 1000);
+  absl::StatusOr<std::vector<std::pair<int64_t, v1::Envelope>>> events =
+      ports_.read_model.EnrollmentEvents(n->ItemKey(), n->sequence_id, after, limit);
+  if (!events.ok()) return events.status();
+  v1::ListEnrollmentEventsResponse out;
+  for (auto& [offset, e] : *events) {
+    v1::EnrollmentEvent* out_event = out.add_events();
+    *out_event->mutable_time() = e.occurred_at();
+    out_event->set_description(domain::DescribeExecutorEvent(e));
+    *out_event->mutable_event() = std::move(e);
+  }
+  if (static_cast<int>(events->size()) == limit) {
+    out.set_next_page_token(
+        ports_.signer.Sign(ctx.company_id, listing, absl::StrCat(events->back().first)));
+  }
+  return out;
 }
 
 }  // namespace sequences::api

@@ -43,6 +43,9 @@ class Queries {
   // spelling is INVALID_ARGUMENT naming `day`).
   absl::StatusOr<v1::SequenceStatistics> GetSequenceStatistics(
       const Ctx&, const v1::GetSequenceStatisticsRequest&);
+  // An enrollment's history (every executor event of the item in the sequence), paged.
+  absl::StatusOr<v1::ListEnrollmentEventsResponse> ListEnrollmentEvents(
+      const Ctx&, const v1::ListEnrollmentEventsRequest&);
 
  private:
   // Waits until the read model reached a consistency token of the caller's company (none: OK).

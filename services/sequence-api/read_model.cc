@@ -910,4 +910,29 @@ absl::StatusOr<v1::SequenceStatistics> ReadModel::Statistics(
   return out;
 }
 
+absl::StatusOr<std::vector<std::pair<int64_t, v1::Envelope>>> ReadModel::EnrollmentEvents(
+    const std::string& item_key, const std::string& sequence_id, int64_t after, int limit) {
+  const std::string key = domain::EnrollmentKey(item_key, sequence_id);
+  const std::string begin = EnrEventKey(key, after + 1);
+  const std::string end = absl::StrCat(key, std::string(1, kSep[0] + 1));
+  std::vector<std::pair<int64_t, v1::Envelope>> out;
+  absl::Status parse = absl::OkStatus();
+  absl::Status scan =
+      store_->Scan(kEnrEvents, begin, end, [&](absl::string_view k, absl::string_view value) {
+        const absl::string_view offset = k.substr(key.size() + 1);
+        int64_t at = 0;
+        for (unsigned char c : offset) at = (at << 8) | c;
+        v1::Envelope e;
+        if (!e.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+          parse = absl::DataLossError("read model: bad enrollment event record");
+          return false;
+        }
+        out.emplace_back(at, std::move(e));
+        return static_cast<int>(out.size()) < limit;
+      });
+  if (!scan.ok()) return scan;
+  if (!parse.ok()) return parse;
+  return out;
+}
+
 }  // namespace sequences::api

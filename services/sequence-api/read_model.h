@@ -143,6 +143,10 @@ class ReadModel {
       const std::string& sequence_id, int limit, bool* more);
   absl::StatusOr<std::optional<RequestRecord>> LookupRequest(const std::string& company_id,
                                                              const std::string& request_id);
+  // The executor events of one item in one sequence (every enrollment of it), in log order,
+  // those after offset `after` (-1: from the first), at most `limit`.
+  absl::StatusOr<std::vector<std::pair<int64_t, v1::Envelope>>> EnrollmentEvents(
+      const std::string& item_key, const std::string& sequence_id, int64_t after, int limit);
   // The statistics of a sequence over all time (day empty) or one UTC day ("YYYY-MM-DD"), with
   // steps ordered by `step_order` (the sequence's current steps) and then by id.
   absl::StatusOr<v1::SequenceStatistics> Statistics(const std::string& sequence_id,

@@ -191,5 +191,47 @@ TEST_CASE("A completed task counts once, and only from the sequence's own compan
   CHECK(stats->steps(0).tasks_completed() == 1);
 }
 
+TEST_CASE("An item's history is its executor events in log order, paged by offset", "[history]") {
+  const absl::Time t0 = Utc(2024, 3, 4, 10);
+  const domain::SequenceState seq = MakeSequence(
+      {ActivityStep("a", v1::DELAY_UNIT_HOURS, 1), ActivityStep("b", v1::DELAY_UNIT_HOURS, 1)}, t0);
+  std::vector<v1::Envelope> events;
+  domain::EnrollmentState s;
+  auto take = [&](const domain::Decision& d) {
+    for (const v1::Envelope& e : d.executor_events) {
+      s = domain::EvolveEnrollment(std::move(s), e);
+      events.push_back(e);
+    }
+  };
+  take(Must(domain::DecideEnrollment(s, Enroll("c1/deal/7"), seq, t0)));
+  take(Must(domain::DecideStepDue(s, *domain::NextDueAt(s), seq, *domain::NextDueAt(s))));
+  take(Must(domain::DecideStepDue(s, *domain::NextDueAt(s), seq, *domain::NextDueAt(s))));
+  REQUIRE(events.size() >= 3);
+
+  auto rm = ReadModel::Open(
+      {.data_dir = sequences::testing::TempDir("history") + "/db", .kafka = {}, .topics = kTopics});
+  REQUIRE(rm.ok());
+  std::vector<kafka::Message> records;
+  for (size_t i = 0; i < events.size(); ++i) {
+    kafka::Message m;
+    m.topic = kTopics.executor_events;
+    m.offset = static_cast<int64_t>(10 + 2 * i);  // gaps, as other keys' records leave
+    m.value = events[i].SerializeAsString();
+    records.push_back(std::move(m));
+  }
+  REQUIRE((*rm)->Apply(records).ok());
+  auto first = (*rm)->EnrollmentEvents("c1/deal/7", "s1", -1, 2);
+  REQUIRE(first.ok());
+  REQUIRE(first->size() == 2);
+  CHECK((*first)[0].first == 10);
+  CHECK((*first)[0].second.event_id() == events[0].event_id());
+  CHECK((*first)[1].second.event_id() == events[1].event_id());
+  auto rest = (*rm)->EnrollmentEvents("c1/deal/7", "s1", (*first)[1].first, 100);
+  REQUIRE(rest.ok());
+  REQUIRE(rest->size() == events.size() - 2);
+  CHECK(rest->front().second.event_id() == events[2].event_id());
+  CHECK((*rm)->EnrollmentEvents("c1/deal/8", "s1", -1, 100)->empty());
+}
+
 }  // namespace
 }  // namespace sequences::api

@@ -313,6 +313,13 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          v1::ListSequenceTemplatesResponse resp;
          return B_CALL(api.sequences(), ListSequenceTemplates, r, resp);
        }},
+      {"ListEnrollmentEvents of A's enrollment", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::ListEnrollmentEventsRequest r;
+         r.set_name(a.enrollments[0]);
+         v1::ListEnrollmentEventsResponse resp;
+         return B_CALL(api.enrollments(), ListEnrollmentEvents, r, resp);
+       }},
       {"GetSequenceStatistics of A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
          v1::GetSequenceStatisticsRequest r;
@@ -657,6 +664,31 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
       CHECK_FALSE(absl::StrContains(o.response, secret));
       CHECK_FALSE(absl::StrContains(o.status.error_message(), "Secret plan"));
     }
+  }
+
+  // A itself reads its enrollment's history: the executor's events, oldest first, described.
+  {
+    v1::ListEnrollmentEventsRequest r;
+    r.set_name(a.enrollments[0]);
+    r.set_page_size(1);
+    v1::ListEnrollmentEventsResponse page;
+    std::unique_ptr<grpc::ClientContext> ctx;
+    grpc::Status st =
+        api.enrollments().ListEnrollmentEvents(As(ctx, kVictim, kVictimUser), r, &page);
+    INFO(st.error_message() << "\n" << page.DebugString());
+    REQUIRE(st.ok());
+    REQUIRE(page.events_size() == 1);
+    CHECK(absl::StartsWith(page.events(0).description(), "enrolled"));
+    CHECK(page.events(0).event().has_enrollment_started());
+    CHECK_FALSE(page.next_page_token().empty());
+    // The page token is A's: B cannot continue A's listing with it.
+    v1::ListEnrollmentEventsRequest stolen = r;
+    stolen.set_page_token(page.next_page_token());
+    v1::ListEnrollmentEventsResponse none;
+    std::unique_ptr<grpc::ClientContext> b_ctx;
+    CHECK_FALSE(api.enrollments()
+                    .ListEnrollmentEvents(As(b_ctx, kAttacker, kAttackerUser), stolen, &none)
+                    .ok());
   }
 
   // B's pause of its own "shared-owner" was decided before A's own pause of that owner (one
