@@ -158,14 +158,11 @@ expect(list(rename.update_mask.paths) == ["display_name"], "mask %s" % rename.up
 renamed = sequences.UpdateSequence(rename, metadata=metadata, timeout=20)
 expect(renamed.sequence.display_name == "Renamed from Python", "renamed %s" % renamed.sequence)
 
-lead_step = model.Step(id="call-1", delay=model.Delay(unit=model.DELAY_UNIT_DAYS, amount=1),
-                       activity=model.ActivityStep(activity_type="call", subject="Call",
-                                                   assignee=model.UserChoice(item_owner=True)))
 lead_sequence = sequences.CreateSequence(
     ss.CreateSequenceRequest(parent="companies/pyco", request_id="py-create-lead",
                              sequence=ss.Sequence(display_name="Leads from Python",
                                                   entity_kind=model.ENTITY_KIND_LEAD,
-                                                  steps=[lead_step])),
+                                                  steps=[step])),
     metadata=metadata, timeout=20)
 deals = sequences.ListSequences(
     ss.ListSequencesRequest(parent="companies/pyco", entity_kind=model.ENTITY_KIND_DEAL,
