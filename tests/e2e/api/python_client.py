@@ -4,7 +4,7 @@ usage: python_client.py <generated-stubs-dir> <address> <token>
 Creates a sequence, enrolls a deal, reads the overview, and checks that a malformed request is
 INVALID_ARGUMENT with google.rpc.BadRequest field violations in the status details. Then the
 lifecycle RPCs as the CRM and mailer services call them: an item outcome and an email reply (each
-idempotent by request id), a data repair of an enrollment that has not started (refused), a rename
+idempotent by request id), a data repair of an item never enrolled (NOT_FOUND), a rename
 through a field mask written in its proto3 JSON string form, and ListSequences filtered by entity
 kind. Exits non-zero with a message on any mismatch.
 """
@@ -141,13 +141,13 @@ except grpc.RpcError as e:
 
 try:
     enrollments.UpdateEnrollmentData(
-        es.UpdateEnrollmentDataRequest(name=enrolled.enrollment.name,
+        es.UpdateEnrollmentDataRequest(name=created.sequence.name + "/enrollments/deal:never",
                                        merge_data={"person.first_name": "Ada"},
-                                       request_id="py-repair-77"),
+                                       request_id="py-repair-never"),
         metadata=metadata, timeout=20)
-    expect(False, "repairing an enrollment that has not started was accepted")
+    expect(False, "repairing an item that was never enrolled was accepted")
 except grpc.RpcError as e:
-    expect(e.code() == grpc.StatusCode.FAILED_PRECONDITION, "repair: code %s" % e.code())
+    expect(e.code() == grpc.StatusCode.NOT_FOUND, "repair: code %s" % e.code())
 
 # update_mask in the proto3 JSON mapping is a comma-separated string; protojson parsers accept it.
 rename = json_format.Parse(
