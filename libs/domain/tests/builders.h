@@ -59,6 +59,19 @@ inline v1::Step EmailStep(const std::string& id, v1::DelayUnit unit, int amount,
   return s;
 }
 
+// A draft email step whose text comes from two A/B variants, "a" and "b", of equal weight.
+inline v1::Step DraftAbStep(const std::string& id, v1::DelayUnit unit, int amount) {
+  v1::Step s = EmailStep(id, unit, amount, /*automatic=*/false, "", "");
+  for (const char* v : {"a", "b"}) {
+    v1::EmailVariant* variant = s.mutable_email()->add_variants();
+    variant->set_id(v);
+    variant->set_weight(1);
+    variant->set_subject(absl::StrCat("Subject ", v));
+    variant->set_body("Body");
+  }
+  return s;
+}
+
 inline v1::SequenceCommand Command(const std::string& sequence_id, int64_t expected = 0) {
   v1::SequenceCommand c;
   c.set_company_id("c1");

@@ -30,27 +30,15 @@ void FoldCounting(EnrollmentState* s, const Decision& d, std::map<Key, int>* cou
   }
 }
 
-v1::Step DraftAb(const std::string& id) {
-  v1::Step s = EmailStep(id, v1::DELAY_UNIT_HOURS, 1, false, "", "");
-  for (const char* v : {"a", "b"}) {
-    v1::EmailVariant* variant = s.mutable_email()->add_variants();
-    variant->set_id(v);
-    variant->set_weight(1);
-    variant->set_subject(absl::StrCat("Subject ", v));
-    variant->set_body("Body");
-  }
-  return s;
-}
-
 TEST_CASE(
     "Given a task step that waits, an A/B draft and a reply, when the enrollment walks "
     "them, then each counter moves once at its step and variant, redeliveries none",
     "[stats]") {
   const absl::Time t0 = Utc(2024, 3, 4, 10);
-  const SequenceState seq =
-      MakeSequence({ActivityStep("call", v1::DELAY_UNIT_HOURS, 1, true), DraftAb("email"),
-                    ActivityStep("later", v1::DELAY_UNIT_DAYS, 3)},
-                   t0);
+  const SequenceState seq = MakeSequence({ActivityStep("call", v1::DELAY_UNIT_HOURS, 1, true),
+                                          DraftAbStep("email", v1::DELAY_UNIT_HOURS, 1),
+                                          ActivityStep("later", v1::DELAY_UNIT_DAYS, 3)},
+                                         t0);
   std::map<Key, int> counts;
   EnrollmentState s;
   FoldCounting(&s, Must(DecideEnrollment(s, Enroll(), seq, t0)), &counts);

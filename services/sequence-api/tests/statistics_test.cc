@@ -20,18 +20,6 @@ using namespace domain::testing;
 
 const service::Topics kTopics = service::Topics::WithPrefix("t.");
 
-v1::Step DraftAb(const std::string& id) {
-  v1::Step s = EmailStep(id, v1::DELAY_UNIT_DAYS, 1, /*automatic=*/false, "", "");
-  for (const char* v : {"a", "b"}) {
-    v1::EmailVariant* variant = s.mutable_email()->add_variants();
-    variant->set_id(v);
-    variant->set_weight(1);
-    variant->set_subject(absl::StrCat("Subject ", v));
-    variant->set_body("Body");
-  }
-  return s;
-}
-
 struct Expected {
   int enrolled = 0;
   std::map<std::string, int> tasks;                                      // step -> TaskCreated
@@ -46,10 +34,10 @@ TEST_CASE(
     "produced, per step, per variant and per day",
     "[statistics]") {
   const absl::Time t0 = Utc(2024, 3, 4, 10);
-  const domain::SequenceState seq =
-      MakeSequence({ActivityStep("call", v1::DELAY_UNIT_HOURS, 1), DraftAb("email"),
-                    ActivityStep("last", v1::DELAY_UNIT_DAYS, 1)},
-                   t0);
+  const domain::SequenceState seq = MakeSequence(
+      {ActivityStep("call", v1::DELAY_UNIT_HOURS, 1), DraftAbStep("email", v1::DELAY_UNIT_DAYS, 1),
+       ActivityStep("last", v1::DELAY_UNIT_DAYS, 1)},
+      t0);
   std::vector<v1::Envelope> events;
   Expected all, first_day;
   const std::string day1 = "2024-03-04";
