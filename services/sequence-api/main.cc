@@ -34,8 +34,9 @@ ABSL_FLAG(std::string, topic_prefix, "sequences.", "prefix of every topic name")
 ABSL_FLAG(int, partitions, 6, "partitions of each topic when this service creates them");
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "gRPC listen address");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-api", "RocksDB read-model directory");
-ABSL_FLAG(int, http_port, 0,
-          "HTTP port of /metrics (Prometheus), /healthz and /readyz (0: no HTTP server)");
+ABSL_FLAG(int, http_port, -1,
+          "HTTP port of /metrics (Prometheus), /healthz and /readyz (-1: no HTTP server; 0: any "
+          "free port, reported in the log)");
 ABSL_FLAG(std::string, http_address, "127.0.0.1",
           "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(std::string, auth_token, "",
@@ -164,7 +165,7 @@ int Main() {
   }
   api::Ops ops({.topics = topics}, **read_model, std::move(*watermarks));
   std::unique_ptr<service::HttpServer> http;
-  if (const int port = absl::GetFlag(FLAGS_http_port); port > 0) {
+  if (const int port = absl::GetFlag(FLAGS_http_port); port != -1) {
     auto started = service::HttpServer::Start({.address = absl::GetFlag(FLAGS_http_address),
                                                .port = port,
                                                .metrics = [&ops] { return ops.PrometheusText(); },

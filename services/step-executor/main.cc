@@ -40,11 +40,13 @@ ABSL_FLAG(std::string, instance_id, "",
           "stable id of this instance (transactional id = <group_id>.<instance_id>); "
           "default: the host name");
 ABSL_FLAG(std::string, data_dir, "/tmp/sequences-executor", "RocksDB state directory");
-ABSL_FLAG(int, health_port, 0, "gRPC health service port (0: no server)");
+ABSL_FLAG(int, health_port, -1,
+          "gRPC health service port (-1: no server; 0: any free port, reported in the log)");
 ABSL_FLAG(std::string, health_address, "127.0.0.1",
           "address the health server binds (loopback by default; 0.0.0.0 for every interface)");
-ABSL_FLAG(int, http_port, 0,
-          "HTTP port of /metrics (Prometheus), /healthz and /readyz (0: no HTTP server)");
+ABSL_FLAG(int, http_port, -1,
+          "HTTP port of /metrics (Prometheus), /healthz and /readyz (-1: no HTTP server; 0: any "
+          "free port, reported in the log)");
 ABSL_FLAG(std::string, http_address, "127.0.0.1",
           "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
@@ -143,7 +145,7 @@ int Main(const std::vector<char*>& args) {
   std::atomic<executor::Executor*> running{nullptr};
   std::unique_ptr<service::HttpServer> http;
   const std::string input_topic = topics.enrollment_events;
-  if (const int port = absl::GetFlag(FLAGS_http_port); port > 0 && !replay) {
+  if (const int port = absl::GetFlag(FLAGS_http_port); port != -1 && !replay) {
     auto started = service::HttpServer::Start(
         {.address = absl::GetFlag(FLAGS_http_address),
          .port = port,
@@ -223,7 +225,12 @@ int Main(const std::vector<char*>& args) {
   std::unique_ptr<grpc::Server> server;
   absl::Notification stop_health;
   std::thread health_thread;
-  if (const int port = absl::GetFlag(FLAGS_health_port); port > 0) {
+  if (const int port = absl::GetFlag(FLAGS_health_port); port != -1) {
+    if (port < 0 || port > 65535) {
+      Log(LogLevel::kError, kLog, "--health_port: must be -1 (off), 0 (any free port) or a port",
+          {{"health_port", port}});
+      return 2;
+    }
     std::string host = absl::GetFlag(FLAGS_health_address);
     if (host.find(':') != std::string::npos && host.front() != '[') host = "[" + host + "]";
     const std::string address = absl::StrCat(host, ":", port);  // IPv6 literals in brackets
@@ -253,7 +260,9 @@ int Main(const std::vector<char*>& args) {
         }
       }
     });
-    Log(LogLevel::kInfo, kLog, "health server listening", {{"address", address}});
+    // The bound address: with --health_port=0 the port the system chose.
+    Log(LogLevel::kInfo, kLog, "health server listening",
+        {{"address", absl::StrCat(host, ":", bound)}});
   }
 
   running.store(&exec);

@@ -17,20 +17,20 @@ source <("$root/tests/e2e/api/clients.sh" --env)
 ghz=$cache/bin/ghz
 out=${BENCH_OUT:?}
 prefix="bench.api.$(date +%s)."
-port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-addr=127.0.0.1:$port
 token=bench-token
 rm -rf "$out/api-data"
 
 "$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api" --bootstrap_servers="$BENCH_BOOTSTRAP" \
-  --topic_prefix="$prefix" --listen="$addr" --data_dir="$out/api-data" --auth_token="$token" \
+  --topic_prefix="$prefix" --listen=127.0.0.1:0 --data_dir="$out/api-data" --auth_token="$token" \
   >"$out/api.log" 2>&1 &
 api_pid=$!
 trap 'kill -TERM $api_pid 2>/dev/null; wait $api_pid 2>/dev/null' EXIT
-for _ in $(seq 1 300); do
-  grep -q '"msg":"serving"' "$out/api.log" && break
-  sleep 0.2
-done
+source "$root/tests/support/log_port.sh"
+port=$(wait_for_logged_port "$out/api.log" serving port "$api_pid") || {
+  echo "api.sh: sequence-api did not start" >&2
+  exit 1
+}
+addr=127.0.0.1:$port
 
 H=(-plaintext -H "authorization: Bearer $token" -H 'x-sequences-company: bench' -H 'x-sequences-user: u1')
 name=$("$GRPCURL" "${H[@]}" -d '{"parent": "companies/bench", "request_id": "bench-seq",

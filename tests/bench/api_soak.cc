@@ -129,19 +129,11 @@ absl::StatusOr<Figures> ApiHostileSoak(const SystemOptions& options, int rounds,
        absl::StrCat("--auth_token=", kToken)},
       dir + "/api.log");
   if (!api.ok()) return api.status();
-  if (!(*api)->WaitForLog("\"msg\":\"serving\"", absl::Minutes(1))) {
-    return absl::UnavailableError("sequence-api did not start: " + (*api)->Log());
-  }
-  const std::string log = (*api)->Log();
-  const size_t at = log.find("\"port\":\"", log.find("\"msg\":\"serving\""));
-  int port = 0;
-  if (at == std::string::npos ||
-      !absl::SimpleAtoi(log.substr(at + 8, log.find('"', at + 8) - at - 8), &port)) {
-    return absl::InternalError("no port in the serving line");
-  }
+  const absl::StatusOr<int> port = (*api)->WaitForPort("serving", "port", absl::Minutes(1));
+  if (!port.ok()) return absl::UnavailableError("sequence-api did not start: " + (*api)->Log());
   grpc::ChannelArguments args;
   args.SetMaxSendMessageSize(64 << 20);
-  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port),
+  auto channel = grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", *port),
                                            grpc::InsecureChannelCredentials(), args);
   auto sequences = v1::SequenceService::NewStub(channel);
   auto enrollments = v1::EnrollmentService::NewStub(channel);

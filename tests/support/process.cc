@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "tests/support/kafka_env.h"
@@ -96,6 +97,41 @@ bool ChildProcess::WaitForLog(absl::string_view needle, absl::Duration timeout) 
     absl::SleepFor(absl::Milliseconds(50));
   }
   return false;
+}
+
+absl::StatusOr<int> ChildProcess::WaitForPort(absl::string_view msg, absl::string_view field,
+                                              absl::Duration timeout) {
+  if (!WaitForLog(absl::StrCat("\"msg\":\"", msg, "\""), timeout)) {
+    return absl::NotFoundError(absl::StrCat("no \"", msg, "\" line in the log:\n", Log()));
+  }
+  return PortInLog(Log(), msg, field);
+}
+
+absl::StatusOr<int> PortInLog(absl::string_view log, absl::string_view msg,
+                              absl::string_view field) {
+  const size_t at = log.find(absl::StrCat("\"msg\":\"", msg, "\""));
+  if (at == absl::string_view::npos) {
+    return absl::NotFoundError(absl::StrCat("no \"", msg, "\" line in the log"));
+  }
+  const size_t bol = log.rfind('\n', at);
+  const absl::string_view line =
+      log.substr(bol == absl::string_view::npos ? 0 : bol + 1,
+                 log.find('\n', at) - (bol == absl::string_view::npos ? 0 : bol + 1));
+  const std::string key = absl::StrCat("\"", field, "\":\"");
+  const size_t v = line.find(key);
+  const size_t end = v == absl::string_view::npos ? v : line.find('"', v + key.size());
+  if (end == absl::string_view::npos) {
+    return absl::NotFoundError(absl::StrCat("no \"", field, "\" in: ", line));
+  }
+  absl::string_view value = line.substr(v + key.size(), end - v - key.size());
+  if (const size_t colon = value.rfind(':'); colon != absl::string_view::npos) {
+    value.remove_prefix(colon + 1);
+  }
+  int port = 0;
+  if (!absl::SimpleAtoi(value, &port) || port <= 0 || port > 65535) {
+    return absl::NotFoundError(absl::StrCat("no port in \"", field, "\" of: ", line));
+  }
+  return port;
 }
 
 std::string ServiceBinary(absl::string_view name) {

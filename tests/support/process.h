@@ -36,6 +36,11 @@ class ChildProcess {
   std::string Log() const;
   // Waits until the log contains `needle` (true) or the process exits or time runs out (false).
   bool WaitForLog(absl::string_view needle, absl::Duration timeout);
+  // The port a service bound on port 0 and reported: waits for the log line whose "msg" is `msg`
+  // and reads the port at the end of its `field` ("port":"43121", "address":"127.0.0.1:43121",
+  // "url":"http://127.0.0.1:43121"). NotFound when the line does not come in time or has no port.
+  absl::StatusOr<int> WaitForPort(absl::string_view msg, absl::string_view field,
+                                  absl::Duration timeout);
 
  private:
   ChildProcess(pid_t pid, std::string log_path) : pid_(pid), log_path_(std::move(log_path)) {}
@@ -48,8 +53,14 @@ class ChildProcess {
 // Path of a service binary built in SEQUENCES_BUILD_DIR (set by deploy/local/test.sh), e.g.
 // ServiceBinary("sequence-api") -> "$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api".
 std::string ServiceBinary(absl::string_view name);
-// A TCP port on 127.0.0.1 that was free a moment ago.
+// A TCP port on 127.0.0.1 that was free a moment ago. Racy (another process may take it before
+// the caller binds it): start services on port 0 and ask ChildProcess::WaitForPort instead. Only
+// for what cannot bind port 0 itself (a broker's listeners).
 int FreePort();
+// The port at the end of `field` in the first line of `log` whose "msg" is `msg` (see
+// ChildProcess::WaitForPort).
+absl::StatusOr<int> PortInLog(absl::string_view log, absl::string_view msg,
+                              absl::string_view field);
 // A fresh empty directory under the system temp dir.
 std::string TempDir(absl::string_view prefix);
 

@@ -3,7 +3,6 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "tests/support/kafka_env.h"
 
@@ -24,15 +23,10 @@ ApiProcess::ApiProcess(const std::string& topic_prefix, const std::string& data_
   INFO(process.status().ToString());
   REQUIRE(process.ok());
   process_ = std::move(*process);
-  const bool serving = process_->WaitForLog("\"msg\":\"serving\"", absl::Seconds(60));
-  INFO(process_->Log());
-  REQUIRE(serving);
-  const std::string log = process_->Log();
-  const size_t at = log.find("\"port\":\"", log.find("\"msg\":\"serving\""));
-  REQUIRE(at != std::string::npos);
-  int port = 0;
-  REQUIRE(absl::SimpleAtoi(log.substr(at + 8, log.find('"', at + 8) - (at + 8)), &port));
-  address_ = absl::StrCat("127.0.0.1:", port);
+  const absl::StatusOr<int> port = process_->WaitForPort("serving", "port", absl::Seconds(60));
+  INFO(port.status().ToString());
+  REQUIRE(port.ok());
+  address_ = absl::StrCat("127.0.0.1:", *port);
   channel_ = grpc::CreateChannel(address_, grpc::InsecureChannelCredentials());
   sequences_ = v1::SequenceService::NewStub(channel_);
   enrollments_ = v1::EnrollmentService::NewStub(channel_);

@@ -24,20 +24,16 @@ fail() {
   exit 1
 }
 
-port=$("$API_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-addr=127.0.0.1:$port
+source "$root/tests/support/log_port.sh"
 token=clients-secret
 prefix="test.clients.$RANDOM$RANDOM."
 "$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api" --bootstrap_servers="$SEQUENCES_BOOTSTRAP" \
-  --topic_prefix="$prefix" --partitions=3 --listen="$addr" \
+  --topic_prefix="$prefix" --partitions=3 --listen=127.0.0.1:0 \
   --data_dir="$work/data" --auth_token="$token" >"$work/api.log" 2>&1 &
 api_pid=$!
-for _ in $(seq 1 300); do
-  grep -q '"msg":"serving"' "$work/api.log" && break
-  kill -0 "$api_pid" 2>/dev/null || fail "sequence-api exited"
-  sleep 0.2
-done
-grep -q '"msg":"serving"' "$work/api.log" || fail "sequence-api did not start"
+port=$(wait_for_logged_port "$work/api.log" serving port "$api_pid") ||
+  fail "sequence-api did not start"
+addr=127.0.0.1:$port
 
 # --- grpcurl, through reflection only (no proto files given)
 auth=(-H "authorization: Bearer $token" -H "x-sequences-company: curlco" -H "x-sequences-user: u1")
@@ -76,11 +72,12 @@ grep -q '"status": "SERVING"' <<<"$health" || fail "api health: $health"
 echo "grpcurl client: OK"
 
 # --- grpcurl health check of the step-executor's health port, through reflection alone
-health_port=$("$API_PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$SEQUENCES_BUILD_DIR/services/step-executor/step-executor" --bootstrap_servers="$SEQUENCES_BOOTSTRAP" \
   --topic_prefix="$prefix" --partitions=3 --group_id="${prefix}executors" --instance_id=clients \
-  --data_dir="$work/executor" --health_port="$health_port" >"$work/executor.log" 2>&1 &
+  --data_dir="$work/executor" --health_port=0 >"$work/executor.log" 2>&1 &
 exec_pid=$!
+health_port=$(wait_for_logged_port "$work/executor.log" "health server listening" address \
+  "$exec_pid") || fail "no health port in the executor's log"
 health=
 for _ in $(seq 1 150); do
   health=$("$GRPCURL" -plaintext "127.0.0.1:$health_port" grpc.health.v1.Health/Check 2>&1) &&

@@ -40,11 +40,14 @@ TEST_CASE(
       seq.Create({ActivityStep("call", 0), EmailStep("draft", 0, false), ActivityStep("follow", 0)},
                  absl::Now()));
 
-  const std::string health = absl::StrCat("127.0.0.1:", FreePort());
   auto exec = w.StartExecutor(
-      "a", {"--health_port=" + health.substr(health.rfind(':') + 1),
-            absl::StrCat("--session_timeout=", absl::FormatDuration(kSessionTimeout)),
-            "--metrics_interval=1s"});
+      "a",
+      {"--health_port=0", absl::StrCat("--session_timeout=", absl::FormatDuration(kSessionTimeout)),
+       "--metrics_interval=1s"});
+  const absl::StatusOr<int> health_port =
+      exec->WaitForPort("health server listening", "address", absl::Seconds(10));
+  REQUIRE(health_port.ok());
+  const std::string health = absl::StrCat("127.0.0.1:", *health_port);
   REQUIRE(WaitForHealth(health, "SERVING", absl::Seconds(60)));
 
   int published = 0;

@@ -94,9 +94,11 @@ TEST_CASE(
     "meanwhile, and fires every step exactly once") {
   World w;
   SequenceBuilder seq = ThreeSteps(w, "s-fenced");
-  const std::string health = absl::StrCat("127.0.0.1:", sequences::testing::FreePort());
-  auto exec = w.StartExecutor(
-      "a", {"--health_port=" + health.substr(health.rfind(':') + 1), "--session_timeout=6s"});
+  auto exec = w.StartExecutor("a", {"--health_port=0", "--session_timeout=6s"});
+  const absl::StatusOr<int> health_port =
+      exec->WaitForPort("health server listening", "address", absl::Seconds(10));
+  REQUIRE(health_port.ok());
+  const std::string health = absl::StrCat("127.0.0.1:", *health_port);
   REQUIRE(WaitForHealth(health, "SERVING", absl::Seconds(60)));
   w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), 0, 300));
   {

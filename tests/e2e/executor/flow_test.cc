@@ -223,11 +223,13 @@ TEST_CASE(
     "With --health_port the executor serves grpc.health.v1 Check on loopback: SERVING once it "
     "owns its partitions and is caught up, and nothing after SIGTERM") {
   World w;
-  const int port = sequences::testing::FreePort();
-  auto exec = w.StartExecutor("a", {absl::StrCat("--health_port=", port)});
-  const std::string address = absl::StrCat("127.0.0.1:", port);
-  CHECK(exec->WaitForLog("\"msg\":\"health server listening\"", absl::Seconds(5)));
+  auto exec = w.StartExecutor("a", {"--health_port=0"});
+  const absl::StatusOr<int> port =
+      exec->WaitForPort("health server listening", "address", absl::Seconds(5));
+  INFO(port.status().ToString());
+  REQUIRE(port.ok());
   CHECK(exec->Log().find("\"address\":\"127.0.0.1:") != std::string::npos);
+  const std::string address = absl::StrCat("127.0.0.1:", *port);
   REQUIRE(WaitForHealth(address, "SERVING", absl::Seconds(60)));
   CHECK(exec->Terminate() == 0);
   CHECK(HealthOf(address, absl::Milliseconds(500)).find("error") == 0);

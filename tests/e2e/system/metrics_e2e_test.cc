@@ -132,21 +132,24 @@ std::string Show(const std::optional<double>& v) {
 TEST_CASE(
     "given both services scraped by Prometheus, when enrollments fire their first step, "
     "then the series exist and move") {
-  const int api_http = FreePort();
-  const int executor_http = FreePort();
-  System sys({absl::StrCat("--http_port=", api_http)},
-             {absl::StrCat("--http_port=", executor_http)});
-  Prometheus prom(api_http, executor_http);
+  System sys({"--http_port=0"}, {"--http_port=0"});
+  const absl::StatusOr<int> api_http =
+      sys.api().process().WaitForPort("http server listening", "url", absl::Seconds(10));
+  const absl::StatusOr<int> executor_http =
+      sys.executor().WaitForPort("http server listening", "url", absl::Seconds(10));
+  REQUIRE(api_http.ok());
+  REQUIRE(executor_http.ok());
+  Prometheus prom(*api_http, *executor_http);
   const std::string name = CreateSequence(sys.api(), "create-metrics", {ActivityStep("call", 0)});
 
   // Ready, as Prometheus sees it and as /readyz says.
   auto ready = prom.WaitFor("sequences_executor_ready", [](double v) { return v == 1; });
   INFO("executor ready: " << Show(ready) << "\n" << sys.executor().Log());
   REQUIRE(ready == 1.0);
-  auto readyz = HttpGet(executor_http, "/readyz");
+  auto readyz = HttpGet(*executor_http, "/readyz");
   REQUIRE(readyz.ok());
   CHECK(readyz->code == 200);
-  readyz = HttpGet(api_http, "/readyz");
+  readyz = HttpGet(*api_http, "/readyz");
   REQUIRE(readyz.ok());
   CHECK(readyz->code == 200);
   CHECK(prom.WaitFor("sequences_api_broker_reachable", [](double v) { return v == 1; }) == 1.0);
@@ -194,8 +197,8 @@ TEST_CASE(
   // Every metric the alert rules and the dashboard may use (deploy/prometheus/metrics.txt, which
   // deploy/tests checks them against) is exported by one of the services, with its type.
   {
-    auto api_text = HttpGet(api_http, "/metrics");
-    auto executor_text = HttpGet(executor_http, "/metrics");
+    auto api_text = HttpGet(*api_http, "/metrics");
+    auto executor_text = HttpGet(*executor_http, "/metrics");
     REQUIRE(api_text.ok());
     REQUIRE(executor_text.ok());
     const std::string scraped = absl::StrCat(api_text->body, "\n", executor_text->body);
@@ -251,27 +254,27 @@ TEST_CASE(
 TEST_CASE(
     "given an HTTP port already taken, when a service starts with it, then it exits "
     "non-zero naming the port") {
-  const int taken = FreePort();
-  auto holder = ChildProcess::Start({"/usr/bin/python3", "-c",
-                                     absl::StrCat("import socket,time; s=socket.socket(); "
-                                                  "s.bind(('127.0.0.1',",
-                                                  taken,
-                                                  ")); s.listen(); print('listening', flush=True); "
-                                                  "time.sleep(60)")},
-                                    TempDir("port-holder") + "/log");
+  // The holder binds a port of the system's choosing and says which.
+  auto holder = ChildProcess::Start(
+      {"/usr/bin/python3", "-c",
+       "import socket,time; s=socket.socket(); s.bind(('127.0.0.1',0)); s.listen(); "
+       "print('{\"msg\":\"listening\",\"port\":\"%d\"}' % s.getsockname()[1], flush=True); "
+       "time.sleep(60)"},
+      TempDir("port-holder") + "/log");
   REQUIRE(holder.ok());
-  REQUIRE((*holder)->WaitForLog("listening", absl::Seconds(10)));
+  const absl::StatusOr<int> taken = (*holder)->WaitForPort("listening", "port", absl::Seconds(10));
+  REQUIRE(taken.ok());
   const std::string dir = TempDir("port-taken");
   const std::string prefix = UniqueName("port-taken") + ".";
   const std::vector<std::vector<std::string>> services = {
       {ServiceBinary("step-executor"), "--data_dir=" + dir + "/executor"},
       {ServiceBinary("sequence-api"), "--data_dir=" + dir + "/api", "--auth_token=t",
-       absl::StrCat("--listen=127.0.0.1:", FreePort())}};
+       "--listen=127.0.0.1:0"}};
   for (std::vector<std::string> argv : services) {
     argv.push_back("--bootstrap_servers=" + Bootstrap());
     argv.push_back("--topic_prefix=" + prefix);
     argv.push_back("--partitions=3");
-    argv.push_back(absl::StrCat("--http_port=", taken));
+    argv.push_back(absl::StrCat("--http_port=", *taken));
     auto p = ChildProcess::Start(argv, dir + "/service.log");
     REQUIRE(p.ok());
     const absl::Time end = absl::Now() + absl::Seconds(30);
@@ -281,7 +284,7 @@ TEST_CASE(
     const int code = (*p)->Terminate(absl::Seconds(5));
     CHECK(code != 0);
     CHECK(code < 128);  // exited by itself, not killed
-    CHECK((*p)->Log().find(absl::StrCat("127.0.0.1:", taken)) != std::string::npos);
+    CHECK((*p)->Log().find(absl::StrCat("127.0.0.1:", *taken)) != std::string::npos);
   }
 }
 
