@@ -17,9 +17,14 @@
 #include "libs/domain/tests/builders.h"
 #include "services/sequence-api/tests/loopback_event_log.h"
 #include "tests/support/process.h"
+#include "tests/support/requests.h"
 
 namespace sequences::api {
 namespace {
+
+using ::sequences::testing::CreateRequest;
+using ::sequences::testing::EnrollRequest;
+using ::sequences::testing::Item;
 
 const service::Topics kTopics = service::Topics::WithPrefix("t.");
 // Before the wall clock on purpose: the read model waits on wall time (absl::Mutex), so a wait for
@@ -75,39 +80,6 @@ struct Harness {
 
 CallContext As(const std::string& company, const std::string& user = "u1") {
   return {.company_id = company, .user_id = user};
-}
-
-v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::string& request_id,
-                                        v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
-  v1::CreateSequenceRequest req;
-  req.set_parent(absl::StrCat("companies/", company));
-  req.set_request_id(request_id);
-  v1::Sequence* s = req.mutable_sequence();
-  s->set_display_name("Follow up after demo");
-  s->set_entity_kind(kind);
-  *s->add_steps() = domain::testing::ActivityStep("call-1", v1::DELAY_UNIT_DAYS, 0);
-  *s->add_steps() = domain::testing::ActivityStep("call-2", v1::DELAY_UNIT_DAYS, 2);
-  return req;
-}
-
-v1::EnrollItem Item(const std::string& item_id, const std::string& request_id,
-                    v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
-  v1::EnrollItem item;
-  item.set_entity_kind(kind);
-  item.set_item_id(item_id);
-  item.set_owner_id("owner-7");
-  item.set_request_id(request_id);
-  (*item.mutable_merge_data())["person.first_name"] = "Ada";
-  return item;
-}
-
-v1::EnrollRequest EnrollRequest(const std::string& sequence, const std::string& item_id,
-                                const std::string& request_id,
-                                v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
-  v1::EnrollRequest req;
-  req.set_parent(sequence);
-  *req.mutable_item() = Item(item_id, request_id, kind);
-  return req;
 }
 
 std::string CreateSequence(Harness& h, const std::string& company, const std::string& request_id) {

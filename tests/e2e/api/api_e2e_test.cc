@@ -12,39 +12,13 @@
 #include "tests/e2e/api/api_process.h"
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
+#include "tests/support/requests.h"
 #include "tests/support/steps.h"
 
 namespace sequences::testing {
 namespace {
 
 constexpr char kCompany[] = "acme";
-
-v1::CreateSequenceRequest CreateRequest(const std::string& company, const std::string& request_id,
-                                        v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
-  v1::CreateSequenceRequest req;
-  req.set_parent(absl::StrCat("companies/", company));
-  req.set_request_id(request_id);
-  v1::Sequence* s = req.mutable_sequence();
-  s->set_display_name("Follow up after demo");
-  s->set_entity_kind(kind);
-  *s->add_steps() = InDays(ActivityStep("call-1", 0));
-  *s->add_steps() = InDays(ActivityStep("call-2", 2));
-  return req;
-}
-
-v1::EnrollRequest EnrollRequest(const std::string& sequence, const std::string& item_id,
-                                const std::string& request_id,
-                                v1::EntityKind kind = v1::ENTITY_KIND_DEAL) {
-  v1::EnrollRequest req;
-  req.set_parent(sequence);
-  v1::EnrollItem* item = req.mutable_item();
-  item->set_entity_kind(kind);
-  item->set_item_id(item_id);
-  item->set_owner_id("owner-7");
-  item->set_request_id(request_id);
-  (*item->mutable_merge_data())["person.first_name"] = "Ada";
-  return req;
-}
 
 v1::SequenceResponse CreateSequence(ApiProcess& api, const std::string& company,
                                     const std::string& request_id) {
