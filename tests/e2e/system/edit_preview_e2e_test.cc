@@ -222,7 +222,11 @@ class Case {
         Act(&v1::EnrollmentService::Stub::ResumeEnrollment, ItemId(items_[id]), "resume");
       }
     }
-    for (const auto& [id, kind] : kinds_) {
+    for (const auto& entry : kinds_) {
+      // Plain names, not a structured binding: the lambda below captures them (clang before 16
+      // refuses to capture a structured binding).
+      const auto& id = entry.first;
+      const Kind kind = entry.second;
       if (kind == Kind::kDelay) continue;
       const v1::EditImpact& impact = by_id[id];
       INFO(id << " " << KindName(kind) << " impact " << impact.ShortDebugString());
