@@ -6,6 +6,10 @@
 #   deploy/local/check.sh asan [args]     the unit tier under AddressSanitizer + UBSan
 #   deploy/local/check.sh tsan [args]     the unit tier under ThreadSanitizer
 #
+# CHECK_TIER=kafka runs the kafka tier instead of the unit tier (a broker at SEQUENCES_BOOTSTRAP,
+# e.g. from deploy/local/kafka.sh start), e.g.
+#   SEQUENCES_BOOTSTRAP=127.0.0.1:19092 CHECK_TIER=kafka deploy/local/check.sh tsan
+#
 # Extra args go to ctest (e.g. `-R store_test`). CHECK_TARGETS=<ninja targets> builds only those
 # (default: every target for thread-safety, the unit tier for the sanitizers), e.g.
 #   CHECK_TARGETS=sequence_api_api_test deploy/local/check.sh tsan -R sequence_api_api_test
@@ -56,8 +60,10 @@ case "$kind" in
 esac
 configure -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-O1 $flags" \
   -DCMAKE_EXE_LINKER_FLAGS="$flags" -DCMAKE_SHARED_LINKER_FLAGS="$flags"
-ninja -C "$build" ${NINJA_FLAGS:-} ${CHECK_TARGETS:-unit-tests}
+tier=${CHECK_TIER:-unit}
+ninja -C "$build" ${NINJA_FLAGS:-} ${CHECK_TARGETS:-$tier-tests}
 status=0
-ctest --test-dir "$build" --output-on-failure -j2 --timeout 600 -L unit "$@" || status=$?
+SEQUENCES_BUILD_DIR=$build ctest --test-dir "$build" --output-on-failure -j2 --timeout 600 \
+  -L "^$tier\$" "$@" || status=$?
 echo "check: $kind finished in $((SECONDS - t0))s with status $status"
 exit $status
