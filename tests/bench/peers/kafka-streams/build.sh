@@ -6,6 +6,12 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 cache=${SEQUENCES_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/sequences}
+jar=$here/target/kafka-streams-peer.jar
+# Up to date: nothing in the pom, the sources or the repo's protos is newer than the jar.
+if [ -f "$jar" ] && [ -z "$(find "$here/pom.xml" "$here/src" "$here/../../../../proto/sequences/v1" \
+  -newer "$jar" -print -quit)" ]; then
+  exit 0
+fi
 mvn_args=(-q -B -Dstyle.color=never -f "$here/pom.xml" -Dmaven.repo.local="$cache/m2")
 if [ -f "$cache/m2/.kafka-streams-peer-resolved" ]; then
   # Everything was resolved once: no network needed (falls back to online if that fails).
