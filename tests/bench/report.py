@@ -33,6 +33,8 @@ for _peer in PEERS:
     PAIRS += [
         ("executor-throughput", f"{_p}-throughput", "records_per_s",
          f"executor vs. {_peer} peer enrollments/s to first step (higher is better)"),
+        ("executor-throughput", f"{_p}-throughput", "median_per_s",
+         f"executor vs. {_peer} peer median second of the same run (steady rate, no warm-up)"),
         ("executor-timer-burst", f"{_p}-timer-burst", "records_per_s",
          f"executor vs. {_peer} peer due steps fired/s (higher is better)"),
         ("executor-timer-burst", f"{_p}-timer-burst", "lateness_ms_p99",

@@ -1,5 +1,6 @@
 #include "tests/bench/system_bench.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -324,8 +325,15 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   for (const auto& s : seen) first = std::min(first, s.first);
   Figures f = Rate(seen, first);
   f["startup_to_first_s"] = absl::ToDoubleSeconds(first - start);
-  results.push_back(
-      {FigureName(options, "throughput"), f, {{"throughput_per_s", PerSecond(seen)}}});
+  // The median second (the last, partial one left out): the steady rate, without the start's
+  // ramp (a JVM's warm-up, say).
+  std::vector<double> per_second = PerSecond(seen);
+  if (per_second.size() > 2) {
+    std::vector<double> full(per_second.begin(), per_second.end() - 1);
+    std::sort(full.begin(), full.end());
+    f["median_per_s"] = full[full.size() / 2];
+  }
+  results.push_back({FigureName(options, "throughput"), f, {{"throughput_per_s", per_second}}});
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
   results.push_back({FigureName(options, "memory"), mem, {}});

@@ -26,7 +26,7 @@ import sequences.v1.SequenceEvents.SequenceCreated;
  *
  * <p>Flags (--name=value): bootstrap, topic_prefix, application_id (default prefix +
  * "kafka-streams-peer"), instance_id (static membership, default "a"), state_dir, threads (2),
- * commit_interval_ms (100), cache_mib (64), punctuate_ms (50), max_fires_per_punctuation (2000),
+ * commit_interval_ms (100), cache_mib (64), punctuate_ms (50), max_fires_per_punctuation (500),
  * session_timeout_ms (10000).
  */
 public final class StreamsPeer {
@@ -61,7 +61,7 @@ public final class StreamsPeer {
         Integer.parseInt(flags.getOrDefault("session_timeout_ms", "10000")));
 
     Duration punctuate = Duration.ofMillis(Long.parseLong(flags.getOrDefault("punctuate_ms", "50")));
-    int maxFires = Integer.parseInt(flags.getOrDefault("max_fires_per_punctuation", "2000"));
+    int maxFires = Integer.parseInt(flags.getOrDefault("max_fires_per_punctuation", "500"));
     Topology topology = topology(prefix, punctuate, maxFires);
 
     KafkaStreams streams = new KafkaStreams(topology, p);
