@@ -33,6 +33,9 @@ for _peer in PEERS:
     PAIRS += [
         ("executor-throughput", f"{_p}-throughput", "records_per_s",
          f"executor vs. {_peer} peer enrollments/s to first step (higher is better)"),
+        ("executor-throughput", f"{_p}-throughput", "cpu_ms_per_enrollment",
+         f"executor vs. {_peer} peer CPU time per enrollment, start to last first step "
+         "(lower is better; independent of the share of the machine each got)"),
         ("executor-throughput", f"{_p}-throughput", "median_per_s",
          f"executor vs. {_peer} peer median second of the same run (steady rate, no warm-up)"),
         ("executor-timer-burst", f"{_p}-timer-burst", "records_per_s",

@@ -1,14 +1,18 @@
 #include "tests/bench/system_bench.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "libs/domain/envelope.h"
@@ -146,6 +150,23 @@ Figures Memory(pid_t pid) {
     }
   }
   return f;
+}
+
+// CPU seconds (user + system, all threads) a process has used so far, or -1 if unknown.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command (which may hold spaces) in parentheses: state is field 3, utime
+  // and stime are fields 14 and 15.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Reads a topic (read_committed) from the beginning in a thread and records, for every record
@@ -333,9 +354,15 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
     std::sort(full.begin(), full.end());
     f["median_per_s"] = full[full.size() / 2];
   }
-  results.push_back({FigureName(options, "throughput"), f, {{"throughput_per_s", per_second}}});
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
+  // CPU the process used from its start until every first step was visible: what the work
+  // costs, whatever share of the shared machine it got.
+  if (double cpu = CpuSeconds((*exec)->pid()); cpu >= 0) {
+    f["cpu_s"] = cpu;
+    f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
+  }
+  results.push_back({FigureName(options, "throughput"), f, {{"throughput_per_s", per_second}}});
   results.push_back({FigureName(options, "memory"), mem, {}});
 
   // Recovery: kill -9 while holding every enrollment; one more enrollment arrives; how long from
