@@ -42,9 +42,10 @@ packages=(
 )
 
 # `install-deps.sh --bench` adds what tests/bench/ needs: matplotlib for the plots, perf for the
-# profiles (tests/bench/README.md, "Profiling").
+# profiles (tests/bench/README.md, "Profiling"), and a JDK (javac) for the Kafka Streams peer
+# (tests/bench/peers/kafka-streams, built by Maven, listed above).
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(python3-matplotlib linux-perf)
+  packages+=(python3-matplotlib linux-perf openjdk-17-jdk-headless)
 fi
 
 missing=()

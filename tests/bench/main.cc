@@ -31,6 +31,10 @@ ABSL_FLAG(std::string, work_dir, "/tmp/sequences-bench", "data directories and l
 ABSL_FLAG(std::string, processing_guarantee, "exactly_once", "executor mode");
 ABSL_FLAG(std::string, name_suffix, "", "appended to the names of this run's results");
 ABSL_FLAG(bool, replay, true, "executor-throughput: also time a replay of its executor-events");
+ABSL_FLAG(std::string, system, "executor",
+          "executor-* benchmarks: the system under test, executor or kafka-streams (the peer in "
+          "tests/bench/peers/kafka-streams; its figures are named peer-kafka-streams-*)");
+ABSL_FLAG(std::string, peers_dir, "tests/bench/peers", "where the peers' run.sh scripts are");
 
 namespace sequences::bench {
 namespace {
@@ -138,7 +142,9 @@ int Run(const std::string& cmd) {
                        .work_dir = absl::GetFlag(FLAGS_work_dir),
                        .partitions = absl::GetFlag(FLAGS_partitions),
                        .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee),
-                       .replay = absl::GetFlag(FLAGS_replay)};
+                       .replay = absl::GetFlag(FLAGS_replay),
+                       .system = absl::GetFlag(FLAGS_system),
+                       .peers_dir = absl::GetFlag(FLAGS_peers_dir)};
   absl::StatusOr<std::vector<Result>> results = absl::InvalidArgumentError("unknown benchmark");
   if (cmd == "executor-throughput") {
     results = ExecutorThroughput(system, absl::GetFlag(FLAGS_count));

@@ -24,6 +24,35 @@ PAIRS = [
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
 ]
 
+# Peers: the same workload built on another technology (tests/bench/peers/), same broker, same
+# run. Each executor figure is reported against the peer's (ratio executor / peer), and each
+# peer's rate against the pass-through.
+PEERS = ["kafka-streams"]
+for _peer in PEERS:
+    _p = f"peer-{_peer}"
+    PAIRS += [
+        ("executor-throughput", f"{_p}-throughput", "records_per_s",
+         f"executor vs. {_peer} peer enrollments/s to first step (higher is better)"),
+        ("executor-throughput", f"{_p}-throughput", "cpu_ms_per_enrollment",
+         f"executor vs. {_peer} peer CPU time per enrollment, start to last first step "
+         "(lower is better; independent of the share of the machine each got)"),
+        ("executor-throughput", f"{_p}-throughput", "median_per_s",
+         f"executor vs. {_peer} peer median second of the same run (steady rate, no warm-up)"),
+        ("executor-timer-burst", f"{_p}-timer-burst", "records_per_s",
+         f"executor vs. {_peer} peer due steps fired/s (higher is better)"),
+        ("executor-timer-burst", f"{_p}-timer-burst", "lateness_ms_p99",
+         f"executor vs. {_peer} peer burst lateness p99 (lower is better)"),
+        ("executor-memory", f"{_p}-memory", "peak_rss_mib",
+         f"executor vs. {_peer} peer peak RSS holding the throughput run's enrollments "
+         "(lower is better)"),
+        ("executor-recovery", f"{_p}-recovery", "restart_to_fire_s",
+         f"executor vs. {_peer} peer restart-to-fire seconds after kill -9 (lower is better)"),
+        (f"{_p}-throughput", "kafka-passthrough", "records_per_s",
+         f"{_peer} peer enrollments/s vs. transactional pass-through records/s"),
+        (f"{_p}-timer-burst", "kafka-passthrough", "records_per_s",
+         f"{_peer} peer due steps fired/s vs. transactional pass-through records/s"),
+    ]
+
 
 def main():
     raw_path, out_dir = sys.argv[1], sys.argv[2]
@@ -63,6 +92,21 @@ def main():
                     "meaning": "unary Enroll p99 vs. acks=all produce p99 at the same rate",
                 })
 
+    # Lateness at the same rate and phase: executor p99 vs. each peer's.
+    for name, figs in results.items():
+        if not name.startswith("executor-lateness-"):
+            continue
+        for peer in PEERS:
+            base_name = name.replace("executor-", f"peer-{peer}-", 1)
+            base = results.get(base_name)
+            if base and base.get("lateness_ms_p99") and "lateness_ms_p99" in figs:
+                comparisons.append({
+                    "figure": name, "baseline": base_name, "key": "lateness_ms_p99",
+                    "value": figs["lateness_ms_p99"], "baseline_value": base["lateness_ms_p99"],
+                    "ratio": figs["lateness_ms_p99"] / base["lateness_ms_p99"],
+                    "meaning": f"executor vs. {peer} peer lateness p99 (lower is better)",
+                })
+
     # The highest request rate whose p99 stays under 50 ms, for the API and for the producer.
     def best_rate(prefix):
         rates = [int(n.split("@")[1]) for n, f in results.items()
@@ -97,6 +141,25 @@ def main():
     except ImportError:
         print("report: matplotlib missing, no plots (deploy/local/install-deps.sh --bench)")
         return
+    # The systems side by side: each figure the executor and a peer both have.
+    side = [(what, key) for what, key in [("throughput", "records_per_s"),
+                                          ("timer-burst", "records_per_s"),
+                                          ("memory", "peak_rss_mib"),
+                                          ("recovery", "restart_to_fire_s")]
+            if f"executor-{what}" in results]
+    systems = ["executor"] + [f"peer-{p}" for p in PEERS
+                              if any(f"peer-{p}-{w}" in results for w, _ in side)]
+    if len(systems) > 1 and side:
+        fig, axes = plt.subplots(1, len(side), figsize=(4 * len(side), 4))
+        for ax, (what, key) in zip(axes if len(side) > 1 else [axes], side):
+            values = [results.get(f"{sname}-{what}", {}).get(key, 0) for sname in systems]
+            ax.bar(range(len(systems)), values)
+            ax.set_xticks(range(len(systems)))
+            ax.set_xticklabels([sname.replace("peer-", "") for sname in systems], rotation=20)
+            ax.set_title(f"{what}: {key}")
+        plt.tight_layout()
+        plt.savefig(os.path.join(out_dir, "systems-side-by-side.png"))
+        plt.close()
     for name, s in series.items():
         if "lateness_ms" in s:
             plt.figure(figsize=(7, 4))

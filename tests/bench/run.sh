@@ -6,6 +6,10 @@
 #   BENCH_SCALE=small|default|full   small: a minute; default: under 15 minutes; full: the issue's
 #                                    sizes (1,000,000 and 10,000,000 enrollments; hours)
 #   BENCH_KAFKA_PORT                 broker port (default 39092)
+#   BENCH_ONLY=peers                 only the pass-through baseline and the executor's and the
+#                                    peers' figures (throughput, timer burst, lateness at 1000/s)
+#   BENCH_PEERS=0                    skip the peers (tests/bench/peers/: the same workloads on
+#                                    Kafka Streams; built with Maven on first use)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -18,9 +22,29 @@ case "$scale" in
   *) echo "BENCH_SCALE must be small, default or full" >&2; exit 2 ;;
 esac
 
+only=${BENCH_ONLY:-}
+case "$only" in
+  "" | peers) ;;
+  *) echo "BENCH_ONLY must be empty or peers" >&2; exit 2 ;;
+esac
+peers=${BENCH_PEERS:-1}
+
 deploy/local/install-deps.sh --bench
-deploy/local/build.sh
 build=${BUILD_DIR:-$root/build}
+if [ -n "$only" ] && [ -f "$build/build.ninja" ]; then
+  ninja -C "$build" ${NINJA_FLAGS:-} sequences-bench step-executor  # all that these figures need
+else
+  deploy/local/build.sh
+fi
+# The Kafka Streams peer (Maven; offline after the first build). A failed build skips the peer.
+peer_args=()
+if [ "$peers" = 1 ]; then
+  if tests/bench/peers/kafka-streams/build.sh; then
+    peer_args=(--system=kafka-streams --peers_dir="$root/tests/bench/peers")
+  else
+    echo "bench: the Kafka Streams peer did not build; its figures are skipped" >&2
+  fi
+fi
 bench=$build/tests/bench/sequences-bench
 
 export KAFKA_PORT=${BENCH_KAFKA_PORT:-39092}
@@ -48,21 +72,39 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
 
 # Baselines: what Kafka alone does for the same shape of work.
 run kafka-passthrough --count="$count" --batch_max=500  # the executor's --max_batch
-run kafka-produce-batch --batch=1000 --repeats=20
-for rate in 250 500 1000 2000 4000; do
-  run kafka-produce-rate --rate="$rate" --seconds="$rate_seconds"
-done
+if [ -z "$only" ]; then
+  run kafka-produce-batch --batch=1000 --repeats=20
+  for rate in 250 500 1000 2000 4000; do
+    run kafka-produce-rate --rate="$rate" --seconds="$rate_seconds"
+  done
+fi
 
-# The executor, as real processes against the same broker.
+# The executor, as real processes against the same broker; each workload is then run by each
+# peer right after it (the machine's load drifts: neighbours compare best).
 sys=(--build_dir="$build" --work_dir="$out/work")
+peer_run() {  # the same benchmark on the peer (if it built)
+  if [ ${#peer_args[@]} -gt 0 ]; then run "$@" "${peer_args[@]}"; fi
+}
 run executor-throughput --count="$count" "${sys[@]}"
-# What transactions cost: the same run without them (every figure of it named @at_least_once).
-run executor-throughput --count="$count" --processing_guarantee=at_least_once \
-  --name_suffix=@at_least_once "${sys[@]}"
+peer_run executor-throughput --count="$count" --replay=false "${sys[@]}"
+if [ -z "$only" ]; then
+  # What transactions cost: the same run without them (every figure of it named @at_least_once).
+  run executor-throughput --count="$count" --processing_guarantee=at_least_once \
+    --name_suffix=@at_least_once "${sys[@]}"
+fi
 run executor-timer-burst --count="$burst" "${sys[@]}"
-for rate in 1000 5000; do
+peer_run executor-timer-burst --count="$burst" "${sys[@]}"
+lateness_rates="1000 5000"
+[ -n "$only" ] && lateness_rates=1000
+for rate in $lateness_rates; do
   run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
+  peer_run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
 done
+if [ -n "$only" ]; then
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done

@@ -1,13 +1,18 @@
 #include "tests/bench/system_bench.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <thread>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "libs/domain/envelope.h"
@@ -104,6 +109,19 @@ kafka::Record Enroll(const Env& env, const std::string& sequence_id, int64_t i) 
 absl::StatusOr<std::unique_ptr<ChildProcess>> StartExecutor(const Env& env,
                                                             const std::string& instance) {
   std::string dir = absl::StrCat(env.options.work_dir, "/", env.prefix, instance);
+  if (env.options.system == "kafka-streams") {
+    // The peer's run.sh execs the JVM: the child's pid is the JVM's (memory, kill -9). Static
+    // membership by instance id, as the executor.
+    return ChildProcess::Start(
+        {absl::StrCat(env.options.peers_dir, "/kafka-streams/run.sh"),
+         absl::StrCat("--bootstrap=", env.options.bootstrap),
+         absl::StrCat("--topic_prefix=", env.prefix), absl::StrCat("--instance_id=", instance),
+         absl::StrCat("--state_dir=", dir)},
+        dir + ".log");
+  }
+  if (env.options.system != "executor") {
+    return absl::InvalidArgumentError(absl::StrCat("unknown system ", env.options.system));
+  }
   return ChildProcess::Start(
       {absl::StrCat(env.options.build_dir, "/services/step-executor/step-executor"),
        absl::StrCat("--bootstrap_servers=", env.options.bootstrap),
@@ -132,6 +150,23 @@ Figures Memory(pid_t pid) {
     }
   }
   return f;
+}
+
+// CPU seconds (user + system, all threads) a process has used so far, or -1 if unknown.
+double CpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  // Fields after the command (which may hold spaces) in parentheses: state is field 3, utime
+  // and stime are fields 14 and 15.
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return -1;
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(close + 2), ' ');
+  double utime = 0, stime = 0;
+  if (fields.size() < 13 || !absl::SimpleAtod(fields[11], &utime) ||
+      !absl::SimpleAtod(fields[12], &stime)) {
+    return -1;
+  }
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
 }
 
 // Reads a topic (read_committed) from the beginning in a thread and records, for every record
@@ -220,6 +255,21 @@ Watcher::Match ExecutedOf(const std::string& step_id) {
   };
 }
 
+// A task of `step_id` fired by a timer, with the due time its cause names: the causation id of a
+// timer's effects is "<enrollment_id>/<step_id>/due@<unix micros>" (the executor's and the
+// peers').
+Watcher::Match TaskDueOf(const std::string& step_id) {
+  return [step_id](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_task_created() || e.task_created().step_id() != step_id) return std::nullopt;
+    size_t at = e.causation_id().rfind("/due@");
+    int64_t micros = 0;
+    if (at == std::string::npos || !absl::SimpleAtoi(e.causation_id().substr(at + 5), &micros)) {
+      return std::nullopt;
+    }
+    return absl::FromUnixMicros(micros);
+  };
+}
+
 Watcher::Match Started() {
   return [](const v1::Envelope& e) -> std::optional<absl::Time> {
     if (!e.has_enrollment_started()) return std::nullopt;
@@ -260,6 +310,11 @@ Figures Lateness(const std::vector<std::pair<absl::Time, absl::Time>>& seen,
 
 }  // namespace
 
+std::string FigureName(const SystemOptions& options, const std::string& what) {
+  return options.system == "executor" ? absl::StrCat("executor-", what)
+                                      : absl::StrCat("peer-", options.system, "-", what);
+}
+
 absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& options,
                                                        int64_t count) {
   auto env = NewEnv(options, "throughput");
@@ -291,10 +346,24 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   for (const auto& s : seen) first = std::min(first, s.first);
   Figures f = Rate(seen, first);
   f["startup_to_first_s"] = absl::ToDoubleSeconds(first - start);
-  results.push_back({"executor-throughput", f, {{"throughput_per_s", PerSecond(seen)}}});
+  // The median second (the last, partial one left out): the steady rate, without the start's
+  // ramp (a JVM's warm-up, say).
+  std::vector<double> per_second = PerSecond(seen);
+  if (per_second.size() > 2) {
+    std::vector<double> full(per_second.begin(), per_second.end() - 1);
+    std::sort(full.begin(), full.end());
+    f["median_per_s"] = full[full.size() / 2];
+  }
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
-  results.push_back({"executor-memory", mem, {}});
+  // CPU the process used from its start until every first step was visible: what the work
+  // costs, whatever share of the shared machine it got.
+  if (double cpu = CpuSeconds((*exec)->pid()); cpu >= 0) {
+    f["cpu_s"] = cpu;
+    f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
+  }
+  results.push_back({FigureName(options, "throughput"), f, {{"throughput_per_s", per_second}}});
+  results.push_back({FigureName(options, "memory"), mem, {}});
 
   // Recovery: kill -9 while holding every enrollment; one more enrollment arrives; how long from
   // the restart until it fires.
@@ -310,12 +379,12 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   }
   absl::Time fired = absl::InfinitePast();
   for (const auto& s : tasks.seen()) fired = std::max(fired, s.first);
-  results.push_back({"executor-recovery",
+  results.push_back({FigureName(options, "recovery"),
                      {{"enrollments_held", static_cast<double>(count)},
                       {"restart_to_fire_s", absl::ToDoubleSeconds(fired - restart)}},
                      {}});
   (*exec)->Terminate();
-  if (!options.replay) return results;
+  if (!options.replay || options.system != "executor") return results;
 
   // Replay: executor-events folded into an empty directory, against a raw consume.
   auto raw = RawConsume(options.bootstrap, env->topics.executor_events);
@@ -362,7 +431,12 @@ absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& opti
   Watcher tasks(*env, env->topics.task_events, TaskOf("s1"));
   auto exec = StartExecutor(*env, "a");
   if (!exec.ok()) return exec.status();
-  bool all_started = started.WaitFor(count, due - absl::Now(), exec->get());
+  bool all_started =
+      options.system == "executor"
+          ? started.WaitFor(count, due - absl::Now(), exec->get())
+          // A peer writes no executor events; it logs how many enrollments it holds every 5 s.
+          : (*exec)->WaitForLog(absl::StrCat("\"detail\":\"enrolled=", count, " "),
+                                due - absl::Now());
   if (!tasks.WaitFor(count, absl::Minutes(30), exec->get())) {
     return absl::DeadlineExceededError(
         absl::StrCat("burst: ", tasks.count(), " of ", count, " fired in 30 min"));
@@ -381,7 +455,7 @@ absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& opti
   for (const auto& [k, v] : commit.Summary("decided_to_visible_ms")) f[k] = v;
   f["all_started_before_due"] = all_started ? 1 : 0;
   (*exec)->Terminate();
-  return std::vector<Result>{{"executor-timer-burst",
+  return std::vector<Result>{{FigureName(options, "timer-burst"),
                               f,
                               {{"throughput_per_s", PerSecond(seen)}, {"lateness_ms", samples}}}};
 }
@@ -396,11 +470,15 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
       !s.ok()) {
     return s;
   }
-  Watcher executed(*env, env->topics.executor_events, ExecutedOf("s1"));
+  // The executor's StepExecuted names the due time; a peer writes no executor events, so its
+  // tasks are matched by the due time their causation id names.
+  Watcher executed(
+      *env, options.system == "executor" ? env->topics.executor_events : env->topics.task_events,
+      options.system == "executor" ? ExecutedOf("s1") : TaskDueOf("s1"));
   auto a = StartExecutor(*env, "a");
   if (!a.ok()) return a.status();
   if (!(*a)->WaitForLog("\"msg\":\"running\"", absl::Minutes(1))) {
-    return absl::UnavailableError("executor did not start");
+    return absl::UnavailableError(absl::StrCat(options.system, " did not start"));
   }
   auto producer = kafka::Producer::Create(
       {.client = {.bootstrap_servers = options.bootstrap}, .linger = absl::Milliseconds(5)});
@@ -447,13 +525,13 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   f["fired"] = static_cast<double>(seen.size());
   f["expected"] = static_cast<double>(total);
   f["all_fired"] = done ? 1 : 0;
-  results.push_back({"executor-lateness-steady", f, {{"lateness_ms", samples}}});
+  results.push_back({FigureName(options, "lateness-steady"), f, {{"lateness_ms", samples}}});
   f = Lateness(rebalance, &samples);
   f["rate_per_s"] = rate;  // the report names each result by its rate
-  results.push_back({"executor-lateness-rebalance", f, {{"lateness_ms", samples}}});
+  results.push_back({FigureName(options, "lateness-rebalance"), f, {{"lateness_ms", samples}}});
   f = Lateness(restart, &samples);
   f["rate_per_s"] = rate;
-  results.push_back({"executor-lateness-restart", f, {{"lateness_ms", samples}}});
+  results.push_back({FigureName(options, "lateness-restart"), f, {{"lateness_ms", samples}}});
   if (a.ok()) (*a)->Terminate();
   if (b != nullptr) b->Terminate();
   return results;

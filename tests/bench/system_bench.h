@@ -24,8 +24,19 @@ struct SystemOptions {
   int max_batch = 500;
   std::string processing_guarantee = "exactly_once";
   bool replay = true;  // executor-throughput: also replay its executor-events
+  // Which system runs the workload: "executor" (services/step-executor), or a peer built on
+  // another technology for comparison: "kafka-streams" (tests/bench/peers/kafka-streams, built by
+  // its build.sh). A peer's figures are named "peer-<system>-..." instead of "executor-...", and
+  // it has no replay.
+  std::string system = "executor";
+  std::string peers_dir = "tests/bench/peers";  // where each peer's run.sh is
 };
 
+// "executor-<what>", or "peer-<system>-<what>" for a peer.
+std::string FigureName(const SystemOptions& options, const std::string& what);
+
+// Each benchmark runs options.system (the executor unless a peer is named).
+//
 // Enrollments with an immediate first step, loaded before the executor starts: enrollments/s
 // from enroll event in to first step committed; then the executor's peak RSS holding them, the
 // time until it fires again after kill -9, and replay of its executor-events (with the raw
