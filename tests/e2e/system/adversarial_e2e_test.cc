@@ -719,6 +719,8 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
                 << o.response);
     // Refused, except B's own listings and B's own users, which must work.
     CHECK(o.status.ok() == c.ok_allowed);
+    // Refused, not merely unanswered (a watch that was accepted runs until its deadline).
+    CHECK(o.status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED);
     // Not one byte of A's data in the answer or the error.
     for (const std::string& secret :
          {a.sequence_id, std::string("Secret plan of acme"), std::string("acme/deal")}) {

@@ -65,8 +65,8 @@ v1::EnrollmentActionRequest Action(const std::string& name, const std::string& r
 
 TEST_CASE(
     "Given a watch of a sequence, when an enrollment runs, pauses, resumes and completes, then "
-    "the stream shows each change; a watch resumed after a disconnect gets exactly the changes "
-    "missed, then the new ones; a shutdown ends the stream UNAVAILABLE") {
+    "the stream shows each change, a watch resumed after a disconnect gets exactly the changes "
+    "missed and then the new ones, and a shutdown ends the stream UNAVAILABLE") {
   System sys;
   ApiProcess& api = sys.api();
   const std::string seq = CreateSequence(api, "create-watched", {ActivityStep("call", 0, true)});
