@@ -3,8 +3,12 @@
 // hub on its own. The gRPC stream around it is covered by the e2e tier (watch_e2e_test.cc).
 #include "services/sequence-api/watch.h"
 
+#include <algorithm>
+#include <atomic>
 #include <catch2/catch.hpp>
+#include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -252,6 +256,74 @@ TEST_CASE(
   CHECK(Drain(*resumed).changes.empty());
   behind.Executor(kA, seq, "2", "o1", 2);  // the two seen on the other instance, then one more
   CHECK(Drain(*resumed).changes == std::vector<std::string>{"RESUMED acme/deal/2"});
+}
+
+TEST_CASE(
+    "given changes folded on another thread while a watcher keeps disconnecting and resuming, "
+    "then it sees every change exactly once") {
+  Harness h;
+  const std::string seq = h.CreateSequence(kA, "create-1");
+  const std::string sequence_id = seq.substr(seq.rfind('/') + 1);
+  std::unique_ptr<WatchStream> w = MustWatch(h, kA, BySequence(seq));
+  constexpr int kItems = 150;  // each: started, then paused: 300 changes
+  std::atomic<bool> append_failed{false};
+  // The executor's side, on its own thread (no Catch2 assertions in it).
+  std::thread executor([&] {
+    for (int i = 0; i < kItems; ++i) {
+      const std::string item_key = absl::StrCat("acme/deal/c", i);
+      v1::EnrollmentRef ref;
+      ref.set_enrollment_id(absl::StrCat(item_key, "#", sequence_id, "#1"));
+      ref.set_item_key(item_key);
+      ref.set_sequence_id(sequence_id);
+      v1::Envelope started =
+          domain::MakeEnvelope(absl::StrCat("c", i, "-started"), kA, kT0, "", "");
+      *started.mutable_enrollment_started()->mutable_ref() = ref;
+      started.mutable_enrollment_started()->set_owner_id("o1");
+      *started.mutable_enrollment_started()->mutable_started_at() = started.occurred_at();
+      v1::Envelope paused = domain::MakeEnvelope(absl::StrCat("c", i, "-paused"), kA, kT0, "", "");
+      *paused.mutable_enrollment_paused()->mutable_ref() = ref;
+      paused.mutable_enrollment_paused()->set_cause(v1::PAUSE_CAUSE_ENROLLMENT);
+      for (const v1::Envelope& e : {started, paused}) {
+        for (const absl::StatusOr<LogPosition>& p : h.log.Append({{.topic = kTopics.executor_events,
+                                                    .key = item_key,
+                                                    .value = e.SerializeAsString()}},
+                                                                 absl::InfiniteFuture())) {
+          if (!p.ok()) append_failed = true;
+        }
+      }
+    }
+  });
+  std::vector<std::string> seen;
+  std::string token;
+  int watches = 1;
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (static_cast<int>(seen.size()) < 2 * kItems && absl::Now() < give_up) {
+    // A few messages, then disconnect and resume from the last token.
+    for (int n = 0; n < 7 && static_cast<int>(seen.size()) < 2 * kItems; ++n) {
+      absl::StatusOr<std::optional<v1::WatchEnrollmentsResponse>> m =
+          w->Next(absl::Now() + absl::Seconds(5));
+      REQUIRE(m.ok());
+      if (!m->has_value()) break;
+      seen.push_back((*m)->update().update_id());
+      token = (*m)->resume_token();
+    }
+    w.reset();
+    w = MustWatch(h, kA, BySequence(seq, token));
+    ++watches;
+  }
+  executor.join();
+  REQUIRE_FALSE(append_failed);
+  REQUIRE(h.log.ApplyError().ok());
+  CHECK(Drain(*w).changes.empty());  // nothing beyond
+  INFO(watches << " watches");
+  REQUIRE(seen.size() == 2 * kItems);
+  CHECK(std::set<std::string>(seen.begin(), seen.end()).size() == seen.size());
+  // Each enrollment's changes in its order.
+  for (int i = 0; i < kItems; ++i) {
+    auto started = std::find(seen.begin(), seen.end(), absl::StrCat("c", i, "-started"));
+    auto paused = std::find(seen.begin(), seen.end(), absl::StrCat("c", i, "-paused"));
+    CHECK(started < paused);
+  }
 }
 
 TEST_CASE("given watches by item and by owner, then each sees exactly its filter's changes") {
