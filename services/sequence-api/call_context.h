@@ -38,6 +38,8 @@ struct ApiOptions {
   // WatchEnrollments: changes queued per watch before a watcher that reads too slowly is ended
   // (RESOURCE_EXHAUSTED; it resumes from its last token).
   size_t watch_queue_capacity = 1000;
+  // Open watches of one company at once; one more is RESOURCE_EXHAUSTED.
+  size_t max_watches_per_company = 100;
 };
 
 // The options and ports of one Api. REQUIRES: the referenced objects outlive it.

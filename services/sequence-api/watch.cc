@@ -152,6 +152,12 @@ absl::StatusOr<std::unique_ptr<WatchStream>> Watches::Start(
     if (!cursor.ok()) return cursor.status();
     resume = std::move(*cursor);
   }
+  if (ports_.read_model.watch_hub().subscribers(filter.company_id) >=
+      ports_.options.max_watches_per_company) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("this company has ", ports_.options.max_watches_per_company,
+                     " watches open, the most it may: close one first"));
+  }
   // Subscribe first, then read the change log: a change is in the store, in the queue, or both
   // (the cursor drops the second copy); never in neither.
   WatchCursor published;

@@ -14,7 +14,8 @@
 // FAILED_PRECONDITION (read_model.h: watch_history).
 //
 // Errors of Start: INVALID_ARGUMENT (no filter, two filters, malformed fields, a bad token),
-// NOT_FOUND (another company, a sequence that does not exist), FAILED_PRECONDITION (token too old).
+// NOT_FOUND (another company, a sequence that does not exist), FAILED_PRECONDITION (token too old),
+// RESOURCE_EXHAUSTED (the company has ApiOptions::max_watches_per_company watches open).
 // A stream ends with UNAVAILABLE (server shutting down) or RESOURCE_EXHAUSTED (the watcher fell
 // more than the queue capacity behind).
 

@@ -144,4 +144,12 @@ size_t WatchHub::subscribers() {
   return subscriptions_.size();
 }
 
+size_t WatchHub::subscribers(const std::string& company_id) {
+  absl::MutexLock lock(&mu_);
+  return static_cast<size_t>(std::count_if(subscriptions_.begin(), subscriptions_.end(),
+                                           [&](const std::shared_ptr<WatchSubscription>& s) {
+                                             return s->filter().company_id == company_id;
+                                           }));
+}
+
 }  // namespace sequences::api

@@ -112,6 +112,8 @@ class WatchHub {
   // Ends every subscription (kClosed) and refuses new ones: the server is shutting down.
   void Close();
   size_t subscribers();
+  // Open subscriptions of one company.
+  size_t subscribers(const std::string& company_id);
 
  private:
   absl::Mutex mu_;

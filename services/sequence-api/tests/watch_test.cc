@@ -40,16 +40,17 @@ std::unique_ptr<ReadModel> OpenReadModel(const std::string& dir, int64_t history
 // executor-events topic has two partitions.
 struct Harness {
   explicit Harness(std::string dir = testing::TempDir("watch-unit") + "/db", int64_t history = 1000,
-                   size_t queue = 1000)
+                   size_t queue = 1000, size_t max_watches = 100)
       : data_dir(std::move(dir)),
         read_model(OpenReadModel(data_dir, history)),
         log(*read_model, {{kTopics.enrollment_events, 3}, {kTopics.executor_events, 2}}),
-        api(Options(queue), log, *read_model, clock, signer) {}
+        api(Options(queue, max_watches), log, *read_model, clock, signer) {}
 
-  static ApiOptions Options(size_t queue) {
+  static ApiOptions Options(size_t queue, size_t max_watches) {
     ApiOptions o;
     o.topics = kTopics;
     o.watch_queue_capacity = queue;
+    o.max_watches_per_company = max_watches;
     return o;
   }
 
@@ -455,6 +456,21 @@ TEST_CASE(
         std::vector<std::string>{"ENROLLED acme/deal/2", "PAUSED acme/deal/2",
                                  "RESUMED acme/deal/2", "PAUSED acme/deal/2",
                                  "RESUMED acme/deal/2"});
+}
+
+TEST_CASE(
+    "given a company with its most watches open, when it opens one more, then RESOURCE_EXHAUSTED, "
+    "while another company still watches and a closed watch frees its place") {
+  Harness h(testing::TempDir("watch-unit") + "/db", 1000, 1000, /*max_watches=*/2);
+  const std::string seq = h.CreateSequence(kA, "create-1");
+  const std::string b_seq = h.CreateSequence(kB, "create-1");
+  std::unique_ptr<WatchStream> one = MustWatch(h, kA, BySequence(seq));
+  std::unique_ptr<WatchStream> two = MustWatch(h, kA, BySequence(seq));
+  CHECK(h.api.WatchEnrollments(As(kA), BySequence(seq)).status().code() ==
+        absl::StatusCode::kResourceExhausted);
+  std::unique_ptr<WatchStream> other = MustWatch(h, kB, BySequence(b_seq));
+  one.reset();
+  CHECK(h.api.WatchEnrollments(As(kA), BySequence(seq)).ok());
 }
 
 TEST_CASE("given open watches, when the hub closes for shutdown, then each ends UNAVAILABLE") {
