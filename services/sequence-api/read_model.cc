@@ -324,15 +324,15 @@ absl::Status ReadModel::Start() {
       auto it = applied_.find({topic, p});
       // Offsets below the low watermark were deleted by retention: start at the oldest kept.
       int64_t from = it == applied_.end() ? kafka::kOffsetBeginning : it->second;
-      if (it == applied_.end()) {
-        applied_[{topic, p}] = 0;
-        // A store built now holds no change before the oldest record the topic still has.
-        if (topic == options_.topics.executor_events && w->low > change_floor_[p]) {
-          change_floor_[p] = w->low;
-          store::WriteBatch floor;
-          floor.Put(kMeta, FloorKey(p), absl::StrCat(w->low));
-          if (absl::Status s = store_->Write(floor); !s.ok()) return s;
-        }
+      if (it == applied_.end()) applied_[{topic, p}] = 0;
+      // A store built now (or left behind longer than the topic's retention) holds no change
+      // before the oldest record the topic still has.
+      if (topic == options_.topics.executor_events && applied_[{topic, p}] < w->low &&
+          w->low > change_floor_[p]) {
+        change_floor_[p] = w->low;
+        store::WriteBatch floor;
+        floor.Put(kMeta, FloorKey(p), absl::StrCat(w->low));
+        if (absl::Status s = store_->Write(floor); !s.ok()) return s;
       }
       assignment.push_back({topic, p, from});
     }
