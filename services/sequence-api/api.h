@@ -24,6 +24,7 @@
 //
 // Thread-safety: all methods may be called concurrently.
 
+#include <memory>
 #include <utility>
 
 #include "absl/status/statusor.h"
@@ -39,6 +40,7 @@
 #include "services/sequence-api/rpc_status.h"
 #include "services/sequence-api/sequence_commands.h"
 #include "services/sequence-api/tokens.h"
+#include "services/sequence-api/watch.h"
 
 namespace sequences::api {
 
@@ -54,7 +56,8 @@ class Api {
         own_writes_(ports_),
         sequences_(ports_, own_writes_),
         enrollments_(ports_, own_writes_),
-        queries_(ports_) {}
+        queries_(ports_),
+        watches_(ports_) {}
   Api(const Api&) = delete;
   Api& operator=(const Api&) = delete;
 
@@ -179,6 +182,11 @@ class Api {
                                                            const v1::ReportEmailEventRequest& r) {
     return enrollments_.ReportEmailBounced(c, r);
   }
+  // Server streaming: the stream to read messages from (watch.h).
+  absl::StatusOr<std::unique_ptr<WatchStream>> WatchEnrollments(
+      const Ctx& c, const v1::WatchEnrollmentsRequest& r) {
+    return watches_.Start(c, r);
+  }
 
  private:
   const Ports ports_;
@@ -186,6 +194,7 @@ class Api {
   SequenceCommands sequences_;
   EnrollmentCommands enrollments_;
   Queries queries_;
+  Watches watches_;
 };
 
 }  // namespace sequences::api

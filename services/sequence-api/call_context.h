@@ -35,6 +35,11 @@ struct ApiOptions {
   int max_batch_enroll = 5000;
   // Largest event the API appends (below the broker's default message.max.bytes of 1 MB).
   size_t max_record_bytes = 900 * 1024;
+  // WatchEnrollments: changes queued per watch before a watcher that reads too slowly is ended
+  // (RESOURCE_EXHAUSTED; it resumes from its last token).
+  size_t watch_queue_capacity = 1000;
+  // Open watches of one company at once; one more is RESOURCE_EXHAUSTED.
+  size_t max_watches_per_company = 100;
 };
 
 // The options and ports of one Api. REQUIRES: the referenced objects outlive it.

@@ -298,12 +298,149 @@ class Transport::EnrollmentServiceImpl final : public v1::EnrollmentService::Cal
                        ItemInputResponse)
   SEQUENCES_API_METHOD(EnrollmentService, ListEnrollmentEvents, ListEnrollmentEventsRequest,
                        ListEnrollmentEventsResponse)
+  grpc::ServerWriteReactor<v1::WatchEnrollmentsResponse>* WatchEnrollments(
+      grpc::CallbackServerContext* ctx, const v1::WatchEnrollmentsRequest* req) override;
 
  private:
   Transport& t_;
 };
 
 #undef SEQUENCES_API_METHOD
+
+namespace {
+
+// One WatchEnrollments stream (server streaming, callback API). Nothing here blocks a gRPC
+// thread or the read model's folding thread: the request is checked and the change log read on a
+// handler thread (Transport::Submit); afterwards Pump writes the next message whenever the
+// previous write is done or the hub wakes the stream (on the folding thread: Pump only takes
+// this stream's mutex and starts an asynchronous write). Deletes itself in OnDone.
+class WatchReactor final : public grpc::ServerWriteReactor<v1::WatchEnrollmentsResponse> {
+ public:
+  WatchReactor(Transport& t, grpc::CallbackServerContext* ctx,
+               const v1::WatchEnrollmentsRequest& req)
+      : t_(t), start_(t.clock().Now()) {
+    if (absl::Status auth = t_.Authenticate(*ctx, true, &cc_); !auth.ok()) {
+      absl::MutexLock lock(&mu_);
+      started_ = true;
+      FinishLocked(auth);
+      return;
+    }
+    absl::Status admitted = t_.Submit(cc_.company_id, [this, req] { Begin(req); });
+    if (!admitted.ok()) {
+      absl::MutexLock lock(&mu_);
+      started_ = true;
+      FinishLocked(admitted);
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    ++written_;
+    if (!ok) {
+      FinishLocked(absl::CancelledError("the watcher went away"));
+      return;
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    absl::MutexLock lock(&mu_);
+    cancelled_ = true;
+    // Otherwise OnWriteDone, or Begin, finishes.
+    if (started_ && !writing_) FinishLocked(absl::CancelledError("the watcher went away"));
+  }
+
+  void OnDone() override {
+    if (stream_ != nullptr) stream_->subscription().ClearWaker();
+    Log(LogLevel::kInfo, "api", "watch ended",
+        {{"method", "/sequences.v1.EnrollmentService/WatchEnrollments"},
+         {"code", absl::StatusCodeToString(final_.code())},
+         {"messages", written_},
+         {"s", absl::StrFormat("%.3f", absl::ToDoubleSeconds(t_.clock().Now() - start_))},
+         {"company", cc_.company_id},
+         {"user", cc_.user_id},
+         {"peer", cc_.peer_identity},
+         {"error", std::string(final_.message())}});
+    delete this;
+  }
+
+ private:
+  // On a handler thread: check the request, subscribe, read the change log.
+  void Begin(const v1::WatchEnrollmentsRequest& req) {
+    absl::StatusOr<std::unique_ptr<WatchStream>> stream;
+    if (absl::Status limits = CheckRequestLimits(req); !limits.ok()) {
+      stream = limits;
+    } else {
+      stream = t_.api().WatchEnrollments(cc_, req);
+    }
+    // The waker runs Pump on the publishing thread (Pump does nothing until stream_ is set);
+    // OnDone clears it before deleting this. Set before mu_ is taken: the waker takes mu_.
+    if (stream.ok()) (*stream)->subscription().SetWaker([this] { Pump(); });
+    // The rest under mu_: once it is released, OnCancel may finish the call and OnDone delete this.
+    absl::MutexLock lock(&mu_);
+    started_ = true;
+    if (!stream.ok()) {
+      FinishLocked(stream.status());
+      return;
+    }
+    stream_ = std::move(*stream);
+    // The headers tell the caller the watch is in place: every change after them is delivered.
+    StartSendInitialMetadata();
+    PumpLocked();
+  }
+
+  void Pump() {
+    absl::MutexLock lock(&mu_);
+    PumpLocked();
+  }
+
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_ || stream_ == nullptr) return;
+    if (cancelled_) {
+      FinishLocked(absl::CancelledError("the watcher went away"));
+      return;
+    }
+    absl::StatusOr<std::optional<v1::WatchEnrollmentsResponse>> next = stream_->TryNext();
+    if (!next.ok()) {
+      FinishLocked(next.status());
+      return;
+    }
+    if (!next->has_value()) return;  // the hub wakes us
+    response_ = std::move(**next);
+    writing_ = true;
+    StartWrite(&response_);
+  }
+
+  void FinishLocked(const absl::Status& status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    final_ = status;
+    Finish(ToGrpcStatus(status));
+  }
+
+  Transport& t_;
+  const absl::Time start_;
+  CallContext cc_;
+  absl::Mutex mu_;
+  bool started_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // Set once by Begin, before the waker; read by Pump under mu_ and by OnDone (after the end).
+  std::unique_ptr<WatchStream> stream_;
+  v1::WatchEnrollmentsResponse response_ ABSL_GUARDED_BY(mu_);
+  absl::Status final_;
+  int64_t written_ = 0;
+};
+
+}  // namespace
+
+grpc::ServerWriteReactor<v1::WatchEnrollmentsResponse>*
+Transport::EnrollmentServiceImpl::WatchEnrollments(grpc::CallbackServerContext* ctx,
+                                                   const v1::WatchEnrollmentsRequest* req) {
+  return new WatchReactor(t_, ctx, *req);
+}
 
 class Transport::OperationsImpl final : public v1::Operations::CallbackService {
  public:

@@ -19,6 +19,8 @@
 //
 // The handlers authenticate on the gRPC callback thread, then queue the (blocking,
 // deadline-bounded) application call in its company's lane for a handler thread (Submit).
+// WatchEnrollments (server streaming) starts the same way; its messages are then written as the
+// watch hub wakes the stream (watch.h), with no thread held per stream; it is logged when it ends.
 
 #include <grpcpp/grpcpp.h>
 

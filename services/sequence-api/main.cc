@@ -6,6 +6,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <malloc.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -64,6 +65,10 @@ ABSL_FLAG(std::string, token_keys, "",
           "keys that sign page and consistency tokens, 'id:secret[,id:secret...]' (the first "
           "signs, all verify; default: the environment variable SEQUENCES_TOKEN_KEYS, else a key "
           "derived from the auth token)");
+
+ABSL_FLAG(int64_t, watch_history, 100000,
+          "WatchEnrollments: executor-events records per partition whose status changes a resume "
+          "token can still be resumed from (older: FAILED_PRECONDITION, start a new watch)");
 
 namespace sequences {
 namespace {
@@ -147,7 +152,10 @@ int Main() {
 
   // The read model: open (an empty directory rebuilds from the log) and catch up before serving.
   auto read_model = api::ReadModel::Open(
-      {.data_dir = absl::GetFlag(FLAGS_data_dir), .kafka = kafka_client, .topics = topics});
+      {.data_dir = absl::GetFlag(FLAGS_data_dir),
+       .kafka = kafka_client,
+       .topics = topics,
+       .watch_history = std::max<int64_t>(1, absl::GetFlag(FLAGS_watch_history))});
   if (!read_model.ok()) {
     Log(LogLevel::kError, "api", "read model", {{"error", read_model.status().ToString()}});
     return 1;
@@ -280,7 +288,9 @@ int Main() {
   Log(LogLevel::kInfo, "api", "shutting down");
   ops.SetServing(nullptr);
   http.reset();
-  // Refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
+  // End the watch streams (UNAVAILABLE: their callers resume elsewhere from their last token),
+  // refuse new calls, finish in-flight ones (each bounded by its deadline), then stop folding.
+  (*read_model)->watch_hub().Close();
   server->GetHealthCheckService()->Shutdown();
   server->Shutdown(absl::ToChronoTime(clock.Now() + absl::Seconds(10)));
   (*read_model)->Stop();

@@ -11,6 +11,7 @@
 #include "libs/domain/errors.h"
 #include "libs/domain/routing.h"
 #include "libs/domain/stats.h"
+#include "libs/domain/updates.h"
 #include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
 
@@ -26,6 +27,7 @@ constexpr char kIndex[] = "index";
 constexpr char kRequests[] = "requests";
 constexpr char kMeta[] = "meta";
 constexpr char kStats[] = "stats";
+constexpr char kChanges[] = "changes";
 
 const std::string kSep(1, '\0');
 
@@ -34,6 +36,18 @@ std::string StatusByte(int status) { return std::string(1, static_cast<char>('0'
 std::string OffsetKey(const std::string& topic, int32_t partition) {
   return absl::StrCat("off", kSep, topic, kSep, partition);
 }
+
+// Change-log key: partition and offset, big-endian, so a scan runs in log order per partition.
+std::string ChangeKey(int32_t partition, int64_t offset) {
+  std::string key;
+  const auto p = static_cast<uint32_t>(partition);
+  for (int shift = 24; shift >= 0; shift -= 8)
+    key.push_back(static_cast<char>((p >> shift) & 0xff));
+  store::AppendBigEndian64(&key, static_cast<uint64_t>(std::max<int64_t>(offset, 0)));
+  return key;
+}
+
+std::string FloorKey(int32_t partition) { return absl::StrCat("chf", kSep, partition); }
 
 std::string SeqEventKey(const std::string& sequence_id, int64_t version) {
   std::string key = absl::StrCat(sequence_id, kSep);
@@ -238,7 +252,7 @@ absl::StatusOr<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOption
   store::StoreOptions so;
   so.path = options.data_dir;
   so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments, kPending,
-                        kIndex,     kRequests,  kMeta,      kStats};
+                        kIndex,     kRequests,  kMeta,      kStats,       kChanges};
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::Open(so);
   if (!store.ok()) return store.status();
   std::unique_ptr<ReadModel> rm(new ReadModel(options, std::move(*store)));
@@ -248,18 +262,37 @@ absl::StatusOr<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOption
 
 absl::Status ReadModel::LoadOffsets() {
   absl::MutexLock lock(&mu_);
-  return store_->ScanPrefix(kMeta, absl::StrCat("off", kSep),
-                            [this](absl::string_view key, absl::string_view value) {
-                              mu_.AssertHeld();  // called within this scope (for the analysis)
-                              std::vector<std::string> parts = absl::StrSplit(key, kSep[0]);
-                              int32_t partition = 0;
-                              int64_t offset = 0;
-                              if (parts.size() == 3 && absl::SimpleAtoi(parts[2], &partition) &&
-                                  absl::SimpleAtoi(value, &offset)) {
-                                applied_[{parts[1], partition}] = offset;
-                              }
-                              return true;
-                            });
+  absl::Status floors = store_->ScanPrefix(
+      kMeta, absl::StrCat("chf", kSep), [this](absl::string_view key, absl::string_view value) {
+        mu_.AssertHeld();
+        int32_t partition = 0;
+        int64_t floor = 0;
+        if (absl::SimpleAtoi(key.substr(4), &partition) && absl::SimpleAtoi(value, &floor)) {
+          change_floor_[partition] = floor;
+        }
+        return true;
+      });
+  if (!floors.ok()) return floors;
+  absl::Status offsets = store_->ScanPrefix(
+      kMeta, absl::StrCat("off", kSep), [this](absl::string_view key, absl::string_view value) {
+        mu_.AssertHeld();  // called within this scope (for the analysis)
+        std::vector<std::string> parts = absl::StrSplit(key, kSep[0]);
+        int32_t partition = 0;
+        int64_t offset = 0;
+        if (parts.size() == 3 && absl::SimpleAtoi(parts[2], &partition) &&
+            absl::SimpleAtoi(value, &offset)) {
+          applied_[{parts[1], partition}] = offset;
+        }
+        return true;
+      });
+  if (!offsets.ok()) return offsets;
+  // What the store holds is what a new watcher need not be sent again.
+  WatchCursor reached;
+  for (const auto& [tp, off] : applied_) {
+    if (tp.first == options_.topics.executor_events) reached[tp.second] = off;
+  }
+  watch_hub_.Seed(reached);
+  return absl::OkStatus();
 }
 
 absl::Status ReadModel::Start() {
@@ -292,6 +325,15 @@ absl::Status ReadModel::Start() {
       // Offsets below the low watermark were deleted by retention: start at the oldest kept.
       int64_t from = it == applied_.end() ? kafka::kOffsetBeginning : it->second;
       if (it == applied_.end()) applied_[{topic, p}] = 0;
+      // A store built now (or left behind longer than the topic's retention) holds no change
+      // before the oldest record the topic still has.
+      if (topic == options_.topics.executor_events && applied_[{topic, p}] < w->low &&
+          w->low > change_floor_[p]) {
+        change_floor_[p] = w->low;
+        store::WriteBatch floor;
+        floor.Put(kMeta, FloorKey(p), absl::StrCat(w->low));
+        if (absl::Status s = store_->Write(floor); !s.ok()) return s;
+      }
       assignment.push_back({topic, p, from});
     }
   }
@@ -362,6 +404,8 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     applied = applied_;
   }
   int64_t folded = 0;
+  // Status changes folded from executor-events, in log order (the change log and the hub).
+  std::vector<WatchChange> changes;
 
   auto load_sequence = [&](const std::string& id) -> absl::StatusOr<Batch::Seq*> {
     auto it = b.sequences.find(id);
@@ -526,6 +570,12 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         if (absl::Status st = count(sequence_id, inc); !st.ok()) return st;
       }
       rec.state = domain::EvolveEnrollment(std::move(rec.state), e);
+      if (m.topic == options_.topics.executor_events) {
+        if (std::optional<v1::EnrollmentUpdate> u = domain::EnrollmentUpdateFor(e, rec.state)) {
+          b.writes.Put(kChanges, ChangeKey(m.partition, m.offset), u->SerializeAsString());
+          changes.push_back({m.partition, m.offset, std::move(*u)});
+        }
+      }
       if (e.has_enrollment_rejected()) {
         // The domain's state may not record rejected request ids; the read model does.
         rec.pending_request_ids.erase(e.enrollment_rejected().request_id());
@@ -581,12 +631,98 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
   for (const auto& [tp, off] : b.offsets) {
     b.writes.Put(kMeta, OffsetKey(tp.first, tp.second), absl::StrCat(off));
   }
+  // The change log keeps the last watch_history offsets of each executor-events partition.
+  WatchCursor reached;
+  std::map<int32_t, int64_t> floors;
+  {
+    absl::MutexLock lock(&mu_);
+    floors = change_floor_;
+  }
+  std::map<int32_t, int64_t> new_floors;
+  for (const auto& [tp, off] : b.offsets) {
+    if (tp.first != options_.topics.executor_events) continue;
+    reached[tp.second] = off;
+    const int64_t floor = off - std::max<int64_t>(options_.watch_history, 1);
+    const int64_t old = floors[tp.second];
+    if (floor <= old) continue;
+    absl::Status pruned =
+        store_->Scan(kChanges, ChangeKey(tp.second, old), ChangeKey(tp.second, floor),
+                     [&](absl::string_view key, absl::string_view) {
+                       b.writes.Delete(kChanges, key);
+                       return true;
+                     });
+    if (!pruned.ok()) return pruned;
+    b.writes.Put(kMeta, FloorKey(tp.second), absl::StrCat(floor));
+    new_floors[tp.second] = floor;
+  }
+  // A batch longer than the history: its own oldest changes are below the new floor already.
+  for (const WatchChange& c : changes) {
+    auto f = new_floors.find(c.partition);
+    if (f != new_floors.end() && c.offset < f->second) {
+      b.writes.Delete(kChanges, ChangeKey(c.partition, c.offset));
+    }
+  }
   if (b.writes.Count() == 0) return absl::OkStatus();
   if (absl::Status s = store_->Write(b.writes); !s.ok()) return s;
-  absl::MutexLock lock(&mu_);
-  for (const auto& [tp, off] : b.offsets) applied_[tp] = std::max(applied_[tp], off);
-  folded_ += folded;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [tp, off] : b.offsets) applied_[tp] = std::max(applied_[tp], off);
+    for (const auto& [p, floor] : new_floors) change_floor_[p] = std::max(change_floor_[p], floor);
+    folded_ += folded;
+  }
+  // Durable: watchers may see it now (and a watcher subscribing later finds it in the store).
+  watch_hub_.Publish(changes, reached);
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<WatchChange>> ReadModel::ChangesSince(const WatchFilter& filter,
+                                                                 const WatchCursor& from) {
+  std::set<int32_t> partitions;
+  for (const auto& [p, off] : from) partitions.insert(p);
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [p, floor] : change_floor_) partitions.insert(p);
+    for (const auto& [tp, off] : applied_) {
+      if (tp.first == options_.topics.executor_events) partitions.insert(tp.second);
+    }
+  }
+  std::vector<WatchChange> out;
+  absl::Status parse = absl::OkStatus();
+  for (int32_t p : partitions) {
+    auto it = from.find(p);
+    const int64_t start = it == from.end() ? 0 : it->second;
+    absl::Status scan =
+        store_->Scan(kChanges, ChangeKey(p, start), ChangeKey(p + 1, 0),
+                     [&](absl::string_view key, absl::string_view value) {
+                       uint64_t offset = 0;
+                       store::ReadBigEndian64(key.substr(4), &offset);
+                       v1::EnrollmentUpdate u;
+                       if (!u.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
+                         parse = absl::DataLossError("read model: bad change-log record");
+                         return false;
+                       }
+                       if (filter.Matches(u))
+                         out.push_back({p, static_cast<int64_t>(offset), std::move(u)});
+                       return true;
+                     });
+    if (!scan.ok()) return scan;
+    if (!parse.ok()) return parse;
+  }
+  // Checked after the scan: pruning only raises floors, so a start still at or above its floor
+  // now was not pruned while the scan ran.
+  absl::MutexLock lock(&mu_);
+  for (const auto& [p, floor] : change_floor_) {
+    auto it = from.find(p);
+    const int64_t start = it == from.end() ? 0 : it->second;
+    if (start < floor) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "resume_token is older than the change history this server keeps (the last ",
+          options_.watch_history,
+          " executor events per partition): start a new watch without a token, and read the "
+          "current state with ListEnrollments"));
+    }
+  }
+  return out;
 }
 
 bool ReadModel::AppliedLocked(const LogPosition& p) {

@@ -17,6 +17,8 @@
 //   stats        "c\0<sequence_id>\0<day|all>\0<step_id>\0<variant_id>" -> v1::StepStatistics
 //                "t\0<task_id>"                       -> "" (a completed task already counted)
 //   meta         "off\0<topic>\0<partition>"          -> next offset to apply
+//                "chf\0<partition>"                   -> change-log floor (below: pruned)
+//   changes      "<be32 partition><be64 offset>"      -> v1::EnrollmentUpdate (the change log)
 // Each batch of records is applied in ONE WriteBatch together with the offsets it reaches, so a
 // batch delivered again after a crash is recognised (offset below the stored one) and skipped.
 // An empty directory rebuilds everything from the beginning of the topics.
@@ -24,6 +26,14 @@
 // Enrollment state is the fold of executor events (domain rule). On top, the read model keeps the
 // enroll requests that are durable but not decided by the executor yet ("pending"), so the API
 // can list them and refuse a second enroll of the same item meanwhile.
+//
+// The change log (WatchEnrollments): every status change folded from executor-events (the
+// update domain::EnrollmentUpdateFor computes, as the executor publishes on enrollment-updates),
+// keyed by the executor-events record it came from, written in the same batch. It keeps the
+// changes of the last `watch_history` offsets of each executor-events partition; the floor of a
+// partition is the offset below which changes are pruned (or were never folded: a rebuilt store
+// starts at the topic's oldest record). After each batch is durable, its changes are published
+// to the watch hub (watch_hub.h).
 //
 // Threading: one folding thread (Start/Stop) calls Apply; every query may run concurrently with
 // it from any thread. Lifetime: Stop (or the destructor) joins the thread.
@@ -50,6 +60,7 @@
 #include "sequences/v1/enrollment_service.pb.h"
 #include "sequences/v1/sequence_service.pb.h"
 #include "services/sequence-api/names.h"
+#include "services/sequence-api/watch_hub.h"
 
 namespace sequences::api {
 
@@ -57,6 +68,8 @@ struct ReadModelOptions {
   std::string data_dir;
   kafka::ClientConfig kafka;
   service::Topics topics;
+  // Change-log retention (see above): executor-events offsets per partition. >= 1.
+  int64_t watch_history = 100000;
 };
 
 // Everything the read model knows about one item in one sequence.
@@ -153,6 +166,16 @@ class ReadModel {
                                                     const std::string& day,
                                                     const std::vector<std::string>& step_order);
 
+  // ---- change log (WatchEnrollments) ----
+  // The hub that folded batches' changes are published to.
+  WatchHub& watch_hub() { return watch_hub_; }
+  // The changes `filter` matches at or after `from` (per partition; a partition not named: from
+  // offset 0), partition by partition, each in log order, and up to the positions the store holds.
+  // FAILED_PRECONDITION when some change of the range is no longer retained (`from` is below a
+  // partition's floor).
+  absl::StatusOr<std::vector<WatchChange>> ChangesSince(const WatchFilter& filter,
+                                                        const WatchCursor& from);
+
  private:
   // LoadEnrollment through `at` (a snapshot of store_).
   absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollmentAt(const std::string& item_key,
@@ -176,6 +199,9 @@ class ReadModel {
   std::map<std::pair<std::string, int32_t>, int64_t> start_end_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, int> partitions_ ABSL_GUARDED_BY(mu_);
   int64_t folded_ ABSL_GUARDED_BY(mu_) = 0;
+  // executor-events partition -> change-log floor.
+  std::map<int32_t, int64_t> change_floor_ ABSL_GUARDED_BY(mu_);
+  WatchHub watch_hub_;
 };
 
 // The API view of a folded sequence.

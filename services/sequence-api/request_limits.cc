@@ -29,7 +29,8 @@ constexpr Limit kStringLimits[] = {
 };
 
 // Tokens the API itself made (signed, tokens.h) may be longer: a consistency token names every
-// partition a write touched (about 70 bytes each; a batch on a 100-partition topic).
+// partition a write touched (about 70 bytes each; a batch on a 100-partition topic); a resume
+// token names every partition of executor-events.
 constexpr int kMaxTokenBytes = 8192;
 
 // Repeated fields allowed more than kDefaultMaxRepeated elements.
@@ -42,7 +43,8 @@ constexpr Limit kCountLimits[] = {
 
 int LimitOf(const FieldDescriptor* f, const Limit* begin, const Limit* end, int def) {
   if (begin == std::begin(kStringLimits) &&
-      (f->name() == "page_token" || f->name() == "consistency_token")) {
+      (f->name() == "page_token" || f->name() == "consistency_token" ||
+       f->name() == "resume_token")) {
     return kMaxTokenBytes;
   }
   for (const Limit* l = begin; l != end; ++l) {

@@ -6,7 +6,8 @@ INVALID_ARGUMENT with google.rpc.BadRequest field violations in the status detai
 lifecycle RPCs as the CRM and mailer services call them: an item outcome and an email reply (each
 idempotent by request id), a data repair of an item never enrolled (NOT_FOUND), a rename
 through a field mask written in its proto3 JSON string form, and ListSequences filtered by entity
-kind. Exits non-zero with a message on any mismatch.
+kind, and a WatchEnrollments stream (a refusal, an open watch until its deadline). Exits non-zero
+with a message on any mismatch.
 """
 import sys
 
@@ -171,5 +172,27 @@ deals = sequences.ListSequences(
 names = [s.name for s in deals.sequences]
 expect(created.sequence.name in names and lead_sequence.sequence.name not in names,
        "deal sequences %s" % names)
+
+# --- WatchEnrollments (server streaming): a refusal names the field on the first next(); an open
+# watch yields messages with resume tokens until its deadline.
+try:
+    next(enrollments.WatchEnrollments(
+        es.WatchEnrollmentsRequest(parent="companies/pyco", sequence=created.sequence.name,
+                                   owner_id="py-user"),
+        metadata=metadata, timeout=20))
+    expect(False, "a watch with two filters was accepted")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "watch: code %s" % e.code())
+    expect("owner_id" in violations(e), "watch: violations %s" % violations(e))
+watch = enrollments.WatchEnrollments(
+    es.WatchEnrollmentsRequest(parent="companies/pyco", sequence=created.sequence.name),
+    metadata=metadata, timeout=2)
+try:
+    for message in watch:
+        expect(message.resume_token != "" and message.update.company_id == "pyco",
+               "watch message %s" % message)
+    expect(False, "an open watch ended before its deadline")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, "open watch: code %s" % e.code())
 
 print("python client: OK")

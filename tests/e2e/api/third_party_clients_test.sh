@@ -69,6 +69,15 @@ grep -q Unauthenticated <<<"$out" || fail "expected Unauthenticated: $out"
 # The standard health check through reflection alone (no health.proto given to grpcurl).
 health=$("$GRPCURL" -plaintext "$addr" grpc.health.v1.Health/Check 2>&1) || fail "api health: $health"
 grep -q '"status": "SERVING"' <<<"$health" || fail "api health: $health"
+# A server stream through reflection: two filters are refused, one watch stays open until its time.
+if out=$("$GRPCURL" -plaintext "${auth[@]}" -d "{\"parent\": \"companies/curlco\", \"sequence\": \"$name\", \"owner_id\": \"u1\"}" \
+  "$addr" sequences.v1.EnrollmentService/WatchEnrollments 2>&1); then
+  fail "a watch with two filters was accepted: $out"
+fi
+grep -q InvalidArgument <<<"$out" || fail "watch with two filters: $out"
+out=$("$GRPCURL" -plaintext -max-time 2 "${auth[@]}" -d "{\"parent\": \"companies/curlco\", \"sequence\": \"$name\"}" \
+  "$addr" sequences.v1.EnrollmentService/WatchEnrollments 2>&1) && fail "an open watch ended: $out"
+grep -q DeadlineExceeded <<<"$out" || fail "open watch: $out"
 echo "grpcurl client: OK"
 
 # --- grpcurl health check of the step-executor's health port, through reflection alone

@@ -42,7 +42,8 @@ struct Victim {
   std::string sequence_id;  // the id alone
   std::vector<std::string> enrollments;
   std::string consistency_token;
-  std::string page_token;  // from A's own ListEnrollments
+  std::string page_token;   // from A's own ListEnrollments
+  std::string watch_token;  // from A's own WatchEnrollments of its sequence
   int64_t version = 0;
 };
 
@@ -164,6 +165,19 @@ struct Outcome {
 template <typename Resp>
 Outcome Done(const grpc::Status& s, const Resp& r) {
   return {s, r.DebugString()};
+}
+
+// A WatchEnrollments stream read to its end (a refusal ends it at once; `deadline_seconds` bounds
+// one that is accepted): its status, and every message it delivered.
+Outcome WatchAs(ApiProcess& api, const std::string& company, const std::string& user,
+                const v1::WatchEnrollmentsRequest& r, double deadline_seconds = 3) {
+  std::unique_ptr<grpc::ClientContext> ctx = CallAs(company, user, deadline_seconds);
+  std::unique_ptr<grpc::ClientReader<v1::WatchEnrollmentsResponse>> reader =
+      api.enrollments().WatchEnrollments(ctx.get(), r);
+  std::string seen;
+  v1::WatchEnrollmentsResponse m;
+  while (reader->Read(&m)) seen += m.DebugString();
+  return {reader->Finish(), seen};
 }
 
 struct CrossTenantCase {
@@ -319,6 +333,36 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          r.set_name(a.enrollments[0]);
          v1::ListEnrollmentEventsResponse resp;
          return B_CALL(api.enrollments(), ListEnrollmentEvents, r, resp);
+       }},
+      {"WatchEnrollments of A's sequence", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_sequence(a.sequence);
+         return WatchAs(api, kAttacker, kAttackerUser, r);
+       }},
+      {"WatchEnrollments of A's sequence under B's company, with A's resume token", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_sequence(a.sequence);
+         r.set_resume_token(a.watch_token);
+         return WatchAs(api, kAttacker, kAttackerUser, r);
+       }},
+      {"WatchEnrollments of A's owner (an owner id both companies use)", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_owner_id(kSharedOwner);
+         return WatchAs(api, kAttacker, kAttackerUser, r);
+       }},
+      {"WatchEnrollments of B's own sequence with A's resume token", false,
+       [](ApiProcess& api, const Victim& a, const Attacker& b) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_sequence(b.sequence);
+         r.set_resume_token(a.watch_token);
+         return WatchAs(api, kAttacker, kAttackerUser, r);
        }},
       {"GetSequenceStatistics of A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
@@ -627,8 +671,25 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
   Victim a;
   a.sequence = CreateFor(api, kVictim, kVictimUser, "create-plan", &a.consistency_token);
   a.sequence_id = a.sequence.substr(a.sequence.rfind('/') + 1);
+  // A watches its sequence while it enrolls: its first change gives A a resume token.
+  std::unique_ptr<grpc::ClientContext> a_watch_ctx = CallAs(kVictim, kVictimUser, 60);
+  v1::WatchEnrollmentsRequest a_watch;
+  a_watch.set_parent(absl::StrCat("companies/", kVictim));
+  a_watch.set_sequence(a.sequence);
+  std::unique_ptr<grpc::ClientReader<v1::WatchEnrollmentsResponse>> a_watcher =
+      api.enrollments().WatchEnrollments(a_watch_ctx.get(), a_watch);
+  a_watcher->WaitForInitialMetadata();  // the watch is in place
   for (const char* item : {"a-1", "a-2", "a-3"}) {
     a.enrollments.push_back(EnrollFor(api, kVictim, kVictimUser, a.sequence, item, kSharedOwner));
+  }
+  {
+    v1::WatchEnrollmentsResponse m;
+    REQUIRE(a_watcher->Read(&m));
+    CHECK(m.update().company_id() == kVictim);
+    a.watch_token = m.resume_token();
+    REQUIRE_FALSE(a.watch_token.empty());
+    a_watch_ctx->TryCancel();
+    a_watcher->Finish().IgnoreError();
   }
   for (const std::string& e : a.enrollments) {
     WaitUntilStatus(api, kVictim, e, v1::ENROLLMENT_STATUS_IN_PROGRESS);
@@ -658,6 +719,8 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
                 << o.response);
     // Refused, except B's own listings and B's own users, which must work.
     CHECK(o.status.ok() == c.ok_allowed);
+    // Refused, not merely unanswered (a watch that was accepted runs until its deadline).
+    CHECK(o.status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED);
     // Not one byte of A's data in the answer or the error.
     for (const std::string& secret :
          {a.sequence_id, std::string("Secret plan of acme"), std::string("acme/deal")}) {
@@ -1239,6 +1302,22 @@ const std::vector<HostileCase>& HostileCases() {
          r.set_owner_id("../*");
          v1::ListSequencesResponse resp;
          return api.sequences().ListSequences(CallAs("acme").get(), r, &resp);
+       }},
+      {"WatchEnrollments with two filters",
+       [](ApiProcess& api, const std::string& seq) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent("companies/acme");
+         r.set_sequence(seq);
+         r.set_owner_id("o1");
+         return WatchAs(api, "acme", "u1", r).status;
+       }},
+      {"WatchEnrollments with a garbage resume token",
+       [](ApiProcess& api, const std::string& seq) {
+         v1::WatchEnrollmentsRequest r;
+         r.set_parent("companies/acme");
+         r.set_sequence(seq);
+         r.set_resume_token(Huge().substr(0, 3000));
+         return WatchAs(api, "acme", "u1", r).status;
        }},
       {"ListEnrollments with a garbage page token",
        [](ApiProcess& api, const std::string& seq) {
