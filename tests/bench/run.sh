@@ -6,6 +6,8 @@
 #   BENCH_SCALE=small|default|full   small: a minute; default: under 15 minutes; full: the issue's
 #                                    sizes (1,000,000 and 10,000,000 enrollments; hours)
 #   BENCH_KAFKA_PORT                 broker port (default 39092)
+#   BENCH_PEERS="temporal"           also run the same workload on these peers (tests/bench/peers/)
+#   BENCH_TEMPORAL_COUNT             workflows for the Temporal peer (default by scale, below)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -66,6 +68,24 @@ done
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done
+
+# The Temporal peer (BENCH_PEERS=temporal): the same workload on a Temporal dev server and a Go
+# SDK worker, on the same broker (tests/bench/peers/temporal/README.md). It holds fewer
+# enrollments than the executor: its figures carry their own `enrollments`.
+peer_temporal() {
+  local bin n
+  case "$scale" in small) n=2000 ;; default) n=20000 ;; full) n=50000 ;; esac
+  n=${BENCH_TEMPORAL_COUNT:-$n}
+  bin=$(tests/bench/peers/temporal/install.sh 2>>"$out/bench.log") ||
+    { echo "bench: the Temporal peer did not install, see $out/bench.log" >&2; return 0; }
+  for b in throughput burst; do
+    echo "bench: peer-temporal $b --count=$n" >&2
+    "$bin/temporal-peer" "$b" --count="$n" --bootstrap="$bootstrap" --temporal="$bin/temporal" \
+      --work_dir="$out/work" 2>>"$out/bench.log" | tee -a "$out/bench.log" |
+      sed -n 's/^RESULT //p' >>"$raw" || echo "bench: peer-temporal $b failed, see $out/bench.log" >&2
+  done
+}
+case " ${BENCH_PEERS:-} " in *" temporal "*) peer_temporal ;; esac
 
 # The API under rounds of hostile input: resident memory stays flat (no leak, no retention).
 run api-hostile-soak --repeats=5 --batch=200 "${sys[@]}"
