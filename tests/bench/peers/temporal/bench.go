@@ -173,8 +173,8 @@ func (t *devEnv) memory() map[string]float64 {
 func newTemporal(name string) (*devEnv, client.Client, error) {
 	stamp := time.Now().UnixMilli()
 	t := &devEnv{
-		dir:   filepath.Join(*workDir, fmt.Sprintf("temporal.%s.%d", name, stamp)),
-		port:  freePort(), http: freePort(), metric: freePort(),
+		dir:  filepath.Join(*workDir, fmt.Sprintf("temporal.%s.%d", name, stamp)),
+		port: freePort(), http: freePort(), metric: freePort(),
 		topic: fmt.Sprintf("bench.temporal-%s.%d.task-events", name, stamp),
 	}
 	if err := os.MkdirAll(t.dir, 0o755); err != nil {
@@ -353,6 +353,7 @@ func enrollment(i int, steps []Step) Enrollment {
 		SequenceID:    "seq",
 		OwnerID:       "u1",
 		Steps:         steps,
+		LocalActivity: *localAct,
 	}
 }
 

@@ -37,6 +37,8 @@ var (
 	burstLead   = flag.Duration("burst_lead", 0,
 		"burst: time from the first start to the shared due instant (0: 30 s + 10 ms per workflow)")
 	nameSuffix = flag.String("name_suffix", "", "appended to every result name")
+	localAct   = flag.Bool("local_activity", false,
+		"CreateTask as a local activity (no activity task round trip through the server)")
 
 	// Worker tuning (README.md, "Worker options"), passed on to the worker process.
 	wfPollers  = flag.Int("workflow_pollers", 4, "MaxConcurrentWorkflowTaskPollers")
