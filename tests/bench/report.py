@@ -36,6 +36,8 @@ PAIRS += [
      "executor RSS vs. Temporal dev server + worker RSS (each holding its own enrollments)"),
     ("executor-recovery", "peer-temporal-recovery", "restart_to_fire_s",
      "executor restart-to-fire vs. the Temporal peer's (dev server and worker kill -9'd)"),
+    ("executor-throughput", "peer-temporal-throughput@local_activity", "records_per_s",
+     "executor enrollments/s to first step vs. the Temporal peer's with a local activity"),
 ]
 
 

@@ -499,7 +499,7 @@ func benchBurst() error {
 	}
 	lead := *burstLead
 	if lead == 0 {
-		lead = 30*time.Second + time.Duration(*count)*10*time.Millisecond
+		lead = 30*time.Second + time.Duration(*count)*20*time.Millisecond
 	}
 	due := time.Now().Add(lead).Truncate(time.Second)
 	s1 := activity("s1", 0)

@@ -35,7 +35,7 @@ var (
 	partitions  = flag.Int("partitions", 6, "partitions of the task topic (as the executor's)")
 	starters    = flag.Int("starters", 32, "concurrent StartWorkflowExecution calls")
 	burstLead   = flag.Duration("burst_lead", 0,
-		"burst: time from the first start to the shared due instant (0: 30 s + 10 ms per workflow)")
+		"burst: time from the first start to the shared due instant (0: 30 s + 20 ms per workflow)")
 	nameSuffix = flag.String("name_suffix", "", "appended to every result name")
 	localAct   = flag.Bool("local_activity", false,
 		"CreateTask as a local activity (no activity task round trip through the server)")
