@@ -79,7 +79,9 @@ peer_temporal() {
   bin=$(tests/bench/peers/temporal/install.sh 2>>"$out/bench.log") ||
     { echo "bench: the Temporal peer did not install, see $out/bench.log" >&2; return 0; }
   # The plain activity (what the issue asked for), then Temporal's tuning for short effects.
-  for b in throughput burst "throughput --local_activity --name_suffix=@local_activity"; do
+  # Lateness at 20 steps/s: the executor's 1,000 and 5,000/s are beyond the peer's throughput.
+  for b in throughput burst "lateness --rate=20 --seconds=${lateness_seconds}s" \
+    "throughput --local_activity --name_suffix=@local_activity"; do
     echo "bench: peer-temporal $b --count=$n" >&2
     # shellcheck disable=SC2086  # $b is a command and its flags
     "$bin/temporal-peer" $b --count="$n" --bootstrap="$bootstrap" --temporal="$bin/temporal" \

@@ -211,7 +211,10 @@ func createTopic(name string) error {
 	return resp.Err
 }
 
-type sighting struct{ visible, decided time.Time }
+type sighting struct {
+	id               string
+	visible, decided time.Time
+}
 
 // watcher reads the task topic (read_committed) from the start and records when each first
 // sighting of a step's TaskCreated became visible, like system_bench.cc's Watcher.
@@ -259,7 +262,7 @@ func (w *watcher) run() {
 			defer w.mu.Unlock()
 			if !w.ids[e.EventId] {
 				w.ids[e.EventId] = true
-				w.seen = append(w.seen, sighting{now, e.OccurredAt.AsTime()})
+				w.seen = append(w.seen, sighting{e.EventId, now, e.OccurredAt.AsTime()})
 			}
 		})
 	}
@@ -275,6 +278,14 @@ func (w *watcher) snapshot() []sighting {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return append([]sighting(nil), w.seen...)
+}
+
+func (w *watcher) snapshotIDs() map[string]time.Time {
+	out := map[string]time.Time{}
+	for _, s := range w.snapshot() {
+		out[s.id] = s.visible
+	}
+	return out
 }
 
 // waitFor waits until n steps were seen; an error on timeout or when one of procs exited.
@@ -530,5 +541,68 @@ func benchBurst() error {
 	f["enrollments"] = float64(*count)
 	result("timer-burst", f, map[string][]float64{"throughput_per_s": perSecond(seen),
 		"lateness_ms": lateness})
+	return nil
+}
+
+// benchLateness: enrollments started at a steady rate for a while, each with a first step due one
+// minute after its start (like the executor's lateness run); the lateness of each first step:
+// visible time minus the time its StartWorkflowExecution returned plus that minute (so it
+// includes the time until the workflow's first task set the timer).
+func benchLateness() error {
+	t, c, err := newTemporal("lateness")
+	if err != nil {
+		return err
+	}
+	defer t.stop()
+	defer c.Close()
+	if err := t.startWorker(); err != nil {
+		return err
+	}
+	tasks, err := newWatcher(t.topic, "s1")
+	if err != nil {
+		return err
+	}
+	defer tasks.close()
+	const delay = time.Minute
+	steps := []Step{activity("s1", delay), activity("s2", 30*24*time.Hour)}
+	n := int(*steadyRate * steadySeconds.Seconds())
+	due := make(map[string]time.Time, n)
+	var mu sync.Mutex
+	begin := time.Now()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range n {
+		time.Sleep(time.Until(begin.Add(time.Duration(float64(i) / *steadyRate * float64(time.Second)))))
+		wg.Add(1)
+		go func() { // open loop: a slow start does not hold back the next
+			defer wg.Done()
+			if err := startAll(c, i, i+1, steps); err != nil {
+				failed.Add(1)
+				return
+			}
+			mu.Lock()
+			due[fmt.Sprintf("seq/bench/deal/%d/s1/task", i)] = time.Now().Add(delay)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if failed.Load() > 0 {
+		return fmt.Errorf("lateness: %d starts failed", failed.Load())
+	}
+	err = tasks.waitFor(n, delay+30*time.Minute, t.server, t.worker)
+	seen := tasks.snapshotIDs()
+	var late []float64
+	for id, visible := range seen {
+		late = append(late, float64(visible.Sub(due[id]).Microseconds())/1000)
+	}
+	lateness := append([]float64(nil), late...)
+	f := map[string]float64{"steps_per_s": *steadyRate, "expected": float64(n),
+		"fired": float64(len(seen))}
+	summary(f, "lateness_ms", late)
+	result(fmt.Sprintf("lateness-steady@%g", *steadyRate), f,
+		map[string][]float64{"lateness_ms": lateness})
+	if err != nil {
+		return fmt.Errorf("lateness: %w (logs in %s)", err, t.dir)
+	}
 	return nil
 }

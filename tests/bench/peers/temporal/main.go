@@ -3,6 +3,7 @@
 //	temporal-peer worker ...       the Temporal worker: EnrollmentWorkflow and CreateTask
 //	temporal-peer throughput ...   enroll -> first step throughput, memory and kill -9 recovery
 //	temporal-peer burst ...        N workflows whose first step is due at the same instant
+//	temporal-peer lateness ...     first steps due a minute after starts at a steady rate
 //
 // The benchmarks start their own dev server (`temporal server start-dev`, SQLite file) and worker
 // as child processes, and print their figures as "RESULT {json}" lines like sequences-bench.
@@ -36,8 +37,10 @@ var (
 	starters    = flag.Int("starters", 32, "concurrent StartWorkflowExecution calls")
 	burstLead   = flag.Duration("burst_lead", 0,
 		"burst: time from the first start to the shared due instant (0: 30 s + 20 ms per workflow)")
-	nameSuffix = flag.String("name_suffix", "", "appended to every result name")
-	localAct   = flag.Bool("local_activity", false,
+	nameSuffix    = flag.String("name_suffix", "", "appended to every result name")
+	steadyRate    = flag.Float64("rate", 20, "lateness: workflows started per second")
+	steadySeconds = flag.Duration("seconds", 30*time.Second, "lateness: for how long")
+	localAct      = flag.Bool("local_activity", false,
 		"CreateTask as a local activity (no activity task round trip through the server)")
 
 	// Worker tuning (README.md, "Worker options"), passed on to the worker process.
@@ -50,7 +53,7 @@ var (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: temporal-peer worker|throughput|burst [flags]")
+		fmt.Fprintln(os.Stderr, "usage: temporal-peer worker|throughput|burst|lateness [flags]")
 		os.Exit(2)
 	}
 	cmd := os.Args[1]
@@ -63,6 +66,8 @@ func main() {
 		err = benchThroughput()
 	case "burst":
 		err = benchBurst()
+	case "lateness":
+		err = benchLateness()
 	default:
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
