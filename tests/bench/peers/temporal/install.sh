@@ -11,7 +11,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../../../.." && pwd)
 cache=${SEQUENCES_CACHE:-$HOME/.cache/sequences}
 go=$(command -v go || echo /usr/local/go/bin/go)
-[ -x "$go" ] || { echo "temporal peer: needs Go 1.25+ (go on PATH or /usr/local/go)" >&2; exit 1; }
+[ -x "$go" ] || { echo "temporal peer: needs Go 1.26+ (go on PATH or /usr/local/go)" >&2; exit 1; }
 # The CLI's newest releases replace a submodule (cliext) by a local path, which `go install` refuses;
 # v1.5.1 is the newest without (dev server of go.temporal.io/server v1.29.1).
 cli_version=${TEMPORAL_CLI_VERSION:-v1.5.1}
