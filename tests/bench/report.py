@@ -24,9 +24,10 @@ PAIRS = [
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
 ]
 
-# The executor against the Temporal peer of the same run (tests/bench/peers/temporal/): ratio =
-# executor / peer, except for memory and recovery, where lower is better (also executor / peer).
-# The peer holds fewer enrollments than the executor (see each figure's `enrollments`).
+# The executor against the Temporal peer of the same run (tests/bench/peers/temporal/), ratio =
+# executor / peer: above 1 for a rate means the executor is faster; below 1 for memory and
+# recovery means it uses less or recovers sooner. The peer holds fewer enrollments than the
+# executor (each figure's `enrollments`).
 PAIRS += [
     ("executor-throughput", "peer-temporal-throughput", "records_per_s",
      "executor enrollments/s to first step vs. the Temporal peer's (fewer enrollments)"),
