@@ -43,7 +43,7 @@ var (
 	localAct      = flag.Bool("local_activity", false,
 		"CreateTask as a local activity (no activity task round trip through the server)")
 
-	// Worker tuning (README.md, "Worker options"), passed on to the worker process.
+	// Worker tuning (README.md, "What is configured, and why"), passed on to the worker process.
 	wfPollers  = flag.Int("workflow_pollers", 4, "MaxConcurrentWorkflowTaskPollers")
 	actPollers = flag.Int("activity_pollers", 4, "MaxConcurrentActivityTaskPollers")
 	wfSlots    = flag.Int("workflow_slots", 200, "MaxConcurrentWorkflowTaskExecutionSize")
