@@ -52,6 +52,22 @@ for _peer in PEERS:
         (f"{_p}-timer-burst", "kafka-passthrough", "records_per_s",
          f"{_peer} peer due steps fired/s vs. transactional pass-through records/s"),
     ]
+# The executor against the Temporal peer of the same run (tests/bench/peers/temporal/), ratio =
+# executor / peer: above 1 for a rate means the executor is faster; below 1 for memory and
+# recovery means it uses less or recovers sooner. The peer holds fewer enrollments than the
+# executor (each figure's `enrollments`).
+PAIRS += [
+    ("executor-throughput", "peer-temporal-throughput", "records_per_s",
+     "executor enrollments/s to first step vs. the Temporal peer's (fewer enrollments)"),
+    ("executor-timer-burst", "peer-temporal-timer-burst", "records_per_s",
+     "executor due steps fired/s vs. the Temporal peer's (fewer enrollments)"),
+    ("executor-memory", "peer-temporal-memory", "rss_mib",
+     "executor RSS vs. Temporal dev server + worker RSS (each holding its own enrollments)"),
+    ("executor-recovery", "peer-temporal-recovery", "restart_to_fire_s",
+     "executor restart-to-fire vs. the Temporal peer's (dev server and worker kill -9'd)"),
+    ("executor-throughput", "peer-temporal-throughput@local_activity", "records_per_s",
+     "executor enrollments/s to first step vs. the Temporal peer's with a local activity"),
+]
 
 
 def main():
@@ -160,6 +176,23 @@ def main():
         plt.tight_layout()
         plt.savefig(os.path.join(out_dir, "systems-side-by-side.png"))
         plt.close()
+    # The executor and its peers side by side (throughput and burst over time).
+    for figure in ("throughput", "timer-burst"):
+        names = [n for n in sorted(series) if "throughput_per_s" in series[n] and
+                 (n == f"executor-{figure}" or (n.startswith("peer-") and n.endswith(f"-{figure}")))]
+        if len(names) > 1:
+            plt.figure(figsize=(7, 4))
+            for n in names:
+                plt.plot(range(len(series[n]["throughput_per_s"])), series[n]["throughput_per_s"],
+                         label=f'{n} ({int(results[n].get("records", 0))})')
+            plt.yscale("log")
+            plt.xlabel("seconds")
+            plt.ylabel("per second (log)")
+            plt.legend()
+            plt.title(f"{figure}: executor and peers")
+            plt.tight_layout()
+            plt.savefig(os.path.join(out_dir, f"peers-{figure}.png"))
+            plt.close()
     for name, s in series.items():
         if "lateness_ms" in s:
             plt.figure(figsize=(7, 4))

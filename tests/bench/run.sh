@@ -8,8 +8,10 @@
 #   BENCH_KAFKA_PORT                 broker port (default 39092)
 #   BENCH_ONLY=peers                 only the pass-through baseline and the executor's and the
 #                                    peers' figures (throughput, timer burst, lateness at 1000/s)
-#   BENCH_PEERS=0                    skip the peers (tests/bench/peers/: the same workloads on
-#                                    Kafka Streams; built with Maven on first use)
+#   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
+#                                    default kafka-streams (built with Maven on first use); 0: none;
+#                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
+#   BENCH_TEMPORAL_COUNT             workflows for the Temporal peer (default by scale, below)
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -27,7 +29,9 @@ case "$only" in
   "" | peers) ;;
   *) echo "BENCH_ONLY must be empty or peers" >&2; exit 2 ;;
 esac
-peers=${BENCH_PEERS:-1}
+peers=${BENCH_PEERS-kafka-streams}
+[ "$peers" = 0 ] && peers=
+has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 
 deploy/local/install-deps.sh --bench
 build=${BUILD_DIR:-$root/build}
@@ -38,7 +42,7 @@ else
 fi
 # The Kafka Streams peer (Maven; offline after the first build). A failed build skips the peer.
 peer_args=()
-if [ "$peers" = 1 ]; then
+if has_peer kafka-streams; then
   if tests/bench/peers/kafka-streams/build.sh; then
     peer_args=(--system=kafka-streams --peers_dir="$root/tests/bench/peers")
   else
@@ -79,6 +83,26 @@ if [ -z "$only" ]; then
   done
 fi
 
+# The Temporal peer (BENCH_PEERS=temporal): the same workload on a Temporal dev server and a Go
+# SDK worker, on the same broker (tests/bench/peers/temporal/README.md). It holds fewer
+# enrollments than the executor: its figures carry their own `enrollments`.
+peer_temporal() {
+  local bin n
+  case "$scale" in small) n=2000 ;; default) n=20000 ;; full) n=50000 ;; esac
+  n=${BENCH_TEMPORAL_COUNT:-$n}
+  bin=$(tests/bench/peers/temporal/install.sh 2>>"$out/bench.log") ||
+    { echo "bench: the Temporal peer did not install, see $out/bench.log" >&2; return 0; }
+  # The plain activity (what the issue asked for), then Temporal's tuning for short effects.
+  # Lateness at 20 steps/s: the executor's 1,000 and 5,000/s are beyond the peer's throughput.
+  for b in throughput burst "lateness --rate=20 --seconds=${lateness_seconds}s" \
+    "throughput --local_activity --name_suffix=@local_activity"; do
+    echo "bench: peer-temporal $b --count=$n" >&2
+    # shellcheck disable=SC2086  # $b is a command and its flags
+    "$bin/temporal-peer" $b --count="$n" --bootstrap="$bootstrap" --temporal="$bin/temporal" \
+      --work_dir="$out/work" 2>>"$out/bench.log" | tee -a "$out/bench.log" |
+      sed -n 's/^RESULT //p' >>"$raw" || echo "bench: peer-temporal $b failed, see $out/bench.log" >&2
+  done
+}
 # The executor, as real processes against the same broker; each workload is then run by each
 # peer right after it (the machine's load drifts: neighbours compare best).
 sys=(--build_dir="$build" --work_dir="$out/work")
@@ -101,6 +125,7 @@ for rate in $lateness_rates; do
   peer_run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
 done
 if [ -n "$only" ]; then
+  if has_peer temporal; then peer_temporal; fi
   /usr/bin/python3 tests/bench/report.py "$raw" "$out"
   echo "bench: results in $out"
   exit 0
@@ -108,6 +133,8 @@ fi
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done
+
+if has_peer temporal; then peer_temporal; fi
 
 # The API under rounds of hostile input: resident memory stays flat (no leak, no retention).
 run api-hostile-soak --repeats=5 --batch=200 "${sys[@]}"
