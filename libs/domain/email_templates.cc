@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <set>
+#include <tuple>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -205,22 +206,31 @@ absl::StatusOr<std::vector<v1::Step>> CopyEmailTemplatesIntoSteps(
       continue;
     }
     const v1::EmailTemplateContent& t = it->second.content;
-    const bool empty = email->subject().empty() && email->body().empty();
-    const bool as_template = email->subject() == t.subject() && email->body() == t.body();
-    bool as_copied = false;
+    const v1::EmailStep* copy = nullptr;  // the stored copy of this step, if any
     for (const v1::Step& current : current_steps) {
       if (current.id() == out[i].id() && current.has_email() &&
           current.email().email_template_id() == id) {
-        as_copied = email->subject() == current.email().subject() &&
-                    email->body() == current.email().body();
+        copy = &current.email();
       }
     }
-    if (!empty && !as_template && !as_copied) {
-      invalid.Add(path + ".subject",
+    // Each text must be empty, the template's current one, or the stored copy's.
+    auto hand_written = [](const std::string& sent, const std::string& from_template,
+                           const std::string* from_copy) {
+      return !sent.empty() && sent != from_template && (from_copy == nullptr || sent != *from_copy);
+    };
+    bool refused = false;
+    for (const auto& [field, sent, from_template, from_copy] :
+         {std::tuple<const char*, const std::string*, const std::string*, const std::string*>{
+              ".subject", &email->subject(), &t.subject(),
+              copy == nullptr ? nullptr : &copy->subject()},
+          {".body", &email->body(), &t.body(), copy == nullptr ? nullptr : &copy->body()}}) {
+      if (!hand_written(*sent, *from_template, from_copy)) continue;
+      invalid.Add(path + field,
                   "must be empty when email_template_id is set: the template's text is copied in "
                   "(clear email_template_id to give the step its own text)");
-      continue;
+      refused = true;
     }
+    if (refused) continue;
     email->set_subject(t.subject());
     email->set_body(t.body());
     email->set_body_is_html(t.body_is_html());

@@ -76,10 +76,10 @@ inline bool IsEmailTemplateEvent(const v1::Envelope& event) {
 // it is unknown). `company_id` is the saving company. `current_steps` are the sequence's steps
 // before this save (empty on create): a step may come back with the text it was copied with.
 //
-// A step with a template id must send subject and body empty, or equal to the template's
-// current text, or equal to the stored copy of the same step id (what GetSequence returned); any
-// other text is refused, so a hand edit is never silently overwritten (clear the template id to
-// keep the text as the step's own).
+// A step with a template id must send its subject and its body each empty, or equal to the
+// template's current one, or equal to the stored copy of the same step id (what GetSequence
+// returned); any other text is refused, so a hand edit is never silently overwritten (clear the
+// template id to keep the text as the step's own).
 //
 // Errors (paths relative to the steps, e.g. "steps[2].email.email_template_id"):
 //   NOT_FOUND         a template id that is unknown, of another company, or deleted (with a

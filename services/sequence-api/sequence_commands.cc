@@ -1,6 +1,9 @@
 #include "services/sequence-api/sequence_commands.h"
 
+#include <map>
+
 #include "absl/strings/str_cat.h"
+#include "libs/domain/email_templates.h"
 #include "libs/domain/errors.h"
 #include "services/sequence-api/call_checks.h"
 #include "services/sequence-api/rpc_status.h"
@@ -42,7 +45,9 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Run(
   if (!create && (!state.exists || state.company_id != ctx.company_id)) {
     return SequenceNotFound(sequence_id);
   }
-  if (complete) complete(state, commands);
+  if (complete) {
+    if (absl::Status s = complete(state, commands); !s.ok()) return RemapFieldPaths(s, path_map);
+  }
 
   const absl::Time now = ports_.clock.Now();
   std::vector<v1::Envelope> events;
@@ -117,6 +122,32 @@ absl::Status SequenceCommands::CheckAppendsWon(const Ctx& ctx, const std::string
   return absl::OkStatus();
 }
 
+absl::Status SequenceCommands::CopyEmailTemplates(
+    const Ctx& ctx, const std::vector<v1::Step>& current_steps,
+    google::protobuf::RepeatedPtrField<v1::Step>* steps) {
+  const std::vector<v1::Step> in(steps->begin(), steps->end());
+  const std::vector<std::string> ids = domain::EmailTemplateIdsOf(in);
+  if (ids.empty()) {
+    for (v1::Step& step : *steps) {
+      if (step.has_email()) step.mutable_email()->set_email_template_version(0);
+    }
+    return absl::OkStatus();
+  }
+  std::map<std::string, domain::EmailTemplateState> templates;
+  for (const std::string& id : ids) {
+    if (!IsValidId(id)) continue;  // unknown: NOT_FOUND below
+    absl::StatusOr<domain::EmailTemplateState> t = ports_.read_model.LoadEmailTemplateState(id);
+    if (!t.ok()) return t.status();
+    templates.emplace(id, std::move(*t));
+  }
+  absl::StatusOr<std::vector<v1::Step>> copied =
+      domain::CopyEmailTemplatesIntoSteps(in, current_steps, templates, ctx.company_id);
+  if (!copied.ok()) return copied.status();
+  steps->Clear();
+  for (v1::Step& step : *copied) *steps->Add() = std::move(step);
+  return absl::OkStatus();
+}
+
 absl::StatusOr<v1::SequenceResponse> SequenceCommands::Create(
     const Ctx& ctx, const v1::CreateSequenceRequest& req) {
   absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
@@ -131,10 +162,15 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Create(
   *create->mutable_steps() = s.steps();
   if (s.has_settings()) *create->mutable_settings() = s.settings();
   create->set_template_id(req.template_id());
+  auto complete = [this, &ctx](const domain::SequenceState&, std::vector<v1::SequenceCommand>& cs) {
+    return CopyEmailTemplates(ctx, {}, cs.front().mutable_create()->mutable_steps());
+  };
   return Run(ctx, DeriveSequenceId(ctx.company_id, req.request_id()), req.request_id(), {command},
              {{"create.name", "sequence.display_name"},
               {"create.template_id", "template_id"},
-              {"create", "sequence"}});
+              {"create", "sequence"},
+              {"steps", "sequence.steps"}},
+             complete);
 }
 
 absl::StatusOr<v1::SequenceResponse> SequenceCommands::Update(
@@ -175,13 +211,22 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Update(
   // version the lock finds (never ABORTED for a version the caller did not ask for).
   commands.front().set_expected_version(req.expected_version());
   // The unchanged half of ChangeSettings comes from the state read under the sequence's lock.
-  auto complete = [display_name, settings](const domain::SequenceState& current,
-                                           std::vector<v1::SequenceCommand>& cs) {
+  auto complete = [this, &ctx, display_name, settings](const domain::SequenceState& current,
+                                                       std::vector<v1::SequenceCommand>& cs) {
     for (v1::SequenceCommand& c : cs) {
+      if (c.has_replace_steps()) {
+        // Copy-at-save against the steps as stored (a copy sent back unchanged is refreshed).
+        if (absl::Status s =
+                CopyEmailTemplates(ctx, current.steps, c.mutable_replace_steps()->mutable_steps());
+            !s.ok()) {
+          return s;
+        }
+      }
       if (!c.has_change_settings()) continue;
       if (!display_name) c.mutable_change_settings()->set_name(current.name);
       if (!settings) *c.mutable_change_settings()->mutable_settings() = current.settings;
     }
+    return absl::OkStatus();
   };
   return Run(ctx, name->sequence_id, req.request_id(), std::move(commands),
              {{"replace_steps.steps", "sequence.steps"},

@@ -177,7 +177,7 @@ TEST_CASE(
   edited[0].mutable_email()->set_body("My own words");
   absl::Status refused = CopyEmailTemplatesIntoSteps(edited, stored, templates, "c1").status();
   CHECK(refused.code() == absl::StatusCode::kInvalidArgument);
-  CHECK(Fields(refused) == std::vector<std::string>{"steps[0].email.subject"});
+  CHECK(Fields(refused) == std::vector<std::string>{"steps[0].email.body"});
   // Without the template id the text is the step's own.
   edited[0].mutable_email()->clear_email_template_id();
   auto own = CopyEmailTemplatesIntoSteps(edited, stored, templates, "c1");
