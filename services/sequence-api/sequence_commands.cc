@@ -133,9 +133,18 @@ absl::Status SequenceCommands::CopyEmailTemplates(
     }
     return absl::OkStatus();
   }
+  // An id outside the grammar names nothing a caller could have been given: refused up front.
+  domain::FieldViolations bad_ids;
+  for (int i = 0; i < steps->size(); ++i) {
+    const v1::Step& step = steps->Get(i);
+    if (step.has_email() && !step.email().email_template_id().empty() &&
+        !IsValidId(step.email().email_template_id())) {
+      bad_ids.Add(absl::StrCat("steps[", i, "].email.email_template_id"), kIdRule);
+    }
+  }
+  if (!bad_ids.empty()) return bad_ids.ToStatus("invalid email template id");
   std::map<std::string, domain::EmailTemplateState> templates;
   for (const std::string& id : ids) {
-    if (!IsValidId(id)) continue;  // unknown: NOT_FOUND below
     absl::StatusOr<domain::EmailTemplateState> t = ports_.read_model.LoadEmailTemplateState(id);
     if (!t.ok()) return t.status();
     templates.emplace(id, std::move(*t));
