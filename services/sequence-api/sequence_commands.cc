@@ -1,9 +1,6 @@
 #include "services/sequence-api/sequence_commands.h"
 
-#include <map>
-
 #include "absl/strings/str_cat.h"
-#include "libs/domain/email_templates.h"
 #include "libs/domain/errors.h"
 #include "services/sequence-api/call_checks.h"
 #include "services/sequence-api/rpc_status.h"
@@ -122,41 +119,6 @@ absl::Status SequenceCommands::CheckAppendsWon(const Ctx& ctx, const std::string
   return absl::OkStatus();
 }
 
-absl::Status SequenceCommands::CopyEmailTemplates(
-    const Ctx& ctx, const std::vector<v1::Step>& current_steps,
-    google::protobuf::RepeatedPtrField<v1::Step>* steps) {
-  const std::vector<v1::Step> in(steps->begin(), steps->end());
-  const std::vector<std::string> ids = domain::EmailTemplateIdsOf(in);
-  if (ids.empty()) {
-    for (v1::Step& step : *steps) {
-      if (step.has_email()) step.mutable_email()->set_email_template_version(0);
-    }
-    return absl::OkStatus();
-  }
-  // An id outside the grammar names nothing a caller could have been given: refused up front.
-  domain::FieldViolations bad_ids;
-  for (int i = 0; i < steps->size(); ++i) {
-    const v1::Step& step = steps->Get(i);
-    if (step.has_email() && !step.email().email_template_id().empty() &&
-        !IsValidId(step.email().email_template_id())) {
-      bad_ids.Add(absl::StrCat("steps[", i, "].email.email_template_id"), kIdRule);
-    }
-  }
-  if (!bad_ids.empty()) return bad_ids.ToStatus("invalid email template id");
-  std::map<std::string, domain::EmailTemplateState> templates;
-  for (const std::string& id : ids) {
-    absl::StatusOr<domain::EmailTemplateState> t = ports_.read_model.LoadEmailTemplateState(id);
-    if (!t.ok()) return t.status();
-    templates.emplace(id, std::move(*t));
-  }
-  absl::StatusOr<std::vector<v1::Step>> copied =
-      domain::CopyEmailTemplatesIntoSteps(in, current_steps, templates, ctx.company_id);
-  if (!copied.ok()) return copied.status();
-  steps->Clear();
-  for (v1::Step& step : *copied) *steps->Add() = std::move(step);
-  return absl::OkStatus();
-}
-
 absl::StatusOr<v1::SequenceResponse> SequenceCommands::Create(
     const Ctx& ctx, const v1::CreateSequenceRequest& req) {
   absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
@@ -172,7 +134,8 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Create(
   if (s.has_settings()) *create->mutable_settings() = s.settings();
   create->set_template_id(req.template_id());
   auto complete = [this, &ctx](const domain::SequenceState&, std::vector<v1::SequenceCommand>& cs) {
-    return CopyEmailTemplates(ctx, {}, cs.front().mutable_create()->mutable_steps());
+    return CopyEmailTemplates(ports_.read_model, ctx, {},
+                              cs.front().mutable_create()->mutable_steps());
   };
   return Run(ctx, DeriveSequenceId(ctx.company_id, req.request_id()), req.request_id(), {command},
              {{"create.name", "sequence.display_name"},
@@ -225,8 +188,8 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Update(
     for (v1::SequenceCommand& c : cs) {
       if (c.has_replace_steps()) {
         // Copy-at-save against the steps as stored (a copy sent back unchanged is refreshed).
-        if (absl::Status s =
-                CopyEmailTemplates(ctx, current.steps, c.mutable_replace_steps()->mutable_steps());
+        if (absl::Status s = CopyEmailTemplates(ports_.read_model, ctx, current.steps,
+                                                c.mutable_replace_steps()->mutable_steps());
             !s.ok()) {
           return s;
         }

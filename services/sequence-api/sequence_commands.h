@@ -53,10 +53,6 @@ class SequenceCommands {
   // retried request id was answered); an error refuses the call (paths as the domain's).
   using CompleteCommands =
       std::function<absl::Status(const domain::SequenceState&, std::vector<v1::SequenceCommand>&)>;
-  // Copy-at-save: fills the email steps that name an email template of the caller's company with
-  // its current text (domain::CopyEmailTemplatesIntoSteps; paths "steps[i]...").
-  absl::Status CopyEmailTemplates(const Ctx& ctx, const std::vector<v1::Step>& current_steps,
-                                  google::protobuf::RepeatedPtrField<v1::Step>* steps);
   // Runs the commands (create included) as one mutation of the sequence and answers with the
   // sequence after them; a request id seen before answers the current sequence again.
   // `path_map` rewrites the domain's field paths to the request's.

@@ -809,6 +809,14 @@ TEST_CASE(
     }
   }
   CHECK(event_has_copy);
+  // A preview of proposed steps that name the template sees them as a save would.
+  v1::PreviewScheduleRequest preview;
+  preview.set_name(name);
+  preview.set_has_proposed_steps(true);
+  *preview.mutable_proposed_steps() = WithTemplateStep(kA, "unused", tid).sequence().steps();
+  absl::StatusOr<v1::PreviewScheduleResponse> previewed = h.api.PreviewSchedule(As(kA), preview);
+  INFO(previewed.status().ToString());
+  CHECK(previewed.ok());
 
   // The template changes: the sequence keeps version 1's text.
   v1::UpdateEmailTemplateRequest edit;
