@@ -121,7 +121,8 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "Given a template of company c1, when c2 updates or deletes it, then NOT_FOUND; once deleted, "
+    "Given a template of company c1, when c2 updates or deletes it, then NOT_FOUND, and once "
+    "deleted "
     "c1's update is FAILED_PRECONDITION",
     "[email_templates]") {
   EmailTemplateState s = Created();
@@ -159,7 +160,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given a stored copy of version 1, when the template moved to version 2 and the copy is sent "
-    "back unchanged, then the save copies version 2; a hand-edited text is refused",
+    "back unchanged, then the save copies version 2 and a hand-edited text is refused",
     "[email_templates]") {
   std::map<std::string, EmailTemplateState> templates = {{"t1", Created()}};
   const std::vector<v1::Step> stored =
