@@ -39,19 +39,21 @@ void CheckMergeText(const std::string& path, const std::string& text, FieldViola
   if (!fields.ok()) v->AddAllFrom("", fields.status());
 }
 
-// An email's subject and body (of the step, or of one of its variants) at `path`.
+// An email's subject and body (of the step, or of one of its variants, or of an email template
+// when `path` is empty) at `path`.
 void CheckEmailText(const std::string& path, const std::string& subject, const std::string& body,
                     FieldViolations* v) {
-  if (subject.empty()) v->Add(path + ".subject", "is required");
+  const std::string pre = path.empty() ? "" : path + ".";
+  if (subject.empty()) v->Add(pre + "subject", "is required");
   if (subject.size() > static_cast<size_t>(kMaxSubjectLength)) {
-    v->Add(path + ".subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
+    v->Add(pre + "subject", absl::StrCat("must be at most ", kMaxSubjectLength, " bytes"));
   }
-  if (body.empty()) v->Add(path + ".body", "is required");
+  if (body.empty()) v->Add(pre + "body", "is required");
   if (body.size() > static_cast<size_t>(kMaxBodyLength)) {
-    v->Add(path + ".body", absl::StrCat("must be at most ", kMaxBodyLength, " bytes"));
+    v->Add(pre + "body", absl::StrCat("must be at most ", kMaxBodyLength, " bytes"));
   }
-  CheckMergeText(path + ".subject", subject, v);
-  CheckMergeText(path + ".body", body, v);
+  CheckMergeText(pre + "subject", subject, v);
+  CheckMergeText(pre + "body", body, v);
 }
 
 void CheckDelay(const std::string& path, const v1::Delay& delay, FieldViolations* v) {
@@ -240,6 +242,16 @@ absl::Status ValidateSequenceDefinition(absl::string_view name, v1::EntityKind e
   CheckSteps("steps", steps, &v);
   CheckSettings("settings", settings, &v);
   return v.ToStatus("invalid sequence");
+}
+
+absl::Status ValidateEmailTemplateContent(const v1::EmailTemplateContent& content) {
+  FieldViolations v;
+  if (content.name().empty() || content.name().size() > static_cast<size_t>(kMaxNameLength)) {
+    v.Add("name", absl::StrCat("must be 1 to ", kMaxNameLength, " bytes"));
+  }
+  // The same rules as a step's email text.
+  CheckEmailText("", content.subject(), content.body(), &v);
+  return v.ToStatus("invalid email template");
 }
 
 absl::Status ValidateEnrollRequested(const v1::EnrollRequested& r) {

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/types/span.h"
+#include "sequences/v1/commands.pb.h"
 #include "sequences/v1/enrollment_inputs.pb.h"
 #include "sequences/v1/sequence.pb.h"
 
@@ -39,6 +40,10 @@ inline constexpr int kMaxHolidays = 1000;
                                                       v1::EntityKind entity_kind,
                                                       absl::Span<const v1::Step> steps,
                                                       const v1::SequenceSettings& settings);
+
+// An email template's content: name 1..kMaxNameLength ("name"); subject and body exactly as an
+// email step's (required, size limits, merge fields parse: "subject", "body").
+[[nodiscard]] absl::Status ValidateEmailTemplateContent(const v1::EmailTemplateContent& content);
 
 // request_id, sequence_id set; item_key "company/entity/item" with entity deal|lead and, when
 // entity_kind is set, matching it; owner_id set; time zone names empty or valid.

@@ -32,6 +32,7 @@
 #include "sequences/v1/enrollment_service.pb.h"
 #include "sequences/v1/sequence_service.pb.h"
 #include "services/sequence-api/call_context.h"
+#include "services/sequence-api/email_template_commands.h"
 #include "services/sequence-api/enrollment_commands.h"
 #include "services/sequence-api/event_log.h"
 #include "services/sequence-api/own_writes.h"
@@ -56,6 +57,7 @@ class Api {
         own_writes_(ports_),
         sequences_(ports_, own_writes_),
         enrollments_(ports_, own_writes_),
+        email_templates_(ports_, own_writes_),
         queries_(ports_),
         watches_(ports_) {}
   Api(const Api&) = delete;
@@ -117,6 +119,28 @@ class Api {
   absl::StatusOr<v1::ListEnrollmentEventsResponse> ListEnrollmentEvents(
       const Ctx& c, const v1::ListEnrollmentEventsRequest& r) {
     return queries_.ListEnrollmentEvents(c, r);
+  }
+
+  // ---- email templates of the company
+  absl::StatusOr<v1::EmailTemplateResponse> CreateEmailTemplate(
+      const Ctx& c, const v1::CreateEmailTemplateRequest& r) {
+    return email_templates_.Create(c, r);
+  }
+  absl::StatusOr<v1::EmailTemplate> GetEmailTemplate(const Ctx& c,
+                                                     const v1::GetEmailTemplateRequest& r) {
+    return email_templates_.Get(c, r);
+  }
+  absl::StatusOr<v1::ListEmailTemplatesResponse> ListEmailTemplates(
+      const Ctx& c, const v1::ListEmailTemplatesRequest& r) {
+    return email_templates_.List(c, r);
+  }
+  absl::StatusOr<v1::EmailTemplateResponse> UpdateEmailTemplate(
+      const Ctx& c, const v1::UpdateEmailTemplateRequest& r) {
+    return email_templates_.Update(c, r);
+  }
+  absl::StatusOr<v1::EmailTemplateResponse> DeleteEmailTemplate(
+      const Ctx& c, const v1::DeleteEmailTemplateRequest& r) {
+    return email_templates_.Delete(c, r);
   }
 
   // ---- enrollments
@@ -193,6 +217,7 @@ class Api {
   OwnWrites own_writes_;
   SequenceCommands sequences_;
   EnrollmentCommands enrollments_;
+  EmailTemplateCommands email_templates_;
   Queries queries_;
   Watches watches_;
 };

@@ -1,8 +1,12 @@
 #include "services/sequence-api/call_checks.h"
 
 #include <algorithm>
+#include <map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "libs/domain/email_templates.h"
 
 namespace sequences::api {
 namespace {
@@ -80,6 +84,41 @@ absl::Status CheckPageSize(int page_size) {
 int PageSize(int requested, int def, int max) {
   if (requested <= 0) return def;
   return std::min(requested, max);
+}
+
+absl::Status CopyEmailTemplates(ReadModel& read_model, const CallContext& ctx,
+                                const std::vector<v1::Step>& current_steps,
+                                google::protobuf::RepeatedPtrField<v1::Step>* steps) {
+  const std::vector<v1::Step> in(steps->begin(), steps->end());
+  const std::vector<std::string> ids = domain::EmailTemplateIdsOf(in);
+  if (ids.empty()) {
+    for (v1::Step& step : *steps) {
+      if (step.has_email()) step.mutable_email()->set_email_template_version(0);
+    }
+    return absl::OkStatus();
+  }
+  // An id outside the grammar names nothing a caller could have been given: refused up front.
+  domain::FieldViolations bad_ids;
+  for (int i = 0; i < steps->size(); ++i) {
+    const v1::Step& step = steps->Get(i);
+    if (step.has_email() && !step.email().email_template_id().empty() &&
+        !IsValidId(step.email().email_template_id())) {
+      bad_ids.Add(absl::StrCat("steps[", i, "].email.email_template_id"), kIdRule);
+    }
+  }
+  if (!bad_ids.empty()) return bad_ids.ToStatus("invalid email template id");
+  std::map<std::string, domain::EmailTemplateState> templates;
+  for (const std::string& id : ids) {
+    absl::StatusOr<domain::EmailTemplateState> t = read_model.LoadEmailTemplateState(id);
+    if (!t.ok()) return t.status();
+    templates.emplace(id, std::move(*t));
+  }
+  absl::StatusOr<std::vector<v1::Step>> copied =
+      domain::CopyEmailTemplatesIntoSteps(in, current_steps, templates, ctx.company_id);
+  if (!copied.ok()) return copied.status();
+  steps->Clear();
+  for (v1::Step& step : *copied) *steps->Add() = std::move(step);
+  return absl::OkStatus();
 }
 
 }  // namespace sequences::api

@@ -8,6 +8,7 @@
 // company, never from anything the caller names.
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -48,6 +49,15 @@ absl::Status SequenceNotFound(const std::string& sequence_id);
                                                      const std::string& parent, v1::EntityKind kind,
                                                      const std::string& item_id,
                                                      domain::FieldViolations& v);
+
+// Copy-at-save (docs/email-templates.md): fills the email steps that name an email template of
+// the caller's company with its current text (domain::CopyEmailTemplatesIntoSteps against the
+// read model's templates; `current_steps` are the sequence's steps before the save). Errors name
+// "steps[i].email...": INVALID_ARGUMENT for an id outside the grammar or hand-written text,
+// NOT_FOUND for an unknown, deleted or other company's template.
+[[nodiscard]] absl::Status CopyEmailTemplates(ReadModel& read_model, const CallContext& ctx,
+                                              const std::vector<v1::Step>& current_steps,
+                                              google::protobuf::RepeatedPtrField<v1::Step>* steps);
 
 // "deal", "lead", or "" for any other kind.
 std::string EntityName(v1::EntityKind kind);

@@ -259,6 +259,15 @@ class Transport::SequenceServiceImpl final : public v1::SequenceService::Callbac
                        PreviewScheduleResponse)
   SEQUENCES_API_METHOD(SequenceService, GetSequenceStatistics, GetSequenceStatisticsRequest,
                        SequenceStatistics)
+  SEQUENCES_API_METHOD(SequenceService, CreateEmailTemplate, CreateEmailTemplateRequest,
+                       EmailTemplateResponse)
+  SEQUENCES_API_METHOD(SequenceService, GetEmailTemplate, GetEmailTemplateRequest, EmailTemplate)
+  SEQUENCES_API_METHOD(SequenceService, ListEmailTemplates, ListEmailTemplatesRequest,
+                       ListEmailTemplatesResponse)
+  SEQUENCES_API_METHOD(SequenceService, UpdateEmailTemplate, UpdateEmailTemplateRequest,
+                       EmailTemplateResponse)
+  SEQUENCES_API_METHOD(SequenceService, DeleteEmailTemplate, DeleteEmailTemplateRequest,
+                       EmailTemplateResponse)
 
  private:
   Transport& t_;

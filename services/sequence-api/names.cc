@@ -69,6 +69,16 @@ absl::StatusOr<SequenceName> ParseSequenceName(absl::string_view name, absl::str
   return SequenceName{std::string(parts[1]), std::string(parts[3])};
 }
 
+absl::StatusOr<EmailTemplateName> ParseEmailTemplateName(absl::string_view name,
+                                                         absl::string_view field) {
+  std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
+  if (parts.size() != 4 || parts[0] != "companies" || parts[2] != "emailTemplates" ||
+      !IsValidCompanyId(parts[1]) || !IsValidId(parts[3])) {
+    return BadName(field, "companies/{company}/emailTemplates/{template}");
+  }
+  return EmailTemplateName{std::string(parts[1]), std::string(parts[3])};
+}
+
 absl::StatusOr<EnrollmentName> ParseEnrollmentName(absl::string_view name,
                                                    absl::string_view field) {
   constexpr absl::string_view kPattern =
@@ -153,6 +163,18 @@ std::string DeriveSequenceId(absl::string_view company_id, absl::string_view req
   mix(absl::string_view("\0", 1));
   mix(request_id);
   return absl::StrFormat("s%016x", h);
+}
+
+}  // namespace sequences::api
+
+namespace sequences::api {
+
+std::string EmailTemplateResourceName(absl::string_view company_id, absl::string_view template_id) {
+  return absl::StrCat("companies/", company_id, "/emailTemplates/", template_id);
+}
+
+std::string DeriveEmailTemplateId(absl::string_view company_id, absl::string_view request_id) {
+  return absl::StrCat("t", DeriveSequenceId(company_id, request_id).substr(1));
 }
 
 }  // namespace sequences::api

@@ -7,6 +7,7 @@
 //   companies/{company}/sequences/{sequence}
 //   companies/{company}/sequences/{sequence}/enrollments/{entity}:{item}
 //   companies/{company}/items/{entity}:{item}      (request records of item-wide inputs only)
+//   companies/{company}/emailTemplates/{template}
 //
 // Identifier grammar (enforced at the edge, before anything is written; docs: README.md):
 //   company id   1..64 bytes of [A-Za-z0-9._-], starting with a letter or digit
@@ -30,6 +31,11 @@ struct SequenceName {
   std::string sequence_id;
 };
 
+struct EmailTemplateName {
+  std::string company_id;
+  std::string template_id;
+};
+
 struct EnrollmentName {
   std::string company_id;
   std::string sequence_id;
@@ -43,12 +49,15 @@ struct EnrollmentName {
                                                            absl::string_view field);
 [[nodiscard]] absl::StatusOr<SequenceName> ParseSequenceName(absl::string_view name,
                                                              absl::string_view field);
+[[nodiscard]] absl::StatusOr<EmailTemplateName> ParseEmailTemplateName(absl::string_view name,
+                                                                       absl::string_view field);
 [[nodiscard]] absl::StatusOr<EnrollmentName> ParseEnrollmentName(absl::string_view name,
                                                                  absl::string_view field);
 // The enrollment resource for an item key "company/entity/item" in a sequence; empty if the item
 // key is malformed.
 std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view sequence_id);
 std::string SequenceResourceName(absl::string_view company_id, absl::string_view sequence_id);
+std::string EmailTemplateResourceName(absl::string_view company_id, absl::string_view template_id);
 // "companies/{company}/items/{entity}:{item}": an item across its sequences (what an item-wide
 // input such as an outcome names, for request ids); empty if the item key is malformed.
 std::string ItemResourceName(absl::string_view item_key);
@@ -82,6 +91,8 @@ std::string EncodePositions(absl::Span<const LogPosition> positions);
 // Sequence ids are derived from the company and the create request id, so a retried create names
 // the same sequence: "s" + 16 hex digits.
 std::string DeriveSequenceId(absl::string_view company_id, absl::string_view request_id);
+// Email template ids likewise: "t" + 16 hex digits.
+std::string DeriveEmailTemplateId(absl::string_view company_id, absl::string_view request_id);
 
 }  // namespace sequences::api
 

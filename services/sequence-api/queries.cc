@@ -145,7 +145,13 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
   if (!state.ok()) return state.status();
   std::vector<v1::Step> steps = state->steps;
   if (req.has_proposed_steps()) {
-    steps.assign(req.proposed_steps().begin(), req.proposed_steps().end());
+    // Proposed steps may name email templates, as a save would copy them.
+    google::protobuf::RepeatedPtrField<v1::Step> proposed = req.proposed_steps();
+    if (absl::Status s = CopyEmailTemplates(ports_.read_model, ctx, state->steps, &proposed);
+        !s.ok()) {
+      return RemapFieldPaths(s, {{"steps", "proposed_steps"}});
+    }
+    steps.assign(proposed.begin(), proposed.end());
     if (absl::Status s = domain::ValidateSteps(steps); !s.ok()) {
       return RemapFieldPaths(s, {{"steps", "proposed_steps"}});
     }

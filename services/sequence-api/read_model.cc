@@ -28,6 +28,7 @@ constexpr char kRequests[] = "requests";
 constexpr char kMeta[] = "meta";
 constexpr char kStats[] = "stats";
 constexpr char kChanges[] = "changes";
+constexpr char kEmailTemplates[] = "email_templates";
 
 const std::string kSep(1, '\0');
 
@@ -221,12 +222,31 @@ v1::Sequence SequenceView(const domain::SequenceState& s) {
   return v;
 }
 
+v1::EmailTemplate EmailTemplateView(const domain::EmailTemplateState& s) {
+  v1::EmailTemplate v;
+  v.set_name(EmailTemplateResourceName(s.company_id, s.template_id));
+  v.set_display_name(s.content.name());
+  v.set_subject(s.content.subject());
+  v.set_body(s.content.body());
+  v.set_body_is_html(s.content.body_is_html());
+  v.set_version(s.version);
+  v.set_deleted(s.deleted);
+  *v.mutable_create_time() = domain::ToProto(s.created_at);
+  *v.mutable_update_time() = domain::ToProto(s.updated_at);
+  return v;
+}
+
 // Per-batch caches: each key is loaded once, evolved in memory, written once.
 struct ReadModel::Batch {
   struct Seq {
     domain::SequenceState state;
     bool dirty = false;
   };
+  struct Tpl {
+    domain::EmailTemplateState state;
+    bool dirty = false;
+  };
+  std::map<std::string, Tpl> templates;
   struct Enr {
     EnrollmentRecord record;
     std::string sequence_id;
@@ -251,8 +271,8 @@ ReadModel::~ReadModel() { Stop(); }
 absl::StatusOr<std::unique_ptr<ReadModel>> ReadModel::Open(const ReadModelOptions& options) {
   store::StoreOptions so;
   so.path = options.data_dir;
-  so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments, kPending,
-                        kIndex,     kRequests,  kMeta,      kStats,       kChanges};
+  so.column_families = {kSeqEvents, kSequences, kEnrEvents, kEnrollments, kPending,       kIndex,
+                        kRequests,  kMeta,      kStats,     kChanges,     kEmailTemplates};
   absl::StatusOr<std::unique_ptr<store::Store>> store = store::Store::Open(so);
   if (!store.ok()) return store.status();
   std::unique_ptr<ReadModel> rm(new ReadModel(options, std::move(*store)));
@@ -479,6 +499,27 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
           {{"topic", m.topic}, {"partition", m.partition}, {"offset", m.offset}});
       continue;
     }
+    if (std::string id; domain::GetEmailTemplateEventKey(e, &id, nullptr)) {
+      int64_t version = 0;
+      domain::GetEmailTemplateEventKey(e, nullptr, &version);
+      if (id.empty()) continue;
+      auto it = b.templates.find(id);
+      if (it == b.templates.end()) {
+        absl::StatusOr<domain::EmailTemplateState> loaded = LoadEmailTemplateState(id);
+        if (!loaded.ok()) return loaded.status();
+        it = b.templates.emplace(id, Batch::Tpl{std::move(*loaded), false}).first;
+      }
+      if (version <= it->second.state.version) continue;  // stale duplicate
+      it->second.state = domain::EvolveEmailTemplate(std::move(it->second.state), e);
+      it->second.dirty = true;
+      b.writes.Put(kSeqEvents, SeqEventKey(id, version), m.value);
+      if (!e.correlation_id().empty()) {
+        RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
+        r.resource = EmailTemplateResourceName(e.company_id(), id);
+        r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+      }
+      continue;
+    }
     if (domain::IsSequenceEvent(e)) {
       std::string id;
       int64_t version = 0;
@@ -600,6 +641,11 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     if (!seq.dirty || !seq.state.exists) continue;
     b.writes.Put(kSequences, id, SequenceView(seq.state).SerializeAsString());
     b.writes.Put(kIndex, absl::StrCat("sq", kSep, seq.state.company_id, kSep, id), "");
+  }
+  for (auto& [id, tpl] : b.templates) {
+    if (!tpl.dirty || !tpl.state.exists) continue;
+    b.writes.Put(kEmailTemplates, id, EmailTemplateView(tpl.state).SerializeAsString());
+    b.writes.Put(kIndex, absl::StrCat("et", kSep, tpl.state.company_id, kSep, id), "");
   }
   for (auto& [key, enr] : b.enrollments) {
     if (!enr.dirty) continue;
@@ -821,6 +867,56 @@ absl::StatusOr<std::vector<v1::Sequence>> ReadModel::ListSequences(const std::st
                      }
                      if (seq->has_value() && (show_deleted || !(*seq)->deleted()))
                        out.push_back(**seq);
+                     return static_cast<int>(out.size()) < limit;
+                   });
+  if (!s.ok()) return s;
+  if (!inner.ok()) return inner;
+  return out;
+}
+
+absl::StatusOr<domain::EmailTemplateState> ReadModel::LoadEmailTemplateState(
+    const std::string& template_id) {
+  domain::EmailTemplateState state;
+  absl::Status parse_error;
+  absl::Status s = store_->ScanPrefix(
+      kSeqEvents, absl::StrCat(template_id, kSep), [&](absl::string_view, absl::string_view value) {
+        v1::Envelope e;
+        if (!e.ParseFromString(std::string(value))) {
+          parse_error = absl::DataLossError("read model: cannot parse an email template event");
+          return false;
+        }
+        state = domain::EvolveEmailTemplate(std::move(state), e);
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!parse_error.ok()) return parse_error;
+  return state;
+}
+
+absl::StatusOr<std::optional<v1::EmailTemplate>> ReadModel::GetEmailTemplate(
+    const std::string& template_id) {
+  return GetProto<v1::EmailTemplate>(*store_, kEmailTemplates, template_id);
+}
+
+absl::StatusOr<std::vector<v1::EmailTemplate>> ReadModel::ListEmailTemplates(
+    const std::string& company_id, const std::string& after, int limit, bool show_deleted) {
+  std::vector<v1::EmailTemplate> out;
+  const std::string prefix = absl::StrCat("et", kSep, company_id, kSep);
+  if (!after.empty() && !IsValidId(after)) {
+    return domain::InvalidField("page_token", "is not a token returned by this listing");
+  }
+  absl::Status inner;
+  const std::string begin = after.empty() ? prefix : absl::StrCat(prefix, after, kSep);
+  absl::Status s =
+      store_->Scan(kIndex, begin, absl::StrCat("et", kSep, company_id, std::string(1, '\1')),
+                   [&](absl::string_view key, absl::string_view) {
+                     const std::string id(key.substr(prefix.size()));
+                     absl::StatusOr<std::optional<v1::EmailTemplate>> t = GetEmailTemplate(id);
+                     if (!t.ok()) {
+                       inner = t.status();
+                       return false;
+                     }
+                     if (t->has_value() && (show_deleted || !(*t)->deleted())) out.push_back(**t);
                      return static_cast<int>(out.size()) < limit;
                    });
   if (!s.ok()) return s;

@@ -7,12 +7,15 @@
 // What it stores (column families of libs/store):
 //   seq_events   "<sequence_id>\0<be64 version>"      -> Envelope   (folded into SequenceState)
 //   sequences    "<sequence_id>"                      -> v1::Sequence (the API view)
+//                (seq_events also holds email template events: "<template_id>\0<be64 version>")
+//   email_templates "<template_id>"                   -> v1::EmailTemplate (the API view)
 //   enr_events   "<enrollment_key>\0<be64 offset>"    -> Envelope   (executor events of the key)
 //   enrollments  "<enrollment_key>"                   -> v1::Enrollment (the API view)
 //   pending      "<enrollment_key>"                   -> enroll request ids not yet decided
 //   index        "sq\0<company>\0<sequence_id>"                      list sequences
 //                "es\0<sequence_id>\0<status>\0<item_key>"           list/count by sequence+status
 //                "eo\0<company>\0<owner>\0<sequence_id>\0<item_key>" list by owner
+//                "et\0<company>\0<template_id>"                     list email templates
 //   requests     "<company>\0<request_id>"            -> "<resource>\n<EncodePositions text>"
 //   stats        "c\0<sequence_id>\0<day|all>\0<step_id>\0<variant_id>" -> v1::StepStatistics
 //                "t\0<task_id>"                       -> "" (a completed task already counted)
@@ -51,6 +54,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/types/span.h"
+#include "libs/domain/email_templates.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/sequence.h"
 #include "libs/kafka/consumer.h"
@@ -139,6 +143,18 @@ class ReadModel {
   absl::StatusOr<std::vector<v1::Sequence>> ListSequences(const std::string& company_id,
                                                           const std::string& after, int limit,
                                                           bool show_deleted);
+  // The folded email template; exists == false if unknown.
+  absl::StatusOr<domain::EmailTemplateState> LoadEmailTemplateState(const std::string& template_id);
+  absl::StatusOr<std::optional<v1::EmailTemplate>> GetEmailTemplate(const std::string& template_id);
+  // The email template event the fold accepted as `version` (as SequenceEventAt).
+  absl::StatusOr<std::optional<std::string>> EmailTemplateEventAt(const std::string& template_id,
+                                                                  int64_t version) {
+    return SequenceEventAt(template_id, version);
+  }
+  // Email templates of `company_id` with id > after (ordered by id), at most `limit`.
+  absl::StatusOr<std::vector<v1::EmailTemplate>> ListEmailTemplates(const std::string& company_id,
+                                                                    const std::string& after,
+                                                                    int limit, bool show_deleted);
   // nullopt if the read model never saw the key. View, state and pending request ids are read
   // through one store snapshot: they always come from the same fold batch.
   absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(const std::string& item_key,
@@ -204,6 +220,8 @@ class ReadModel {
   WatchHub watch_hub_;
 };
 
+// The API view of a folded email template.
+v1::EmailTemplate EmailTemplateView(const domain::EmailTemplateState& state);
 // The API view of a folded sequence.
 v1::Sequence SequenceView(const domain::SequenceState& state);
 // Sets the fields of an enrollment's API view that the executor decides, from its folded state

@@ -23,6 +23,7 @@ struct Limit {
 // Strings allowed to be longer than kDefaultMaxStringBytes.
 constexpr Limit kStringLimits[] = {
     {"sequences.v1.EmailStep.body", domain::kMaxBodyLength},
+    {"sequences.v1.EmailTemplate.body", domain::kMaxBodyLength},
     {"sequences.v1.ActivityStep.note", 10000},
     {"sequences.v1.EnrollItem.MergeDataEntry.value", 4096},
     {"sequences.v1.UpdateEnrollmentDataRequest.MergeDataEntry.value", 4096},

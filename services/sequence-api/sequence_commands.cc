@@ -42,7 +42,9 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Run(
   if (!create && (!state.exists || state.company_id != ctx.company_id)) {
     return SequenceNotFound(sequence_id);
   }
-  if (complete) complete(state, commands);
+  if (complete) {
+    if (absl::Status s = complete(state, commands); !s.ok()) return RemapFieldPaths(s, path_map);
+  }
 
   const absl::Time now = ports_.clock.Now();
   std::vector<v1::Envelope> events;
@@ -131,10 +133,16 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Create(
   *create->mutable_steps() = s.steps();
   if (s.has_settings()) *create->mutable_settings() = s.settings();
   create->set_template_id(req.template_id());
+  auto complete = [this, &ctx](const domain::SequenceState&, std::vector<v1::SequenceCommand>& cs) {
+    return CopyEmailTemplates(ports_.read_model, ctx, {},
+                              cs.front().mutable_create()->mutable_steps());
+  };
   return Run(ctx, DeriveSequenceId(ctx.company_id, req.request_id()), req.request_id(), {command},
              {{"create.name", "sequence.display_name"},
               {"create.template_id", "template_id"},
-              {"create", "sequence"}});
+              {"create", "sequence"},
+              {"steps", "sequence.steps"}},
+             complete);
 }
 
 absl::StatusOr<v1::SequenceResponse> SequenceCommands::Update(
@@ -175,13 +183,22 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Update(
   // version the lock finds (never ABORTED for a version the caller did not ask for).
   commands.front().set_expected_version(req.expected_version());
   // The unchanged half of ChangeSettings comes from the state read under the sequence's lock.
-  auto complete = [display_name, settings](const domain::SequenceState& current,
-                                           std::vector<v1::SequenceCommand>& cs) {
+  auto complete = [this, &ctx, display_name, settings](const domain::SequenceState& current,
+                                                       std::vector<v1::SequenceCommand>& cs) {
     for (v1::SequenceCommand& c : cs) {
+      if (c.has_replace_steps()) {
+        // Copy-at-save against the steps as stored (a copy sent back unchanged is refreshed).
+        if (absl::Status s = CopyEmailTemplates(ports_.read_model, ctx, current.steps,
+                                                c.mutable_replace_steps()->mutable_steps());
+            !s.ok()) {
+          return s;
+        }
+      }
       if (!c.has_change_settings()) continue;
       if (!display_name) c.mutable_change_settings()->set_name(current.name);
       if (!settings) *c.mutable_change_settings()->mutable_settings() = current.settings;
     }
+    return absl::OkStatus();
   };
   return Run(ctx, name->sequence_id, req.request_id(), std::move(commands),
              {{"replace_steps.steps", "sequence.steps"},

@@ -2,9 +2,11 @@
 #define SEQUENCES_SERVICES_SEQUENCE_API_SEQUENCE_COMMANDS_H_
 
 // The sequence commands of the API (create, update, delete, automated sending, consent, pause,
-// resume): each becomes domain SequenceCommands, decided with domain::DecideSequence against the
-// read model's state of the sequence under the sequence's lock (own_writes.h), appended to
-// sequence-events and answered once durable AND kept by the read model's fold.
+// resume): email steps that name an email template get its text copied in first (create, and
+// update of steps: docs/email-templates.md); each becomes domain SequenceCommands, decided with
+// domain::DecideSequence against the read model's state of the sequence under the sequence's lock
+// (own_writes.h), appended to sequence-events and answered once durable AND kept by the read
+// model's fold.
 //
 // Concurrent writers of one sequence in other API instances: the fold keeps the first event of
 // each version in log order, so a write that lost the race is ABORTED (the caller got no OK,
@@ -47,9 +49,10 @@ class SequenceCommands {
 
  private:
   using PathMap = std::vector<std::pair<std::string, std::string>>;
-  // Fills what a command takes from the current state, under the sequence's lock.
+  // Fills what a command takes from the current state, under the sequence's lock (and after a
+  // retried request id was answered); an error refuses the call (paths as the domain's).
   using CompleteCommands =
-      std::function<void(const domain::SequenceState&, std::vector<v1::SequenceCommand>&)>;
+      std::function<absl::Status(const domain::SequenceState&, std::vector<v1::SequenceCommand>&)>;
   // Runs the commands (create included) as one mutation of the sequence and answers with the
   // sequence after them; a request id seen before answers the current sequence again.
   // `path_map` rewrites the domain's field paths to the request's.

@@ -5,6 +5,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/contract.h"
+#include "libs/domain/email_templates.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/routing.h"
 #include "libs/domain/updates.h"
@@ -129,7 +130,15 @@ absl::Status Processor::OnSequenceRecord(const kafka::Message& m, const OwnedFn&
   v1::Envelope e;
   std::string id;
   int64_t version = 0;
-  if (!e.ParseFromString(m.value) || !domain::GetSequenceEventKey(e, &id, &version)) {
+  if (!e.ParseFromString(m.value)) {
+    out.records.push_back(DeadLetter(m, "undecodable: not a sequence event envelope"));
+    ++out.dead_lettered;
+    return absl::OkStatus();
+  }
+  // Email templates share the topic; steps carry copies of them, so the executor has no use for
+  // them (docs/email-templates.md).
+  if (domain::IsEmailTemplateEvent(e)) return absl::OkStatus();
+  if (!domain::GetSequenceEventKey(e, &id, &version)) {
     out.records.push_back(DeadLetter(m, "undecodable: not a sequence event envelope"));
     ++out.dead_lettered;
     return absl::OkStatus();

@@ -710,5 +710,235 @@ TEST_CASE(
   CHECK(absl::IsNotFound(h.api.GetSequenceStatistics(As(kB), req).status()));
 }
 
+// ---------------------------------------------------------------- email templates
+
+v1::CreateEmailTemplateRequest TemplateRequest(
+    const std::string& company, const std::string& request_id,
+    const std::string& subject = "Hi {{person.first_name}}", const std::string& body = "Body v1") {
+  v1::CreateEmailTemplateRequest r;
+  r.set_parent(absl::StrCat("companies/", company));
+  r.set_request_id(request_id);
+  r.mutable_email_template()->set_display_name("Intro");
+  r.mutable_email_template()->set_subject(subject);
+  r.mutable_email_template()->set_body(body);
+  return r;
+}
+
+std::string CreateTemplate(Harness& h, const std::string& company, const std::string& request_id) {
+  absl::StatusOr<v1::EmailTemplateResponse> r =
+      h.api.CreateEmailTemplate(As(company), TemplateRequest(company, request_id));
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return r->email_template().name();
+}
+
+std::string TemplateIdOf(const std::string& name) { return name.substr(name.rfind('/') + 1); }
+
+// A sequence whose second step is an automatic email taking its text from `template_id`.
+v1::CreateSequenceRequest WithTemplateStep(const std::string& company,
+                                           const std::string& request_id,
+                                           const std::string& template_id) {
+  v1::CreateSequenceRequest req = CreateRequest(company, request_id);
+  v1::Step mail = domain::testing::EmailStep("mail", v1::DELAY_UNIT_DAYS, 1, true, "", "");
+  mail.mutable_email()->set_email_template_id(template_id);
+  *req.mutable_sequence()->add_steps() = mail;
+  return req;
+}
+
+v1::Sequence Get(Harness& h, const std::string& company, const std::string& name) {
+  v1::GetSequenceRequest get;
+  get.set_name(name);
+  absl::StatusOr<v1::Sequence> s = h.api.GetSequence(As(company), get);
+  REQUIRE(s.ok());
+  return *s;
+}
+
+TEST_CASE(
+    "given an email template, when a step names it, then the sequence shows the copied text with "
+    "the template's id and version, and a template edit reaches it only when its steps are saved "
+    "again") {
+  Harness h;
+  const std::string tname = CreateTemplate(h, kA, "tpl-1");
+  const std::string tid = TemplateIdOf(tname);
+  absl::StatusOr<v1::SequenceResponse> created =
+      h.api.CreateSequence(As(kA), WithTemplateStep(kA, "seq-1", tid));
+  INFO(created.status().ToString());
+  REQUIRE(created.ok());
+  const std::string name = created->sequence().name();
+  const v1::Sequence shown = Get(h, kA, name);
+  const v1::EmailStep& copied = shown.steps(2).email();
+  CHECK(copied.subject() == "Hi {{person.first_name}}");
+  CHECK(copied.body() == "Body v1");
+  CHECK(copied.email_template_id() == tid);
+  CHECK(copied.email_template_version() == 1);
+  // The event on the log carries the copy: the executor never needs the template.
+  bool event_has_copy = false;
+  for (const kafka::Message& m : h.log.Records(kTopics.sequence_events)) {
+    v1::Envelope e;
+    REQUIRE(e.ParseFromString(m.value));
+    if (e.has_sequence_created()) {
+      event_has_copy = e.sequence_created().steps(2).email().body() == "Body v1";
+    }
+  }
+  CHECK(event_has_copy);
+  // A preview of proposed steps that name the template sees them as a save would.
+  v1::PreviewScheduleRequest preview;
+  preview.set_name(name);
+  preview.set_has_proposed_steps(true);
+  *preview.mutable_proposed_steps() = WithTemplateStep(kA, "unused", tid).sequence().steps();
+  absl::StatusOr<v1::PreviewScheduleResponse> previewed = h.api.PreviewSchedule(As(kA), preview);
+  INFO(previewed.status().ToString());
+  CHECK(previewed.ok());
+
+  // The template changes: the sequence keeps version 1's text.
+  v1::UpdateEmailTemplateRequest edit;
+  edit.mutable_email_template()->set_name(tname);
+  edit.mutable_email_template()->set_body("Body v2");
+  edit.mutable_update_mask()->add_paths("body");
+  edit.set_expected_version(1);
+  edit.set_request_id("tpl-edit");
+  absl::StatusOr<v1::EmailTemplateResponse> edited = h.api.UpdateEmailTemplate(As(kA), edit);
+  REQUIRE(edited.ok());
+  CHECK(edited->email_template().version() == 2);
+  CHECK(edited->email_template().subject() == "Hi {{person.first_name}}");  // not in the mask
+  CHECK(Get(h, kA, name).steps(2).email().body() == "Body v1");
+
+  // Saving the steps as GetSequence showed them copies version 2.
+  v1::UpdateSequenceRequest save;
+  *save.mutable_sequence() = Get(h, kA, name);
+  save.mutable_update_mask()->add_paths("steps");
+  save.set_request_id("seq-save");
+  absl::StatusOr<v1::SequenceResponse> saved = h.api.UpdateSequence(As(kA), save);
+  INFO(saved.status().ToString());
+  REQUIRE(saved.ok());
+  CHECK(saved->sequence().steps(2).email().body() == "Body v2");
+  CHECK(saved->sequence().steps(2).email().email_template_version() == 2);
+
+  // A hand edit of the copied text with the template id still set is refused, naming the field.
+  v1::UpdateSequenceRequest hand = save;
+  hand.set_request_id("seq-hand");
+  hand.mutable_sequence()->mutable_steps(2)->mutable_email()->set_body("my words");
+  absl::Status refused = h.api.UpdateSequence(As(kA), hand).status();
+  CHECK(absl::IsInvalidArgument(refused));
+  CHECK(ViolatedFields(refused) == std::vector<std::string>{"sequence.steps[2].email.body"});
+}
+
+TEST_CASE(
+    "given company A's template, company B can neither read, list, change, delete nor reference "
+    "it") {
+  Harness h;
+  const std::string tname = CreateTemplate(h, kA, "tpl-a");
+  const std::string tid = TemplateIdOf(tname);
+  v1::GetEmailTemplateRequest get;
+  get.set_name(tname);
+  CHECK(absl::IsNotFound(h.api.GetEmailTemplate(As(kB), get).status()));
+  get.set_name(absl::StrCat("companies/", kB, "/emailTemplates/", tid));
+  CHECK(absl::IsNotFound(h.api.GetEmailTemplate(As(kB), get).status()));
+  v1::ListEmailTemplatesRequest list;
+  list.set_parent(absl::StrCat("companies/", kA));
+  CHECK(absl::IsNotFound(h.api.ListEmailTemplates(As(kB), list).status()));
+  list.set_parent(absl::StrCat("companies/", kB));
+  absl::StatusOr<v1::ListEmailTemplatesResponse> own = h.api.ListEmailTemplates(As(kB), list);
+  REQUIRE(own.ok());
+  CHECK(own->email_templates().empty());
+  v1::UpdateEmailTemplateRequest update;
+  update.mutable_email_template()->set_name(
+      absl::StrCat("companies/", kB, "/emailTemplates/", tid));
+  update.mutable_email_template()->set_subject("pwned");
+  update.mutable_update_mask()->add_paths("subject");
+  update.set_request_id("x-update");
+  CHECK(absl::IsNotFound(h.api.UpdateEmailTemplate(As(kB), update).status()));
+  v1::DeleteEmailTemplateRequest del;
+  del.set_name(absl::StrCat("companies/", kB, "/emailTemplates/", tid));
+  del.set_request_id("x-delete");
+  CHECK(absl::IsNotFound(h.api.DeleteEmailTemplate(As(kB), del).status()));
+  absl::Status referenced =
+      h.api.CreateSequence(As(kB), WithTemplateStep(kB, "b-seq", tid)).status();
+  CHECK(absl::IsNotFound(referenced));
+  CHECK(ViolatedFields(referenced) ==
+        std::vector<std::string>{"sequence.steps[2].email.email_template_id"});
+  // Only A's own writes are on the log.
+  CHECK(h.log.Records(kTopics.sequence_events).size() == 1);
+}
+
+TEST_CASE(
+    "given a template in use, when it is deleted, then sequences keep their copy, new references "
+    "are NOT_FOUND and a retried delete writes once") {
+  Harness h;
+  const std::string tname = CreateTemplate(h, kA, "tpl-1");
+  const std::string tid = TemplateIdOf(tname);
+  absl::StatusOr<v1::SequenceResponse> created =
+      h.api.CreateSequence(As(kA), WithTemplateStep(kA, "seq-1", tid));
+  REQUIRE(created.ok());
+  v1::DeleteEmailTemplateRequest del;
+  del.set_name(tname);
+  del.set_request_id("tpl-del");
+  for (int i = 0; i < 2; ++i) {
+    absl::StatusOr<v1::EmailTemplateResponse> deleted = h.api.DeleteEmailTemplate(As(kA), del);
+    REQUIRE(deleted.ok());
+    CHECK(deleted->email_template().deleted());
+  }
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kEmailTemplateDeleted) == 1);
+  CHECK(Get(h, kA, created->sequence().name()).steps(2).email().body() == "Body v1");
+  absl::Status again = h.api.CreateSequence(As(kA), WithTemplateStep(kA, "seq-2", tid)).status();
+  CHECK(absl::IsNotFound(again));
+  CHECK(Contains(ViolatedFields(again), "sequence.steps[2].email.email_template_id"));
+  // Listed only with show_deleted.
+  v1::ListEmailTemplatesRequest list;
+  list.set_parent(absl::StrCat("companies/", kA));
+  CHECK(h.api.ListEmailTemplates(As(kA), list)->email_templates().empty());
+  list.set_show_deleted(true);
+  CHECK(h.api.ListEmailTemplates(As(kA), list)->email_templates_size() == 1);
+}
+
+TEST_CASE(
+    "given template requests, then bad merge fields are INVALID_ARGUMENT naming the field, a "
+    "retried create writes once, a stale expected version is ABORTED, and listing pages") {
+  Harness h;
+  absl::Status bad =
+      h.api.CreateEmailTemplate(As(kA), TemplateRequest(kA, "tpl-bad", "Hi {{person.first_name"))
+          .status();
+  CHECK(absl::IsInvalidArgument(bad));
+  CHECK(ViolatedFields(bad) == std::vector<std::string>{"email_template.subject"});
+  absl::Status unnamed = [&] {
+    v1::CreateEmailTemplateRequest r = TemplateRequest(kA, "tpl-unnamed");
+    r.mutable_email_template()->clear_display_name();
+    return h.api.CreateEmailTemplate(As(kA), r).status();
+  }();
+  CHECK(ViolatedFields(unnamed) == std::vector<std::string>{"email_template.display_name"});
+  CHECK(h.Written() == 0);
+
+  const std::string first = CreateTemplate(h, kA, "tpl-1");
+  CHECK(CreateTemplate(h, kA, "tpl-1") == first);
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kEmailTemplateCreated) == 1);
+  v1::UpdateEmailTemplateRequest stale;
+  stale.mutable_email_template()->set_name(first);
+  stale.mutable_email_template()->set_subject("New");
+  stale.mutable_update_mask()->add_paths("subject");
+  stale.set_expected_version(5);
+  stale.set_request_id("tpl-stale");
+  CHECK(absl::IsAborted(h.api.UpdateEmailTemplate(As(kA), stale).status()));
+  stale.mutable_update_mask()->add_paths("sender");
+  CHECK(Contains(ViolatedFields(h.api.UpdateEmailTemplate(As(kA), stale).status()), "update_mask"));
+
+  CreateTemplate(h, kA, "tpl-2");
+  CreateTemplate(h, kA, "tpl-3");
+  v1::ListEmailTemplatesRequest list;
+  list.set_parent(absl::StrCat("companies/", kA));
+  list.set_page_size(2);
+  absl::StatusOr<v1::ListEmailTemplatesResponse> page1 = h.api.ListEmailTemplates(As(kA), list);
+  REQUIRE(page1.ok());
+  CHECK(page1->email_templates_size() == 2);
+  REQUIRE_FALSE(page1->next_page_token().empty());
+  list.set_page_token(page1->next_page_token());
+  absl::StatusOr<v1::ListEmailTemplatesResponse> page2 = h.api.ListEmailTemplates(As(kA), list);
+  REQUIRE(page2.ok());
+  CHECK(page2->email_templates_size() == 1);
+  CHECK(page2->next_page_token().empty());
+  // The page token is A's: B cannot use it.
+  list.set_parent(absl::StrCat("companies/", kB));
+  CHECK_FALSE(h.api.ListEmailTemplates(As(kB), list).ok());
+}
+
 }  // namespace
 }  // namespace sequences::api

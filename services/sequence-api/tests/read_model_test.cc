@@ -229,5 +229,57 @@ TEST_CASE(
   CHECK(torn == 0);
 }
 
+v1::Envelope TemplateUpdated(const std::string& id, int64_t version, const std::string& subject,
+                             const std::string& request_id) {
+  v1::Envelope e =
+      domain::MakeEnvelope(absl::StrCat(id, "@", version), "acme", kT0, "", request_id);
+  v1::EmailTemplateUpdated* u = e.mutable_email_template_updated();
+  u->set_template_id(id);
+  u->set_version(version);
+  u->set_name("Intro");
+  u->set_subject(subject);
+  u->set_body("Body");
+  return e;
+}
+
+TEST_CASE(
+    "given email template events beside a sequence's, the fold keeps the first event of each "
+    "version, lists the template under its company only, and leaves the sequence alone") {
+  std::unique_ptr<ReadModel> rm = OpenFresh();
+  v1::Envelope created = domain::MakeEnvelope("t1@1", "acme", kT0, "", "req-tpl");
+  v1::EmailTemplateCreated* c = created.mutable_email_template_created();
+  c->set_template_id("t1");
+  c->set_version(1);
+  c->set_name("Intro");
+  c->set_subject("Hi {{person.first_name}}");
+  c->set_body("Body");
+  REQUIRE(rm->Apply({Record(kTopics.sequence_events, 0, Created("s1", "acme")),
+                     Record(kTopics.sequence_events, 1, created),
+                     Record(kTopics.sequence_events, 2, TemplateUpdated("t1", 2, "First", "u-a")),
+                     // Another writer's version 2, later in the log: ignored.
+                     Record(kTopics.sequence_events, 3, TemplateUpdated("t1", 2, "Second", "u-b"))})
+              .ok());
+  absl::StatusOr<std::optional<v1::EmailTemplate>> t = rm->GetEmailTemplate("t1");
+  REQUIRE(t.ok());
+  REQUIRE(t->has_value());
+  CHECK((*t)->name() == "companies/acme/emailTemplates/t1");
+  CHECK((*t)->subject() == "First");
+  CHECK((*t)->version() == 2);
+  absl::StatusOr<std::optional<std::string>> kept = rm->EmailTemplateEventAt("t1", 2);
+  REQUIRE(kept.ok());
+  CHECK(**kept == TemplateUpdated("t1", 2, "First", "u-a").SerializeAsString());
+  CHECK(rm->ListEmailTemplates("acme", "", 10, false)->size() == 1);
+  CHECK(rm->ListEmailTemplates("globex", "", 10, false)->empty());
+  // The request id names the template resource; the sequence is untouched by template events.
+  absl::StatusOr<std::optional<RequestRecord>> req = rm->LookupRequest("acme", "u-a");
+  REQUIRE(req.ok());
+  REQUIRE(req->has_value());
+  CHECK((*req)->resource == "companies/acme/emailTemplates/t1");
+  absl::StatusOr<domain::SequenceState> seq = rm->LoadSequenceState("s1");
+  REQUIRE(seq.ok());
+  CHECK(seq->version == 1);
+  CHECK_FALSE(rm->LoadSequenceState("t1")->exists);
+}
+
 }  // namespace
 }  // namespace sequences::api

@@ -6,8 +6,9 @@ INVALID_ARGUMENT with google.rpc.BadRequest field violations in the status detai
 lifecycle RPCs as the CRM and mailer services call them: an item outcome and an email reply (each
 idempotent by request id), a data repair of an item never enrolled (NOT_FOUND), a rename
 through a field mask written in its proto3 JSON string form, and ListSequences filtered by entity
-kind, and a WatchEnrollments stream (a refusal, an open watch until its deadline). Exits non-zero
-with a message on any mismatch.
+kind, and a WatchEnrollments stream (a refusal, an open watch until its deadline). Then the
+company's email templates: create, get, list, a sequence whose email step copies one, an update,
+a refused broken merge field, and a delete. Exits non-zero with a message on any mismatch.
 """
 import sys
 
@@ -194,5 +195,57 @@ try:
     expect(False, "an open watch ended before its deadline")
 except grpc.RpcError as e:
     expect(e.code() == grpc.StatusCode.DEADLINE_EXCEEDED, "open watch: code %s" % e.code())
+# --- Email templates of the company, and a step that copies one when the sequence is saved.
+template = sequences.CreateEmailTemplate(
+    ss.CreateEmailTemplateRequest(
+        parent="companies/pyco", request_id="py-template",
+        email_template=ss.EmailTemplate(display_name="Intro", subject="Hi {{person.first_name}}",
+                                        body="Hello {{person.first_name | \"there\"}}")),
+    metadata=metadata, timeout=20)
+tpl = template.email_template
+expect(tpl.name.startswith("companies/pyco/emailTemplates/") and tpl.version == 1,
+       "template %s" % tpl)
+template_id = tpl.name.rsplit("/", 1)[1]
+got = sequences.GetEmailTemplate(
+    ss.GetEmailTemplateRequest(name=tpl.name, consistency_token=template.consistency_token),
+    metadata=metadata, timeout=20)
+expect(got.subject == "Hi {{person.first_name}}", "got template %s" % got)
+listed = sequences.ListEmailTemplates(ss.ListEmailTemplatesRequest(parent="companies/pyco"),
+                                      metadata=metadata, timeout=20)
+expect([t.name for t in listed.email_templates] == [tpl.name], "templates %s" % listed)
+mail = model.Step(id="mail-1", delay=model.Delay(unit=model.DELAY_UNIT_DAYS, amount=1),
+                  email=model.EmailStep(sender=model.UserChoice(item_owner=True),
+                                        email_template_id=template_id))
+with_template = sequences.CreateSequence(
+    ss.CreateSequenceRequest(parent="companies/pyco", request_id="py-create-templated",
+                             sequence=ss.Sequence(display_name="Templated",
+                                                  entity_kind=model.ENTITY_KIND_DEAL,
+                                                  steps=[mail])),
+    metadata=metadata, timeout=20)
+copied = with_template.sequence.steps[0].email
+expect(copied.subject == "Hi {{person.first_name}}" and copied.email_template_version == 1,
+       "copied step %s" % copied)
+edited = sequences.UpdateEmailTemplate(
+    ss.UpdateEmailTemplateRequest(email_template=ss.EmailTemplate(name=tpl.name, subject="New"),
+                                  update_mask={"paths": ["subject"]}, expected_version=1,
+                                  request_id="py-template-edit"),
+    metadata=metadata, timeout=20)
+expect(edited.email_template.version == 2 and edited.email_template.subject == "New",
+       "edited template %s" % edited)
+try:
+    sequences.CreateEmailTemplate(
+        ss.CreateEmailTemplateRequest(
+            parent="companies/pyco", request_id="py-template-bad",
+            email_template=ss.EmailTemplate(display_name="Bad", subject="Hi {{person.first_name",
+                                            body="b")),
+        metadata=metadata, timeout=20)
+    expect(False, "a template with a broken merge field was accepted")
+except grpc.RpcError as e:
+    expect(e.code() == grpc.StatusCode.INVALID_ARGUMENT, "bad template: code %s" % e.code())
+    expect("email_template.subject" in violations(e), "bad template: %s" % violations(e))
+deleted = sequences.DeleteEmailTemplate(
+    ss.DeleteEmailTemplateRequest(name=tpl.name, request_id="py-template-delete"),
+    metadata=metadata, timeout=20)
+expect(deleted.email_template.deleted, "deleted template %s" % deleted)
 
 print("python client: OK")

@@ -45,6 +45,8 @@ struct Victim {
   std::string page_token;   // from A's own ListEnrollments
   std::string watch_token;  // from A's own WatchEnrollments of its sequence
   int64_t version = 0;
+  std::string email_template;     // resource name of A's email template
+  std::string email_template_id;  // the id alone
 };
 
 // What B legitimately has.
@@ -71,6 +73,30 @@ std::string CreateFor(ApiProcess& api, const std::string& company, const std::st
   REQUIRE(st.ok());
   if (token != nullptr) *token = resp.consistency_token();
   return resp.sequence().name();
+}
+
+// An email template of `company` (its name says whose it is); returns its resource name.
+std::string CreateTemplateFor(ApiProcess& api, const std::string& company, const std::string& user,
+                              const std::string& request_id) {
+  v1::CreateEmailTemplateRequest req;
+  req.set_parent(absl::StrCat("companies/", company));
+  req.set_request_id(request_id);
+  req.mutable_email_template()->set_display_name(absl::StrCat("Secret plan of ", company));
+  req.mutable_email_template()->set_subject("Secret plan for {{person.first_name}}");
+  req.mutable_email_template()->set_body("Secret plan body");
+  v1::EmailTemplateResponse resp;
+  std::unique_ptr<grpc::ClientContext> ctx;
+  grpc::Status st = api.sequences().CreateEmailTemplate(As(ctx, company, user), req, &resp);
+  INFO(st.error_message());
+  REQUIRE(st.ok());
+  return resp.email_template().name();
+}
+
+// A draft email step whose text comes from email template `template_id`.
+v1::Step TemplateStep(const std::string& template_id) {
+  v1::Step step = EmailStep("mail-1", 60, /*automatic=*/false, "", "");
+  step.mutable_email()->set_email_template_id(template_id);
+  return step;
 }
 
 std::string EnrollFor(ApiProcess& api, const std::string& company, const std::string& user,
@@ -370,6 +396,96 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          r.set_name(a.sequence);
          v1::SequenceStatistics resp;
          return B_CALL(api.sequences(), GetSequenceStatistics, r, resp);
+       }},
+      {"CreateEmailTemplate under A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::CreateEmailTemplateRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.set_request_id("x-create-template");
+         r.mutable_email_template()->set_display_name("Planted by globex");
+         r.mutable_email_template()->set_subject("s");
+         r.mutable_email_template()->set_body("b");
+         v1::EmailTemplateResponse resp;
+         return B_CALL(api.sequences(), CreateEmailTemplate, r, resp);
+       }},
+      {"GetEmailTemplate by name", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::GetEmailTemplateRequest r;
+         r.set_name(a.email_template);
+         v1::EmailTemplate resp;
+         return B_CALL(api.sequences(), GetEmailTemplate, r, resp);
+       }},
+      {"GetEmailTemplate by A's id under B's company", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::GetEmailTemplateRequest r;
+         r.set_name(absl::StrCat("companies/", kAttacker, "/emailTemplates/", a.email_template_id));
+         v1::EmailTemplate resp;
+         return B_CALL(api.sequences(), GetEmailTemplate, r, resp);
+       }},
+      {"ListEmailTemplates of A", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ListEmailTemplatesRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         v1::ListEmailTemplatesResponse resp;
+         return B_CALL(api.sequences(), ListEmailTemplates, r, resp);
+       }},
+      {"ListEmailTemplates of B (own data only)", true,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::ListEmailTemplatesRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_show_deleted(true);
+         v1::ListEmailTemplatesResponse resp;
+         return B_CALL(api.sequences(), ListEmailTemplates, r, resp);
+       }},
+      {"UpdateEmailTemplate", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::UpdateEmailTemplateRequest r;
+         r.mutable_email_template()->set_name(a.email_template);
+         r.mutable_email_template()->set_subject("pwned");
+         r.mutable_update_mask()->add_paths("subject");
+         r.set_request_id("x-update-template");
+         v1::EmailTemplateResponse resp;
+         return B_CALL(api.sequences(), UpdateEmailTemplate, r, resp);
+       }},
+      {"UpdateEmailTemplate by A's id under B's company", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::UpdateEmailTemplateRequest r;
+         r.mutable_email_template()->set_name(
+             absl::StrCat("companies/", kAttacker, "/emailTemplates/", a.email_template_id));
+         r.mutable_email_template()->set_subject("pwned");
+         r.mutable_update_mask()->add_paths("subject");
+         r.set_request_id("x-update-template-2");
+         v1::EmailTemplateResponse resp;
+         return B_CALL(api.sequences(), UpdateEmailTemplate, r, resp);
+       }},
+      {"DeleteEmailTemplate", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::DeleteEmailTemplateRequest r;
+         r.set_name(a.email_template);
+         r.set_request_id("x-delete-template");
+         v1::EmailTemplateResponse resp;
+         return B_CALL(api.sequences(), DeleteEmailTemplate, r, resp);
+       }},
+      {"CreateSequence of B whose email step names A's email template", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::CreateSequenceRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_request_id("x-create-with-a-template");
+         r.mutable_sequence()->set_display_name("Copy of A's template");
+         r.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+         *r.mutable_sequence()->add_steps() = TemplateStep(a.email_template_id);
+         v1::SequenceResponse resp;
+         return B_CALL(api.sequences(), CreateSequence, r, resp);
+       }},
+      {"UpdateSequence of B's own sequence with a step naming A's email template", false,
+       [](ApiProcess& api, const Victim& a, const Attacker& b) {
+         v1::UpdateSequenceRequest r;
+         r.mutable_sequence()->set_name(b.sequence);
+         *r.mutable_sequence()->add_steps() = TemplateStep(a.email_template_id);
+         r.mutable_update_mask()->add_paths("steps");
+         r.set_request_id("x-update-with-a-template");
+         v1::SequenceResponse resp;
+         return B_CALL(api.sequences(), UpdateSequence, r, resp);
        }},
       {"Enroll into A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
@@ -695,6 +811,8 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
     WaitUntilStatus(api, kVictim, e, v1::ENROLLMENT_STATUS_IN_PROGRESS);
   }
   a.page_token = FirstPageToken(api, kVictim, a.sequence);
+  a.email_template = CreateTemplateFor(api, kVictim, kVictimUser, "template-plan");
+  a.email_template_id = a.email_template.substr(a.email_template.rfind('/') + 1);
   Attacker b;
   b.sequence = CreateFor(api, kAttacker, kAttackerUser, "create-plan", &b.consistency_token);
   REQUIRE(b.sequence != a.sequence);  // the same request id in another company is another call
@@ -723,7 +841,8 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
     CHECK(o.status.error_code() != grpc::StatusCode::DEADLINE_EXCEEDED);
     // Not one byte of A's data in the answer or the error.
     for (const std::string& secret :
-         {a.sequence_id, std::string("Secret plan of acme"), std::string("acme/deal")}) {
+         {a.sequence_id, a.email_template_id, std::string("Secret plan of acme"),
+          std::string("Secret plan body"), std::string("acme/deal")}) {
       CHECK_FALSE(absl::StrContains(o.response, secret));
       CHECK_FALSE(absl::StrContains(o.status.error_message(), "Secret plan"));
     }
@@ -783,6 +902,14 @@ TEST_CASE("company B reaches nothing of company A through any RPC, token or user
   CHECK(after.paused() == before.paused());
   CHECK(after.deleted() == before.deleted());
   CHECK(after.automated_sending() == before.automated_sending());
+  // A's email template too: still version 1, not deleted, A's own text.
+  v1::GetEmailTemplateRequest get_template;
+  get_template.set_name(a.email_template);
+  v1::EmailTemplate tpl;
+  REQUIRE(api.sequences().GetEmailTemplate(As(ctx, kVictim, kVictimUser), get_template, &tpl).ok());
+  CHECK(tpl.version() == 1);
+  CHECK_FALSE(tpl.deleted());
+  CHECK(tpl.subject() == "Secret plan for {{person.first_name}}");
 }
 
 // Runs `call` from `n` threads at once (released together) and returns every status. `call` must
@@ -872,6 +999,43 @@ TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly o
       return api.sequences().UpdateSequence(as_a().get(), update, &r);
     }));
     expected.emplace_back("c-update", seq_topic, 1);
+  }
+
+  // Email templates: create, update, delete, each 50 times with one request id.
+  {
+    v1::CreateEmailTemplateRequest tc;
+    tc.set_parent(absl::StrCat("companies/", kVictim));
+    tc.set_request_id("c-template-create");
+    tc.mutable_email_template()->set_display_name("Concurrent");
+    tc.mutable_email_template()->set_subject("Hi {{person.first_name}}");
+    tc.mutable_email_template()->set_body("Body");
+    std::string template_name;
+    all_ok(Concurrently(kRetries, [&] {
+      v1::EmailTemplateResponse r;
+      grpc::Status s = api.sequences().CreateEmailTemplate(as_a().get(), tc, &r);
+      std::lock_guard<std::mutex> l(name_mu);
+      if (s.ok()) template_name = r.email_template().name();
+      return s;
+    }));
+    expected.emplace_back("c-template-create", seq_topic, 1);
+    v1::UpdateEmailTemplateRequest tu;
+    tu.mutable_email_template()->set_name(template_name);
+    tu.mutable_email_template()->set_body("Body, edited");
+    tu.mutable_update_mask()->add_paths("body");
+    tu.set_request_id("c-template-update");
+    all_ok(Concurrently(kRetries, [&] {
+      v1::EmailTemplateResponse r;
+      return api.sequences().UpdateEmailTemplate(as_a().get(), tu, &r);
+    }));
+    expected.emplace_back("c-template-update", seq_topic, 1);
+    v1::DeleteEmailTemplateRequest td;
+    td.set_name(template_name);
+    td.set_request_id("c-template-delete");
+    all_ok(Concurrently(kRetries, [&] {
+      v1::EmailTemplateResponse r;
+      return api.sequences().DeleteEmailTemplate(as_a().get(), td, &r);
+    }));
+    expected.emplace_back("c-template-delete", seq_topic, 1);
   }
 
   // Enroll: the same item 50 times; and one request id used for 50 different items.
@@ -1318,6 +1482,48 @@ const std::vector<HostileCase>& HostileCases() {
          r.set_sequence(seq);
          r.set_resume_token(Huge().substr(0, 3000));
          return WatchAs(api, "acme", "u1", r).status;
+       }},
+      {"CreateEmailTemplate with a 2 MiB body",
+       [](ApiProcess& api, const std::string&) {
+         v1::CreateEmailTemplateRequest r;
+         r.set_parent("companies/acme");
+         r.set_request_id("h-template-1");
+         r.mutable_email_template()->set_display_name("x");
+         r.mutable_email_template()->set_subject("s");
+         r.mutable_email_template()->set_body(Huge());
+         v1::EmailTemplateResponse resp;
+         return api.sequences().CreateEmailTemplate(CallAs("acme").get(), r, &resp);
+       }},
+      {"CreateEmailTemplate with a merge field that never closes",
+       [](ApiProcess& api, const std::string&) {
+         v1::CreateEmailTemplateRequest r;
+         r.set_parent("companies/acme");
+         r.set_request_id("h-template-2");
+         r.mutable_email_template()->set_display_name("x");
+         r.mutable_email_template()->set_subject("Hi {{person.first_name");
+         r.mutable_email_template()->set_body("{{ | }}");
+         v1::EmailTemplateResponse resp;
+         return api.sequences().CreateEmailTemplate(CallAs("acme").get(), r, &resp);
+       }},
+      {"UpdateEmailTemplate with 10k update-mask paths",
+       [](ApiProcess& api, const std::string&) {
+         v1::UpdateEmailTemplateRequest r;
+         r.mutable_email_template()->set_name("companies/acme/emailTemplates/t1");
+         r.set_request_id("h-template-3");
+         for (int i = 0; i < 10000; ++i) r.mutable_update_mask()->add_paths("subject");
+         v1::EmailTemplateResponse resp;
+         return api.sequences().UpdateEmailTemplate(CallAs("acme").get(), r, &resp);
+       }},
+      {"CreateSequence with an email template id that climbs out of its company",
+       [](ApiProcess& api, const std::string&) {
+         v1::CreateSequenceRequest r;
+         r.set_parent("companies/acme");
+         r.set_request_id("h-create-5");
+         r.mutable_sequence()->set_display_name("x");
+         r.mutable_sequence()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+         *r.mutable_sequence()->add_steps() = TemplateStep("../../globex/emailTemplates/t1");
+         v1::SequenceResponse resp;
+         return api.sequences().CreateSequence(CallAs("acme").get(), r, &resp);
        }},
       {"ListEnrollments with a garbage page token",
        [](ApiProcess& api, const std::string& seq) {
