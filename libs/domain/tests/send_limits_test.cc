@@ -16,7 +16,12 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/civil_time.h"
+#include "libs/domain/contract.h"
+#include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/history.h"
+#include "libs/domain/routing.h"
+#include "libs/domain/stats.h"
 #include "libs/domain/tests/builders.h"
 
 namespace sequences::domain {
@@ -234,6 +239,75 @@ TEST_CASE("Given settings events, when folded, then the first event of each vers
   s = EvolveCompanySending(s, ev(2, 20));
   CHECK(s.version == 2);
   CHECK(s.settings.daily_limit_per_sender() == 20);
+}
+
+v1::Envelope Outcome(const std::string& enrollment_id, v1::SendOutcome::Kind kind) {
+  v1::Envelope e = MakeEnvelope(absl::StrCat("out-", kind), "c", Utc(2026, 3, 2, 10), "", "");
+  v1::SendOutcome* o = e.mutable_send_outcome();
+  o->mutable_ref()->set_enrollment_id(enrollment_id);
+  o->mutable_ref()->set_item_key("c/deal/1");
+  o->mutable_ref()->set_sequence_id("s");
+  o->set_step_id("mail");
+  o->set_email_id(absl::StrCat(enrollment_id, "/mail/email"));
+  o->set_kind(kind);
+  *o->mutable_at() = ToProto(Utc(2026, 3, 3, 0));
+  o->set_reason(kDeferredSendLimit);
+  o->set_detail("sender u1: 3/day reached");
+  return e;
+}
+
+TEST_CASE(
+    "Given a completed enrollment whose last email waits, when the sender stage reports deferred "
+    "then sent, then the enrollment shows why it waits, then clears it, and the history says so",
+    "[send_limits][enrollment]") {
+  EnrollmentState st;
+  st.item_key = "c/deal/1";
+  st.sequence_id = "s";
+  st.company_id = "c";
+  st.enrollment_id = "c/deal/1#s#1";
+  st.status = v1::ENROLLMENT_STATUS_COMPLETED;
+  st.last_email_step_id = "mail";
+
+  auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
+                                   SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred.ok());
+  REQUIRE(deferred->executor_events.size() == 1);
+  const v1::Envelope& ev = deferred->executor_events[0];
+  CHECK(absl::StrContains(DescribeExecutorEvent(ev), "deferred: send_limit"));
+  CHECK(absl::StrContains(DescribeExecutorEvent(ev), "3/day reached"));
+  CHECK(StatIncrementsOf(st, ev).size() == 1);
+  st = EvolveEnrollment(st, ev);
+  CHECK(st.deferred_reason == "send_limit");
+  CHECK(st.deferred_until == Utc(2026, 3, 3));
+  CHECK(StatIncrementsOf(st, ev).empty());  // the same email counts once
+
+  auto sent = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_SENT),
+                               SequenceState(), Utc(2026, 3, 3, 0));
+  REQUIRE(sent.ok());
+  REQUIRE(sent->executor_events.size() == 1);
+  CHECK(absl::StrContains(DescribeExecutorEvent(sent->executor_events[0]), "sent at"));
+  st = EvolveEnrollment(st, sent->executor_events[0]);
+  CHECK(st.deferred_email_id.empty());
+
+  auto other = DecideEnrollment(st, Outcome("c/deal/1#s#2", v1::SendOutcome::KIND_DEFERRED),
+                                SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(other.ok());
+  CHECK(other->empty());
+}
+
+TEST_CASE(
+    "Given a send request, when its record key is not its sender key, then it breaks the contract",
+    "[send_limits][contract]") {
+  v1::Envelope e = MakeEnvelope("r1", "c", Utc(2026, 3, 2, 10), "", "");
+  v1::EmailSend* m = e.mutable_send_requested()->mutable_email();
+  m->set_idempotency_key("c/deal/1#s#1/mail/email");
+  m->set_item_key("c/deal/1");
+  m->set_sender_user_id("u1");
+  CHECK(RouteInput(e).scope == InputRoute::Scope::kSender);
+  CHECK(CheckEnrollmentInputContract(e, SenderKey("c", "u1")).ok());
+  CHECK_FALSE(CheckEnrollmentInputContract(e, "c/deal/1").ok());
+  m->set_item_key("other/deal/1");
+  CHECK_FALSE(CheckEnrollmentInputContract(e, SenderKey("c", "u1")).ok());
 }
 
 // ---- property: a simulated sender over random queues ----
