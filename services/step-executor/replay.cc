@@ -244,6 +244,11 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         v1::Envelope e;
         std::optional<std::string> key;
         if (e.ParseFromString(m.value)) key = EnrollmentKeyOfEvent(e);
+        if (e.has_send_ledger_entry()) {  // a sender's ledger (docs/send-limits.md)
+          ++result.executor_events;
+          overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
+          return overlay.ApplyLedger(e.send_ledger_entry(), m.partition);
+        }
         if (!key.has_value()) {
           ++result.executor_events_undecodable;
           LogUndecodable(m);
