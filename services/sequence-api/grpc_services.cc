@@ -259,6 +259,10 @@ class Transport::SequenceServiceImpl final : public v1::SequenceService::Callbac
                        PreviewScheduleResponse)
   SEQUENCES_API_METHOD(SequenceService, GetSequenceStatistics, GetSequenceStatisticsRequest,
                        SequenceStatistics)
+  SEQUENCES_API_METHOD(SequenceService, SetCompanySendingSettings, SetCompanySendingSettingsRequest,
+                       CompanySendingSettingsResponse)
+  SEQUENCES_API_METHOD(SequenceService, GetCompanySendingSettings, GetCompanySendingSettingsRequest,
+                       CompanySendingSettingsResponse)
 
  private:
   Transport& t_;
