@@ -158,6 +158,26 @@ absl::Status Processor::FireSender(const DueEntry& d, absl::Time now, Overlay& o
                       d.partition, now, overlay, out);
 }
 
+Processor::SenderPlan Processor::PlanSender(
+    const domain::SenderState& state, const std::map<std::string, const v1::SendRequested*>& queue,
+    const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
+    const domain::SendLimits& limits, absl::Time now) {
+  std::vector<domain::QueuedSend> sends;
+  for (const auto& [id, r] : queue) {
+    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
+  }
+  SenderPlan out;
+  out.plan = domain::PlanReleases(state.sent, sends, state.last_sequence_id, limits, now);
+  out.next = out.plan.next_release;
+  // Never a release instant that is not in the future: the timer would fire at once, forever.
+  if (out.next.has_value() && *out.next <= now) out.next = now + absl::Seconds(1);
+  // Whole microseconds, rounded up: the due index and the stale check are in microseconds.
+  if (out.next.has_value()) {
+    out.next = absl::FromUnixMicros(absl::ToUnixMicros(*out.next - absl::Nanoseconds(1)) + 1);
+  }
+  return out;
+}
+
 absl::Status Processor::DecideSender(const std::string& sender_key,
                                      const std::vector<Arrival>& arrivals,
                                      const std::string& cause_id, int32_t partition, absl::Time now,
@@ -180,21 +200,11 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
                                 domain::LoadZoneOrUtc(r.time_zone()));
   };
-  std::vector<domain::QueuedSend> queue;
-  for (const auto& [id, r] : by_id) {
-    queue.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
-  }
   const std::string company = sender_key.substr(0, sender_key.find("/sender/"));
   const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
-  const domain::ReleasePlan plan =
-      domain::PlanReleases(state.sent, queue, state.last_sequence_id, LimitsFor(company), now);
-  std::optional<absl::Time> next = plan.next_release;
-  // Never a release instant that is not in the future: the timer would fire at once, forever.
-  if (next.has_value() && *next <= now) next = now + absl::Seconds(1);
-  // Whole microseconds, rounded up: the due index and the stale check are in microseconds.
-  if (next.has_value()) {
-    next = absl::FromUnixMicros(absl::ToUnixMicros(*next - absl::Nanoseconds(1)) + 1);
-  }
+  const SenderPlan decided = PlanSender(state, by_id, calendar, LimitsFor(company), now);
+  const domain::ReleasePlan& plan = decided.plan;
+  const std::optional<absl::Time>& next = decided.next;
 
   v1::Envelope ledger = domain::MakeEnvelope(absl::StrCat(sender_key, "/ledger/", state.seq + 1),
                                              company, now, cause_id, "");

@@ -104,6 +104,20 @@ class Processor {
   // Forgets the requests of a batch that was not flushed (an aborted batch).
   void DiscardPending() { arrivals_.clear(); }
 
+  // The sender stage's decision for `queue` (the sender's queue with the new requests) at `now`:
+  // which to release and the next release instant as stored (in the future, whole microseconds).
+  // `calendar` gives a request's send window. Replay's dry run decides recorded entries again
+  // with it.
+  struct SenderPlan {
+    domain::ReleasePlan plan;
+    std::optional<absl::Time> next;
+  };
+  static SenderPlan PlanSender(
+      const domain::SenderState& state,
+      const std::map<std::string, const v1::SendRequested*>& queue,
+      const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
+      const domain::SendLimits& limits, absl::Time now);
+
   // The company's send limits in force (the defaults when it never set them).
   domain::SendLimits LimitsFor(const std::string& company_id) const;
 
