@@ -37,6 +37,22 @@ absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_vi
     return broken("occurred_at is required");
   }
   const InputRoute route = RouteInput(e);
+  if (route.scope == InputRoute::Scope::kSender) {
+    // Internal (written by the executor): keyed by the sender, about an item of the same company.
+    const v1::EmailSend& email = e.send_requested().email();
+    if (email.sender_user_id().empty() || email.idempotency_key().empty()) {
+      return broken("send_requested needs the email's sender_user_id and idempotency_key");
+    }
+    if (record_key != route.sender_key) {
+      return broken(absl::StrCat("record key '", Quoted(record_key), "' is not the sender key '",
+                                 Quoted(route.sender_key), "'"));
+    }
+    auto item = ParseItemKey(email.item_key());
+    if (!item.ok() || item->company_id != e.company_id()) {
+      return broken("send_requested names an item of another company");
+    }
+    return absl::OkStatus();
+  }
   if (route.scope != InputRoute::Scope::kItemInSequence &&
       route.scope != InputRoute::Scope::kItem) {
     return absl::OkStatus();

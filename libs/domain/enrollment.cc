@@ -502,6 +502,33 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
   if (input.has_enroll_requested()) return DecideEnroll(state, input, sequence, now);
 
   Decision d;
+  if (input.has_send_outcome()) {
+    const v1::SendOutcome& o = input.send_outcome();
+    if (state.enrollment_id.empty() || o.ref().enrollment_id() != state.enrollment_id) return d;
+    const Emitter em(input.event_id(), state.correlation_id, state.company_id, now);
+    if (o.kind() == v1::SendOutcome::KIND_DEFERRED) {
+      v1::Envelope e = em.New(state.enrollment_id, "email_deferred");
+      v1::EmailDeferred* p = e.mutable_email_deferred();
+      *p->mutable_ref() = Ref(state);
+      p->set_step_id(o.step_id());
+      p->set_email_id(o.email_id());
+      *p->mutable_deferred_until() = o.at();
+      p->set_reason(o.reason());
+      p->set_detail(o.detail());
+      d.executor_events.push_back(std::move(e));
+    } else if (o.kind() == v1::SendOutcome::KIND_SENT) {
+      v1::Envelope e = em.New(state.enrollment_id, "email_released");
+      v1::EmailReleased* p = e.mutable_email_released();
+      *p->mutable_ref() = Ref(state);
+      p->set_step_id(o.step_id());
+      p->set_email_id(o.email_id());
+      *p->mutable_sent_at() = o.at();
+      d.executor_events.push_back(std::move(e));
+    } else {
+      return InvalidField("send_outcome.kind", "must be deferred or sent");
+    }
+    return d;
+  }
   // A failed enrollment can still be repaired (merge data, recipient), retried and removed.
   const bool failed = state.status == v1::ENROLLMENT_STATUS_FAILED;
   const bool applies_to_failed =
@@ -883,6 +910,24 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.removal_reason = event.enrollment_removed().reason();
       end(v1::ENROLLMENT_STATUS_REMOVED, FromProto(event.enrollment_removed().removed_at()));
       s.pending_step_id.clear();
+      break;
+    case v1::Envelope::kEmailDeferred: {
+      const v1::EmailDeferred& p = event.email_deferred();
+      s.deferred_email_id = p.email_id();
+      s.deferred_step_id = p.step_id();
+      s.deferred_until = FromProto(p.deferred_until());
+      s.deferred_reason = p.reason();
+      s.deferred_detail = p.detail();
+      break;
+    }
+    case v1::Envelope::kEmailReleased:
+      if (event.email_released().email_id() == s.deferred_email_id) {
+        s.deferred_email_id.clear();
+        s.deferred_step_id.clear();
+        s.deferred_until = absl::UnixEpoch();
+        s.deferred_reason.clear();
+        s.deferred_detail.clear();
+      }
       break;
     case v1::Envelope::kEnrollmentMergeDataUpdated:
       for (const auto& [k, v] : event.enrollment_merge_data_updated().merge_data()) {

@@ -98,6 +98,13 @@ struct EnrollmentState {
   std::string missing_merge_field;
   v1::RemovalReason removal_reason = v1::REMOVAL_REASON_UNSPECIFIED;
   absl::Time ended_at = absl::UnixEpoch();
+  // An automatic email waiting for its sender's send limit (EmailDeferred; cleared by
+  // EmailReleased). Empty id: none waits. The enrollment goes on meanwhile (send_limits.h).
+  std::string deferred_email_id;
+  std::string deferred_step_id;
+  absl::Time deferred_until = absl::UnixEpoch();
+  std::string deferred_reason;  // "send_limit"
+  std::string deferred_detail;  // "sender u1: 200/day reached"
 
   // In progress or paused.
   bool IsActive() const;
@@ -141,6 +148,9 @@ struct Decision {
 //                      recipient changes (a failed enrollment is repaired, then retried).
 //   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
 //   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
+//   send_outcome       (internal, from the sender stage, docs/send-limits.md) EmailDeferred or
+//                      EmailReleased for the enrollment it names, also after it ended (its last
+//                      step's email may wait); nothing for another enrollment of the key.
 //   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/
 //                      Resumed(cause sequence); steps replaced/settings changed: StepScheduled
 //                      when the pending step or its due time changes.

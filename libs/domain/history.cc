@@ -105,6 +105,17 @@ std::string DescribeExecutorEvent(const v1::Envelope& e) {
           "removed: ",
           Reason(v1::RemovalReason_Name(e.enrollment_removed().reason()), "REMOVAL_REASON_"),
           By(e.enrollment_removed().removed_by()));
+    case v1::Envelope::kEmailDeferred: {
+      const v1::EmailDeferred& p = e.email_deferred();
+      std::string s = absl::StrCat("email of step ", p.step_id(), " deferred: ", p.reason());
+      if (!p.detail().empty())
+        absl::StrAppend(&s, " (", p.detail(), " at ", At(e.occurred_at()), ")");
+      absl::StrAppend(&s, "; sends at ", At(p.deferred_until()), " at the earliest");
+      return s;
+    }
+    case v1::Envelope::kEmailReleased:
+      return absl::StrCat("email of step ", e.email_released().step_id(), " sent at ",
+                          At(e.email_released().sent_at()), " (it waited for the send limit)");
     case v1::Envelope::kEnrollmentMergeDataUpdated: {
       const v1::EnrollmentMergeDataUpdated& p = e.enrollment_merge_data_updated();
       std::string s = "merge data updated";

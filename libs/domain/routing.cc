@@ -1,6 +1,7 @@
 #include "libs/domain/routing.h"
 
 #include "absl/strings/str_cat.h"
+#include "libs/domain/send_limits.h"
 
 namespace sequences::domain {
 namespace {
@@ -84,6 +85,14 @@ InputRoute RouteInput(const v1::Envelope& input) {
     case v1::Envelope::kEmailBounced:
       item_or_one(input.email_bounced().item_key(), input.email_bounced().sequence_id());
       break;
+    case v1::Envelope::kSendOutcome:
+      one(input.send_outcome().ref().item_key(), input.send_outcome().ref().sequence_id());
+      break;
+    case v1::Envelope::kSendRequested:
+      route.scope = Scope::kSender;
+      route.sender_key =
+          SenderKey(input.company_id(), input.send_requested().email().sender_user_id());
+      break;
     case v1::Envelope::kSequenceStepsReplaced:
       sequence(input.sequence_steps_replaced().sequence_id());
       break;
@@ -141,6 +150,10 @@ const v1::EnrollmentRef* ExecutorEventRef(const v1::Envelope& event) {
       return &event.enrollment_removed().ref();
     case v1::Envelope::kEnrollmentMergeDataUpdated:
       return &event.enrollment_merge_data_updated().ref();
+    case v1::Envelope::kEmailDeferred:
+      return &event.email_deferred().ref();
+    case v1::Envelope::kEmailReleased:
+      return &event.email_released().ref();
     default:
       return nullptr;
   }

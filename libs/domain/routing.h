@@ -53,11 +53,13 @@ struct InputRoute {
     kItem,            // every enrollment of item_key
     kSequence,        // every enrollment of sequence_id (sequence lifecycle events)
     kOwner,           // every enrollment whose owner_id is owner_id
+    kSender,          // no enrollment: the sender stage of sender_key (SendRequested, internal)
   };
   Scope scope = Scope::kNone;
   std::string item_key;
   std::string sequence_id;
   std::string owner_id;
+  std::string sender_key;
 };
 // How the executor calls the decider (enrollment.h) for one input record: once per addressed
 // enrollment state it owns (for kItem: every "<item_key>#" key; for kSequence: every enrollment

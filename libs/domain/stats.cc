@@ -51,6 +51,14 @@ std::vector<StatIncrement> StatIncrementsOf(const EnrollmentState& before,
       }
       return out;
     }
+    case v1::Envelope::kEmailDeferred: {
+      const v1::EmailDeferred& p = event.email_deferred();
+      if (p.email_id() == before.deferred_email_id) return out;  // already counted
+      const std::string variant =
+          before.last_email_step_id == p.step_id() ? before.last_email_variant_id : "";
+      out.push_back({StatCounter::kDeferred, p.step_id(), variant, "", at});
+      return out;
+    }
     case v1::Envelope::kEnrollmentFailed: {
       if (!before.IsActive()) return out;
       const v1::EnrollmentFailed& p = event.enrollment_failed();

@@ -19,6 +19,7 @@
 //   kReplied         EnrollmentCompleted(replied)                      the last email step run
 //   kBounced         EnrollmentFailed(bounced)                         the last email step run
 //   kExited          EnrollmentCompleted / EnrollmentRemoved (reason)  the sequence
+//   kDeferred        EmailDeferred (once per email)                    that step (+ variant)
 //
 // An event that does not change the enrollment (another enrollment's, a duplicate) moves nothing,
 // so a redelivered record cannot count twice. Pure; thread-compatible.
@@ -44,6 +45,7 @@ enum class StatCounter {
   kReplied,
   kBounced,
   kExited,
+  kDeferred,
 };
 
 struct StatIncrement {

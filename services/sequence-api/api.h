@@ -116,6 +116,14 @@ class Api {
       const Ctx& c, const v1::GetSequenceStatisticsRequest& r) {
     return queries_.GetSequenceStatistics(c, r);
   }
+  absl::StatusOr<v1::CompanySendingSettingsResponse> SetCompanySendingSettings(
+      const Ctx& c, const v1::SetCompanySendingSettingsRequest& r) {
+    return sequences_.SetCompanySendingSettings(c, r);
+  }
+  absl::StatusOr<v1::CompanySendingSettingsResponse> GetCompanySendingSettings(
+      const Ctx& c, const v1::GetCompanySendingSettingsRequest& r) {
+    return queries_.GetCompanySendingSettings(c, r);
+  }
   absl::StatusOr<v1::ListEnrollmentEventsResponse> ListEnrollmentEvents(
       const Ctx& c, const v1::ListEnrollmentEventsRequest& r) {
     return queries_.ListEnrollmentEvents(c, r);

@@ -268,6 +268,10 @@ class Transport::SequenceServiceImpl final : public v1::SequenceService::Callbac
                        EmailTemplateResponse)
   SEQUENCES_API_METHOD(SequenceService, DeleteEmailTemplate, DeleteEmailTemplateRequest,
                        EmailTemplateResponse)
+  SEQUENCES_API_METHOD(SequenceService, SetCompanySendingSettings, SetCompanySendingSettingsRequest,
+                       CompanySendingSettingsResponse)
+  SEQUENCES_API_METHOD(SequenceService, GetCompanySendingSettings, GetCompanySendingSettingsRequest,
+                       CompanySendingSettingsResponse)
 
  private:
   Transport& t_;

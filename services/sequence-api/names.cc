@@ -165,6 +165,10 @@ std::string DeriveSequenceId(absl::string_view company_id, absl::string_view req
   return absl::StrFormat("s%016x", h);
 }
 
+std::string CompanySendingSettingsResourceName(absl::string_view company_id) {
+  return absl::StrCat("companies/", company_id, "/sendingSettings");
+}
+
 }  // namespace sequences::api
 
 namespace sequences::api {

@@ -58,6 +58,8 @@ struct EnrollmentName {
 std::string EnrollmentResourceName(absl::string_view item_key, absl::string_view sequence_id);
 std::string SequenceResourceName(absl::string_view company_id, absl::string_view sequence_id);
 std::string EmailTemplateResourceName(absl::string_view company_id, absl::string_view template_id);
+// "companies/{c}/sendingSettings".
+std::string CompanySendingSettingsResourceName(absl::string_view company_id);
 // "companies/{company}/items/{entity}:{item}": an item across its sequences (what an item-wide
 // input such as an outcome names, for request ids); empty if the item key is malformed.
 std::string ItemResourceName(absl::string_view item_key);

@@ -12,6 +12,7 @@
 #include "libs/domain/errors.h"
 #include "libs/domain/history.h"
 #include "libs/domain/schedule.h"
+#include "libs/domain/send_limits.h"
 #include "libs/domain/templates.h"
 #include "libs/domain/validation.h"
 #include "services/sequence-api/call_checks.h"
@@ -36,6 +37,20 @@ absl::Status Queries::WaitForToken(const Ctx& ctx, const std::string& token) {
 }
 
 // ---------------------------------------------------------------- sequences
+
+absl::StatusOr<v1::CompanySendingSettingsResponse> Queries::GetCompanySendingSettings(
+    const Ctx& ctx, const v1::GetCompanySendingSettingsRequest& req) {
+  absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
+  if (!company.ok()) return company.status();
+  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  absl::StatusOr<domain::CompanySendingState> state =
+      ports_.read_model.LoadCompanySending(*company);
+  if (!state.ok()) return state.status();
+  v1::CompanySendingSettingsResponse reply;
+  *reply.mutable_settings() = domain::EffectiveSendingSettings(state->settings);
+  reply.set_version(state->version);
+  return reply;
+}
 
 absl::StatusOr<v1::Sequence> Queries::GetSequence(const Ctx& ctx,
                                                   const v1::GetSequenceRequest& req) {

@@ -43,6 +43,9 @@ class Queries {
   // spelling is INVALID_ARGUMENT naming `day`).
   absl::StatusOr<v1::SequenceStatistics> GetSequenceStatistics(
       const Ctx&, const v1::GetSequenceStatisticsRequest&);
+  // The company's sending settings in force (the defaults when never set: version 0).
+  absl::StatusOr<v1::CompanySendingSettingsResponse> GetCompanySendingSettings(
+      const Ctx&, const v1::GetCompanySendingSettingsRequest&);
   // An enrollment's history (every executor event of the item in the sequence), paged.
   absl::StatusOr<v1::ListEnrollmentEventsResponse> ListEnrollmentEvents(
       const Ctx&, const v1::ListEnrollmentEventsRequest&);

@@ -125,6 +125,9 @@ void Count(const domain::StatIncrement& i, v1::StepStatistics* row) {
     case StatCounter::kExited:
       ++(*row->mutable_exits())[i.reason];
       break;
+    case StatCounter::kDeferred:
+      row->set_deferred(row->deferred() + 1);
+      break;
   }
 }
 
@@ -195,6 +198,15 @@ void FillEnrollmentView(const domain::EnrollmentState& st, v1::Enrollment* view)
     v.set_waiting_task_id(st.waiting_task_id);
     v.set_time_zone(st.time_zone);
     *v.mutable_start_time() = domain::ToProto(st.started_at);
+    if (st.deferred_email_id.empty()) {
+      v.clear_deferred();
+    } else {
+      v1::Enrollment::Deferred* d = v.mutable_deferred();
+      d->set_reason(st.deferred_reason);
+      d->set_step_id(st.deferred_step_id);
+      *d->mutable_until() = domain::ToProto(st.deferred_until);
+      d->set_detail(st.deferred_detail);
+    }
     if (domain::IsActive(st.status)) {
       v.clear_end_time();
     } else {
@@ -419,6 +431,8 @@ void ReadModel::Run() {
 absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
   Batch b;
   std::map<std::pair<std::string, int32_t>, int64_t> applied;
+  // Company sending settings: the latest version folded so far (this batch included).
+  std::map<std::string, int64_t> company_versions;
   {
     absl::MutexLock lock(&mu_);
     applied = applied_;
@@ -516,6 +530,26 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       if (!e.correlation_id().empty()) {
         RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
         r.resource = EmailTemplateResourceName(e.company_id(), id);
+        r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+      }
+      continue;
+    }
+    if (std::optional<std::string> company = domain::CompanySettingsEventCompany(e)) {
+      // Company sending settings: stored like a sequence's events under "company:<id>".
+      const std::string key = domain::CompanySettingsKey(*company);
+      auto known = company_versions.find(key);
+      if (known == company_versions.end()) {
+        absl::StatusOr<domain::CompanySendingState> st = LoadCompanySending(*company);
+        if (!st.ok()) return st.status();
+        known = company_versions.emplace(key, st->version).first;
+      }
+      const int64_t version = e.company_sending_settings_changed().version();
+      if (company->empty() || *company != e.company_id() || version <= known->second) continue;
+      known->second = version;
+      b.writes.Put(kSeqEvents, SeqEventKey(key, version), m.value);
+      if (!e.correlation_id().empty()) {
+        RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
+        r.resource = CompanySendingSettingsResourceName(*company);
         r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
       }
       continue;
@@ -817,6 +851,26 @@ int ReadModel::PartitionCount(const std::string& topic) {
   absl::MutexLock lock(&mu_);
   auto it = partitions_.find(topic);
   return it == partitions_.end() ? 0 : it->second;
+}
+
+absl::StatusOr<domain::CompanySendingState> ReadModel::LoadCompanySending(
+    const std::string& company_id) {
+  domain::CompanySendingState state;
+  absl::Status parse_error;
+  absl::Status s = store_->ScanPrefix(
+      kSeqEvents, absl::StrCat(domain::CompanySettingsKey(company_id), kSep),
+      [&](absl::string_view, absl::string_view value) {
+        v1::Envelope e;
+        if (!e.ParseFromString(std::string(value))) {
+          parse_error = absl::DataLossError("read model: cannot parse a company settings event");
+          return false;
+        }
+        state = domain::EvolveCompanySending(std::move(state), e);
+        return true;
+      });
+  if (!s.ok()) return s;
+  if (!parse_error.ok()) return parse_error;
+  return state;
 }
 
 absl::StatusOr<domain::SequenceState> ReadModel::LoadSequenceState(const std::string& sequence_id) {

@@ -56,6 +56,7 @@
 #include "absl/types/span.h"
 #include "libs/domain/email_templates.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/send_limits.h"
 #include "libs/domain/sequence.h"
 #include "libs/kafka/consumer.h"
 #include "libs/kafka/types.h"
@@ -133,6 +134,8 @@ class ReadModel {
 
   // ---- queries (consistent snapshots per key) ----
   // The folded state; exists == false if the sequence is unknown.
+  // A company's sending settings as folded (version 0: never set; the defaults apply).
+  absl::StatusOr<domain::CompanySendingState> LoadCompanySending(const std::string& company_id);
   absl::StatusOr<domain::SequenceState> LoadSequenceState(const std::string& sequence_id);
   absl::StatusOr<std::optional<v1::Sequence>> GetSequence(const std::string& sequence_id);
   // The sequence event the fold accepted as `version` (its record value, byte for byte), or

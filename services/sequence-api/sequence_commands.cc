@@ -1,7 +1,9 @@
 #include "services/sequence-api/sequence_commands.h"
 
 #include "absl/strings/str_cat.h"
+#include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
+#include "libs/domain/send_limits.h"
 #include "services/sequence-api/call_checks.h"
 #include "services/sequence-api/rpc_status.h"
 
@@ -258,6 +260,58 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Resume(
   v1::SequenceCommand c;
   c.mutable_resume();
   return RunOnNamed(ctx, req.name(), req.request_id(), std::move(c));
+}
+
+absl::StatusOr<v1::CompanySendingSettingsResponse> SequenceCommands::SetCompanySendingSettings(
+    const Ctx& ctx, const v1::SetCompanySendingSettingsRequest& req) {
+  absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
+  if (!company.ok()) return company.status();
+  if (absl::Status s = CheckRequestId(req.request_id(), "request_id"); !s.ok()) return s;
+  if (absl::Status s = domain::ValidateSendingSettings(req.settings()); !s.ok()) return s;
+  const std::string key = domain::CompanySettingsKey(*company);
+  OwnWrites::Mutation m(own_writes_, ctx, {key}, {req.request_id()});
+  if (absl::Status s = m.AwaitOwnWrites(); !s.ok()) return s;
+  absl::StatusOr<std::optional<RequestRecord>> seen =
+      m.PriorRequest(req.request_id(), CompanySendingSettingsResourceName(*company), "request_id");
+  if (!seen.ok()) return seen.status();
+  absl::StatusOr<domain::CompanySendingState> state =
+      ports_.read_model.LoadCompanySending(*company);
+  if (!state.ok()) return state.status();
+  v1::CompanySendingSettingsResponse reply;
+  if (seen->has_value()) {
+    *reply.mutable_settings() = domain::EffectiveSendingSettings(state->settings);
+    reply.set_version(state->version);
+    reply.set_consistency_token(ports_.ConsistencyToken(ctx, **seen));
+    return reply;
+  }
+  const int64_t version = state->version + 1;
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(key, "/v", version, "/", req.request_id()),
+                                        *company, ports_.clock.Now(), "", req.request_id());
+  v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
+  c->set_company_id(*company);
+  c->set_version(version);
+  *c->mutable_settings() = req.settings();
+  c->set_changed_by(ctx.user_id);
+  std::vector<kafka::Record> records = {
+      {.topic = ports_.options.topics.sequence_events, .key = key, .value = e.SerializeAsString()}};
+  absl::StatusOr<std::vector<LogPosition>> positions = m.Append(records);
+  if (!positions.ok()) return positions.status();
+  if (!ports_.read_model.WaitFor(*positions, ports_.ReadDeadline(ctx))) {
+    return absl::UnavailableError(
+        "the update is durable but the read model has not confirmed it yet; retry with the same "
+        "request_id");
+  }
+  absl::StatusOr<std::optional<std::string>> kept = ports_.read_model.SequenceEventAt(key, version);
+  if (!kept.ok()) return kept.status();
+  if (!kept->has_value() || **kept != records[0].value) {
+    return absl::AbortedError(
+        "the sending settings were changed by another writer at the same time; read them again "
+        "and retry");
+  }
+  *reply.mutable_settings() = domain::EffectiveSendingSettings(req.settings());
+  reply.set_version(version);
+  reply.set_consistency_token(ports_.ConsistencyToken(ctx, *positions));
+  return reply;
 }
 
 }  // namespace sequences::api

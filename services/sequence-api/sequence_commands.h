@@ -46,6 +46,10 @@ class SequenceCommands {
                                                             const v1::RevokeSendingConsentRequest&);
   absl::StatusOr<v1::SequenceResponse> Pause(const Ctx&, const v1::PauseSequenceRequest&);
   absl::StatusOr<v1::SequenceResponse> Resume(const Ctx&, const v1::ResumeSequenceRequest&);
+  // The company's sending settings (docs/send-limits.md): one CompanySendingSettingsChanged on
+  // sequence-events, key "company:<c>", the next version; a lost race for the version is ABORTED.
+  absl::StatusOr<v1::CompanySendingSettingsResponse> SetCompanySendingSettings(
+      const Ctx&, const v1::SetCompanySendingSettingsRequest&);
 
  private:
   using PathMap = std::vector<std::pair<std::string, std::string>>;

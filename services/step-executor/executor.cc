@@ -102,7 +102,9 @@ absl::Status Executor::CreateGroupClients() {
   sink.transaction_timeout = options_.transaction_timeout;
   sink.output_topics = {options_.topics.executor_events, options_.topics.task_events,
                         options_.topics.email_events, options_.topics.dead_letter,
-                        options_.topics.enrollment_updates};
+                        options_.topics.enrollment_updates,
+                        // Internal inputs of the sender stage (docs/send-limits.md).
+                        options_.topics.enrollment_events};
   sink.timeout = kKafkaTimeout;
   sink_ = NewBatchSink(options_.guarantee, std::move(sink), *input_);
   return absl::OkStatus();
@@ -322,7 +324,12 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
       }
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
       v1::Envelope e;
-      if (e.ParseFromString(m.value) && EnrollmentKeyOfEvent(e).has_value()) {
+      if (e.ParseFromString(m.value) && e.has_send_ledger_entry()) {
+        if (absl::Status s = overlay.ApplyLedger(e.send_ledger_entry(), m.partition); !s.ok()) {
+          return s;
+        }
+        ++folded;
+      } else if (e.ParseFromString(m.value) && EnrollmentKeyOfEvent(e).has_value()) {
         if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
         ++folded;
       } else {
@@ -335,7 +342,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
       }
       overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
     }
-    if (overlay.entries().size() >= 1000) {
+    if (overlay.entries().size() + overlay.senders().size() >= 1000) {
       if (absl::Status s = overlay.Flush(); !s.ok()) return s;
     }
     if (clock_.Now() - last_progress > absl::Seconds(60)) {
@@ -432,6 +439,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     Resync(false, "recovery failed");
     return true;
   }
+  processor_->DiscardPending();  // a batch that failed before its senders were planned
   // Microseconds: the resolution of the due index and of the timer ids.
   const absl::Time now = absl::FromUnixMicros(absl::ToUnixMicros(clock_.Now()));
   for (kafka::Message& m : *polled) {
@@ -474,6 +482,10 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
       ++decided;
     }
     if (i > 0) decided_count[p] = i;
+  }
+  if (absl::Status s = processor_->FlushSenders(now, *overlay_, out); !s.ok()) {
+    overlay_->Discard();
+    return s;
   }
   if (!next_due_known_ || (next_due_.has_value() && *next_due_ <= now)) {
     if (absl::Status s = processor_->FireDue(now, owned, options_.max_fires_per_batch, &scan_from_,
@@ -523,6 +535,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   next_due_known_ = false;
   metrics_.AddInputs(decided);
   metrics_.AddDeadLettered(out.dead_lettered);
+  metrics_.AddEmailsDeferred(out.emails_deferred, out.emails_released);
   if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired_by_kind, now);
   for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
   const absl::Time end = clock_.Now();

@@ -20,7 +20,9 @@ std::string MetricsSnapshot::ToJson() const {
       ",\"owned_partitions\":", owned_partitions, ",\"steps_fired\":", steps_fired,
       ",\"steps_fired_per_second\":", steps_fired_per_second,
       ",\"inputs_decided\":", inputs_decided, ",\"deferred_inputs\":", deferred_inputs,
-      ",\"dead_lettered\":", dead_lettered, ",\"transactions_committed\":", transactions_committed,
+      ",\"dead_lettered\":", dead_lettered, ",\"emails_deferred\":", emails_deferred,
+      ",\"emails_released\":", emails_released,
+      ",\"transactions_committed\":", transactions_committed,
       ",\"transactions_aborted\":", transactions_aborted, ",\"recoveries\":", recoveries,
       ",\"client_rebuilds\":", client_rebuilds, ",\"lateness_seconds\":{",
       absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
@@ -62,6 +64,12 @@ void Metrics::AddInputs(int n) {
 void Metrics::AddDeadLettered(int n) {
   absl::MutexLock l(&mu_);
   s_.dead_lettered += n;
+}
+
+void Metrics::AddEmailsDeferred(int deferred, int released) {
+  absl::MutexLock l(&mu_);
+  s_.emails_deferred += deferred;
+  s_.emails_released += released;
 }
 
 void Metrics::AddCommit() {
@@ -207,6 +215,12 @@ std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& 
   out.push_back(counter("sequences_executor_dead_letters_total",
                         "input records sent to the dead-letter topic",
                         static_cast<double>(dead_lettered)));
+  out.push_back(counter("sequences_executor_emails_deferred_total",
+                        "automatic emails deferred by their sender's send limit (or window)",
+                        static_cast<double>(emails_deferred)));
+  out.push_back(counter("sequences_executor_emails_released_total",
+                        "deferred automatic emails sent after waiting",
+                        static_cast<double>(emails_released)));
   out.push_back(counter("sequences_executor_recoveries_total",
                         "recoveries run (partition assignments and uncertain transactions)",
                         static_cast<double>(recoveries)));

@@ -40,6 +40,9 @@ struct MetricsSnapshot {
   int64_t inputs_decided = 0;
   int64_t deferred_inputs = 0;
   int64_t dead_lettered = 0;
+  // Automatic emails the sender stage deferred (send limit or window), and released after waiting.
+  int64_t emails_deferred = 0;
+  int64_t emails_released = 0;
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;
   int64_t recoveries = 0;
@@ -72,6 +75,7 @@ class Metrics {
   void AddLateness(absl::Duration d);
   void AddInputs(int n);
   void AddDeadLettered(int n);
+  void AddEmailsDeferred(int deferred, int released);
   void AddCommit();
   void AddAbort(const std::string& error);
   void AddRecovery();

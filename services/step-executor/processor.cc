@@ -1,6 +1,7 @@
 #include "services/step-executor/processor.h"
 
 #include <algorithm>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -29,8 +30,22 @@ std::string ItemOf(absl::string_view enrollment_key) {
 
 absl::Status Processor::LoadSequences() {
   sequences_.clear();
+  companies_.clear();
+  company_events_.clear();
   absl::Status status =
       store_.raw().Scan(kSequencesCf, "", "", [&](absl::string_view k, absl::string_view v) {
+        if (absl::StartsWith(k, "company:")) {  // a company's sending settings
+          std::vector<std::string>& events = company_events_[std::string(k)];
+          if (!DecodeEventList(v, &events)) return true;
+          for (const std::string& b : events) {
+            v1::Envelope e;
+            if (!e.ParseFromString(b)) continue;
+            if (std::optional<std::string> company = domain::CompanySettingsEventCompany(e)) {
+              companies_[*company] = domain::EvolveCompanySending(companies_[*company], e);
+            }
+          }
+          return true;
+        }
         SequenceEntry entry;
         if (!DecodeEventList(v, &entry.events)) return true;
         for (const std::string& b : entry.events) {
@@ -87,9 +102,167 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
         {topics_.task_events, e.task_created().item_key(), SerializeDeterministic(e), {}, -1});
   }
   for (const v1::Envelope& e : decision.email_events) {
-    out.records.push_back(
-        {topics_.email_events, e.email_send().item_key(), SerializeDeterministic(e), {}, -1});
+    const v1::EmailSend& email = e.email_send();
+    if (email.mode() != v1::EMAIL_MODE_AUTOMATIC) {
+      out.records.push_back(
+          {topics_.email_events, email.item_key(), SerializeDeterministic(e), {}, -1});
+      continue;
+    }
+    // An automatic email counts against its sender's limit: it goes to the sender stage, on the
+    // partition of the sender key, which emits it when the limit allows (docs/send-limits.md).
+    v1::Envelope req =
+        domain::MakeEnvelope(absl::StrCat(email.idempotency_key(), "/send"), e.company_id(),
+                             domain::FromProto(e.occurred_at()), e.event_id(), "");
+    v1::SendRequested* r = req.mutable_send_requested();
+    *r->mutable_email() = email;
+    *r->mutable_due_at() = email.scheduled_at();
+    const std::string key = domain::EnrollmentKey(email.item_key(), email.sequence_id());
+    if (auto entry = overlay.Get(key); entry.ok()) r->set_time_zone((*entry)->state.time_zone);
+    r->mutable_ref()->set_enrollment_id(email.enrollment_id());
+    r->mutable_ref()->set_item_key(email.item_key());
+    r->mutable_ref()->set_sequence_id(email.sequence_id());
+    out.records.push_back({topics_.enrollment_events,
+                           domain::SenderKey(e.company_id(), email.sender_user_id()),
+                           SerializeDeterministic(req),
+                           {},
+                           -1});
   }
+}
+
+domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
+  auto it = companies_.find(company_id);
+  return domain::LimitsOf(it == companies_.end() ? v1::CompanySendingSettings()
+                                                 : it->second.settings);
+}
+
+absl::Status Processor::FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out) {
+  std::map<std::string, std::vector<Arrival>> arrivals;
+  arrivals.swap(arrivals_);
+  for (const auto& [sender_key, list] : arrivals) {
+    absl::Status s = DecideSender(sender_key, list, list.front().cause_id, list.front().partition,
+                                  now, overlay, out);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Processor::FireSender(const DueEntry& d, absl::Time now, Overlay& overlay,
+                                   BatchOutput& out) {
+  auto sender = overlay.GetSender(d.enrollment_key);
+  if (!sender.ok()) return sender.status();
+  const std::optional<absl::Time>& next = (*sender)->state.next_release;
+  if (!next.has_value() || absl::ToUnixMicros(*next) != absl::ToUnixMicros(d.due)) {
+    return absl::OkStatus();  // stale: the batch already changed this sender
+  }
+  return DecideSender(d.enrollment_key, {},
+                      absl::StrCat(d.enrollment_key, "/release@", absl::ToUnixMicros(d.due)),
+                      d.partition, now, overlay, out);
+}
+
+Processor::SenderPlan Processor::PlanSender(
+    const domain::SenderState& state, const std::map<std::string, const v1::SendRequested*>& queue,
+    const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
+    const domain::SendLimits& limits, absl::Time now) {
+  std::vector<domain::QueuedSend> sends;
+  for (const auto& [id, r] : queue) {
+    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
+  }
+  SenderPlan out;
+  out.plan = domain::PlanReleases(state.sent, sends, state.last_sequence_id, limits, now);
+  out.next = out.plan.next_release;
+  // Never a release instant that is not in the future: the timer would fire at once, forever.
+  if (out.next.has_value() && *out.next <= now) out.next = now + absl::Seconds(1);
+  // Whole microseconds, rounded up: the due index and the stale check are in microseconds.
+  if (out.next.has_value()) {
+    out.next = absl::FromUnixMicros(absl::ToUnixMicros(*out.next - absl::Nanoseconds(1)) + 1);
+  }
+  return out;
+}
+
+absl::Status Processor::DecideSender(const std::string& sender_key,
+                                     const std::vector<Arrival>& arrivals,
+                                     const std::string& cause_id, int32_t partition, absl::Time now,
+                                     Overlay& overlay, BatchOutput& out) {
+  auto sender = overlay.GetSender(sender_key);
+  if (!sender.ok()) return sender.status();
+  const domain::SenderState& state = (*sender)->state;
+  std::map<std::string, const v1::SendRequested*> by_id;
+  for (const auto& [id, r] : state.queue) by_id[id] = &r;
+  // The new requests (one queued already, or twice in the batch, was written twice: once).
+  std::map<std::string, const v1::SendRequested*> arrived;
+  for (const Arrival& a : arrivals) {
+    const std::string& id = a.request.email().idempotency_key();
+    if (by_id.count(id) > 0) continue;
+    by_id[id] = &a.request;
+    arrived[id] = &a.request;
+  }
+  if (!arrivals.empty() && arrived.empty()) return absl::OkStatus();
+  auto calendar = [&](const v1::SendRequested& r) {
+    return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
+                                domain::LoadZoneOrUtc(r.time_zone()));
+  };
+  const std::string company = sender_key.substr(0, sender_key.find("/sender/"));
+  const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
+  const SenderPlan decided = PlanSender(state, by_id, calendar, LimitsFor(company), now);
+  const domain::ReleasePlan& plan = decided.plan;
+  const std::optional<absl::Time>& next = decided.next;
+
+  v1::Envelope ledger = domain::MakeEnvelope(absl::StrCat(sender_key, "/ledger/", state.seq + 1),
+                                             company, now, cause_id, "");
+  v1::SendLedgerEntry* entry = ledger.mutable_send_ledger_entry();
+  entry->set_sender_key(sender_key);
+  entry->set_seq(state.seq + 1);
+  *entry->mutable_at() = domain::ToProto(now);
+  for (const auto& [id, r] : arrived) *entry->add_queued() = *r;
+  for (const std::string& id : plan.released) entry->add_released(id);
+  if (next.has_value()) *entry->mutable_next_release_at() = domain::ToProto(*next);
+
+  // Records first (the fold below changes `state`).
+  for (const std::string& id : plan.released) {
+    const v1::SendRequested& r = *by_id.at(id);
+    v1::Envelope email = domain::MakeEnvelope(id, company, now, ledger.event_id(), "");
+    *email.mutable_email_send() = r.email();
+    out.records.push_back(
+        {topics_.email_events, r.email().item_key(), SerializeDeterministic(email), {}, -1});
+    if (arrived.count(id) > 0) continue;  // sent as it arrived: nothing to tell
+    // It waited: tell its enrollment it is sent now.
+    v1::Envelope o =
+        domain::MakeEnvelope(absl::StrCat(id, "/sent"), company, now, ledger.event_id(), "");
+    v1::SendOutcome* p = o.mutable_send_outcome();
+    *p->mutable_ref() = r.ref();
+    p->set_step_id(r.email().step_id());
+    p->set_email_id(id);
+    p->set_kind(v1::SendOutcome::KIND_SENT);
+    *p->mutable_at() = domain::ToProto(now);
+    out.records.push_back(
+        {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
+    ++out.emails_released;
+  }
+  const std::set<std::string> released(plan.released.begin(), plan.released.end());
+  for (const auto& [id, r] : arrived) {
+    if (released.count(id) > 0) continue;
+    const absl::Time due = domain::FromProto(r->due_at());
+    const absl::Time until = domain::AlignToWindow(std::max(next.value_or(now), due), calendar(*r));
+    v1::Envelope o =
+        domain::MakeEnvelope(absl::StrCat(id, "/deferred"), company, now, ledger.event_id(), "");
+    v1::SendOutcome* p = o.mutable_send_outcome();
+    *p->mutable_ref() = r->ref();
+    p->set_step_id(r->email().step_id());
+    p->set_email_id(id);
+    p->set_kind(v1::SendOutcome::KIND_DEFERRED);
+    *p->mutable_at() = domain::ToProto(until);
+    p->set_reason(plan.limit_reached.empty() ? "send_window" : domain::kDeferredSendLimit);
+    p->set_detail(
+        absl::StrCat("sender ", user, ": ",
+                     plan.limit_reached.empty() ? "outside the send window" : plan.limit_reached));
+    out.records.push_back(
+        {topics_.enrollment_events, r->ref().item_key(), SerializeDeterministic(o), {}, -1});
+    ++out.emails_deferred;
+  }
+  out.records.push_back(
+      {topics_.executor_events, sender_key, SerializeDeterministic(ledger), {}, partition});
+  out.executor_partitions.insert(partition);
+  return overlay.ApplyLedger(*entry, partition);
 }
 
 absl::StatusOr<Processor::InputResult> Processor::DecideForKeys(
@@ -138,6 +311,18 @@ absl::Status Processor::OnSequenceRecord(const kafka::Message& m, const OwnedFn&
   // Email templates share the topic; steps carry copies of them, so the executor has no use for
   // them (docs/email-templates.md).
   if (domain::IsEmailTemplateEvent(e)) return absl::OkStatus();
+  if (std::optional<std::string> company = domain::CompanySettingsEventCompany(e)) {
+    domain::CompanySendingState& st = companies_[*company];
+    const int64_t before = st.version;
+    st = domain::EvolveCompanySending(std::move(st), e);
+    if (st.version != before) {
+      const std::string key = domain::CompanySettingsKey(*company);
+      std::vector<std::string>& events = company_events_[key];
+      events.push_back(SerializeDeterministic(e));
+      overlay.PutSequence(key, events);
+    }
+    return absl::OkStatus();
+  }
   if (!domain::GetSequenceEventKey(e, &id, &version)) {
     out.records.push_back(DeadLetter(m, "undecodable: not a sequence event envelope"));
     ++out.dead_lettered;
@@ -226,6 +411,11 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
       want = [p = m.partition](const Overlay::Entry& e) { return e.record.partition == p; };
       break;
     }
+    case Scope::kSender:
+      // Planned once per sender after the batch's inputs (FlushSenders).
+      arrivals_[route.sender_key].push_back(
+          {input.send_requested(), input.event_id(), m.partition});
+      return InputResult::kDone;
     default:
       return dead(absl::StrCat("contract: payload ", domain::PayloadName(input),
                                " addresses no enrollment"));
@@ -257,6 +447,10 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
   std::optional<DuePosition> retry_from;  // earliest entry that could not be decided yet
   for (const DueEntry& d : due) {
     if (!owned(d.partition)) continue;
+    if (domain::IsSenderKey(d.enrollment_key)) {
+      if (absl::Status st = FireSender(d, now, overlay, out); !st.ok()) return st;
+      continue;
+    }
     auto entry = overlay.Get(d.enrollment_key);
     if (!entry.ok()) return entry.status();
     Overlay::Entry& e = **entry;

@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/send_limits.h"
 #include "libs/domain/sequence.h"
 #include "libs/kafka/types.h"
 #include "libs/service/topics.h"
@@ -36,6 +37,9 @@ struct BatchOutput {
   // steps_fired by the effect the step had: "task", "email", or "none".
   std::map<std::string, int> steps_fired_by_kind;
   int dead_lettered = 0;
+  // Automatic emails the sender stage deferred (send limit or window) / released after a wait.
+  int emails_deferred = 0;
+  int emails_released = 0;
   // Fire time minus due time of each step executed by the timer.
   std::vector<absl::Duration> lateness;
   bool empty() const { return records.empty(); }
@@ -93,6 +97,30 @@ class Processor {
   void Emit(const domain::Decision& decision, int32_t partition, Overlay& overlay,
             BatchOutput& out);
 
+  // Plans every sender that received SendRequested inputs in this batch (OnInputRecord only
+  // queues them here), once per sender, so requests that arrive together are released fairly.
+  // Call after the batch's inputs, before FireDue.
+  absl::Status FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out);
+  // Forgets the requests of a batch that was not flushed (an aborted batch).
+  void DiscardPending() { arrivals_.clear(); }
+
+  // The sender stage's decision for `queue` (the sender's queue with the new requests) at `now`:
+  // which to release and the next release instant as stored (in the future, whole microseconds).
+  // `calendar` gives a request's send window. Replay's dry run decides recorded entries again
+  // with it.
+  struct SenderPlan {
+    domain::ReleasePlan plan;
+    std::optional<absl::Time> next;
+  };
+  static SenderPlan PlanSender(
+      const domain::SenderState& state,
+      const std::map<std::string, const v1::SendRequested*>& queue,
+      const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
+      const domain::SendLimits& limits, absl::Time now);
+
+  // The company's send limits in force (the defaults when it never set them).
+  domain::SendLimits LimitsFor(const std::string& company_id) const;
+
   // A dead-letter record for `m` with `reason`.
   kafka::Record DeadLetter(const kafka::Message& m, absl::string_view reason) const;
 
@@ -109,9 +137,29 @@ class Processor {
                                             Overlay& overlay, BatchOutput& out,
                                             absl::Status* invalid);
 
+  // ---- the sender stage (docs/send-limits.md) ----
+  struct Arrival {
+    v1::SendRequested request;
+    std::string cause_id;
+    int32_t partition = -1;
+  };
+  // SendRequested inputs of this batch by sender key, in input order (FlushSenders plans them).
+  std::map<std::string, std::vector<Arrival>> arrivals_;
+  // The sender's due-index entry at `due`: release what the limits allow now.
+  absl::Status FireSender(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
+  // Plans the sender's queue plus `arrived` at `now` and stages the ledger entry, the released
+  // emails and the outcomes for the enrollments.
+  absl::Status DecideSender(const std::string& sender_key, const std::vector<Arrival>& arrived,
+                            const std::string& cause_id, int32_t partition, absl::Time now,
+                            Overlay& overlay, BatchOutput& out);
+
   StateStore& store_;
   service::Topics topics_;
   std::map<std::string, SequenceEntry> sequences_;
+  // Company sending settings by company id (stored in the sequences column family under
+  // "company:<id>", so they are reloaded and rebuilt like sequences).
+  std::map<std::string, domain::CompanySendingState> companies_;
+  std::map<std::string, std::vector<std::string>> company_events_;  // by "company:<id>"
 };
 
 }  // namespace sequences::executor

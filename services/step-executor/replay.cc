@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/send_limits.h"
 #include "libs/kafka/consumer.h"
 #include "libs/runtime/log.h"
 #include "services/step-executor/processor.h"
@@ -121,6 +122,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
     v1::Envelope event;
   };
   std::map<std::string, std::vector<TimedEvent>> sequence_history;
+  std::map<std::string, std::vector<TimedEvent>> company_history;  // sending settings
   std::map<std::string, v1::Envelope> inputs_by_id;
   absl::Status s = ReadTopic(
       options, options.topics.sequence_events,
@@ -137,7 +139,10 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         if (options.dry_run) {
           v1::Envelope e;
           std::string id;
-          if (e.ParseFromString(m.value) && domain::GetSequenceEventKey(e, &id, nullptr)) {
+          if (!e.ParseFromString(m.value)) return absl::OkStatus();
+          if (std::optional<std::string> company = domain::CompanySettingsEventCompany(e)) {
+            company_history[*company].push_back({m.timestamp, e});
+          } else if (domain::GetSequenceEventKey(e, &id, nullptr)) {
             inputs_by_id[e.event_id()] = e;
             sequence_history[id].push_back({m.timestamp, std::move(e)});
           }
@@ -168,6 +173,17 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         &ignored_end);
     if (!s.ok()) return s;
   }
+  auto limits_at = [&](const std::string& company, absl::Time t) {
+    domain::CompanySendingState st;
+    auto it = company_history.find(company);
+    if (it != company_history.end()) {
+      for (const TimedEvent& te : it->second) {
+        if (te.at > t) break;
+        st = domain::EvolveCompanySending(std::move(st), te.event);
+      }
+    }
+    return domain::LimitsOf(st.settings);
+  };
   auto sequence_at = [&](const std::string& id, absl::Time t) {
     domain::SequenceState st;
     auto it = sequence_history.find(id);
@@ -244,6 +260,49 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         v1::Envelope e;
         std::optional<std::string> key;
         if (e.ParseFromString(m.value)) key = EnrollmentKeyOfEvent(e);
+        if (e.has_send_ledger_entry()) {  // a sender's ledger (docs/send-limits.md)
+          ++result.executor_events;
+          overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
+          const v1::SendLedgerEntry& entry = e.send_ledger_entry();
+          if (options.dry_run) {
+            // The sender stage decided: release these, look again then. Decide it again from the
+            // state before it, the requests it queued, the sequences as of then.
+            auto sender = overlay.GetSender(entry.sender_key());
+            if (!sender.ok()) return sender.status();
+            const domain::SenderState& before = (*sender)->state;
+            if (entry.seq() == before.seq + 1) {
+              const absl::Time at = domain::FromProto(entry.at());
+              std::map<std::string, const v1::SendRequested*> queue;
+              for (const auto& [id, r] : before.queue) queue[id] = &r;
+              for (const v1::SendRequested& r : entry.queued()) {
+                queue[r.email().idempotency_key()] = &r;
+              }
+              auto calendar = [&](const v1::SendRequested& r) {
+                return domain::MakeCalendar(sequence_at(r.email().sequence_id(), at).settings,
+                                            domain::LoadZoneOrUtc(r.time_zone()));
+              };
+              const std::string company =
+                  entry.sender_key().substr(0, entry.sender_key().find("/sender/"));
+              const Processor::SenderPlan again =
+                  Processor::PlanSender(before, queue, calendar, limits_at(company, at), at);
+              const std::vector<std::string> recorded(entry.released().begin(),
+                                                      entry.released().end());
+              const bool same_next = entry.has_next_release_at() == again.next.has_value() &&
+                                     (!again.next.has_value() ||
+                                      domain::FromProto(entry.next_release_at()) == *again.next);
+              ++result.decisions_checked;
+              if (again.plan.released != recorded || !same_next) {
+                ++result.decisions_differing;
+                if (result.differences.size() < 10) {
+                  result.differences.push_back(absl::StrCat(
+                      entry.sender_key(), " ledger ", entry.seq(), ": recorded ", recorded.size(),
+                      " released, decided ", again.plan.released.size()));
+                }
+              }
+            }
+          }
+          return overlay.ApplyLedger(entry, m.partition);
+        }
         if (!key.has_value()) {
           ++result.executor_events_undecodable;
           LogUndecodable(m);

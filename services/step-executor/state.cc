@@ -100,8 +100,8 @@ domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecoda
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
   store::StoreOptions options;
   options.path = path;
-  options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,
-                             kBySequenceCf,  kByOwnerCf,   kOffsetsCf};
+  options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,    kBySequenceCf,
+                             kByOwnerCf,     kOffsetsCf,   kSendersCf};
   auto s = store::Store::Open(options);
   if (!s.ok()) return s.status();
   return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
@@ -272,6 +272,63 @@ absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_
   return absl::OkStatus();
 }
 
+namespace {
+
+v1::SenderSnapshot ToSnapshot(const domain::SenderState& s, int32_t partition) {
+  v1::SenderSnapshot out;
+  out.set_sender_key(s.sender_key);
+  out.set_seq(s.seq);
+  for (const auto& [bucket, n] : s.sent.buckets) (*out.mutable_sent_per_bucket())[bucket] = n;
+  for (const auto& [id, r] : s.queue) *out.add_queue() = r;
+  out.set_last_sequence_id(s.last_sequence_id);
+  if (s.next_release.has_value()) *out.mutable_next_release_at() = domain::ToProto(*s.next_release);
+  out.set_partition(partition);
+  return out;
+}
+
+domain::SenderState FromSnapshot(const v1::SenderSnapshot& in) {
+  domain::SenderState s;
+  s.sender_key = in.sender_key();
+  s.seq = in.seq();
+  for (const auto& [bucket, n] : in.sent_per_bucket()) s.sent.buckets[bucket] = n;
+  for (const v1::SendRequested& r : in.queue()) s.queue.emplace(r.email().idempotency_key(), r);
+  s.last_sequence_id = in.last_sequence_id();
+  if (in.has_next_release_at()) s.next_release = domain::FromProto(in.next_release_at());
+  return s;
+}
+
+}  // namespace
+
+absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& sender_key) {
+  auto it = senders_.find(sender_key);
+  if (it != senders_.end()) return &it->second;
+  auto v = store_.raw().Get(kSendersCf, sender_key);
+  if (!v.ok()) return v.status();
+  SenderEntry e;
+  if (v->has_value()) {
+    v1::SenderSnapshot snapshot;
+    if (!snapshot.ParseFromString(**v)) {
+      return absl::DataLossError(absl::StrCat("sender record ", sender_key, " does not decode"));
+    }
+    e.state = FromSnapshot(snapshot);
+    e.partition = snapshot.partition();
+    e.stored_due = e.state.next_release;
+  }
+  return &senders_.emplace(sender_key, std::move(e)).first->second;
+}
+
+absl::Status Overlay::ApplyLedger(const v1::SendLedgerEntry& entry, int32_t partition) {
+  auto sender = GetSender(entry.sender_key());
+  if (!sender.ok()) return sender.status();
+  SenderEntry& e = **sender;
+  const int64_t before = e.state.seq;
+  e.state = domain::EvolveSender(std::move(e.state), entry);
+  if (e.state.seq == before) return absl::OkStatus();  // folded already (or out of order)
+  e.partition = partition;
+  e.dirty = true;
+  return absl::OkStatus();
+}
+
 void Overlay::PutSequence(const std::string& sequence_id, const std::vector<std::string>& events) {
   sequences_[sequence_id] = events;
 }
@@ -297,6 +354,19 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
       if (!e.state.owner_id.empty()) batch.Put(kByOwnerCf, IndexKey(e.state.owner_id, key), "");
     }
   }
+  for (auto& [key, e] : senders_) {
+    if (!e.dirty) continue;
+    batch.Put(kSendersCf, key, SerializeDeterministic(ToSnapshot(e.state, e.partition)));
+    if (e.state.next_release != e.stored_due) {
+      if (e.stored_due.has_value()) batch.Delete(kDueCf, store::DueKey(*e.stored_due, key));
+      if (e.state.next_release.has_value()) {
+        batch.Put(kDueCf, store::DueKey(*e.state.next_release, key), PartitionValue(e.partition));
+        if (!earliest.has_value() || *e.state.next_release < *earliest) {
+          earliest = e.state.next_release;
+        }
+      }
+    }
+  }
   for (const auto& [id, events] : sequences_) batch.Put(kSequencesCf, id, EncodeEventList(events));
   for (const auto& [key, value] : offsets_) {
     std::string v;
@@ -313,6 +383,7 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
 }
 
 void Overlay::Discard() {
+  senders_.clear();
   entries_.clear();
   sequences_.clear();
   offsets_.clear();

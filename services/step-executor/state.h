@@ -12,6 +12,9 @@
 //   due          key DueKey(due_at, enrollment key) -> 4-byte big-endian partition.
 //   by_sequence  key "<sequence_id>\0<enrollment key>" -> "" (enrollments of a sequence).
 //   by_owner     key "<owner_id>\0<enrollment key>" -> "" (enrollments of an owner).
+//   senders      key SenderKey ("<company>/sender/<user>") -> v1::SenderSnapshot: one sender's send
+//                counters and queue (docs/send-limits.md), the fold of its SendLedgerEntry
+//                executor events; its next release is in `due` under the sender key.
 //   offsets      "exec/<p>": executor-events offset of partition p to fold from (every event
 //                before it is folded; events after it may be too: folding is idempotent);
 //                "seq/<p>": next sequence-events offset to fold.
@@ -33,6 +36,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/send_limits.h"
 #include "libs/domain/sequence.h"
 #include "libs/store/store.h"
 #include "sequences/v1/events.pb.h"
@@ -45,6 +49,7 @@ inline constexpr char kDueCf[] = "due";
 inline constexpr char kBySequenceCf[] = "by_sequence";
 inline constexpr char kByOwnerCf[] = "by_owner";
 inline constexpr char kOffsetsCf[] = "offsets";
+inline constexpr char kSendersCf[] = "senders";
 
 // Deterministic protobuf serialization (map fields in key order), so the same event always has
 // the same bytes: the state digest depends on it.
@@ -158,13 +163,27 @@ class Overlay {
   // entry already holds is skipped, so folding the log again from an earlier offset, or folding
   // a duplicate, changes nothing.
   [[nodiscard]] absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
+  // A sender's staged state (loaded on first use; empty if the store has none).
+  struct SenderEntry {
+    domain::SenderState state;
+    int32_t partition = -1;
+    std::optional<absl::Time> stored_due;
+    bool dirty = false;
+  };
+  absl::StatusOr<SenderEntry*> GetSender(const std::string& sender_key);
+  // Folds one ledger entry into its sender (EvolveSender: only the next seq changes anything).
+  [[nodiscard]] absl::Status ApplyLedger(const v1::SendLedgerEntry& entry, int32_t partition);
+  const std::map<std::string, SenderEntry>& senders() const { return senders_; }
+
   // Stages a sequence's event list (after folding an event).
   void PutSequence(const std::string& sequence_id, const std::vector<std::string>& events);
   void SetOffset(const std::string& key, int64_t value);
 
   // Keys staged in this batch (new or changed), in key order.
   const std::map<std::string, Entry>& entries() const { return entries_; }
-  bool empty() const { return entries_.empty() && sequences_.empty() && offsets_.empty(); }
+  bool empty() const {
+    return entries_.empty() && sequences_.empty() && offsets_.empty() && senders_.empty();
+  }
 
   // Writes everything staged in one atomic WriteBatch and clears the overlay. The earliest due
   // time written to the index, if any, is stored in `*earliest_new_due`.
@@ -176,6 +195,7 @@ class Overlay {
   std::map<std::string, Entry> entries_;
   std::map<std::string, std::vector<std::string>> sequences_;
   std::map<std::string, int64_t> offsets_;
+  std::map<std::string, SenderEntry> senders_;
 };
 
 }  // namespace sequences::executor

@@ -940,5 +940,50 @@ TEST_CASE(
   CHECK_FALSE(h.api.ListEmailTemplates(As(kB), list).ok());
 }
 
+TEST_CASE(
+    "given company sending settings, when set, then get answers them (defaults before), a retry "
+    "with the same request id writes nothing, bad limits are INVALID_ARGUMENT and another "
+    "company is NOT_FOUND") {
+  Harness h;
+  v1::GetCompanySendingSettingsRequest get;
+  get.set_parent(absl::StrCat("companies/", kA));
+  absl::StatusOr<v1::CompanySendingSettingsResponse> before =
+      h.api.GetCompanySendingSettings(As(kA), get);
+  REQUIRE(before.ok());
+  CHECK(before->version() == 0);
+  CHECK(before->settings().daily_limit_per_sender() == domain::kDefaultDailySendLimit);
+  CHECK(before->settings().time_zone() == "UTC");
+
+  v1::SetCompanySendingSettingsRequest set;
+  set.set_parent(absl::StrCat("companies/", kA));
+  set.set_request_id("limits-1");
+  set.mutable_settings()->set_daily_limit_per_sender(100);
+  set.mutable_settings()->set_hourly_limit_per_sender(20);
+  set.mutable_settings()->set_time_zone("Europe/Berlin");
+  absl::StatusOr<v1::CompanySendingSettingsResponse> r =
+      h.api.SetCompanySendingSettings(As(kA), set);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  CHECK(r->version() == 1);
+  const int written = h.Written();
+  REQUIRE(h.api.SetCompanySendingSettings(As(kA), set).ok());  // a retry
+  CHECK(h.Written() == written);
+
+  absl::StatusOr<v1::CompanySendingSettingsResponse> after =
+      h.api.GetCompanySendingSettings(As(kA), get);
+  REQUIRE(after.ok());
+  CHECK(after->version() == 1);
+  CHECK(after->settings().daily_limit_per_sender() == 100);
+  CHECK(after->settings().hourly_limit_per_sender() == 20);
+  CHECK(after->settings().time_zone() == "Europe/Berlin");
+
+  set.set_request_id("limits-2");
+  set.mutable_settings()->set_hourly_limit_per_sender(101);
+  CHECK(ViolatedFields(h.api.SetCompanySendingSettings(As(kA), set).status()) ==
+        std::vector<std::string>{"settings.hourly_limit_per_sender"});
+  CHECK(absl::IsNotFound(h.api.SetCompanySendingSettings(As(kB), set).status()));
+  CHECK(absl::IsNotFound(h.api.GetCompanySendingSettings(As(kB), get).status()));
+}
+
 }  // namespace
 }  // namespace sequences::api

@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/routing.h"
+#include "libs/domain/send_limits.h"
 #include "libs/runtime/clock.h"
 #include "sequences/v1/enrollment_updates.pb.h"
 #include "services/step-executor/state.h"
@@ -61,6 +62,7 @@ struct Fixture {
     Overlay overlay(*store);
     auto r = processor->OnInputRecord(m, false, clock.Now(), overlay, out);
     REQUIRE(r.ok());
+    REQUIRE(processor->FlushSenders(clock.Now(), overlay, out).ok());
     REQUIRE(overlay.Flush().ok());
     return *r;
   }
@@ -671,6 +673,96 @@ TEST_CASE(
                    "ENROLLMENT_UPDATE_KIND_COMPLETED ENROLLMENT_STATUS_COMPLETED "
                    "PAUSE_CAUSE_UNSPECIFIED/0 EXIT_REASON_ALL_STEPS_DONE",
                });
+}
+
+TEST_CASE(
+    "Given a sender limited to 1 a day, when two automatic emails of the sender come due, then "
+    "they go to the sender stage by sender key, the first is sent, the second is deferred (its "
+    "enrollment is told why) and is sent at the next day's start") {
+  Fixture f;
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events = seq.Create({EmailStep("mail", 0, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  v1::Envelope limits = domain::MakeEnvelope("lim", "c1", t0, "", "");
+  limits.mutable_company_sending_settings_changed()->set_company_id("c1");
+  limits.mutable_company_sending_settings_changed()->set_version(1);
+  limits.mutable_company_sending_settings_changed()->mutable_settings()->set_daily_limit_per_sender(
+      1);
+  events.push_back(limits);
+  f.FoldSequence(events);
+  CHECK(f.processor->LimitsFor("c1").daily == 1);
+
+  BatchOutput e1 = f.EnrollNow(0, "c1/deal/1");
+  BatchOutput e2 = f.EnrollNow(1, "c1/deal/2");
+  std::vector<kafka::Record> requests;
+  for (BatchOutput* out : {&e1, &e2}) {
+    BatchOutput fired = *out;
+    if (f.On(fired, "t.enrollment-events").empty()) fired = f.Fire(f.all);
+    CHECK(f.On(fired, "t.email-events").empty());  // never straight to the mailer
+    for (const kafka::Record& r : fired.records) {
+      if (r.topic == "t.enrollment-events") requests.push_back(r);
+    }
+  }
+  REQUIRE(requests.size() == 2);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  for (const kafka::Record& r : requests) CHECK(r.key == sender);
+
+  // The sender stage, on the sender key's partition (2).
+  BatchOutput first;
+  f.Decide(f.Record("t.enrollment-events", 2, requests[0].key,
+                    [&] {
+                      v1::Envelope e;
+                      REQUIRE(e.ParseFromString(requests[0].value));
+                      return e;
+                    }()),
+           first);
+  REQUIRE(f.On(first, "t.email-events").size() == 1);
+  CHECK(f.On(first, "t.enrollment-events").empty());
+  REQUIRE(f.On(first, "t.executor-events").size() == 1);
+  CHECK(f.On(first, "t.executor-events")[0].has_send_ledger_entry());
+  CHECK(first.records.back().partition == 2);
+
+  BatchOutput second;
+  v1::Envelope req2;
+  REQUIRE(req2.ParseFromString(requests[1].value));
+  f.Decide(f.Record("t.enrollment-events", 2, requests[1].key, req2), second);
+  CHECK(f.On(second, "t.email-events").empty());
+  CHECK(second.emails_deferred == 1);
+  std::vector<v1::Envelope> outcome = f.On(second, "t.enrollment-events");
+  REQUIRE(outcome.size() == 1);
+  const v1::SendOutcome& o = outcome[0].send_outcome();
+  CHECK(o.kind() == v1::SendOutcome::KIND_DEFERRED);
+  CHECK(o.reason() == "send_limit");
+  CHECK(o.detail() == "sender owner-1: 1/day reached");
+  const absl::Time tomorrow =
+      absl::FromCivil(absl::CivilSecond(2026, 3, 3, 0, 0, 0), absl::UTCTimeZone());
+  CHECK(domain::FromProto(o.at()) == tomorrow);
+  CHECK(o.ref().item_key() == req2.send_requested().ref().item_key());
+
+  // The enrollment records why its email waits.
+  BatchOutput told;
+  f.Decide(f.Record("t.enrollment-events", 1, o.ref().item_key(), outcome[0]), told);
+  REQUIRE(f.On(told, "t.executor-events").size() == 1);
+  CHECK(f.On(told, "t.executor-events")[0].has_email_deferred());
+
+  // Nothing before the next day; at its start the second email goes out.
+  f.clock.Set(tomorrow - absl::Seconds(1));
+  CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  f.clock.Set(tomorrow);
+  BatchOutput released = f.Fire(f.all);
+  REQUIRE(f.On(released, "t.email-events").size() == 1);
+  CHECK(f.On(released, "t.email-events")[0].email_send().idempotency_key() ==
+        req2.send_requested().email().idempotency_key());
+  CHECK(released.emails_released == 1);
+  REQUIRE(f.On(released, "t.enrollment-events").size() == 1);
+  CHECK(f.On(released, "t.enrollment-events")[0].send_outcome().kind() ==
+        v1::SendOutcome::KIND_SENT);
+  // Released once: the timer does not fire again.
+  f.clock.Set(tomorrow + absl::Hours(1));
+  CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
 }
 
 }  // namespace

@@ -487,6 +487,22 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          v1::SequenceResponse resp;
          return B_CALL(api.sequences(), UpdateSequence, r, resp);
        }},
+      {"SetCompanySendingSettings of A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::SetCompanySendingSettingsRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.mutable_settings()->set_daily_limit_per_sender(1);
+         r.set_request_id("x-send-limits");
+         v1::CompanySendingSettingsResponse resp;
+         return B_CALL(api.sequences(), SetCompanySendingSettings, r, resp);
+       }},
+      {"GetCompanySendingSettings of A's company", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::GetCompanySendingSettingsRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         v1::CompanySendingSettingsResponse resp;
+         return B_CALL(api.sequences(), GetCompanySendingSettings, r, resp);
+       }},
       {"Enroll into A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
          v1::EnrollRequest r;
@@ -1158,6 +1174,17 @@ TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly o
   sequence_command("c-resume-seq", &v1::SequenceService::Stub::ResumeSequence,
                    v1::ResumeSequenceRequest());
   {
+    v1::SetCompanySendingSettingsRequest limits;
+    limits.set_parent(absl::StrCat("companies/", kVictim));
+    limits.set_request_id("c-limits");
+    limits.mutable_settings()->set_daily_limit_per_sender(150);
+    all_ok(Concurrently(kRetries, [&] {
+      v1::CompanySendingSettingsResponse r;
+      return api.sequences().SetCompanySendingSettings(as_a().get(), limits, &r);
+    }));
+    expected.emplace_back("c-limits", seq_topic, 1);
+  }
+  {
     v1::DeleteSequenceRequest del;
     del.set_name(name);
     del.set_request_id("c-delete");
@@ -1269,6 +1296,16 @@ const std::string& Huge() {
 
 const std::vector<HostileCase>& HostileCases() {
   static const auto* cases = new std::vector<HostileCase>{
+      {"SetCompanySendingSettings with a 1 MiB time zone and a negative limit",
+       [](ApiProcess& api, const std::string&) {
+         v1::SetCompanySendingSettingsRequest r;
+         r.set_parent("companies/acme");
+         r.set_request_id("h-limits");
+         r.mutable_settings()->set_time_zone(Huge().substr(0, 1 << 20));
+         r.mutable_settings()->set_daily_limit_per_sender(-5);
+         v1::CompanySendingSettingsResponse resp;
+         return api.sequences().SetCompanySendingSettings(CallAs("acme").get(), r, &resp);
+       }},
       {"CreateSequence with a 2 MiB step id",
        [](ApiProcess& api, const std::string&) {
          v1::CreateSequenceRequest r;

@@ -1,0 +1,234 @@
+#include "libs/domain/send_limits.h"
+
+#include <algorithm>
+#include <limits>
+#include <set>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/civil_time.h"
+#include "libs/domain/envelope.h"
+#include "libs/domain/errors.h"
+
+namespace sequences::domain {
+namespace {
+
+constexpr int64_t kBucketSeconds = 15 * 60;
+constexpr absl::Duration kKeep = absl::Hours(26);
+
+int64_t BucketOf(absl::Time t) {
+  const int64_t s = absl::ToUnixSeconds(t);
+  // Floor division (times before 1970 are not expected, but stay correct).
+  return s >= 0 ? s / kBucketSeconds : -((-s + kBucketSeconds - 1) / kBucketSeconds);
+}
+
+// Releasing order within a sequence: due time, then id.
+bool FifoLess(const QueuedSend* a, const QueuedSend* b) {
+  if (a->due_at != b->due_at) return a->due_at < b->due_at;
+  return a->id < b->id;
+}
+
+}  // namespace
+
+v1::CompanySendingSettings EffectiveSendingSettings(const v1::CompanySendingSettings& settings) {
+  v1::CompanySendingSettings out = settings;
+  if (out.daily_limit_per_sender() <= 0) out.set_daily_limit_per_sender(kDefaultDailySendLimit);
+  if (out.hourly_limit_per_sender() < 0) out.set_hourly_limit_per_sender(0);
+  if (out.time_zone().empty() || !IsValidTimeZoneName(out.time_zone())) out.set_time_zone("UTC");
+  return out;
+}
+
+SendLimits LimitsOf(const v1::CompanySendingSettings& settings) {
+  const v1::CompanySendingSettings s = EffectiveSendingSettings(settings);
+  SendLimits limits;
+  limits.daily = s.daily_limit_per_sender();
+  limits.hourly = s.hourly_limit_per_sender();
+  limits.tz = LoadZoneOrUtc(s.time_zone());
+  return limits;
+}
+
+absl::Status ValidateSendingSettings(const v1::CompanySendingSettings& settings) {
+  if (settings.daily_limit_per_sender() < 0 || settings.daily_limit_per_sender() > kMaxSendLimit) {
+    return InvalidField("settings.daily_limit_per_sender",
+                        absl::StrCat("must be between 1 and ", kMaxSendLimit, " (0: the default, ",
+                                     kDefaultDailySendLimit, ")"));
+  }
+  if (settings.hourly_limit_per_sender() < 0 ||
+      settings.hourly_limit_per_sender() > kMaxSendLimit) {
+    return InvalidField("settings.hourly_limit_per_sender",
+                        absl::StrCat("must be between 0 (none) and ", kMaxSendLimit));
+  }
+  const int daily = EffectiveSendingSettings(settings).daily_limit_per_sender();
+  if (settings.hourly_limit_per_sender() > daily) {
+    return InvalidField("settings.hourly_limit_per_sender",
+                        absl::StrCat("must not exceed the daily limit (", daily, ")"));
+  }
+  if (!settings.time_zone().empty() && !IsValidTimeZoneName(settings.time_zone())) {
+    return InvalidField("settings.time_zone", "is not an IANA time zone name");
+  }
+  return absl::OkStatus();
+}
+
+std::string CompanySettingsKey(absl::string_view company_id) {
+  return absl::StrCat("company:", company_id);
+}
+
+std::optional<std::string> CompanySettingsEventCompany(const v1::Envelope& event) {
+  if (!event.has_company_sending_settings_changed()) return std::nullopt;
+  return event.company_sending_settings_changed().company_id();
+}
+
+CompanySendingState EvolveCompanySending(CompanySendingState state, const v1::Envelope& event) {
+  if (!event.has_company_sending_settings_changed()) return state;
+  const v1::CompanySendingSettingsChanged& c = event.company_sending_settings_changed();
+  if (!state.company_id.empty() && c.company_id() != state.company_id) return state;
+  if (c.version() <= state.version) return state;
+  state.company_id = c.company_id();
+  state.version = c.version();
+  state.settings = c.settings();
+  return state;
+}
+
+std::string SenderKey(absl::string_view company_id, absl::string_view user_id) {
+  return absl::StrCat(company_id, "/sender/", user_id);
+}
+
+bool IsSenderKey(absl::string_view key) { return absl::StrContains(key, "/sender/"); }
+
+void SendCounters::Add(absl::Time at, int n) { buckets[BucketOf(at)] += n; }
+
+int SendCounters::SentSince(absl::Time from) const {
+  int n = 0;
+  for (auto it = buckets.lower_bound(BucketOf(from)); it != buckets.end(); ++it) n += it->second;
+  return n;
+}
+
+void SendCounters::Prune(absl::Time now) {
+  buckets.erase(buckets.begin(), buckets.lower_bound(BucketOf(now - kKeep)));
+}
+
+absl::Time DayStart(absl::Time now, const SendLimits& limits) {
+  const absl::CivilDay day(limits.tz.At(now).cs);
+  return FromLocal(absl::CivilSecond(day), limits.tz);
+}
+
+absl::Time HourStart(absl::Time now, const SendLimits& limits) {
+  const absl::CivilHour hour(limits.tz.At(now).cs);
+  return FromLocal(absl::CivilSecond(hour), limits.tz);
+}
+
+namespace {
+
+absl::Time NextDayStart(absl::Time now, const SendLimits& limits) {
+  const absl::CivilDay day(limits.tz.At(now).cs);
+  return FromLocal(absl::CivilSecond(day + 1), limits.tz);
+}
+
+absl::Time NextHourStart(absl::Time now, const SendLimits& limits) {
+  const absl::CivilHour hour(limits.tz.At(now).cs);
+  absl::Time t = FromLocal(absl::CivilSecond(hour + 1), limits.tz);
+  // A repeated hour (fall back) resolves to its first occurrence, which may be `now`'s own hour:
+  // an hour is never shorter than 60 minutes of real time here.
+  return std::max(t, HourStart(now, limits) + absl::Hours(1));
+}
+
+// Capacity left at `now` given `sent` (never negative).
+struct Left {
+  int day = 0;
+  int hour = std::numeric_limits<int>::max();
+  int capacity() const { return std::max(0, std::min(day, hour)); }
+};
+
+Left LeftAt(const SendCounters& sent, const SendLimits& limits, absl::Time now) {
+  Left left;
+  left.day = limits.daily - sent.SentSince(DayStart(now, limits));
+  if (limits.hourly > 0) left.hour = limits.hourly - sent.SentSince(HourStart(now, limits));
+  return left;
+}
+
+}  // namespace
+
+ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>& queue,
+                         const std::string& last_sequence_id, const SendLimits& limits,
+                         absl::Time now) {
+  ReleasePlan plan;
+  plan.last_sequence_id = last_sequence_id;
+  Left left = LeftAt(sent, limits, now);
+
+  // Eligible requests per sequence, FIFO.
+  std::map<std::string, std::vector<const QueuedSend*>> eligible;
+  for (const QueuedSend& q : queue) {
+    if (q.due_at <= now && AlignToWindow(now, q.calendar) == now) {
+      eligible[q.sequence_id].push_back(&q);
+    }
+  }
+  for (auto& [seq, list] : eligible) std::sort(list.begin(), list.end(), FifoLess);
+
+  std::map<std::string, size_t> taken;  // per sequence: how many of its eligible were released
+  int capacity = left.capacity();
+  while (capacity > 0) {
+    // The next sequence after the last served one that still has an eligible request.
+    auto pick = [&](auto begin, auto end) {
+      for (auto it = begin; it != end; ++it) {
+        if (taken[it->first] < it->second.size()) return it;
+      }
+      return eligible.end();
+    };
+    auto it = pick(eligible.upper_bound(plan.last_sequence_id), eligible.end());
+    if (it == eligible.end()) it = pick(eligible.begin(), eligible.end());
+    if (it == eligible.end()) break;
+    plan.released.push_back(it->second[taken[it->first]++]->id);
+    plan.last_sequence_id = it->first;
+    --capacity;
+  }
+
+  std::set<std::string> released(plan.released.begin(), plan.released.end());
+  const int used = static_cast<int>(plan.released.size());
+  left.day -= used;
+  if (limits.hourly > 0) left.hour -= used;
+  // The first instant with capacity: every later instant has some too (counts only grow by
+  // sends, and a new hour or day starts from zero).
+  absl::Time first_capacity = now;
+  if (left.day <= 0) {
+    first_capacity = NextDayStart(now, limits);
+    plan.limit_reached = absl::StrCat(limits.daily, "/day reached");
+  } else if (left.hour <= 0) {
+    first_capacity = NextHourStart(now, limits);
+    plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
+  }
+  for (const QueuedSend& q : queue) {
+    if (released.count(q.id) > 0) continue;
+    const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), q.calendar);
+    // Still eligible now (capacity was used up): the next capacity instant at the earliest.
+    const absl::Time at = t <= now ? std::max(first_capacity, now + absl::Microseconds(1)) : t;
+    if (!plan.next_release.has_value() || at < *plan.next_release) plan.next_release = at;
+  }
+  return plan;
+}
+
+SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
+  if (entry.seq() != state.seq + 1) return state;
+  if (!state.sender_key.empty() && entry.sender_key() != state.sender_key) return state;
+  state.sender_key = entry.sender_key();
+  state.seq = entry.seq();
+  const absl::Time at = FromProto(entry.at());
+  for (const v1::SendRequested& r : entry.queued()) {
+    state.queue.emplace(r.email().idempotency_key(), r);
+  }
+  for (const std::string& id : entry.released()) {
+    auto it = state.queue.find(id);
+    if (it == state.queue.end()) continue;
+    state.last_sequence_id = it->second.email().sequence_id();
+    state.queue.erase(it);
+    state.sent.Add(at);
+  }
+  state.sent.Prune(at);
+  if (entry.has_next_release_at()) {
+    state.next_release = FromProto(entry.next_release_at());
+  } else {
+    state.next_release.reset();
+  }
+  return state;
+}
+
+}  // namespace sequences::domain
