@@ -20,4 +20,21 @@ std::string Ports::ConsistencyToken(const CallContext& ctx, const RequestRecord&
   return positions.ok() ? ConsistencyToken(ctx, *positions) : "";
 }
 
+absl::Status Ports::WaitForConsistencyToken(const CallContext& ctx,
+                                            const std::string& token) const {
+  if (token.empty()) return absl::OkStatus();
+  absl::StatusOr<std::string> text =
+      signer.Verify(ctx.company_id, "consistency", token, "consistency_token");
+  if (!text.ok()) return text.status();
+  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(*text);
+  if (!positions.ok()) return positions.status();
+  if (positions->empty()) return absl::OkStatus();
+  if (read_model.WaitFor(*positions, ReadDeadline(ctx))) return absl::OkStatus();
+  if (clock.Now() >= ctx.deadline) {
+    return absl::DeadlineExceededError(
+        "the read model did not reach the consistency token in time");
+  }
+  return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
+}
+
 }  // namespace sequences::api

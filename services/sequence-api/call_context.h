@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <string>
 
+#include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "libs/runtime/clock.h"
@@ -58,6 +59,10 @@ struct Ports {
                                absl::Span<const LogPosition> positions) const;
   // The token of a request already applied (its recorded positions); empty if they do not decode.
   std::string ConsistencyToken(const CallContext& ctx, const RequestRecord& seen) const;
+  // Waits until the read model reached a consistency token of the caller's company (empty: OK at
+  // once). A token of another company or not signed here is refused; DEADLINE_EXCEEDED when the
+  // call's deadline passes first, UNAVAILABLE when max_read_wait does.
+  absl::Status WaitForConsistencyToken(const CallContext& ctx, const std::string& token) const;
 };
 
 }  // namespace sequences::api

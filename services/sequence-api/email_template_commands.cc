@@ -42,22 +42,6 @@ bool Has(const std::vector<std::string>& paths, const std::string& path) {
 
 }  // namespace
 
-absl::Status EmailTemplateCommands::WaitForToken(const Ctx& ctx, const std::string& token) {
-  if (token.empty()) return absl::OkStatus();
-  absl::StatusOr<std::string> text =
-      ports_.signer.Verify(ctx.company_id, "consistency", token, "consistency_token");
-  if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(*text);
-  if (!positions.ok()) return positions.status();
-  if (positions->empty()) return absl::OkStatus();
-  if (ports_.read_model.WaitFor(*positions, ports_.ReadDeadline(ctx))) return absl::OkStatus();
-  if (ports_.clock.Now() >= ctx.deadline) {
-    return absl::DeadlineExceededError(
-        "the read model did not reach the consistency token in time");
-  }
-  return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
-}
-
 absl::StatusOr<v1::EmailTemplateResponse> EmailTemplateCommands::Run(
     const Ctx& ctx, const std::string& template_id, const std::string& request_id,
     v1::EmailTemplateCommand command, const std::vector<std::string>& update_paths) {
@@ -185,7 +169,8 @@ absl::StatusOr<v1::EmailTemplate> EmailTemplateCommands::Get(
     const Ctx& ctx, const v1::GetEmailTemplateRequest& req) {
   absl::StatusOr<EmailTemplateName> name = ParseOwnTemplate(ctx, req.name(), "name");
   if (!name.ok()) return name.status();
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<std::optional<v1::EmailTemplate>> t =
       ports_.read_model.GetEmailTemplate(name->template_id);
   if (!t.ok()) return t.status();
@@ -207,7 +192,8 @@ absl::StatusOr<v1::ListEmailTemplatesResponse> EmailTemplateCommands::List(
     if (!t.ok()) return t.status();
     after = *t;
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   const int limit = PageSize(req.page_size(), 50, 500);
   absl::StatusOr<std::vector<v1::EmailTemplate>> found =
       ports_.read_model.ListEmailTemplates(*company, after, limit + 1, req.show_deleted());

@@ -47,8 +47,6 @@ class EmailTemplateCommands {
                                                 const std::string& request_id,
                                                 v1::EmailTemplateCommand command,
                                                 const std::vector<std::string>& update_paths = {});
-  // Waits for a consistency token of the caller's company (empty: no wait).
-  absl::Status WaitForToken(const Ctx& ctx, const std::string& token);
 
   const Ports& ports_;
   OwnWrites& own_writes_;

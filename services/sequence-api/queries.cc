@@ -20,29 +20,14 @@
 
 namespace sequences::api {
 
-absl::Status Queries::WaitForToken(const Ctx& ctx, const std::string& token) {
-  if (token.empty()) return absl::OkStatus();
-  absl::StatusOr<std::string> text =
-      ports_.signer.Verify(ctx.company_id, "consistency", token, "consistency_token");
-  if (!text.ok()) return text.status();
-  absl::StatusOr<std::vector<LogPosition>> positions = DecodePositions(*text);
-  if (!positions.ok()) return positions.status();
-  if (positions->empty()) return absl::OkStatus();
-  if (ports_.read_model.WaitFor(*positions, ports_.ReadDeadline(ctx))) return absl::OkStatus();
-  if (ports_.clock.Now() >= ctx.deadline) {
-    return absl::DeadlineExceededError(
-        "the read model did not reach the consistency token in time");
-  }
-  return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
-}
-
 // ---------------------------------------------------------------- sequences
 
 absl::StatusOr<v1::CompanySendingSettingsResponse> Queries::GetCompanySendingSettings(
     const Ctx& ctx, const v1::GetCompanySendingSettingsRequest& req) {
   absl::StatusOr<std::string> company = ParseOwnCompany(ctx, req.parent(), "parent");
   if (!company.ok()) return company.status();
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<domain::CompanySendingState> state =
       ports_.read_model.LoadCompanySending(*company);
   if (!state.ok()) return state.status();
@@ -56,7 +41,8 @@ absl::StatusOr<v1::Sequence> Queries::GetSequence(const Ctx& ctx,
                                                   const v1::GetSequenceRequest& req) {
   absl::StatusOr<SequenceName> name = ParseOwnSequence(ctx, req.name(), "name");
   if (!name.ok()) return name.status();
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<std::optional<v1::Sequence>> seq =
       ports_.read_model.GetSequence(name->sequence_id);
   if (!seq.ok()) return seq.status();
@@ -87,7 +73,8 @@ absl::StatusOr<v1::ListSequencesResponse> Queries::ListSequences(
     if (!t.ok()) return t.status();
     after = *t;
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   const int limit = PageSize(req.page_size(), 50, 500);
   auto matches = [&](const v1::Sequence& s) {
     return (req.entity_kind() == v1::ENTITY_KIND_UNSPECIFIED ||
@@ -154,7 +141,8 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
   if (!req.time_zone().empty() && !domain::IsValidTimeZoneName(req.time_zone())) {
     return domain::InvalidField("time_zone", "is not an IANA time zone name");
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<domain::SequenceState> state =
       LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
   if (!state.ok()) return state.status();
@@ -207,7 +195,8 @@ absl::StatusOr<v1::Enrollment> Queries::GetEnrollment(const Ctx& ctx,
   const absl::Status not_found =
       absl::NotFoundError(absl::StrCat("enrollment ", req.name(), " not found"));
   if (n->company_id != ctx.company_id) return not_found;
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<std::optional<EnrollmentRecord>> rec =
       ports_.read_model.LoadEnrollment(n->ItemKey(), n->sequence_id);
   if (!rec.ok()) return rec.status();
@@ -246,7 +235,8 @@ absl::StatusOr<v1::ListEnrollmentsResponse> Queries::ListEnrollments(
     if (!t.ok()) return t.status();
     after = *t;
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   if (!f.sequence_id.empty()) {
     absl::StatusOr<domain::SequenceState> seq =
         LoadOwnSequence(ports_.read_model, ctx, f.sequence_id);
@@ -270,7 +260,8 @@ absl::StatusOr<v1::EnrollmentOverview> Queries::GetEnrollmentOverview(
     const Ctx& ctx, const v1::GetEnrollmentOverviewRequest& req) {
   absl::StatusOr<SequenceName> n = ParseOwnSequence(ctx, req.parent(), "parent");
   if (!n.ok()) return n.status();
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<domain::SequenceState> seq =
       LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
@@ -291,7 +282,8 @@ absl::StatusOr<v1::SequenceStatistics> Queries::GetSequenceStatistics(
       return domain::InvalidField("day", "must be a date YYYY-MM-DD (UTC), or empty for all time");
     }
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<domain::SequenceState> seq =
       LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
@@ -322,7 +314,8 @@ absl::StatusOr<v1::ListEnrollmentEventsResponse> Queries::ListEnrollmentEvents(
       return domain::InvalidField("page_token", "is not a token returned by this listing");
     }
   }
-  if (absl::Status s = WaitForToken(ctx, req.consistency_token()); !s.ok()) return s;
+  if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
+    return s;
   absl::StatusOr<std::optional<EnrollmentRecord>> rec =
       ports_.read_model.LoadEnrollment(n->ItemKey(), n->sequence_id);
   if (!rec.ok()) return rec.status();

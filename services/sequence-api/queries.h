@@ -51,9 +51,6 @@ class Queries {
       const Ctx&, const v1::ListEnrollmentEventsRequest&);
 
  private:
-  // Waits until the read model reached a consistency token of the caller's company (none: OK).
-  absl::Status WaitForToken(const Ctx& ctx, const std::string& token);
-
   const Ports& ports_;
 };
 
