@@ -73,16 +73,18 @@ bool EndedEarly(const EnrollmentState& s) {
           s.exit_reason != v1::EXIT_REASON_ALL_STEPS_DONE);
 }
 
-// SendCancelled for the email `s` has waiting in its sender's queue, if any.
+// A SendCancelled for each email `s` has waiting in its sender's queue.
 void AddSendCancelled(const EnrollmentState& s, const Emitter& em, Decision* d) {
-  if (s.deferred_email_id.empty() || s.deferred_sender_user_id.empty()) return;
-  v1::Envelope e = em.New(s.deferred_email_id, "send-cancelled");
-  v1::SendCancelled* p = e.mutable_send_cancelled();
-  *p->mutable_ref() = Ref(s);
-  p->set_step_id(s.deferred_step_id);
-  p->set_email_id(s.deferred_email_id);
-  p->set_sender_user_id(s.deferred_sender_user_id);
-  d->sender_inputs.push_back(std::move(e));
+  for (const auto& [email_id, waiting] : s.waiting_emails) {
+    if (waiting.sender_user_id().empty()) continue;
+    v1::Envelope e = em.New(email_id, "send-cancelled");
+    v1::SendCancelled* p = e.mutable_send_cancelled();
+    *p->mutable_ref() = Ref(s);
+    p->set_step_id(waiting.step_id());
+    p->set_email_id(email_id);
+    p->set_sender_user_id(waiting.sender_user_id());
+    d->sender_inputs.push_back(std::move(e));
+  }
 }
 
 void AddCompleted(const EnrollmentState& s, const Emitter& em, v1::ExitReason reason,
@@ -953,22 +955,23 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.deferred_until = FromProto(p.deferred_until());
       s.deferred_reason = p.reason();
       s.deferred_detail = p.detail();
-      s.deferred_sender_user_id = p.sender_user_id();
+      s.waiting_emails[p.email_id()] = p;
       break;
     }
     case v1::Envelope::kEmailReleased:
-    case v1::Envelope::kEmailCancelled:
-      if ((event.has_email_released()
-               ? event.email_released().email_id()
-               : event.email_cancelled().email_id()) == s.deferred_email_id) {
+    case v1::Envelope::kEmailCancelled: {
+      const std::string& email_id = event.has_email_released() ? event.email_released().email_id()
+                                                               : event.email_cancelled().email_id();
+      s.waiting_emails.erase(email_id);
+      if (email_id == s.deferred_email_id) {
         s.deferred_email_id.clear();
-        s.deferred_sender_user_id.clear();
         s.deferred_step_id.clear();
         s.deferred_until = absl::UnixEpoch();
         s.deferred_reason.clear();
         s.deferred_detail.clear();
       }
       break;
+    }
     case v1::Envelope::kEnrollmentMergeDataUpdated:
       for (const auto& [k, v] : event.enrollment_merge_data_updated().merge_data()) {
         s.merge_data[k] = v;

@@ -28,6 +28,7 @@
 // Pure: no IO, no clock reads; thread-compatible value types.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -102,11 +103,13 @@ struct EnrollmentState {
   // EmailReleased or EmailCancelled). Empty id: none waits. The enrollment goes on meanwhile
   // (send_limits.h).
   std::string deferred_email_id;
-  std::string deferred_sender_user_id;
   std::string deferred_step_id;
   absl::Time deferred_until = absl::UnixEpoch();
   std::string deferred_reason;  // "send_limit"
   std::string deferred_detail;  // "sender u1: 200/day reached"
+  // Every automatic email of the enrollment still waiting in its sender's queue, by email id
+  // (a later step's email can wait behind an earlier one): what an early end cancels.
+  std::map<std::string, v1::EmailDeferred> waiting_emails;
 
   // In progress or paused.
   bool IsActive() const;

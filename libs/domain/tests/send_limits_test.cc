@@ -361,6 +361,15 @@ TEST_CASE(
   REQUIRE(deferred->executor_events.size() == 1);
   CHECK(deferred->sender_inputs.empty());  // still running: the email goes when it may
   st = EvolveEnrollment(st, deferred->executor_events[0]);
+  // The next step's email waits behind it.
+  v1::Envelope next = Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED);
+  next.set_event_id("out-next");
+  next.mutable_send_outcome()->set_step_id("mail2");
+  next.mutable_send_outcome()->set_email_id("c/deal/1#s#1/mail2/email");
+  auto deferred2 = DecideEnrollment(st, next, SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred2.ok());
+  REQUIRE(deferred2->executor_events.size() == 1);
+  st = EvolveEnrollment(st, deferred2->executor_events[0]);
 
   v1::Envelope reply = MakeEnvelope("reply-1", "c", Utc(2026, 3, 2, 11), "", "");
   reply.mutable_email_replied()->set_item_key("c/deal/1");
@@ -369,10 +378,12 @@ TEST_CASE(
   REQUIRE(replied.ok());
   REQUIRE(replied->executor_events.size() == 1);
   CHECK(replied->executor_events[0].has_enrollment_completed());
-  REQUIRE(replied->sender_inputs.size() == 1);
+  REQUIRE(replied->sender_inputs.size() == 2);  // both waiting emails
+  CHECK(replied->sender_inputs[1].send_cancelled().email_id() == "c/deal/1#s#1/mail2/email");
   const v1::Envelope& cancel = replied->sender_inputs[0];
   REQUIRE(cancel.has_send_cancelled());
   CHECK(cancel.send_cancelled().email_id() == "c/deal/1#s#1/mail/email");
+  CHECK(cancel.send_cancelled().step_id() == "mail");
   CHECK(cancel.send_cancelled().ref().enrollment_id() == st.enrollment_id);
   CHECK(RouteInput(cancel).sender_key == SenderKey("c", "u1"));
   CHECK(CheckEnrollmentInputContract(cancel, SenderKey("c", "u1")).ok());
@@ -386,7 +397,8 @@ TEST_CASE(
   CHECK(DescribeExecutorEvent(cancelled->executor_events[0]) ==
         "queued email of step mail cancelled: enrollment ended");
   st = EvolveEnrollment(st, cancelled->executor_events[0]);
-  CHECK(st.deferred_email_id.empty());
+  CHECK(st.waiting_emails.size() == 1);
+  CHECK(st.waiting_emails.count("c/deal/1#s#1/mail2/email") == 1);
 }
 
 TEST_CASE(
