@@ -39,17 +39,22 @@ absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_vi
   const InputRoute route = RouteInput(e);
   if (route.scope == InputRoute::Scope::kSender) {
     // Internal (written by the executor): keyed by the sender, about an item of the same company.
+    const bool cancel = e.has_send_cancelled();
     const v1::EmailSend& email = e.send_requested().email();
-    if (email.sender_user_id().empty() || email.idempotency_key().empty()) {
-      return broken("send_requested needs the email's sender_user_id and idempotency_key");
+    if (cancel
+            ? e.send_cancelled().sender_user_id().empty() || e.send_cancelled().email_id().empty()
+            : email.sender_user_id().empty() || email.idempotency_key().empty()) {
+      return broken(cancel ? "send_cancelled needs sender_user_id and email_id"
+                           : "send_requested needs the email's sender_user_id and idempotency_key");
     }
     if (record_key != route.sender_key) {
       return broken(absl::StrCat("record key '", Quoted(record_key), "' is not the sender key '",
                                  Quoted(route.sender_key), "'"));
     }
-    auto item = ParseItemKey(email.item_key());
+    auto item = ParseItemKey(cancel ? e.send_cancelled().ref().item_key() : email.item_key());
     if (!item.ok() || item->company_id != e.company_id()) {
-      return broken("send_requested names an item of another company");
+      return broken(absl::StrCat(cancel ? "send_cancelled" : "send_requested",
+                                 " names an item of another company"));
     }
     return absl::OkStatus();
   }

@@ -65,6 +65,28 @@ bool Matches(const EnrollmentState& s, absl::string_view item_key, absl::string_
 
 // ---- events ----
 
+// Ended other than by running all its steps (a reply, a removal, a failure, an outcome): its
+// queued email must not go out (docs/send-limits.md).
+bool EndedEarly(const EnrollmentState& s) {
+  return s.status == v1::ENROLLMENT_STATUS_REMOVED || s.status == v1::ENROLLMENT_STATUS_FAILED ||
+         (s.status == v1::ENROLLMENT_STATUS_COMPLETED &&
+          s.exit_reason != v1::EXIT_REASON_ALL_STEPS_DONE);
+}
+
+// A SendCancelled for each email `s` has waiting in its sender's queue.
+void AddSendCancelled(const EnrollmentState& s, const Emitter& em, Decision* d) {
+  for (const auto& [email_id, waiting] : s.waiting_emails) {
+    if (waiting.sender_user_id().empty()) continue;
+    v1::Envelope e = em.New(email_id, "send-cancelled");
+    v1::SendCancelled* p = e.mutable_send_cancelled();
+    *p->mutable_ref() = Ref(s);
+    p->set_step_id(waiting.step_id());
+    p->set_email_id(email_id);
+    p->set_sender_user_id(waiting.sender_user_id());
+    d->sender_inputs.push_back(std::move(e));
+  }
+}
+
 void AddCompleted(const EnrollmentState& s, const Emitter& em, v1::ExitReason reason,
                   absl::Time now, Decision* d) {
   v1::Envelope e = em.New(s.enrollment_id, "completed");
@@ -73,6 +95,7 @@ void AddCompleted(const EnrollmentState& s, const Emitter& em, v1::ExitReason re
   p->set_exit_reason(reason);
   *p->mutable_completed_at() = ToProto(now);
   d->executor_events.push_back(std::move(e));
+  if (reason != v1::EXIT_REASON_ALL_STEPS_DONE) AddSendCancelled(s, em, d);
 }
 
 void AddRemoved(const EnrollmentState& s, const Emitter& em, v1::RemovalReason reason,
@@ -84,6 +107,7 @@ void AddRemoved(const EnrollmentState& s, const Emitter& em, v1::RemovalReason r
   *p->mutable_removed_at() = ToProto(now);
   p->set_removed_by(std::string(by));
   d->executor_events.push_back(std::move(e));
+  AddSendCancelled(s, em, d);
 }
 
 void AddFailed(const EnrollmentState& s, const Emitter& em, v1::FailureReason reason,
@@ -98,6 +122,7 @@ void AddFailed(const EnrollmentState& s, const Emitter& em, v1::FailureReason re
   p->set_detail(std::string(detail));
   *p->mutable_failed_at() = ToProto(now);
   d->executor_events.push_back(std::move(e));
+  AddSendCancelled(s, em, d);
 }
 
 void AddPaused(const EnrollmentState& s, const Emitter& em, v1::PauseCause cause,
@@ -515,7 +540,11 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       *p->mutable_deferred_until() = o.at();
       p->set_reason(o.reason());
       p->set_detail(o.detail());
+      p->set_sender_user_id(o.sender_user_id());
       d.executor_events.push_back(std::move(e));
+      // It ended before it learned of the wait: cancel now.
+      if (EndedEarly(state))
+        AddSendCancelled(EvolveEnrollment(state, d.executor_events.back()), em, &d);
     } else if (o.kind() == v1::SendOutcome::KIND_SENT) {
       v1::Envelope e = em.New(state.enrollment_id, "email_released");
       v1::EmailReleased* p = e.mutable_email_released();
@@ -524,8 +553,16 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       p->set_email_id(o.email_id());
       *p->mutable_sent_at() = o.at();
       d.executor_events.push_back(std::move(e));
+    } else if (o.kind() == v1::SendOutcome::KIND_CANCELLED) {
+      v1::Envelope e = em.New(state.enrollment_id, "email_cancelled");
+      v1::EmailCancelled* p = e.mutable_email_cancelled();
+      *p->mutable_ref() = Ref(state);
+      p->set_step_id(o.step_id());
+      p->set_email_id(o.email_id());
+      *p->mutable_cancelled_at() = o.at();
+      d.executor_events.push_back(std::move(e));
     } else {
-      return InvalidField("send_outcome.kind", "must be deferred or sent");
+      return InvalidField("send_outcome.kind", "must be deferred, sent or cancelled");
     }
     return d;
   }
@@ -918,10 +955,15 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.deferred_until = FromProto(p.deferred_until());
       s.deferred_reason = p.reason();
       s.deferred_detail = p.detail();
+      s.waiting_emails[p.email_id()] = p;
       break;
     }
     case v1::Envelope::kEmailReleased:
-      if (event.email_released().email_id() == s.deferred_email_id) {
+    case v1::Envelope::kEmailCancelled: {
+      const std::string& email_id = event.has_email_released() ? event.email_released().email_id()
+                                                               : event.email_cancelled().email_id();
+      s.waiting_emails.erase(email_id);
+      if (email_id == s.deferred_email_id) {
         s.deferred_email_id.clear();
         s.deferred_step_id.clear();
         s.deferred_until = absl::UnixEpoch();
@@ -929,6 +971,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
         s.deferred_detail.clear();
       }
       break;
+    }
     case v1::Envelope::kEnrollmentMergeDataUpdated:
       for (const auto& [k, v] : event.enrollment_merge_data_updated().merge_data()) {
         s.merge_data[k] = v;

@@ -28,6 +28,7 @@
 // Pure: no IO, no clock reads; thread-compatible value types.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <set>
 #include <string>
@@ -99,12 +100,16 @@ struct EnrollmentState {
   v1::RemovalReason removal_reason = v1::REMOVAL_REASON_UNSPECIFIED;
   absl::Time ended_at = absl::UnixEpoch();
   // An automatic email waiting for its sender's send limit (EmailDeferred; cleared by
-  // EmailReleased). Empty id: none waits. The enrollment goes on meanwhile (send_limits.h).
+  // EmailReleased or EmailCancelled). Empty id: none waits. The enrollment goes on meanwhile
+  // (send_limits.h).
   std::string deferred_email_id;
   std::string deferred_step_id;
   absl::Time deferred_until = absl::UnixEpoch();
   std::string deferred_reason;  // "send_limit"
   std::string deferred_detail;  // "sender u1: 200/day reached"
+  // Every automatic email of the enrollment still waiting in its sender's queue, by email id
+  // (a later step's email can wait behind an earlier one): what an early end cancels.
+  std::map<std::string, v1::EmailDeferred> waiting_emails;
 
   // In progress or paused.
   bool IsActive() const;
@@ -121,8 +126,12 @@ struct Decision {
   std::vector<v1::Envelope> task_events;
   // Write to sequences.email-events (EmailSend).
   std::vector<v1::Envelope> email_events;
+  // Write to sequences.enrollment-events keyed by the sender key (internal SendCancelled for the
+  // sender stage, docs/send-limits.md).
+  std::vector<v1::Envelope> sender_inputs;
   bool empty() const {
-    return executor_events.empty() && task_events.empty() && email_events.empty();
+    return executor_events.empty() && task_events.empty() && email_events.empty() &&
+           sender_inputs.empty();
   }
 };
 
@@ -148,9 +157,14 @@ struct Decision {
 //                      recipient changes (a failed enrollment is repaired, then retried).
 //   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
 //   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
-//   send_outcome       (internal, from the sender stage, docs/send-limits.md) EmailDeferred or
-//                      EmailReleased for the enrollment it names, also after it ended (its last
-//                      step's email may wait); nothing for another enrollment of the key.
+//   send_outcome       (internal, from the sender stage, docs/send-limits.md) EmailDeferred,
+//                      EmailReleased or EmailCancelled for the enrollment it names, also after it
+//                      ended (its last step's email may wait); nothing for another enrollment of
+//                      the key. A deferral reaching an enrollment that ended other than by running
+//                      all its steps also yields a SendCancelled (sender_inputs).
+// Every decision that ends an enrollment other than by running all its steps (completed with
+// another reason, removed, failed; also DecideStepDue's) adds a SendCancelled for the email it has
+// waiting in its sender's queue (state.deferred_email_id), if any.
 //   sequence_deleted   EnrollmentRemoved(sequence deleted); sequence_paused/resumed: Paused/
 //                      Resumed(cause sequence); steps replaced/settings changed: StepScheduled
 //                      when the pending step or its due time changes.

@@ -93,6 +93,10 @@ InputRoute RouteInput(const v1::Envelope& input) {
       route.sender_key =
           SenderKey(input.company_id(), input.send_requested().email().sender_user_id());
       break;
+    case v1::Envelope::kSendCancelled:
+      route.scope = Scope::kSender;
+      route.sender_key = SenderKey(input.company_id(), input.send_cancelled().sender_user_id());
+      break;
     case v1::Envelope::kSequenceStepsReplaced:
       sequence(input.sequence_steps_replaced().sequence_id());
       break;
@@ -154,6 +158,8 @@ const v1::EnrollmentRef* ExecutorEventRef(const v1::Envelope& event) {
       return &event.email_deferred().ref();
     case v1::Envelope::kEmailReleased:
       return &event.email_released().ref();
+    case v1::Envelope::kEmailCancelled:
+      return &event.email_cancelled().ref();
     default:
       return nullptr;
   }

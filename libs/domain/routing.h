@@ -53,7 +53,7 @@ struct InputRoute {
     kItem,            // every enrollment of item_key
     kSequence,        // every enrollment of sequence_id (sequence lifecycle events)
     kOwner,           // every enrollment whose owner_id is owner_id
-    kSender,          // no enrollment: the sender stage of sender_key (SendRequested, internal)
+    kSender,  // no enrollment: the sender stage of sender_key (SendRequested/Cancelled, internal)
   };
   Scope scope = Scope::kNone;
   std::string item_key;

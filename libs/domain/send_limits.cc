@@ -215,6 +215,7 @@ SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
   for (const v1::SendRequested& r : entry.queued()) {
     state.queue.emplace(r.email().idempotency_key(), r);
   }
+  for (const std::string& id : entry.cancelled()) state.queue.erase(id);
   for (const std::string& id : entry.released()) {
     auto it = state.queue.find(id);
     if (it == state.queue.end()) continue;

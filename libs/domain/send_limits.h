@@ -139,7 +139,7 @@ struct SenderState {
 };
 // Folds one ledger entry: only the entry right after the last one (seq + 1), so folding the log
 // again, or a duplicate, changes nothing. Adds `queued` (a request already queued is kept once),
-// removes and counts `released` at the entry's time.
+// removes `cancelled` unsent and uncounted, removes and counts `released` at the entry's time.
 SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry);
 
 }  // namespace sequences::domain

@@ -127,6 +127,14 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
                            {},
                            -1});
   }
+  // The enrollment ended with an email in its sender's queue: tell the sender stage to drop it.
+  for (const v1::Envelope& e : decision.sender_inputs) {
+    out.records.push_back({topics_.enrollment_events,
+                           domain::SenderKey(e.company_id(), e.send_cancelled().sender_user_id()),
+                           SerializeDeterministic(e),
+                           {},
+                           -1});
+  }
 }
 
 domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
@@ -191,12 +199,21 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   // The new requests (one queued already, or twice in the batch, was written twice: once).
   std::map<std::string, const v1::SendRequested*> arrived;
   for (const Arrival& a : arrivals) {
+    if (a.cancel.has_value()) continue;
     const std::string& id = a.request.email().idempotency_key();
     if (by_id.count(id) > 0) continue;
     by_id[id] = &a.request;
     arrived[id] = &a.request;
   }
-  if (!arrivals.empty() && arrived.empty()) return absl::OkStatus();
+  // Cancelled requests still queued leave unsent (one already released: nothing to do).
+  std::set<std::string> cancelled;
+  for (const Arrival& a : arrivals) {
+    if (a.cancel.has_value() && state.queue.count(a.cancel->email_id()) > 0) {
+      cancelled.insert(a.cancel->email_id());
+      by_id.erase(a.cancel->email_id());
+    }
+  }
+  if (!arrivals.empty() && arrived.empty() && cancelled.empty()) return absl::OkStatus();
   auto calendar = [&](const v1::SendRequested& r) {
     return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
                                 domain::LoadZoneOrUtc(r.time_zone()));
@@ -215,6 +232,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   *entry->mutable_at() = domain::ToProto(now);
   for (const auto& [id, r] : arrived) *entry->add_queued() = *r;
   for (const std::string& id : plan.released) entry->add_released(id);
+  for (const std::string& id : cancelled) entry->add_cancelled(id);
   if (next.has_value()) *entry->mutable_next_release_at() = domain::ToProto(*next);
 
   // Records first (the fold below changes `state`).
@@ -238,6 +256,20 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
         {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
     ++out.emails_released;
   }
+  for (const std::string& id : cancelled) {
+    const v1::SendRequested& r = state.queue.at(id);
+    v1::Envelope o =
+        domain::MakeEnvelope(absl::StrCat(id, "/cancelled"), company, now, ledger.event_id(), "");
+    v1::SendOutcome* p = o.mutable_send_outcome();
+    *p->mutable_ref() = r.ref();
+    p->set_step_id(r.email().step_id());
+    p->set_email_id(id);
+    p->set_kind(v1::SendOutcome::KIND_CANCELLED);
+    *p->mutable_at() = domain::ToProto(now);
+    p->set_sender_user_id(user);
+    out.records.push_back(
+        {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
+  }
   const std::set<std::string> released(plan.released.begin(), plan.released.end());
   for (const auto& [id, r] : arrived) {
     if (released.count(id) > 0) continue;
@@ -251,6 +283,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     p->set_email_id(id);
     p->set_kind(v1::SendOutcome::KIND_DEFERRED);
     *p->mutable_at() = domain::ToProto(until);
+    p->set_sender_user_id(user);
     p->set_reason(plan.limit_reached.empty() ? "send_window" : domain::kDeferredSendLimit);
     p->set_detail(
         absl::StrCat("sender ", user, ": ",
@@ -413,8 +446,13 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
     }
     case Scope::kSender:
       // Planned once per sender after the batch's inputs (FlushSenders).
-      arrivals_[route.sender_key].push_back(
-          {input.send_requested(), input.event_id(), m.partition});
+      if (input.has_send_cancelled()) {
+        arrivals_[route.sender_key].push_back(
+            {{}, input.send_cancelled(), input.event_id(), m.partition});
+      } else {
+        arrivals_[route.sender_key].push_back(
+            {input.send_requested(), std::nullopt, input.event_id(), m.partition});
+      }
       return InputResult::kDone;
     default:
       return dead(absl::StrCat("contract: payload ", domain::PayloadName(input),

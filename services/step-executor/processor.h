@@ -140,15 +140,17 @@ class Processor {
   // ---- the sender stage (docs/send-limits.md) ----
   struct Arrival {
     v1::SendRequested request;
+    std::optional<v1::SendCancelled> cancel;  // set: a SendCancelled (request unset)
     std::string cause_id;
     int32_t partition = -1;
   };
-  // SendRequested inputs of this batch by sender key, in input order (FlushSenders plans them).
+  // SendRequested and SendCancelled inputs of this batch by sender key, in input order
+  // (FlushSenders plans them).
   std::map<std::string, std::vector<Arrival>> arrivals_;
   // The sender's due-index entry at `due`: release what the limits allow now.
   absl::Status FireSender(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
-  // Plans the sender's queue plus `arrived` at `now` and stages the ledger entry, the released
-  // emails and the outcomes for the enrollments.
+  // Plans the sender's queue plus `arrived` (less the cancelled requests still queued) at `now`
+  // and stages the ledger entry, the released emails and the outcomes for the enrollments.
   absl::Status DecideSender(const std::string& sender_key, const std::vector<Arrival>& arrived,
                             const std::string& cause_id, int32_t partition, absl::Time now,
                             Overlay& overlay, BatchOutput& out);

@@ -277,6 +277,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
               for (const v1::SendRequested& r : entry.queued()) {
                 queue[r.email().idempotency_key()] = &r;
               }
+              for (const std::string& id : entry.cancelled()) queue.erase(id);
               auto calendar = [&](const v1::SendRequested& r) {
                 return domain::MakeCalendar(sequence_at(r.email().sequence_id(), at).settings,
                                             domain::LoadZoneOrUtc(r.time_zone()));

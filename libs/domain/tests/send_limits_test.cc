@@ -253,6 +253,7 @@ v1::Envelope Outcome(const std::string& enrollment_id, v1::SendOutcome::Kind kin
   *o->mutable_at() = ToProto(Utc(2026, 3, 3, 0));
   o->set_reason(kDeferredSendLimit);
   o->set_detail("sender u1: 3/day reached");
+  o->set_sender_user_id("u1");
   return e;
 }
 
@@ -266,6 +267,7 @@ TEST_CASE(
   st.company_id = "c";
   st.enrollment_id = "c/deal/1#s#1";
   st.status = v1::ENROLLMENT_STATUS_COMPLETED;
+  st.exit_reason = v1::EXIT_REASON_ALL_STEPS_DONE;
   st.last_email_step_id = "mail";
 
   auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
@@ -276,6 +278,7 @@ TEST_CASE(
   CHECK(absl::StrContains(DescribeExecutorEvent(ev), "deferred: send_limit"));
   CHECK(absl::StrContains(DescribeExecutorEvent(ev), "3/day reached"));
   CHECK(StatIncrementsOf(st, ev).size() == 1);
+  CHECK(deferred->sender_inputs.empty());  // it ran all its steps: the email still goes
   st = EvolveEnrollment(st, ev);
   CHECK(st.deferred_reason == "send_limit");
   CHECK(st.deferred_until == Utc(2026, 3, 3));
@@ -308,6 +311,113 @@ TEST_CASE(
   CHECK_FALSE(CheckEnrollmentInputContract(e, "c/deal/1").ok());
   m->set_item_key("other/deal/1");
   CHECK_FALSE(CheckEnrollmentInputContract(e, SenderKey("c", "u1")).ok());
+}
+
+TEST_CASE(
+    "Given a queued request, when a ledger entry cancels it, then it leaves the queue uncounted "
+    "and folding the entry again changes nothing",
+    "[send_limits]") {
+  v1::SendLedgerEntry e1;
+  e1.set_sender_key("c/sender/u");
+  e1.set_seq(1);
+  *e1.mutable_at() = ToProto(Utc(2026, 3, 2, 10));
+  *e1.add_queued() = Req("a", "s1");
+  *e1.add_queued() = Req("b", "s2");
+  *e1.add_queued() = Req("c", "s2");
+  e1.add_released("a");
+  *e1.mutable_next_release_at() = ToProto(Utc(2026, 3, 3));
+  v1::SendLedgerEntry e2;
+  e2.set_sender_key("c/sender/u");
+  e2.set_seq(2);
+  *e2.mutable_at() = ToProto(Utc(2026, 3, 2, 11));
+  e2.add_cancelled("b");
+  *e2.mutable_next_release_at() = ToProto(Utc(2026, 3, 3));
+
+  SenderState s = EvolveSender(EvolveSender({}, e1), e2);
+  CHECK(s.seq == 2);
+  CHECK(s.queue.size() == 1);
+  CHECK(s.queue.count("c") == 1);
+  CHECK(s.sent.SentSince(Utc(2026, 3, 2)) == 1);  // a cancelled email is not a send
+  CHECK(s.last_sequence_id == "s1");
+  SenderState again = EvolveSender(s, e2);
+  CHECK(again.queue.size() == 1);
+  CHECK(again.seq == 2);
+}
+
+TEST_CASE(
+    "Given an enrollment whose email waits for its sender, when the customer replies, then it "
+    "asks the sender stage to cancel the email, and the cancellation clears the wait and shows "
+    "in the history",
+    "[send_limits][enrollment]") {
+  EnrollmentState st;
+  st.item_key = "c/deal/1";
+  st.sequence_id = "s";
+  st.company_id = "c";
+  st.enrollment_id = "c/deal/1#s#1";
+  st.status = v1::ENROLLMENT_STATUS_IN_PROGRESS;
+  auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
+                                   SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred.ok());
+  REQUIRE(deferred->executor_events.size() == 1);
+  CHECK(deferred->sender_inputs.empty());  // still running: the email goes when it may
+  st = EvolveEnrollment(st, deferred->executor_events[0]);
+  // The next step's email waits behind it.
+  v1::Envelope next = Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED);
+  next.set_event_id("out-next");
+  next.mutable_send_outcome()->set_step_id("mail2");
+  next.mutable_send_outcome()->set_email_id("c/deal/1#s#1/mail2/email");
+  auto deferred2 = DecideEnrollment(st, next, SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred2.ok());
+  REQUIRE(deferred2->executor_events.size() == 1);
+  st = EvolveEnrollment(st, deferred2->executor_events[0]);
+
+  v1::Envelope reply = MakeEnvelope("reply-1", "c", Utc(2026, 3, 2, 11), "", "");
+  reply.mutable_email_replied()->set_item_key("c/deal/1");
+  reply.mutable_email_replied()->set_sequence_id("s");
+  auto replied = DecideEnrollment(st, reply, SequenceState(), Utc(2026, 3, 2, 11));
+  REQUIRE(replied.ok());
+  REQUIRE(replied->executor_events.size() == 1);
+  CHECK(replied->executor_events[0].has_enrollment_completed());
+  REQUIRE(replied->sender_inputs.size() == 2);  // both waiting emails
+  CHECK(replied->sender_inputs[1].send_cancelled().email_id() == "c/deal/1#s#1/mail2/email");
+  const v1::Envelope& cancel = replied->sender_inputs[0];
+  REQUIRE(cancel.has_send_cancelled());
+  CHECK(cancel.send_cancelled().email_id() == "c/deal/1#s#1/mail/email");
+  CHECK(cancel.send_cancelled().step_id() == "mail");
+  CHECK(cancel.send_cancelled().ref().enrollment_id() == st.enrollment_id);
+  CHECK(RouteInput(cancel).sender_key == SenderKey("c", "u1"));
+  CHECK(CheckEnrollmentInputContract(cancel, SenderKey("c", "u1")).ok());
+  CHECK_FALSE(CheckEnrollmentInputContract(cancel, "c/deal/1").ok());
+  for (const v1::Envelope& e : replied->executor_events) st = EvolveEnrollment(st, e);
+
+  auto cancelled = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_CANCELLED),
+                                    SequenceState(), Utc(2026, 3, 2, 11));
+  REQUIRE(cancelled.ok());
+  REQUIRE(cancelled->executor_events.size() == 1);
+  CHECK(DescribeExecutorEvent(cancelled->executor_events[0]) ==
+        "queued email of step mail cancelled: enrollment ended");
+  st = EvolveEnrollment(st, cancelled->executor_events[0]);
+  CHECK(st.waiting_emails.size() == 1);
+  CHECK(st.waiting_emails.count("c/deal/1#s#1/mail2/email") == 1);
+}
+
+TEST_CASE(
+    "Given an enrollment removed before it learned its email waits, when the deferral arrives, "
+    "then it asks the sender stage to cancel the email",
+    "[send_limits][enrollment]") {
+  EnrollmentState st;
+  st.item_key = "c/deal/1";
+  st.sequence_id = "s";
+  st.company_id = "c";
+  st.enrollment_id = "c/deal/1#s#1";
+  st.status = v1::ENROLLMENT_STATUS_REMOVED;
+  auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
+                                   SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred.ok());
+  CHECK(deferred->executor_events.size() == 1);  // recorded, then cancelled
+  REQUIRE(deferred->sender_inputs.size() == 1);
+  CHECK(deferred->sender_inputs[0].send_cancelled().email_id() == "c/deal/1#s#1/mail/email");
+  CHECK(deferred->sender_inputs[0].send_cancelled().sender_user_id() == "u1");
 }
 
 // ---- property: a simulated sender over random queues ----

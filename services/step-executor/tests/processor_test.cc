@@ -678,12 +678,15 @@ TEST_CASE(
 TEST_CASE(
     "Given a sender limited to 1 a day, when two automatic emails of the sender come due, then "
     "they go to the sender stage by sender key, the first is sent, the second is deferred (its "
-    "enrollment is told why) and is sent at the next day's start") {
+    "enrollment is told why) and is sent at the next day's start, unless its enrollment ends "
+    "first") {
   Fixture f;
   f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
   const absl::Time t0 = f.clock.Now();
   SequenceBuilder seq("c1", "s1");
-  std::vector<v1::Envelope> events = seq.Create({EmailStep("mail", 0, true)}, t0);
+  // A second step a month later keeps the enrollments running (a reply can end them).
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
   for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
   for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
   v1::Envelope limits = domain::MakeEnvelope("lim", "c1", t0, "", "");
@@ -748,21 +751,64 @@ TEST_CASE(
   REQUIRE(f.On(told, "t.executor-events").size() == 1);
   CHECK(f.On(told, "t.executor-events")[0].has_email_deferred());
 
-  // Nothing before the next day; at its start the second email goes out.
-  f.clock.Set(tomorrow - absl::Seconds(1));
-  CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
-  f.clock.Set(tomorrow);
-  BatchOutput released = f.Fire(f.all);
-  REQUIRE(f.On(released, "t.email-events").size() == 1);
-  CHECK(f.On(released, "t.email-events")[0].email_send().idempotency_key() ==
-        req2.send_requested().email().idempotency_key());
-  CHECK(released.emails_released == 1);
-  REQUIRE(f.On(released, "t.enrollment-events").size() == 1);
-  CHECK(f.On(released, "t.enrollment-events")[0].send_outcome().kind() ==
-        v1::SendOutcome::KIND_SENT);
-  // Released once: the timer does not fire again.
-  f.clock.Set(tomorrow + absl::Hours(1));
-  CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  SECTION("when the next day starts, then the second email goes out") {
+    // Nothing before the next day; at its start the second email goes out.
+    f.clock.Set(tomorrow - absl::Seconds(1));
+    CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+    f.clock.Set(tomorrow);
+    BatchOutput released = f.Fire(f.all);
+    REQUIRE(f.On(released, "t.email-events").size() == 1);
+    CHECK(f.On(released, "t.email-events")[0].email_send().idempotency_key() ==
+          req2.send_requested().email().idempotency_key());
+    CHECK(released.emails_released == 1);
+    REQUIRE(f.On(released, "t.enrollment-events").size() == 1);
+    CHECK(f.On(released, "t.enrollment-events")[0].send_outcome().kind() ==
+          v1::SendOutcome::KIND_SENT);
+    // Released once: the timer does not fire again.
+    f.clock.Set(tomorrow + absl::Hours(1));
+    CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  }
+
+  SECTION("when its customer replies first, then the sender stage drops it unsent") {
+    v1::Envelope reply = domain::MakeEnvelope("reply-1", "c1", f.clock.Now(), "", "");
+    reply.mutable_email_replied()->set_item_key(o.ref().item_key());
+    BatchOutput replied;
+    f.Decide(f.Record("t.enrollment-events", 1, o.ref().item_key(), reply), replied);
+    std::vector<kafka::Record> cancels;
+    for (const kafka::Record& r : replied.records) {
+      if (r.topic == "t.enrollment-events") cancels.push_back(r);
+    }
+    REQUIRE(cancels.size() == 1);
+    CHECK(cancels[0].key == sender);
+    v1::Envelope cancel;
+    REQUIRE(cancel.ParseFromString(cancels[0].value));
+    CHECK(cancel.send_cancelled().email_id() == req2.send_requested().email().idempotency_key());
+
+    BatchOutput dropped;
+    f.Decide(f.Record("t.enrollment-events", 2, cancels[0].key, cancel), dropped);
+    CHECK(f.On(dropped, "t.email-events").empty());
+    const std::vector<v1::Envelope> ledger = f.On(dropped, "t.executor-events");
+    REQUIRE(ledger.size() == 1);
+    const v1::SendLedgerEntry& entry = ledger[0].send_ledger_entry();
+    REQUIRE(entry.cancelled_size() == 1);
+    CHECK(entry.cancelled(0) == cancel.send_cancelled().email_id());
+    CHECK_FALSE(entry.has_next_release_at());  // nothing left to release
+    std::vector<v1::Envelope> answer = f.On(dropped, "t.enrollment-events");
+    REQUIRE(answer.size() == 1);
+    CHECK(answer[0].send_outcome().kind() == v1::SendOutcome::KIND_CANCELLED);
+
+    // The enrollment records it; the same cancel again changes nothing.
+    BatchOutput recorded;
+    f.Decide(f.Record("t.enrollment-events", 1, o.ref().item_key(), answer[0]), recorded);
+    REQUIRE(f.On(recorded, "t.executor-events").size() == 1);
+    CHECK(f.On(recorded, "t.executor-events")[0].has_email_cancelled());
+    BatchOutput again;
+    f.Decide(f.Record("t.enrollment-events", 2, cancels[0].key, cancel), again);
+    CHECK(again.records.empty());
+
+    f.clock.Set(tomorrow + absl::Hours(1));
+    CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  }
 }
 
 }  // namespace
