@@ -65,10 +65,11 @@ bool Matches(const EnrollmentState& s, absl::string_view item_key, absl::string_
 
 // ---- events ----
 
-// Ended other than by running all its steps (a reply, a removal, a failure, an outcome): its
-// queued email must not go out (docs/send-limits.md).
+// Stopped by the person or the CRM (a reply, a bounce, a removal, an outcome): its queued email
+// must not go out (docs/send-limits.md). A failure is not such a stop: it concerns a later step,
+// and the emails already due stay queued (a retry continues after them).
 bool EndedEarly(const EnrollmentState& s) {
-  return s.status == v1::ENROLLMENT_STATUS_REMOVED || s.status == v1::ENROLLMENT_STATUS_FAILED ||
+  return s.status == v1::ENROLLMENT_STATUS_REMOVED ||
          (s.status == v1::ENROLLMENT_STATUS_COMPLETED &&
           s.exit_reason != v1::EXIT_REASON_ALL_STEPS_DONE);
 }
@@ -122,7 +123,6 @@ void AddFailed(const EnrollmentState& s, const Emitter& em, v1::FailureReason re
   p->set_detail(std::string(detail));
   *p->mutable_failed_at() = ToProto(now);
   d->executor_events.push_back(std::move(e));
-  AddSendCancelled(s, em, d);
 }
 
 void AddPaused(const EnrollmentState& s, const Emitter& em, v1::PauseCause cause,

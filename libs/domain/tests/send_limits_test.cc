@@ -420,6 +420,23 @@ TEST_CASE(
   CHECK(deferred->sender_inputs[0].send_cancelled().sender_user_id() == "u1");
 }
 
+TEST_CASE(
+    "Given an enrollment that failed at a later step, when the deferral of an earlier email "
+    "arrives, then the email stays queued: a failure is not a stop by the person",
+    "[send_limits][enrollment]") {
+  EnrollmentState st;
+  st.item_key = "c/deal/1";
+  st.sequence_id = "s";
+  st.company_id = "c";
+  st.enrollment_id = "c/deal/1#s#1";
+  st.status = v1::ENROLLMENT_STATUS_FAILED;
+  auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
+                                   SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred.ok());
+  CHECK(deferred->executor_events.size() == 1);  // recorded
+  CHECK(deferred->sender_inputs.empty());        // not cancelled
+}
+
 // ---- property: a simulated sender over random queues ----
 
 const char* const kZones[] = {"UTC", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
