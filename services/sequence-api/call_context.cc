@@ -37,4 +37,10 @@ absl::Status Ports::WaitForConsistencyToken(const CallContext& ctx,
   return absl::UnavailableError("the read model has not reached the consistency token yet; retry");
 }
 
+absl::StatusOr<std::string> Ports::PageStart(const CallContext& ctx, const std::string& listing,
+                                             const std::string& token) const {
+  if (token.empty()) return std::string();
+  return signer.Verify(ctx.company_id, listing, token, "page_token");
+}
+
 }  // namespace sequences::api

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "absl/types/span.h"
 #include "libs/runtime/clock.h"
@@ -63,6 +64,11 @@ struct Ports {
   // once). A token of another company or not signed here is refused; DEADLINE_EXCEEDED when the
   // call's deadline passes first, UNAVAILABLE when max_read_wait does.
   absl::Status WaitForConsistencyToken(const CallContext& ctx, const std::string& token) const;
+  // Where a page of `listing` starts: "" without a token, else what the caller's company's signed
+  // `token` of that listing says (a token of another company or listing: INVALID_ARGUMENT naming
+  // page_token).
+  absl::StatusOr<std::string> PageStart(const CallContext& ctx, const std::string& listing,
+                                        const std::string& token) const;
 };
 
 }  // namespace sequences::api

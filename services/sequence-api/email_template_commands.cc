@@ -185,13 +185,9 @@ absl::StatusOr<v1::ListEmailTemplatesResponse> EmailTemplateCommands::List(
   if (!company.ok()) return company.status();
   if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
   const std::string listing = absl::StrCat("email-templates/", *company, "/", req.show_deleted());
-  std::string after;
-  if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t =
-        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
-    if (!t.ok()) return t.status();
-    after = *t;
-  }
+  absl::StatusOr<std::string> page_start = ports_.PageStart(ctx, listing, req.page_token());
+  if (!page_start.ok()) return page_start.status();
+  const std::string& after = *page_start;
   if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
     return s;
   const int limit = PageSize(req.page_size(), 50, 500);

@@ -63,16 +63,12 @@ absl::StatusOr<v1::ListSequencesResponse> Queries::ListSequences(
   if (!req.owner_id().empty() && !IsValidUserId(req.owner_id())) {
     return domain::InvalidField("owner_id", kUserIdRule);
   }
-  std::string after;
   // The filters are part of the listing a page token is bound to.
   const std::string listing = absl::StrCat("sequences/", *company, "/", req.show_deleted(), "/",
                                            req.entity_kind(), "/", req.owner_id());
-  if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t =
-        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
-    if (!t.ok()) return t.status();
-    after = *t;
-  }
+  absl::StatusOr<std::string> page_start = ports_.PageStart(ctx, listing, req.page_token());
+  if (!page_start.ok()) return page_start.status();
+  const std::string& after = *page_start;
   if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
     return s;
   const int limit = PageSize(req.page_size(), 50, 500);
@@ -228,13 +224,9 @@ absl::StatusOr<v1::ListEnrollmentsResponse> Queries::ListEnrollments(
   f.pending_only = req.pending_only();
   const std::string listing = absl::StrCat("enrollments/", req.parent(), "/", req.status(), "/",
                                            req.owner_id(), "/", req.pending_only());
-  std::string after;
-  if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t =
-        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
-    if (!t.ok()) return t.status();
-    after = *t;
-  }
+  absl::StatusOr<std::string> page_start = ports_.PageStart(ctx, listing, req.page_token());
+  if (!page_start.ok()) return page_start.status();
+  const std::string& after = *page_start;
   if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
     return s;
   if (!f.sequence_id.empty()) {
@@ -306,11 +298,10 @@ absl::StatusOr<v1::ListEnrollmentEventsResponse> Queries::ListEnrollmentEvents(
   if (absl::Status s = CheckPageSize(req.page_size()); !s.ok()) return s;
   const std::string listing = absl::StrCat("enrollment-events/", req.name());
   int64_t after = -1;
-  if (!req.page_token().empty()) {
-    absl::StatusOr<std::string> t =
-        ports_.signer.Verify(ctx.company_id, listing, req.page_token(), "page_token");
-    if (!t.ok()) return t.status();
-    if (!absl::SimpleAtoi(*t, &after)) {
+  absl::StatusOr<std::string> page_start = ports_.PageStart(ctx, listing, req.page_token());
+  if (!page_start.ok()) return page_start.status();
+  if (!page_start->empty()) {
+    if (!absl::SimpleAtoi(*page_start, &after)) {
       return domain::InvalidField("page_token", "is not a token returned by this listing");
     }
   }
