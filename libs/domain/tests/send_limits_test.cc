@@ -241,6 +241,17 @@ TEST_CASE("Given settings events, when folded, then the first event of each vers
   CHECK(s.settings.daily_limit_per_sender() == 20);
 }
 
+// The enrollment of deal c/deal/1 in sequence s (company c), in `status`.
+EnrollmentState DealEnrollment(v1::EnrollmentStatus status) {
+  EnrollmentState st;
+  st.item_key = "c/deal/1";
+  st.sequence_id = "s";
+  st.company_id = "c";
+  st.enrollment_id = "c/deal/1#s#1";
+  st.status = status;
+  return st;
+}
+
 v1::Envelope Outcome(const std::string& enrollment_id, v1::SendOutcome::Kind kind) {
   v1::Envelope e = MakeEnvelope(absl::StrCat("out-", kind), "c", Utc(2026, 3, 2, 10), "", "");
   v1::SendOutcome* o = e.mutable_send_outcome();
@@ -261,12 +272,7 @@ TEST_CASE(
     "Given a completed enrollment whose last email waits, when the sender stage reports deferred "
     "then sent, then the enrollment shows why it waits, then clears it, and the history says so",
     "[send_limits][enrollment]") {
-  EnrollmentState st;
-  st.item_key = "c/deal/1";
-  st.sequence_id = "s";
-  st.company_id = "c";
-  st.enrollment_id = "c/deal/1#s#1";
-  st.status = v1::ENROLLMENT_STATUS_COMPLETED;
+  EnrollmentState st = DealEnrollment(v1::ENROLLMENT_STATUS_COMPLETED);
   st.exit_reason = v1::EXIT_REASON_ALL_STEPS_DONE;
   st.last_email_step_id = "mail";
 
@@ -349,12 +355,7 @@ TEST_CASE(
     "asks the sender stage to cancel the email, and the cancellation clears the wait and shows "
     "in the history",
     "[send_limits][enrollment]") {
-  EnrollmentState st;
-  st.item_key = "c/deal/1";
-  st.sequence_id = "s";
-  st.company_id = "c";
-  st.enrollment_id = "c/deal/1#s#1";
-  st.status = v1::ENROLLMENT_STATUS_IN_PROGRESS;
+  EnrollmentState st = DealEnrollment(v1::ENROLLMENT_STATUS_IN_PROGRESS);
   auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
                                    SequenceState(), Utc(2026, 3, 2, 10));
   REQUIRE(deferred.ok());
@@ -405,12 +406,7 @@ TEST_CASE(
     "Given an enrollment removed before it learned its email waits, when the deferral arrives, "
     "then it asks the sender stage to cancel the email",
     "[send_limits][enrollment]") {
-  EnrollmentState st;
-  st.item_key = "c/deal/1";
-  st.sequence_id = "s";
-  st.company_id = "c";
-  st.enrollment_id = "c/deal/1#s#1";
-  st.status = v1::ENROLLMENT_STATUS_REMOVED;
+  EnrollmentState st = DealEnrollment(v1::ENROLLMENT_STATUS_REMOVED);
   auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
                                    SequenceState(), Utc(2026, 3, 2, 10));
   REQUIRE(deferred.ok());
@@ -424,12 +420,7 @@ TEST_CASE(
     "Given an enrollment that failed at a later step, when the deferral of an earlier email "
     "arrives, then the email stays queued: a failure is not a stop by the person",
     "[send_limits][enrollment]") {
-  EnrollmentState st;
-  st.item_key = "c/deal/1";
-  st.sequence_id = "s";
-  st.company_id = "c";
-  st.enrollment_id = "c/deal/1#s#1";
-  st.status = v1::ENROLLMENT_STATUS_FAILED;
+  EnrollmentState st = DealEnrollment(v1::ENROLLMENT_STATUS_FAILED);
   auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
                                    SequenceState(), Utc(2026, 3, 2, 10));
   REQUIRE(deferred.ok());
