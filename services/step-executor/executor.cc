@@ -16,7 +16,7 @@ constexpr absl::Duration kKafkaTimeout = absl::Seconds(10);
 }  // namespace
 
 Executor::Executor(ExecutorOptions options, Clock& clock)
-    : options_(std::move(options)), clock_(clock) {}
+    : options_(std::move(options)), clock_(clock), sizer_(options_.batch) {}
 
 Executor::~Executor() = default;
 
@@ -433,7 +433,9 @@ absl::Duration Executor::WaitBudget() {
 
 absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   const absl::Time start = clock_.Now();
-  auto polled = input_->PollBatch(options_.max_inputs_per_batch, wait);
+  // The same limit for inputs and for due steps; either reaching it means a backlog.
+  const int limit = sizer_.limit();
+  auto polled = input_->PollBatch(limit, wait);
   if (!polled.ok()) return polled.status();
   if (recovery_failed_) {
     Resync(false, "recovery failed");
@@ -450,7 +452,8 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     if (ps.queue.empty()) ps.head_since = now;
     ps.queue.push_back(std::move(m));
   }
-  auto seq = sequences_->PollBatch(options_.max_inputs_per_batch, absl::ZeroDuration());
+  const bool inputs_full = static_cast<int>(polled->size()) >= limit;
+  auto seq = sequences_->PollBatch(sizer_.options().max, absl::ZeroDuration());
   if (!seq.ok()) return seq.status();
 
   auto owned = [this](int32_t p) { return Owned(p); };
@@ -488,8 +491,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     return s;
   }
   if (!next_due_known_ || (next_due_.has_value() && *next_due_ <= now)) {
-    if (absl::Status s = processor_->FireDue(now, owned, options_.max_fires_per_batch, &scan_from_,
-                                             *overlay_, out);
+    if (absl::Status s = processor_->FireDue(now, owned, limit, &scan_from_, *overlay_, out);
         !s.ok()) {
       overlay_->Discard();
       return s;
@@ -498,6 +500,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   }
   if (out.empty() && new_committed.empty() && new_seq_positions.empty()) {
     overlay_->Discard();
+    sizer_.Observe(false, 0, absl::ZeroDuration());  // idle: back towards small batches
     return false;
   }
   const absl::Time decided_at = clock_.Now();
@@ -539,6 +542,11 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired_by_kind, now);
   for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
   const absl::Time end = clock_.Now();
+  // The batch's size and time (from the poll's end) set the next batch's limit. A full batch
+  // (inputs or due entries left at the limit) says there is a backlog.
+  const int size = std::max(static_cast<int>(polled->size()), out.due_visited);
+  sizer_.Observe(inputs_full || out.due_visited >= limit, size, end - now);
+  metrics_.ObserveBatch(size, sizer_.limit());
   auto ms = [](absl::Duration d) { return absl::ToDoubleMilliseconds(d); };
   Log(LogLevel::kDebug, kLog, "batch",
       {{"poll_ms", ms(now - start)},
@@ -547,7 +555,9 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
        {"store_ms", ms(end - committed_at)},
        {"inputs", decided},
        {"fired", out.steps_fired},
-       {"records", out.records.size()}});
+       {"records", out.records.size()},
+       {"limit", limit},
+       {"next_limit", sizer_.limit()}});
   return true;
 }
 

@@ -45,6 +45,7 @@
 #include "libs/kafka/consumer.h"
 #include "libs/runtime/clock.h"
 #include "libs/service/topics.h"
+#include "services/step-executor/batch_sizer.h"
 #include "services/step-executor/metrics.h"
 #include "services/step-executor/processor.h"
 #include "services/step-executor/sink.h"
@@ -61,8 +62,9 @@ struct ExecutorOptions {
   // a restarted instance fences its own zombie and aborts its open transaction at once.
   std::string instance_id;
   std::string data_dir;
-  int max_inputs_per_batch = 500;
-  int max_fires_per_batch = 500;
+  // Inputs, and due steps, per batch (one transaction): adaptive between batch.min and batch.max
+  // (batch_sizer.h). min == max: a fixed size.
+  BatchSizerOptions batch;
   // Longest wait in a poll: bounds the latency of a due step and of a batch flush.
   absl::Duration flush_interval = absl::Milliseconds(50);
   // An enroll request whose sequence version does not arrive within this time is decided anyway.
@@ -160,6 +162,7 @@ class Executor {
   std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
   int sequence_partitions_ = 0;
   DuePosition scan_from_;
+  BatchSizer sizer_;                    // how many inputs and due steps the next batch may take
   std::optional<absl::Time> next_due_;  // cached; nullopt: recompute
   bool next_due_known_ = false;
   bool recovery_failed_ = false;

@@ -51,7 +51,15 @@ ABSL_FLAG(std::string, http_address, "127.0.0.1",
           "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
           "consumer group session timeout (the broker accepts 6s..30m by default)");
-ABSL_FLAG(int, max_batch, 500, "most inputs and most due steps decided per transaction");
+ABSL_FLAG(int, max_batch, 5000,
+          "ceiling of the adaptive batch: most inputs and most due steps decided per transaction "
+          "(memory per batch grows with it)");
+ABSL_FLAG(int, min_batch, 500,
+          "floor of the adaptive batch limit (a batch takes what is waiting, up to the limit); "
+          "min_batch = max_batch: a fixed limit");
+ABSL_FLAG(absl::Duration, batch_budget, absl::Milliseconds(250),
+          "the adaptive batch limit grows under backlog only while a batch (decide, commit, "
+          "state write) takes at most this; a slower batch shrinks it in proportion");
 ABSL_FLAG(absl::Duration, flush_interval, absl::Milliseconds(50),
           "longest wait before a batch is flushed / a due step is looked at");
 ABSL_FLAG(absl::Duration, defer_timeout, absl::Seconds(30),
@@ -206,8 +214,9 @@ int Main(const std::vector<char*>& args) {
   options.group_id = absl::GetFlag(FLAGS_group_id);
   options.instance_id = instance;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  options.max_inputs_per_batch = absl::GetFlag(FLAGS_max_batch);
-  options.max_fires_per_batch = absl::GetFlag(FLAGS_max_batch);
+  options.batch = {.min = absl::GetFlag(FLAGS_min_batch),
+                   .max = absl::GetFlag(FLAGS_max_batch),
+                   .budget = absl::GetFlag(FLAGS_batch_budget)};
   options.flush_interval = absl::GetFlag(FLAGS_flush_interval);
   options.defer_timeout = absl::GetFlag(FLAGS_defer_timeout);
   options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);

@@ -1,5 +1,7 @@
 #include "services/step-executor/metrics.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
@@ -24,8 +26,10 @@ std::string MetricsSnapshot::ToJson() const {
       ",\"emails_released\":", emails_released,
       ",\"transactions_committed\":", transactions_committed,
       ",\"transactions_aborted\":", transactions_aborted, ",\"recoveries\":", recoveries,
-      ",\"client_rebuilds\":", client_rebuilds, ",\"lateness_seconds\":{",
-      absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
+      ",\"client_rebuilds\":", client_rebuilds, ",\"batch_limit\":", batch_limit,
+      ",\"batches\":", batch_size.count, ",\"batch_size_sum\":", batch_size.sum,
+      ",\"largest_batch\":", largest_batch, ",\"lateness_seconds\":{", absl::StrJoin(buckets, ","),
+      "},\"last_error\":\"", err, "\"}");
 }
 
 void Metrics::AddFired(const std::map<std::string, int>& by_kind, absl::Time now) {
@@ -122,6 +126,13 @@ void Metrics::ObserveTransaction(absl::Duration d) {
   transactions_.Observe(absl::ToDoubleSeconds(d));
 }
 
+void Metrics::ObserveBatch(int size, int next_limit) {
+  batches_.Observe(size);
+  absl::MutexLock l(&mu_);
+  s_.batch_limit = next_limit;
+  s_.largest_batch = std::max<int64_t>(s_.largest_batch, size);
+}
+
 void Metrics::SetPartitionLag(std::map<int32_t, int64_t> lag) {
   absl::MutexLock l(&mu_);
   s_.input_lag_by_partition = std::move(lag);
@@ -137,9 +148,11 @@ void Metrics::SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, do
 
 MetricsSnapshot Metrics::Snapshot() {
   service::HistogramValue transactions = transactions_.Value();
+  service::HistogramValue batches = batches_.Value();
   absl::MutexLock l(&mu_);
   MetricsSnapshot out = s_;
   out.transaction_seconds = std::move(transactions);
+  out.batch_size = std::move(batches);
   return out;
 }
 
@@ -212,6 +225,14 @@ std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& 
                          .kind = MetricKind::kHistogram};
   durations.Add({}, transaction_seconds);
   out.push_back(std::move(durations));
+  MetricFamily sizes{.name = "sequences_executor_batch_size",
+                     .help = "inputs or due steps (the larger) per committed batch",
+                     .kind = MetricKind::kHistogram};
+  sizes.Add({}, batch_size);
+  out.push_back(std::move(sizes));
+  out.push_back(gauge("sequences_executor_batch_limit",
+                      "most inputs (and most due steps) the next batch may take",
+                      static_cast<double>(batch_limit)));
   out.push_back(counter("sequences_executor_dead_letters_total",
                         "input records sent to the dead-letter topic",
                         static_cast<double>(dead_lettered)));

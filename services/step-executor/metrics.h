@@ -23,6 +23,9 @@ inline constexpr std::array<double, 8> kLatenessBounds = {0.05, 0.1, 0.25, 0.5, 
 // Upper bounds (seconds) of the transaction duration histogram.
 inline constexpr std::array<double, 12> kTransactionBounds = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10};
+// Upper bounds of the batch size histogram (inputs or due steps per committed batch).
+inline constexpr std::array<double, 11> kBatchSizeBounds = {1,    10,   50,   100,   250,  500,
+                                                            1000, 2000, 5000, 10000, 20000};
 
 struct MetricsSnapshot {
   bool serving = false;
@@ -51,6 +54,12 @@ struct MetricsSnapshot {
   // Duration of each transaction (the sink's write: produce, offsets, commit), whatever its
   // outcome.
   service::HistogramValue transaction_seconds;
+  // Size of each committed batch: the larger of its inputs and its due steps (batch_sizer.h).
+  service::HistogramValue batch_size;
+  // The adaptive limit the next batch may take (BatchSizer::limit).
+  int64_t batch_limit = 0;
+  // The largest committed batch so far (same measure as batch_size).
+  int64_t largest_batch = 0;
   // The state store (libs/store StoreStats).
   int64_t store_size_bytes = 0;
   int64_t block_cache_hits = 0;
@@ -81,6 +90,9 @@ class Metrics {
   void AddRecovery();
   void SetRecoveryDuration(absl::Duration d);
   void ObserveTransaction(absl::Duration d);
+  // After a committed batch of `size` (the larger of inputs and due steps); `next_limit`: what
+  // the next batch may take.
+  void ObserveBatch(int size, int next_limit);
   void SetPartitionLag(std::map<int32_t, int64_t> lag);
   void SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, double hit_ratio);
   void AddClientRebuild(const std::string& error);
@@ -93,6 +105,7 @@ class Metrics {
   absl::Mutex mu_;
   MetricsSnapshot s_ ABSL_GUARDED_BY(mu_);
   service::Histogram transactions_{{kTransactionBounds.begin(), kTransactionBounds.end()}};
+  service::Histogram batches_{{kBatchSizeBounds.begin(), kBatchSizeBounds.end()}};
   // Fired count and time at the start of the current rate window.
   int64_t window_fired_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Time window_start_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();

@@ -482,6 +482,7 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     return true;
   });
   if (!s.ok()) return s;
+  out.due_visited += static_cast<int>(due.size());
   std::optional<DuePosition> retry_from;  // earliest entry that could not be decided yet
   for (const DueEntry& d : due) {
     if (!owned(d.partition)) continue;

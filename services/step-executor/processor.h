@@ -42,6 +42,8 @@ struct BatchOutput {
   int emails_released = 0;
   // Fire time minus due time of each step executed by the timer.
   std::vector<absl::Duration> lateness;
+  // Due-index entries FireDue visited (at its `max`, more may be due: a backlog of timers).
+  int due_visited = 0;
   bool empty() const { return records.empty(); }
   void Clear() { *this = BatchOutput(); }
 };

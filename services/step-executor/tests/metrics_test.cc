@@ -25,6 +25,8 @@ TEST_CASE(
   m.AddCommit();
   m.AddAbort("fenced");
   m.ObserveTransaction(absl::Milliseconds(3));
+  m.ObserveBatch(40, 500);     // le 50
+  m.ObserveBatch(3000, 1000);  // le 5000; the latest limit is what the gauge shows
   m.AddDeadLettered(4);
   m.SetRecoveryDuration(absl::Milliseconds(1500));
   m.SetPartitionLag({{0, 5}, {2, 7}});
@@ -50,6 +52,11 @@ TEST_CASE(
   CHECK(Has(text, "sequences_executor_transaction_duration_seconds_bucket{le=\"0.0025\"} 0"));
   CHECK(Has(text, "sequences_executor_transaction_duration_seconds_bucket{le=\"0.005\"} 1"));
   CHECK(Has(text, "sequences_executor_transaction_duration_seconds_count 1"));
+  CHECK(Has(text, "sequences_executor_batch_size_bucket{le=\"50\"} 1"));
+  CHECK(Has(text, "sequences_executor_batch_size_bucket{le=\"2000\"} 1"));
+  CHECK(Has(text, "sequences_executor_batch_size_bucket{le=\"5000\"} 2"));
+  CHECK(Has(text, "sequences_executor_batch_size_count 2"));
+  CHECK(Has(text, "sequences_executor_batch_limit 1000"));
   CHECK(Has(text, "sequences_executor_dead_letters_total 4"));
   CHECK(Has(text, "sequences_executor_recovery_seconds 1.5"));
   CHECK(Has(text,
