@@ -34,6 +34,8 @@ ABSL_FLAG(bool, replay, true, "executor-throughput: also time a replay of its ex
 ABSL_FLAG(std::string, system, "executor",
           "executor-* benchmarks: the system under test, executor or kafka-streams (the peer in "
           "tests/bench/peers/kafka-streams; its figures are named peer-kafka-streams-*)");
+ABSL_FLAG(std::vector<std::string>, executor_flags, {},
+          "extra flags of the executor, comma-separated (e.g. --min_batch=500,--max_batch=500)");
 ABSL_FLAG(std::string, peers_dir, "tests/bench/peers", "where the peers' run.sh scripts are");
 
 namespace sequences::bench {
@@ -96,7 +98,8 @@ void Print(const std::string& name, const absl::StatusOr<Figures>& f) {
     std::printf("ERROR %s %s\n", name.c_str(), f.status().ToString().c_str());
     return;
   }
-  std::printf("RESULT {\"name\":\"%s\",\"figures\":%s}\n", name.c_str(), ToJson(*f).c_str());
+  const std::string result_name = name + absl::GetFlag(FLAGS_name_suffix);
+  std::printf("RESULT {\"name\":\"%s\",\"figures\":%s}\n", result_name.c_str(), ToJson(*f).c_str());
   std::fflush(stdout);
 }
 
@@ -142,6 +145,7 @@ int Run(const std::string& cmd) {
                        .work_dir = absl::GetFlag(FLAGS_work_dir),
                        .partitions = absl::GetFlag(FLAGS_partitions),
                        .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee),
+                       .executor_flags = absl::GetFlag(FLAGS_executor_flags),
                        .replay = absl::GetFlag(FLAGS_replay),
                        .system = absl::GetFlag(FLAGS_system),
                        .peers_dir = absl::GetFlag(FLAGS_peers_dir)};

@@ -20,6 +20,23 @@ PAIRS = [
      "exactly_once vs. at_least_once enrollments/s (what transactions cost)"),
     ("executor-recovery", "executor-recovery@at_least_once", "restart_to_fire_s",
      "exactly_once vs. at_least_once restart-to-fire seconds"),
+    # The adaptive batch (services/step-executor/batch_sizer.h): against the pass-through at the
+    # batch size the executor chose in the same run (its mean batch) and at its ceiling, and
+    # against the executor with a fixed batch of 500 (BENCH_FIXED_BATCH=1).
+    ("executor-throughput", "kafka-passthrough@chosen", "records_per_s",
+     "enrollments/s vs. the pass-through at the executor's mean batch size of the same run"),
+    ("executor-throughput", "kafka-passthrough@5000", "records_per_s",
+     "enrollments/s vs. the pass-through at 5,000 per transaction (the executor's ceiling)"),
+    ("executor-throughput", "executor-throughput@fixed500", "records_per_s",
+     "adaptive batch vs. a fixed batch of 500 enrollments/s (higher is better)"),
+    ("executor-timer-burst", "executor-timer-burst@fixed500", "records_per_s",
+     "adaptive batch vs. a fixed batch of 500 fired/s (higher is better)"),
+    ("executor-timer-burst", "executor-timer-burst@fixed500", "lateness_ms_p99",
+     "adaptive batch vs. a fixed batch of 500 burst lateness p99 (lower is better)"),
+    ("executor-lateness-steady@1000", "executor-lateness-steady@fixed500@1000", "lateness_ms_p99",
+     "adaptive batch vs. a fixed batch of 500 steady lateness p99 at 1,000/s (lower is better)"),
+    ("executor-lateness-steady@5000", "executor-lateness-steady@fixed500@5000", "lateness_ms_p99",
+     "adaptive batch vs. a fixed batch of 500 steady lateness p99 at 5,000/s (lower is better)"),
     ("api-batch-enroll", "kafka-produce-batch", "latency_ms_p50",
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
 ]

@@ -12,6 +12,9 @@
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
 #   BENCH_TEMPORAL_COUNT             workflows for the Temporal peer (default by scale, below)
+#   BENCH_FIXED_BATCH=1              also run the executor's throughput, burst and lateness with
+#                                    a fixed batch of 500 (--min_batch=500 --max_batch=500, its
+#                                    behaviour before the adaptive batch): figures named @fixed500
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cd "$root"
@@ -75,7 +78,7 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
   >>"$out/bench.log" 2>&1 || true
 
 # Baselines: what Kafka alone does for the same shape of work.
-run kafka-passthrough --count="$count" --batch_max=500  # the executor's --max_batch
+run kafka-passthrough --count="$count" --batch_max=500  # the executor's --min_batch
 if [ -z "$only" ]; then
   run kafka-produce-batch --batch=1000 --repeats=20
   for rate in 250 500 1000 2000 4000; do
@@ -109,7 +112,20 @@ sys=(--build_dir="$build" --work_dir="$out/work")
 peer_run() {  # the same benchmark on the peer (if it built)
   if [ ${#peer_args[@]} -gt 0 ]; then run "$@" "${peer_args[@]}"; fi
 }
+fixed=${BENCH_FIXED_BATCH:-0}
+fixed_args=(--executor_flags=--min_batch=500,--max_batch=500 --name_suffix=@fixed500)
 run executor-throughput --count="$count" "${sys[@]}"
+# The pass-through at the batch size the executor chose in that run (its mean batch), and at
+# the executor's ceiling (--max_batch, 5,000).
+chosen=$(/usr/bin/python3 -c 'import json,sys
+b=[json.loads(l)["figures"].get("batch_mean",0) for l in open(sys.argv[1])
+   if json.loads(l)["name"]=="executor-throughput"]
+print(max(1,int(round(b[-1]))) if b and b[-1]>0 else 500)' "$raw")
+run kafka-passthrough --count="$count" --batch_max="$chosen" --name_suffix=@chosen
+run kafka-passthrough --count="$count" --batch_max=5000 --name_suffix=@5000
+if [ "$fixed" = 1 ]; then
+  run executor-throughput --count="$count" --replay=false "${fixed_args[@]}" "${sys[@]}"
+fi
 peer_run executor-throughput --count="$count" --replay=false "${sys[@]}"
 if [ -z "$only" ]; then
   # What transactions cost: the same run without them (every figure of it named @at_least_once).
@@ -117,12 +133,17 @@ if [ -z "$only" ]; then
     --name_suffix=@at_least_once "${sys[@]}"
 fi
 run executor-timer-burst --count="$burst" "${sys[@]}"
+if [ "$fixed" = 1 ]; then run executor-timer-burst --count="$burst" "${fixed_args[@]}" "${sys[@]}"; fi
 peer_run executor-timer-burst --count="$burst" "${sys[@]}"
-lateness_rates="1000 5000"
-[ -n "$only" ] && lateness_rates=1000
-for rate in $lateness_rates; do
+for rate in 1000 5000; do
   run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
-  peer_run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
+  if [ "$fixed" = 1 ]; then
+    run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${fixed_args[@]}" "${sys[@]}"
+  fi
+  # BENCH_ONLY=peers: the peer at 1,000/s only (the executor's batch is what 5,000/s checks).
+  if [ -z "$only" ] || [ "$rate" = 1000 ]; then
+    peer_run executor-lateness --rate="$rate" --seconds="$lateness_seconds" "${sys[@]}"
+  fi
 done
 if [ -n "$only" ]; then
   if has_peer temporal; then peer_temporal; fi

@@ -122,16 +122,17 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> StartExecutor(const Env& env,
   if (env.options.system != "executor") {
     return absl::InvalidArgumentError(absl::StrCat("unknown system ", env.options.system));
   }
-  return ChildProcess::Start(
-      {absl::StrCat(env.options.build_dir, "/services/step-executor/step-executor"),
-       absl::StrCat("--bootstrap_servers=", env.options.bootstrap),
-       absl::StrCat("--topic_prefix=", env.prefix), absl::StrCat("--group_id=", env.group),
-       absl::StrCat("--instance_id=", instance), absl::StrCat("--data_dir=", dir),
-       absl::StrCat("--partitions=", env.options.partitions),
-       absl::StrCat("--max_batch=", env.options.max_batch),
-       absl::StrCat("--processing_guarantee=", env.options.processing_guarantee),
-       "--metrics_interval=5s"},
-      dir + ".log");
+  std::vector<std::string> args = {
+      absl::StrCat(env.options.build_dir, "/services/step-executor/step-executor"),
+      absl::StrCat("--bootstrap_servers=", env.options.bootstrap),
+      absl::StrCat("--topic_prefix=", env.prefix), absl::StrCat("--group_id=", env.group),
+      absl::StrCat("--instance_id=", instance), absl::StrCat("--data_dir=", dir),
+      absl::StrCat("--partitions=", env.options.partitions),
+      absl::StrCat("--processing_guarantee=", env.options.processing_guarantee),
+      // Every second: the batch sizes of a run are read from its last metrics line.
+      "--metrics_interval=1s"};
+  args.insert(args.end(), env.options.executor_flags.begin(), env.options.executor_flags.end());
+  return ChildProcess::Start(args, dir + ".log");
 }
 
 // Peak and current resident memory of a process, in MiB.
@@ -308,6 +309,32 @@ Figures Lateness(const std::vector<std::pair<absl::Time, absl::Time>>& seen,
   return h.Summary("lateness_ms");
 }
 
+// The batch sizes the executor chose, from the last metrics line of its log (empty for a peer
+// or before the first line): batches committed, their mean and largest size (the larger of
+// inputs and due steps), and the limit the next batch had.
+Figures BatchSizes(const SystemOptions& options, ChildProcess& exec) {
+  if (options.system != "executor") return {};
+  const std::string log = exec.Log();
+  const size_t line = log.rfind("\"msg\":\"metrics\"");
+  if (line == std::string::npos) return {};
+  auto number = [&](absl::string_view key) -> double {
+    // The snapshot is a JSON string inside the log line: its quotes are escaped.
+    const std::string needle = absl::StrCat(key, "\\\":");
+    const size_t at = log.find(needle, line);
+    if (at == std::string::npos) return -1;
+    const size_t from = at + needle.size();
+    const size_t to = log.find_first_of(",}", from);
+    double v = -1;
+    return absl::SimpleAtod(log.substr(from, to - from), &v) ? v : -1;
+  };
+  const double batches = number("batches");
+  Figures f{{"batches", batches},
+            {"largest_batch", number("largest_batch")},
+            {"batch_limit", number("batch_limit")}};
+  if (batches > 0) f["batch_mean"] = number("batch_size_sum") / batches;
+  return f;
+}
+
 }  // namespace
 
 std::string FigureName(const SystemOptions& options, const std::string& what) {
@@ -354,6 +381,7 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
     std::sort(full.begin(), full.end());
     f["median_per_s"] = full[full.size() / 2];
   }
+  for (const auto& [k, v] : BatchSizes(options, **exec)) f[k] = v;
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
   // CPU the process used from its start until every first step was visible: what the work
@@ -454,6 +482,7 @@ absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& opti
   for (const auto& [k, v] : Lateness(against_due, &samples)) f[k] = v;
   for (const auto& [k, v] : commit.Summary("decided_to_visible_ms")) f[k] = v;
   f["all_started_before_due"] = all_started ? 1 : 0;
+  for (const auto& [k, v] : BatchSizes(options, **exec)) f[k] = v;
   (*exec)->Terminate();
   return std::vector<Result>{{FigureName(options, "timer-burst"),
                               f,
@@ -503,6 +532,7 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   auto started_b = StartExecutor(*env, "b");
   if (started_b.ok()) b = std::move(*started_b);
   absl::SleepFor(kill_at - absl::Now());
+  Figures batches = BatchSizes(options, **a);  // steady, then sharing the load with b
   (*a)->Kill();
   a = StartExecutor(*env, "a");
   feeder.join();
@@ -525,6 +555,7 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   f["fired"] = static_cast<double>(seen.size());
   f["expected"] = static_cast<double>(total);
   f["all_fired"] = done ? 1 : 0;
+  for (const auto& [k, v] : batches) f[k] = v;
   results.push_back({FigureName(options, "lateness-steady"), f, {{"lateness_ms", samples}}});
   f = Lateness(rebalance, &samples);
   f["rate_per_s"] = rate;  // the report names each result by its rate

@@ -21,8 +21,10 @@ struct SystemOptions {
   std::string build_dir;  // where services/step-executor/step-executor is
   std::string work_dir;   // data dirs and logs
   int partitions = 6;
-  int max_batch = 500;
   std::string processing_guarantee = "exactly_once";
+  // Extra flags of the executor (e.g. "--min_batch=500 --max_batch=500": a fixed batch limit);
+  // empty: its defaults (an adaptive batch, services/step-executor/README.md).
+  std::vector<std::string> executor_flags;
   bool replay = true;  // executor-throughput: also replay its executor-events
   // Which system runs the workload: "executor" (services/step-executor), or a peer built on
   // another technology for comparison: "kafka-streams" (tests/bench/peers/kafka-streams, built by
