@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, auth_token, "",
           "environment variable SEQUENCES_API_TOKEN; required)");
 ABSL_FLAG(int, delivery_timeout_ms, 10000,
           "how long the producer tries to make a write durable before the call fails UNAVAILABLE");
+ABSL_FLAG(int, produce_linger_ms, 1,
+          "how long the producer waits to batch a write with others (linger.ms): every call waits "
+          "this long before its write is sent; concurrent calls still share a request");
 ABSL_FLAG(std::string, producer_bootstrap_servers, "",
           "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
           "a writer that cannot reach the broker while the read model can");
@@ -200,7 +203,8 @@ int Main() {
   }
   auto producer = kafka::Producer::Create(
       {.client = producer_client,
-       .delivery_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_delivery_timeout_ms))});
+       .delivery_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_delivery_timeout_ms)),
+       .linger = absl::Milliseconds(absl::GetFlag(FLAGS_produce_linger_ms))});
   if (!producer.ok()) {
     Log(LogLevel::kError, "api", "producer", {{"error", producer.status().ToString()}});
     return 1;

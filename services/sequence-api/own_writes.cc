@@ -1,7 +1,6 @@
 #include "services/sequence-api/own_writes.h"
 
 #include <algorithm>
-#include <set>
 #include <utility>
 
 #include "absl/hash/hash.h"
@@ -19,17 +18,33 @@ OwnWrites::Mutation::Mutation(OwnWrites& own, const CallContext& ctx, std::vecto
                               const std::vector<std::string>& request_ids)
     : own_(own), ctx_(ctx), keys_(std::move(keys)) {
   for (const std::string& id : request_ids) keys_.push_back(RequestKey(ctx, id));
-  std::set<size_t> stripes;
-  for (const std::string& key : keys_) stripes.insert(absl::HashOf(key) % own_.stripes_.size());
-  // Always in index order, so two mutations locking overlapping sets cannot deadlock.
-  for (size_t i : stripes) {
-    own_.stripes_[i].Lock();
-    locked_.push_back(&own_.stripes_[i]);
-  }
+  locked_.reserve(keys_.size());
+  for (const std::string& key : keys_) locked_.push_back(absl::HashOf(key));
+  std::sort(locked_.begin(), locked_.end());
+  locked_.erase(std::unique(locked_.begin(), locked_.end()), locked_.end());
+  own_.Lock(locked_);
 }
 
-OwnWrites::Mutation::~Mutation() {
-  for (auto it = locked_.rbegin(); it != locked_.rend(); ++it) (*it)->Unlock();
+OwnWrites::Mutation::~Mutation() { own_.Unlock(locked_); }
+
+void OwnWrites::Lock(const std::vector<size_t>& keys) {
+  absl::MutexLock lock(&locks_mu_);
+  auto any_held = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(locks_mu_) {
+    for (size_t k : keys) {
+      if (held_.contains(k)) return true;
+    }
+    return false;
+  };
+  while (any_held()) released_.Wait(&locks_mu_);
+  held_.insert(keys.begin(), keys.end());
+}
+
+void OwnWrites::Unlock(const std::vector<size_t>& keys) {
+  {
+    absl::MutexLock lock(&locks_mu_);
+    for (size_t k : keys) held_.erase(k);
+  }
+  released_.SignalAll();
 }
 
 absl::Status OwnWrites::Mutation::AwaitOwnWrites(const std::vector<std::string>& also) {

@@ -10,10 +10,15 @@
 //   m.Append(records)                                    // durable, remembered as our write
 //
 // Consistency keys name what a mutation is about: a sequence id, an enrollment key, a user or item
-// resource, and the key of each request id it carries (RequestKey). Mutations whose keys share a
-// lock stripe are serialized in this process; before deciding, a mutation waits until the read
-// model has applied every write this process made about its keys (and no unrelated write), so 50
-// concurrent retries of one call decide once, on fresh state, and write once.
+// resource, and the key of each request id it carries (RequestKey). Mutations that share a key are
+// serialized in this process (a mutation takes all its keys at once, when none is held, and holds
+// them from deciding until its writes are durable and remembered); mutations with no key in
+// common do not wait for each other (keys are compared by 64-bit hash: two distinct keys with one
+// hash would only serialize their mutations, never let them overlap; a mutation waiting for many
+// keys may be overtaken by later mutations whose keys are all free). Before deciding, a
+// mutation waits until the read model has applied every write this process made about its keys
+// (and no unrelated write), so 50 concurrent retries of one call decide once, on fresh state, and
+// write once.
 //
 // A request id is answered from the read model's request records (RequestRecord: the resource it
 // named, the positions it wrote): the same request id for the same resource is a retry; for
@@ -21,12 +26,12 @@
 //
 // Thread-safety: OwnWrites may be used from any thread; a Mutation belongs to one thread.
 
-#include <array>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -46,11 +51,11 @@ class OwnWrites {
   OwnWrites(const OwnWrites&) = delete;
   OwnWrites& operator=(const OwnWrites&) = delete;
 
-  // One mutation: holds the lock stripes of its keys from construction to destruction.
+  // One mutation: holds the locks of its keys from construction to destruction.
   class Mutation {
    public:
-    // Locks the stripes of `keys` and of RequestKey(ctx, id) for each of `request_ids`, in stripe
-    // order (two mutations with overlapping keys cannot deadlock).
+    // Takes `keys` and RequestKey(ctx, id) for each of `request_ids` once none of them is held by
+    // another mutation (all at once: two mutations with overlapping keys cannot deadlock).
     Mutation(OwnWrites& own, const CallContext& ctx, std::vector<std::string> keys,
              const std::vector<std::string>& request_ids);
     ~Mutation();
@@ -82,7 +87,7 @@ class OwnWrites {
     OwnWrites& own_;
     const CallContext& ctx_;
     std::vector<std::string> keys_;
-    std::vector<absl::Mutex*> locked_;
+    std::vector<size_t> locked_;  // hashes of keys_, distinct
   };
 
  private:
@@ -92,8 +97,14 @@ class OwnWrites {
   void NoteLocked(const std::string& key, const LogPosition& position)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // Waits until none of `keys` (hashes, distinct) is held, then holds them all; Unlock releases.
+  void Lock(const std::vector<size_t>& keys);
+  void Unlock(const std::vector<size_t>& keys);
+
   const Ports& ports_;
-  std::array<absl::Mutex, 64> stripes_;
+  absl::Mutex locks_mu_;
+  absl::CondVar released_;  // signalled when held_ loses keys
+  absl::flat_hash_set<size_t> held_ ABSL_GUARDED_BY(locks_mu_);
   absl::Mutex mu_;
   // Latest positions this process wrote per consistency key (one per topic/partition). Entries the
   // read model has applied are pruned when the map grows.

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # API benchmarks with a load tool no one here wrote (ghz, from the Go module proxy):
 #   api-enroll@<rate>   unary Enroll latency p50/p99 at fixed request rates (open loop)
-#   api-batch-enroll    BatchEnroll of 1,000 items, latency
+#   api-batch-enroll    BatchEnroll of 1,000 items, latency (BENCH_BATCH_CALLS calls, default 20)
 # Prints RESULT lines like sequences-bench. Called by tests/bench/run.sh with:
 #   BENCH_BOOTSTRAP, BENCH_OUT, SEQUENCES_BUILD_DIR, BENCH_RATES, BENCH_RATE_SECONDS
+# and optionally BENCH_API_BEFORE (another sequence-api binary, measured alongside: below).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 cache=${SEQUENCES_CACHE:-$HOME/.cache/sequences}
@@ -16,68 +17,115 @@ fi
 source <("$root/tests/e2e/api/clients.sh" --env)
 ghz=$cache/bin/ghz
 out=${BENCH_OUT:?}
-prefix="bench.api.$(date +%s)."
 token=bench-token
-rm -rf "$out/api-data"
-
-"$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api" --bootstrap_servers="$BENCH_BOOTSTRAP" \
-  --topic_prefix="$prefix" --listen=127.0.0.1:0 --data_dir="$out/api-data" --auth_token="$token" \
-  >"$out/api.log" 2>&1 &
-api_pid=$!
-trap 'kill -TERM $api_pid 2>/dev/null; wait $api_pid 2>/dev/null' EXIT
-source "$root/tests/support/log_port.sh"
-port=$(wait_for_logged_port "$out/api.log" serving port "$api_pid") || {
-  echo "api.sh: sequence-api did not start" >&2
-  exit 1
-}
-addr=127.0.0.1:$port
-
-H=(-plaintext -H "authorization: Bearer $token" -H 'x-sequences-company: bench' -H 'x-sequences-user: u1')
-name=$("$GRPCURL" "${H[@]}" -d '{"parent": "companies/bench", "request_id": "bench-seq",
-  "sequence": {"display_name": "bench", "entity_kind": "ENTITY_KIND_DEAL",
-  "steps": [{"id": "s1", "delay": {"unit": "DELAY_UNIT_DAYS", "amount": 30},
-  "activity": {"activity_type": "call", "subject": "Call", "assignee": {"item_owner": true}}}]}}' \
-  "$addr" sequences.v1.SequenceService/CreateSequence |
-  sed -n 's/.*"name": "\(companies\/bench\/sequences\/[^"]*\)".*/\1/p' | head -1)
-
 metadata='{"authorization": "Bearer '$token'", "x-sequences-company": "bench", "x-sequences-user": "u1"}'
-summary() {  # ghz JSON report -> RESULT line
-  /usr/bin/python3 - "$1" "$2" "$3" <<'PY'
+H=(-plaintext -H "authorization: Bearer $token" -H 'x-sequences-company: bench' -H 'x-sequences-user: u1')
+source "$root/tests/support/log_port.sh"
+
+# Variants: this build's sequence-api (figures api-enroll, api-batch-enroll), and with
+# BENCH_API_BEFORE=<a sequence-api binary> also that one (figures api-enroll-before,
+# api-batch-enroll-before). Both run at once on the same broker, each with its own topics and
+# data; ghz loads one at a time, alternating which goes first, so both see the same machine.
+variants=(after)
+declare -A binary=([after]="$SEQUENCES_BUILD_DIR/services/sequence-api/sequence-api")
+declare -A suffix=([after]="" [before]="-before")
+declare -A addr parent pid
+if [ -n "${BENCH_API_BEFORE:-}" ]; then
+  variants=(before after)
+  binary[before]=$BENCH_API_BEFORE
+fi
+stop_all() {
+  for v in "${!pid[@]}"; do kill -TERM "${pid[$v]}" 2>/dev/null || true; done
+  for v in "${!pid[@]}"; do wait "${pid[$v]}" 2>/dev/null || true; done
+}
+trap stop_all EXIT
+for v in "${variants[@]}"; do
+  prefix="bench.api.$(date +%s).$v."
+  rm -rf "$out/api-data-$v"
+  log=$out/api${suffix[$v]}.log
+  "${binary[$v]}" --bootstrap_servers="$BENCH_BOOTSTRAP" --topic_prefix="$prefix" \
+    --listen=127.0.0.1:0 --data_dir="$out/api-data-$v" --auth_token="$token" >"$log" 2>&1 &
+  pid[$v]=$!
+  port=$(wait_for_logged_port "$log" serving port "${pid[$v]}") || {
+    echo "api.sh: sequence-api ($v) did not start" >&2
+    exit 1
+  }
+  addr[$v]=127.0.0.1:$port
+  parent[$v]=$("$GRPCURL" "${H[@]}" -d '{"parent": "companies/bench", "request_id": "bench-seq",
+    "sequence": {"display_name": "bench", "entity_kind": "ENTITY_KIND_DEAL",
+    "steps": [{"id": "s1", "delay": {"unit": "DELAY_UNIT_DAYS", "amount": 30},
+    "activity": {"activity_type": "call", "subject": "Call", "assignee": {"item_owner": true}}}]}}' \
+    "${addr[$v]}" sequences.v1.SequenceService/CreateSequence |
+    sed -n 's/.*"name": "\(companies\/bench\/sequences\/[^"]*\)".*/\1/p' | head -1)
+done
+
+summary() {  # NAME RATE GHZ_JSON... -> one RESULT line over every call of the reports
+  /usr/bin/python3 - "$@" <<'PY'
 import json, sys
-report, name, rate = json.load(open(sys.argv[1])), sys.argv[2], float(sys.argv[3])
-lat = {d["percentage"]: d["latency"] / 1e6 for d in report.get("latencyDistribution") or []}
-codes = report.get("statusCodeDistribution") or {}
-figures = {"latency_ms_p50": lat.get(50, 0), "latency_ms_p99": lat.get(99, 0),
-           "latency_ms_max": report.get("slowest", 0) / 1e6, "requests": report.get("count", 0),
-           "ok": codes.get("OK", 0), "achieved_rps": report.get("rps", 0)}
+name, rate, reports = sys.argv[1], float(sys.argv[2]), [json.load(open(p)) for p in sys.argv[3:]]
+calls = [d for r in reports for d in r.get("details") or []]
+lat = sorted(d["latency"] / 1e6 for d in calls)
+def pct(p):  # nearest rank
+    return lat[min(len(lat) - 1, int(p / 100 * len(lat)))] if lat else 0
+figures = {"latency_ms_p50": pct(50), "latency_ms_p99": pct(99),
+           "latency_ms_max": lat[-1] if lat else 0, "requests": len(calls),
+           "ok": sum(d["status"] == "OK" for d in calls),
+           "achieved_rps": sum(r.get("rps", 0) for r in reports) / max(1, len(reports))}
 if rate > 0:
     figures["rate_per_s"] = rate
 print("RESULT " + json.dumps({"name": name, "figures": figures}))
 PY
 }
+# Before each measured run: the other variant's read model may still be folding what the last
+# run wrote, which would take CPU from this one.
+settle() { sleep "${BENCH_API_SETTLE_SECONDS:-3}"; }
+# The variants in the order of round $1: alternating, so neither always runs first.
+ordered() {
+  if [ $(($1 % 2)) -eq 0 ]; then printf '%s\n' "${variants[@]}"; else printf '%s\n' "${variants[@]}" | tac; fi
+}
 
 # Warm-up, not reported: the first calls of a fresh process (connections, the read model's
 # first folds, the broker's first produce to new topics) would otherwise land in the first rate.
-"$ghz" --insecure --connections=4 -c 50 --rps 200 -n 1000 \
-  --call sequences.v1.EnrollmentService/Enroll --metadata "$metadata" \
-  -d '{"parent": "'"$name"'", "item": {"entity_kind": "ENTITY_KIND_DEAL", "item_id": "w-{{.RequestNumber}}", "request_id": "w-{{.RequestNumber}}"}}' \
-  "$addr" >/dev/null 2>>"$out/bench.log" || true
-
-for rate in ${BENCH_RATES:-500 1000 2000 4000}; do
-  n=$((rate * ${BENCH_RATE_SECONDS:-10}))
-  "$ghz" --insecure --skipFirst=100 --connections=4 -c 200 --rps "$rate" -n "$n" \
+for v in "${variants[@]}"; do
+  "$ghz" --insecure --connections=4 -c 50 --rps 200 -n 1000 \
     --call sequences.v1.EnrollmentService/Enroll --metadata "$metadata" \
-    -d '{"parent": "'"$name"'", "item": {"entity_kind": "ENTITY_KIND_DEAL", "item_id": "r'"$rate"'-{{.RequestNumber}}", "request_id": "r'"$rate"'-{{.RequestNumber}}", "merge_data": {"person.first_name": "Ada"}}}' \
-    --format=json -o "$out/ghz-enroll-$rate.json" "$addr" >/dev/null 2>>"$out/bench.log" || true
-  summary "$out/ghz-enroll-$rate.json" api-enroll "$rate"
+    -d '{"parent": "'"${parent[$v]}"'", "item": {"entity_kind": "ENTITY_KIND_DEAL", "item_id": "w-{{.RequestNumber}}", "request_id": "w-{{.RequestNumber}}"}}' \
+    "${addr[$v]}" >/dev/null 2>>"$out/bench.log" || true
 done
 
-# 1,000 items per call; each call's items are unique through the request number.
-items=$(/usr/bin/python3 -c '
-import json
-print(",".join(json.dumps({"entity_kind": "ENTITY_KIND_DEAL", "item_id": f"b{{{{.RequestNumber}}}}-{i}",
-  "request_id": f"b{{{{.RequestNumber}}}}-{i}"}) for i in range(1000)))')
-"$ghz" --insecure -c 1 -n 20 --call sequences.v1.EnrollmentService/BatchEnroll \
-  --metadata "$metadata" -d '{"parent": "'"$name"'", "items": ['"$items"']}' \
-  --format=json -o "$out/ghz-batch.json" "$addr" >/dev/null 2>>"$out/bench.log" || true
-summary "$out/ghz-batch.json" api-batch-enroll 0
+round=0
+for rate in ${BENCH_RATES:-500 1000 2000 4000}; do
+  n=$((rate * ${BENCH_RATE_SECONDS:-10}))
+  for v in $(ordered $round); do
+    settle
+    "$ghz" --insecure --skipFirst=100 --connections=4 -c 200 --rps "$rate" -n "$n" \
+      --call sequences.v1.EnrollmentService/Enroll --metadata "$metadata" \
+      -d '{"parent": "'"${parent[$v]}"'", "item": {"entity_kind": "ENTITY_KIND_DEAL", "item_id": "r'"$rate"'-{{.RequestNumber}}", "request_id": "r'"$rate"'-{{.RequestNumber}}", "merge_data": {"person.first_name": "Ada"}}}' \
+      --format=json -o "$out/ghz-enroll${suffix[$v]}-$rate.json" "${addr[$v]}" >/dev/null 2>>"$out/bench.log" || true
+    summary "api-enroll${suffix[$v]}" "$rate" "$out/ghz-enroll${suffix[$v]}-$rate.json"
+  done
+  round=$((round + 1))
+done
+
+# 1,000 items per call; each call's items are unique through the half and the request number.
+items() {
+  /usr/bin/python3 -c '
+import json, sys
+h = sys.argv[1]
+print(",".join(json.dumps({"entity_kind": "ENTITY_KIND_DEAL", "item_id": f"b{h}-{{{{.RequestNumber}}}}-{i}",
+  "request_id": f"b{h}-{{{{.RequestNumber}}}}-{i}"}) for i in range(1000)))' "$1"
+}
+# Two halves per variant, in the order A B B A when there are two.
+calls=${BENCH_BATCH_CALLS:-20}
+for half in 1 2; do
+  items=$(items "$half")
+  for v in $(ordered $((round + half))); do
+    settle
+    "$ghz" --insecure -c 1 -n $((calls / 2)) --call sequences.v1.EnrollmentService/BatchEnroll \
+      --metadata "$metadata" -d '{"parent": "'"${parent[$v]}"'", "items": ['"$items"']}' \
+      --format=json -o "$out/ghz-batch${suffix[$v]}-$half.json" "${addr[$v]}" >/dev/null 2>>"$out/bench.log" || true
+  done
+done
+for v in "${variants[@]}"; do
+  summary "api-batch-enroll${suffix[$v]}" 0 "$out/ghz-batch${suffix[$v]}-1.json" "$out/ghz-batch${suffix[$v]}-2.json"
+done

@@ -125,6 +125,20 @@ def main():
                     "meaning": "unary Enroll p99 vs. acks=all produce p99 at the same rate",
                 })
 
+    # BENCH_API_BEFORE: this build's API against another binary measured alongside it.
+    for name, figs in results.items():
+        if name.startswith("api-enroll@") or name == "api-batch-enroll":
+            before = name.replace("api-enroll", "api-enroll-before", 1) if "@" in name \
+                else "api-batch-enroll-before"
+            for key in ("latency_ms_p50", "latency_ms_p99"):
+                if results.get(before, {}).get(key) and key in figs:
+                    comparisons.append({
+                        "figure": name, "baseline": before, "key": key,
+                        "value": figs[key], "baseline_value": results[before][key],
+                        "ratio": figs[key] / results[before][key],
+                        "meaning": "this build's API vs. BENCH_API_BEFORE's, same run (lower is better)",
+                    })
+
     # Lateness at the same rate and phase: executor p99 vs. each peer's.
     for name, figs in results.items():
         if not name.startswith("executor-lateness-"):

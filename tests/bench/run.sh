@@ -8,6 +8,9 @@
 #   BENCH_KAFKA_PORT                 broker port (default 39092)
 #   BENCH_ONLY=peers                 only the pass-through baseline and the executor's and the
 #                                    peers' figures (throughput, timer burst, lateness at 1000/s)
+#   BENCH_ONLY=api                   only the API's ghz figures and their produce baselines
+#   BENCH_API_BEFORE=<binary>        also measure that sequence-api binary (e.g. main's), alongside
+#                                    and alternating with this build's (figures *-before)
 #   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
@@ -29,8 +32,8 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers) ;;
-  *) echo "BENCH_ONLY must be empty or peers" >&2; exit 2 ;;
+  "" | peers | api) ;;
+  *) echo "BENCH_ONLY must be empty, peers or api" >&2; exit 2 ;;
 esac
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
@@ -38,13 +41,16 @@ has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 
 deploy/local/install-deps.sh --bench
 build=${BUILD_DIR:-$root/build}
-if [ -n "$only" ] && [ -f "$build/build.ninja" ]; then
+if [ "$only" = api ] && [ -f "$build/build.ninja" ]; then
+  ninja -C "$build" ${NINJA_FLAGS:-} sequences-bench sequence-api  # all that these figures need
+elif [ -n "$only" ] && [ -f "$build/build.ninja" ]; then
   ninja -C "$build" ${NINJA_FLAGS:-} sequences-bench step-executor  # all that these figures need
 else
   deploy/local/build.sh
 fi
 # The Kafka Streams peer (Maven; offline after the first build). A failed build skips the peer.
 peer_args=()
+[ "$only" = api ] && peers=
 if has_peer kafka-streams; then
   if tests/bench/peers/kafka-streams/build.sh; then
     peer_args=(--system=kafka-streams --peers_dir="$root/tests/bench/peers")
@@ -77,13 +83,25 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
 "$bench" kafka-passthrough --count=20000 --batch_max=500 --bootstrap="$bootstrap" \
   >>"$out/bench.log" 2>&1 || true
 
+api_bench() {  # the API, loaded by ghz (tests/bench/api.sh)
+  BENCH_OUT=$out BENCH_BOOTSTRAP=$bootstrap SEQUENCES_BUILD_DIR=$build \
+    BENCH_RATE_SECONDS=$rate_seconds BENCH_RATES="250 500 1000 2000 4000" tests/bench/api.sh \
+    2>>"$out/bench.log" | tee -a "$out/bench.log" | sed -n 's/^RESULT //p' >>"$raw"
+}
+
 # Baselines: what Kafka alone does for the same shape of work.
-run kafka-passthrough --count="$count" --batch_max=500  # the executor's --min_batch
-if [ -z "$only" ]; then
+[ "$only" = api ] || run kafka-passthrough --count="$count" --batch_max=500  # the executor's --min_batch
+if [ -z "$only" ] || [ "$only" = api ]; then
   run kafka-produce-batch --batch=1000 --repeats=20
   for rate in 250 500 1000 2000 4000; do
     run kafka-produce-rate --rate="$rate" --seconds="$rate_seconds"
   done
+fi
+if [ "$only" = api ]; then
+  api_bench
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
 fi
 
 # The Temporal peer (BENCH_PEERS=temporal): the same workload on a Temporal dev server and a Go
@@ -161,9 +179,7 @@ if has_peer temporal; then peer_temporal; fi
 run api-hostile-soak --repeats=5 --batch=200 "${sys[@]}"
 
 # The API, loaded by ghz.
-BENCH_OUT=$out BENCH_BOOTSTRAP=$bootstrap SEQUENCES_BUILD_DIR=$build \
-  BENCH_RATE_SECONDS=$rate_seconds BENCH_RATES="250 500 1000 2000 4000" tests/bench/api.sh \
-  2>>"$out/bench.log" | tee -a "$out/bench.log" | sed -n 's/^RESULT //p' >>"$raw"
+api_bench
 
 # Debian's python3 (with Debian's matplotlib), not whatever python3 is first on PATH.
 /usr/bin/python3 tests/bench/report.py "$raw" "$out"

@@ -12,9 +12,11 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/domain/tests/builders.h"
+#include "services/sequence-api/own_writes.h"
 #include "services/sequence-api/tests/loopback_event_log.h"
 #include "tests/support/process.h"
 #include "tests/support/requests.h"
@@ -487,6 +489,40 @@ TEST_CASE("given many threads retrying one enrollment action at once, then it is
     CHECK(r->consistency_token() == results[0]->consistency_token());
   }
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kRemoveRequested) == 1);
+}
+
+TEST_CASE(
+    "given a mutation in progress about one item, when a mutation about other items starts, "
+    "then it does not wait for the first (only mutations sharing a key are serialized)") {
+  Harness h;
+  const Ports ports{.options = {},
+                    .log = h.log,
+                    .read_model = *h.read_model,
+                    .clock = h.clock,
+                    .signer = h.signer};
+  OwnWrites own(ports);
+  const CallContext ctx = As(kA);
+  // Many other keys, so that no grouping of keys into shared locks lets all of them through.
+  constexpr int kOthers = 200;
+  absl::Notification others_done;
+  std::atomic<int> ran{0};
+  std::optional<std::thread> other;
+  {
+    OwnWrites::Mutation first(own, ctx, {"enrollment-1"}, {"request-1"});
+    other.emplace([&] {
+      for (int i = 0; i < kOthers; ++i) {
+        OwnWrites::Mutation m(own, ctx, {absl::StrCat("enrollment-other-", i)},
+                              {absl::StrCat("request-other-", i)});
+        ++ran;
+      }
+      others_done.Notify();
+    });
+    // Generous: the others need microseconds; they would never finish if they waited for
+    // `first`, which is held until they did.
+    others_done.WaitForNotificationWithTimeout(absl::Seconds(30));
+    CHECK(ran.load() == kOthers);
+  }
+  other->join();
 }
 
 TEST_CASE(
