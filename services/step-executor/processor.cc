@@ -259,12 +259,18 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     by_id[id] = &a.request;
     arrived[id] = &a.request;
   }
-  // Cancelled requests still queued leave unsent (one already released: nothing to do).
+  // Cancelled requests still queued leave unsent (one already released: nothing to do). Also
+  // one that arrived in this batch: a person stage forwards a request and, later, its cancel to
+  // the same partition (docs/min-gap.md), and one batch may hold both.
+  std::map<std::string, const v1::SendRequested*> cancelled_requests;
   std::set<std::string> cancelled;
   for (const Arrival& a : arrivals) {
-    if (a.cancel.has_value() && state.queue.count(a.cancel->email_id()) > 0) {
-      cancelled.insert(a.cancel->email_id());
-      by_id.erase(a.cancel->email_id());
+    if (!a.cancel.has_value()) continue;
+    const std::string& id = a.cancel->email_id();
+    if ((state.queue.count(id) > 0 || arrived.count(id) > 0) && by_id.count(id) > 0) {
+      cancelled.insert(id);
+      cancelled_requests[id] = by_id.at(id);
+      by_id.erase(id);
     }
   }
   if (!arrivals.empty() && arrived.empty() && cancelled.empty()) return absl::OkStatus();
@@ -313,7 +319,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     ++out.emails_released;
   }
   for (const std::string& id : cancelled) {
-    const v1::SendRequested& r = state.queue.at(id);
+    const v1::SendRequested& r = *cancelled_requests.at(id);
     v1::Envelope o =
         domain::MakeEnvelope(absl::StrCat(id, "/cancelled"), company, now, ledger.event_id(), "");
     v1::SendOutcome* p = o.mutable_send_outcome();
@@ -332,7 +338,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   }
   const std::set<std::string> released(plan.released.begin(), plan.released.end());
   for (const auto& [id, r] : arrived) {
-    if (released.count(id) > 0) continue;
+    if (released.count(id) > 0 || cancelled.count(id) > 0) continue;
     const absl::Time due = domain::FromProto(r->due_at());
     const absl::Time until = domain::AlignToWindow(std::max(next.value_or(now), due), calendar(*r));
     v1::Envelope o =
