@@ -106,7 +106,7 @@ TEST_CASE("Given an email in flight at the sender stage, when another is due, th
 
 TEST_CASE(
     "Given a person's ledger, when an entry forwards an email and a later one settles it as sent, "
-    "then the email is in flight, then the send time is the last send; folding again changes "
+    "then the email is in flight, then the send time is the last send, and folding again changes "
     "nothing",
     "[min_gap]") {
   v1::SendLedgerEntry e1;
@@ -158,7 +158,7 @@ TEST_CASE(
 
 TEST_CASE(
     "Given sending settings, when the minimum gap is negative or above 30 days, then they are "
-    "refused naming the field; 0 is off",
+    "refused naming the field, and 0 is off",
     "[min_gap]") {
   v1::CompanySendingSettings s;
   CHECK(MinGapOf(s) == absl::ZeroDuration());

@@ -889,7 +889,7 @@ struct Net {
 TEST_CASE(
     "Given a minimum gap of 1 hour and a sender limit of 2 a day, when two deals of one person "
     "and one of another come due, then one email per person goes out and the other waits at the "
-    "person stage; a reply cancels it there, or, once forwarded and held by the send limit, "
+    "person stage: a reply cancels it there, or, once forwarded and held by the send limit, "
     "through the person stage at the sender stage, even in one batch with the request") {
   Fixture f;
   f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
