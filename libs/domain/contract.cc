@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/min_gap.h"
 #include "libs/domain/routing.h"
 
 namespace sequences::domain {
@@ -38,7 +39,20 @@ absl::Status CheckEnrollmentInputContract(const v1::Envelope& e, absl::string_vi
   }
   const InputRoute route = RouteInput(e);
   if (route.scope == InputRoute::Scope::kSender) {
-    // Internal (written by the executor): keyed by the sender, about an item of the same company.
+    // Internal (written by the executor): keyed by the sender (or the person, min_gap.h), about
+    // an item of the same company.
+    if (IsPersonKey(route.sender_key) &&
+        (CompanyOfStageKey(route.sender_key) != e.company_id() || record_key != route.sender_key)) {
+      return broken(absl::StrCat("record key '", Quoted(record_key), "' is not the person key '",
+                                 Quoted(route.sender_key), "' of company '", Quoted(e.company_id()),
+                                 "'"));
+    }
+    if (e.has_send_outcome()) {  // a notice to a person stage
+      if (!IsPersonKey(route.sender_key) || e.send_outcome().email_id().empty()) {
+        return broken("send_outcome to a person stage needs a person_key and email_id");
+      }
+      return absl::OkStatus();
+    }
     const bool cancel = e.has_send_cancelled();
     const v1::EmailSend& email = e.send_requested().email();
     if (cancel

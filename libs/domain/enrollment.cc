@@ -84,6 +84,9 @@ void AddSendCancelled(const EnrollmentState& s, const Emitter& em, Decision* d) 
     p->set_step_id(waiting.step_id());
     p->set_email_id(email_id);
     p->set_sender_user_id(waiting.sender_user_id());
+    // Waiting at its person stage (min_gap.h): the cancel goes there (it forwards it to the
+    // sender stage if the email is in flight by then).
+    p->set_person_key(waiting.person_key());
     d->sender_inputs.push_back(std::move(e));
   }
 }
@@ -541,6 +544,7 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       p->set_reason(o.reason());
       p->set_detail(o.detail());
       p->set_sender_user_id(o.sender_user_id());
+      p->set_person_key(o.person_key());
       d.executor_events.push_back(std::move(e));
       // It ended before it learned of the wait: cancel now.
       if (EndedEarly(state))

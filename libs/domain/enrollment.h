@@ -126,8 +126,8 @@ struct Decision {
   std::vector<v1::Envelope> task_events;
   // Write to sequences.email-events (EmailSend).
   std::vector<v1::Envelope> email_events;
-  // Write to sequences.enrollment-events keyed by the sender key (internal SendCancelled for the
-  // sender stage, docs/send-limits.md).
+  // Write to sequences.enrollment-events keyed by the sender key, or by the person key when set
+  // (internal SendCancelled for the sender or person stage, docs/send-limits.md, docs/min-gap.md).
   std::vector<v1::Envelope> sender_inputs;
   bool empty() const {
     return executor_events.empty() && task_events.empty() && email_events.empty() &&
@@ -157,7 +157,9 @@ struct Decision {
 //                      recipient changes (a failed enrollment is repaired, then retried).
 //   item_outcome       EnrollmentCompleted(won/lost/converted) or EnrollmentRemoved(item deleted).
 //   email_replied      EnrollmentCompleted(replied); email_bounced: EnrollmentFailed(bounced).
-//   send_outcome       (internal, from the sender stage, docs/send-limits.md) EmailDeferred,
+//   send_outcome       (internal, from the sender or person stage, docs/send-limits.md,
+//                      docs/min-gap.md) EmailDeferred (with the person key when the person stage
+//                      deferred it: the cancel goes there),
 //                      EmailReleased or EmailCancelled for the enrollment it names, also after it
 //                      ended (its last step's email may wait); nothing for another enrollment of
 //                      the key. A deferral reaching an enrollment that ended other than by running

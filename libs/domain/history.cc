@@ -115,7 +115,7 @@ std::string DescribeExecutorEvent(const v1::Envelope& e) {
     }
     case v1::Envelope::kEmailReleased:
       return absl::StrCat("email of step ", e.email_released().step_id(), " sent at ",
-                          At(e.email_released().sent_at()), " (it waited for the send limit)");
+                          At(e.email_released().sent_at()), " (it was deferred)");
     case v1::Envelope::kEmailCancelled:
       return absl::StrCat("queued email of step ", e.email_cancelled().step_id(),
                           " cancelled: enrollment ended");

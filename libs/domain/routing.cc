@@ -86,16 +86,27 @@ InputRoute RouteInput(const v1::Envelope& input) {
       item_or_one(input.email_bounced().item_key(), input.email_bounced().sequence_id());
       break;
     case v1::Envelope::kSendOutcome:
+      if (input.send_outcome().to_person_stage()) {  // the sender stage's notice (min_gap.h)
+        route.scope = Scope::kSender;
+        route.sender_key = input.send_outcome().person_key();
+        break;
+      }
       one(input.send_outcome().ref().item_key(), input.send_outcome().ref().sequence_id());
       break;
-    case v1::Envelope::kSendRequested:
+    case v1::Envelope::kSendRequested: {
+      const v1::SendRequested& r = input.send_requested();
       route.scope = Scope::kSender;
-      route.sender_key =
-          SenderKey(input.company_id(), input.send_requested().email().sender_user_id());
+      route.sender_key = !r.person_key().empty() && !r.gap_cleared()
+                             ? r.person_key()
+                             : SenderKey(input.company_id(), r.email().sender_user_id());
       break;
+    }
     case v1::Envelope::kSendCancelled:
       route.scope = Scope::kSender;
-      route.sender_key = SenderKey(input.company_id(), input.send_cancelled().sender_user_id());
+      route.sender_key =
+          !input.send_cancelled().person_key().empty()
+              ? input.send_cancelled().person_key()
+              : SenderKey(input.company_id(), input.send_cancelled().sender_user_id());
       break;
     case v1::Envelope::kSequenceStepsReplaced:
       sequence(input.sequence_steps_replaced().sequence_id());

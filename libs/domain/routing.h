@@ -53,7 +53,10 @@ struct InputRoute {
     kItem,            // every enrollment of item_key
     kSequence,        // every enrollment of sequence_id (sequence lifecycle events)
     kOwner,           // every enrollment whose owner_id is owner_id
-    kSender,  // no enrollment: the sender stage of sender_key (SendRequested/Cancelled, internal)
+    // No enrollment: the sender stage of sender_key (SendRequested/Cancelled, internal), or the
+    // person stage when sender_key is a person key (min_gap.h: a SendRequested or SendCancelled
+    // with person_key and not gap_cleared, or a SendOutcome to_person_stage).
+    kSender,
   };
   Scope scope = Scope::kNone;
   std::string item_key;

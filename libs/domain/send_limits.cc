@@ -66,6 +66,13 @@ absl::Status ValidateSendingSettings(const v1::CompanySendingSettings& settings)
   if (!settings.time_zone().empty() && !IsValidTimeZoneName(settings.time_zone())) {
     return InvalidField("settings.time_zone", "is not an IANA time zone name");
   }
+  // 30 days (min_gap.h's kMaxMinGapSeconds; not included here to keep the headers acyclic).
+  constexpr int64_t kMaxGap = 30 * 24 * 3600;
+  if (settings.min_gap_between_emails_seconds() < 0 ||
+      settings.min_gap_between_emails_seconds() > kMaxGap) {
+    return InvalidField("settings.min_gap_between_emails_seconds",
+                        absl::StrCat("must be between 0 (none) and ", kMaxGap, " (30 days)"));
+  }
   return absl::OkStatus();
 }
 
@@ -222,6 +229,14 @@ SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
     state.last_sequence_id = it->second.email().sequence_id();
     state.queue.erase(it);
     state.sent.Add(at);
+  }
+  if (!entry.settled().empty() && entry.settled() == state.in_flight) {
+    state.in_flight.clear();
+    if (entry.has_last_sent_at()) state.last_sent = FromProto(entry.last_sent_at());
+  }
+  if (!entry.forwarded().empty()) {
+    state.queue.erase(entry.forwarded());
+    state.in_flight = entry.forwarded();
   }
   state.sent.Prune(at);
   if (entry.has_next_release_at()) {

@@ -65,7 +65,8 @@ struct SendLimits {
 v1::CompanySendingSettings EffectiveSendingSettings(const v1::CompanySendingSettings& settings);
 SendLimits LimitsOf(const v1::CompanySendingSettings& settings);
 // INVALID_ARGUMENT (naming the field, "settings.daily_limit_per_sender") when a limit is negative
-// or above kMaxSendLimit, the hourly limit is above the daily one, or the zone is unknown.
+// or above kMaxSendLimit, the hourly limit is above the daily one, the zone is unknown, or
+// min_gap_between_emails_seconds is negative or above 30 days (min_gap.h).
 [[nodiscard]] absl::Status ValidateSendingSettings(const v1::CompanySendingSettings& settings);
 
 // A company's sending settings: the fold of its CompanySendingSettingsChanged events.
@@ -136,10 +137,16 @@ struct SenderState {
   std::map<std::string, v1::SendRequested> queue;
   std::string last_sequence_id;
   std::optional<absl::Time> next_release;
+  // Person stages only (docs/min-gap.md): the request forwarded to its sender stage and not yet
+  // reported sent or dropped (empty: none), and the last send to the person.
+  std::string in_flight;
+  std::optional<absl::Time> last_sent;
 };
 // Folds one ledger entry: only the entry right after the last one (seq + 1), so folding the log
 // again, or a duplicate, changes nothing. Adds `queued` (a request already queued is kept once),
 // removes `cancelled` unsent and uncounted, removes and counts `released` at the entry's time.
+// Person stage entries: removes `forwarded` from the queue into in_flight; `settled` (the one in
+// flight) clears in_flight and, with last_sent_at, sets last_sent.
 SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry);
 
 }  // namespace sequences::domain

@@ -538,7 +538,7 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   next_due_known_ = false;
   metrics_.AddInputs(decided);
   metrics_.AddDeadLettered(out.dead_lettered);
-  metrics_.AddEmailsDeferred(out.emails_deferred, out.emails_released);
+  metrics_.AddEmailsDeferred(out.emails_deferred, out.emails_released, out.emails_deferred_min_gap);
   if (out.steps_fired > 0) metrics_.AddFired(out.steps_fired_by_kind, now);
   for (absl::Duration d : out.lateness) metrics_.AddLateness(d);
   const absl::Time end = clock_.Now();

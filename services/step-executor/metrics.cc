@@ -70,9 +70,10 @@ void Metrics::AddDeadLettered(int n) {
   s_.dead_lettered += n;
 }
 
-void Metrics::AddEmailsDeferred(int deferred, int released) {
+void Metrics::AddEmailsDeferred(int deferred, int released, int deferred_min_gap) {
   absl::MutexLock l(&mu_);
   s_.emails_deferred += deferred;
+  s_.emails_deferred_min_gap += deferred_min_gap;
   s_.emails_released += released;
 }
 
@@ -237,8 +238,12 @@ std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& 
                         "input records sent to the dead-letter topic",
                         static_cast<double>(dead_lettered)));
   out.push_back(counter("sequences_executor_emails_deferred_total",
-                        "automatic emails deferred by their sender's send limit (or window)",
+                        "automatic emails deferred by their sender's send limit, the minimum gap "
+                        "between emails to one person (or the window)",
                         static_cast<double>(emails_deferred)));
+  out.push_back(counter("sequences_executor_emails_deferred_min_gap_total",
+                        "of those, automatic emails deferred by the minimum gap to one person",
+                        static_cast<double>(emails_deferred_min_gap)));
   out.push_back(counter("sequences_executor_emails_released_total",
                         "deferred automatic emails sent after waiting",
                         static_cast<double>(emails_released)));

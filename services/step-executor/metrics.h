@@ -45,6 +45,7 @@ struct MetricsSnapshot {
   int64_t dead_lettered = 0;
   // Automatic emails the sender stage deferred (send limit or window), and released after waiting.
   int64_t emails_deferred = 0;
+  int64_t emails_deferred_min_gap = 0;  // of emails_deferred (docs/min-gap.md)
   int64_t emails_released = 0;
   int64_t transactions_committed = 0;
   int64_t transactions_aborted = 0;
@@ -84,7 +85,7 @@ class Metrics {
   void AddLateness(absl::Duration d);
   void AddInputs(int n);
   void AddDeadLettered(int n);
-  void AddEmailsDeferred(int deferred, int released);
+  void AddEmailsDeferred(int deferred, int released, int deferred_min_gap = 0);
   void AddCommit();
   void AddAbort(const std::string& error);
   void AddRecovery();

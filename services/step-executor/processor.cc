@@ -26,6 +26,36 @@ std::string ItemOf(absl::string_view enrollment_key) {
                                                      : enrollment_key.substr(0, hash));
 }
 
+// The sender stage's notice to the person stage a request came through (docs/min-gap.md): the
+// email was sent at `at` (SENT) or dropped (CANCELLED).
+kafka::Record PersonNotice(const std::string& topic, const v1::SendRequested& r,
+                           v1::SendOutcome::Kind kind, absl::Time at, const std::string& cause) {
+  const std::string& id = r.email().idempotency_key();
+  v1::Envelope o = domain::MakeEnvelope(
+      absl::StrCat(id, kind == v1::SendOutcome::KIND_SENT ? "/sent" : "/cancelled", "/person"),
+      domain::CompanyOfStageKey(r.person_key()), at, cause, "");
+  v1::SendOutcome* p = o.mutable_send_outcome();
+  *p->mutable_ref() = r.ref();
+  p->set_step_id(r.email().step_id());
+  p->set_email_id(id);
+  p->set_kind(kind);
+  *p->mutable_at() = domain::ToProto(at);
+  p->set_sender_user_id(r.email().sender_user_id());
+  p->set_person_key(r.person_key());
+  p->set_to_person_stage(true);
+  return {topic, r.person_key(), SerializeDeterministic(o), {}, -1};
+}
+
+// A future instant in whole microseconds, rounded up (the due index and the stale check are in
+// microseconds); never `now` or before, or the timer would fire at once, forever.
+std::optional<absl::Time> StoredNext(std::optional<absl::Time> next, absl::Time now) {
+  if (next.has_value() && *next <= now) next = now + absl::Seconds(1);
+  if (next.has_value()) {
+    next = absl::FromUnixMicros(absl::ToUnixMicros(*next - absl::Nanoseconds(1)) + 1);
+  }
+  return next;
+}
+
 }  // namespace
 
 absl::Status Processor::LoadSequences() {
@@ -121,20 +151,41 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
     r->mutable_ref()->set_enrollment_id(email.enrollment_id());
     r->mutable_ref()->set_item_key(email.item_key());
     r->mutable_ref()->set_sequence_id(email.sequence_id());
-    out.records.push_back({topics_.enrollment_events,
-                           domain::SenderKey(e.company_id(), email.sender_user_id()),
-                           SerializeDeterministic(req),
-                           {},
-                           -1});
+    // With a minimum gap between emails to one person, it passes the person's stage first
+    // (docs/min-gap.md); without one the path is exactly as before.
+    const std::string address = domain::NormalizeAddress(email.recipient().email());
+    if (domain::MinGapOf(SettingsFor(e.company_id())) > absl::ZeroDuration() && !address.empty()) {
+      r->set_person_key(domain::PersonKey(e.company_id(), address));
+    }
+    const std::string stage_key = r->person_key().empty()
+                                      ? domain::SenderKey(e.company_id(), email.sender_user_id())
+                                      : r->person_key();
+    out.records.push_back(
+        {topics_.enrollment_events, stage_key, SerializeDeterministic(req), {}, -1});
   }
   // The enrollment ended with an email in its sender's queue: tell the sender stage to drop it.
+  // (To its person stage when it waits there, docs/min-gap.md.)
   for (const v1::Envelope& e : decision.sender_inputs) {
+    const v1::SendCancelled& c = e.send_cancelled();
     out.records.push_back({topics_.enrollment_events,
-                           domain::SenderKey(e.company_id(), e.send_cancelled().sender_user_id()),
+                           c.person_key().empty()
+                               ? domain::SenderKey(e.company_id(), c.sender_user_id())
+                               : c.person_key(),
                            SerializeDeterministic(e),
                            {},
                            -1});
   }
+}
+
+const v1::CompanySendingSettings& Processor::SettingsFor(const std::string& company_id) const {
+  static const v1::CompanySendingSettings* none = new v1::CompanySendingSettings();
+  auto it = companies_.find(company_id);
+  return it == companies_.end() ? *none : it->second.settings;
+}
+
+domain::Calendar Processor::CalendarOf(const v1::SendRequested& r) const {
+  return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
+                              domain::LoadZoneOrUtc(r.time_zone()));
 }
 
 domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
@@ -146,9 +197,12 @@ domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
 absl::Status Processor::FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out) {
   std::map<std::string, std::vector<Arrival>> arrivals;
   arrivals.swap(arrivals_);
-  for (const auto& [sender_key, list] : arrivals) {
-    absl::Status s = DecideSender(sender_key, list, list.front().cause_id, list.front().partition,
-                                  now, overlay, out);
+  for (const auto& [key, list] : arrivals) {
+    absl::Status s = domain::IsPersonKey(key)
+                         ? DecidePerson(key, list, list.front().cause_id, list.front().partition,
+                                        now, overlay, out)
+                         : DecideSender(key, list, list.front().cause_id, list.front().partition,
+                                        now, overlay, out);
     if (!s.ok()) return s;
   }
   return absl::OkStatus();
@@ -199,25 +253,28 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   // The new requests (one queued already, or twice in the batch, was written twice: once).
   std::map<std::string, const v1::SendRequested*> arrived;
   for (const Arrival& a : arrivals) {
-    if (a.cancel.has_value()) continue;
+    if (a.cancel.has_value() || a.notice.has_value()) continue;
     const std::string& id = a.request.email().idempotency_key();
     if (by_id.count(id) > 0) continue;
     by_id[id] = &a.request;
     arrived[id] = &a.request;
   }
-  // Cancelled requests still queued leave unsent (one already released: nothing to do).
+  // Cancelled requests still queued leave unsent (one already released: nothing to do). Also
+  // one that arrived in this batch: a person stage forwards a request and, later, its cancel to
+  // the same partition (docs/min-gap.md), and one batch may hold both.
+  std::map<std::string, const v1::SendRequested*> cancelled_requests;
   std::set<std::string> cancelled;
   for (const Arrival& a : arrivals) {
-    if (a.cancel.has_value() && state.queue.count(a.cancel->email_id()) > 0) {
-      cancelled.insert(a.cancel->email_id());
-      by_id.erase(a.cancel->email_id());
+    if (!a.cancel.has_value()) continue;
+    const std::string& id = a.cancel->email_id();
+    if ((state.queue.count(id) > 0 || arrived.count(id) > 0) && by_id.count(id) > 0) {
+      cancelled.insert(id);
+      cancelled_requests[id] = by_id.at(id);
+      by_id.erase(id);
     }
   }
   if (!arrivals.empty() && arrived.empty() && cancelled.empty()) return absl::OkStatus();
-  auto calendar = [&](const v1::SendRequested& r) {
-    return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
-                                domain::LoadZoneOrUtc(r.time_zone()));
-  };
+  auto calendar = [&](const v1::SendRequested& r) { return CalendarOf(r); };
   const std::string company = sender_key.substr(0, sender_key.find("/sender/"));
   const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
   const SenderPlan decided = PlanSender(state, by_id, calendar, LimitsFor(company), now);
@@ -242,7 +299,12 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     *email.mutable_email_send() = r.email();
     out.records.push_back(
         {topics_.email_events, r.email().item_key(), SerializeDeterministic(email), {}, -1});
-    if (arrived.count(id) > 0) continue;  // sent as it arrived: nothing to tell
+    // Passed a person stage: tell it the send time, the next gap counts from it.
+    if (r.gap_cleared())
+      out.records.push_back(PersonNotice(topics_.enrollment_events, r, v1::SendOutcome::KIND_SENT,
+                                         now, ledger.event_id()));
+    // Sent as it arrived: nothing to tell (unless it waited at its person stage).
+    if (arrived.count(id) > 0 && !r.waited()) continue;
     // It waited: tell its enrollment it is sent now.
     v1::Envelope o =
         domain::MakeEnvelope(absl::StrCat(id, "/sent"), company, now, ledger.event_id(), "");
@@ -257,7 +319,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     ++out.emails_released;
   }
   for (const std::string& id : cancelled) {
-    const v1::SendRequested& r = state.queue.at(id);
+    const v1::SendRequested& r = *cancelled_requests.at(id);
     v1::Envelope o =
         domain::MakeEnvelope(absl::StrCat(id, "/cancelled"), company, now, ledger.event_id(), "");
     v1::SendOutcome* p = o.mutable_send_outcome();
@@ -269,10 +331,14 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     p->set_sender_user_id(user);
     out.records.push_back(
         {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
+    // Passed a person stage: it may forward the next one.
+    if (r.gap_cleared())
+      out.records.push_back(PersonNotice(topics_.enrollment_events, r,
+                                         v1::SendOutcome::KIND_CANCELLED, now, ledger.event_id()));
   }
   const std::set<std::string> released(plan.released.begin(), plan.released.end());
   for (const auto& [id, r] : arrived) {
-    if (released.count(id) > 0) continue;
+    if (released.count(id) > 0 || cancelled.count(id) > 0) continue;
     const absl::Time due = domain::FromProto(r->due_at());
     const absl::Time until = domain::AlignToWindow(std::max(next.value_or(now), due), calendar(*r));
     v1::Envelope o =
@@ -294,6 +360,193 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   }
   out.records.push_back(
       {topics_.executor_events, sender_key, SerializeDeterministic(ledger), {}, partition});
+  out.executor_partitions.insert(partition);
+  return overlay.ApplyLedger(*entry, partition);
+}
+
+// ---- the person stage (docs/min-gap.md) ----
+
+Processor::PersonPlan Processor::PlanPerson(
+    const std::optional<absl::Time>& last_sent, bool in_flight,
+    const std::map<std::string, const v1::SendRequested*>& queue,
+    const std::function<domain::Calendar(const v1::SendRequested&)>& calendar, absl::Duration gap,
+    absl::Time now) {
+  std::vector<domain::QueuedSend> sends;
+  for (const auto& [id, r] : queue) {
+    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
+  }
+  PersonPlan out;
+  out.plan = domain::PlanTouch(last_sent, in_flight, sends, gap, now);
+  out.next = StoredNext(out.plan.next_look, now);
+  return out;
+}
+
+absl::Status Processor::FirePerson(const DueEntry& d, absl::Time now, Overlay& overlay,
+                                   BatchOutput& out) {
+  auto person = overlay.GetSender(d.enrollment_key);
+  if (!person.ok()) return person.status();
+  const std::optional<absl::Time>& next = (*person)->state.next_release;
+  if (!next.has_value() || absl::ToUnixMicros(*next) != absl::ToUnixMicros(d.due)) {
+    return absl::OkStatus();  // stale: the batch already changed this person
+  }
+  return DecidePerson(d.enrollment_key, {},
+                      absl::StrCat(d.enrollment_key, "/look@", absl::ToUnixMicros(d.due)),
+                      d.partition, now, overlay, out);
+}
+
+absl::Status Processor::DecidePerson(const std::string& person_key,
+                                     const std::vector<Arrival>& arrivals,
+                                     const std::string& cause_id, int32_t partition, absl::Time now,
+                                     Overlay& overlay, BatchOutput& out) {
+  auto person = overlay.GetSender(person_key);
+  if (!person.ok()) return person.status();
+  const domain::SenderState& state = (*person)->state;
+  const std::string company = domain::CompanyOfStageKey(person_key);
+  std::map<std::string, const v1::SendRequested*> by_id;
+  for (const auto& [id, r] : state.queue) by_id[id] = &r;
+  // The new requests (one queued or in flight already: once).
+  std::map<std::string, const v1::SendRequested*> arrived;
+  for (const Arrival& a : arrivals) {
+    if (a.cancel.has_value() || a.notice.has_value()) continue;
+    const std::string& id = a.request.email().idempotency_key();
+    if (by_id.count(id) > 0 || id == state.in_flight) continue;
+    by_id[id] = &a.request;
+    arrived[id] = &a.request;
+  }
+  // Cancels: one waiting here leaves unsent; the one in flight is the sender stage's to drop.
+  std::set<std::string> cancelled;
+  std::vector<const v1::SendCancelled*> to_sender;
+  // The sender stage's notice about the one in flight: it is sent (at) or dropped.
+  std::string settled;
+  std::optional<absl::Time> sent_at;
+  for (const Arrival& a : arrivals) {
+    if (a.cancel.has_value()) {
+      const std::string& id = a.cancel->email_id();
+      if (by_id.count(id) > 0 && cancelled.insert(id).second) continue;
+      if (id == state.in_flight && settled.empty()) to_sender.push_back(&*a.cancel);
+    } else if (a.notice.has_value()) {
+      if (a.notice->email_id() != state.in_flight || !settled.empty()) continue;
+      settled = a.notice->email_id();
+      if (a.notice->kind() == v1::SendOutcome::KIND_SENT)
+        sent_at = domain::FromProto(a.notice->at());
+    }
+  }
+  for (const v1::SendCancelled* c : to_sender) {
+    v1::Envelope e = domain::MakeEnvelope(absl::StrCat(c->email_id(), "/send-cancelled/sender"),
+                                          company, now, cause_id, "");
+    *e.mutable_send_cancelled() = *c;
+    e.mutable_send_cancelled()->clear_person_key();
+    out.records.push_back({topics_.enrollment_events,
+                           domain::SenderKey(company, c->sender_user_id()),
+                           SerializeDeterministic(e),
+                           {},
+                           -1});
+  }
+  if (!arrivals.empty() && arrived.empty() && cancelled.empty() && settled.empty()) {
+    return absl::OkStatus();
+  }
+  std::map<std::string, const v1::SendRequested*> queue = by_id;
+  for (const std::string& id : cancelled) queue.erase(id);
+  const bool in_flight = !state.in_flight.empty() && settled.empty();
+  const std::optional<absl::Time> last_sent = sent_at.has_value() ? sent_at : state.last_sent;
+  const absl::Duration gap = domain::MinGapOf(SettingsFor(company));
+  auto calendar = [&](const v1::SendRequested& r) { return CalendarOf(r); };
+  const PersonPlan decided = PlanPerson(last_sent, in_flight, queue, calendar, gap, now);
+  const domain::TouchPlan& plan = decided.plan;
+
+  v1::Envelope ledger = domain::MakeEnvelope(absl::StrCat(person_key, "/ledger/", state.seq + 1),
+                                             company, now, cause_id, "");
+  v1::SendLedgerEntry* entry = ledger.mutable_send_ledger_entry();
+  entry->set_sender_key(person_key);
+  entry->set_seq(state.seq + 1);
+  *entry->mutable_at() = domain::ToProto(now);
+  for (const auto& [id, r] : arrived) *entry->add_queued() = *r;
+  for (const std::string& id : cancelled) entry->add_cancelled(id);
+  if (!settled.empty()) {
+    entry->set_settled(settled);
+    if (sent_at.has_value()) *entry->mutable_last_sent_at() = domain::ToProto(*sent_at);
+  }
+  if (plan.forward.has_value()) entry->set_forwarded(*plan.forward);
+  if (decided.next.has_value()) *entry->mutable_next_release_at() = domain::ToProto(*decided.next);
+
+  // Records first (the fold below changes `state`).
+  if (plan.forward.has_value()) {
+    const v1::SendRequested& r = *queue.at(*plan.forward);
+    v1::Envelope f = domain::MakeEnvelope(absl::StrCat(*plan.forward, "/send/gap-cleared"), company,
+                                          now, ledger.event_id(), "");
+    v1::SendRequested* fr = f.mutable_send_requested();
+    *fr = r;
+    fr->set_gap_cleared(true);
+    fr->set_waited(arrived.count(*plan.forward) == 0);
+    // Never due at the sender stage before the gap allows, on its own clock either.
+    if (plan.allowed_from.has_value() && *plan.allowed_from > domain::FromProto(r.due_at())) {
+      *fr->mutable_due_at() = domain::ToProto(*plan.allowed_from);
+    }
+    out.records.push_back({topics_.enrollment_events,
+                           domain::SenderKey(company, r.email().sender_user_id()),
+                           SerializeDeterministic(f),
+                           {},
+                           -1});
+  }
+  for (const std::string& id : cancelled) {
+    const v1::SendRequested& r = *by_id.at(id);
+    v1::Envelope o =
+        domain::MakeEnvelope(absl::StrCat(id, "/cancelled"), company, now, ledger.event_id(), "");
+    v1::SendOutcome* p = o.mutable_send_outcome();
+    *p->mutable_ref() = r.ref();
+    p->set_step_id(r.email().step_id());
+    p->set_email_id(id);
+    p->set_kind(v1::SendOutcome::KIND_CANCELLED);
+    *p->mutable_at() = domain::ToProto(now);
+    p->set_sender_user_id(r.email().sender_user_id());
+    out.records.push_back(
+        {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
+  }
+  // Why the new ones wait: the gap after the last send, or one ahead of them not sent yet.
+  const bool busy = in_flight || plan.forward.has_value();
+  const bool gap_open = !plan.allowed_from.has_value() || *plan.allowed_from <= now;
+  const domain::SendLimits limits = LimitsFor(company);
+  for (const auto& [id, r] : arrived) {
+    if (plan.forward.has_value() && *plan.forward == id) continue;
+    if (cancelled.count(id) > 0) continue;
+    const absl::Time due = domain::FromProto(r->due_at());
+    const std::string address = domain::NormalizeAddress(r->email().recipient().email());
+    absl::Time earliest = std::max(due, now);
+    std::string reason = domain::kDeferredMinGap;
+    std::string detail;
+    if (!gap_open) {
+      earliest = std::max(earliest, *plan.allowed_from);
+      detail = absl::StrCat("last email to ", address, " sent ",
+                            absl::FormatTime("%Y-%m-%d %H:%M", *last_sent, limits.tz), ", gap ",
+                            domain::FormatGap(gap));
+    } else if (busy) {
+      earliest = std::max(earliest, now + gap);
+      detail = absl::StrCat("an earlier email to ", address, " is not sent yet, gap ",
+                            domain::FormatGap(gap));
+    } else {
+      reason = "send_window";
+      detail = "outside the send window";
+    }
+    const absl::Time until = domain::AlignToWindow(earliest, calendar(*r));
+    v1::Envelope o = domain::MakeEnvelope(absl::StrCat(id, "/deferred/person"), company, now,
+                                          ledger.event_id(), "");
+    v1::SendOutcome* p = o.mutable_send_outcome();
+    *p->mutable_ref() = r->ref();
+    p->set_step_id(r->email().step_id());
+    p->set_email_id(id);
+    p->set_kind(v1::SendOutcome::KIND_DEFERRED);
+    *p->mutable_at() = domain::ToProto(until);
+    p->set_sender_user_id(r->email().sender_user_id());
+    p->set_person_key(person_key);
+    p->set_reason(reason);
+    p->set_detail(detail);
+    out.records.push_back(
+        {topics_.enrollment_events, r->ref().item_key(), SerializeDeterministic(o), {}, -1});
+    ++out.emails_deferred;
+    if (reason == domain::kDeferredMinGap) ++out.emails_deferred_min_gap;
+  }
+  out.records.push_back(
+      {topics_.executor_events, person_key, SerializeDeterministic(ledger), {}, partition});
   out.executor_partitions.insert(partition);
   return overlay.ApplyLedger(*entry, partition);
 }
@@ -448,10 +701,13 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
       // Planned once per sender after the batch's inputs (FlushSenders).
       if (input.has_send_cancelled()) {
         arrivals_[route.sender_key].push_back(
-            {{}, input.send_cancelled(), input.event_id(), m.partition});
+            {{}, input.send_cancelled(), std::nullopt, input.event_id(), m.partition});
+      } else if (input.has_send_outcome()) {  // the sender stage's notice to a person stage
+        arrivals_[route.sender_key].push_back(
+            {{}, std::nullopt, input.send_outcome(), input.event_id(), m.partition});
       } else {
         arrivals_[route.sender_key].push_back(
-            {input.send_requested(), std::nullopt, input.event_id(), m.partition});
+            {input.send_requested(), std::nullopt, std::nullopt, input.event_id(), m.partition});
       }
       return InputResult::kDone;
     default:
@@ -488,6 +744,10 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     if (!owned(d.partition)) continue;
     if (domain::IsSenderKey(d.enrollment_key)) {
       if (absl::Status st = FireSender(d, now, overlay, out); !st.ok()) return st;
+      continue;
+    }
+    if (domain::IsPersonKey(d.enrollment_key)) {
+      if (absl::Status st = FirePerson(d, now, overlay, out); !st.ok()) return st;
       continue;
     }
     auto entry = overlay.Get(d.enrollment_key);

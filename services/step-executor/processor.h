@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "libs/domain/enrollment.h"
+#include "libs/domain/min_gap.h"
 #include "libs/domain/send_limits.h"
 #include "libs/domain/sequence.h"
 #include "libs/kafka/types.h"
@@ -40,6 +41,8 @@ struct BatchOutput {
   // Automatic emails the sender stage deferred (send limit or window) / released after a wait.
   int emails_deferred = 0;
   int emails_released = 0;
+  // Of emails_deferred: those the person stage deferred for the minimum gap (docs/min-gap.md).
+  int emails_deferred_min_gap = 0;
   // Fire time minus due time of each step executed by the timer.
   std::vector<absl::Duration> lateness;
   // Due-index entries FireDue visited (at its `max`, more may be due: a backlog of timers).
@@ -122,6 +125,22 @@ class Processor {
 
   // The company's send limits in force (the defaults when it never set them).
   domain::SendLimits LimitsFor(const std::string& company_id) const;
+  // The company's sending settings as set (empty when it never set them).
+  const v1::CompanySendingSettings& SettingsFor(const std::string& company_id) const;
+
+  // The person stage's decision (docs/min-gap.md) for `queue` (the person's queue with the new
+  // requests, less the cancelled) given the last send and whether one is in flight: which to
+  // forward and the next look instant as stored (in the future, whole microseconds). Replay's
+  // dry run decides recorded entries again with it.
+  struct PersonPlan {
+    domain::TouchPlan plan;
+    std::optional<absl::Time> next;
+  };
+  static PersonPlan PlanPerson(
+      const std::optional<absl::Time>& last_sent, bool in_flight,
+      const std::map<std::string, const v1::SendRequested*>& queue,
+      const std::function<domain::Calendar(const v1::SendRequested&)>& calendar, absl::Duration gap,
+      absl::Time now);
 
   // A dead-letter record for `m` with `reason`.
   kafka::Record DeadLetter(const kafka::Message& m, absl::string_view reason) const;
@@ -143,6 +162,7 @@ class Processor {
   struct Arrival {
     v1::SendRequested request;
     std::optional<v1::SendCancelled> cancel;  // set: a SendCancelled (request unset)
+    std::optional<v1::SendOutcome> notice;    // set: a sender stage's notice to a person stage
     std::string cause_id;
     int32_t partition = -1;
   };
@@ -156,6 +176,15 @@ class Processor {
   absl::Status DecideSender(const std::string& sender_key, const std::vector<Arrival>& arrived,
                             const std::string& cause_id, int32_t partition, absl::Time now,
                             Overlay& overlay, BatchOutput& out);
+  // ---- the person stage (docs/min-gap.md) ----
+  // The person's due-index entry at `due`: forward the next email if the gap allows it now.
+  absl::Status FirePerson(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
+  // Applies `arrived` (requests, cancels, the sender stage's notices) to the person's state, plans
+  // it at `now` and stages the ledger entry, the forwarded request and the outcomes.
+  absl::Status DecidePerson(const std::string& person_key, const std::vector<Arrival>& arrived,
+                            const std::string& cause_id, int32_t partition, absl::Time now,
+                            Overlay& overlay, BatchOutput& out);
+  domain::Calendar CalendarOf(const v1::SendRequested& r) const;
 
   StateStore& store_;
   service::Topics topics_;

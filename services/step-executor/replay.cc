@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/min_gap.h"
 #include "libs/domain/send_limits.h"
 #include "libs/kafka/consumer.h"
 #include "libs/runtime/log.h"
@@ -173,7 +174,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         &ignored_end);
     if (!s.ok()) return s;
   }
-  auto limits_at = [&](const std::string& company, absl::Time t) {
+  auto settings_at = [&](const std::string& company, absl::Time t) {
     domain::CompanySendingState st;
     auto it = company_history.find(company);
     if (it != company_history.end()) {
@@ -182,7 +183,10 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         st = domain::EvolveCompanySending(std::move(st), te.event);
       }
     }
-    return domain::LimitsOf(st.settings);
+    return st.settings;
+  };
+  auto limits_at = [&](const std::string& company, absl::Time t) {
+    return domain::LimitsOf(settings_at(company, t));
   };
   auto sequence_at = [&](const std::string& id, absl::Time t) {
     domain::SequenceState st;
@@ -270,7 +274,42 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
             auto sender = overlay.GetSender(entry.sender_key());
             if (!sender.ok()) return sender.status();
             const domain::SenderState& before = (*sender)->state;
-            if (entry.seq() == before.seq + 1) {
+            if (entry.seq() == before.seq + 1 && domain::IsPersonKey(entry.sender_key())) {
+              // A person stage (docs/min-gap.md): forward this one, look again then.
+              const absl::Time at = domain::FromProto(entry.at());
+              std::map<std::string, const v1::SendRequested*> queue;
+              for (const auto& [id, r] : before.queue) queue[id] = &r;
+              for (const v1::SendRequested& r : entry.queued()) {
+                queue[r.email().idempotency_key()] = &r;
+              }
+              for (const std::string& id : entry.cancelled()) queue.erase(id);
+              const bool settles = !entry.settled().empty() && entry.settled() == before.in_flight;
+              std::optional<absl::Time> last_sent = before.last_sent;
+              if (settles && entry.has_last_sent_at()) {
+                last_sent = domain::FromProto(entry.last_sent_at());
+              }
+              auto calendar = [&](const v1::SendRequested& r) {
+                return domain::MakeCalendar(sequence_at(r.email().sequence_id(), at).settings,
+                                            domain::LoadZoneOrUtc(r.time_zone()));
+              };
+              const absl::Duration gap =
+                  domain::MinGapOf(settings_at(domain::CompanyOfStageKey(entry.sender_key()), at));
+              const Processor::PersonPlan again = Processor::PlanPerson(
+                  last_sent, !before.in_flight.empty() && !settles, queue, calendar, gap, at);
+              const bool same_next = entry.has_next_release_at() == again.next.has_value() &&
+                                     (!again.next.has_value() ||
+                                      domain::FromProto(entry.next_release_at()) == *again.next);
+              ++result.decisions_checked;
+              if (again.plan.forward.value_or("") != entry.forwarded() || !same_next) {
+                ++result.decisions_differing;
+                if (result.differences.size() < 10) {
+                  result.differences.push_back(
+                      absl::StrCat(entry.sender_key(), " ledger ", entry.seq(), ": recorded '",
+                                   entry.forwarded(), "' forwarded, decided '",
+                                   again.plan.forward.value_or(""), "'"));
+                }
+              }
+            } else if (entry.seq() == before.seq + 1) {
               const absl::Time at = domain::FromProto(entry.at());
               std::map<std::string, const v1::SendRequested*> queue;
               for (const auto& [id, r] : before.queue) queue[id] = &r;

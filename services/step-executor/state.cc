@@ -283,6 +283,8 @@ v1::SenderSnapshot ToSnapshot(const domain::SenderState& s, int32_t partition) {
   out.set_last_sequence_id(s.last_sequence_id);
   if (s.next_release.has_value()) *out.mutable_next_release_at() = domain::ToProto(*s.next_release);
   out.set_partition(partition);
+  out.set_in_flight(s.in_flight);
+  if (s.last_sent.has_value()) *out.mutable_last_sent_at() = domain::ToProto(*s.last_sent);
   return out;
 }
 
@@ -294,6 +296,8 @@ domain::SenderState FromSnapshot(const v1::SenderSnapshot& in) {
   for (const v1::SendRequested& r : in.queue()) s.queue.emplace(r.email().idempotency_key(), r);
   s.last_sequence_id = in.last_sequence_id();
   if (in.has_next_release_at()) s.next_release = domain::FromProto(in.next_release_at());
+  s.in_flight = in.in_flight();
+  if (in.has_last_sent_at()) s.last_sent = domain::FromProto(in.last_sent_at());
   return s;
 }
 

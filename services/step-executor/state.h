@@ -14,7 +14,8 @@
 //   by_owner     key "<owner_id>\0<enrollment key>" -> "" (enrollments of an owner).
 //   senders      key SenderKey ("<company>/sender/<user>") -> v1::SenderSnapshot: one sender's send
 //                counters and queue (docs/send-limits.md), the fold of its SendLedgerEntry
-//                executor events; its next release is in `due` under the sender key.
+//                executor events; its next release is in `due` under the sender key. Person stages
+//                (PersonKey, docs/min-gap.md) are kept here too, in the same shape.
 //   offsets      "exec/<p>": executor-events offset of partition p to fold from (every event
 //                before it is folded; events after it may be too: folding is idempotent);
 //                "seq/<p>": next sequence-events offset to fold.

@@ -3,11 +3,13 @@
 #include "services/step-executor/processor.h"
 
 #include <catch2/catch.hpp>
+#include <deque>
 #include <functional>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/min_gap.h"
 #include "libs/domain/routing.h"
 #include "libs/domain/send_limits.h"
 #include "libs/runtime/clock.h"
@@ -808,6 +810,179 @@ TEST_CASE(
 
     f.clock.Set(tomorrow + absl::Hours(1));
     CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  }
+}
+
+}  // namespace
+}  // namespace sequences::executor
+
+// ---- the person stage (docs/min-gap.md) ----
+
+namespace sequences::executor {
+namespace {
+
+using namespace testing;
+
+// Enrollment-events records delivered back to the processor as a consumer would, in an order the
+// test controls; everything else collected.
+struct Net {
+  Fixture& f;
+  std::deque<kafka::Record> pending;
+  int emails = 0;
+  std::vector<v1::Envelope> executor_events;
+
+  void Collect(const BatchOutput& out) {
+    for (const kafka::Record& r : out.records) {
+      if (r.topic == "t.enrollment-events") pending.push_back(r);
+      if (r.topic == "t.email-events") ++emails;
+      if (r.topic == "t.executor-events") {
+        v1::Envelope e;
+        REQUIRE(e.ParseFromString(r.value));
+        executor_events.push_back(e);
+      }
+    }
+  }
+  // Decides `records` as one batch (the sender and person stages plan once, after all of them).
+  void Batch(const std::vector<kafka::Record>& records) {
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    for (const kafka::Record& r : records) {
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(r.value));
+      REQUIRE(f.processor
+                  ->OnInputRecord(f.Record("t.enrollment-events", 0, r.key, e), false,
+                                  f.clock.Now(), overlay, out)
+                  .ok());
+    }
+    REQUIRE(f.processor->FlushSenders(f.clock.Now(), overlay, out).ok());
+    REQUIRE(overlay.Flush().ok());
+    Collect(out);
+  }
+  // Takes the first pending record that `match` accepts.
+  kafka::Record Take(const std::function<bool(const v1::Envelope&, const std::string&)>& match) {
+    for (auto it = pending.begin(); it != pending.end(); ++it) {
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(it->value));
+      if (match(e, it->key)) {
+        kafka::Record r = *it;
+        pending.erase(it);
+        return r;
+      }
+    }
+    FAIL("no such pending record");
+    return {};
+  }
+  void Pump() {
+    while (!pending.empty()) {
+      kafka::Record r = pending.front();
+      pending.pop_front();
+      Batch({r});
+    }
+  }
+  int Count(v1::Envelope::PayloadCase kind) const {
+    int n = 0;
+    for (const v1::Envelope& e : executor_events) n += e.payload_case() == kind;
+    return n;
+  }
+};
+
+TEST_CASE(
+    "Given a minimum gap of 1 hour and a sender limit of 2 a day, when two deals of one person "
+    "and one of another come due, then one email per person goes out and the other waits at the "
+    "person stage: a reply cancels it there, or, once forwarded and held by the send limit, "
+    "through the person stage at the sender stage, even in one batch with the request") {
+  Fixture f;
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
+  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
+  settings.mutable_company_sending_settings_changed()->set_version(1);
+  v1::CompanySendingSettings* s =
+      settings.mutable_company_sending_settings_changed()->mutable_settings();
+  s->set_daily_limit_per_sender(2);
+  s->set_min_gap_between_emails_seconds(3600);
+  events.push_back(settings);
+  f.FoldSequence(events);
+
+  Net net{f};
+  for (const std::string item : {"c1/deal/1", "c1/deal/2", "c1/deal/3"}) {
+    v1::Envelope e = Enroll(item, "s1", 1, f.clock.Now());
+    if (item == "c1/deal/3") e.mutable_enroll_requested()->mutable_recipient()->set_email("b@x.io");
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 0, item, e), out);
+    net.Collect(out);
+  }
+  net.Collect(f.Fire(f.all));
+  const std::string ada = domain::PersonKey("c1", "ada@example.com");
+  for (const kafka::Record& r : net.pending) {
+    CHECK(domain::IsPersonKey(r.key));  // with a gap, requests go to the person stage first
+  }
+  net.Pump();
+  CHECK(net.emails == 2);  // deal 1 (ada) and deal 3 (b@x.io): the sender's 2 for the day
+  REQUIRE(net.Count(v1::Envelope::kEmailDeferred) == 1);
+  const v1::EmailDeferred waiting = [&] {
+    for (const v1::Envelope& e : net.executor_events) {
+      if (e.has_email_deferred()) return e.email_deferred();
+    }
+    return v1::EmailDeferred();
+  }();
+  CHECK(waiting.ref().item_key() == "c1/deal/2");
+  CHECK(waiting.reason() == "min_gap");
+  CHECK(waiting.person_key() == ada);
+  auto reply = [&] {
+    v1::Envelope r = domain::MakeEnvelope("reply-2", "c1", f.clock.Now(), "", "");
+    r.mutable_email_replied()->set_item_key("c1/deal/2");
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/2", r), out);
+    net.Collect(out);
+  };
+  auto person_state = [&] {
+    Overlay overlay(*f.store);
+    auto p = overlay.GetSender(ada);
+    REQUIRE(p.ok());
+    return (*p)->state;
+  };
+
+  SECTION("when the person replies while the email waits at the person stage") {
+    reply();
+    REQUIRE(net.pending.size() == 1);
+    CHECK(net.pending.front().key == ada);  // the cancel goes where the email waits
+    net.Pump();
+    CHECK(net.Count(v1::Envelope::kEmailCancelled) == 1);
+    f.clock.Advance(absl::Hours(2));
+    net.Collect(f.Fire(f.all));
+    net.Pump();
+    CHECK(net.emails == 2);
+    CHECK(person_state().queue.empty());
+  }
+
+  SECTION("when the person replies after the person stage forwarded it to its full sender") {
+    f.clock.Advance(absl::Hours(1) + absl::Seconds(1));
+    net.Collect(f.Fire(f.all));  // the person stage looks again: forwards deal 2's email
+    REQUIRE(net.pending.size() == 1);
+    const kafka::Record forwarded = net.pending.front();
+    net.pending.clear();  // not delivered yet
+    CHECK(forwarded.key == domain::SenderKey("c1", "owner-1"));
+    CHECK(person_state().in_flight == waiting.email_id());
+    reply();  // the enrollment still thinks it waits at the person stage
+    net.Batch({net.Take([&](const v1::Envelope&, const std::string& key) { return key == ada; })});
+    // The person stage passes the cancel on to the sender stage; both reach it in one batch.
+    const kafka::Record cancel =
+        net.Take([](const v1::Envelope& e, const std::string&) { return e.has_send_cancelled(); });
+    CHECK(cancel.key == domain::SenderKey("c1", "owner-1"));
+    net.Batch({forwarded, cancel});
+    net.Pump();
+    CHECK(net.Count(v1::Envelope::kEmailCancelled) == 1);
+    CHECK(person_state().in_flight.empty());
+    f.clock.Advance(absl::Hours(24));
+    net.Collect(f.Fire(f.all));
+    net.Pump();
+    CHECK(net.emails == 2);  // never sent
   }
 }
 

@@ -1,0 +1,82 @@
+#include "libs/domain/min_gap.h"
+
+#include <algorithm>
+#include <cstdint>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace sequences::domain {
+
+absl::Duration MinGapOf(const v1::CompanySendingSettings& settings) {
+  const int64_t s = settings.min_gap_between_emails_seconds();
+  if (s <= 0) return absl::ZeroDuration();
+  return absl::Seconds(std::min(s, kMaxMinGapSeconds));
+}
+
+std::string NormalizeAddress(absl::string_view address) {
+  return absl::AsciiStrToLower(absl::StripAsciiWhitespace(address));
+}
+
+std::string PersonKey(absl::string_view company_id, absl::string_view address) {
+  uint64_t h = 14695981039346656037ULL;  // FNV-1a 64
+  for (unsigned char c : NormalizeAddress(address)) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  return absl::StrCat(company_id, "/person/", absl::StrFormat("%016x", h));
+}
+
+bool IsPersonKey(absl::string_view key) { return absl::StrContains(key, "/person/"); }
+
+std::string CompanyOfStageKey(absl::string_view key) {
+  for (absl::string_view marker : {"/person/", "/sender/"}) {
+    const size_t at = key.find(marker);
+    if (at != absl::string_view::npos) return std::string(key.substr(0, at));
+  }
+  return std::string(key);
+}
+
+TouchPlan PlanTouch(const std::optional<absl::Time>& last_sent, bool in_flight,
+                    const std::vector<QueuedSend>& queue, absl::Duration gap, absl::Time now) {
+  TouchPlan plan;
+  if (last_sent.has_value()) plan.allowed_from = *last_sent + gap;
+  if (queue.empty() || in_flight) return plan;
+  const absl::Time allowed = plan.allowed_from.value_or(absl::InfinitePast());
+  std::vector<const QueuedSend*> order;
+  for (const QueuedSend& q : queue) order.push_back(&q);
+  std::sort(order.begin(), order.end(), [](const QueuedSend* a, const QueuedSend* b) {
+    if (a->due_at != b->due_at) return a->due_at < b->due_at;
+    return a->id < b->id;
+  });
+  if (allowed <= now) {
+    for (const QueuedSend* q : order) {
+      if (q->due_at <= now && AlignToWindow(now, q->calendar) == now) {
+        plan.forward = q->id;
+        return plan;  // in flight now: the notice of its send wakes the stage
+      }
+    }
+  }
+  for (const QueuedSend* q : order) {
+    absl::Time at = AlignToWindow(std::max({allowed, q->due_at, now}), q->calendar);
+    if (at <= now) at = now + absl::Seconds(1);  // cannot happen after the loop above; be safe
+    if (!plan.next_look.has_value() || at < *plan.next_look) plan.next_look = at;
+  }
+  return plan;
+}
+
+std::string FormatGap(absl::Duration gap) {
+  int64_t s = absl::ToInt64Seconds(gap);
+  if (s <= 0) return "0s";
+  std::string out;
+  const int64_t d = s / 86400, h = s % 86400 / 3600, m = s % 3600 / 60, sec = s % 60;
+  if (d > 0) absl::StrAppend(&out, d, "d");
+  if (h > 0) absl::StrAppend(&out, h, "h");
+  if (m > 0) absl::StrAppend(&out, m, "m");
+  if (sec > 0) absl::StrAppend(&out, sec, "s");
+  return out;
+}
+
+}  // namespace sequences::domain
