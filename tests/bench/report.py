@@ -22,6 +22,18 @@ PAIRS = [
      "exactly_once vs. at_least_once restart-to-fire seconds"),
     ("api-batch-enroll", "kafka-produce-batch", "latency_ms_p50",
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
+    # Send limits (docs/send-limits.md): automatic emails through the sender stage, limit never
+    # reached, vs. the same emails as drafts (no stage), same run. 1 = the stage costs nothing.
+    ("executor-limits-on-throughput", "executor-limits-off-throughput", "records_per_s",
+     "limits on vs. off: enrollments/s to first email visible (higher is better)"),
+    ("executor-limits-on-throughput", "executor-limits-off-throughput", "median_per_s",
+     "limits on vs. off: median second of the same runs (steady rate)"),
+    ("executor-limits-on-throughput", "executor-limits-off-throughput", "cpu_ms_per_enrollment",
+     "limits on vs. off: executor CPU per enrollment (lower is better)"),
+    ("executor-limits-on-lateness", "executor-limits-off-lateness", "lateness_ms_p50",
+     "limits on vs. off: steady lateness p50 at 1000 enrollments/s (lower is better)"),
+    ("executor-limits-on-lateness", "executor-limits-off-lateness", "lateness_ms_p99",
+     "limits on vs. off: steady lateness p99 at 1000 enrollments/s (lower is better)"),
 ]
 
 # Peers: the same workload built on another technology (tests/bench/peers/), same broker, same

@@ -8,6 +8,9 @@
 #   BENCH_KAFKA_PORT                 broker port (default 39092)
 #   BENCH_ONLY=peers                 only the pass-through baseline and the executor's and the
 #                                    peers' figures (throughput, timer burst, lateness at 1000/s)
+#   BENCH_ONLY=limits                only send limits on against off (executor-limits: throughput
+#                                    and steady lateness, automatic emails through the sender
+#                                    stage vs. the same emails as drafts; ratios in the report)
 #   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
@@ -26,9 +29,10 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers) ;;
-  *) echo "BENCH_ONLY must be empty or peers" >&2; exit 2 ;;
+  "" | peers | limits) ;;
+  *) echo "BENCH_ONLY must be empty, peers or limits" >&2; exit 2 ;;
 esac
+[ "$only" = limits ] && BENCH_PEERS=0
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -74,6 +78,16 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
 "$bench" kafka-passthrough --count=20000 --batch_max=500 --bootstrap="$bootstrap" \
   >>"$out/bench.log" 2>&1 || true
 
+# Send limits on against off (the sender stage's cost), each side in this one run.
+limits() { run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" "${sys[@]}"; }
+sys=(--build_dir="$build" --work_dir="$out/work")
+if [ "$only" = limits ]; then
+  limits
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
+
 # Baselines: what Kafka alone does for the same shape of work.
 run kafka-passthrough --count="$count" --batch_max=500  # the executor's --max_batch
 if [ -z "$only" ]; then
@@ -105,7 +119,6 @@ peer_temporal() {
 }
 # The executor, as real processes against the same broker; each workload is then run by each
 # peer right after it (the machine's load drifts: neighbours compare best).
-sys=(--build_dir="$build" --work_dir="$out/work")
 peer_run() {  # the same benchmark on the peer (if it built)
   if [ ${#peer_args[@]} -gt 0 ]; then run "$@" "${peer_args[@]}"; fi
 }
@@ -130,6 +143,7 @@ if [ -n "$only" ]; then
   echo "bench: results in $out"
   exit 0
 fi
+limits
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done
