@@ -142,9 +142,10 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
     // partition of the sender key, which emits it when the limit allows (docs/send-limits.md).
     v1::Envelope req =
         domain::MakeEnvelope(absl::StrCat(email.idempotency_key(), "/send"), e.company_id(),
-                             domain::FromProto(e.occurred_at()), e.event_id(), "");
+                             domain::FromProto(e.occurred_at()), e.event_id(), e.correlation_id());
     v1::SendRequested* r = req.mutable_send_requested();
     *r->mutable_email() = email;
+    r->set_correlation_id(e.correlation_id());
     *r->mutable_due_at() = email.scheduled_at();
     const std::string key = domain::EnrollmentKey(email.item_key(), email.sequence_id());
     if (auto entry = overlay.Get(key); entry.ok()) r->set_time_zone((*entry)->state.time_zone);
@@ -295,7 +296,8 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   // Records first (the fold below changes `state`).
   for (const std::string& id : plan.released) {
     const v1::SendRequested& r = *by_id.at(id);
-    v1::Envelope email = domain::MakeEnvelope(id, company, now, ledger.event_id(), "");
+    v1::Envelope email =
+        domain::MakeEnvelope(id, company, now, ledger.event_id(), r.correlation_id());
     *email.mutable_email_send() = r.email();
     out.records.push_back(
         {topics_.email_events, r.email().item_key(), SerializeDeterministic(email), {}, -1});

@@ -158,6 +158,9 @@ int Run(const std::string& cmd) {
     auto f = ApiHostileSoak(system, absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_batch));
     Print(cmd, f);
     return f.ok() ? 0 : 1;
+  } else if (cmd == "executor-limits") {
+    results = ExecutorLimits(system, absl::GetFlag(FLAGS_count), absl::GetFlag(FLAGS_rate),
+                             absl::GetFlag(FLAGS_seconds));
   } else if (cmd == "executor-lateness") {
     results = ExecutorLateness(system, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_seconds));
   } else {
@@ -177,7 +180,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
                  "kafka-produce-batch|executor-throughput|executor-timer-burst|executor-lateness|"
-                 "api-hostile-soak> "
+                 "executor-limits|api-hostile-soak> "
                  "[--flags]\n");
     return 2;
   }

@@ -39,6 +39,17 @@ PAIRS = [
      "adaptive batch vs. a fixed batch of 500 steady lateness p99 at 5,000/s (lower is better)"),
     ("api-batch-enroll", "kafka-produce-batch", "latency_ms_p50",
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
+    # Send limits (docs/send-limits.md): automatic emails through the sender stage, limit never
+    # reached, vs. the same emails as drafts (no stage), same run. 1 = the stage costs nothing.
+    ("executor-limits-on-throughput", "executor-limits-off-throughput", "from_start_per_s",
+     "limits on vs. off: enrollments/s from the executor's start to the last first email "
+     "visible (higher is better)"),
+    ("executor-limits-on-throughput", "executor-limits-off-throughput", "cpu_ms_per_enrollment",
+     "limits on vs. off: executor CPU per enrollment (lower is better)"),
+    ("executor-limits-on-lateness", "executor-limits-off-lateness", "lateness_ms_p50",
+     "limits on vs. off: steady lateness p50 at 1000 enrollments/s (lower is better)"),
+    ("executor-limits-on-lateness", "executor-limits-off-lateness", "lateness_ms_p99",
+     "limits on vs. off: steady lateness p99 at 1000 enrollments/s (lower is better)"),
 ]
 
 # Peers: the same workload built on another technology (tests/bench/peers/), same broker, same

@@ -11,6 +11,9 @@
 #   BENCH_ONLY=api                   only the API's ghz figures and their produce baselines
 #   BENCH_API_BEFORE=<binary>        also measure that sequence-api binary (e.g. main's), alongside
 #                                    and alternating with this build's (figures *-before)
+#   BENCH_ONLY=limits                only send limits on against off (executor-limits: throughput
+#                                    and steady lateness, automatic emails through the sender
+#                                    stage vs. the same emails as drafts; ratios in the report)
 #   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
@@ -32,9 +35,10 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers | api) ;;
-  *) echo "BENCH_ONLY must be empty, peers or api" >&2; exit 2 ;;
+  "" | peers | api | limits) ;;
+  *) echo "BENCH_ONLY must be empty, peers, api or limits" >&2; exit 2 ;;
 esac
+[ "$only" = limits ] && BENCH_PEERS=0
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -88,6 +92,15 @@ api_bench() {  # the API, loaded by ghz (tests/bench/api.sh)
     BENCH_RATE_SECONDS=$rate_seconds BENCH_RATES="250 500 1000 2000 4000" tests/bench/api.sh \
     2>>"$out/bench.log" | tee -a "$out/bench.log" | sed -n 's/^RESULT //p' >>"$raw"
 }
+# Send limits on against off (the sender stage's cost), each side in this one run.
+limits() { run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" "${sys[@]}"; }
+sys=(--build_dir="$build" --work_dir="$out/work")
+if [ "$only" = limits ]; then
+  limits
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
 
 # Baselines: what Kafka alone does for the same shape of work.
 [ "$only" = api ] || run kafka-passthrough --count="$count" --batch_max=500  # the executor's --min_batch
@@ -126,7 +139,6 @@ peer_temporal() {
 }
 # The executor, as real processes against the same broker; each workload is then run by each
 # peer right after it (the machine's load drifts: neighbours compare best).
-sys=(--build_dir="$build" --work_dir="$out/work")
 peer_run() {  # the same benchmark on the peer (if it built)
   if [ ${#peer_args[@]} -gt 0 ]; then run "$@" "${peer_args[@]}"; fi
 }
@@ -169,6 +181,7 @@ if [ -n "$only" ]; then
   echo "bench: results in $out"
   exit 0
 fi
+limits
 for n in $memory_counts; do  # memory and recovery holding 10,000,000 enrollments (full only)
   run executor-throughput --count="$n" --name_suffix="@$n" --replay=false "${sys[@]}"
 done

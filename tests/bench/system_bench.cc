@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/send_limits.h"
 #include "libs/domain/sequence.h"
 #include "libs/kafka/admin.h"
 #include "libs/kafka/consumer.h"
@@ -61,9 +62,25 @@ v1::Step Activity(const std::string& id, v1::DelayUnit unit, int amount) {
   return s;
 }
 
-// Creates the sequence through the domain decider (so it is exactly what the API would write).
+v1::Step Email(const std::string& id, int delay_minutes, bool automatic) {
+  v1::Step s;
+  s.set_id(id);
+  s.mutable_delay()->set_unit(v1::DELAY_UNIT_MINUTES);
+  s.mutable_delay()->set_amount(delay_minutes);
+  v1::EmailStep* e = s.mutable_email();
+  e->mutable_sender()->set_item_owner(true);
+  e->set_subject("Following up, {{person.first_name}}");
+  e->set_body("Hi {{person.first_name}}, did you have a chance to look at our offer?");
+  e->set_send_automatically(automatic);
+  return s;
+}
+
+// Creates the sequence through the domain decider (so it is exactly what the API would write);
+// with `senders`, automated sending is switched on and each sender grants consent.
 absl::Status PublishSequence(const Env& env, const std::string& id,
-                             const std::vector<v1::Step>& steps) {
+                             const std::vector<v1::Step>& steps,
+                             const std::vector<std::string>& senders = {}) {
+  std::vector<v1::SequenceCommand> commands;
   v1::SequenceCommand cmd;
   cmd.set_company_id("bench");
   cmd.set_sequence_id(id);
@@ -75,18 +92,37 @@ absl::Status PublishSequence(const Env& env, const std::string& id,
   create->set_entity_kind(v1::ENTITY_KIND_DEAL);
   create->mutable_settings()->set_default_time_zone("UTC");
   for (const auto& s : steps) *create->add_steps() = s;
-  auto events = domain::DecideSequence(domain::SequenceState{}, cmd, absl::Now());
-  if (!events.ok()) return events.status();
+  commands.push_back(cmd);
+  if (!senders.empty()) {
+    v1::SequenceCommand on = cmd;
+    on.set_request_id(id + "-automated");
+    on.mutable_switch_automated_sending()->set_enabled(true);
+    commands.push_back(on);
+  }
+  for (const std::string& user : senders) {
+    v1::SequenceCommand consent = cmd;
+    consent.set_request_id(absl::StrCat(id, "-consent-", user));
+    consent.set_actor_user_id(user);
+    consent.mutable_grant_consent()->set_user_id(user);
+    commands.push_back(consent);
+  }
   auto producer = kafka::Producer::Create({.client = {.bootstrap_servers = env.options.bootstrap}});
   if (!producer.ok()) return producer.status();
-  for (const auto& e : *events) {
-    auto r = (*producer)->Send({env.topics.sequence_events, id, e.SerializeAsString()});
-    if (!r.ok()) return r.status();
+  domain::SequenceState state;
+  for (const v1::SequenceCommand& c : commands) {
+    auto events = domain::DecideSequence(state, c, absl::Now());
+    if (!events.ok()) return events.status();
+    for (const auto& e : *events) {
+      state = domain::EvolveSequence(std::move(state), e);
+      auto r = (*producer)->Send({env.topics.sequence_events, id, e.SerializeAsString()});
+      if (!r.ok()) return r.status();
+    }
   }
   return absl::OkStatus();
 }
 
-kafka::Record Enroll(const Env& env, const std::string& sequence_id, int64_t i) {
+kafka::Record Enroll(const Env& env, const std::string& sequence_id, int64_t i,
+                     const std::string& owner = "u1") {
   v1::Envelope e;
   std::string item = absl::StrCat("bench/deal/", i);
   e.set_event_id(absl::StrCat(env.prefix, "enroll-", i));
@@ -99,7 +135,7 @@ kafka::Record Enroll(const Env& env, const std::string& sequence_id, int64_t i) 
   r->set_sequence_version(1);
   r->set_item_key(item);
   r->set_entity_kind(v1::ENTITY_KIND_DEAL);
-  r->set_owner_id("u1");
+  r->set_owner_id(owner);
   r->mutable_recipient()->set_email(absl::StrCat("p", i, "@example.com"));
   r->mutable_time_zones()->set_recipient("UTC");
   (*r->mutable_merge_data())["person.first_name"] = "Ada";
@@ -268,6 +304,14 @@ Watcher::Match TaskDueOf(const std::string& step_id) {
       return std::nullopt;
     }
     return absl::FromUnixMicros(micros);
+  };
+}
+
+// An email of `step_id` handed to the mailer, with the time its step came due.
+Watcher::Match EmailOf(const std::string& step_id) {
+  return [step_id](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_email_send() || e.email_send().step_id() != step_id) return std::nullopt;
+    return domain::FromProto(e.email_send().scheduled_at());
   };
 }
 
@@ -565,6 +609,159 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   results.push_back({FigureName(options, "lateness-restart"), f, {{"lateness_ms", samples}}});
   if (a.ok()) (*a)->Terminate();
   if (b != nullptr) b->Terminate();
+  return results;
+}
+
+namespace {
+
+// The limits benchmark's senders: the enrollments' owners in turn, so the sender stage's work
+// spreads over the partitions as a company's reps' would.
+constexpr int kLimitSenders = 16;
+
+std::vector<std::string> LimitSenders() {
+  std::vector<std::string> out;
+  for (int i = 0; i < kLimitSenders; ++i) out.push_back(absl::StrCat("rep-", i));
+  return out;
+}
+
+// The company's sending settings in both runs of the limits benchmark: each sender's daily limit
+// the highest allowed (100,000), never reached, so every automatic email passes the sender stage
+// (its state lookup, plan and ledger entry) and goes out at once.
+// The minimum gap between touches of one person, once CompanySendingSettings has it, is switched
+// on for the same runs by setting its field here (each enrollment has its own recipient, so the
+// gap is looked up and never makes an email wait).
+v1::CompanySendingSettings LimitsBenchSettings() {
+  v1::CompanySendingSettings s;
+  s.set_daily_limit_per_sender(domain::kMaxSendLimit);
+  s.set_time_zone("UTC");
+  return s;
+}
+
+// The limits benchmark's sequence: an email (automatic with `on`: through the sender stage; a
+// draft for review without: no stage), then a step a month later that holds the enrollment.
+absl::Status PrepareLimitsRun(const Env& env, bool on, int delay_minutes) {
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(env.prefix, "sending-settings-1"), "bench",
+                                        absl::Now(), "", "");
+  v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
+  c->set_company_id("bench");
+  c->set_version(1);
+  *c->mutable_settings() = LimitsBenchSettings();
+  auto producer = kafka::Producer::Create({.client = {.bootstrap_servers = env.options.bootstrap}});
+  if (!producer.ok()) return producer.status();
+  auto r = (*producer)->Send(
+      {env.topics.sequence_events, domain::CompanySettingsKey("bench"), e.SerializeAsString()});
+  if (!r.ok()) return r.status();
+  return PublishSequence(env, "seq",
+                         {Email("s1", delay_minutes, on), Activity("s2", v1::DELAY_UNIT_DAYS, 30)},
+                         LimitSenders());
+}
+
+std::string LimitsName(bool on, const std::string& what) {
+  return absl::StrCat("executor-limits-", on ? "on" : "off", "-", what);
+}
+
+// Enrollments loaded before the executor starts: enrollments/s to first email visible, from the
+// executor's start (from_start_per_s) and from the first email on (records_per_s), its median
+// second, CPU per enrollment.
+absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, bool on, int64_t count) {
+  auto env = NewEnv(options, on ? "limits-on" : "limits-off");
+  if (!env.ok()) return env.status();
+  if (auto s = PrepareLimitsRun(*env, on, 0); !s.ok()) return s;
+  std::vector<kafka::Record> records;
+  for (int64_t i = 0; i < count; ++i) {
+    records.push_back(Enroll(*env, "seq", i, absl::StrCat("rep-", i % kLimitSenders)));
+  }
+  if (auto load = Load(options.bootstrap, records); !load.ok()) return load.status();
+  Watcher emails(*env, env->topics.email_events, EmailOf("s1"));
+  absl::Time start = absl::Now();
+  auto exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  if (!emails.WaitFor(count, absl::Minutes(30), exec->get())) {
+    return absl::DeadlineExceededError(
+        absl::StrCat(LimitsName(on, "throughput"), ": ", emails.count(), " of ", count, " emails"));
+  }
+  auto seen = emails.seen();
+  absl::Time first = absl::InfiniteFuture(), last = absl::InfinitePast();
+  for (const auto& s : seen) {
+    first = std::min(first, s.first);
+    last = std::max(last, s.first);
+  }
+  Figures f = Rate(seen, first);
+  f["startup_to_first_s"] = absl::ToDoubleSeconds(first - start);
+  // From the executor's start to the last email: the figure the two sides compare. With the
+  // stage, the emails wait behind the enrollments loaded before them on enrollment-events (their
+  // requests are appended after them), so first-to-last alone would flatter it.
+  f["from_start_per_s"] = static_cast<double>(count) / absl::ToDoubleSeconds(last - start);
+  std::vector<double> per_second = PerSecond(seen);
+  if (per_second.size() > 2) {  // the median full second: the steady rate
+    std::vector<double> full(per_second.begin(), per_second.end() - 1);
+    std::sort(full.begin(), full.end());
+    f["median_per_s"] = full[full.size() / 2];
+  }
+  if (double cpu = CpuSeconds((*exec)->pid()); cpu >= 0) {
+    f["cpu_s"] = cpu;
+    f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
+  }
+  for (const auto& [k, v] : Memory((*exec)->pid())) f[k] = v;
+  (*exec)->Terminate();
+  return Result{LimitsName(on, "throughput"), f, {{"throughput_per_s", per_second}}};
+}
+
+// Enrollments arriving at `rate`/s for `seconds`, each email due a minute later, one executor
+// instance: lateness (visible to a read_committed consumer minus due time) in steady state.
+absl::StatusOr<Result> LimitsLateness(const SystemOptions& options, bool on, double rate,
+                                      double seconds) {
+  auto env = NewEnv(options, on ? "limits-lateness-on" : "limits-lateness-off");
+  if (!env.ok()) return env.status();
+  if (auto s = PrepareLimitsRun(*env, on, 1); !s.ok()) return s;
+  Watcher emails(*env, env->topics.email_events, EmailOf("s1"));
+  auto exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  if (!(*exec)->WaitForLog("\"msg\":\"running\"", absl::Minutes(1))) {
+    return absl::UnavailableError("the executor did not start");
+  }
+  auto producer = kafka::Producer::Create(
+      {.client = {.bootstrap_servers = options.bootstrap}, .linger = absl::Milliseconds(5)});
+  if (!producer.ok()) return producer.status();
+  const int64_t total = static_cast<int64_t>(rate * seconds);
+  const absl::Time begin = absl::Now();
+  for (int64_t i = 0; i < total; ++i) {
+    absl::Time due = begin + absl::Seconds(i / rate);
+    absl::Time now = absl::Now();
+    if (due > now) absl::SleepFor(due - now);
+    (void)(*producer)->SendAsync(Enroll(*env, "seq", i, absl::StrCat("rep-", i % kLimitSenders)),
+                                 [](auto) {});
+  }
+  const bool done = emails.WaitFor(total, absl::Minutes(10), exec->get());
+  std::vector<double> samples;
+  Figures f = Lateness(emails.seen(), &samples);
+  f["enroll_rate_per_s"] = rate;
+  f["fired"] = static_cast<double>(emails.count());
+  f["expected"] = static_cast<double>(total);
+  f["all_fired"] = done ? 1 : 0;
+  (*exec)->Terminate();
+  return Result{LimitsName(on, "lateness"), f, {{"lateness_ms", samples}}};
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options, int64_t count,
+                                                   double rate, double seconds) {
+  if (options.system != "executor") {
+    return absl::InvalidArgumentError("executor-limits runs the executor only");
+  }
+  std::vector<Result> results;
+  // off, on, on, off: the machine's drift in load falls on both sides alike.
+  for (bool on : {false, true}) {
+    auto r = LimitsThroughput(options, on, count);
+    if (!r.ok()) return r.status();
+    results.push_back(*std::move(r));
+  }
+  for (bool on : {true, false}) {
+    auto r = LimitsLateness(options, on, rate, seconds);
+    if (!r.ok()) return r.status();
+    results.push_back(*std::move(r));
+  }
   return results;
 }
 

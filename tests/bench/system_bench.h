@@ -55,6 +55,15 @@ absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& opti
 absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& options, double rate,
                                                      double seconds);
 
+// Send limits on against off, in one run (docs/send-limits.md): enrollments whose first step is
+// an automatic email whose sender's daily limit is never reached (the sender stage on the path),
+// against the same enrollments whose first email is a draft for review (no stage). Each side:
+// executor-throughput's figures for `count` enrollments loaded before the start (to first email
+// visible), then steady lateness at `rate`/s for `seconds` (emails due a minute after enrolling).
+// Named executor-limits-{on,off}-{throughput,lateness}; tests/bench/report.py pairs them.
+absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options, int64_t count,
+                                                   double rate, double seconds);
+
 }  // namespace sequences::bench
 
 #endif  // SEQUENCES_TESTS_BENCH_SYSTEM_BENCH_H_

@@ -725,6 +725,8 @@ TEST_CASE(
                     }()),
            first);
   REQUIRE(f.On(first, "t.email-events").size() == 1);
+  // The email keeps its step's correlation id (the enroll input's) through the stage.
+  CHECK(f.On(first, "t.email-events")[0].correlation_id() == "corr-enroll-c1/deal/1-s1");
   CHECK(f.On(first, "t.enrollment-events").empty());
   REQUIRE(f.On(first, "t.executor-events").size() == 1);
   CHECK(f.On(first, "t.executor-events")[0].has_send_ledger_entry());
@@ -762,6 +764,8 @@ TEST_CASE(
     REQUIRE(f.On(released, "t.email-events").size() == 1);
     CHECK(f.On(released, "t.email-events")[0].email_send().idempotency_key() ==
           req2.send_requested().email().idempotency_key());
+    // Released a day later from the sender's queue, still with its step's correlation id.
+    CHECK(f.On(released, "t.email-events")[0].correlation_id() == "corr-enroll-c1/deal/2-s1");
     CHECK(released.emails_released == 1);
     REQUIRE(f.On(released, "t.enrollment-events").size() == 1);
     CHECK(f.On(released, "t.enrollment-events")[0].send_outcome().kind() ==

@@ -23,40 +23,85 @@ using testing::Enroll;
 using testing::SequenceBuilder;
 
 constexpr int kSequences = 5;
-constexpr int kPerSequence = 12;
-constexpr int kDailyLimit = 10;
+// The company's zone: its days (not UTC's) are the ones the limit counts. Half an hour off UTC and
+// without daylight saving time, so a day of the wrong zone would show.
+constexpr char kCompanyZone[] = "Asia/Kolkata";
 
-v1::Envelope Limits(int daily, absl::Time now) {
+// The figures: 1,000 emails (200 per sequence) of one sender at 100 a day, 10 days (about
+// 15 s per scenario on the shared test machine).
+struct Scale {
+  int per_sequence = 200;
+  int daily_limit = 100;
+  int total() const { return kSequences * per_sequence; }
+  int days() const { return (total() + daily_limit - 1) / daily_limit; }
+};
+
+absl::TimeZone CompanyZone() {
+  absl::TimeZone tz;
+  REQUIRE(absl::LoadTimeZone(kCompanyZone, &tz));
+  return tz;
+}
+
+v1::Envelope Limits(int daily, absl::Time now, const std::string& zone = "UTC") {
   v1::Envelope e = domain::MakeEnvelope("c1-limits-1", "c1", now, "", "limits-1");
   v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
   c->set_company_id("c1");
   c->set_version(1);
   c->mutable_settings()->set_daily_limit_per_sender(daily);
-  c->mutable_settings()->set_time_zone("UTC");
+  c->mutable_settings()->set_time_zone(zone);
   return e;
 }
 
-// The UTC day an email was released (its envelope time: the sender stage's decision time).
-absl::CivilDay DayOf(const v1::Envelope& e) {
-  return absl::CivilDay(absl::UTCTimeZone().At(domain::FromProto(e.occurred_at())).cs);
+// The day in `tz` an email was released (its envelope time: the sender stage's decision time).
+absl::CivilDay DayOf(const v1::Envelope& e, absl::TimeZone tz = absl::UTCTimeZone()) {
+  return absl::CivilDay(tz.At(domain::FromProto(e.occurred_at())).cs);
+}
+
+// The start of the day after `now`'s in `tz`.
+absl::Time NextDayStart(absl::Time now, absl::TimeZone tz) {
+  return absl::FromCivil(absl::CivilDay(tz.At(now).cs) + 1, tz);
 }
 
 struct Run {
-  std::map<std::string, int> sent;        // email id -> times seen
-  std::map<absl::CivilDay, int> per_day;  // released per UTC day
-  // Per sequence and release day: the email ids.
-  std::map<std::string, std::map<absl::CivilDay, std::vector<std::string>>> by_day;
+  std::map<std::string, int> sent;  // email id -> times seen
+  // Company day -> sequence -> emails released that day.
+  std::map<absl::CivilDay, std::map<std::string, int>> per_day;
 };
 
-Run Collect(const Reader& reader, const service::Topics& topics) {
+Run Collect(const Reader& reader, const service::Topics& topics,
+            absl::TimeZone tz = absl::UTCTimeZone()) {
   Run r;
   for (const Seen* s : reader.On(topics.email_events)) {
     const v1::EmailSend& m = s->event.email_send();
     if (++r.sent[m.idempotency_key()] > 1) continue;
-    ++r.per_day[DayOf(s->event)];
-    r.by_day[m.sequence_id()][DayOf(s->event)].push_back(m.idempotency_key());
+    ++r.per_day[DayOf(s->event, tz)][m.sequence_id()];
   }
   return r;
+}
+
+// The emails released from the sender's queue after waiting (not sent as they arrived), in the
+// order the sender stage released them: its ledger entries in `seq` order (each entry once, no
+// gap), each entry's releases in order.
+std::vector<std::string> QueueReleaseOrder(const Reader& reader, const service::Topics& topics) {
+  std::map<int64_t, const v1::SendLedgerEntry*> ledger;
+  for (const Seen* s : reader.On(topics.executor_events)) {
+    if (!s->event.has_send_ledger_entry()) continue;
+    const v1::SendLedgerEntry& e = s->event.send_ledger_entry();
+    auto [it, fresh] = ledger.emplace(e.seq(), &e);
+    INFO("ledger entry " << e.seq());
+    CHECK(fresh);  // one committed decision per entry: a killed instance's were aborted
+  }
+  std::vector<std::string> order;
+  int64_t expected = 1;
+  for (const auto& [seq, entry] : ledger) {
+    CHECK(seq == expected++);
+    std::set<std::string> arrived;
+    for (const v1::SendRequested& q : entry->queued()) arrived.insert(q.email().idempotency_key());
+    for (const std::string& id : entry->released()) {
+      if (arrived.count(id) == 0) order.push_back(id);
+    }
+  }
+  return order;
 }
 
 // Replay: the same state from the log, and every decision (the sender stage's releases and
@@ -81,13 +126,22 @@ void CheckReplay(World& w, ChildProcess& exec) {
   CHECK(log.find("\"executor_events_undecodable\":0,") != std::string::npos);
 }
 
-// The scenario; with `two_and_kill`, two executor instances share the partitions and one of them
-// is killed (kill -9) right after a day starts and restarted.
+// The scenario: every email comes due on the first day, kSequences sequences share one sender,
+// the company's days are those of kCompanyZone. With `two_and_kill`, two executor instances
+// share the partitions and each is killed (kill -9) once, right after a day starts (a on the
+// third day, b on the fifth), and restarted.
 void Scenario(bool two_and_kill) {
+  const Scale scale;
+  const int total = scale.total();
+  const int limit = scale.daily_limit;
+  const absl::TimeZone tz = CompanyZone();
   World w;
   w.UseTestClock();
+  // Start an hour into a company day, so the first day's work never spills into the next.
+  w.AdvanceClock(NextDayStart(w.Now(), tz) + absl::Hours(1) - w.Now());
   const absl::Time t0 = w.Now();
-  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"), Limits(kDailyLimit, t0));
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"),
+            Limits(limit, t0, kCompanyZone));
   std::vector<std::string> sequence_ids;
   int64_t version = 0;
   for (int s = 0; s < kSequences; ++s) {
@@ -101,15 +155,17 @@ void Scenario(bool two_and_kill) {
   }
   // Enrolled one after the other, so due times (and the FIFO order within a sequence) differ.
   std::vector<std::pair<std::string, v1::Envelope>> enrolls;
-  for (int i = 0; i < kPerSequence; ++i) {
+  std::set<std::string> items;
+  for (int i = 0; i < scale.per_sequence; ++i) {
     for (const std::string& seq : sequence_ids) {
       const std::string item = absl::StrCat("c1/deal/", seq, "-", i);
+      items.insert(item);
       enrolls.push_back({item, Enroll(item, seq, version, w.Now())});
     }
   }
-  auto exec = w.StartExecutor("a");
-  std::unique_ptr<ChildProcess> other;
-  if (two_and_kill) other = w.StartExecutor("b");
+  std::map<std::string, std::unique_ptr<ChildProcess>> execs;
+  execs["a"] = w.StartExecutor("a");
+  if (two_and_kill) execs["b"] = w.StartExecutor("b");
   w.PublishAll(w.topics().enrollment_events, enrolls);
 
   Reader reader({w.topics().email_events, w.topics().executor_events});
@@ -119,115 +175,122 @@ void Scenario(bool two_and_kill) {
       n += s->event.payload_case() == kind;
     return n;
   };
-  constexpr int kTotal = kSequences * kPerSequence;
-  // Day one: every email came due; the limit lets 10 out, the other 50 are deferred.
+  auto emails = [&] { return static_cast<int>(reader.On(w.topics().email_events).size()); };
+  // Day one: every email came due; the limit lets `limit` out, the rest are deferred.
   REQUIRE(reader.PollUntil(
-      [&] {
-        return reader.On(w.topics().email_events).size() >= static_cast<size_t>(kDailyLimit) &&
-               count(v1::Envelope::kEmailDeferred) >= kTotal - kDailyLimit;
-      },
-      absl::Seconds(60)));
+      [&] { return emails() >= limit && count(v1::Envelope::kEmailDeferred) >= total - limit; },
+      absl::Seconds(120)));
   reader.Poll(absl::Seconds(1));  // anything extra would show up now
-  CHECK(reader.On(w.topics().email_events).size() == static_cast<size_t>(kDailyLimit));
-  CHECK(count(v1::Envelope::kEmailDeferred) == kTotal - kDailyLimit);
+  CHECK(emails() == limit);
+  CHECK(count(v1::Envelope::kEmailDeferred) == total - limit);
   for (const Seen* s : reader.On(w.topics().executor_events)) {
     if (!s->event.has_email_deferred()) continue;
     CHECK(s->event.email_deferred().reason() == "send_limit");
     CHECK(s->event.email_deferred().detail() ==
-          absl::StrCat("sender owner-1: ", kDailyLimit, "/day reached"));
+          absl::StrCat("sender owner-1: ", limit, "/day reached"));
   }
 
-  // Each following day releases the next 10, at the day's start.
-  for (int day = 2; day <= kTotal / kDailyLimit; ++day) {
-    const absl::Time now = w.Now();
-    const absl::CivilDay today(absl::UTCTimeZone().At(now).cs);
-    w.AdvanceClock(absl::FromCivil(today + 1, absl::UTCTimeZone()) - now + absl::Seconds(1));
+  // Each following day of the company's zone releases the next `limit`, at the day's start.
+  for (int day = 2; day <= scale.days(); ++day) {
+    w.AdvanceClock(NextDayStart(w.Now(), tz) - w.Now() + absl::Seconds(1));
     INFO("day " << day);
-    if (two_and_kill && day == 3) {  // kill -9 while the day's releases are being decided
-      exec->Kill();
-      exec = w.StartExecutor("a");
+    // kill -9 while the day's releases are being decided; each instance once.
+    const std::string victim = !two_and_kill ? "" : day == 3 ? "a" : day == 5 ? "b" : "";
+    if (!victim.empty()) {
+      execs[victim]->Kill();
+      execs[victim] = w.StartExecutor(victim);
     }
-    REQUIRE(reader.PollUntil(
-        [&] {
-          return reader.On(w.topics().email_events).size() >=
-                 static_cast<size_t>(kDailyLimit * day);
-        },
-        absl::Seconds(60)));
+    const int expected = std::min(total, limit * day);
+    REQUIRE(reader.PollUntil([&] { return emails() >= expected; }, absl::Seconds(60)));
     reader.Poll(absl::Milliseconds(500));
-    CHECK(reader.On(w.topics().email_events).size() == static_cast<size_t>(kDailyLimit * day));
+    CHECK(emails() == expected);
   }
-  REQUIRE(
-      reader.PollUntil([&] { return count(v1::Envelope::kEmailReleased) >= kTotal - kDailyLimit; },
-                       absl::Seconds(60)));
+  REQUIRE(reader.PollUntil([&] { return count(v1::Envelope::kEmailReleased) >= total - limit; },
+                           absl::Seconds(60)));
   reader.Poll(absl::Seconds(1));
+  CHECK(count(v1::Envelope::kEmailReleased) == total - limit);
 
-  const Run run = Collect(reader, w.topics());
-  CHECK(run.sent.size() == static_cast<size_t>(kTotal));  // none lost
+  // Every enrollment's email exactly once, with its step's correlation id.
+  std::map<std::string, absl::Time> due;           // email id -> when its step came due
+  std::map<std::string, std::string> correlation;  // email id -> its step's
+  std::map<std::string, std::string> sequence_of;  // email id -> sequence
+  std::set<std::string> items_run;
+  for (const Seen* s : reader.On(w.topics().executor_events)) {
+    if (!s->event.has_step_executed()) continue;
+    const v1::StepExecuted& x = s->event.step_executed();
+    const std::string id = absl::StrCat(x.ref().enrollment_id(), "/auto/email");
+    due[id] = domain::FromProto(x.due_at());
+    correlation[id] = s->event.correlation_id();
+    sequence_of[id] = x.ref().sequence_id();
+    items_run.insert(x.ref().item_key());
+  }
+  CHECK(items_run == items);
+  CHECK(due.size() == static_cast<size_t>(total));
+  const Run run = Collect(reader, w.topics(), tz);
+  CHECK(run.sent.size() == static_cast<size_t>(total));  // none lost
   for (const auto& [id, n] : run.sent) {
     INFO(id);
     CHECK(n == 1);  // none twice
+    CHECK(due.count(id) == 1);
   }
-  CHECK(run.per_day.size() == static_cast<size_t>(kTotal / kDailyLimit));
-  for (const auto& [day, n] : run.per_day) CHECK(n == kDailyLimit);  // exactly the limit a day
-  CHECK(count(v1::Envelope::kEmailReleased) == kTotal - kDailyLimit);
-  // In due order within each sequence: an email released on a later day was due no earlier.
-  std::map<std::string, absl::Time> due;
-  for (const Seen* s : reader.On(w.topics().executor_events)) {
-    if (s->event.has_step_executed()) {
-      due[absl::StrCat(s->event.step_executed().ref().enrollment_id(), "/auto/email")] =
-          domain::FromProto(s->event.step_executed().due_at());
-    }
+  for (const Seen* s : reader.On(w.topics().email_events)) {
+    INFO(s->event.email_send().idempotency_key());
+    CHECK(!s->event.correlation_id().empty());
+    CHECK(s->event.correlation_id() == correlation[s->event.email_send().idempotency_key()]);
   }
-  // The first day's 10 went out as they arrived. From then on every email waited: each day the
-  // sender's queue is released round robin over the sequences (a fair share for each sequence
-  // still waiting) and FIFO within a sequence (an email released on a later day was due no
-  // earlier than those released before it).
+
+  // Exactly the limit each day of the company's zone (the last day: what is left); from the
+  // second day on, the day's releases are split evenly (+-1) over the sequences still waiting.
+  REQUIRE(run.per_day.size() == static_cast<size_t>(scale.days()));
   std::map<std::string, int> left;
-  std::map<std::string, absl::Time> latest_released;
-  for (const auto& [seq, days] : run.by_day) {
-    for (const auto& [day, ids] : days) left[seq] += static_cast<int>(ids.size());
-  }
-  const absl::CivilDay first_day = run.per_day.begin()->first;
-  for (const auto& [day, n] : run.per_day) {
+  for (const std::string& seq : sequence_ids) left[seq] = scale.per_sequence;
+  int sent_before = 0;
+  for (const auto& [day, by_sequence] : run.per_day) {
     INFO("day " << day);
-    int waiting = 0;
-    for (const auto& [seq, l] : left) waiting += l > 0 ? 1 : 0;
-    for (const auto& [seq, days] : run.by_day) {
-      INFO(seq);
-      auto it = days.find(day);
-      const std::vector<std::string> ids =
-          it == days.end() ? std::vector<std::string>() : it->second;
-      if (day != first_day && left[seq] > 0) {
-        CHECK(static_cast<int>(ids.size()) >= std::min(left[seq], kDailyLimit / waiting));
-      }
-      left[seq] -= static_cast<int>(ids.size());
-      absl::Time earliest = absl::InfiniteFuture(), latest = absl::InfinitePast();
-      for (const std::string& id : ids) {
-        REQUIRE(due.count(id) == 1);
-        earliest = std::min(earliest, due[id]);
-        latest = std::max(latest, due[id]);
-      }
-      if (day != first_day && latest_released.count(seq) > 0 && !ids.empty()) {
-        CHECK(latest_released[seq] <= earliest);
-      }
-      if (!ids.empty() && day != first_day) latest_released[seq] = latest;
+    int n = 0, most = 0;
+    for (const auto& [seq, k] : by_sequence) {
+      n += k;
+      most = std::max(most, k);
     }
+    CHECK(n == std::min(limit, total - sent_before));
+    if (sent_before > 0) {
+      for (const auto& [seq, l] : left) {
+        INFO(seq << " had " << l << " waiting");
+        auto it = by_sequence.find(seq);
+        const int k = it == by_sequence.end() ? 0 : it->second;
+        if (l > 0) CHECK(k >= std::min(l, most - 1));
+      }
+    }
+    for (const auto& [seq, k] : by_sequence) left[seq] -= k;
+    sent_before += n;
   }
-  CHECK(exec->Terminate() == 0);
-  if (other) CHECK(other->Terminate() == 0);
-  if (!two_and_kill) CheckReplay(w, *exec);
+  // Deferred in order: the emails that waited left the queue FIFO by due time within each
+  // sequence.
+  const std::vector<std::string> order = QueueReleaseOrder(reader, w.topics());
+  CHECK(order.size() == static_cast<size_t>(total - limit));
+  std::map<std::string, absl::Time> last_due;
+  for (const std::string& id : order) {
+    INFO(id);
+    REQUIRE(due.count(id) == 1);
+    const std::string& seq = sequence_of[id];
+    if (last_due.count(seq) > 0) CHECK(last_due[seq] <= due[id]);
+    last_due[seq] = due[id];
+  }
+  for (auto& [name, exec] : execs) CHECK(exec->Terminate() == 0);
+  if (!two_and_kill) CheckReplay(w, *execs["a"]);
 }
 
 TEST_CASE(
-    "Given 5 sequences sharing one sender with a limit of 10 a day and 60 automatic emails due "
-    "at once, when the days pass, then exactly 10 are sent per day, the rest wait (deferred: "
-    "send_limit) and go out in due order, fairly across sequences, none lost, none twice") {
+    "Given 5 sequences sharing one sender with a limit of 100 a day and 1,000 automatic emails "
+    "due at once, when the company's days pass, then exactly 100 are sent per day, the rest wait "
+    "(deferred: send_limit) and go out FIFO within each sequence, evenly across sequences, none "
+    "lost, none twice") {
   Scenario(false);
 }
 
 TEST_CASE(
-    "Given the same with two executor instances and one killed (kill -9) and restarted as a day "
-    "starts, then still exactly 10 a day, in order, none lost, none twice") {
+    "Given the same with two executor instances, each killed (kill -9) and restarted once as a "
+    "day starts, then still exactly 100 a day, in order, evenly, none lost, none twice") {
   Scenario(true);
 }
 

@@ -2,7 +2,11 @@
 // limit shown as deferred on GetEnrollment, in the history and in the step statistics, then sent
 // the next day. Real sequence-api and step-executor processes over the real broker.
 #include <catch2/catch.hpp>
+#include <map>
+#include <ostream>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -97,6 +101,155 @@ TEST_CASE(
   const absl::Time cleared = absl::Now() + absl::Seconds(30);
   while (!deferred().empty() && absl::Now() < cleared) absl::SleepFor(absl::Milliseconds(200));
   CHECK(deferred().empty());
+}
+
+// What a consumer of the effect topics counts for one step of one sequence.
+struct Counted {
+  int64_t reached = 0;  // the step's effects (each step has one)
+  int64_t tasks_created = 0;
+  int64_t emails_drafted = 0;
+  int64_t emails_sent = 0;  // automatic emails handed to the mailer
+  int64_t deferred = 0;     // automatic emails released later than their step came due
+  bool operator==(const Counted&) const = default;
+};
+std::ostream& operator<<(std::ostream& os, const Counted& c) {
+  return os << "{reached " << c.reached << ", tasks " << c.tasks_created << ", drafted "
+            << c.emails_drafted << ", sent " << c.emails_sent << ", deferred " << c.deferred << "}";
+}
+
+// sequence id -> step id -> counts, from email-events and task-events alone (each effect id once).
+std::map<std::string, std::map<std::string, Counted>> CountEffects(const Reader& reader,
+                                                                   const System& sys) {
+  std::map<std::string, std::map<std::string, Counted>> out;
+  std::set<std::string> seen;
+  for (const Seen* s : reader.On(sys.topics().task_events)) {
+    const v1::TaskCreated& t = s->event.task_created();
+    if (!seen.insert(t.task_id()).second) continue;
+    Counted& c = out[t.sequence_id()][t.step_id()];
+    ++c.reached;
+    ++c.tasks_created;
+  }
+  for (const Seen* s : reader.On(sys.topics().email_events)) {
+    const v1::EmailSend& m = s->event.email_send();
+    if (!seen.insert(m.idempotency_key()).second) continue;
+    Counted& c = out[m.sequence_id()][m.step_id()];
+    ++c.reached;
+    if (m.mode() == v1::EMAIL_MODE_DRAFT_FOR_REVIEW) {
+      ++c.emails_drafted;
+      continue;
+    }
+    ++c.emails_sent;
+    // Sent at once, it leaves within seconds of its due time; a deferred one the next day.
+    const absl::Duration waited =
+        domain::FromProto(s->event.occurred_at()) - domain::FromProto(m.scheduled_at());
+    if (waited > absl::Minutes(1)) ++c.deferred;
+  }
+  return out;
+}
+
+// sequence resource name -> step id -> the API's all-time counters of the step.
+std::map<std::string, Counted> ApiCounts(ApiProcess& api, const std::string& sequence) {
+  v1::GetSequenceStatisticsRequest req;
+  req.set_name(sequence);
+  v1::SequenceStatistics st;
+  grpc::Status s = api.sequences().GetSequenceStatistics(CallAs(kCompany).get(), req, &st);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  std::map<std::string, Counted> out;
+  for (const v1::StepStatistics& row : st.steps()) {
+    Counted& c = out[row.step_id()];
+    c.reached = row.reached();
+    c.tasks_created = row.tasks_created();
+    c.emails_drafted = row.emails_drafted();
+    c.emails_sent = row.emails_sent();
+    c.deferred = row.deferred();
+  }
+  return out;
+}
+
+TEST_CASE(
+    "Given two sequences with tasks, drafts and automatic emails over a sender's limit of 3 a "
+    "day, when every email has gone out over three days, then GetSequenceStatistics per sequence "
+    "and step equals the counts a consumer takes from email-events and task-events "
+    "(emails_sent, deferred, drafted, tasks, reached)") {
+  System sys;
+  ApiProcess& api = sys.api();
+  // An hour into a UTC day, so the first day's sends never spill into the next.
+  const absl::CivilDay start(absl::UTCTimeZone().At(sys.Now()).cs);
+  sys.AdvanceClock(absl::FromCivil(start + 1, absl::UTCTimeZone()) + absl::Hours(1) - sys.Now());
+  v1::SetCompanySendingSettingsRequest set;
+  set.set_parent(absl::StrCat("companies/", kCompany));
+  set.set_request_id("limits-3");
+  set.mutable_settings()->set_daily_limit_per_sender(3);
+  v1::CompanySendingSettingsResponse settings;
+  grpc::Status s =
+      api.sequences().SetCompanySendingSettings(CallAs(kCompany).get(), set, &settings);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+
+  const std::string owner = "rep-1";
+  // Every step due at once: 8 automatic emails of one sender, 3 a day.
+  const std::string mixed =
+      CreateSequence(api, "create-mixed",
+                     {EmailStep("first", 0, true), ActivityStep("call", 0),
+                      EmailStep("draft", 0, false), EmailStep("second", 0, true)});
+  EnableAutomaticSending(api, mixed, owner);
+  const std::string plain = CreateSequence(
+      api, "create-plain", {ActivityStep("p-call", 0), EmailStep("p-draft", 0, false)});
+  std::vector<Item> items;
+  for (int i = 0; i < 4; ++i) items.push_back({absl::StrCat("m", i), owner});
+  BatchEnroll(api, mixed, items);
+  items.clear();
+  for (int i = 0; i < 3; ++i) items.push_back({absl::StrCat("p", i), owner});
+  BatchEnroll(api, plain, items);
+
+  Reader reader({sys.topics().email_events, sys.topics().task_events});
+  auto automatic = [&] {
+    int n = 0;
+    for (const Seen* e : reader.On(sys.topics().email_events)) {
+      n += e->event.email_send().mode() == v1::EMAIL_MODE_AUTOMATIC ? 1 : 0;
+    }
+    return n;
+  };
+  // 3 today, 3 tomorrow, 2 the day after.
+  for (int expected : {3, 6, 8}) {
+    INFO("automatic emails " << expected);
+    REQUIRE(reader.PollUntil([&] { return automatic() >= expected; }, absl::Seconds(60)));
+    reader.Poll(absl::Milliseconds(500));
+    CHECK(automatic() == expected);
+    const absl::CivilDay today(absl::UTCTimeZone().At(sys.Now()).cs);
+    sys.AdvanceClock(absl::FromCivil(today + 1, absl::UTCTimeZone()) - sys.Now() +
+                     absl::Seconds(1));
+  }
+  REQUIRE(reader.PollUntil([&] { return reader.On(sys.topics().task_events).size() >= 7; },
+                           absl::Seconds(30)));
+  reader.Poll(absl::Seconds(1));
+  const auto effects = CountEffects(reader, sys);
+  // The figures the run must have produced, so the comparison below compares something.
+  const std::string mixed_id = mixed.substr(mixed.rfind('/') + 1);
+  const std::string plain_id = plain.substr(plain.rfind('/') + 1);
+  REQUIRE(effects.count(mixed_id) == 1);
+  REQUIRE(effects.count(plain_id) == 1);
+  const std::map<std::string, Counted>& m = effects.at(mixed_id);
+  CHECK(m.at("first").emails_sent + m.at("second").emails_sent == 8);
+  CHECK(m.at("first").deferred + m.at("second").deferred == 5);
+
+  for (const auto& [sequence, id] : {std::pair{mixed, mixed_id}, std::pair{plain, plain_id}}) {
+    INFO(sequence);
+    // The read model follows the log: wait until it has caught up, then compare.
+    std::map<std::string, Counted> stats;
+    const absl::Time deadline = absl::Now() + absl::Seconds(30);
+    do {
+      stats = ApiCounts(api, sequence);
+      if (stats == effects.at(id)) break;
+      absl::SleepFor(absl::Milliseconds(200));
+    } while (absl::Now() < deadline);
+    for (const auto& [step, counted] : effects.at(id)) {
+      INFO("step " << step);
+      CHECK(stats[step] == counted);
+    }
+    CHECK(stats.size() == effects.at(id).size());
+  }
 }
 
 }  // namespace
