@@ -10,6 +10,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +38,7 @@ absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.d
 
 struct Store::Impl {
   std::unique_ptr<rocksdb::DB> db;
+  bool disable_wal = false;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs;
 
   ~Impl() {
@@ -69,14 +71,47 @@ WriteBatch::~WriteBatch() = default;
 WriteBatch::WriteBatch(WriteBatch&&) noexcept = default;
 WriteBatch& WriteBatch::operator=(WriteBatch&&) noexcept = default;
 
+namespace {
+
+constexpr char kPutOp = 'P';
+constexpr char kDeleteOp = 'D';
+
+void AppendField(std::string* rep, absl::string_view field) {
+  const uint32_t n = static_cast<uint32_t>(field.size());
+  rep->append(reinterpret_cast<const char*>(&n), sizeof(n));
+  rep->append(field.data(), field.size());
+}
+
+// Reads one field written by AppendField at `*pos` (the buffer is ours: always well-formed).
+absl::string_view ReadField(const std::string& rep, size_t* pos) {
+  uint32_t n = 0;
+  std::memcpy(&n, rep.data() + *pos, sizeof(n));
+  absl::string_view field(rep.data() + *pos + sizeof(n), n);
+  *pos += sizeof(n) + n;
+  return field;
+}
+
+}  // namespace
+
 void WriteBatch::Put(absl::string_view cf, absl::string_view key, absl::string_view value) {
-  ops_.push_back({std::string(cf), std::string(key), std::string(value), false});
+  rep_.push_back(kPutOp);
+  AppendField(&rep_, cf);
+  AppendField(&rep_, key);
+  AppendField(&rep_, value);
+  ++count_;
 }
 void WriteBatch::Delete(absl::string_view cf, absl::string_view key) {
-  ops_.push_back({std::string(cf), std::string(key), "", true});
+  rep_.push_back(kDeleteOp);
+  AppendField(&rep_, cf);
+  AppendField(&rep_, key);
+  AppendField(&rep_, "");
+  ++count_;
 }
-int WriteBatch::Count() const { return static_cast<int>(ops_.size()); }
-void WriteBatch::Clear() { ops_.clear(); }
+int WriteBatch::Count() const { return count_; }
+void WriteBatch::Clear() {
+  rep_.clear();
+  count_ = 0;
+}
 
 Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
@@ -111,10 +146,22 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   table.partition_filters = true;
   table.pin_top_level_index_and_filter = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
+  // The files a bulk load writes are checksummed with XXH3: this build's CRC32C has no
+  // hardware path and cost more than the compression. Readers take either.
+  if (options.bulk_load) table.checksum = rocksdb::kXXH3;
   rocksdb::ColumnFamilyOptions cf_options(db_options);
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Per column family; the manager above caps all of them together.
   cf_options.write_buffer_size = std::max<int64_t>(options.write_buffer_bytes / 4, 4 << 20);
+  if (options.bulk_load) {
+    // No WAL (Write), so column families must flush together to stay consistent after a crash.
+    db_options.atomic_flush = true;
+    // Writers (replay's folders) queue for the memtable instead of spinning for it: on a
+    // machine with few cores the spinning takes the CPU the writer it waits for needs.
+    db_options.enable_write_thread_adaptive_yield = false;
+    cf_options.memtable_prefix_bloom_size_ratio = 0.02;
+    cf_options.memtable_whole_key_filtering = true;
+  }
 
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<std::string> existing;
@@ -130,6 +177,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   for (const auto& n : names) descriptors.emplace_back(n, cf_options);
 
   auto impl = std::make_unique<Impl>();
+  impl->disable_wal = options.bulk_load;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
@@ -165,17 +213,37 @@ absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view column_f
 }
 
 absl::Status Store::Write(const WriteBatch& batch, bool sync) {
-  rocksdb::WriteBatch wb;
-  for (const auto& op : batch.ops_) {
-    auto cf = impl_->Cf(op.cf);
-    if (!cf.ok()) return cf.status();
-    rocksdb::Status s =
-        op.del ? wb.Delete(*cf, ToSlice(op.key)) : wb.Put(*cf, ToSlice(op.key), ToSlice(op.value));
+  rocksdb::WriteBatch wb(batch.rep_.size() + 24 * static_cast<size_t>(batch.count_));
+  absl::string_view last_cf;
+  rocksdb::ColumnFamilyHandle* handle = nullptr;
+  for (size_t pos = 0; pos < batch.rep_.size();) {
+    const char kind = batch.rep_[pos++];
+    const absl::string_view cf_name = ReadField(batch.rep_, &pos);
+    const absl::string_view key = ReadField(batch.rep_, &pos);
+    const absl::string_view value = ReadField(batch.rep_, &pos);
+    if (handle == nullptr || cf_name != last_cf) {
+      auto cf = impl_->Cf(cf_name);
+      if (!cf.ok()) return cf.status();
+      handle = *cf;
+      last_cf = cf_name;
+    }
+    rocksdb::Status s = kind == kDeleteOp ? wb.Delete(handle, ToSlice(key))
+                                          : wb.Put(handle, ToSlice(key), ToSlice(value));
     if (!s.ok()) return FromRocks(s, "write batch");
   }
   rocksdb::WriteOptions wo;
-  wo.sync = sync;
+  wo.sync = sync && !impl_->disable_wal;
+  wo.disableWAL = impl_->disable_wal;
   return FromRocks(impl_->db->Write(wo, &wb), "write");
+}
+
+absl::Status Store::Flush() {
+  std::vector<rocksdb::ColumnFamilyHandle*> all;
+  for (const auto& [name, handle] : impl_->cfs) all.push_back(handle);
+  rocksdb::FlushOptions fo;
+  fo.wait = true;
+  fo.allow_write_stall = true;
+  return FromRocks(impl_->db->Flush(fo, all), "flush");
 }
 
 absl::Status Store::Scan(absl::string_view column_family, absl::string_view begin,

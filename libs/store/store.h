@@ -29,6 +29,12 @@ struct StoreOptions {
   // however many keys the store holds.
   int64_t block_cache_bytes = 64 << 20;
   int64_t write_buffer_bytes = 64 << 20;
+  // Rebuilding an empty store from scratch (replay). Writes skip the write-ahead log: what was
+  // written is durable only once Flush() returns, and a crash before that loses any of it. Flushes
+  // of all column families are atomic, so a crash leaves every column family at the same prefix
+  // of the writes. Memtables carry a whole-key filter, so looking up a key not written yet costs
+  // no memtable search.
+  bool bulk_load = false;
 };
 
 // Mutations applied atomically by Store::Write.
@@ -46,13 +52,10 @@ class WriteBatch {
 
  private:
   friend class Store;
-  struct Op {
-    std::string cf;
-    std::string key;
-    std::string value;
-    bool del;
-  };
-  std::vector<Op> ops_;
+  // Every operation back to back in one buffer (no allocation per operation): a kind byte, then
+  // the column family, key and value, each a 4-byte length and its bytes.
+  std::string rep_;
+  int count_ = 0;
 };
 
 // Figures for operations (metrics).
@@ -110,8 +113,12 @@ class Store {
   absl::StatusOr<std::optional<std::string>> Get(absl::string_view column_family,
                                                  absl::string_view key,
                                                  const Snapshot* at = nullptr);
-  // Applies every operation of `batch` atomically. `sync`: fsync the WAL before returning.
+  // Applies every operation of `batch` atomically. `sync`: fsync the WAL before returning
+  // (bulk_load: no WAL, `sync` is ignored; see Flush).
   [[nodiscard]] absl::Status Write(const WriteBatch& batch, bool sync = false);
+  // Writes every memtable to SST files and waits: on return, everything written before is
+  // durable (files and manifest synced), with or without the write-ahead log.
+  [[nodiscard]] absl::Status Flush();
   // Visits keys in [begin, end) in byte order (end empty: to the end of the column family).
   absl::Status Scan(absl::string_view column_family, absl::string_view begin, absl::string_view end,
                     const Visitor& visit, const Snapshot* at = nullptr);

@@ -78,6 +78,8 @@ ABSL_FLAG(std::string, testing_clock_file, "",
           "(libs/service/testing_clock.h); logs a warning at start");
 // replay
 ABSL_FLAG(std::string, from, "beginning", "replay: 'beginning' or an RFC3339 timestamp");
+ABSL_FLAG(int, fold_threads, 2,
+          "replay: threads folding executor events in parallel (a dry run folds on one)");
 ABSL_FLAG(bool, dry_run, false,
           "replay: also decide again from the inputs at the recorded times and report differences");
 
@@ -98,6 +100,7 @@ int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
   options.topics = topics;
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.dry_run = absl::GetFlag(FLAGS_dry_run);
+  options.fold_threads = absl::GetFlag(FLAGS_fold_threads);
   const std::string from = absl::GetFlag(FLAGS_from);
   if (from != "beginning") {
     absl::Time t;

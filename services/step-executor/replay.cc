@@ -1,12 +1,17 @@
 #include "services/step-executor/replay.h"
 
+#include <deque>
+#include <functional>
 #include <memory>
 #include <set>
+#include <string_view>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "absl/synchronization/mutex.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/min_gap.h"
 #include "libs/domain/send_limits.h"
@@ -25,9 +30,9 @@ std::string Quote(absl::string_view s) {
 }
 
 // Reads every partition of `topic` from the beginning (or `from`) to its end, in partition order
-// per partition; `visit` sees each record. `end` receives the end offsets.
+// per partition; `visit` sees each record (and may take it). `end` receives the end offsets.
 absl::Status ReadTopic(const ReplayOptions& options, const std::string& topic,
-                       const std::function<absl::Status(const kafka::Message&)>& visit,
+                       const std::function<absl::Status(kafka::Message&)>& visit,
                        std::map<int32_t, int64_t>* end) {
   kafka::ConsumerConfig c;
   c.client = options.client;
@@ -54,7 +59,7 @@ absl::Status ReadTopic(const ReplayOptions& options, const std::string& topic,
     auto batch = (*consumer)->PollBatch(1000, absl::Milliseconds(200));
     if (!batch.ok()) return batch.status();
     if (!batch->empty()) last_progress = absl::Now();
-    for (const kafka::Message& m : *batch) {
+    for (kafka::Message& m : *batch) {
       if (at_end.count(m.partition) > 0) continue;
       if (m.eof) {
         at_end.insert(m.partition);
@@ -86,6 +91,326 @@ std::optional<absl::Time> TimerDue(absl::string_view cause) {
   return absl::FromUnixMicros(micros);
 }
 
+// Keys a folder stages before it writes them (one WriteBatch): the fewer writes, the fewer times
+// a key that is folded again (its events span chunks) is looked up and rewritten.
+constexpr size_t kChunkKeys = 10000;
+// Events the reader hands a folder thread at once, and how many may wait for it.
+constexpr size_t kFolderBatch = 512;
+constexpr size_t kMaxQueuedEvents = 64 * kFolderBatch;
+
+struct TimedEvent {
+  absl::Time at;
+  v1::Envelope event;
+};
+
+// What a dry run decides recorded decisions again from (read-only while executor events fold).
+struct DryRunContext {
+  const std::map<std::string, v1::Envelope>* inputs_by_id;
+  std::function<domain::SequenceState(const std::string&, absl::Time)> sequence_at;
+  std::function<v1::CompanySendingSettings(const std::string&, absl::Time)> settings_at;
+};
+
+// Folds executor events into the store, in the order given: into its own overlay, written every
+// kChunkKeys keys. Folders share the store but never a key (the reader routes by key). With a
+// dry-run context, each recorded decision (consecutive events of one key with one causation id)
+// and each ledger entry is decided again from the state before it first.
+// Thread-compatible.
+class Folder {
+ public:
+  // `routed_by_record_key`: this folder is one of several, given the records whose Kafka key
+  // hashes to it. That keeps each enrollment (sender) on one folder only because the executor
+  // keys its events by the enrollment's item key (the sender key); a record keyed otherwise
+  // fails the replay (a sequential replay, --fold_threads=0, folds it).
+  Folder(StateStore& store, const DryRunContext* dry_run, bool routed_by_record_key)
+      : overlay_(store), dry_run_(dry_run), routed_by_record_key_(routed_by_record_key) {}
+
+  // Folds one executor-events record (skipped, counted and logged if it does not decode).
+  [[nodiscard]] absl::Status Fold(kafka::Message m);
+  // Folds the last decision and writes what is staged.
+  [[nodiscard]] absl::Status Finish();
+  void AddCountsTo(ReplayResult& result) const;
+
+ private:
+  struct Item {
+    v1::Envelope event;
+    std::string bytes;  // as read
+    std::string key;    // enrollment key
+    int32_t partition = -1;
+  };
+  absl::Status FoldEvent(Item item);
+  struct Group {
+    std::string key;
+    std::string cause;
+    int32_t partition = -1;
+    std::vector<v1::Envelope> events;
+    std::vector<std::string> bytes;
+  };
+  absl::Status CheckAndApply();
+  absl::Status CheckDecision();
+  absl::Status CheckLedger(const v1::SendLedgerEntry& entry);
+  void Differs(std::string what);
+
+  Overlay overlay_;
+  const DryRunContext* dry_run_;
+  const bool routed_by_record_key_;
+  Group group_;
+  int64_t events_ = 0;
+  int64_t undecodable_ = 0;
+  int64_t checked_ = 0;
+  int64_t differing_ = 0;
+  int64_t unchecked_ = 0;
+  std::vector<std::string> differences_;
+};
+
+absl::Status Folder::Fold(kafka::Message m) {
+  Item item;
+  std::optional<std::string> key;
+  if (item.event.ParseFromString(m.value)) key = EnrollmentKeyOfEvent(item.event);
+  const bool ledger = item.event.has_send_ledger_entry();  // a sender's (docs/send-limits.md)
+  if (!ledger && !key.has_value()) {
+    ++undecodable_;
+    LogUndecodable(m);
+    return absl::OkStatus();
+  }
+  ++events_;
+  if (routed_by_record_key_) {
+    const absl::string_view owner =
+        ledger ? absl::string_view(item.event.send_ledger_entry().sender_key())
+               : absl::string_view(*key).substr(0, key->rfind('#'));
+    if (owner != m.key) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("replay: executor-events record ", m.partition, "/", m.offset, " is keyed '",
+                       m.key, "', not by its event's item or sender '", owner,
+                       "'; a replay with --fold_threads=0 folds it on one thread"));
+    }
+  }
+  if (ledger) {
+    const v1::SendLedgerEntry& entry = item.event.send_ledger_entry();
+    if (dry_run_ != nullptr) {
+      if (absl::Status s = CheckLedger(entry); !s.ok()) return s;
+    }
+    return overlay_.ApplyLedger(entry, m.partition);
+  }
+  item.key = std::move(*key);
+  item.bytes = std::move(m.value);
+  item.partition = m.partition;
+  return FoldEvent(std::move(item));
+}
+
+absl::Status Folder::FoldEvent(Item item) {
+  if (item.key != group_.key || item.event.causation_id() != group_.cause ||
+      item.partition != group_.partition) {
+    if (absl::Status s = CheckAndApply(); !s.ok()) return s;
+    group_.key = std::move(item.key);
+    group_.cause = item.event.causation_id();
+    group_.partition = item.partition;
+  }
+  group_.events.push_back(std::move(item.event));
+  group_.bytes.push_back(std::move(item.bytes));
+  return absl::OkStatus();
+}
+
+absl::Status Folder::Finish() {
+  if (absl::Status s = CheckAndApply(); !s.ok()) return s;
+  return overlay_.Flush();
+}
+
+void Folder::AddCountsTo(ReplayResult& result) const {
+  result.executor_events += events_;
+  result.executor_events_undecodable += undecodable_;
+  result.decisions_checked += checked_;
+  result.decisions_differing += differing_;
+  result.decisions_unchecked += unchecked_;
+  for (const std::string& d : differences_) {
+    if (result.differences.size() < 10) result.differences.push_back(d);
+  }
+}
+
+void Folder::Differs(std::string what) {
+  ++differing_;
+  if (differences_.size() < 10) differences_.push_back(std::move(what));
+}
+
+absl::Status Folder::CheckAndApply() {
+  if (group_.events.empty()) return absl::OkStatus();
+  if (dry_run_ != nullptr) {
+    if (absl::Status s = CheckDecision(); !s.ok()) return s;
+  }
+  for (size_t i = 0; i < group_.events.size(); ++i) {
+    if (absl::Status s =
+            overlay_.Apply(group_.events[i], std::move(group_.bytes[i]), group_.partition);
+        !s.ok()) {
+      return s;
+    }
+  }
+  group_.events.clear();
+  group_.bytes.clear();
+  if (overlay_.entries().size() + overlay_.senders().size() >= kChunkKeys) return overlay_.Flush();
+  return absl::OkStatus();
+}
+
+absl::Status Folder::CheckDecision() {
+  auto entry = overlay_.Get(group_.key);
+  if (!entry.ok()) return entry.status();
+  const domain::EnrollmentState& before = (*entry)->state;
+  const absl::Time now = domain::FromProto(group_.events.front().occurred_at());
+  std::string sequence_id = before.sequence_id;
+  std::optional<absl::StatusOr<domain::Decision>> again;
+  auto input = dry_run_->inputs_by_id->find(group_.cause);
+  if (input != dry_run_->inputs_by_id->end()) {
+    if (sequence_id.empty() && input->second.has_enroll_requested()) {
+      sequence_id = input->second.enroll_requested().sequence_id();
+    }
+    again = domain::DecideEnrollment(before, input->second, dry_run_->sequence_at(sequence_id, now),
+                                     now);
+  } else if (std::optional<absl::Time> due = TimerDue(group_.cause)) {
+    again = domain::DecideStepDue(before, *due, dry_run_->sequence_at(sequence_id, now), now);
+  }
+  if (!again.has_value()) {
+    ++unchecked_;
+    return absl::OkStatus();
+  }
+  ++checked_;
+  std::vector<std::string> recorded, decided;
+  for (const v1::Envelope& e : group_.events) recorded.push_back(SerializeDeterministic(e));
+  if (again->ok()) {
+    for (const v1::Envelope& e : (*again)->executor_events) {
+      if (EnrollmentKeyOfEvent(e) == group_.key) decided.push_back(SerializeDeterministic(e));
+    }
+  }
+  if (recorded != decided) {
+    Differs(absl::StrCat(group_.key, " cause ", group_.cause, ": recorded ", recorded.size(),
+                         " events, decided ", decided.size(),
+                         again->ok() ? "" : absl::StrCat(" (", again->status().ToString(), ")")));
+  }
+  return absl::OkStatus();
+}
+
+// The sender stage decided: release these, look again then. Decide it again from the state
+// before it, the requests it queued, the sequences as of then.
+absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
+  auto sender = overlay_.GetSender(entry.sender_key());
+  if (!sender.ok()) return sender.status();
+  const domain::SenderState& before = (*sender)->state;
+  if (entry.seq() != before.seq + 1) return absl::OkStatus();
+  const absl::Time at = domain::FromProto(entry.at());
+  std::map<std::string, const v1::SendRequested*> queue;
+  for (const auto& [id, r] : before.queue) queue[id] = &r;
+  for (const v1::SendRequested& r : entry.queued()) queue[r.email().idempotency_key()] = &r;
+  for (const std::string& id : entry.cancelled()) queue.erase(id);
+  auto calendar = [&](const v1::SendRequested& r) {
+    return domain::MakeCalendar(dry_run_->sequence_at(r.email().sequence_id(), at).settings,
+                                domain::LoadZoneOrUtc(r.time_zone()));
+  };
+  const auto same_next = [&](const std::optional<absl::Time>& next) {
+    return entry.has_next_release_at() == next.has_value() &&
+           (!next.has_value() || domain::FromProto(entry.next_release_at()) == *next);
+  };
+  if (domain::IsPersonKey(entry.sender_key())) {
+    // A person stage (docs/min-gap.md): forward this one, look again then.
+    const bool settles = !entry.settled().empty() && entry.settled() == before.in_flight;
+    std::optional<absl::Time> last_sent = before.last_sent;
+    if (settles && entry.has_last_sent_at()) last_sent = domain::FromProto(entry.last_sent_at());
+    const absl::Duration gap =
+        domain::MinGapOf(dry_run_->settings_at(domain::CompanyOfStageKey(entry.sender_key()), at));
+    const Processor::PersonPlan again = Processor::PlanPerson(
+        last_sent, !before.in_flight.empty() && !settles, queue, calendar, gap, at);
+    ++checked_;
+    if (again.plan.forward.value_or("") != entry.forwarded() || !same_next(again.next)) {
+      Differs(absl::StrCat(entry.sender_key(), " ledger ", entry.seq(), ": recorded '",
+                           entry.forwarded(), "' forwarded, decided '",
+                           again.plan.forward.value_or(""), "'"));
+    }
+    return absl::OkStatus();
+  }
+  const std::string company = entry.sender_key().substr(0, entry.sender_key().find("/sender/"));
+  const Processor::SenderPlan again = Processor::PlanSender(
+      before, queue, calendar, domain::LimitsOf(dry_run_->settings_at(company, at)), at);
+  const std::vector<std::string> recorded(entry.released().begin(), entry.released().end());
+  ++checked_;
+  if (again.plan.released != recorded || !same_next(again.next)) {
+    Differs(absl::StrCat(entry.sender_key(), " ledger ", entry.seq(), ": recorded ",
+                         recorded.size(), " released, decided ", again.plan.released.size()));
+  }
+  return absl::OkStatus();
+}
+
+// A Folder (without dry run) on its own thread, fed batches of events by the reader.
+// Thread-safe: Push and Close are called by the reader thread.
+class FolderThread {
+ public:
+  explicit FolderThread(StateStore& store)
+      : folder_(store, nullptr, /*routed_by_record_key=*/true), thread_([this] { Run(); }) {}
+  ~FolderThread() { Close().IgnoreError(); }
+  FolderThread(const FolderThread&) = delete;
+  FolderThread& operator=(const FolderThread&) = delete;
+
+  // Queues a batch, waiting while the folder is kMaxQueuedEvents behind. False if the folder
+  // failed (Close returns why).
+  bool Push(std::vector<kafka::Message> batch) {
+    absl::MutexLock lock(&mu_);
+    mu_.Await(absl::Condition(
+        +[](FolderThread* t) ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu_) {
+          return t->queued_ < kMaxQueuedEvents || t->done_;
+        },
+        this));
+    if (done_) return false;
+    queued_ += batch.size();
+    queue_.push_back(std::move(batch));
+    return true;
+  }
+
+  // No more batches: folds what is queued, writes it, stops the thread. Its status.
+  absl::Status Close() {
+    {
+      absl::MutexLock lock(&mu_);
+      closed_ = true;
+    }
+    if (thread_.joinable()) thread_.join();
+    absl::MutexLock lock(&mu_);
+    return status_;
+  }
+  // After Close.
+  void AddCountsTo(ReplayResult& result) const { folder_.AddCountsTo(result); }
+
+ private:
+  void Run() {
+    absl::Status s;
+    for (;;) {
+      std::vector<kafka::Message> batch;
+      {
+        absl::MutexLock lock(&mu_);
+        mu_.Await(absl::Condition(
+            +[](FolderThread* t)
+                 ABSL_EXCLUSIVE_LOCKS_REQUIRED(t->mu_) { return !t->queue_.empty() || t->closed_; },
+            this));
+        if (queue_.empty()) break;
+        batch = std::move(queue_.front());
+        queue_.pop_front();
+        queued_ -= batch.size();
+      }
+      for (kafka::Message& m : batch) {
+        if (s = folder_.Fold(std::move(m)); !s.ok()) break;
+      }
+      if (!s.ok()) break;
+    }
+    if (s.ok()) s = folder_.Finish();
+    absl::MutexLock lock(&mu_);
+    status_ = s;
+    done_ = true;
+    queue_.clear();
+  }
+
+  absl::Mutex mu_;
+  std::deque<std::vector<kafka::Message>> queue_ ABSL_GUARDED_BY(mu_);
+  size_t queued_ ABSL_GUARDED_BY(mu_) = 0;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+  Folder folder_;       // used by the thread only
+  std::thread thread_;  // last: starts once the rest is built
+};
+
 }  // namespace
 
 std::string ReplayResult::ToJson() const {
@@ -110,7 +435,7 @@ std::string ReplayResult::ToJson() const {
 
 absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
   if (absl::Status s = StateStore::Destroy(options.data_dir); !s.ok()) return s;
-  auto store = StateStore::Open(options.data_dir);
+  auto store = StateStore::OpenForRebuild(options.data_dir);
   if (!store.ok()) return store.status();
   ReplayResult result;
   Processor processor(**store, options.topics);
@@ -118,16 +443,12 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
   const auto none = [](int32_t) { return false; };
 
   // Sequences, remembered with their record times for the dry run.
-  struct TimedEvent {
-    absl::Time at;
-    v1::Envelope event;
-  };
   std::map<std::string, std::vector<TimedEvent>> sequence_history;
   std::map<std::string, std::vector<TimedEvent>> company_history;  // sending settings
   std::map<std::string, v1::Envelope> inputs_by_id;
   absl::Status s = ReadTopic(
       options, options.topics.sequence_events,
-      [&](const kafka::Message& m) {
+      [&](kafka::Message& m) {
         BatchOutput ignored;
         absl::Status st = processor.OnSequenceRecord(m, none, m.timestamp, overlay, ignored);
         if (!st.ok()) return st;
@@ -161,7 +482,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
     std::map<int32_t, int64_t> ignored_end;
     s = ReadTopic(
         options, options.topics.enrollment_events,
-        [&](const kafka::Message& m) {
+        [&](kafka::Message& m) {
           v1::Envelope e;
           if (e.ParseFromString(m.value) && !e.event_id().empty()) {
             inputs_by_id[e.event_id()] = e;
@@ -174,7 +495,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         &ignored_end);
     if (!s.ok()) return s;
   }
-  auto settings_at = [&](const std::string& company, absl::Time t) {
+  auto settings_at = [&](const std::string& company, absl::Time t) -> v1::CompanySendingSettings {
     domain::CompanySendingState st;
     auto it = company_history.find(company);
     if (it != company_history.end()) {
@@ -185,10 +506,7 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
     }
     return st.settings;
   };
-  auto limits_at = [&](const std::string& company, absl::Time t) {
-    return domain::LimitsOf(settings_at(company, t));
-  };
-  auto sequence_at = [&](const std::string& id, absl::Time t) {
+  auto sequence_at = [&](const std::string& id, absl::Time t) -> domain::SequenceState {
     domain::SequenceState st;
     auto it = sequence_history.find(id);
     if (it == sequence_history.end()) return st;
@@ -199,175 +517,50 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
     return st;
   };
 
-  // Executor events: fold; in a dry run, check each recorded decision first.
-  struct Group {
-    std::string key;
-    std::string cause;
-    int32_t partition = -1;
-    std::vector<v1::Envelope> events;
-    std::vector<std::string> bytes;
-  };
-  Group group;
-  auto check_and_apply = [&]() -> absl::Status {
-    if (group.events.empty()) return absl::OkStatus();
-    if (options.dry_run) {
-      auto entry = overlay.Get(group.key);
-      if (!entry.ok()) return entry.status();
-      const domain::EnrollmentState& before = (*entry)->state;
-      const absl::Time now = domain::FromProto(group.events.front().occurred_at());
-      std::string sequence_id = before.sequence_id;
-      std::optional<absl::StatusOr<domain::Decision>> again;
-      auto input = inputs_by_id.find(group.cause);
-      if (input != inputs_by_id.end()) {
-        if (sequence_id.empty() && input->second.has_enroll_requested()) {
-          sequence_id = input->second.enroll_requested().sequence_id();
-        }
-        again = domain::DecideEnrollment(before, input->second, sequence_at(sequence_id, now), now);
-      } else if (std::optional<absl::Time> due = TimerDue(group.cause)) {
-        again = domain::DecideStepDue(before, *due, sequence_at(sequence_id, now), now);
-      }
-      if (!again.has_value()) {
-        ++result.decisions_unchecked;
-      } else {
-        ++result.decisions_checked;
-        std::vector<std::string> recorded, decided;
-        for (const v1::Envelope& e : group.events) recorded.push_back(SerializeDeterministic(e));
-        if (again->ok()) {
-          for (const v1::Envelope& e : (*again)->executor_events) {
-            if (EnrollmentKeyOfEvent(e) == group.key) decided.push_back(SerializeDeterministic(e));
-          }
-        }
-        if (recorded != decided) {
-          ++result.decisions_differing;
-          if (result.differences.size() < 10) {
-            result.differences.push_back(absl::StrCat(
-                group.key, " cause ", group.cause, ": recorded ", recorded.size(),
-                " events, decided ", decided.size(),
-                again->ok() ? "" : absl::StrCat(" (", again->status().ToString(), ")")));
-          }
-        }
-      }
+  // Executor events: the reader routes each to a folder by its enrollment (or sender) key, so
+  // one key's events stay in log order in one folder and folders never share a key. A dry run
+  // folds on the reader's thread (each decision is checked against the state before it, in log
+  // order); otherwise `fold_threads` folders fold in parallel, each writing its own chunks.
+  const DryRunContext dry_run_context{&inputs_by_id, sequence_at, settings_at};
+  const DryRunContext* dry = options.dry_run ? &dry_run_context : nullptr;
+  Folder inline_folder(**store, dry, /*routed_by_record_key=*/false);
+  std::vector<std::unique_ptr<FolderThread>> threads;
+  if (!options.dry_run && options.fold_threads > 0) {
+    for (int i = 0; i < options.fold_threads; ++i) {
+      threads.push_back(std::make_unique<FolderThread>(**store));
     }
-    for (size_t i = 0; i < group.events.size(); ++i) {
-      if (absl::Status st = overlay.Apply(group.events[i], group.bytes[i], group.partition);
-          !st.ok()) {
-        return st;
-      }
-    }
-    group = Group();
-    if (overlay.entries().size() >= 1000) return overlay.Flush();
+  }
+  std::vector<std::vector<kafka::Message>> pending(threads.size());
+  auto push = [&](size_t w) -> absl::Status {
+    if (pending[w].empty()) return absl::OkStatus();
+    if (!threads[w]->Push(std::move(pending[w]))) return threads[w]->Close();
+    pending[w] = {};
+    pending[w].reserve(kFolderBatch);
     return absl::OkStatus();
   };
   s = ReadTopic(
       options, options.topics.executor_events,
-      [&](const kafka::Message& m) -> absl::Status {
-        v1::Envelope e;
-        std::optional<std::string> key;
-        if (e.ParseFromString(m.value)) key = EnrollmentKeyOfEvent(e);
-        if (e.has_send_ledger_entry()) {  // a sender's ledger (docs/send-limits.md)
-          ++result.executor_events;
-          overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
-          const v1::SendLedgerEntry& entry = e.send_ledger_entry();
-          if (options.dry_run) {
-            // The sender stage decided: release these, look again then. Decide it again from the
-            // state before it, the requests it queued, the sequences as of then.
-            auto sender = overlay.GetSender(entry.sender_key());
-            if (!sender.ok()) return sender.status();
-            const domain::SenderState& before = (*sender)->state;
-            if (entry.seq() == before.seq + 1 && domain::IsPersonKey(entry.sender_key())) {
-              // A person stage (docs/min-gap.md): forward this one, look again then.
-              const absl::Time at = domain::FromProto(entry.at());
-              std::map<std::string, const v1::SendRequested*> queue;
-              for (const auto& [id, r] : before.queue) queue[id] = &r;
-              for (const v1::SendRequested& r : entry.queued()) {
-                queue[r.email().idempotency_key()] = &r;
-              }
-              for (const std::string& id : entry.cancelled()) queue.erase(id);
-              const bool settles = !entry.settled().empty() && entry.settled() == before.in_flight;
-              std::optional<absl::Time> last_sent = before.last_sent;
-              if (settles && entry.has_last_sent_at()) {
-                last_sent = domain::FromProto(entry.last_sent_at());
-              }
-              auto calendar = [&](const v1::SendRequested& r) {
-                return domain::MakeCalendar(sequence_at(r.email().sequence_id(), at).settings,
-                                            domain::LoadZoneOrUtc(r.time_zone()));
-              };
-              const absl::Duration gap =
-                  domain::MinGapOf(settings_at(domain::CompanyOfStageKey(entry.sender_key()), at));
-              const Processor::PersonPlan again = Processor::PlanPerson(
-                  last_sent, !before.in_flight.empty() && !settles, queue, calendar, gap, at);
-              const bool same_next = entry.has_next_release_at() == again.next.has_value() &&
-                                     (!again.next.has_value() ||
-                                      domain::FromProto(entry.next_release_at()) == *again.next);
-              ++result.decisions_checked;
-              if (again.plan.forward.value_or("") != entry.forwarded() || !same_next) {
-                ++result.decisions_differing;
-                if (result.differences.size() < 10) {
-                  result.differences.push_back(
-                      absl::StrCat(entry.sender_key(), " ledger ", entry.seq(), ": recorded '",
-                                   entry.forwarded(), "' forwarded, decided '",
-                                   again.plan.forward.value_or(""), "'"));
-                }
-              }
-            } else if (entry.seq() == before.seq + 1) {
-              const absl::Time at = domain::FromProto(entry.at());
-              std::map<std::string, const v1::SendRequested*> queue;
-              for (const auto& [id, r] : before.queue) queue[id] = &r;
-              for (const v1::SendRequested& r : entry.queued()) {
-                queue[r.email().idempotency_key()] = &r;
-              }
-              for (const std::string& id : entry.cancelled()) queue.erase(id);
-              auto calendar = [&](const v1::SendRequested& r) {
-                return domain::MakeCalendar(sequence_at(r.email().sequence_id(), at).settings,
-                                            domain::LoadZoneOrUtc(r.time_zone()));
-              };
-              const std::string company =
-                  entry.sender_key().substr(0, entry.sender_key().find("/sender/"));
-              const Processor::SenderPlan again =
-                  Processor::PlanSender(before, queue, calendar, limits_at(company, at), at);
-              const std::vector<std::string> recorded(entry.released().begin(),
-                                                      entry.released().end());
-              const bool same_next = entry.has_next_release_at() == again.next.has_value() &&
-                                     (!again.next.has_value() ||
-                                      domain::FromProto(entry.next_release_at()) == *again.next);
-              ++result.decisions_checked;
-              if (again.plan.released != recorded || !same_next) {
-                ++result.decisions_differing;
-                if (result.differences.size() < 10) {
-                  result.differences.push_back(absl::StrCat(
-                      entry.sender_key(), " ledger ", entry.seq(), ": recorded ", recorded.size(),
-                      " released, decided ", again.plan.released.size()));
-                }
-              }
-            }
-          }
-          return overlay.ApplyLedger(entry, m.partition);
-        }
-        if (!key.has_value()) {
-          ++result.executor_events_undecodable;
-          LogUndecodable(m);
-          return absl::OkStatus();
-        }
-        ++result.executor_events;
-        if (*key != group.key || e.causation_id() != group.cause ||
-            m.partition != group.partition) {
-          if (absl::Status st = check_and_apply(); !st.ok()) return st;
-          group.key = *key;
-          group.cause = e.causation_id();
-          group.partition = m.partition;
-        }
-        group.events.push_back(std::move(e));
-        group.bytes.push_back(m.value);
-        overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
-        return absl::OkStatus();
+      [&](kafka::Message& m) -> absl::Status {
+        if (threads.empty()) return inline_folder.Fold(std::move(m));
+        const size_t w = std::hash<std::string_view>{}(m.key) % threads.size();
+        pending[w].push_back(std::move(m));
+        return pending[w].size() >= kFolderBatch ? push(w) : absl::OkStatus();
       },
       &result.executor_end);
+  for (size_t w = 0; w < threads.size() && s.ok(); ++w) s = push(w);
+  // Every folder finishes (its threads joined) before anything else happens, even on an error.
+  absl::Status folded = threads.empty() && s.ok() ? inline_folder.Finish() : absl::OkStatus();
+  for (auto& t : threads) folded.Update(t->Close());
   if (!s.ok()) return s;
-  if (s = check_and_apply(); !s.ok()) return s;
+  if (!folded.ok()) return folded;
+  inline_folder.AddCountsTo(result);
+  for (const auto& t : threads) t->AddCountsTo(result);
   for (const auto& [p, end] : result.executor_end) {
     overlay.SetOffset(StateStore::ExecOffsetKey(p), end);
   }
   if (s = overlay.Flush(); !s.ok()) return s;
+  // Written without the WAL: durable only from here on. Never report a state that is not.
+  if (s = (*store)->Persist(); !s.ok()) return s;
   auto digest = (*store)->Digest(&result.enrollments, &result.sequences);
   if (!digest.ok()) return digest.status();
   result.digest = *digest;

@@ -15,7 +15,11 @@
 // against the sequence as of that time (sequence events whose record timestamp is not later),
 // and counts the decisions whose events differ from the recorded ones.
 //
-// Thread-compatible; blocks until the end of the log is reached.
+// The directory is written without RocksDB's write-ahead log and made durable (memtables flushed
+// to synced files) before Replay returns OK; a replay that fails or is killed leaves a partial
+// state, like any interrupted rebuild.
+//
+// Thread-compatible; blocks until the end of the log is reached (starts `fold_threads` threads).
 
 #include <cstdint>
 #include <map>
@@ -38,6 +42,9 @@ struct ReplayOptions {
   // nullopt: from the beginning.
   std::optional<absl::Time> from;
   bool dry_run = false;
+  // Threads folding executor events (each key on one of them, its events in log order); a dry
+  // run folds on the reading thread.
+  int fold_threads = 2;
   absl::Duration timeout = absl::Minutes(10);
 };
 

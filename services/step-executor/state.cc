@@ -97,12 +97,29 @@ domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecoda
   return state;
 }
 
-absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
+namespace {
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& path, bool rebuild) {
   store::StoreOptions options;
   options.path = path;
   options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,    kBySequenceCf,
                              kByOwnerCf,     kOffsetsCf,   kSendersCf};
-  auto s = store::Store::Open(options);
+  if (rebuild) {
+    options.bulk_load = true;
+    // Fewer, larger flushes: fewer level-0 files for lookups to check and compactions to merge.
+    options.write_buffer_bytes = 256 << 20;
+  }
+  return store::Store::Open(options);
+}
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
+  auto s = OpenStore(path, /*rebuild=*/false);
+  if (!s.ok()) return s.status();
+  return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
+}
+
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::OpenForRebuild(const std::string& path) {
+  auto s = OpenStore(path, /*rebuild=*/true);
   if (!s.ok()) return s.status();
   return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
 }

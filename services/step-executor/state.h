@@ -109,6 +109,12 @@ class DuePosition {
 class StateStore {
  public:
   static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+  // Opens an empty directory to be rebuilt from the log (replay): writes skip RocksDB's
+  // write-ahead log and larger memtables take them (store::StoreOptions::bulk_load). Nothing
+  // written is durable until Persist() returns OK.
+  static absl::StatusOr<std::unique_ptr<StateStore>> OpenForRebuild(const std::string& path);
+  // Makes everything written so far durable (memtables to synced SST files).
+  [[nodiscard]] absl::Status Persist() { return store_->Flush(); }
   // Removes the directory (replay rebuilds it from the log).
   static absl::Status Destroy(const std::string& path);
 

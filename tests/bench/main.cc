@@ -31,6 +31,11 @@ ABSL_FLAG(std::string, work_dir, "/tmp/sequences-bench", "data directories and l
 ABSL_FLAG(std::string, processing_guarantee, "exactly_once", "executor mode");
 ABSL_FLAG(std::string, name_suffix, "", "appended to the names of this run's results");
 ABSL_FLAG(bool, replay, true, "executor-throughput: also time a replay of its executor-events");
+ABSL_FLAG(std::string, replay_baseline, "",
+          "executor-throughput: another step-executor binary whose replay is timed too "
+          "(executor-replay@baseline), alternating with this build's");
+ABSL_FLAG(int, instances, 1, "executor-scaleout: executors in the group");
+ABSL_FLAG(int, replay_repeats, 1, "executor-throughput: replays per binary (median reported)");
 ABSL_FLAG(std::string, system, "executor",
           "executor-* benchmarks: the system under test, executor or kafka-streams (the peer in "
           "tests/bench/peers/kafka-streams; its figures are named peer-kafka-streams-*)");
@@ -147,11 +152,15 @@ int Run(const std::string& cmd) {
                        .processing_guarantee = absl::GetFlag(FLAGS_processing_guarantee),
                        .executor_flags = absl::GetFlag(FLAGS_executor_flags),
                        .replay = absl::GetFlag(FLAGS_replay),
+                       .replay_baseline = absl::GetFlag(FLAGS_replay_baseline),
+                       .replay_repeats = absl::GetFlag(FLAGS_replay_repeats),
                        .system = absl::GetFlag(FLAGS_system),
                        .peers_dir = absl::GetFlag(FLAGS_peers_dir)};
   absl::StatusOr<std::vector<Result>> results = absl::InvalidArgumentError("unknown benchmark");
   if (cmd == "executor-throughput") {
     results = ExecutorThroughput(system, absl::GetFlag(FLAGS_count));
+  } else if (cmd == "executor-scaleout") {
+    results = ExecutorScaleout(system, absl::GetFlag(FLAGS_count), absl::GetFlag(FLAGS_instances));
   } else if (cmd == "executor-timer-burst") {
     results = ExecutorTimerBurst(system, absl::GetFlag(FLAGS_count));
   } else if (cmd == "api-hostile-soak") {
@@ -179,8 +188,8 @@ int main(int argc, char** argv) {
   if (args.size() < 2) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
-                 "kafka-produce-batch|executor-throughput|executor-timer-burst|executor-lateness|"
-                 "executor-limits|api-hostile-soak> "
+                 "kafka-produce-batch|executor-throughput|executor-scaleout|executor-timer-burst|"
+                 "executor-lateness|executor-limits|api-hostile-soak> "
                  "[--flags]\n");
     return 2;
   }

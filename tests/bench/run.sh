@@ -14,6 +14,14 @@
 #   BENCH_ONLY=limits                only send limits on against off (executor-limits: throughput
 #                                    and steady lateness, automatic emails through the sender
 #                                    stage vs. the same emails as drafts; ratios in the report)
+#   BENCH_ONLY=replay                only the throughput run and its replay against the raw consume
+#                                    (the cheapest run that yields the replay ratio)
+#   BENCH_ONLY=scaleout              only the throughput workload with 1, 2 and 3 executors in one
+#                                    group (executor-scaleout@N; ratios against @1)
+#   BENCH_REPLAY_BASELINE            another step-executor binary (e.g. main's) whose replay is
+#                                    timed too, alternating with this build's: before/after in one
+#                                    run (executor-replay@baseline)
+#   BENCH_REPLAY_REPEATS             replays per binary, median reported (default 1; 3 for replay)
 #   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
@@ -35,12 +43,15 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers | api | limits) ;;
-  *) echo "BENCH_ONLY must be empty, peers, api or limits" >&2; exit 2 ;;
+  "" | peers | api | limits | replay | scaleout) ;;
+  *) echo "BENCH_ONLY must be empty, peers, api, limits, replay or scaleout" >&2; exit 2 ;;
 esac
 [ "$only" = limits ] && BENCH_PEERS=0
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
+[ "$only" = replay ] || [ "$only" = scaleout ] && peers=
+replay_args=(--replay_repeats="${BENCH_REPLAY_REPEATS:-$([ "$only" = replay ] && echo 3 || echo 1)}")
+[ -n "${BENCH_REPLAY_BASELINE:-}" ] && replay_args+=(--replay_baseline="$BENCH_REPLAY_BASELINE")
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
 
 deploy/local/install-deps.sh --bench
@@ -81,6 +92,31 @@ run() {  # a failing benchmark is reported (ERROR in bench.log) and the others s
   "$bench" "$@" --bootstrap="$bootstrap" 2>>"$out/bench.log" | tee -a "$out/bench.log" |
     sed -n 's/^RESULT //p' >>"$raw" || echo "bench: $1 failed, see $out/bench.log" >&2
 }
+
+if [ "$only" = replay ]; then
+  # The throughput run writes the executor-events; its replay is timed against a raw consume.
+  run executor-throughput --count="$count" --build_dir="$build" --work_dir="$out/work" \
+    "${replay_args[@]}"
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
+
+if [ "$only" = scaleout ]; then
+  # Same workload, 1, 2 and 3 instances, in turn on the same broker (then 3, 2, 1 again with
+  # BENCH_SCALEOUT_ROUNDS=2: the machine's load drifts).
+  for round in $(seq "${BENCH_SCALEOUT_ROUNDS:-1}"); do
+    order="1 2 3"
+    [ $((round % 2)) = 0 ] && order="3 2 1"
+    for n in $order; do
+      run executor-scaleout --count="$count" --instances="$n" --build_dir="$build" \
+        --work_dir="$out/work"
+    done
+  done
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
 
 # Warm-up, not reported: the fresh broker's JIT and transaction coordinator would otherwise slow
 # the first figure (at small sizes the pass-through ran at half its rate).
@@ -144,7 +180,7 @@ peer_run() {  # the same benchmark on the peer (if it built)
 }
 fixed=${BENCH_FIXED_BATCH:-0}
 fixed_args=(--executor_flags=--min_batch=500,--max_batch=500 --name_suffix=@fixed500)
-run executor-throughput --count="$count" "${sys[@]}"
+run executor-throughput --count="$count" "${sys[@]}" "${replay_args[@]}"
 # The pass-through at the batch size the executor chose in that run (its mean batch), and at
 # the executor's ceiling (--max_batch, 5,000).
 chosen=$(/usr/bin/python3 -c 'import json,sys

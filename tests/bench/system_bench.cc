@@ -1,5 +1,6 @@
 #include "tests/bench/system_bench.h"
 
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -462,22 +463,124 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   auto raw = RawConsume(options.bootstrap, env->topics.executor_events);
   if (!raw.ok()) return raw.status();
   results.push_back({"kafka-raw-consume", *raw, {}});
-  std::string replay_dir = absl::StrCat(options.work_dir, "/", env->prefix, "replay");
-  absl::Time t0 = absl::Now();
-  auto replay = ChildProcess::Start(
-      {absl::StrCat(options.build_dir, "/services/step-executor/step-executor"), "replay",
-       absl::StrCat("--bootstrap_servers=", options.bootstrap),
-       absl::StrCat("--topic_prefix=", env->prefix), absl::StrCat("--data_dir=", replay_dir)},
-      replay_dir + ".log");
-  if (!replay.ok()) return replay.status();
-  while ((*replay)->Running()) absl::SleepFor(absl::Milliseconds(20));
-  double secs = absl::ToDoubleSeconds(absl::Now() - t0);
-  results.push_back({"executor-replay",
-                     {{"records", (*raw)["records"]},
-                      {"seconds", secs},
-                      {"records_per_s", (*raw)["records"] / secs}},
-                     {}});
+  // Each binary in turn, `replay_repeats` times: the median wall time, and the CPU time the
+  // process used (all threads; reaped children's usage), what the fold costs whatever share of
+  // the machine it got.
+  struct Replayer {
+    std::string name;
+    std::string binary;
+    std::vector<std::string> flags;
+    std::vector<double> seconds = {};
+    std::vector<double> cpu_seconds = {};
+  };
+  const std::string binary =
+      absl::StrCat(options.build_dir, "/services/step-executor/step-executor");
+  std::vector<Replayer> replayers = {{"executor-replay", binary, {}}};
+  if (!options.replay_baseline.empty()) {
+    replayers.push_back({"executor-replay@baseline", options.replay_baseline, {}});
+    // The same build folding on the reading thread alone: what the folder threads add.
+    replayers.push_back({"executor-replay@fold_threads=0", binary, {"--fold_threads=0"}});
+  }
+  auto children_cpu = [] {
+    rusage u{};
+    getrusage(RUSAGE_CHILDREN, &u);
+    return absl::ToDoubleSeconds(absl::DurationFromTimeval(u.ru_utime) +
+                                 absl::DurationFromTimeval(u.ru_stime));
+  };
+  std::string first_digest;
+  for (int round = 0; round < std::max(1, options.replay_repeats); ++round) {
+    for (Replayer& r : replayers) {
+      std::string replay_dir = absl::StrCat(options.work_dir, "/", env->prefix, "replay");
+      const double cpu0 = children_cpu();
+      absl::Time t0 = absl::Now();
+      std::vector<std::string> argv = {
+          r.binary, "replay", absl::StrCat("--bootstrap_servers=", options.bootstrap),
+          absl::StrCat("--topic_prefix=", env->prefix), absl::StrCat("--data_dir=", replay_dir)};
+      argv.insert(argv.end(), r.flags.begin(), r.flags.end());
+      auto replay = ChildProcess::Start(argv, replay_dir + ".log");
+      if (!replay.ok()) return replay.status();
+      while ((*replay)->Running()) absl::SleepFor(absl::Milliseconds(20));
+      r.seconds.push_back(absl::ToDoubleSeconds(absl::Now() - t0));
+      r.cpu_seconds.push_back(children_cpu() - cpu0);
+      // Every binary and every round must rebuild the same state.
+      const std::string log = (*replay)->Log();
+      const size_t at = log.find("{\"digest\":\"");
+      if (at == std::string::npos) {
+        return absl::InternalError(
+            absl::StrCat(r.name, " printed no digest:\n", log.substr(0, 4000)));
+      }
+      const std::string digest = log.substr(at + 11, 16);
+      if (first_digest.empty()) first_digest = digest;
+      if (digest != first_digest) {
+        return absl::InternalError(absl::StrCat(r.name, " rebuilt digest ", digest, ", not ",
+                                                first_digest, " like the first replay"));
+      }
+    }
+  }
+  auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  for (const Replayer& r : replayers) {
+    const double secs = median(r.seconds);
+    const double cpu = median(r.cpu_seconds);
+    results.push_back({r.name,
+                       {{"records", (*raw)["records"]},
+                        {"seconds", secs},
+                        {"records_per_s", (*raw)["records"] / secs},
+                        {"cpu_s", cpu},
+                        {"cpu_us_per_record", 1e6 * cpu / (*raw)["records"]}},
+                       {{"seconds", r.seconds}, {"cpu_seconds", r.cpu_seconds}}});
+  }
   return results;
+}
+
+absl::StatusOr<std::vector<Result>> ExecutorScaleout(const SystemOptions& options, int64_t count,
+                                                     int instances) {
+  auto env = NewEnv(options, absl::StrCat("scaleout", instances));
+  if (!env.ok()) return env.status();
+  if (auto s = PublishSequence(
+          *env, "seq",
+          {Activity("s1", v1::DELAY_UNIT_MINUTES, 0), Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !s.ok()) {
+    return s;
+  }
+  std::vector<kafka::Record> records;
+  for (int64_t i = 0; i < count; ++i) records.push_back(Enroll(*env, "seq", i));
+  auto load = Load(options.bootstrap, records);
+  if (!load.ok()) return load.status();
+  Watcher tasks(*env, env->topics.task_events, TaskOf("s1"));
+  // All instances start together, as a deployment scaled to N would after a restart; the group
+  // splits the partitions between them.
+  std::vector<std::unique_ptr<ChildProcess>> execs;
+  for (int i = 0; i < instances; ++i) {
+    auto exec = StartExecutor(*env, std::string(1, static_cast<char>('a' + i)));
+    if (!exec.ok()) return exec.status();
+    execs.push_back(std::move(*exec));
+  }
+  if (!tasks.WaitFor(count, absl::Minutes(30), execs.front().get())) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("scaleout: ", tasks.count(), " of ", count, " first steps"));
+  }
+  auto seen = tasks.seen();
+  absl::Time first = absl::InfiniteFuture();
+  for (const auto& s : seen) first = std::min(first, s.first);
+  Figures f = Rate(seen, first);
+  f["instances"] = instances;
+  std::vector<double> per_second = PerSecond(seen);
+  if (per_second.size() > 2) {
+    std::vector<double> full(per_second.begin(), per_second.end() - 1);
+    std::sort(full.begin(), full.end());
+    f["median_per_s"] = full[full.size() / 2];
+  }
+  double cpu = 0;
+  for (const auto& e : execs) cpu += std::max(0.0, CpuSeconds(e->pid()));
+  f["cpu_s"] = cpu;
+  f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
+  for (auto& e : execs) e->Terminate();
+  return std::vector<Result>{{absl::StrCat(FigureName(options, "scaleout"), "@", instances),
+                              f,
+                              {{"throughput_per_s", per_second}}}};
 }
 
 absl::StatusOr<std::vector<Result>> ExecutorTimerBurst(const SystemOptions& options,

@@ -26,6 +26,10 @@ struct SystemOptions {
   // empty: its defaults (an adaptive batch, services/step-executor/README.md).
   std::vector<std::string> executor_flags;
   bool replay = true;  // executor-throughput: also replay its executor-events
+  // Another step-executor binary (e.g. main's) whose replay of the same topic is timed too, as
+  // executor-replay@baseline, alternating with this build's: before/after in one run.
+  std::string replay_baseline;
+  int replay_repeats = 1;  // replays per binary; the median is reported
   // Which system runs the workload: "executor" (services/step-executor), or a peer built on
   // another technology for comparison: "kafka-streams" (tests/bench/peers/kafka-streams, built by
   // its build.sh). A peer's figures are named "peer-<system>-..." instead of "executor-...", and
@@ -44,6 +48,12 @@ std::string FigureName(const SystemOptions& options, const std::string& what);
 // time until it fires again after kill -9, and replay of its executor-events (with the raw
 // consume of the same topic as baseline).
 absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& options, int64_t count);
+
+// The throughput workload with `instances` executors in one group started together: enrollments/s
+// from the first to the last first step, the median second, and the instances' CPU together.
+// Named executor-scaleout@<instances>.
+absl::StatusOr<std::vector<Result>> ExecutorScaleout(const SystemOptions& options, int64_t count,
+                                                     int instances);
 
 // `count` enrollments whose first step comes due at the same instant: steps fired/s until all
 // are committed, and their lateness.
