@@ -209,17 +209,20 @@ absl::Status Processor::FlushSenders(absl::Time now, Overlay& overlay, BatchOutp
   return absl::OkStatus();
 }
 
-absl::Status Processor::FireSender(const DueEntry& d, absl::Time now, Overlay& overlay,
-                                   BatchOutput& out) {
-  auto sender = overlay.GetSender(d.enrollment_key);
-  if (!sender.ok()) return sender.status();
-  const std::optional<absl::Time>& next = (*sender)->state.next_release;
+absl::Status Processor::FireStage(const DueEntry& d, absl::Time now, Overlay& overlay,
+                                  BatchOutput& out) {
+  auto stage = overlay.GetSender(d.enrollment_key);
+  if (!stage.ok()) return stage.status();
+  const std::optional<absl::Time>& next = (*stage)->state.next_release;
   if (!next.has_value() || absl::ToUnixMicros(*next) != absl::ToUnixMicros(d.due)) {
-    return absl::OkStatus();  // stale: the batch already changed this sender
+    return absl::OkStatus();  // stale: the batch already changed this sender or person
   }
-  return DecideSender(d.enrollment_key, {},
-                      absl::StrCat(d.enrollment_key, "/release@", absl::ToUnixMicros(d.due)),
-                      d.partition, now, overlay, out);
+  const int64_t due = absl::ToUnixMicros(d.due);
+  return domain::IsPersonKey(d.enrollment_key)
+             ? DecidePerson(d.enrollment_key, {}, absl::StrCat(d.enrollment_key, "/look@", due),
+                            d.partition, now, overlay, out)
+             : DecideSender(d.enrollment_key, {}, absl::StrCat(d.enrollment_key, "/release@", due),
+                            d.partition, now, overlay, out);
 }
 
 Processor::SenderPlan Processor::PlanSender(
@@ -381,19 +384,6 @@ Processor::PersonPlan Processor::PlanPerson(
   out.plan = domain::PlanTouch(last_sent, in_flight, sends, gap, now);
   out.next = StoredNext(out.plan.next_look, now);
   return out;
-}
-
-absl::Status Processor::FirePerson(const DueEntry& d, absl::Time now, Overlay& overlay,
-                                   BatchOutput& out) {
-  auto person = overlay.GetSender(d.enrollment_key);
-  if (!person.ok()) return person.status();
-  const std::optional<absl::Time>& next = (*person)->state.next_release;
-  if (!next.has_value() || absl::ToUnixMicros(*next) != absl::ToUnixMicros(d.due)) {
-    return absl::OkStatus();  // stale: the batch already changed this person
-  }
-  return DecidePerson(d.enrollment_key, {},
-                      absl::StrCat(d.enrollment_key, "/look@", absl::ToUnixMicros(d.due)),
-                      d.partition, now, overlay, out);
 }
 
 absl::Status Processor::DecidePerson(const std::string& person_key,
@@ -744,12 +734,8 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
   std::optional<DuePosition> retry_from;  // earliest entry that could not be decided yet
   for (const DueEntry& d : due) {
     if (!owned(d.partition)) continue;
-    if (domain::IsSenderKey(d.enrollment_key)) {
-      if (absl::Status st = FireSender(d, now, overlay, out); !st.ok()) return st;
-      continue;
-    }
-    if (domain::IsPersonKey(d.enrollment_key)) {
-      if (absl::Status st = FirePerson(d, now, overlay, out); !st.ok()) return st;
+    if (domain::IsSenderKey(d.enrollment_key) || domain::IsPersonKey(d.enrollment_key)) {
+      if (absl::Status st = FireStage(d, now, overlay, out); !st.ok()) return st;
       continue;
     }
     auto entry = overlay.Get(d.enrollment_key);

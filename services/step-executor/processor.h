@@ -169,16 +169,16 @@ class Processor {
   // SendRequested and SendCancelled inputs of this batch by sender key, in input order
   // (FlushSenders plans them).
   std::map<std::string, std::vector<Arrival>> arrivals_;
-  // The sender's due-index entry at `due`: release what the limits allow now.
-  absl::Status FireSender(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
+  // The due-index entry of a sender or person stage at `due` (unless the batch already moved it):
+  // a sender releases what the limits allow now, a person forwards the next email if the gap
+  // allows it now.
+  absl::Status FireStage(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
   // Plans the sender's queue plus `arrived` (less the cancelled requests still queued) at `now`
   // and stages the ledger entry, the released emails and the outcomes for the enrollments.
   absl::Status DecideSender(const std::string& sender_key, const std::vector<Arrival>& arrived,
                             const std::string& cause_id, int32_t partition, absl::Time now,
                             Overlay& overlay, BatchOutput& out);
   // ---- the person stage (docs/min-gap.md) ----
-  // The person's due-index entry at `due`: forward the next email if the gap allows it now.
-  absl::Status FirePerson(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
   // Applies `arrived` (requests, cancels, the sender stage's notices) to the person's state, plans
   // it at `now` and stages the ledger entry, the forwarded request and the outcomes.
   absl::Status DecidePerson(const std::string& person_key, const std::vector<Arrival>& arrived,
