@@ -72,6 +72,17 @@ PAIRS = [
      "limits on vs. off: steady lateness p50 at 1000 enrollments/s (lower is better)"),
     ("executor-limits-on-lateness", "executor-limits-off-lateness", "lateness_ms_p99",
      "limits on vs. off: steady lateness p99 at 1000 enrollments/s (lower is better)"),
+    # The same with a minimum gap between emails to one person (docs/min-gap.md) on as well: the
+    # person stage in front of the sender stage, the gap looked up but never waited for.
+    ("executor-limits-gap-throughput", "executor-limits-off-throughput", "from_start_per_s",
+     "limits and gap on vs. off: enrollments/s from the executor's start to the last first "
+     "email visible (higher is better)"),
+    ("executor-limits-gap-throughput", "executor-limits-off-throughput", "cpu_ms_per_enrollment",
+     "limits and gap on vs. off: executor CPU per enrollment (lower is better)"),
+    ("executor-limits-gap-lateness", "executor-limits-off-lateness", "lateness_ms_p50",
+     "limits and gap on vs. off: steady lateness p50 at 1000 enrollments/s (lower is better)"),
+    ("executor-limits-gap-lateness", "executor-limits-off-lateness", "lateness_ms_p99",
+     "limits and gap on vs. off: steady lateness p99 at 1000 enrollments/s (lower is better)"),
 ]
 
 # Peers: the same workload built on another technology (tests/bench/peers/), same broker, same

@@ -730,44 +730,62 @@ std::vector<std::string> LimitSenders() {
 // The company's sending settings in both runs of the limits benchmark: each sender's daily limit
 // the highest allowed (100,000), never reached, so every automatic email passes the sender stage
 // (its state lookup, plan and ledger entry) and goes out at once.
-// The minimum gap between touches of one person, once CompanySendingSettings has it, is switched
-// on for the same runs by setting its field here (each enrollment has its own recipient, so the
-// gap is looked up and never makes an email wait).
-v1::CompanySendingSettings LimitsBenchSettings() {
+// With `gap`, also a minimum gap of a day between emails to one person (docs/min-gap.md): every
+// email then passes the person stage first (each enrollment has its own recipient, so the gap is
+// looked up and never makes an email wait).
+v1::CompanySendingSettings LimitsBenchSettings(bool gap) {
   v1::CompanySendingSettings s;
   s.set_daily_limit_per_sender(domain::kMaxSendLimit);
   s.set_time_zone("UTC");
+  if (gap) s.set_min_gap_between_emails_seconds(24 * 3600);
   return s;
 }
 
-// The limits benchmark's sequence: an email (automatic with `on`: through the sender stage; a
-// draft for review without: no stage), then a step a month later that holds the enrollment.
-absl::Status PrepareLimitsRun(const Env& env, bool on, int delay_minutes) {
+// What one side of the limits benchmark switches on.
+enum class Limits { kOff, kOn, kOnWithGap };
+bool Automatic(Limits l) { return l != Limits::kOff; }
+const char* LimitsLabel(Limits l) {
+  switch (l) {
+    case Limits::kOff:
+      return "off";
+    case Limits::kOn:
+      return "on";
+    case Limits::kOnWithGap:
+      return "gap";
+  }
+  return "?";
+}
+
+// The limits benchmark's sequence: an email (automatic unless kOff: through the sender stage, and
+// the person stage before it with kOnWithGap; a draft for review with kOff: no stage), then a step
+// a month later that holds the enrollment.
+absl::Status PrepareLimitsRun(const Env& env, Limits limits, int delay_minutes) {
   v1::Envelope e = domain::MakeEnvelope(absl::StrCat(env.prefix, "sending-settings-1"), "bench",
                                         absl::Now(), "", "");
   v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
   c->set_company_id("bench");
   c->set_version(1);
-  *c->mutable_settings() = LimitsBenchSettings();
+  *c->mutable_settings() = LimitsBenchSettings(limits == Limits::kOnWithGap);
   auto producer = kafka::Producer::Create({.client = {.bootstrap_servers = env.options.bootstrap}});
   if (!producer.ok()) return producer.status();
   auto r = (*producer)->Send(
       {env.topics.sequence_events, domain::CompanySettingsKey("bench"), e.SerializeAsString()});
   if (!r.ok()) return r.status();
-  return PublishSequence(env, "seq",
-                         {Email("s1", delay_minutes, on), Activity("s2", v1::DELAY_UNIT_DAYS, 30)},
-                         LimitSenders());
+  return PublishSequence(
+      env, "seq",
+      {Email("s1", delay_minutes, Automatic(limits)), Activity("s2", v1::DELAY_UNIT_DAYS, 30)},
+      LimitSenders());
 }
 
-std::string LimitsName(bool on, const std::string& what) {
-  return absl::StrCat("executor-limits-", on ? "on" : "off", "-", what);
+std::string LimitsName(Limits limits, const std::string& what) {
+  return absl::StrCat("executor-limits-", LimitsLabel(limits), "-", what);
 }
 
 // Enrollments loaded before the executor starts: enrollments/s to first email visible, from the
 // executor's start (from_start_per_s) and from the first email on (records_per_s), its median
 // second, CPU per enrollment.
-absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, bool on, int64_t count) {
-  auto env = NewEnv(options, on ? "limits-on" : "limits-off");
+absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, Limits on, int64_t count) {
+  auto env = NewEnv(options, absl::StrCat("limits-", LimitsLabel(on)));
   if (!env.ok()) return env.status();
   if (auto s = PrepareLimitsRun(*env, on, 0); !s.ok()) return s;
   std::vector<kafka::Record> records;
@@ -812,9 +830,9 @@ absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, bool on, i
 
 // Enrollments arriving at `rate`/s for `seconds`, each email due a minute later, one executor
 // instance: lateness (visible to a read_committed consumer minus due time) in steady state.
-absl::StatusOr<Result> LimitsLateness(const SystemOptions& options, bool on, double rate,
+absl::StatusOr<Result> LimitsLateness(const SystemOptions& options, Limits on, double rate,
                                       double seconds) {
-  auto env = NewEnv(options, on ? "limits-lateness-on" : "limits-lateness-off");
+  auto env = NewEnv(options, absl::StrCat("limits-lateness-", LimitsLabel(on)));
   if (!env.ok()) return env.status();
   if (auto s = PrepareLimitsRun(*env, on, 1); !s.ok()) return s;
   Watcher emails(*env, env->topics.email_events, EmailOf("s1"));
@@ -854,13 +872,13 @@ absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options,
     return absl::InvalidArgumentError("executor-limits runs the executor only");
   }
   std::vector<Result> results;
-  // off, on, on, off: the machine's drift in load falls on both sides alike.
-  for (bool on : {false, true}) {
+  // off, on, gap, gap, on, off: the machine's drift in load falls on every side alike.
+  for (Limits on : {Limits::kOff, Limits::kOn, Limits::kOnWithGap}) {
     auto r = LimitsThroughput(options, on, count);
     if (!r.ok()) return r.status();
     results.push_back(*std::move(r));
   }
-  for (bool on : {true, false}) {
+  for (Limits on : {Limits::kOnWithGap, Limits::kOn, Limits::kOff}) {
     auto r = LimitsLateness(options, on, rate, seconds);
     if (!r.ok()) return r.status();
     results.push_back(*std::move(r));

@@ -70,7 +70,9 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
 // against the same enrollments whose first email is a draft for review (no stage). Each side:
 // executor-throughput's figures for `count` enrollments loaded before the start (to first email
 // visible), then steady lateness at `rate`/s for `seconds` (emails due a minute after enrolling).
-// Named executor-limits-{on,off}-{throughput,lateness}; tests/bench/report.py pairs them.
+// A third side, "gap", also sets a minimum gap between emails to one person (docs/min-gap.md), so
+// every email passes the person stage too (never waiting: each enrollment has its own recipient).
+// Named executor-limits-{off,on,gap}-{throughput,lateness}; tests/bench/report.py pairs them.
 absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options, int64_t count,
                                                    double rate, double seconds);
 
