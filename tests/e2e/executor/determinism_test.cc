@@ -14,6 +14,7 @@
 #include <regex>
 
 #include "libs/domain/envelope.h"
+#include "libs/domain/send_limits.h"
 #include "tests/e2e/executor/harness.h"
 
 namespace sequences::executor::e2e {
@@ -53,18 +54,20 @@ enum class Kind {
   kSequenceDelete,
   kAutomatedSending,
   kConsent,
+  kSendingSettings,  // the company's send limits and minimum gap: emails wait in the stages
   kCount,
 };
 
 constexpr const char* kKindNames[] = {
-    "enroll",         "enroll_again",    "pause_item",      "resume_item",    "pause_owner",
-    "resume_owner",   "retry",           "activity_done",   "merge_data",     "remove",
-    "outcome",        "replied",         "bounced",         "replace_steps",  "change_settings",
-    "sequence_pause", "sequence_resume", "sequence_delete", "automated_send", "consent"};
+    "enroll",          "enroll_again",    "pause_item",      "resume_item",    "pause_owner",
+    "resume_owner",    "retry",           "activity_done",   "merge_data",     "remove",
+    "outcome",         "replied",         "bounced",         "replace_steps",  "change_settings",
+    "sequence_pause",  "sequence_resume", "sequence_delete", "automated_send", "consent",
+    "sending_settings"};
 static_assert(sizeof(kKindNames) / sizeof(kKindNames[0]) == static_cast<size_t>(Kind::kCount));
 
 // Relative weights of the random part of a history.
-constexpr int kWeights[] = {18, 2, 5, 5, 2, 3, 6, 12, 2, 2, 2, 2, 2, 4, 3, 2, 3, 0, 2, 3};
+constexpr int kWeights[] = {18, 2, 5, 5, 2, 3, 6, 12, 2, 2, 2, 2, 2, 4, 3, 2, 3, 0, 2, 3, 2};
 static_assert(sizeof(kWeights) / sizeof(kWeights[0]) == static_cast<size_t>(Kind::kCount));
 
 // Steps with stable ids; an edit takes a random subset in random order with random delays.
@@ -88,16 +91,18 @@ class History {
     producer_ = std::move(*producer);
   }
 
-  // Three sequences: one that can send automatically, one whose switch is off, one without
-  // consent; so automatic emails both fire and fail (and failures can be retried).
+  // Four sequences: one that can send automatically, one whose switch is off, one without
+  // consent; so automatic emails both fire and fail (and failures can be retried); and one that
+  // sends an automatic email at once, so emails reach the send-limit and gap stages often.
   void CreateSequences() {
     const absl::Time now = absl::Now();
-    for (int i = 0; i < 3; ++i) {
+    for (int i = 0; i < 4; ++i) {
       seqs_.emplace_back("c1", absl::StrCat("s-det-", i));
-      std::vector<v1::Envelope> events =
-          seqs_.back().Create({ActivityStep("call", 0, true), EmailStep("auto", 0, true),
-                               ActivityStep("note", 0), ActivityStep("later", 30)},
-                              now);
+      std::vector<v1::Envelope> events = seqs_.back().Create(
+          i == 3 ? std::vector<v1::Step>{EmailStep("auto", 0, true), ActivityStep("later", 30)}
+                 : std::vector<v1::Step>{ActivityStep("call", 0, true), EmailStep("auto", 0, true),
+                                         ActivityStep("note", 0), ActivityStep("later", 30)},
+          now);
       if (i != 1) Append(events, seqs_.back().AutomatedSending(true, now));
       if (i != 2) Append(events, seqs_.back().Consent("owner-1", true, now));
       w_.PublishSequence(events);
@@ -116,6 +121,7 @@ class History {
     auto del = std::find(kinds.begin(), kinds.end(), Kind::kSequenceDelete);
     std::rotate(del, del + 1, kinds.end() - std::min<size_t>(3, kinds.end() - del - 1));
     for (int i = 0; i < 6; ++i) kinds.insert(kinds.begin(), Kind::kEnroll);
+    kinds.insert(kinds.begin(), Kind::kSendingSettings);  // limits from the first email on
     for (Kind k : kinds) {
       Publish(k);
       ++counts_[static_cast<int>(k)];
@@ -383,6 +389,23 @@ class History {
         }
         break;
       }
+      case Kind::kSendingSettings: {
+        // Every enrollment emails the same person (ada@example.com) from one sender, so a small
+        // limit queues emails at the sender stage and a gap serializes them at the person stage
+        // (docs/send-limits.md, docs/min-gap.md); a gap of 0 sends new emails past it again.
+        v1::Envelope e =
+            domain::MakeEnvelope(absl::StrCat("det-", ++n_, "-sending"), "c1", now, "", "sending");
+        v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
+        c->set_company_id("c1");
+        c->set_version(++settings_version_);
+        c->mutable_settings()->set_daily_limit_per_sender(1 + Rand(3));
+        c->mutable_settings()->set_hourly_limit_per_sender(Rand(2));
+        c->mutable_settings()->set_time_zone(Coin() ? "UTC" : "Asia/Kolkata");
+        const int64_t gaps[] = {0, 20, 86400};  // off, a gap that ends during the test, a day
+        c->mutable_settings()->set_min_gap_between_emails_seconds(gaps[Rand(3)]);
+        w_.Publish(w_.topics().sequence_events, domain::CompanySettingsKey("c1"), e);
+        break;
+      }
       case Kind::kCount:
         break;
     }
@@ -398,6 +421,7 @@ class History {
   std::map<std::string, std::string> requests_;  // item#sequence -> last request id
   std::set<std::string> completed_;              // task ids completed
   int n_ = 0;
+  int64_t settings_version_ = 0;
   int counts_[static_cast<int>(Kind::kCount)] = {};
 };
 
@@ -438,6 +462,14 @@ TEST_CASE(
   INFO("executor log: " << exec->Log().substr(exec->Log().size() > 4000 ? exec->Log().size() - 4000
                                                                         : 0));
   REQUIRE(idle);
+  int ledger = 0, deferred = 0, released = 0;
+  for (const Seen& s : history.reader().seen()) {
+    deferred += s.event.has_email_deferred() ? 1 : 0;
+    released += s.event.has_email_released() ? 1 : 0;
+    ledger += s.event.has_send_ledger_entry() ? 1 : 0;
+  }
+  std::cout << "determinism: sender/person ledger entries " << ledger << ", emails deferred "
+            << deferred << ", released after waiting " << released << std::endl;
   REQUIRE(exec->Terminate() == 0);
   const std::string live = DigestIn(exec->Log(), "\"msg\":\"stopped\"");
   REQUIRE(!live.empty());
