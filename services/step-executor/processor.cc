@@ -235,13 +235,7 @@ Processor::SenderPlan Processor::PlanSender(
   }
   SenderPlan out;
   out.plan = domain::PlanReleases(state.sent, sends, state.last_sequence_id, limits, now);
-  out.next = out.plan.next_release;
-  // Never a release instant that is not in the future: the timer would fire at once, forever.
-  if (out.next.has_value() && *out.next <= now) out.next = now + absl::Seconds(1);
-  // Whole microseconds, rounded up: the due index and the stale check are in microseconds.
-  if (out.next.has_value()) {
-    out.next = absl::FromUnixMicros(absl::ToUnixMicros(*out.next - absl::Nanoseconds(1)) + 1);
-  }
+  out.next = StoredNext(out.plan.next_release, now);
   return out;
 }
 
