@@ -46,6 +46,17 @@ kafka::Record PersonNotice(const std::string& topic, const v1::SendRequested& r,
   return {topic, r.person_key(), SerializeDeterministic(o), {}, -1};
 }
 
+// A stage's queue (by EmailSend.idempotency_key) as the domain's rules see it.
+std::vector<domain::QueuedSend> QueuedSends(
+    const std::map<std::string, const v1::SendRequested*>& queue,
+    const std::function<domain::Calendar(const v1::SendRequested&)>& calendar) {
+  std::vector<domain::QueuedSend> sends;
+  for (const auto& [id, r] : queue) {
+    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
+  }
+  return sends;
+}
+
 // A future instant in whole microseconds, rounded up (the due index and the stale check are in
 // microseconds); never `now` or before, or the timer would fire at once, forever.
 std::optional<absl::Time> StoredNext(std::optional<absl::Time> next, absl::Time now) {
@@ -229,10 +240,7 @@ Processor::SenderPlan Processor::PlanSender(
     const domain::SenderState& state, const std::map<std::string, const v1::SendRequested*>& queue,
     const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
     const domain::SendLimits& limits, absl::Time now) {
-  std::vector<domain::QueuedSend> sends;
-  for (const auto& [id, r] : queue) {
-    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
-  }
+  const std::vector<domain::QueuedSend> sends = QueuedSends(queue, calendar);
   SenderPlan out;
   out.plan = domain::PlanReleases(state.sent, sends, state.last_sequence_id, limits, now);
   out.next = StoredNext(out.plan.next_release, now);
@@ -370,10 +378,7 @@ Processor::PersonPlan Processor::PlanPerson(
     const std::map<std::string, const v1::SendRequested*>& queue,
     const std::function<domain::Calendar(const v1::SendRequested&)>& calendar, absl::Duration gap,
     absl::Time now) {
-  std::vector<domain::QueuedSend> sends;
-  for (const auto& [id, r] : queue) {
-    sends.push_back({id, r->email().sequence_id(), domain::FromProto(r->due_at()), calendar(*r)});
-  }
+  const std::vector<domain::QueuedSend> sends = QueuedSends(queue, calendar);
   PersonPlan out;
   out.plan = domain::PlanTouch(last_sent, in_flight, sends, gap, now);
   out.next = StoredNext(out.plan.next_look, now);

@@ -11,6 +11,7 @@
 #include "absl/time/time.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/schedule.h"
 #include "libs/domain/sequence.h"
 #include "sequences/v1/events.pb.h"
 
@@ -20,6 +21,19 @@ inline absl::TimeZone Zone(const std::string& name) {
   absl::TimeZone tz;
   if (!absl::LoadTimeZone(name, &tz)) throw std::runtime_error("no zone " + name);
   return tz;
+}
+
+// A send window of Monday to Friday, 9:00 to 17:00 in `zone`.
+inline Calendar NineToFive(const std::string& zone) {
+  Calendar c;
+  c.tz = Zone(zone);
+  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
+    v1::WindowRange* r = c.window.add_ranges();
+    r->set_weekday(static_cast<v1::Weekday>(d));
+    r->mutable_start()->set_hours(9);
+    r->mutable_end()->set_hours(17);
+  }
+  return c;
 }
 
 // A local civil time in `zone` as an instant (unique local times only).

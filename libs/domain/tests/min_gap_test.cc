@@ -33,18 +33,6 @@ QueuedSend Q(const std::string& id, absl::Time due, Calendar cal = Calendar()) {
   return QueuedSend{id, "s", due, std::move(cal)};
 }
 
-Calendar NineToFive(const std::string& zone) {
-  Calendar c;
-  c.tz = Zone(zone);
-  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
-    v1::WindowRange* r = c.window.add_ranges();
-    r->set_weekday(static_cast<v1::Weekday>(d));
-    r->mutable_start()->set_hours(9);
-    r->mutable_end()->set_hours(17);
-  }
-  return c;
-}
-
 const absl::Duration kTwoDays = absl::Hours(48);
 
 // ---- the rule ----

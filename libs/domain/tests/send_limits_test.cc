@@ -42,18 +42,6 @@ SendLimits Limits(int daily, int hourly = 0, const std::string& zone = "UTC") {
   return l;
 }
 
-Calendar NineToFive(const std::string& zone) {
-  Calendar c;
-  c.tz = Zone(zone);
-  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
-    v1::WindowRange* r = c.window.add_ranges();
-    r->set_weekday(static_cast<v1::Weekday>(d));
-    r->mutable_start()->set_hours(9);
-    r->mutable_end()->set_hours(17);
-  }
-  return c;
-}
-
 // ---- given/when/then ----
 
 TEST_CASE("Given a sender under its daily limit, when due emails are planned, then all are sent",
