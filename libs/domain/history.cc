@@ -20,13 +20,15 @@ std::string Reason(const std::string& enum_name, absl::string_view prefix) {
   return absl::AsciiStrToLower(s);
 }
 
-std::string At(const google::protobuf::Timestamp& t) {
-  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", FromProto(t), absl::UTCTimeZone());
-}
+std::string At(const google::protobuf::Timestamp& t) { return HistoryTime(FromProto(t)); }
 
 std::string By(const std::string& user) { return user.empty() ? "" : absl::StrCat(" by ", user); }
 
 }  // namespace
+
+std::string HistoryTime(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E*SZ", t, absl::UTCTimeZone());
+}
 
 std::string DescribeExecutorEvent(const v1::Envelope& e) {
   switch (e.payload_case()) {

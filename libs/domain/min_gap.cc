@@ -42,15 +42,27 @@ std::string CompanyOfStageKey(absl::string_view key) {
 TouchPlan PlanTouch(const std::optional<absl::Time>& last_sent, bool in_flight,
                     const std::vector<QueuedSend>& queue, absl::Duration gap, absl::Time now) {
   TouchPlan plan;
-  if (last_sent.has_value()) plan.allowed_from = *last_sent + gap;
-  if (queue.empty() || in_flight) return plan;
-  const absl::Time allowed = plan.allowed_from.value_or(absl::InfinitePast());
   std::vector<const QueuedSend*> order;
   for (const QueuedSend& q : queue) order.push_back(&q);
   std::sort(order.begin(), order.end(), [](const QueuedSend* a, const QueuedSend* b) {
     if (a->due_at != b->due_at) return a->due_at < b->due_at;
     return a->id < b->id;
   });
+  if (gap <= absl::ZeroDuration()) {
+    // No gap: nothing to serialize, nothing to wait for but due time and send window.
+    for (const QueuedSend* q : order) {
+      if (q->due_at <= now && AlignToWindow(now, q->calendar) == now) {
+        plan.passed.push_back(q->id);
+        continue;
+      }
+      const absl::Time at = AlignToWindow(std::max(q->due_at, now), q->calendar);
+      if (!plan.next_look.has_value() || at < *plan.next_look) plan.next_look = at;
+    }
+    return plan;
+  }
+  if (last_sent.has_value()) plan.allowed_from = *last_sent + gap;
+  if (queue.empty() || in_flight) return plan;
+  const absl::Time allowed = plan.allowed_from.value_or(absl::InfinitePast());
   if (allowed <= now) {
     for (const QueuedSend* q : order) {
       if (q->due_at <= now && AlignToWindow(now, q->calendar) == now) {

@@ -24,6 +24,12 @@
 //   - Next look: the earliest instant at or after max(allowed, due) inside some waiting email's
 //     send window.
 //   - Deterministic: a function of its arguments; ties broken by ids.
+//   - No gap (gap 0: the company turned it off while emails waited here): nothing is serialized
+//     any more. Every waiting email that is due and inside its send window is passed on at once,
+//     in that order (`passed`), whether or not one is in flight; the next look is the earliest
+//     instant at or after its due time inside some remaining email's send window. So emails that
+//     waited for the old gap are not overtaken by new emails (which skip the stage) for longer
+//     than it takes the stage to look again (docs/min-gap.md).
 //
 // The person's state is a SenderState folded from its SendLedgerEntry records (forwarded /
 // settled / last_sent_at, see EvolveSender) under the person key.
@@ -61,10 +67,13 @@ std::string CompanyOfStageKey(absl::string_view key);
 struct TouchPlan {
   // The id (EmailSend.idempotency_key) to forward to the sender stage now, if any.
   std::optional<std::string> forward;
+  // No gap in force: the ids to hand to their sender stages now, without a gap, in order of due
+  // time then id (never set together with `forward`).
+  std::vector<std::string> passed;
   // When to look again (nullopt: nothing waits, or the stage waits for the in-flight notice).
   std::optional<absl::Time> next_look;
   // When the waiting emails may go at the earliest as far as the gap is concerned
-  // (last_sent + gap; unset: no send yet).
+  // (last_sent + gap; unset: no send yet, or no gap in force).
   std::optional<absl::Time> allowed_from;
 };
 

@@ -238,6 +238,7 @@ SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
     state.queue.erase(entry.forwarded());
     state.in_flight = entry.forwarded();
   }
+  for (const std::string& id : entry.passed()) state.queue.erase(id);
   state.sent.Prune(at);
   if (entry.has_next_release_at()) {
     state.next_release = FromProto(entry.next_release_at());

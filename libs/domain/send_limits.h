@@ -146,7 +146,8 @@ struct SenderState {
 // again, or a duplicate, changes nothing. Adds `queued` (a request already queued is kept once),
 // removes `cancelled` unsent and uncounted, removes and counts `released` at the entry's time.
 // Person stage entries: removes `forwarded` from the queue into in_flight; `settled` (the one in
-// flight) clears in_flight and, with last_sent_at, sets last_sent.
+// flight) clears in_flight and, with last_sent_at, sets last_sent; `passed` (handed on with no
+// gap in force) leave the queue without becoming in flight.
 SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry);
 
 }  // namespace sequences::domain

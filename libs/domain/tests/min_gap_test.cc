@@ -90,7 +90,69 @@ TEST_CASE("Given an email in flight at the sender stage, when another is due, th
   CHECK_FALSE(plan.next_look.has_value());
 }
 
+TEST_CASE(
+    "Given emails waiting for a gap and one in flight, when the gap is set to 0, then every "
+    "waiting email that is due and inside its window is passed on at once in due order, and the "
+    "stage looks again when the next one's window opens",
+    "[min_gap]") {
+  const absl::Time now = Utc(2026, 3, 2, 10);  // Monday 10:00 UTC
+  const absl::Time last = now - absl::Hours(1);
+  const std::vector<QueuedSend> queue = {
+      Q("c", now - absl::Minutes(1)), Q("a", now - absl::Minutes(5)),
+      Q("b", now - absl::Minutes(5)), Q("later", now + absl::Hours(2)),
+      Q("night", now - absl::Hours(1), NineToFive("Asia/Tokyo"))};
+  // Under the old gap of two days nothing goes: one is in flight.
+  const TouchPlan before = PlanTouch(last, true, queue, kTwoDays, now);
+  CHECK_FALSE(before.forward.has_value());
+  CHECK(before.passed.empty());
+
+  const TouchPlan plan = PlanTouch(last, true, queue, absl::ZeroDuration(), now);
+  CHECK_FALSE(plan.forward.has_value());
+  CHECK(plan.passed == std::vector<std::string>{"a", "b", "c"});
+  CHECK_FALSE(plan.allowed_from.has_value());
+  // 19:00 in Tokyo: "night" waits for 09:00 there (00:00 UTC Tuesday); "later" is due at 12:00.
+  REQUIRE(plan.next_look.has_value());
+  CHECK(*plan.next_look == now + absl::Hours(2));
+}
+
+TEST_CASE("Given no gap and nothing waiting, when planned, then nothing is passed and no look",
+          "[min_gap]") {
+  const absl::Time now = Utc(2026, 3, 2, 10);
+  const TouchPlan plan = PlanTouch(now, false, {}, absl::ZeroDuration(), now);
+  CHECK(plan.passed.empty());
+  CHECK_FALSE(plan.forward.has_value());
+  CHECK_FALSE(plan.next_look.has_value());
+}
+
 // ---- the ledger fold ----
+
+TEST_CASE(
+    "Given a person's queue with one in flight, when an entry passes two emails on with no gap, "
+    "then they leave the queue, the one in flight stays in flight, and folding again changes "
+    "nothing",
+    "[min_gap]") {
+  v1::SendLedgerEntry e1;
+  e1.set_sender_key("c/person/00");
+  e1.set_seq(1);
+  *e1.mutable_at() = ToProto(Utc(2026, 3, 2, 10));
+  for (const char* id : {"a", "b", "c", "d"})
+    e1.add_queued()->mutable_email()->set_idempotency_key(id);
+  e1.set_forwarded("a");
+  SenderState st = EvolveSender(SenderState(), e1);
+  v1::SendLedgerEntry e2;
+  e2.set_sender_key("c/person/00");
+  e2.set_seq(2);
+  *e2.mutable_at() = ToProto(Utc(2026, 3, 2, 11));
+  e2.add_passed("b");
+  e2.add_passed("c");
+  st = EvolveSender(st, e2);
+  CHECK(st.in_flight == "a");
+  CHECK(st.queue.size() == 1);
+  CHECK(st.queue.count("d") == 1);
+  const SenderState again = EvolveSender(st, e2);
+  CHECK(again.seq == 2);
+  CHECK(again.queue.size() == 1);
+}
 
 TEST_CASE(
     "Given a person's ledger, when an entry forwards an email and a later one settles it as sent, "
@@ -221,15 +283,18 @@ TEST_CASE(
   o->set_kind(v1::SendOutcome::KIND_DEFERRED);
   *o->mutable_at() = ToProto(Utc(2026, 3, 3, 10, 14));
   o->set_reason(kDeferredMinGap);
-  o->set_detail("last email to ann@x.com sent 2026-03-01 10:14, gap 2d");
+  o->set_detail(absl::StrCat("last email to ann@x.com sent ", HistoryTime(Utc(2026, 3, 1, 10, 14)),
+                             ", gap 2d"));
   o->set_sender_user_id("u1");
   o->set_person_key(person);
   auto d = DecideEnrollment(st, in, SequenceState(), Utc(2026, 3, 2, 10));
   REQUIRE(d.ok());
   REQUIRE(d->executor_events.size() == 1);
-  CHECK(absl::StrContains(DescribeExecutorEvent(d->executor_events[0]),
-                          "email of step mail deferred: min_gap (last email to ann@x.com sent "
-                          "2026-03-01 10:14, gap 2d"));
+  // Every time of the line in one form, zone named (UTC): the detail's as the history's own.
+  CHECK(DescribeExecutorEvent(d->executor_events[0]) ==
+        "email of step mail deferred: min_gap (last email to ann@x.com sent "
+        "2026-03-01T10:14:00Z, gap 2d at 2026-03-02T10:00:00Z); sends at 2026-03-03T10:14:00Z at "
+        "the earliest");
   st = EvolveEnrollment(st, d->executor_events[0]);
   CHECK(st.deferred_reason == "min_gap");
 
