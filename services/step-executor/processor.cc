@@ -8,6 +8,7 @@
 #include "libs/domain/contract.h"
 #include "libs/domain/email_templates.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/history.h"
 #include "libs/domain/routing.h"
 #include "libs/domain/updates.h"
 
@@ -414,7 +415,10 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
     if (a.cancel.has_value()) {
       const std::string& id = a.cancel->email_id();
       if (by_id.count(id) > 0 && cancelled.insert(id).second) continue;
-      if (id == state.in_flight && settled.empty()) to_sender.push_back(&*a.cancel);
+      // In flight, or passed on earlier with no gap in force: the sender stage's to drop.
+      if (by_id.count(id) == 0 && !(id == state.in_flight && !settled.empty())) {
+        to_sender.push_back(&*a.cancel);
+      }
     } else if (a.notice.has_value()) {
       if (a.notice->email_id() != state.in_flight || !settled.empty()) continue;
       settled = a.notice->email_id();
@@ -458,6 +462,7 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
     if (sent_at.has_value()) *entry->mutable_last_sent_at() = domain::ToProto(*sent_at);
   }
   if (plan.forward.has_value()) entry->set_forwarded(*plan.forward);
+  for (const std::string& id : plan.passed) entry->add_passed(id);
   if (decided.next.has_value()) *entry->mutable_next_release_at() = domain::ToProto(*decided.next);
 
   // Records first (the fold below changes `state`).
@@ -479,6 +484,21 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
                            {},
                            -1});
   }
+  // No gap in force: handed on as if they had gone straight to the sender (no notice back);
+  // the enrollment is told when it is sent (it was told it waits, unless it arrived just now).
+  for (const std::string& id : plan.passed) {
+    v1::Envelope f =
+        domain::MakeEnvelope(absl::StrCat(id, "/send/passed"), company, now, ledger.event_id(), "");
+    v1::SendRequested* fr = f.mutable_send_requested();
+    *fr = *queue.at(id);
+    fr->clear_person_key();
+    fr->set_waited(arrived.count(id) == 0);
+    out.records.push_back({topics_.enrollment_events,
+                           domain::SenderKey(company, fr->email().sender_user_id()),
+                           SerializeDeterministic(f),
+                           {},
+                           -1});
+  }
   for (const std::string& id : cancelled) {
     const v1::SendRequested& r = *by_id.at(id);
     v1::Envelope o =
@@ -494,12 +514,12 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
         {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
   }
   // Why the new ones wait: the gap after the last send, or one ahead of them not sent yet.
-  const bool busy = in_flight || plan.forward.has_value();
+  const bool busy = gap > absl::ZeroDuration() && (in_flight || plan.forward.has_value());
   const bool gap_open = !plan.allowed_from.has_value() || *plan.allowed_from <= now;
-  const domain::SendLimits limits = LimitsFor(company);
+  const std::set<std::string> passed(plan.passed.begin(), plan.passed.end());
   for (const auto& [id, r] : arrived) {
     if (plan.forward.has_value() && *plan.forward == id) continue;
-    if (cancelled.count(id) > 0) continue;
+    if (cancelled.count(id) > 0 || passed.count(id) > 0) continue;
     const absl::Time due = domain::FromProto(r->due_at());
     const std::string address = domain::NormalizeAddress(r->email().recipient().email());
     absl::Time earliest = std::max(due, now);
@@ -507,9 +527,8 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
     std::string detail;
     if (!gap_open) {
       earliest = std::max(earliest, *plan.allowed_from);
-      detail = absl::StrCat("last email to ", address, " sent ",
-                            absl::FormatTime("%Y-%m-%d %H:%M", *last_sent, limits.tz), ", gap ",
-                            domain::FormatGap(gap));
+      detail = absl::StrCat("last email to ", address, " sent ", domain::HistoryTime(*last_sent),
+                            ", gap ", domain::FormatGap(gap));
     } else if (busy) {
       earliest = std::max(earliest, now + gap);
       detail = absl::StrCat("an earlier email to ", address, " is not sent yet, gap ",
@@ -540,6 +559,36 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
       {topics_.executor_events, person_key, SerializeDeterministic(ledger), {}, partition});
   out.executor_partitions.insert(partition);
   return overlay.ApplyLedger(*entry, partition);
+}
+
+absl::Status Processor::ReplanPersons(const std::string& company_id, int64_t version,
+                                      const OwnedFn& owned, absl::Time now, Overlay& overlay,
+                                      BatchOutput& out) {
+  const std::string prefix = absl::StrCat(company_id, "/person/");
+  std::set<std::string> keys;
+  // Only those with emails waiting (most people have none) are loaded into the batch.
+  absl::Status s =
+      store_.raw().ScanPrefix(kSendersCf, prefix, [&](absl::string_view k, absl::string_view v) {
+        v1::SenderSnapshot snapshot;
+        if (snapshot.ParseFromArray(v.data(), static_cast<int>(v.size())) &&
+            snapshot.queue_size() > 0) {
+          keys.emplace(k);
+        }
+        return true;
+      });
+  if (!s.ok()) return s;
+  for (const auto& [key, entry] : overlay.senders()) {
+    if (absl::StartsWith(key, prefix)) keys.insert(key);
+  }
+  for (const std::string& key : keys) {
+    auto person = overlay.GetSender(key);
+    if (!person.ok()) return person.status();
+    const Overlay::SenderEntry& p = **person;
+    if (p.state.queue.empty() || p.partition < 0 || !owned(p.partition)) continue;
+    s = DecidePerson(key, {}, absl::StrCat(key, "/gap@", version), p.partition, now, overlay, out);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<Processor::InputResult> Processor::DecideForKeys(
@@ -591,12 +640,19 @@ absl::Status Processor::OnSequenceRecord(const kafka::Message& m, const OwnedFn&
   if (std::optional<std::string> company = domain::CompanySettingsEventCompany(e)) {
     domain::CompanySendingState& st = companies_[*company];
     const int64_t before = st.version;
+    const absl::Duration gap_before = domain::MinGapOf(st.settings);
     st = domain::EvolveCompanySending(std::move(st), e);
     if (st.version != before) {
       const std::string key = domain::CompanySettingsKey(*company);
       std::vector<std::string>& events = company_events_[key];
       events.push_back(SerializeDeterministic(e));
       overlay.PutSequence(key, events);
+    }
+    // A shorter gap (or none): the emails waiting at this company's person stages may go sooner
+    // than their stored next look, and new ones may now skip the stage; look at them now, so the
+    // waiting ones are not overtaken (docs/min-gap.md).
+    if (domain::MinGapOf(st.settings) < gap_before) {
+      return ReplanPersons(*company, st.version, owned, now, overlay, out);
     }
     return absl::OkStatus();
   }

@@ -184,6 +184,10 @@ class Processor {
   absl::Status DecidePerson(const std::string& person_key, const std::vector<Arrival>& arrived,
                             const std::string& cause_id, int32_t partition, absl::Time now,
                             Overlay& overlay, BatchOutput& out);
+  // The company's gap got shorter (or 0): decides again every person stage of the company on an
+  // owned partition that has emails waiting, at `now` under the new gap.
+  absl::Status ReplanPersons(const std::string& company_id, int64_t version, const OwnedFn& owned,
+                             absl::Time now, Overlay& overlay, BatchOutput& out);
   domain::Calendar CalendarOf(const v1::SendRequested& r) const;
 
   StateStore& store_;

@@ -316,7 +316,9 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
     const Processor::PersonPlan again = Processor::PlanPerson(
         last_sent, !before.in_flight.empty() && !settles, queue, calendar, gap, at);
     ++checked_;
-    if (again.plan.forward.value_or("") != entry.forwarded() || !same_next(again.next)) {
+    const std::vector<std::string> passed(entry.passed().begin(), entry.passed().end());
+    if (again.plan.forward.value_or("") != entry.forwarded() || again.plan.passed != passed ||
+        !same_next(again.next)) {
       Differs(absl::StrCat(entry.sender_key(), " ledger ", entry.seq(), ": recorded '",
                            entry.forwarded(), "' forwarded, decided '",
                            again.plan.forward.value_or(""), "'"));

@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
@@ -987,6 +988,128 @@ TEST_CASE(
     net.Collect(f.Fire(f.all));
     net.Pump();
     CHECK(net.emails == 2);  // never sent
+  }
+}
+
+TEST_CASE(
+    "Given a gap of 2 days, one email to ada sent and two more waiting at her person stage, when "
+    "the company sets the gap to 0, then reading the change hands both to the sender stage at "
+    "once, in due order, and they are sent; a reply to one handed on cancels it at the sender; a "
+    "new email skips the stage") {
+  Fixture f;
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  auto gap = [&](int64_t version, int64_t seconds) {
+    v1::Envelope e =
+        domain::MakeEnvelope(absl::StrCat("gap-", version), "c1", f.clock.Now(), "", "");
+    e.mutable_company_sending_settings_changed()->set_company_id("c1");
+    e.mutable_company_sending_settings_changed()->set_version(version);
+    e.mutable_company_sending_settings_changed()
+        ->mutable_settings()
+        ->set_min_gap_between_emails_seconds(seconds);
+    return e;
+  };
+  events.push_back(gap(1, 2 * 86400));
+  f.FoldSequence(events);
+
+  Net net{f};
+  const std::string ada = domain::PersonKey("c1", "ada@example.com");
+  auto enroll = [&](const std::string& item) {
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 0, item, Enroll(item, "s1", 1, f.clock.Now())), out);
+    net.Collect(out);
+    net.Collect(f.Fire(f.all));
+  };
+  enroll("c1/deal/1");
+  net.Pump();
+  REQUIRE(net.emails == 1);
+  f.clock.Advance(absl::Minutes(1));
+  enroll("c1/deal/3");
+  f.clock.Advance(absl::Minutes(1));
+  enroll("c1/deal/2");
+  net.Pump();
+  REQUIRE(net.emails == 1);
+  REQUIRE(net.Count(v1::Envelope::kEmailDeferred) == 2);
+  for (const v1::Envelope& e : net.executor_events) {
+    if (!e.has_email_deferred()) continue;
+    CHECK(e.email_deferred().reason() == "min_gap");
+    CHECK(absl::StartsWith(e.email_deferred().detail(), "last email to ada@example.com sent "));
+    CHECK(absl::StrContains(e.email_deferred().detail(), "Z, gap 2d"));
+  }
+  auto person_state = [&] {
+    Overlay overlay(*f.store);
+    auto p = overlay.GetSender(ada);
+    REQUIRE(p.ok());
+    return (*p)->state;
+  };
+  CHECK(person_state().queue.size() == 2);
+
+  f.clock.Advance(absl::Minutes(1));  // nowhere near the old gap
+  {
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    const v1::Envelope off = gap(2, 0);
+    REQUIRE(f.processor
+                ->OnSequenceRecord(f.Record("t.sequence-events", 0, "company:c1", off), f.all,
+                                   f.clock.Now(), overlay, out)
+                .ok());
+    REQUIRE(overlay.Flush().ok());
+    net.Collect(out);
+  }
+  // Both handed on, in due order (deal 3 came due first), to the sender, not in flight.
+  REQUIRE(net.pending.size() == 2);
+  std::vector<std::string> handed;
+  for (const kafka::Record& r : net.pending) {
+    CHECK(r.key == domain::SenderKey("c1", "owner-1"));
+    v1::Envelope e;
+    REQUIRE(e.ParseFromString(r.value));
+    REQUIRE(e.has_send_requested());
+    CHECK(e.send_requested().waited());
+    CHECK_FALSE(e.send_requested().gap_cleared());
+    handed.push_back(e.send_requested().email().item_key());
+  }
+  CHECK(handed == std::vector<std::string>{"c1/deal/3", "c1/deal/2"});
+  CHECK(person_state().queue.empty());
+  CHECK(person_state().in_flight.empty());
+
+  SECTION("when they reach the sender") {
+    net.Pump();
+    CHECK(net.emails == 3);
+    CHECK(net.Count(v1::Envelope::kEmailReleased) == 2);
+    enroll("c1/deal/4");
+    REQUIRE(net.pending.size() == 1);
+    CHECK(net.pending.front().key == domain::SenderKey("c1", "owner-1"));  // no person stage
+    net.Pump();
+    CHECK(net.emails == 4);
+  }
+
+  SECTION("when deal 2's person replies before its email reaches the sender") {
+    v1::Envelope r = domain::MakeEnvelope("reply-2", "c1", f.clock.Now(), "", "");
+    r.mutable_email_replied()->set_item_key("c1/deal/2");
+    BatchOutput out;
+    f.Decide(f.Record("t.enrollment-events", 0, "c1/deal/2", r), out);
+    net.Collect(out);
+    // The enrollment last heard of its email from the person stage: the cancel goes there, and on
+    // to the sender, which gets it with the handed-on request.
+    auto cancel = [](const v1::Envelope& e, const std::string&) { return e.has_send_cancelled(); };
+    const kafka::Record to_person = net.Take(cancel);
+    CHECK(to_person.key == ada);
+    net.Batch({to_person});
+    const kafka::Record to_sender = net.Take(cancel);
+    CHECK(to_sender.key == domain::SenderKey("c1", "owner-1"));
+    const kafka::Record request = net.Take([](const v1::Envelope& e, const std::string&) {
+      return e.has_send_requested() && e.send_requested().email().item_key() == "c1/deal/2";
+    });
+    net.Batch({request, to_sender});
+    net.Pump();
+    CHECK(net.emails == 2);  // deal 3's only
+    CHECK(net.Count(v1::Envelope::kEmailCancelled) == 1);
+    CHECK(net.Count(v1::Envelope::kEmailReleased) == 1);
   }
 }
 

@@ -12,6 +12,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/civil_time.h"
+#include "libs/domain/history.h"
+#include "libs/domain/min_gap.h"
 #include "tests/e2e/executor/harness.h"
 #include "tests/support/steps.h"
 
@@ -364,11 +366,12 @@ TEST_CASE(
 
 // ---- minimum gap between emails to one person (docs/min-gap.md) ----
 
-v1::Envelope MinGap(absl::Duration gap, absl::Time now) {
-  v1::Envelope e = domain::MakeEnvelope("c1-gap-1", "c1", now, "", "gap-1");
+v1::Envelope MinGap(absl::Duration gap, absl::Time now, int64_t version = 1) {
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat("c1-gap-", version), "c1", now, "",
+                                        absl::StrCat("gap-", version));
   v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
   c->set_company_id("c1");
-  c->set_version(1);
+  c->set_version(version);
   c->mutable_settings()->set_min_gap_between_emails_seconds(absl::ToInt64Seconds(gap));
   return e;
 }
@@ -490,6 +493,268 @@ TEST_CASE(
     "Given the same with two executor instances and one killed (kill -9) and restarted while the "
     "second email is due, then still 2 days apart, none lost, none twice") {
   MinGapScenario(true);
+}
+
+TEST_CASE(
+    "Given two emails to one person waiting for a gap of 2 days after a first one was sent, when "
+    "the company sets the gap to 0, then both go out at once in due order without the clock "
+    "moving, a new email to the person goes after them, none lost, none twice, and replay decides "
+    "the same") {
+  World w;
+  w.UseTestClock();
+  const absl::Time t0 = w.Now();
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"),
+            MinGap(absl::Hours(48), t0));
+  std::vector<SequenceBuilder> sequences;
+  for (int s = 0; s < 4; ++s) {
+    sequences.emplace_back("c1", absl::StrCat("s-gap0-", s));
+    SequenceBuilder& seq = sequences.back();
+    std::vector<v1::Envelope> events = seq.Create({EmailStep("auto", 0, true)}, t0);
+    for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+    for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+    w.PublishSequence(events);
+  }
+  auto enroll_ada = [&](int s) {
+    const std::string item = absl::StrCat("c1/deal/ada-", s);
+    v1::Envelope e = Enroll(item, sequences[s].id(), sequences[s].state().version, w.Now());
+    e.mutable_enroll_requested()->mutable_recipient()->set_email("ada@example.com");
+    w.Publish(w.topics().enrollment_events, item, e);
+  };
+  auto exec = w.StartExecutor("a");
+  Reader reader({w.topics().email_events, w.topics().executor_events});
+  auto events_of = [&](v1::Envelope::PayloadCase kind) {
+    std::vector<const v1::Envelope*> out;
+    for (const Seen* s : reader.On(w.topics().executor_events)) {
+      if (s->event.payload_case() == kind) out.push_back(&s->event);
+    }
+    return out;
+  };
+  auto emails = [&] {
+    std::vector<std::string> items;  // in the order the mailer receives them
+    for (const Seen* s : reader.On(w.topics().email_events))
+      items.push_back(s->event.email_send().item_key());
+    return items;
+  };
+  // The first email goes at once; two more, a little later, wait for the gap after it.
+  enroll_ada(0);
+  REQUIRE(reader.PollUntil([&] { return emails().size() >= 1; }, absl::Seconds(60)));
+  const absl::Time first_sent =
+      domain::FromProto(reader.On(w.topics().email_events)[0]->event.occurred_at());
+  w.AdvanceClock(absl::Minutes(1));
+  enroll_ada(1);
+  w.AdvanceClock(absl::Minutes(1));
+  enroll_ada(2);
+  REQUIRE(reader.PollUntil([&] { return events_of(v1::Envelope::kEmailDeferred).size() >= 2; },
+                           absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));
+  CHECK(emails().size() == 1);
+  for (const v1::Envelope* e : events_of(v1::Envelope::kEmailDeferred)) {
+    CHECK(e->email_deferred().reason() == "min_gap");
+    // The time in the history's form, its zone named.
+    CHECK(e->email_deferred().detail() == absl::StrCat("last email to ada@example.com sent ",
+                                                       domain::HistoryTime(first_sent),
+                                                       ", gap 2d"));
+  }
+
+  // The gap is switched off and, right behind the change, a new email to the person comes due:
+  // the two that waited go now (the clock does not move), and the new one not before them.
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"),
+            MinGap(absl::ZeroDuration(), w.Now(), 2));
+  enroll_ada(3);
+  REQUIRE(reader.PollUntil([&] { return emails().size() >= 4; }, absl::Seconds(60)));
+  REQUIRE(reader.PollUntil([&] { return events_of(v1::Envelope::kEmailReleased).size() >= 2; },
+                           absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));  // anything extra would show up now
+  const Run run = Collect(reader, w.topics());
+  CHECK(run.sent.size() == 4);  // none lost
+  for (const auto& [id, n] : run.sent) {
+    INFO(id);
+    CHECK(n == 1);  // none twice
+  }
+  std::map<std::string, absl::Time> sent_at;  // item -> when the mailer got its email
+  for (const Seen* s : reader.On(w.topics().email_events)) {
+    sent_at[s->event.email_send().item_key()] = domain::FromProto(s->event.occurred_at());
+  }
+  REQUIRE(sent_at.size() == 4);
+  CHECK(sent_at["c1/deal/ada-1"] < first_sent + absl::Hours(1));  // not after the old gap
+  CHECK(sent_at["c1/deal/ada-2"] < first_sent + absl::Hours(1));
+  CHECK(sent_at["c1/deal/ada-3"] >= sent_at["c1/deal/ada-1"]);  // not overtaken
+  CHECK(sent_at["c1/deal/ada-3"] >= sent_at["c1/deal/ada-2"]);
+  std::set<std::string> released;  // told "sent" after waiting
+  for (const v1::Envelope* e : events_of(v1::Envelope::kEmailReleased)) {
+    released.insert(e->email_released().ref().item_key());
+  }
+  CHECK(released.count("c1/deal/ada-1") == 1);
+  CHECK(released.count("c1/deal/ada-2") == 1);
+  CHECK(exec->Terminate() == 0);
+  CheckReplay(w, *exec);
+}
+
+// ---- adversarial: tenants, and a settings change racing the emails ----
+
+v1::Envelope Settings(const std::string& company, int64_t version, int daily, absl::Duration gap,
+                      absl::Time now) {
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(company, "-settings-", version), company, now,
+                                        "", absl::StrCat("settings-", company, "-", version));
+  v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
+  c->set_company_id(company);
+  c->set_version(version);
+  c->mutable_settings()->set_daily_limit_per_sender(daily);
+  c->mutable_settings()->set_min_gap_between_emails_seconds(absl::ToInt64Seconds(gap));
+  return e;
+}
+
+TEST_CASE(
+    "Given companies c1 and c2 whose senders share the user id owner-1 and whose customers share "
+    "an address, each with a limit of 1 a day and a gap of 2 days, when c1's sender reached its "
+    "limit and c1's gap holds its next email to the address, then c2's email to the address goes "
+    "at once, and c2's own limit still holds") {
+  World w;
+  w.UseTestClock();
+  const absl::Time t0 = w.Now();
+  for (const char* company : {"c1", "c2"}) {
+    w.Publish(w.topics().sequence_events, domain::CompanySettingsKey(company),
+              Settings(company, 1, 1, absl::Hours(48), t0));
+  }
+  std::map<std::string, SequenceBuilder> sequences;  // "c1-0" ... "c2-1"
+  for (const char* company : {"c1", "c2"}) {
+    for (int s = 0; s < 2; ++s) {
+      const std::string name = absl::StrCat(company, "-", s);
+      SequenceBuilder& seq =
+          sequences.emplace(name, SequenceBuilder(company, absl::StrCat("s-tenant-", name)))
+              .first->second;
+      std::vector<v1::Envelope> events = seq.Create({EmailStep("auto", 0, true)}, t0);
+      for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+      for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+      w.PublishSequence(events);
+    }
+  }
+  auto enroll = [&](const std::string& company, int s, const std::string& who,
+                    const std::string& address) {
+    const SequenceBuilder& seq = sequences.at(absl::StrCat(company, "-", s));
+    const std::string item = absl::StrCat(company, "/deal/", who);
+    v1::Envelope e = Enroll(item, seq.id(), seq.state().version, w.Now());
+    e.set_company_id(company);
+    e.mutable_enroll_requested()->mutable_recipient()->set_email(address);
+    w.Publish(w.topics().enrollment_events, item, e);
+  };
+  auto exec = w.StartExecutor("a");
+  Reader reader({w.topics().email_events, w.topics().executor_events});
+  auto sent = [&] {
+    std::set<std::string> items;
+    for (const Seen* s : reader.On(w.topics().email_events))
+      items.insert(s->event.email_send().item_key());
+    return items;
+  };
+  auto deferred = [&] {
+    std::map<std::string, v1::EmailDeferred> by_item;
+    for (const Seen* s : reader.On(w.topics().executor_events)) {
+      if (s->event.has_email_deferred())
+        by_item[s->event.email_deferred().ref().item_key()] = s->event.email_deferred();
+    }
+    return by_item;
+  };
+  // c1: ann's first email goes; her second waits for c1's gap, bob's for c1's limit.
+  enroll("c1", 0, "ann-0", "ann@example.com");
+  REQUIRE(reader.PollUntil([&] { return sent().size() >= 1; }, absl::Seconds(60)));
+  enroll("c1", 1, "ann-1", "ann@example.com");
+  enroll("c1", 1, "bob", "bob@example.com");
+  REQUIRE(reader.PollUntil([&] { return deferred().size() >= 2; }, absl::Seconds(60)));
+  // c2: the same sender id, the same address (spelled otherwise): not c1's limit, not c1's gap.
+  enroll("c2", 0, "ann-0", "Ann@Example.com");
+  REQUIRE(reader.PollUntil([&] { return sent().size() >= 2; }, absl::Seconds(60)));
+  // c2's own limit of 1 is now reached: its next email waits, for c2's limit.
+  enroll("c2", 1, "carl", "carl@example.com");
+  REQUIRE(reader.PollUntil([&] { return deferred().size() >= 3; }, absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));  // anything extra would show up now
+
+  CHECK(sent() == std::set<std::string>{"c1/deal/ann-0", "c2/deal/ann-0"});
+  const std::map<std::string, v1::EmailDeferred> waits = deferred();
+  REQUIRE(waits.size() == 3);
+  CHECK(waits.at("c1/deal/ann-1").reason() == "min_gap");
+  CHECK(absl::StartsWith(waits.at("c1/deal/ann-1").person_key(), "c1/person/"));
+  CHECK(waits.at("c1/deal/bob").reason() == "send_limit");
+  CHECK(waits.at("c2/deal/carl").reason() == "send_limit");
+  CHECK(waits.at("c2/deal/carl").detail() == "sender owner-1: 1/day reached");
+  // The stages' state is per company: every ledger entry's key names one company, each its own.
+  std::set<std::string> stage_keys;
+  for (const Seen* s : reader.On(w.topics().executor_events)) {
+    if (s->event.has_send_ledger_entry()) {
+      const std::string& key = s->event.send_ledger_entry().sender_key();
+      CHECK(absl::StartsWith(key, s->event.company_id() + "/"));
+      stage_keys.insert(key);
+    }
+  }
+  CHECK(stage_keys.count(domain::SenderKey("c1", "owner-1")) == 1);
+  CHECK(stage_keys.count(domain::SenderKey("c2", "owner-1")) == 1);
+  CHECK(stage_keys.count(domain::PersonKey("c1", "ann@example.com")) == 1);
+  CHECK(stage_keys.count(domain::PersonKey("c2", "ann@example.com")) == 1);
+  CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "Given a sender limited to 4 a day and 10 automatic emails coming due, when the company lowers "
+    "the limit to 2 while they are being decided, then at most 4 go the first day, exactly 2 each "
+    "following day, none lost, none twice") {
+  constexpr int kEmails = 10;
+  World w;
+  w.UseTestClock();
+  const absl::TimeZone utc = absl::UTCTimeZone();
+  // An hour into a UTC day, so the first day's work never spills into the next.
+  w.AdvanceClock(NextDayStart(w.Now(), utc) + absl::Hours(1) - w.Now());
+  const absl::Time t0 = w.Now();
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"),
+            Settings("c1", 1, 4, absl::ZeroDuration(), t0));
+  SequenceBuilder seq("c1", "s-race");
+  std::vector<v1::Envelope> events = seq.Create({EmailStep("auto", 0, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  w.PublishSequence(events);
+  auto exec = w.StartExecutor("a");
+  std::vector<std::pair<std::string, v1::Envelope>> enrolls;
+  for (int i = 0; i < kEmails; ++i) {
+    const std::string item = absl::StrCat("c1/deal/race-", i);
+    enrolls.push_back({item, Enroll(item, seq.id(), seq.state().version, t0)});
+  }
+  // The change races the emails: published right behind them, not after they settled.
+  w.PublishAll(w.topics().enrollment_events, enrolls);
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"),
+            Settings("c1", 2, 2, absl::ZeroDuration(), w.Now()));
+
+  Reader reader({w.topics().email_events, w.topics().executor_events});
+  auto emails = [&] { return static_cast<int>(reader.On(w.topics().email_events).size()); };
+  auto deferrals = [&] {
+    int n = 0;
+    for (const Seen* s : reader.On(w.topics().executor_events)) n += s->event.has_email_deferred();
+    return n;
+  };
+  REQUIRE(reader.PollUntil([&] { return emails() + deferrals() >= kEmails; }, absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));  // anything extra would show up now
+  const int first_day = emails();
+  CHECK(first_day >= 2);
+  CHECK(first_day <= 4);
+  CHECK(first_day + deferrals() == kEmails);  // each one either sent or told it waits
+  int expected = first_day;
+  for (int day = 2; expected < kEmails; ++day) {
+    INFO("day " << day);
+    w.AdvanceClock(NextDayStart(w.Now(), utc) - w.Now() + absl::Seconds(1));
+    expected = std::min(kEmails, expected + 2);
+    REQUIRE(reader.PollUntil([&] { return emails() >= expected; }, absl::Seconds(60)));
+    reader.Poll(absl::Milliseconds(500));
+    CHECK(emails() == expected);  // the lower limit, never the old one
+  }
+  const Run run = Collect(reader, w.topics());
+  CHECK(run.sent.size() == static_cast<size_t>(kEmails));  // none lost
+  for (const auto& [id, n] : run.sent) {
+    INFO(id);
+    CHECK(n == 1);  // none twice
+  }
+  for (const auto& [day, by_sequence] : run.per_day) {
+    INFO("day " << day);
+    if (day == DayOf(reader.On(w.topics().email_events)[0]->event)) continue;
+    CHECK(by_sequence.at(seq.id()) <= 2);
+  }
+  CHECK(exec->Terminate() == 0);
 }
 
 }  // namespace
