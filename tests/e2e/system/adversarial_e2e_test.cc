@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <functional>
 #include <future>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -503,6 +504,26 @@ const std::vector<CrossTenantCase>& CrossTenantCases() {
          v1::CompanySendingSettingsResponse resp;
          return B_CALL(api.sequences(), GetCompanySendingSettings, r, resp);
        }},
+      {"GetCompanySendingSettings of B's own company with A's consistency token", false,
+       [](ApiProcess& api, const Victim& a, const Attacker&) {
+         v1::GetCompanySendingSettingsRequest r;
+         r.set_parent(absl::StrCat("companies/", kAttacker));
+         r.set_consistency_token(a.consistency_token);
+         v1::CompanySendingSettingsResponse resp;
+         return B_CALL(api.sequences(), GetCompanySendingSettings, r, resp);
+       }},
+      {"SetCompanySendingSettings of A's company with A's user id", false,
+       [](ApiProcess& api, const Victim&, const Attacker&) {
+         v1::SetCompanySendingSettingsRequest r;
+         r.set_parent(absl::StrCat("companies/", kVictim));
+         r.mutable_settings()->set_min_gap_between_emails_seconds(30 * 24 * 3600);
+         r.set_request_id("x-gap-as-a-user");
+         v1::CompanySendingSettingsResponse resp;
+         std::unique_ptr<grpc::ClientContext> ctx;
+         return Done(
+             api.sequences().SetCompanySendingSettings(As(ctx, kAttacker, kVictimUser), r, &resp),
+             resp);
+       }},
       {"Enroll into A's sequence", false,
        [](ApiProcess& api, const Victim& a, const Attacker&) {
          v1::EnrollRequest r;
@@ -951,6 +972,67 @@ int CountWithCorrelation(const Reader& reader, const std::string& topic,
   int n = 0;
   for (const Seen* s : reader.On(topic)) n += s->event.correlation_id() == request_id ? 1 : 0;
   return n;
+}
+
+TEST_CASE(
+    "Given 40 concurrent retries of one SetCompanySendingSettings (one request id), when they all "
+    "return, then exactly one settings version was written and every caller got the same answer: "
+    "that version, those settings, one token; a later read shows the same") {
+  System sys;
+  ApiProcess& api = sys.api();
+  constexpr int kRetries = 40;
+  auto as_a = [] { return CallAs(kVictim, kVictimUser, 60); };
+  v1::SetCompanySendingSettingsRequest first;
+  first.set_parent(absl::StrCat("companies/", kVictim));
+  first.set_request_id("settings-first");
+  first.mutable_settings()->set_daily_limit_per_sender(300);
+  v1::CompanySendingSettingsResponse before;
+  REQUIRE(api.sequences().SetCompanySendingSettings(as_a().get(), first, &before).ok());
+
+  v1::SetCompanySendingSettingsRequest req;
+  req.set_parent(absl::StrCat("companies/", kVictim));
+  req.set_request_id("settings-storm");
+  req.mutable_settings()->set_daily_limit_per_sender(120);
+  req.mutable_settings()->set_hourly_limit_per_sender(20);
+  req.mutable_settings()->set_min_gap_between_emails_seconds(86400);
+  std::mutex mu;
+  std::vector<v1::CompanySendingSettingsResponse> answers;  // guarded by mu
+  const std::vector<grpc::Status> statuses = Concurrently(kRetries, [&] {
+    v1::CompanySendingSettingsResponse r;
+    grpc::Status s = api.sequences().SetCompanySendingSettings(as_a().get(), req, &r);
+    std::lock_guard<std::mutex> l(mu);
+    if (s.ok()) answers.push_back(r);
+    return s;
+  });
+  for (const grpc::Status& s : statuses) {
+    INFO(s.error_code() << " " << s.error_message());
+    CHECK(s.ok());
+  }
+  REQUIRE(answers.size() == static_cast<size_t>(kRetries));
+  for (const v1::CompanySendingSettingsResponse& a : answers) {
+    INFO(a.DebugString());
+    CHECK(a.version() == before.version() + 1);
+    CHECK(a.settings().daily_limit_per_sender() == 120);
+    CHECK(a.settings().hourly_limit_per_sender() == 20);
+    CHECK(a.settings().min_gap_between_emails_seconds() == 86400);
+    CHECK(a.SerializeAsString() == answers[0].SerializeAsString());
+  }
+  v1::GetCompanySendingSettingsRequest get;
+  get.set_parent(absl::StrCat("companies/", kVictim));
+  get.set_consistency_token(answers[0].consistency_token());
+  v1::CompanySendingSettingsResponse now;
+  REQUIRE(api.sequences().GetCompanySendingSettings(as_a().get(), get, &now).ok());
+  CHECK(now.version() == before.version() + 1);
+  CHECK(now.settings().SerializeAsString() == answers[0].settings().SerializeAsString());
+
+  Reader reader({sys.topics().sequence_events});
+  reader.PollUntil(
+      [&] {
+        return CountWithCorrelation(reader, sys.topics().sequence_events, "settings-storm") >= 1;
+      },
+      absl::Seconds(30));
+  reader.Poll(absl::Seconds(1));  // a second write would be there by now
+  CHECK(CountWithCorrelation(reader, sys.topics().sequence_events, "settings-storm") == 1);
 }
 
 TEST_CASE("50 identical concurrent retries of every mutating RPC write exactly once") {
