@@ -994,7 +994,7 @@ TEST_CASE(
 TEST_CASE(
     "Given a gap of 2 days, one email to ada sent and two more waiting at her person stage, when "
     "the company sets the gap to 0, then reading the change hands both to the sender stage at "
-    "once, in due order, and they are sent; a reply to one handed on cancels it at the sender; a "
+    "once, in due order, and they are sent, a reply to one handed on cancels it at the sender, a "
     "new email skips the stage") {
   Fixture f;
   f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));

@@ -977,7 +977,7 @@ int CountWithCorrelation(const Reader& reader, const std::string& topic,
 TEST_CASE(
     "Given 40 concurrent retries of one SetCompanySendingSettings (one request id), when they all "
     "return, then exactly one settings version was written and every caller got the same answer: "
-    "that version, those settings, one token; a later read shows the same") {
+    "that version, those settings, one token, and a later read shows the same") {
   System sys;
   ApiProcess& api = sys.api();
   constexpr int kRetries = 40;
