@@ -66,15 +66,22 @@ Calendar MakeCalendar(const v1::SequenceSettings& settings, absl::TimeZone tz) {
   return calendar;
 }
 
-bool IsValidTimeZoneName(const std::string& name) {
+namespace {
+// Loads `name` into *tz, once (each absl::LoadTimeZone takes a global lock and a lookup).
+bool LoadNamedZone(const std::string& name, absl::TimeZone* tz) {
   if (name.empty() || name == "localtime" || absl::StartsWith(name, "Fixed/")) return false;
+  return absl::LoadTimeZone(name, tz);
+}
+}  // namespace
+
+bool IsValidTimeZoneName(const std::string& name) {
   absl::TimeZone tz;
-  return absl::LoadTimeZone(name, &tz);
+  return LoadNamedZone(name, &tz);
 }
 
 absl::TimeZone LoadZoneOrUtc(const std::string& name) {
-  absl::TimeZone tz = absl::UTCTimeZone();
-  if (IsValidTimeZoneName(name) && absl::LoadTimeZone(name, &tz)) return tz;
+  absl::TimeZone tz;
+  if (LoadNamedZone(name, &tz)) return tz;
   return absl::UTCTimeZone();
 }
 
@@ -82,8 +89,9 @@ std::string ResolveTimeZone(const v1::TimeZones& candidates, const std::string& 
                             absl::TimeZone* tz) {
   for (const std::string* name :
        {&candidates.recipient(), &candidates.owner(), &candidates.company(), &default_name}) {
-    if (IsValidTimeZoneName(*name)) {
-      if (tz != nullptr) *tz = LoadZoneOrUtc(*name);
+    absl::TimeZone loaded;
+    if (LoadNamedZone(*name, &loaded)) {
+      if (tz != nullptr) *tz = loaded;
       return *name;
     }
   }

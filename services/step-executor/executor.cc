@@ -498,6 +498,11 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
     }
     next_due_known_ = false;
   }
+  // Steps this batch's inputs made due already (no delay) fire in this same transaction.
+  if (absl::Status s = processor_->FireStaged(now, owned, *overlay_, out); !s.ok()) {
+    overlay_->Discard();
+    return s;
+  }
   if (out.empty() && new_committed.empty() && new_seq_positions.empty()) {
     overlay_->Discard();
     sizer_.Observe(false, 0, absl::ZeroDuration());  // idle: back towards small batches

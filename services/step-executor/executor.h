@@ -4,7 +4,8 @@
 // The step executor's processing loop (ARCHITECTURE.md, "Executor: exactly once").
 //
 // Per batch: poll enrollment-events (consumer group, eager rebalancing) and sequence-events (every
-// partition, manual assignment); decide them and the due-index entries at `now` (Processor); hand
+// partition, manual assignment); decide them, the due-index entries at `now`, and the steps those
+// decisions made due by `now` (Processor::FireStaged); hand
 // the executor events (to the input's partition of executor-events), task and email events, dead
 // letters and the input offsets to the BatchSink (sink.h: by default ONE Kafka transaction with
 // the consumer's group metadata); after that, write the executor events, due-index changes and

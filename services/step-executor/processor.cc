@@ -129,12 +129,11 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
     r.partition = partition;
     out.records.push_back(std::move(r));
     out.executor_partitions.insert(partition);
-    // Apply only fails on a store read error of this key, which Get already surfaced.
-    overlay.Apply(e, std::move(bytes), partition).IgnoreError();
-    // A status change also goes to the public enrollment-updates topic, in the same transaction.
-    if (!key.has_value()) continue;
-    auto after = overlay.Get(*key);
+    if (!key.has_value()) continue;  // not an executor event: nothing to fold
+    // Only fails on a store read error of this key, which Get already surfaced.
+    auto after = overlay.ApplyToKey(*key, e, std::move(bytes), partition);
     if (!after.ok()) continue;
+    // A status change also goes to the public enrollment-updates topic, in the same transaction.
     if (std::optional<v1::EnrollmentUpdate> u = domain::EnrollmentUpdateFor(e, (*after)->state)) {
       out.records.push_back({topics_.enrollment_updates, *key, SerializeDeterministic(*u), {}, -1});
     }
@@ -802,28 +801,53 @@ absl::Status Processor::FireDue(absl::Time now, const OwnedFn& owned, int max,
     if (!state_due.has_value() || absl::ToUnixMicros(*state_due) != absl::ToUnixMicros(d.due)) {
       continue;  // stale entry: the batch already changed this enrollment
     }
-    auto decision = domain::DecideStepDue(e.state, *state_due, Sequence(e.state.sequence_id), now);
-    if (!decision.ok()) {
-      // UNAVAILABLE: the sequence is not folded yet; try again on a later batch.
-      if (!retry_from.has_value()) retry_from = DuePosition::Of(d);
-      continue;
+    // Not decidable: the sequence is not folded yet; try again on a later batch.
+    if (!FireStep(e, *state_due, now, overlay, out) && !retry_from.has_value()) {
+      retry_from = DuePosition::Of(d);
     }
-    const char* kind = !decision->task_events.empty()    ? "task"
-                       : !decision->email_events.empty() ? "email"
-                                                         : "none";
-    for (const v1::Envelope& ev : decision->executor_events) {
-      if (ev.has_step_executed()) {
-        ++out.steps_fired;
-        ++out.steps_fired_by_kind[kind];
-        out.lateness.push_back(now - *state_due);
-      }
-    }
-    Emit(*decision, e.record.partition, overlay, out);
   }
   DuePosition next =
       static_cast<int>(due.size()) >= max ? DuePosition::After(due.back()) : DuePosition::At(now);
   if (retry_from.has_value()) next = std::min(next, *retry_from);
   *scan_from = std::max(*scan_from, next);
+  return absl::OkStatus();
+}
+
+bool Processor::FireStep(Overlay::Entry& e, absl::Time due, absl::Time now, Overlay& overlay,
+                         BatchOutput& out) {
+  auto decision = domain::DecideStepDue(e.state, due, Sequence(e.state.sequence_id), now);
+  if (!decision.ok()) return false;  // UNAVAILABLE: the sequence is not folded yet
+  const char* kind = !decision->task_events.empty()    ? "task"
+                     : !decision->email_events.empty() ? "email"
+                                                       : "none";
+  for (const v1::Envelope& ev : decision->executor_events) {
+    if (ev.has_step_executed()) {
+      ++out.steps_fired;
+      ++out.steps_fired_by_kind[kind];
+      out.lateness.push_back(now - due);
+    }
+  }
+  Emit(*decision, e.record.partition, overlay, out);
+  return true;
+}
+
+absl::Status Processor::FireStaged(absl::Time now, const OwnedFn& owned, Overlay& overlay,
+                                   BatchOutput& out) {
+  // The keys first: firing stages more (Emit may load other enrollments).
+  std::vector<std::pair<std::string, absl::Time>> due;
+  for (const auto& [key, e] : overlay.entries()) {
+    if (!e.dirty || !owned(e.record.partition)) continue;
+    const std::optional<absl::Time> next = domain::NextDueAt(e.state);
+    // Unchanged since it was stored: the index holds it, FireDue fires it from there.
+    if (!next.has_value() || next == e.stored_due || *next > now) continue;
+    due.emplace_back(key, *next);
+  }
+  for (const auto& [key, at] : due) {
+    auto entry = overlay.Get(key);
+    if (!entry.ok()) return entry.status();
+    // Not decidable yet: Flush writes its index entry, and FireDue retries it from there.
+    FireStep(**entry, at, now, overlay, out);
+  }
   return absl::OkStatus();
 }
 

@@ -90,6 +90,14 @@ class Processor {
   // entries, never past one that still has to fire.
   absl::Status FireDue(absl::Time now, const OwnedFn& owned, int max, DuePosition* scan_from,
                        Overlay& overlay, BatchOutput& out);
+  // Fires the steps this batch made due at or before `now` (an enrollment whose first step has
+  // no delay, say) on owned partitions, in the same batch: each enrollment staged in `overlay`
+  // whose next due time changed in this batch (so FireDue's scan of the stored index cannot
+  // see it) and is not later than `now` fires once, as FireDue would fire it from the index in
+  // the next batch, without the index entry's write, its delete and a second load. Call after
+  // FireDue. A step that cannot be decided yet stays staged for the index, where FireDue finds
+  // it again.
+  absl::Status FireStaged(absl::Time now, const OwnedFn& owned, Overlay& overlay, BatchOutput& out);
 
   // The earliest due time on an owned partition from `from` on, or nullopt if there is none.
   // Looks at up to `max` entries: if all of them are on partitions owned by others (state kept
@@ -173,6 +181,10 @@ class Processor {
   // a sender releases what the limits allow now, a person forwards the next email if the gap
   // allows it now.
   absl::Status FireStage(const DueEntry& d, absl::Time now, Overlay& overlay, BatchOutput& out);
+  // Fires `e`'s step due at `due` (its NextDueAt) at `now`. False: not decidable yet (its
+  // sequence is not folded), nothing emitted.
+  bool FireStep(Overlay::Entry& e, absl::Time due, absl::Time now, Overlay& overlay,
+                BatchOutput& out);
   // Plans the sender's queue plus `arrived` (less the cancelled requests still queued) at `now`
   // and stages the ledger entry, the released emails and the outcomes for the enrollments.
   absl::Status DecideSender(const std::string& sender_key, const std::vector<Arrival>& arrived,

@@ -35,13 +35,14 @@ std::string PartitionValue(int32_t partition) {
 }  // namespace
 
 std::string SerializeDeterministic(const google::protobuf::MessageLite& message) {
-  std::string out;
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    coded.SetSerializationDeterministic(true);
-    message.SerializeToCodedStream(&coded);
-  }
+  // Sized once, written once: a growing string stream re-allocates and zero-fills as it goes
+  // (on the hot path, every record is serialized this way).
+  const size_t size = message.ByteSizeLong();
+  std::string out(size, '\0');
+  google::protobuf::io::ArrayOutputStream stream(out.data(), static_cast<int>(size));
+  google::protobuf::io::CodedOutputStream coded(&stream);
+  coded.SetSerializationDeterministic(true);
+  message.SerializeWithCachedSizes(&coded);
   return out;
 }
 
@@ -49,12 +50,21 @@ std::optional<std::string> EnrollmentKeyOfEvent(const v1::Envelope& e) {
   return domain::ExecutorEventKey(e);
 }
 
+namespace {
+void AppendEventList(const std::vector<std::string>& events, std::string* out) {
+  size_t size = out->size();
+  for (const std::string& e : events) size += 4 + e.size();
+  out->reserve(size);
+  for (const std::string& e : events) {
+    AppendBigEndian32(out, static_cast<uint32_t>(e.size()));
+    out->append(e);
+  }
+}
+}  // namespace
+
 std::string EncodeEventList(const std::vector<std::string>& events) {
   std::string out;
-  for (const std::string& e : events) {
-    AppendBigEndian32(&out, static_cast<uint32_t>(e.size()));
-    out.append(e);
-  }
+  AppendEventList(events, &out);
   return out;
 }
 
@@ -72,7 +82,7 @@ bool DecodeEventList(absl::string_view in, std::vector<std::string>* events) {
 std::string EnrollmentRecord::Encode() const {
   std::string out;
   AppendBigEndian32(&out, static_cast<uint32_t>(partition));
-  out.append(EncodeEventList(events));
+  AppendEventList(events, &out);
   return out;
 }
 
@@ -274,19 +284,25 @@ absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
 absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_t partition) {
   std::optional<std::string> key = EnrollmentKeyOfEvent(event);
   if (!key.has_value()) return absl::OkStatus();  // not an executor event: nothing to fold
-  auto entry = Get(*key);
+  return ApplyToKey(*key, event, std::move(bytes), partition).status();
+}
+
+absl::StatusOr<Overlay::Entry*> Overlay::ApplyToKey(const std::string& key,
+                                                    const v1::Envelope& event, std::string bytes,
+                                                    int32_t partition) {
+  auto entry = Get(key);
   if (!entry.ok()) return entry.status();
   Entry& e = **entry;
   // The same bytes are the same event (ids are deterministic): one the store already holds,
   // read again by a recovery that started before it, or written twice by at_least_once.
   for (const std::string& held : e.record.events) {
-    if (held == bytes) return absl::OkStatus();
+    if (held == bytes) return &e;
   }
   if (e.record.partition < 0) e.record.partition = partition;
   e.record.events.push_back(std::move(bytes));
   e.state = domain::EvolveEnrollment(std::move(e.state), event);
   e.dirty = true;
-  return absl::OkStatus();
+  return &e;
 }
 
 namespace {

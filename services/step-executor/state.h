@@ -170,6 +170,10 @@ class Overlay {
   // entry already holds is skipped, so folding the log again from an earlier offset, or folding
   // a duplicate, changes nothing.
   [[nodiscard]] absl::Status Apply(const v1::Envelope& event, std::string bytes, int32_t partition);
+  // Apply for an event whose enrollment key the caller knows (EnrollmentKeyOfEvent): returns the
+  // entry after the fold.
+  absl::StatusOr<Entry*> ApplyToKey(const std::string& key, const v1::Envelope& event,
+                                    std::string bytes, int32_t partition);
   // A sender's staged state (loaded on first use; empty if the store has none).
   struct SenderEntry {
     domain::SenderState state;

@@ -160,6 +160,67 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given a sequence whose first step has no delay, when an item is enrolled, then the step "
+    "fires in the enrolling batch, once, and only the next step waits in the due index") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 0), ActivityStep("b", 5)}, kT0));
+
+  // One batch as the executor runs it: the inputs, the stored index, then the staged steps.
+  Overlay overlay(*f.store);
+  BatchOutput out;
+  auto r = f.processor->OnInputRecord(
+      f.Record("t.enrollment-events", 2, "c1/deal/1", Enroll("c1/deal/1", "s1", 1, kT0)), false,
+      f.clock.Now(), overlay, out);
+  REQUIRE(r.ok());
+  REQUIRE(f.processor->FlushSenders(f.clock.Now(), overlay, out).ok());
+  REQUIRE(f.processor->FireDue(f.clock.Now(), f.all, 100, &f.scan_from, overlay, out).ok());
+  REQUIRE(f.processor->FireStaged(f.clock.Now(), f.all, overlay, out).ok());
+  REQUIRE(overlay.Flush().ok());
+
+  CHECK(out.steps_fired == 1);
+  auto tasks = f.On(out, "t.task-events");
+  REQUIRE(tasks.size() == 1);
+  CHECK(tasks[0].task_created().step_id() == "a");
+  auto events = f.On(out, "t.executor-events");
+  REQUIRE(events.size() == 2);
+  CHECK(events[0].has_enrollment_started());
+  CHECK(events[1].has_step_executed());
+  for (const kafka::Record& rec : out.records) {
+    if (rec.topic == "t.executor-events") CHECK(rec.partition == 2);
+  }
+  auto next = f.processor->NextDue(DuePosition(), f.all, 10);
+  REQUIRE(next.ok());
+  CHECK(*next == kT0 + absl::Minutes(5));
+
+  // The next batches at the same instant fire nothing: the step is not in the index again.
+  CHECK(f.Fire(f.all).empty());
+  Overlay again(*f.store);
+  BatchOutput none;
+  REQUIRE(f.processor->FireStaged(f.clock.Now(), f.all, again, none).ok());
+  CHECK(none.empty());
+}
+
+TEST_CASE(
+    "Given a step made due at once on a partition this instance does not own, when the batch "
+    "fires staged steps, then it does not fire it") {
+  Fixture f;
+  SequenceBuilder seq("c1", "s1");
+  f.FoldSequence(seq.Create({ActivityStep("a", 0)}, kT0));
+  Overlay overlay(*f.store);
+  BatchOutput out;
+  REQUIRE(f.processor
+              ->OnInputRecord(f.Record("t.enrollment-events", 1, "c1/deal/1",
+                                       Enroll("c1/deal/1", "s1", 1, kT0)),
+                              false, f.clock.Now(), overlay, out)
+              .ok());
+  Processor::OwnedFn only0 = [](int32_t p) { return p == 0; };
+  REQUIRE(f.processor->FireStaged(f.clock.Now(), only0, overlay, out).ok());
+  CHECK(out.steps_fired == 0);
+  CHECK(f.On(out, "t.task-events").empty());
+}
+
+TEST_CASE(
     "Given more due entries of partitions owned by others than one look-ahead visits, when "
     "the next due time is asked, then the scan is told to go on, and the owned step fires") {
   Fixture f;
