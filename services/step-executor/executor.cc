@@ -51,12 +51,16 @@ absl::Status Executor::AssignSequenceConsumer() {
 }
 
 absl::Status Executor::Setup() {
+  const absl::Time start = clock_.Now();
   auto store = StateStore::Open(options_.data_dir);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   processor_ = std::make_unique<Processor>(*store_, options_.topics);
   overlay_ = std::make_unique<Overlay>(*store_);
   if (absl::Status s = processor_->LoadSequences(); !s.ok()) return s;
+  // After a kill -9 the open replays the write-ahead log: part of the time to the first step.
+  Log(LogLevel::kInfo, kLog, "state opened",
+      {{"millis", absl::ToInt64Milliseconds(clock_.Now() - start)}});
 
   auto consumer = [&](bool read_committed,
                       bool eof) -> absl::StatusOr<std::unique_ptr<kafka::Consumer>> {
