@@ -410,6 +410,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
 }
 
 absl::Status Executor::WarmUp() {
+  if (options_.standby_records_per_round <= 0) return absl::OkStatus();
   if (executor_partitions_ == 0) {
     auto n = changelog_->PartitionCount(options_.topics.executor_events, kKafkaTimeout);
     if (!n.ok()) return n.status();

@@ -93,8 +93,8 @@ struct ExecutorOptions {
   // moved is owned by nobody for about one interval (the members rejoin a second round).
   absl::Duration heartbeat_interval = absl::Milliseconds(500);
   // Fold the executor-events of partitions owned by other members (warm standby state), at most
-  // this many records per loop round; 0: never (a moved partition is then folded from where
-  // this instance last owned it).
+  // this many records per loop round, and every partition before joining; 0: neither (a moved
+  // partition is then folded, when assigned, from where this instance last owned it).
   int standby_records_per_round = 1000;
   ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
   // Health reports serving only when the input lag is at most this.
