@@ -89,10 +89,13 @@ Properties ConsumerProperties(const ConsumerConfig& config) {
   p["auto.offset.reset"] = config.auto_offset_reset;
   p["enable.partition.eof"] = config.partition_eof ? "true" : "false";
   p["session.timeout.ms"] = Millis(config.session_timeout);
-  p["heartbeat.interval.ms"] = Millis(config.session_timeout / 4);
+  p["heartbeat.interval.ms"] =
+      Millis(config.heartbeat_interval > absl::ZeroDuration() ? config.heartbeat_interval
+                                                              : config.session_timeout / 4);
   p["max.poll.interval.ms"] = Millis(config.max_poll_interval);
-  // Eager rebalancing: a revoke always revokes the whole assignment (simple, correct recovery).
-  p["partition.assignment.strategy"] = "range";
+  // Cooperative (incremental) rebalancing: a member keeps the partitions it is not asked to give
+  // up, and goes on consuming them while the group rebalances (KIP-429).
+  p["partition.assignment.strategy"] = "cooperative-sticky";
   p["fetch.wait.max.ms"] = "100";
   ApplyOverrides(p, config.client);
   return p;

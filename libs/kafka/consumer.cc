@@ -1,5 +1,7 @@
 #include "libs/kafka/consumer.h"
 
+#include <string_view>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "libs/kafka/internal/client.h"
@@ -15,9 +17,26 @@ struct RebalanceState {
   RebalanceListener listener;
 };
 
+// Cooperative (incremental) rebalancing: each callback names only the partitions that are added
+// or taken away; partitions kept stay assigned and keep their fetch position. A consumer fenced
+// or failed for good may still see the eager protocol's whole-assignment calls (librdkafka reports
+// "EAGER" before the first join): both are handled.
+void Unassign(rd_kafka_t* rk, rd_kafka_topic_partition_list_t* parts, bool cooperative) {
+  if (!cooperative) {
+    rd_kafka_assign(rk, nullptr);
+    return;
+  }
+  if (rd_kafka_error_t* e = rd_kafka_incremental_unassign(rk, parts); e != nullptr) {
+    Log(LogLevel::kWarning, "kafka", "incremental unassign", {{"error", rd_kafka_error_string(e)}});
+    rd_kafka_error_destroy(e);
+  }
+}
+
 void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partition_list_t* parts,
                  void* opaque) {
   auto* state = static_cast<RebalanceState*>(opaque);
+  const char* protocol = rd_kafka_rebalance_protocol(rk);
+  const bool cooperative = protocol != nullptr && std::string_view(protocol) == "COOPERATIVE";
   std::vector<TopicPartition> partitions;
   for (int i = 0; i < parts->cnt; ++i) {
     partitions.push_back({parts->elems[i].topic, parts->elems[i].partition});
@@ -32,9 +51,26 @@ void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
       if (tp != nullptr)
         tp->offset = p.offset == kOffsetStored ? RD_KAFKA_OFFSET_INVALID : p.offset;
     }
-    rd_kafka_assign(rk, parts);
-  } else {
+    if (!cooperative) {
+      rd_kafka_assign(rk, parts);
+    } else if (rd_kafka_error_t* e = rd_kafka_incremental_assign(rk, parts); e != nullptr) {
+      Log(LogLevel::kWarning, "kafka", "incremental assign", {{"error", rd_kafka_error_string(e)}});
+      rd_kafka_error_destroy(e);
+    }
+  } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {
     if (state->listener.on_revoked) state->listener.on_revoked(partitions);
+    Unassign(rk, parts, cooperative);
+  } else {
+    // Any other rebalance error: give up the whole assignment (librdkafka's contract).
+    Log(LogLevel::kWarning, "kafka", "rebalance error", {{"error", rd_kafka_err2name(err)}});
+    std::vector<TopicPartition> all;
+    rd_kafka_topic_partition_list_t* raw = nullptr;
+    if (rd_kafka_assignment(rk, &raw) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      internal::TopicPartitionListHandle list(raw);
+      for (const auto& tpo : internal::FromList(list.get()))
+        all.push_back({tpo.topic, tpo.partition});
+    }
+    if (state->listener.on_revoked) state->listener.on_revoked(all);
     rd_kafka_assign(rk, nullptr);
   }
 }

@@ -44,12 +44,20 @@ struct ConsumerConfig {
   // Group session timeout and maximum time between polls before the member is evicted.
   absl::Duration session_timeout = absl::Seconds(10);
   absl::Duration max_poll_interval = absl::Seconds(300);
+  // How often the member tells the coordinator it is alive, and so how soon it learns that the
+  // group rebalances (a join, a member leaving). Zero: a quarter of the session timeout.
+  absl::Duration heartbeat_interval = absl::ZeroDuration();
 };
 
-// Called on the polling thread, inside Poll, when the group assigns or revokes partitions (eager
-// rebalancing: a revoke always revokes the whole previous assignment). After `on_assigned` returns,
-// consumption starts at the group's committed offsets, or at the offsets the callback returned for
-// the partitions it wants to position itself (kOffsetStored for "committed").
+// Called on the polling thread, inside Poll (or Close), when the group assigns or revokes
+// partitions. Rebalancing is cooperative (incremental, the `cooperative-sticky` assignor):
+// `on_assigned` names only the partitions added to the assignment (possibly none: it is called
+// once per completed rebalance), `on_revoked` only those taken away (never an empty list); the
+// others stay assigned and are consumed on from where they were, with no callback. A member that
+// lost its assignment (session timeout, a rebalance error) gets `on_revoked` for all of it.
+// After `on_assigned` returns, consumption of the added partitions starts at the group's
+// committed offsets, or at the offsets the callback returned for the partitions it wants to
+// position itself (kOffsetStored for "committed").
 struct RebalanceListener {
   std::function<std::vector<TopicPartitionOffset>(const std::vector<TopicPartition>&)> on_assigned;
   std::function<void(const std::vector<TopicPartition>&)> on_revoked;

@@ -123,6 +123,13 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   db_options.IncreaseParallelism(2);
   db_options.write_buffer_size = options.write_buffer_bytes;
   db_options.max_open_files = 512;
+  // Restart after a crash (kill -9): Open replays the write-ahead log. A WAL as large as the
+  // memtables (256 MiB in the executor), replayed and then flushed to files inside Open, kept
+  // a restarted executor from its first step for 11 s at 5,000 steps/s. Capped at a quarter of
+  // the memtable budget (the column family holding the oldest data is flushed when it is
+  // reached), and the replayed memtables stay in memory instead of being flushed during Open.
+  db_options.max_total_wal_size = static_cast<uint64_t>(options.write_buffer_bytes / 4);
+  db_options.avoid_flush_during_recovery = true;
   // Tickers only (block cache hits and misses for Stats): no histograms, no timers.
   db_options.statistics = rocksdb::CreateDBStatistics();
   db_options.statistics->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);

@@ -51,12 +51,16 @@ absl::Status Executor::AssignSequenceConsumer() {
 }
 
 absl::Status Executor::Setup() {
+  const absl::Time start = clock_.Now();
   auto store = StateStore::Open(options_.data_dir);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   processor_ = std::make_unique<Processor>(*store_, options_.topics);
   overlay_ = std::make_unique<Overlay>(*store_);
   if (absl::Status s = processor_->LoadSequences(); !s.ok()) return s;
+  // After a kill -9 the open replays the write-ahead log: part of the time to the first step.
+  Log(LogLevel::kInfo, kLog, "state opened",
+      {{"millis", absl::ToInt64Milliseconds(clock_.Now() - start)}});
 
   auto consumer = [&](bool read_committed,
                       bool eof) -> absl::StatusOr<std::unique_ptr<kafka::Consumer>> {
@@ -72,6 +76,9 @@ absl::Status Executor::Setup() {
   auto changelog = consumer(true, true);
   if (!changelog.ok()) return changelog.status();
   changelog_ = std::move(*changelog);
+  auto standby = consumer(true, false);
+  if (!standby.ok()) return standby.status();
+  standby_ = std::move(*standby);
   auto marks = consumer(false, false);
   if (!marks.ok()) return marks.status();
   input_marks_ = std::make_unique<WatermarkPoller>(
@@ -88,6 +95,7 @@ absl::Status Executor::CreateGroupClients() {
   c.group_id = options_.group_id;
   c.read_committed = true;
   c.session_timeout = options_.session_timeout;
+  c.heartbeat_interval = std::min(options_.heartbeat_interval, options_.session_timeout / 3);
   // Static membership (KIP-345): a restarted instance takes its partitions back at once instead
   // of waiting for the session of its previous incarnation to time out. The price: librdkafka
   // treats FENCED_INSTANCE_ID as fatal, which this process itself can provoke after a session
@@ -127,6 +135,8 @@ bool Executor::JoinGroup() {
   };
   if (!retry("init producer", [&] { return sink_->Init(); })) return false;
   if (!retry("assign sequence-events", [&] { return AssignSequenceConsumer(); })) return false;
+  // Warm before joining: the partitions the group hands over then need only a short fold.
+  if (!retry("warm up", [&] { return WarmUp(); })) return false;
   kafka::RebalanceListener listener;
   listener.on_assigned = [this](const std::vector<kafka::TopicPartition>& tps) {
     return OnAssigned(tps);
@@ -146,7 +156,7 @@ bool Executor::RebuildGroupClients(const absl::Status& why) {
   // Closing the consumer revokes its partitions through OnRevoked; forget them here too, in case
   // a fatal consumer does not call back.
   input_->Close();
-  OnRevoked({});
+  ForgetPartitions();
   for (;;) {
     absl::Status s = CreateGroupClients();
     if (s.ok()) break;
@@ -192,6 +202,10 @@ absl::Status Executor::Run(absl::Notification& stop) {
       Pause(absl::Milliseconds(200));
     }
     if (did.ok()) consume_error_.clear();
+    if (absl::Status s = FoldStandby(options_.standby_records_per_round); !s.ok()) {
+      Log(LogLevel::kWarning, kLog, "standby fold failed", {{"error", s.ToString()}});
+      standby_parts_.clear();  // reassigned from the stored offsets next round
+    }
     const absl::Time now = clock_.Now();
     if (now - last_lag_update_ >= absl::Seconds(1)) UpdateLag();
     if (now - last_metrics_log_ >= options_.metrics_interval) {
@@ -225,12 +239,18 @@ std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
     const std::vector<kafka::TopicPartition>& tps) {
   std::vector<int32_t> parts;
   for (const auto& tp : tps) {
+    if (Owned(tp.partition)) continue;
     partitions_[tp.partition] = PartitionState{};
     parts.push_back(tp.partition);
   }
   member_ = true;
-  Log(LogLevel::kInfo, kLog, "partitions assigned", {{"count", parts.size()}});
-  input_marks_->SetPartitions(parts);
+  Log(LogLevel::kInfo, kLog, "partitions assigned",
+      {{"count", parts.size()}, {"owned", partitions_.size()}});
+  std::vector<int32_t> owned;
+  for (const auto& [p, ps] : partitions_) owned.push_back(p);
+  input_marks_->SetPartitions(owned);
+  // The standby stops folding them before recovery does.
+  UpdateStandby();
   absl::Status s = Recover(parts);
   if (!s.ok()) {
     Log(LogLevel::kWarning, kLog, "recovery failed", {{"error", s.ToString()}});
@@ -247,14 +267,30 @@ std::vector<kafka::TopicPartitionOffset> Executor::OnAssigned(
 }
 
 void Executor::OnRevoked(const std::vector<kafka::TopicPartition>& tps) {
-  Log(LogLevel::kInfo, kLog, "partitions revoked", {{"count", tps.size()}});
-  // Their state stays in RocksDB (a later assignment folds on from the stored offset) but is
-  // neither served nor fired while not owned.
+  // Their state stays in RocksDB (the standby folds on from the stored offset) but is neither
+  // served nor fired while not owned. Nothing of theirs is in flight: the callback runs inside
+  // the poll, between batches.
+  for (const auto& tp : tps) {
+    partitions_.erase(tp.partition);
+    executor_ends_.erase(tp.partition);
+  }
+  Log(LogLevel::kInfo, kLog, "partitions revoked",
+      {{"count", tps.size()}, {"owned", partitions_.size()}});
+  if (partitions_.empty()) member_ = false;
+  std::vector<int32_t> owned;
+  for (const auto& [p, ps] : partitions_) owned.push_back(p);
+  input_marks_->SetPartitions(owned);
+  next_due_known_ = false;
+  UpdateStandby();
+}
+
+void Executor::ForgetPartitions() {
   partitions_.clear();
   executor_ends_.clear();
   member_ = false;
   input_marks_->SetPartitions({});
   next_due_known_ = false;
+  standby_parts_.clear();
 }
 
 absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
@@ -290,7 +326,32 @@ absl::Status Executor::Recover(const std::vector<int32_t>& parts) {
   return absl::OkStatus();
 }
 
-absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
+absl::Status Executor::FoldRecord(Overlay& overlay, const kafka::Message& m, int64_t* folded,
+                                  int64_t* undecodable) {
+  v1::Envelope e;
+  const bool parsed = e.ParseFromString(m.value);
+  if (parsed && e.has_send_ledger_entry()) {
+    if (absl::Status s = overlay.ApplyLedger(e.send_ledger_entry(), m.partition); !s.ok()) return s;
+    ++*folded;
+  } else if (parsed && EnrollmentKeyOfEvent(e).has_value()) {
+    if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
+    ++*folded;
+  } else {
+    // Records that do not decode, or decode to no executor event this version knows: skipped
+    // (there is nothing to fold), but never silently.
+    ++*undecodable;
+    Log(LogLevel::kError, kLog, "executor event does not decode; skipped",
+        {{"topic", options_.topics.executor_events},
+         {"partition", m.partition},
+         {"offset", m.offset},
+         {"bytes", m.value.size()}});
+  }
+  overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
+  return absl::OkStatus();
+}
+
+absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, bool owned,
+                                          int64_t* folded_out) {
   std::vector<kafka::TopicPartitionOffset> assign;
   for (int32_t p : parts) {
     executor_ends_.erase(p);
@@ -304,8 +365,6 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
   std::set<int32_t> at_end;
   std::map<int32_t, int64_t> ends;
   int64_t folded = 0;
-  // Records that do not decode, or decode to no executor event this version knows: skipped (there
-  // is nothing to fold), but never silently.
   int64_t undecodable = 0;
   absl::Time last_progress = clock_.Now();
   absl::Status result = absl::OkStatus();
@@ -323,24 +382,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
         continue;
       }
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
-      v1::Envelope e;
-      if (e.ParseFromString(m.value) && e.has_send_ledger_entry()) {
-        if (absl::Status s = overlay.ApplyLedger(e.send_ledger_entry(), m.partition); !s.ok()) {
-          return s;
-        }
-        ++folded;
-      } else if (e.ParseFromString(m.value) && EnrollmentKeyOfEvent(e).has_value()) {
-        if (absl::Status s = overlay.Apply(e, m.value, m.partition); !s.ok()) return s;
-        ++folded;
-      } else {
-        ++undecodable;
-        Log(LogLevel::kError, kLog, "executor event does not decode; skipped",
-            {{"topic", options_.topics.executor_events},
-             {"partition", m.partition},
-             {"offset", m.offset},
-             {"bytes", m.value.size()}});
-      }
-      overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset + 1);
+      if (absl::Status s = FoldRecord(overlay, m, &folded, &undecodable); !s.ok()) return s;
     }
     if (overlay.entries().size() + overlay.senders().size() >= 1000) {
       if (absl::Status s = overlay.Flush(); !s.ok()) return s;
@@ -355,15 +397,87 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts) {
     }
   }
   if (result.ok()) result = overlay.Flush();
-  if (result.ok()) {
+  if (result.ok() && owned) {
     for (const auto& [p, end] : ends) executor_ends_[p] = end;
   }
   changelog_->Assign({}).IgnoreError();
   if (folded > 0 || undecodable > 0) {
     Log(undecodable > 0 ? LogLevel::kError : LogLevel::kInfo, kLog, "folded executor-events",
-        {{"events", folded}, {"undecodable", undecodable}});
+        {{"events", folded}, {"undecodable", undecodable}, {"owned", owned ? "true" : "false"}});
   }
+  if (folded_out != nullptr) *folded_out = folded;
   return result;
+}
+
+absl::Status Executor::WarmUp() {
+  if (options_.standby_records_per_round <= 0) return absl::OkStatus();
+  if (executor_partitions_ == 0) {
+    auto n = changelog_->PartitionCount(options_.topics.executor_events, kKafkaTimeout);
+    if (!n.ok()) return n.status();
+    executor_partitions_ = *n;
+  }
+  std::vector<int32_t> all;
+  for (int p = 0; p < executor_partitions_; ++p) all.push_back(p);
+  const absl::Time start = clock_.Now();
+  int64_t total = 0;
+  // Each pass folds what the others wrote during the previous one; the fold is faster than
+  // they write, so the passes shrink. Few events left: the assignment's fold takes the rest.
+  constexpr int64_t kWarmEnough = 5000;
+  for (int pass = 0; pass < 5; ++pass) {
+    int64_t folded = 0;
+    if (absl::Status s = FoldExecutorEvents(all, /*owned=*/false, &folded); !s.ok()) return s;
+    total += folded;
+    if (folded < kWarmEnough) break;
+  }
+  Log(LogLevel::kInfo, kLog, "warmed up",
+      {{"events", total}, {"millis", absl::ToInt64Milliseconds(clock_.Now() - start)}});
+  return absl::OkStatus();
+}
+
+void Executor::UpdateStandby() {
+  if (options_.standby_records_per_round <= 0 || executor_partitions_ == 0) return;
+  std::set<int32_t> want;
+  for (int p = 0; p < executor_partitions_; ++p) {
+    if (!Owned(p)) want.insert(p);
+  }
+  if (want == standby_parts_) return;
+  std::vector<kafka::TopicPartitionOffset> assign;
+  for (int32_t p : want) {
+    auto stored = store_->GetOffset(StateStore::ExecOffsetKey(p));
+    if (!stored.ok()) {
+      Log(LogLevel::kWarning, kLog, "standby offset", {{"error", stored.status().ToString()}});
+      standby_parts_.clear();
+      standby_->Assign({}).IgnoreError();
+      return;
+    }
+    assign.push_back({options_.topics.executor_events, p,
+                      stored->has_value() ? **stored : kafka::kOffsetBeginning});
+  }
+  if (absl::Status s = standby_->Assign(assign); !s.ok()) {
+    Log(LogLevel::kWarning, kLog, "standby assign", {{"error", s.ToString()}});
+    standby_parts_.clear();
+    return;
+  }
+  standby_parts_ = std::move(want);
+}
+
+absl::Status Executor::FoldStandby(int max) {
+  if (max <= 0) return absl::OkStatus();
+  if (standby_parts_.empty()) UpdateStandby();
+  if (standby_parts_.empty()) return absl::OkStatus();
+  auto batch = standby_->PollBatch(max, absl::ZeroDuration());
+  if (!batch.ok()) return batch.status();
+  if (batch->empty()) return absl::OkStatus();
+  Overlay overlay(*store_);
+  int64_t folded = 0;
+  int64_t undecodable = 0;
+  for (const kafka::Message& m : *batch) {
+    // Owned ones are folded by recovery and written by the batches (the assignment may have
+    // changed since this record was fetched).
+    if (m.eof || Owned(m.partition) || standby_parts_.count(m.partition) == 0) continue;
+    if (absl::Status s = FoldRecord(overlay, m, &folded, &undecodable); !s.ok()) return s;
+  }
+  return overlay.Flush();
 }
 
 void Executor::RewindConsumers() {

@@ -3,18 +3,32 @@
 
 // The step executor's processing loop (ARCHITECTURE.md, "Executor: exactly once").
 //
-// Per batch: poll enrollment-events (consumer group, eager rebalancing) and sequence-events (every
-// partition, manual assignment); decide them, the due-index entries at `now`, and the steps those
-// decisions made due by `now` (Processor::FireStaged); hand
-// the executor events (to the input's partition of executor-events), task and email events, dead
+// Per batch: poll enrollment-events (consumer group, cooperative incremental rebalancing) and
+// sequence-events (every partition, manual assignment); decide them, the due-index entries at
+// `now`, and the steps those decisions made due by `now` (Processor::FireStaged); hand the
+// executor events (to the input's partition of executor-events), task and email events, dead
 // letters and the input offsets to the BatchSink (sink.h: by default ONE Kafka transaction with
 // the consumer's group metadata); after that, write the executor events, due-index changes and
 // offsets to RocksDB in one WriteBatch.
 //
-// Recovery: on every partition assignment, and after any transaction whose outcome is not
+// Rebalances are incremental: a member gives up only the partitions the group moves and goes on
+// deciding the others throughout. The rebalance callbacks run inside the input poll at the start
+// of a batch, when no transaction is open (each batch's transaction is committed or aborted
+// before the next poll), so a revoked partition's last decisions are committed before its new
+// owner reads its offsets.
+//
+// Recovery: for each partition the group adds, and after any transaction whose outcome is not
 // certain, the executor first waits for the group's committed offsets to be stable, then folds
-// executor-events (read_committed) from its stored offset to the end for its partitions, before
-// deciding anything. A crash between commit and RocksDB write is repaired by that fold.
+// executor-events (read_committed) from its stored offset to the end for those partitions, before
+// deciding anything for them. A crash between commit and RocksDB write is repaired by that fold.
+//
+// Warm state: that fold is short because the store is kept close to the end of executor-events
+// for every partition, owned or not. Before it joins the group, the executor folds every
+// partition to the end (again while a pass still found many events: a new instance with an
+// empty store catches up while the others keep deciding); while it runs, a standby consumer folds
+// the partitions other members own, a bounded number of records per loop round (the store's
+// state of a partition it does not own is never decided on, only folded, exactly as after a
+// revocation). A partition that moves to it then needs only the events of the last moments.
 //
 // Fatal client errors: a consumer or producer that librdkafka declares fatal never recovers (e.g.
 // the group consumer fenced as a static member after a session timeout: FENCED_INSTANCE_ID). The
@@ -76,6 +90,13 @@ struct ExecutorOptions {
   // (and, client side, librdkafka gives up its assignment and rejoins). The broker only accepts
   // values within group.min/max.session.timeout.ms (default 6 s .. 30 min).
   absl::Duration session_timeout = absl::Seconds(10);
+  // How often the group consumer heartbeats: how soon it learns of a rebalance. A partition being
+  // moved is owned by nobody for about one interval (the members rejoin a second round).
+  absl::Duration heartbeat_interval = absl::Milliseconds(500);
+  // Fold the executor-events of partitions owned by other members (warm standby state), at most
+  // this many records per loop round, and every partition before joining; 0: neither (a moved
+  // partition is then folded, when assigned, from where this instance last owned it).
+  int standby_records_per_round = 1000;
   ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
@@ -124,14 +145,28 @@ class Executor {
   // Sleeps for `d` on the clock, waking early on stop.
   void Pause(absl::Duration d);
   absl::Status AssignSequenceConsumer();
-  // Rebalance callbacks.
+  // Rebalance callbacks (incremental: only the partitions added or taken away).
   std::vector<kafka::TopicPartitionOffset> OnAssigned(
       const std::vector<kafka::TopicPartition>& tps);
   void OnRevoked(const std::vector<kafka::TopicPartition>& tps);
+  // Forgets every owned partition (the group consumer is being replaced).
+  void ForgetPartitions();
   // Waits for stable committed offsets, folds executor-events to the end for `partitions`.
   absl::Status Recover(const std::vector<int32_t>& partitions);
   // Folds executor-events of `partitions` from the stored offsets to the end into the store.
-  absl::Status FoldExecutorEvents(const std::vector<int32_t>& partitions);
+  // `owned`: they are this instance's (their ends are remembered for the sink). `folded`: how
+  // many events were folded (optional).
+  absl::Status FoldExecutorEvents(const std::vector<int32_t>& partitions, bool owned = true,
+                                  int64_t* folded = nullptr);
+  // Folds one executor-events record into `overlay` and moves its stored offset past it.
+  absl::Status FoldRecord(Overlay& overlay, const kafka::Message& m, int64_t* folded,
+                          int64_t* undecodable);
+  // Before joining: folds every partition to the end, in passes, until a pass finds few events.
+  absl::Status WarmUp();
+  // Points the standby consumer at the partitions not owned, from their stored offsets.
+  void UpdateStandby();
+  // Folds up to `max` records the standby consumer has ready (never waits).
+  absl::Status FoldStandby(int max);
   // After a failed or uncertain batch: abort it (re-initialise the sink if that fails or
   // `reinit_sink`), re-run recovery, rewind both consumers and drop every undecided input.
   void Resync(bool reinit_sink, absl::string_view why);
@@ -153,6 +188,9 @@ class Executor {
   std::unique_ptr<kafka::Consumer> input_;      // group member over enrollment-events
   std::unique_ptr<kafka::Consumer> sequences_;  // all of sequence-events, manual assignment
   std::unique_ptr<kafka::Consumer> changelog_;  // executor-events, read_committed, for recovery
+  std::unique_ptr<kafka::Consumer> standby_;    // executor-events of partitions owned by others
+  std::set<int32_t> standby_parts_;             // the standby consumer's assignment
+  int executor_partitions_ = 0;                 // partitions of executor-events
   std::unique_ptr<BatchSink> sink_;
   std::unique_ptr<WatermarkPoller> input_marks_;  // owned enrollment-events partitions
 
@@ -171,8 +209,9 @@ class Executor {
   std::atomic<int64_t> loop_beat_micros_{0};
   // Notified to stop Run (set by Run; null before).
   absl::Notification* stop_ = nullptr;
-  // True between an assignment of the group (possibly empty: more members than partitions) and
-  // the next revocation or client rebuild: the instance is a member that holds what it was given.
+  // True from an assignment of the group (possibly empty: more members than partitions) until it
+  // loses every partition it held or its clients are rebuilt: the instance is a member that holds
+  // what it was given.
   bool member_ = false;
   // The error of the latest failed input poll, cleared by the next successful one.
   std::string consume_error_;

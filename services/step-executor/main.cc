@@ -11,6 +11,7 @@
 #include <grpcpp/health_check_service_interface.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -51,6 +52,10 @@ ABSL_FLAG(std::string, http_address, "127.0.0.1",
           "address the HTTP server binds (loopback by default; 0.0.0.0 for every interface)");
 ABSL_FLAG(absl::Duration, session_timeout, absl::Seconds(10),
           "consumer group session timeout (the broker accepts 6s..30m by default)");
+ABSL_FLAG(int, standby_records, 1000,
+          "executor-events records of partitions other instances own folded per loop round, "
+          "and a fold of every partition before joining (warm state for a partition that moves "
+          "here); 0: neither (a moved partition is folded when assigned)");
 ABSL_FLAG(int, max_batch, 5000,
           "ceiling of the adaptive batch: most inputs and most due steps decided per transaction "
           "(memory per batch grows with it)");
@@ -225,6 +230,7 @@ int Main(const std::vector<char*>& args) {
   options.transaction_timeout = absl::GetFlag(FLAGS_transaction_timeout);
   options.metrics_interval = absl::GetFlag(FLAGS_metrics_interval);
   options.session_timeout = absl::GetFlag(FLAGS_session_timeout);
+  options.standby_records_per_round = std::max(0, absl::GetFlag(FLAGS_standby_records));
   options.guarantee = *guarantee;
   executor::Executor exec(options, clock);
 

@@ -18,6 +18,13 @@
 #                                    (the cheapest run that yields the replay ratio)
 #   BENCH_ONLY=scaleout              only the throughput workload with 1, 2 and 3 executors in one
 #                                    group (executor-scaleout@N; ratios against @1)
+#   BENCH_ONLY=rebalance             only lateness with a join and a kill -9 (executor-lateness:
+#                                    steady, a second instance joins, kill -9 and restart) at
+#                                    BENCH_REBALANCE_RATES (default 5000) steps/s, the executor only
+#   BENCH_REBALANCE_BEFORE=<dir>     also run it with the step-executor of that build directory
+#                                    (<dir>/services/step-executor/step-executor, e.g. main's),
+#                                    alternating with this build's (figures @before)
+#   BENCH_REBALANCE_ROUNDS           rounds of that alternation (default 1)
 #   BENCH_REPLAY_BASELINE            another step-executor binary (e.g. main's) whose replay is
 #                                    timed too, alternating with this build's: before/after in one
 #                                    run (executor-replay@baseline)
@@ -43,13 +50,14 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers | api | limits | replay | scaleout) ;;
-  *) echo "BENCH_ONLY must be empty, peers, api, limits, replay or scaleout" >&2; exit 2 ;;
+  "" | peers | api | limits | replay | scaleout | rebalance) ;;
+  *) echo "BENCH_ONLY must be empty, peers, api, limits, replay, scaleout or rebalance" >&2
+    exit 2 ;;
 esac
 [ "$only" = limits ] && BENCH_PEERS=0
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
-[ "$only" = replay ] || [ "$only" = scaleout ] && peers=
+[ "$only" = replay ] || [ "$only" = scaleout ] || [ "$only" = rebalance ] && peers=
 replay_args=(--replay_repeats="${BENCH_REPLAY_REPEATS:-$([ "$only" = replay ] && echo 3 || echo 1)}")
 [ -n "${BENCH_REPLAY_BASELINE:-}" ] && replay_args+=(--replay_baseline="$BENCH_REPLAY_BASELINE")
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -110,6 +118,23 @@ if [ "$only" = scaleout ]; then
     [ $((round % 2)) = 0 ] && order="3 2 1"
     for n in $order; do
       run executor-scaleout --count="$count" --instances="$n" --build_dir="$build" \
+        --work_dir="$out/work"
+    done
+  done
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
+
+if [ "$only" = rebalance ]; then
+  # The join and the restart, this build against another's binary in turn (the load drifts).
+  for round in $(seq "${BENCH_REBALANCE_ROUNDS:-1}"); do
+    for rate in ${BENCH_REBALANCE_RATES:-5000}; do
+      if [ -n "${BENCH_REBALANCE_BEFORE:-}" ]; then
+        run executor-lateness --rate="$rate" --seconds="$lateness_seconds" \
+          --build_dir="$BENCH_REBALANCE_BEFORE" --work_dir="$out/work" --name_suffix=@before
+      fi
+      run executor-lateness --rate="$rate" --seconds="$lateness_seconds" --build_dir="$build" \
         --work_dir="$out/work"
     done
   done

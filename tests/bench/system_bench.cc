@@ -681,6 +681,12 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
   absl::SleepFor(kill_at - absl::Now());
   Figures batches = BatchSizes(options, **a);  // steady, then sharing the load with b
   (*a)->Kill();
+  {
+    // The killed incarnation's log stays readable (the join, seen from a) as a.log.1.
+    const std::string log = absl::StrCat(env->options.work_dir, "/", env->prefix, "a.log");
+    std::error_code ignored;
+    std::filesystem::rename(log, log + ".1", ignored);
+  }
   a = StartExecutor(*env, "a");
   feeder.join();
   bool done = executed.WaitFor(total, absl::Minutes(10));

@@ -296,6 +296,110 @@ TEST_CASE(
   CHECK(second->FatalError().ok());
 }
 
+TEST_CASE(
+    "when a second member joins, the first gives up only the partitions moved to it and goes on "
+    "consuming the others from where it was, with no revocation of them") {
+  constexpr int kPartitions = 4;
+  const std::string topic = NewTopic("coop", kPartitions);
+  const std::string group = UniqueName("coop-group");
+  struct Member {
+    std::unique_ptr<Consumer> consumer;
+    std::set<int> owned;
+    std::vector<std::set<int>> assigned_calls;
+    std::vector<std::set<int>> revoked_calls;
+    std::map<int, std::vector<int64_t>> offsets;  // consumed, per partition
+  };
+  auto join = [&](Member& m) {
+    ConsumerConfig config;
+    config.client = Client();
+    config.group_id = group;
+    config.session_timeout = absl::Seconds(6);
+    config.heartbeat_interval = absl::Milliseconds(300);
+    auto consumer = Consumer::Create(config);
+    REQUIRE(consumer.ok());
+    m.consumer = std::move(*consumer);
+    RebalanceListener listener;
+    listener.on_assigned = [&m](const std::vector<TopicPartition>& tps) {
+      std::set<int> added;
+      for (const auto& tp : tps) added.insert(tp.partition);
+      m.assigned_calls.push_back(added);
+      m.owned.insert(added.begin(), added.end());
+      return std::vector<TopicPartitionOffset>{};
+    };
+    listener.on_revoked = [&m](const std::vector<TopicPartition>& tps) {
+      std::set<int> gone;
+      for (const auto& tp : tps) gone.insert(tp.partition);
+      m.revoked_calls.push_back(gone);
+      for (int p : gone) m.owned.erase(p);
+    };
+    REQUIRE(m.consumer->Subscribe({topic}, listener).ok());
+  };
+  auto poll = [](Member& m) {
+    auto batch = m.consumer->PollBatch(100, absl::Milliseconds(50));
+    REQUIRE(batch.ok());
+    for (const Message& msg : *batch) m.offsets[msg.partition].push_back(msg.offset);
+  };
+  auto producer = Producer::Create({.client = Client()});
+  REQUIRE(producer.ok());
+  auto produce = [&](int round) {
+    for (int p = 0; p < kPartitions; ++p) {
+      Record r;
+      r.topic = topic;
+      r.value = absl::StrCat(round);
+      r.partition = p;
+      REQUIRE((*producer)->Send(r).ok());
+    }
+  };
+
+  Member first;
+  join(first);
+  absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while (first.owned.size() < kPartitions && absl::Now() < deadline) poll(first);
+  REQUIRE(first.owned.size() == kPartitions);
+  produce(0);
+
+  Member second;
+  join(second);
+  deadline = absl::Now() + absl::Seconds(30);
+  int round = 1;
+  // Both poll (records keep arriving) until the group settled: each owns some, together all.
+  while (absl::Now() < deadline &&
+         (second.owned.empty() || first.owned.size() + second.owned.size() != kPartitions)) {
+    poll(first);
+    poll(second);
+    produce(round++);
+  }
+  REQUIRE_FALSE(second.owned.empty());
+  REQUIRE(first.owned.size() + second.owned.size() == kPartitions);
+  for (int i = 0; i < 10; ++i) {  // what is consumed once settled
+    poll(first);
+    poll(second);
+  }
+
+  // The first member was asked to give up exactly what the second got, and nothing it kept.
+  std::set<int> revoked;
+  for (const auto& r : first.revoked_calls) {
+    CHECK_FALSE(r.empty());
+    revoked.insert(r.begin(), r.end());
+  }
+  CHECK(revoked == second.owned);
+  for (int p : first.owned) CHECK(revoked.count(p) == 0);
+  // Its kept partitions were assigned once (the first call); later calls added nothing.
+  REQUIRE_FALSE(first.assigned_calls.empty());
+  CHECK(first.assigned_calls.front().size() == kPartitions);
+  for (size_t i = 1; i < first.assigned_calls.size(); ++i) CHECK(first.assigned_calls[i].empty());
+  // A kept partition was consumed on without a gap or a repeat: no rewind to a committed offset
+  // (none was ever committed), which an eager reassignment would have done.
+  for (int p : first.owned) {
+    const std::vector<int64_t>& got = first.offsets[p];
+    INFO("partition " << p);
+    REQUIRE_FALSE(got.empty());
+    for (size_t i = 0; i < got.size(); ++i) CHECK(got[i] == static_cast<int64_t>(i));
+  }
+  first.consumer->Close();
+  second.consumer->Close();
+}
+
 TEST_CASE("the broker enables the protocol features exactly-once needs") {
   auto features = ProbeBrokerFeatures(Client());
   REQUIRE(features.ok());
