@@ -1159,7 +1159,7 @@ TEST_CASE(
     "Given a minimum gap of 1 hour and an instance that owns every stage's partition, when two "
     "deals of one person and one of another come due, then the person stages forward, the sender "
     "sends one email per person and its notices settle the person stages, all in the batch of "
-    "the email's step, and the other email waits for the gap; an hour later it goes out") {
+    "the email's step, and the other email waits for the gap, then goes out an hour later") {
   Fixture f;
   SendingSequence(f, /*daily=*/100, /*gap_seconds=*/3600);
   f.processor->SetLocalStage([](const std::string&) { return 0; });
