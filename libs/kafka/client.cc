@@ -8,6 +8,12 @@
 
 namespace sequences::kafka {
 
+int32_t PartitionForKey(absl::string_view key, int32_t partition_count) {
+  // The topic handle is only used for a record without a key (a random partition).
+  return rd_kafka_msg_partitioner_consistent_random(nullptr, key.data(), key.size(),
+                                                    partition_count, nullptr, nullptr);
+}
+
 const std::string* Message::FindHeader(absl::string_view key) const {
   for (const Header& h : headers) {
     if (h.key == key) return &h.value;

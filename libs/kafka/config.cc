@@ -55,6 +55,8 @@ void ApplyOverrides(Properties& p, const ClientConfig& c) {
 
 Properties ProducerProperties(const ProducerConfig& config) {
   Properties p = Common(config.client);
+  // librdkafka's default, stated: kafka::PartitionForKey computes the same partition locally.
+  p["partitioner"] = "consistent_random";
   p["enable.idempotence"] = "true";
   p["acks"] = "all";
   p["message.timeout.ms"] = Millis(config.delivery_timeout);
@@ -66,6 +68,8 @@ Properties ProducerProperties(const ProducerConfig& config) {
 
 Properties TransactionalProducerProperties(const TransactionalProducerConfig& config) {
   Properties p = Common(config.client);
+  // librdkafka's default, stated: kafka::PartitionForKey computes the same partition locally.
+  p["partitioner"] = "consistent_random";
   p["transactional.id"] = config.transactional_id;
   p["enable.idempotence"] = "true";
   p["acks"] = "all";

@@ -37,8 +37,9 @@ struct Header {
   bool operator==(const Header&) const = default;
 };
 
-// A record to produce. partition < 0 means "by key" (librdkafka's default partitioner,
-// murmur2-compatible with the Java client's: the same key always lands on the same partition).
+// A record to produce. partition < 0 means "by key": every producer of this adapter uses
+// librdkafka's "consistent_random" partitioner (CRC32 of the key modulo the partition count; set
+// explicitly in config.cc), so the same key always lands on the same partition, PartitionForKey's.
 struct Record {
   std::string topic;
   std::string key;
@@ -46,6 +47,10 @@ struct Record {
   std::vector<Header> headers;
   int32_t partition = -1;
 };
+
+// The partition a record with the non-empty `key` lands on when produced "by key" (partition < 0)
+// to a topic of `partition_count` > 0 partitions: the producers' partitioner, computed locally.
+[[nodiscard]] int32_t PartitionForKey(absl::string_view key, int32_t partition_count);
 
 // A consumed record, or an end-of-partition marker (eof == true: only topic/partition/offset set;
 // offset is the next offset to be read).

@@ -38,6 +38,11 @@ absl::Status Executor::AssignSequenceConsumer() {
     if (!n.ok()) return n.status();
     sequence_partitions_ = *n;
   }
+  if (input_partitions_ == 0) {
+    auto n = sequences_->PartitionCount(options_.topics.enrollment_events, kKafkaTimeout);
+    if (!n.ok()) return n.status();
+    input_partitions_ = *n;
+  }
   std::vector<kafka::TopicPartitionOffset> assign;
   sequence_positions_.clear();
   for (int p = 0; p < sequence_partitions_; ++p) {
@@ -56,6 +61,15 @@ absl::Status Executor::Setup() {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   processor_ = std::make_unique<Processor>(*store_, options_.topics);
+  if (options_.decide_stages_in_batch && options_.guarantee == ProcessingGuarantee::kExactlyOnce) {
+    // Owned: recovered, and the batch's offsets (every owned partition's) fence it with the
+    // group generation, as for the due timers FireDue decides.
+    processor_->SetLocalStage([this](const std::string& key) -> std::optional<int32_t> {
+      if (input_partitions_ <= 0) return std::nullopt;
+      const int32_t p = kafka::PartitionForKey(key, input_partitions_);
+      return Owned(p) ? std::optional<int32_t>(p) : std::nullopt;
+    });
+  }
   overlay_ = std::make_unique<Overlay>(*store_);
   if (absl::Status s = processor_->LoadSequences(); !s.ok()) return s;
   // After a kill -9 the open replays the write-ahead log: part of the time to the first step.
@@ -614,6 +628,11 @@ absl::StatusOr<bool> Executor::RunBatch(absl::Duration wait) {
   }
   // Steps this batch's inputs made due already (no delay) fire in this same transaction.
   if (absl::Status s = processor_->FireStaged(now, owned, *overlay_, out); !s.ok()) {
+    overlay_->Discard();
+    return s;
+  }
+  // The fired steps' requests to stages this instance owns, and what those decide in turn.
+  if (absl::Status s = processor_->FlushSenders(now, *overlay_, out); !s.ok()) {
     overlay_->Discard();
     return s;
   }

@@ -98,6 +98,11 @@ struct ExecutorOptions {
   // partition is then folded, when assigned, from where this instance last owned it).
   int standby_records_per_round = 1000;
   ProcessingGuarantee guarantee = ProcessingGuarantee::kExactlyOnce;
+  // A record for a sender or person stage whose partition this instance owns is decided in the
+  // batch that writes it instead of after a trip through enrollment-events (docs/send-limits.md,
+  // "Deciding in the writer's batch"). Exactly-once only: it relies on the record and its
+  // decision committing together.
+  bool decide_stages_in_batch = true;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
 };
@@ -200,6 +205,7 @@ class Executor {
   std::map<int32_t, int64_t> executor_ends_;
   std::map<int32_t, int64_t> sequence_positions_;  // next sequence-events offset per partition
   int sequence_partitions_ = 0;
+  int input_partitions_ = 0;  // of enrollment-events (0: not known yet)
   DuePosition scan_from_;
   BatchSizer sizer_;                    // how many inputs and due steps the next batch may take
   std::optional<absl::Time> next_due_;  // cached; nullopt: recompute

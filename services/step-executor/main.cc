@@ -77,6 +77,10 @@ ABSL_FLAG(std::string, processing_guarantee, "exactly_once",
           "exactly_once (one Kafka transaction per batch) or at_least_once (no transactions: "
           "records acknowledged, then input offsets committed; duplicates possible after a "
           "crash, nothing lost)");
+ABSL_FLAG(bool, decide_stages_in_batch, true,
+          "decide a send request or notice for a sender or person stage this instance owns in "
+          "the batch that writes it, instead of after a trip through enrollment-events "
+          "(docs/send-limits.md); exactly_once only");
 ABSL_FLAG(std::string, testing_clock_file, "",
           "E2E TESTS ONLY, never in a deployment: run on the wall clock plus the offset written "
           "in this file, so a test moves time forward instead of waiting for step delays "
@@ -232,6 +236,7 @@ int Main(const std::vector<char*>& args) {
   options.session_timeout = absl::GetFlag(FLAGS_session_timeout);
   options.standby_records_per_round = std::max(0, absl::GetFlag(FLAGS_standby_records));
   options.guarantee = *guarantee;
+  options.decide_stages_in_batch = absl::GetFlag(FLAGS_decide_stages_in_batch);
   executor::Executor exec(options, clock);
 
   // Health: the standard grpc.health.v1 service, SERVING only when the executor is caught up.

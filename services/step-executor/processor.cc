@@ -29,8 +29,8 @@ std::string ItemOf(absl::string_view enrollment_key) {
 
 // The sender stage's notice to the person stage a request came through (docs/min-gap.md): the
 // email was sent at `at` (SENT) or dropped (CANCELLED).
-kafka::Record PersonNotice(const std::string& topic, const v1::SendRequested& r,
-                           v1::SendOutcome::Kind kind, absl::Time at, const std::string& cause) {
+v1::Envelope PersonNotice(const v1::SendRequested& r, v1::SendOutcome::Kind kind, absl::Time at,
+                          const std::string& cause) {
   const std::string& id = r.email().idempotency_key();
   v1::Envelope o = domain::MakeEnvelope(
       absl::StrCat(id, kind == v1::SendOutcome::KIND_SENT ? "/sent" : "/cancelled", "/person"),
@@ -44,7 +44,7 @@ kafka::Record PersonNotice(const std::string& topic, const v1::SendRequested& r,
   p->set_sender_user_id(r.email().sender_user_id());
   p->set_person_key(r.person_key());
   p->set_to_person_stage(true);
-  return {topic, r.person_key(), SerializeDeterministic(o), {}, -1};
+  return o;
 }
 
 // A stage's queue (by EmailSend.idempotency_key) as the domain's rules see it.
@@ -172,8 +172,7 @@ void Processor::Emit(const domain::Decision& decision, int32_t partition, Overla
     const std::string stage_key = r->person_key().empty()
                                       ? domain::SenderKey(e.company_id(), email.sender_user_id())
                                       : r->person_key();
-    out.records.push_back(
-        {topics_.enrollment_events, stage_key, SerializeDeterministic(req), {}, -1});
+    ToStage(stage_key, std::move(req), out);
   }
   // The enrollment ended with an email in its sender's queue: tell the sender stage to drop it.
   // (To its person stage when it waits there, docs/min-gap.md.)
@@ -206,16 +205,47 @@ domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
                                                  : it->second.settings);
 }
 
+void Processor::ToStage(const std::string& key, v1::Envelope e, BatchOutput& out) {
+  const std::optional<int32_t> local = local_stage_ ? local_stage_(key) : std::optional<int32_t>();
+  if (local.has_value()) {
+    // Decided in this batch (FlushSenders), in the transaction that writes the record: the record
+    // is committed if and only if its decision is, so the stage skips it when it comes back.
+    Arrival a;
+    if (e.has_send_outcome()) {
+      a.notice = e.send_outcome();
+      e.mutable_send_outcome()->set_decided(true);
+    } else {
+      a.request = e.send_requested();
+      e.mutable_send_requested()->set_decided(true);
+    }
+    a.cause_id = e.event_id();
+    a.partition = *local;
+    arrivals_[key].push_back(std::move(a));
+  }
+  out.records.push_back(
+      {topics_.enrollment_events, key, SerializeDeterministic(e), {}, local.value_or(-1)});
+}
+
 absl::Status Processor::FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out) {
-  std::map<std::string, std::vector<Arrival>> arrivals;
-  arrivals.swap(arrivals_);
-  for (const auto& [key, list] : arrivals) {
-    absl::Status s = domain::IsPersonKey(key)
-                         ? DecidePerson(key, list, list.front().cause_id, list.front().partition,
-                                        now, overlay, out)
-                         : DecideSender(key, list, list.front().cause_id, list.front().partition,
-                                        now, overlay, out);
-    if (!s.ok()) return s;
+  // Each round decides what the previous one wrote to owned stages: a step's request to its person
+  // stage, the forward to the sender stage, the notice back to the person stage, which forwards
+  // nothing more now (the gap starts at the send; a dropped email's notice lets one more through).
+  // The chain is short; the bound only guards against a loop.
+  constexpr int kMaxRounds = 64;
+  for (int round = 0; !arrivals_.empty(); ++round) {
+    if (round == kMaxRounds) {
+      return absl::InternalError("send stages: decisions in one batch do not settle");
+    }
+    std::map<std::string, std::vector<Arrival>> arrivals;
+    arrivals.swap(arrivals_);
+    for (const auto& [key, list] : arrivals) {
+      absl::Status s = domain::IsPersonKey(key)
+                           ? DecidePerson(key, list, list.front().cause_id, list.front().partition,
+                                          now, overlay, out)
+                           : DecideSender(key, list, list.front().cause_id, list.front().partition,
+                                          now, overlay, out);
+      if (!s.ok()) return s;
+    }
   }
   return absl::OkStatus();
 }
@@ -307,9 +337,10 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     out.records.push_back(
         {topics_.email_events, r.email().item_key(), SerializeDeterministic(email), {}, -1});
     // Passed a person stage: tell it the send time, the next gap counts from it.
-    if (r.gap_cleared())
-      out.records.push_back(PersonNotice(topics_.enrollment_events, r, v1::SendOutcome::KIND_SENT,
-                                         now, ledger.event_id()));
+    if (r.gap_cleared()) {
+      ToStage(r.person_key(), PersonNotice(r, v1::SendOutcome::KIND_SENT, now, ledger.event_id()),
+              out);
+    }
     // Sent as it arrived: nothing to tell (unless it waited at its person stage).
     if (arrived.count(id) > 0 && !r.waited()) continue;
     // It waited: tell its enrollment it is sent now.
@@ -339,9 +370,10 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     out.records.push_back(
         {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
     // Passed a person stage: it may forward the next one.
-    if (r.gap_cleared())
-      out.records.push_back(PersonNotice(topics_.enrollment_events, r,
-                                         v1::SendOutcome::KIND_CANCELLED, now, ledger.event_id()));
+    if (r.gap_cleared()) {
+      ToStage(r.person_key(),
+              PersonNotice(r, v1::SendOutcome::KIND_CANCELLED, now, ledger.event_id()), out);
+    }
   }
   const std::set<std::string> released(plan.released.begin(), plan.released.end());
   for (const auto& [id, r] : arrived) {
@@ -477,11 +509,7 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
     if (plan.allowed_from.has_value() && *plan.allowed_from > domain::FromProto(r.due_at())) {
       *fr->mutable_due_at() = domain::ToProto(*plan.allowed_from);
     }
-    out.records.push_back({topics_.enrollment_events,
-                           domain::SenderKey(company, r.email().sender_user_id()),
-                           SerializeDeterministic(f),
-                           {},
-                           -1});
+    ToStage(domain::SenderKey(company, r.email().sender_user_id()), std::move(f), out);
   }
   // No gap in force: handed on as if they had gone straight to the sender (no notice back);
   // the enrollment is told when it is sent (it was told it waits, unless it arrived just now).
@@ -744,6 +772,11 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
       break;
     }
     case Scope::kSender:
+      // Decided already, in the transaction that wrote it (ToStage): its stage's ledger holds it.
+      if ((input.has_send_requested() && input.send_requested().decided()) ||
+          (input.has_send_outcome() && input.send_outcome().decided())) {
+        return InputResult::kDone;
+      }
       // Planned once per sender after the batch's inputs (FlushSenders).
       if (input.has_send_cancelled()) {
         arrivals_[route.sender_key].push_back(

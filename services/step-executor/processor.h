@@ -110,10 +110,19 @@ class Processor {
   void Emit(const domain::Decision& decision, int32_t partition, Overlay& overlay,
             BatchOutput& out);
 
-  // Plans every sender that received SendRequested inputs in this batch (OnInputRecord only
-  // queues them here), once per sender, so requests that arrive together are released fairly.
-  // Call after the batch's inputs, before FireDue.
+  // Plans every sender and person stage that received requests, cancels or notices in this batch
+  // (OnInputRecord only queues them here; so does every record this batch writes to a stage this
+  // instance owns, see SetLocalStage), once per stage and round, so requests that arrive together
+  // are released fairly; again while the decisions write to owned stages (a person stage's
+  // forward, the sender's notice back). Call after the batch's inputs and again after FireDue.
   absl::Status FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out);
+
+  // Where a stage key's records may be decided in the batch that writes them (docs/send-limits.md,
+  // "Deciding in the writer's batch"): the enrollment-events partition the key lands on, when this
+  // instance owns it now (recovered, fenced with the batch's offsets); nullopt otherwise. Without
+  // one (the default) every such record is decided when it is consumed, as before.
+  using LocalStageFn = std::function<std::optional<int32_t>(const std::string& stage_key)>;
+  void SetLocalStage(LocalStageFn local_stage) { local_stage_ = std::move(local_stage); }
   // Forgets the requests of a batch that was not flushed (an aborted batch).
   void DiscardPending() { arrivals_.clear(); }
 
@@ -201,9 +210,14 @@ class Processor {
   absl::Status ReplanPersons(const std::string& company_id, int64_t version, const OwnedFn& owned,
                              absl::Time now, Overlay& overlay, BatchOutput& out);
   domain::Calendar CalendarOf(const v1::SendRequested& r) const;
+  // Writes `e` (a SendRequested or a notice to a person stage) to enrollment-events under the
+  // stage key `key`; when this instance owns the key's partition also queues it for this batch's
+  // FlushSenders, marked `decided` on the record so the stage skips it when it is consumed.
+  void ToStage(const std::string& key, v1::Envelope e, BatchOutput& out);
 
   StateStore& store_;
   service::Topics topics_;
+  LocalStageFn local_stage_;
   std::map<std::string, SequenceEntry> sequences_;
   // Company sending settings by company id (stored in the sequences column family under
   // "company:<id>", so they are reloaded and rebuilt like sequences).

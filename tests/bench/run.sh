@@ -33,6 +33,9 @@
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
 #   BENCH_TEMPORAL_COUNT             workflows for the Temporal peer (default by scale, below)
+#   BENCH_EXECUTOR_FLAGS=--a=1,--b=2 more step-executor flags for the executor-limits figures, e.g.
+#                                    --decide_stages_in_batch=false: the send stages' records
+#                                    through enrollment-events as before (docs/send-limits.md)
 #   BENCH_FIXED_BATCH=1              also run the executor's throughput, burst and lateness with
 #                                    a fixed batch of 500 (--min_batch=500 --max_batch=500, its
 #                                    behaviour before the adaptive batch): figures named @fixed500
@@ -154,7 +157,12 @@ api_bench() {  # the API, loaded by ghz (tests/bench/api.sh)
     2>>"$out/bench.log" | tee -a "$out/bench.log" | sed -n 's/^RESULT //p' >>"$raw"
 }
 # Send limits on against off (the sender stage's cost), each side in this one run.
-limits() { run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" "${sys[@]}"; }
+limits_flags=()
+[ -n "${BENCH_EXECUTOR_FLAGS:-}" ] && limits_flags=(--executor_flags="$BENCH_EXECUTOR_FLAGS")
+limits() {
+  run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" "${sys[@]}" \
+    ${limits_flags[@]+"${limits_flags[@]}"}
+}
 sys=(--build_dir="$build" --work_dir="$out/work")
 if [ "$only" = limits ]; then
   limits

@@ -101,6 +101,26 @@ TEST_CASE("produced records come back with key, value, headers, and one partitio
   for (const auto& [key, parts] : partitions_of_key) CHECK(parts.size() == 1);
 }
 
+TEST_CASE(
+    "a record produced by key lands on PartitionForKey's partition (the executor writes a send "
+    "stage's records there explicitly, next to its ledger)") {
+  const int kPartitions = 6;
+  std::string topic = NewTopic("by-key", kPartitions);
+  auto producer = Producer::Create({.client = Client()});
+  REQUIRE(producer.ok());
+  std::vector<Record> records;
+  for (int i = 0; i < 60; ++i) {
+    records.push_back({topic, absl::StrCat("c", i % 7, "/sender/user-", i), "v", {}});
+  }
+  auto reports = (*producer)->SendAll(records);
+  REQUIRE(reports.size() == records.size());
+  for (size_t i = 0; i < reports.size(); ++i) {
+    REQUIRE(reports[i].ok());
+    INFO(records[i].key);
+    CHECK(reports[i]->partition == PartitionForKey(records[i].key, kPartitions));
+  }
+}
+
 TEST_CASE("the idempotent producer reports delivery only once the broker holds the record") {
   std::string topic = NewTopic("acked", 1);
   auto producer = Producer::Create({.client = Client()});

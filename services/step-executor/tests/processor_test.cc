@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 #include <deque>
 #include <functional>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -1172,6 +1173,237 @@ TEST_CASE(
     CHECK(net.Count(v1::Envelope::kEmailCancelled) == 1);
     CHECK(net.Count(v1::Envelope::kEmailReleased) == 1);
   }
+}
+
+}  // namespace
+}  // namespace sequences::executor
+
+// ---- deciding in the writer's batch (docs/send-limits.md) ----
+
+namespace sequences::executor {
+namespace {
+
+using namespace testing;
+
+// c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
+// the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
+void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
+  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
+  settings.mutable_company_sending_settings_changed()->set_version(1);
+  v1::CompanySendingSettings* s =
+      settings.mutable_company_sending_settings_changed()->mutable_settings();
+  s->set_daily_limit_per_sender(daily);
+  s->set_min_gap_between_emails_seconds(gap_seconds);
+  events.push_back(settings);
+  f.FoldSequence(events);
+}
+
+// Enrolls `items` (deal 3, if any, to another person), each in its batch, then fires what is due
+// in one more batch (a step due at once may already run in its enroll batch): every batch's
+// output, FlushSenders run after its inputs as the executor does.
+std::vector<BatchOutput> EnrollAndFire(Fixture& f, const std::vector<std::string>& items) {
+  std::vector<BatchOutput> batches;
+  for (const std::string& item : items) {
+    v1::Envelope e = Enroll(item, "s1", 1, f.clock.Now());
+    if (item == "c1/deal/3") e.mutable_enroll_requested()->mutable_recipient()->set_email("b@x.io");
+    batches.emplace_back();
+    f.Decide(f.Record("t.enrollment-events", 0, item, e), batches.back());
+  }
+  Overlay overlay(*f.store);
+  batches.emplace_back();
+  BatchOutput& out = batches.back();
+  REQUIRE(f.processor->FireDue(f.clock.Now(), f.all, 100, &f.scan_from, overlay, out).ok());
+  REQUIRE(f.processor->FlushSenders(f.clock.Now(), overlay, out).ok());
+  REQUIRE(overlay.Flush().ok());
+  return batches;
+}
+
+// Every record of `batches` on `topic`, decoded.
+std::vector<v1::Envelope> AllOn(Fixture& f, const std::vector<BatchOutput>& batches,
+                                const std::string& topic) {
+  std::vector<v1::Envelope> all;
+  for (const BatchOutput& b : batches) {
+    for (v1::Envelope& e : f.On(b, topic)) all.push_back(std::move(e));
+  }
+  return all;
+}
+
+// Each email sent by `batches` is in the batch (one transaction) of its step's StepExecuted.
+void CheckSentWithTheirStep(Fixture& f, const std::vector<BatchOutput>& batches) {
+  for (const BatchOutput& b : batches) {
+    std::set<std::string> steps;
+    for (const v1::Envelope& e : f.On(b, "t.executor-events")) {
+      if (e.has_step_executed()) steps.insert(e.step_executed().effect_id());
+    }
+    for (const v1::Envelope& e : f.On(b, "t.email-events")) {
+      INFO(e.email_send().idempotency_key());
+      CHECK(steps.count(e.email_send().idempotency_key()) == 1);
+    }
+  }
+}
+
+int CountOf(const std::vector<v1::Envelope>& events, v1::Envelope::PayloadCase kind) {
+  int n = 0;
+  for (const v1::Envelope& e : events) n += e.payload_case() == kind;
+  return n;
+}
+
+TEST_CASE(
+    "Given an instance that owns the sender key's partition, when automatic emails of the sender "
+    "come due, then the stage decides them in the batch that runs their steps (one transaction): "
+    "the first within the limit is sent, the second deferred, the requests are still written "
+    "(marked decided, on the stage's partition) and skipped when consumed") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  std::vector<std::string> asked;
+  f.processor->SetLocalStage([&](const std::string& key) -> std::optional<int32_t> {
+    asked.push_back(key);
+    return 4;
+  });
+
+  const std::vector<BatchOutput> batches = EnrollAndFire(f, {"c1/deal/1", "c1/deal/2"});
+  CHECK(CountOf(AllOn(f, batches, "t.executor-events"), v1::Envelope::kStepExecuted) == 2);
+  REQUIRE(AllOn(f, batches, "t.email-events").size() == 1);
+  CheckSentWithTheirStep(f, batches);
+  int deferred = 0;
+  std::vector<kafka::Record> requests;
+  int queued = 0;
+  for (const BatchOutput& b : batches) {
+    deferred += b.emails_deferred;
+    for (const kafka::Record& r : b.records) {
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(r.value));
+      if (r.topic == "t.executor-events" && e.has_send_ledger_entry()) {
+        CHECK(r.partition == 4);  // the ledger on the stage key's partition
+        for (const v1::SendRequested& q : e.send_ledger_entry().queued()) {
+          ++queued;
+          CHECK_FALSE(q.decided());  // the ledger keeps the request without the record's mark
+        }
+      }
+      if (r.topic == "t.enrollment-events" && e.has_send_requested()) requests.push_back(r);
+    }
+  }
+  CHECK(deferred == 1);
+  CHECK(queued == 2);
+  CHECK(asked == std::vector<std::string>{sender, sender});
+  REQUIRE(requests.size() == 2);
+  for (const kafka::Record& r : requests) {
+    CHECK(r.key == sender);
+    CHECK(r.partition == 4);
+    v1::Envelope e;
+    REQUIRE(e.ParseFromString(r.value));
+    CHECK(e.send_requested().decided());
+  }
+
+  // Consumed later (here, or by another instance after a rebalance): nothing decided again.
+  for (const kafka::Record& r : requests) {
+    v1::Envelope e;
+    REQUIRE(e.ParseFromString(r.value));
+    BatchOutput again;
+    CHECK(f.Decide(f.Record("t.enrollment-events", 4, r.key, e), again) ==
+          Processor::InputResult::kDone);
+    CHECK(again.records.empty());
+  }
+  // The deferred one goes out when the next day starts, once.
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 3, 0, 0, 0), absl::UTCTimeZone()));
+  CHECK(f.On(f.Fire(f.all), "t.email-events").size() == 1);
+  f.clock.Advance(absl::Hours(1));
+  CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+}
+
+TEST_CASE(
+    "Given an instance that owns no stage's partition, when an automatic email comes due, then "
+    "its request goes through enrollment-events unmarked, as before") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  f.processor->SetLocalStage([](const std::string&) { return std::nullopt; });
+  const std::vector<BatchOutput> batches = EnrollAndFire(f, {"c1/deal/1"});
+  CHECK(AllOn(f, batches, "t.email-events").empty());
+  CHECK(CountOf(AllOn(f, batches, "t.executor-events"), v1::Envelope::kSendLedgerEntry) == 0);
+  const std::vector<v1::Envelope> requests = AllOn(f, batches, "t.enrollment-events");
+  REQUIRE(requests.size() == 1);
+  CHECK_FALSE(requests[0].send_requested().decided());
+  for (const BatchOutput& b : batches) {
+    for (const kafka::Record& r : b.records) {
+      if (r.topic == "t.enrollment-events") CHECK(r.partition == -1);
+    }
+  }
+}
+
+TEST_CASE(
+    "Given a minimum gap of 1 hour and an instance that owns every stage's partition, when two "
+    "deals of one person and one of another come due, then the person stages forward, the sender "
+    "sends one email per person and its notices settle the person stages, all in the batch of "
+    "the email's step, and the other email waits for the gap, then goes out an hour later") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/100, /*gap_seconds=*/3600);
+  f.processor->SetLocalStage([](const std::string&) { return 0; });
+  const std::string ada = domain::PersonKey("c1", "ada@example.com");
+
+  const std::vector<BatchOutput> batches =
+      EnrollAndFire(f, {"c1/deal/1", "c1/deal/2", "c1/deal/3"});
+  CHECK(AllOn(f, batches, "t.email-events").size() == 2);  // deal 1 (ada), deal 3 (b@x.io)
+  CheckSentWithTheirStep(f, batches);
+  int deferred_min_gap = 0;
+  for (const BatchOutput& b : batches) deferred_min_gap += b.emails_deferred_min_gap;
+  CHECK(deferred_min_gap == 1);
+  // Ada's person stage: one email forwarded, then settled by the notice of its send; no other.
+  std::vector<std::string> forwarded;
+  std::vector<std::string> settled;
+  for (const v1::Envelope& e : AllOn(f, batches, "t.executor-events")) {
+    if (!e.has_send_ledger_entry() || e.send_ledger_entry().sender_key() != ada) continue;
+    if (!e.send_ledger_entry().forwarded().empty()) {
+      forwarded.push_back(e.send_ledger_entry().forwarded());
+    }
+    if (!e.send_ledger_entry().settled().empty())
+      settled.push_back(e.send_ledger_entry().settled());
+  }
+  REQUIRE(forwarded.size() == 1);
+  CHECK(settled == forwarded);
+  {
+    Overlay overlay(*f.store);
+    auto p = overlay.GetSender(ada);
+    REQUIRE(p.ok());
+    CHECK((*p)->state.in_flight.empty());
+    CHECK((*p)->state.last_sent == f.clock.Now());
+    CHECK((*p)->state.queue.size() == 1);
+  }
+  // Every stage record is marked decided; consumed, none decides anything again.
+  int stage_records = 0;
+  for (const BatchOutput& b : batches) {
+    for (const kafka::Record& r : b.records) {
+      if (r.topic != "t.enrollment-events" ||
+          !(domain::IsPersonKey(r.key) || domain::IsSenderKey(r.key))) {
+        continue;
+      }
+      v1::Envelope e;
+      REQUIRE(e.ParseFromString(r.value));
+      ++stage_records;
+      CHECK((e.has_send_requested() ? e.send_requested().decided() : e.send_outcome().decided()));
+      BatchOutput again;
+      f.Decide(f.Record("t.enrollment-events", 0, r.key, e), again);
+      CHECK(again.records.empty());
+    }
+  }
+  CHECK(stage_records == 3 + 2 + 2);  // 3 requests, 2 forwards, 2 notices
+
+  // An hour later ada's person stage looks again: forwards, the sender sends, in one batch.
+  f.clock.Advance(absl::Hours(1) + absl::Seconds(1));
+  Overlay overlay(*f.store);
+  BatchOutput later;
+  REQUIRE(f.processor->FireDue(f.clock.Now(), f.all, 100, &f.scan_from, overlay, later).ok());
+  REQUIRE(f.processor->FlushSenders(f.clock.Now(), overlay, later).ok());
+  REQUIRE(overlay.Flush().ok());
+  CHECK(f.On(later, "t.email-events").size() == 1);
 }
 
 }  // namespace

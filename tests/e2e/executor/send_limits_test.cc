@@ -757,5 +757,101 @@ TEST_CASE(
   CHECK(exec->Terminate() == 0);
 }
 
+// ---- deciding in the writer's batch (docs/send-limits.md) ----
+
+// One executor instance (it owns every partition), a sender limit of 100 a day and 3 emails due at
+// once, with or without a minimum gap (each email to its own person, so none waits for it). Each
+// email's EmailSend must carry the decision time of the batch that ran its step (its
+// StepExecuted's envelope time) exactly when the instance decides the stages in that batch: a
+// later batch, after a trip through enrollment-events and a commit, decides at a later instant of
+// the executor's clock. Returns how many emails had their step's decision time.
+int ReleasedWithTheirStep(bool gap, bool decide_in_batch) {
+  constexpr int kEmails = 3;
+  World w;
+  const absl::Time t0 = w.Now();
+  v1::Envelope settings = Limits(100, t0);
+  if (gap) {
+    settings.mutable_company_sending_settings_changed()
+        ->mutable_settings()
+        ->set_min_gap_between_emails_seconds(3600);
+  }
+  w.Publish(w.topics().sequence_events, domain::CompanySettingsKey("c1"), settings);
+  SequenceBuilder seq("c1", "s-in-batch");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("auto", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  w.PublishSequence(events);
+  auto exec = w.StartExecutor(
+      "a", {absl::StrCat("--decide_stages_in_batch=", decide_in_batch ? "true" : "false")});
+  for (int i = 0; i < kEmails; ++i) {
+    const std::string item = absl::StrCat("c1/deal/in-batch-", i);
+    v1::Envelope e = Enroll(item, seq.id(), seq.state().version, w.Now());
+    e.mutable_enroll_requested()->mutable_recipient()->set_email(absl::StrCat("p", i, "@x.io"));
+    w.Publish(w.topics().enrollment_events, item, e);
+  }
+  Reader reader({w.topics().email_events, w.topics().executor_events});
+  REQUIRE(reader.PollUntil([&] { return reader.On(w.topics().email_events).size() >= kEmails; },
+                           absl::Seconds(60)));
+  reader.Poll(absl::Seconds(1));                   // anything extra would show up now
+  std::map<std::string, absl::Time> step_decided;  // by effect id (the email's id)
+  // Per email: the ledger entries that queued it at its sender stage, released it, and with the
+  // gap forwarded it from its person stage and settled it there (the notice of the send). Each
+  // record is decided once, in the batch that wrote it or when consumed, never both.
+  std::map<std::string, std::map<std::string, int>> decisions;
+  for (const Seen* s : reader.On(w.topics().executor_events)) {
+    if (s->event.has_step_executed() && s->event.step_executed().step_id() == "auto") {
+      step_decided[s->event.step_executed().effect_id()] =
+          domain::FromProto(s->event.occurred_at());
+    }
+    if (!s->event.has_send_ledger_entry()) continue;
+    const v1::SendLedgerEntry& entry = s->event.send_ledger_entry();
+    const bool person = domain::IsPersonKey(entry.sender_key());
+    for (const v1::SendRequested& r : entry.queued()) {
+      ++decisions[r.email().idempotency_key()][person ? "person queued" : "sender queued"];
+    }
+    for (const std::string& id : entry.released()) ++decisions[id]["released"];
+    if (!entry.forwarded().empty()) ++decisions[entry.forwarded()]["forwarded"];
+    if (!entry.settled().empty()) ++decisions[entry.settled()]["settled"];
+  }
+  const std::map<std::string, int> once =
+      gap ? std::map<std::string, int>{{"forwarded", 1},
+                                       {"person queued", 1},
+                                       {"released", 1},
+                                       {"sender queued", 1},
+                                       {"settled", 1}}
+          : std::map<std::string, int>{{"released", 1}, {"sender queued", 1}};
+  CHECK(decisions.size() == kEmails);
+  for (const auto& [id, counts] : decisions) {
+    INFO(id);
+    CHECK(counts == once);
+  }
+  CHECK(reader.On(w.topics().email_events).size() == kEmails);  // none twice
+  int with_step = 0;
+  for (const Seen* s : reader.On(w.topics().email_events)) {
+    auto it = step_decided.find(s->event.email_send().idempotency_key());
+    REQUIRE(it != step_decided.end());
+    with_step += domain::FromProto(s->event.occurred_at()) == it->second;
+  }
+  CHECK(exec->Terminate() == 0);
+  CheckReplay(w, *exec);
+  return with_step;
+}
+
+TEST_CASE(
+    "Given one executor instance owning every partition and a sender under its limit, when "
+    "automatic emails come due, then each is released in the transaction that runs its step (its "
+    "decision time), also through a person stage with a minimum gap, and replay decides the "
+    "same") {
+  CHECK(ReleasedWithTheirStep(/*gap=*/false, /*decide_in_batch=*/true) == 3);
+  CHECK(ReleasedWithTheirStep(/*gap=*/true, /*decide_in_batch=*/true) == 3);
+}
+
+TEST_CASE(
+    "Given the same instance with --decide_stages_in_batch=false, when the emails come due, then "
+    "each is released by a later batch, after its request went through enrollment-events") {
+  CHECK(ReleasedWithTheirStep(/*gap=*/false, /*decide_in_batch=*/false) == 0);
+}
+
 }  // namespace
 }  // namespace sequences::executor::e2e
