@@ -37,6 +37,8 @@ absl::string_view ToView(const rocksdb::Slice& s) { return absl::string_view(s.d
 }  // namespace
 
 struct Store::Impl {
+  // Declared before `db`: destroyed after it (the DB's tables and memtables hold entries).
+  std::shared_ptr<rocksdb::Cache> cache;
   std::unique_ptr<rocksdb::DB> db;
   bool disable_wal = false;
   std::map<std::string, rocksdb::ColumnFamilyHandle*, std::less<>> cfs;
@@ -185,6 +187,7 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
 
   auto impl = std::make_unique<Impl>();
   impl->disable_wal = options.bulk_load;
+  impl->cache = cache;
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::DB* raw = nullptr;
   rocksdb::Status s = rocksdb::DB::Open(db_options, options.path, descriptors, &handles, &raw);
@@ -293,6 +296,18 @@ StoreStats Store::Stats() {
   impl_->db->GetAggregatedIntProperty("rocksdb.total-sst-files-size", &sst);
   impl_->db->GetAggregatedIntProperty("rocksdb.size-all-mem-tables", &mem);
   out.size_bytes = static_cast<int64_t>(sst + mem);
+  uint64_t v = 0;
+  if (impl_->db->GetAggregatedIntProperty("rocksdb.cur-size-all-mem-tables", &v)) {
+    out.memtable_bytes = static_cast<int64_t>(v);
+  }
+  if (impl_->db->GetAggregatedIntProperty("rocksdb.estimate-table-readers-mem", &v)) {
+    out.table_readers_bytes = static_cast<int64_t>(v);
+  }
+  if (impl_->cache != nullptr) {
+    out.block_cache_capacity_bytes = static_cast<int64_t>(impl_->cache->GetCapacity());
+    out.block_cache_usage_bytes = static_cast<int64_t>(impl_->cache->GetUsage());
+    out.block_cache_pinned_bytes = static_cast<int64_t>(impl_->cache->GetPinnedUsage());
+  }
   if (const std::shared_ptr<rocksdb::Statistics>& st = impl_->db->GetDBOptions().statistics;
       st != nullptr) {
     out.block_cache_hits = static_cast<int64_t>(st->getTickerCount(rocksdb::BLOCK_CACHE_HIT));

@@ -67,6 +67,17 @@ struct StoreStats {
   int64_t block_cache_misses = 0;
   // hits / (hits + misses); 1 when nothing was looked up yet (nothing missed).
   double block_cache_hit_ratio = 1;
+  // Where the store's memory is (bytes, RocksDB's own accounting):
+  // the cache's capacity and what it holds now (blocks, index and filter partitions, and the
+  // memtables' reservations), and of that what is pinned (in use by readers or pinned index
+  // and filter blocks: it cannot be evicted);
+  int64_t block_cache_capacity_bytes = 0;
+  int64_t block_cache_usage_bytes = 0;
+  int64_t block_cache_pinned_bytes = 0;
+  // the memtables, active and immutable, of every column family (charged to the cache);
+  int64_t memtable_bytes = 0;
+  // the open SST files' readers outside the cache (index and filter blocks not in the cache).
+  int64_t table_readers_bytes = 0;
 };
 
 class Store;

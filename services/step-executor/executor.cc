@@ -55,9 +55,16 @@ absl::Status Executor::AssignSequenceConsumer() {
   return sequences_->Assign(assign);
 }
 
+void Executor::SetQueueLimits(kafka::ClientConfig& client) const {
+  client.overrides.try_emplace("queued.max.messages.kbytes",
+                               absl::StrCat(options_.consumer_queue_kbytes));
+  client.overrides.try_emplace("queued.min.messages",
+                               absl::StrCat(std::max(1000, 2 * options_.batch.max)));
+}
+
 absl::Status Executor::Setup() {
   const absl::Time start = clock_.Now();
-  auto store = StateStore::Open(options_.data_dir);
+  auto store = StateStore::Open(options_.data_dir, options_.store_memory);
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   processor_ = std::make_unique<Processor>(*store_, options_.topics);
@@ -80,6 +87,7 @@ absl::Status Executor::Setup() {
                       bool eof) -> absl::StatusOr<std::unique_ptr<kafka::Consumer>> {
     kafka::ConsumerConfig c;
     c.client = options_.client;
+    SetQueueLimits(c.client);
     c.read_committed = read_committed;
     c.partition_eof = eof;
     return kafka::Consumer::Create(c);
@@ -106,6 +114,7 @@ absl::Status Executor::CreateGroupClients() {
   input_.reset();
   kafka::ConsumerConfig c;
   c.client = options_.client;
+  SetQueueLimits(c.client);
   c.group_id = options_.group_id;
   c.read_committed = true;
   c.session_timeout = options_.session_timeout;
@@ -733,9 +742,7 @@ void Executor::UpdateLag() {
     lag += behind;
   }
   metrics_.SetPartitionLag(std::move(by_partition));
-  const store::StoreStats stats = store_->raw().Stats();
-  metrics_.SetStoreStats(stats.size_bytes, stats.block_cache_hits, stats.block_cache_misses,
-                         stats.block_cache_hit_ratio);
+  metrics_.SetStoreStats(store_->raw().Stats());
   metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
                      static_cast<int64_t>(partitions_.size()), deferred);
   // A poller that has not finished a round for a while is stuck on a broker that does not answer.

@@ -103,6 +103,12 @@ struct ExecutorOptions {
   // "Deciding in the writer's batch"). Exactly-once only: it relies on the record and its
   // decision committing together.
   bool decide_stages_in_batch = true;
+  // The state store's cache and memtables (README "Memory").
+  StoreMemory store_memory = {.block_cache_bytes = 64 << 20, .write_buffer_bytes = 32 << 20};
+  // Most kilobytes of records each consumer prefetches and queues (librdkafka
+  // queued.max.messages.kbytes); and it queues at most 2 x batch.max records (queued.min.messages).
+  // librdkafka's defaults (64 MiB, 100,000 records) let a backlog take about 100 MiB of heap.
+  int consumer_queue_kbytes = 8192;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
 };
@@ -134,6 +140,8 @@ class Executor {
   };
 
   absl::Status Setup();
+  // The memory limits of a consumer's queues (options_), unless `client` already sets them.
+  void SetQueueLimits(kafka::ClientConfig& client) const;
   // Creates the group consumer of the inputs and the sink (whose producer uses its group
   // metadata). Replaces existing ones.
   absl::Status CreateGroupClients();

@@ -28,8 +28,11 @@ std::string MetricsSnapshot::ToJson() const {
       ",\"transactions_aborted\":", transactions_aborted, ",\"recoveries\":", recoveries,
       ",\"client_rebuilds\":", client_rebuilds, ",\"batch_limit\":", batch_limit,
       ",\"batches\":", batch_size.count, ",\"batch_size_sum\":", batch_size.sum,
-      ",\"largest_batch\":", largest_batch, ",\"lateness_seconds\":{", absl::StrJoin(buckets, ","),
-      "},\"last_error\":\"", err, "\"}");
+      ",\"largest_batch\":", largest_batch,
+      ",\"rocksdb_memory\":{\"cache_capacity\":", block_cache_capacity_bytes,
+      ",\"cache_usage\":", block_cache_usage_bytes, ",\"cache_pinned\":", block_cache_pinned_bytes,
+      ",\"memtables\":", memtable_bytes, ",\"table_readers\":", table_readers_bytes,
+      "},\"lateness_seconds\":{", absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
 }
 
 void Metrics::AddFired(const std::map<std::string, int>& by_kind, absl::Time now) {
@@ -139,12 +142,17 @@ void Metrics::SetPartitionLag(std::map<int32_t, int64_t> lag) {
   s_.input_lag_by_partition = std::move(lag);
 }
 
-void Metrics::SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, double hit_ratio) {
+void Metrics::SetStoreStats(const store::StoreStats& stats) {
   absl::MutexLock l(&mu_);
-  s_.store_size_bytes = size_bytes;
-  s_.block_cache_hits = hits;
-  s_.block_cache_misses = misses;
-  s_.block_cache_hit_ratio = hit_ratio;
+  s_.store_size_bytes = stats.size_bytes;
+  s_.block_cache_hits = stats.block_cache_hits;
+  s_.block_cache_misses = stats.block_cache_misses;
+  s_.block_cache_hit_ratio = stats.block_cache_hit_ratio;
+  s_.block_cache_capacity_bytes = stats.block_cache_capacity_bytes;
+  s_.block_cache_usage_bytes = stats.block_cache_usage_bytes;
+  s_.block_cache_pinned_bytes = stats.block_cache_pinned_bytes;
+  s_.memtable_bytes = stats.memtable_bytes;
+  s_.table_readers_bytes = stats.table_readers_bytes;
 }
 
 MetricsSnapshot Metrics::Snapshot() {
@@ -265,6 +273,21 @@ std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& 
                         static_cast<double>(block_cache_hits)));
   out.push_back(counter("sequences_executor_rocksdb_block_cache_misses_total", "block cache misses",
                         static_cast<double>(block_cache_misses)));
+  out.push_back(gauge("sequences_executor_rocksdb_block_cache_capacity_bytes",
+                      "capacity of the store's one cache (blocks and memtables)",
+                      static_cast<double>(block_cache_capacity_bytes)));
+  out.push_back(gauge("sequences_executor_rocksdb_block_cache_usage_bytes",
+                      "bytes the cache holds: blocks, index and filter partitions, memtables",
+                      static_cast<double>(block_cache_usage_bytes)));
+  out.push_back(gauge("sequences_executor_rocksdb_block_cache_pinned_bytes",
+                      "of the cache's usage, entries in use or pinned (not evictable)",
+                      static_cast<double>(block_cache_pinned_bytes)));
+  out.push_back(gauge("sequences_executor_rocksdb_memtable_bytes",
+                      "memtables of every column family, active and immutable",
+                      static_cast<double>(memtable_bytes)));
+  out.push_back(gauge("sequences_executor_rocksdb_table_readers_bytes",
+                      "open SST files' readers outside the cache",
+                      static_cast<double>(table_readers_bytes)));
   return out;
 }
 

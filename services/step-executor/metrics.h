@@ -15,6 +15,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "libs/service/metrics_text.h"
+#include "libs/store/store.h"
 
 namespace sequences::executor {
 
@@ -66,6 +67,13 @@ struct MetricsSnapshot {
   int64_t block_cache_hits = 0;
   int64_t block_cache_misses = 0;
   double block_cache_hit_ratio = 1;
+  // The store's memory by RocksDB's accounting (StoreStats): cache capacity, usage and pinned
+  // part, memtables (charged to the cache), table readers outside the cache.
+  int64_t block_cache_capacity_bytes = 0;
+  int64_t block_cache_usage_bytes = 0;
+  int64_t block_cache_pinned_bytes = 0;
+  int64_t memtable_bytes = 0;
+  int64_t table_readers_bytes = 0;
   // Times the group consumer and producer were destroyed and recreated after a fatal error.
   int64_t client_rebuilds = 0;
   std::array<int64_t, kLatenessBounds.size() + 1> lateness{};
@@ -95,7 +103,7 @@ class Metrics {
   // the next batch may take.
   void ObserveBatch(int size, int next_limit);
   void SetPartitionLag(std::map<int32_t, int64_t> lag);
-  void SetStoreStats(int64_t size_bytes, int64_t hits, int64_t misses, double hit_ratio);
+  void SetStoreStats(const store::StoreStats& stats);
   void AddClientRebuild(const std::string& error);
   void SetGauges(int64_t lag, int64_t due_index_size, int64_t owned, int64_t deferred);
   void SetHealth(bool serving, const std::string& reason);

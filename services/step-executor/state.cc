@@ -108,9 +108,12 @@ domain::EnrollmentState FoldRecord(const EnrollmentRecord& record, int* undecoda
 }
 
 namespace {
-absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& path, bool rebuild) {
+absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& path, bool rebuild,
+                                                        const StoreMemory& memory) {
   store::StoreOptions options;
   options.path = path;
+  options.block_cache_bytes = memory.block_cache_bytes;
+  options.write_buffer_bytes = memory.write_buffer_bytes;
   options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,    kBySequenceCf,
                              kByOwnerCf,     kOffsetsCf,   kSendersCf};
   if (rebuild) {
@@ -122,14 +125,15 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& path,
 }
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path) {
-  auto s = OpenStore(path, /*rebuild=*/false);
+absl::StatusOr<std::unique_ptr<StateStore>> StateStore::Open(const std::string& path,
+                                                             const StoreMemory& memory) {
+  auto s = OpenStore(path, /*rebuild=*/false, memory);
   if (!s.ok()) return s.status();
   return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
 }
 
 absl::StatusOr<std::unique_ptr<StateStore>> StateStore::OpenForRebuild(const std::string& path) {
-  auto s = OpenStore(path, /*rebuild=*/true);
+  auto s = OpenStore(path, /*rebuild=*/true, StoreMemory());
   if (!s.ok()) return s.status();
   return std::unique_ptr<StateStore>(new StateStore(std::move(*s)));
 }

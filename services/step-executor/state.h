@@ -105,10 +105,20 @@ class DuePosition {
   std::string key_;
 };
 
+// The store's memory (README "Memory"): one RocksDB cache holds both budgets, so the store
+// stays within their sum (plus what readers pin) however many enrollments it holds.
+struct StoreMemory {
+  // Data, index and filter blocks.
+  int64_t block_cache_bytes = 64 << 20;
+  // Memtables of every column family together (charged to the same cache).
+  int64_t write_buffer_bytes = 64 << 20;
+};
+
 // The store with the executor's layout.
 class StateStore {
  public:
-  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path);
+  static absl::StatusOr<std::unique_ptr<StateStore>> Open(const std::string& path,
+                                                          const StoreMemory& memory = {});
   // Opens an empty directory to be rebuilt from the log (replay): writes skip RocksDB's
   // write-ahead log and larger memtables take them (store::StoreOptions::bulk_load). Nothing
   // written is durable until Persist() returns OK.

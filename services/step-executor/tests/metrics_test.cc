@@ -31,7 +31,11 @@ TEST_CASE(
   m.SetRecoveryDuration(absl::Milliseconds(1500));
   m.SetPartitionLag({{0, 5}, {2, 7}});
   m.SetGauges(12, 9, 2, 0);
-  m.SetStoreStats(4096, 3, 1, 0.75);
+  m.SetStoreStats({.size_bytes = 4096,
+                   .block_cache_hits = 3,
+                   .block_cache_misses = 1,
+                   .block_cache_hit_ratio = 0.75,
+                   .memtable_bytes = 2048});
   m.SetHealth(true, "caught up");
   const std::string text =
       service::PrometheusText(m.Snapshot().Families("sequences.enrollment-events"));
@@ -69,6 +73,7 @@ TEST_CASE(
   CHECK(Has(text, "sequences_executor_owned_partitions 2"));
   CHECK(Has(text, "sequences_executor_rocksdb_size_bytes 4096"));
   CHECK(Has(text, "sequences_executor_rocksdb_block_cache_hit_ratio 0.75"));
+  CHECK(Has(text, "sequences_executor_rocksdb_memtable_bytes 2048"));
   CHECK(Has(text, "sequences_executor_ready 1"));
 }
 
