@@ -520,11 +520,10 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
     *fr = *queue.at(id);
     fr->clear_person_key();
     fr->set_waited(arrived.count(id) == 0);
-    out.records.push_back({topics_.enrollment_events,
-                           domain::SenderKey(company, fr->email().sender_user_id()),
-                           SerializeDeterministic(f),
-                           {},
-                           -1});
+    // Decided in this batch when this instance owns the sender stage, like a forward: else a new
+    // email that skips the stage (gap 0) could reach the sender first and overtake these.
+    const std::string sender_key = domain::SenderKey(company, fr->email().sender_user_id());
+    ToStage(sender_key, std::move(f), out);
   }
   for (const std::string& id : cancelled) {
     const v1::SendRequested& r = *by_id.at(id);
