@@ -890,6 +890,27 @@ namespace {
 
 using namespace testing;
 
+// c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
+// the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
+void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
+  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
+  settings.mutable_company_sending_settings_changed()->set_version(1);
+  v1::CompanySendingSettings* s =
+      settings.mutable_company_sending_settings_changed()->mutable_settings();
+  s->set_daily_limit_per_sender(daily);
+  s->set_min_gap_between_emails_seconds(gap_seconds);
+  events.push_back(settings);
+  f.FoldSequence(events);
+}
+
 // Enrollment-events records delivered back to the processor as a consumer would, in an order the
 // test controls; everything else collected.
 struct Net {
@@ -959,22 +980,7 @@ TEST_CASE(
     "person stage: a reply cancels it there, or, once forwarded and held by the send limit, "
     "through the person stage at the sender stage, even in one batch with the request") {
   Fixture f;
-  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
-  const absl::Time t0 = f.clock.Now();
-  SequenceBuilder seq("c1", "s1");
-  std::vector<v1::Envelope> events =
-      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
-  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
-  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
-  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
-  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
-  settings.mutable_company_sending_settings_changed()->set_version(1);
-  v1::CompanySendingSettings* s =
-      settings.mutable_company_sending_settings_changed()->mutable_settings();
-  s->set_daily_limit_per_sender(2);
-  s->set_min_gap_between_emails_seconds(3600);
-  events.push_back(settings);
-  f.FoldSequence(events);
+  SendingSequence(f, /*daily=*/2, /*gap_seconds=*/3600);
 
   Net net{f};
   for (const std::string item : {"c1/deal/1", "c1/deal/2", "c1/deal/3"}) {
@@ -1184,27 +1190,6 @@ namespace sequences::executor {
 namespace {
 
 using namespace testing;
-
-// c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
-// the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
-void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
-  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
-  const absl::Time t0 = f.clock.Now();
-  SequenceBuilder seq("c1", "s1");
-  std::vector<v1::Envelope> events =
-      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
-  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
-  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
-  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
-  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
-  settings.mutable_company_sending_settings_changed()->set_version(1);
-  v1::CompanySendingSettings* s =
-      settings.mutable_company_sending_settings_changed()->mutable_settings();
-  s->set_daily_limit_per_sender(daily);
-  s->set_min_gap_between_emails_seconds(gap_seconds);
-  events.push_back(settings);
-  f.FoldSequence(events);
-}
 
 // Enrolls `items` (deal 3, if any, to another person), each in its batch, then fires what is due
 // in one more batch (a step due at once may already run in its enroll batch): every batch's
