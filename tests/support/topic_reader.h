@@ -83,6 +83,15 @@ class TopicReader {
     }
     return v;
   }
+  // The decoded events of one topic with one payload, in the order read.
+  std::vector<const v1::Envelope*> Of(const std::string& topic,
+                                      v1::Envelope::PayloadCase kind) const {
+    std::vector<const v1::Envelope*> v;
+    for (const Seen* s : On(topic)) {
+      if (s->event.payload_case() == kind) v.push_back(&s->event);
+    }
+    return v;
+  }
 
  private:
   std::unique_ptr<kafka::Consumer> consumer_;

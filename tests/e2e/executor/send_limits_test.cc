@@ -172,10 +172,7 @@ void Scenario(bool two_and_kill) {
 
   Reader reader({w.topics().email_events, w.topics().executor_events});
   auto count = [&](v1::Envelope::PayloadCase kind) {
-    int n = 0;
-    for (const Seen* s : reader.On(w.topics().executor_events))
-      n += s->event.payload_case() == kind;
-    return n;
+    return static_cast<int>(reader.Of(w.topics().executor_events, kind).size());
   };
   auto emails = [&] { return static_cast<int>(reader.On(w.topics().email_events).size()); };
   // Day one: every email came due; the limit lets `limit` out, the rest are deferred.
@@ -322,11 +319,7 @@ TEST_CASE(
   }
   Reader reader({w.topics().email_events, w.topics().executor_events});
   auto events_of = [&](v1::Envelope::PayloadCase kind) {
-    std::vector<const v1::Envelope*> out;
-    for (const Seen* s : reader.On(w.topics().executor_events)) {
-      if (s->event.payload_case() == kind) out.push_back(&s->event);
-    }
-    return out;
+    return reader.Of(w.topics().executor_events, kind);
   };
   REQUIRE(reader.PollUntil(
       [&] { return events_of(v1::Envelope::kEmailDeferred).size() >= kEnrollments - kLimit; },
@@ -412,11 +405,7 @@ void MinGapScenario(bool two_and_kill) {
 
   Reader reader({w.topics().email_events, w.topics().executor_events});
   auto events_of = [&](v1::Envelope::PayloadCase kind) {
-    std::vector<const v1::Envelope*> out;
-    for (const Seen* s : reader.On(w.topics().executor_events)) {
-      if (s->event.payload_case() == kind) out.push_back(&s->event);
-    }
-    return out;
+    return reader.Of(w.topics().executor_events, kind);
   };
   auto emails = [&] { return reader.On(w.topics().email_events).size(); };
   // At once: one email to ada and bob's; ada's other two wait for the gap.
@@ -523,11 +512,7 @@ TEST_CASE(
   auto exec = w.StartExecutor("a");
   Reader reader({w.topics().email_events, w.topics().executor_events});
   auto events_of = [&](v1::Envelope::PayloadCase kind) {
-    std::vector<const v1::Envelope*> out;
-    for (const Seen* s : reader.On(w.topics().executor_events)) {
-      if (s->event.payload_case() == kind) out.push_back(&s->event);
-    }
-    return out;
+    return reader.Of(w.topics().executor_events, kind);
   };
   auto emails = [&] {
     std::vector<std::string> items;  // in the order the mailer receives them
