@@ -583,6 +583,27 @@ namespace {
 
 using namespace testing;
 
+// c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
+// the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
+void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
+  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
+  const absl::Time t0 = f.clock.Now();
+  SequenceBuilder seq("c1", "s1");
+  std::vector<v1::Envelope> events =
+      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
+  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
+  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
+  settings.mutable_company_sending_settings_changed()->set_version(1);
+  v1::CompanySendingSettings* s =
+      settings.mutable_company_sending_settings_changed()->mutable_settings();
+  s->set_daily_limit_per_sender(daily);
+  s->set_min_gap_between_emails_seconds(gap_seconds);
+  events.push_back(settings);
+  f.FoldSequence(events);
+}
+
 // A pause of every enrollment of an owner, as the API writes it: one record per partition.
 v1::Envelope PauseOwner(const std::string& company, const std::string& owner, absl::Time now) {
   v1::Envelope e = domain::MakeEnvelope(absl::StrCat("pause-", company, "-", owner), company, now,
@@ -746,21 +767,8 @@ TEST_CASE(
     "enrollment is told why) and is sent at the next day's start, unless its enrollment ends "
     "first") {
   Fixture f;
-  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
-  const absl::Time t0 = f.clock.Now();
-  SequenceBuilder seq("c1", "s1");
   // A second step a month later keeps the enrollments running (a reply can end them).
-  std::vector<v1::Envelope> events =
-      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
-  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
-  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
-  v1::Envelope limits = domain::MakeEnvelope("lim", "c1", t0, "", "");
-  limits.mutable_company_sending_settings_changed()->set_company_id("c1");
-  limits.mutable_company_sending_settings_changed()->set_version(1);
-  limits.mutable_company_sending_settings_changed()->mutable_settings()->set_daily_limit_per_sender(
-      1);
-  events.push_back(limits);
-  f.FoldSequence(events);
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
   CHECK(f.processor->LimitsFor("c1").daily == 1);
 
   BatchOutput e1 = f.EnrollNow(0, "c1/deal/1");
@@ -889,27 +897,6 @@ namespace sequences::executor {
 namespace {
 
 using namespace testing;
-
-// c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
-// the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
-void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
-  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
-  const absl::Time t0 = f.clock.Now();
-  SequenceBuilder seq("c1", "s1");
-  std::vector<v1::Envelope> events =
-      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
-  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
-  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
-  v1::Envelope settings = domain::MakeEnvelope("set", "c1", t0, "", "");
-  settings.mutable_company_sending_settings_changed()->set_company_id("c1");
-  settings.mutable_company_sending_settings_changed()->set_version(1);
-  v1::CompanySendingSettings* s =
-      settings.mutable_company_sending_settings_changed()->mutable_settings();
-  s->set_daily_limit_per_sender(daily);
-  s->set_min_gap_between_emails_seconds(gap_seconds);
-  events.push_back(settings);
-  f.FoldSequence(events);
-}
 
 // Enrollment-events records delivered back to the processor as a consumer would, in an order the
 // test controls; everything else collected.
@@ -1065,13 +1052,7 @@ TEST_CASE(
     "once, in due order, and they are sent, a reply to one handed on cancels it at the sender, a "
     "new email skips the stage") {
   Fixture f;
-  f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
-  const absl::Time t0 = f.clock.Now();
-  SequenceBuilder seq("c1", "s1");
-  std::vector<v1::Envelope> events =
-      seq.Create({EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, t0);
-  for (auto& e : seq.AutomatedSending(true, t0)) events.push_back(e);
-  for (auto& e : seq.Consent("owner-1", true, t0)) events.push_back(e);
+  SendingSequence(f, /*daily=*/200, /*gap_seconds=*/2 * 86400);
   auto gap = [&](int64_t version, int64_t seconds) {
     v1::Envelope e =
         domain::MakeEnvelope(absl::StrCat("gap-", version), "c1", f.clock.Now(), "", "");
@@ -1082,8 +1063,6 @@ TEST_CASE(
         ->set_min_gap_between_emails_seconds(seconds);
     return e;
   };
-  events.push_back(gap(1, 2 * 86400));
-  f.FoldSequence(events);
 
   Net net{f};
   const std::string ada = domain::PersonKey("c1", "ada@example.com");
