@@ -194,6 +194,11 @@ const v1::CompanySendingSettings& Processor::SettingsFor(const std::string& comp
   return it == companies_.end() ? *none : it->second.settings;
 }
 
+int64_t Processor::SettingsVersionOf(const std::string& company_id) const {
+  auto it = companies_.find(company_id);
+  return it == companies_.end() ? 0 : it->second.version;
+}
+
 domain::Calendar Processor::CalendarOf(const v1::SendRequested& r) const {
   return domain::MakeCalendar(Sequence(r.email().sequence_id()).settings,
                               domain::LoadZoneOrUtc(r.time_zone()));
@@ -323,6 +328,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   entry->set_sender_key(sender_key);
   entry->set_seq(state.seq + 1);
   *entry->mutable_at() = domain::ToProto(now);
+  entry->set_settings_version(SettingsVersionOf(company));
   for (const auto& [id, r] : arrived) *entry->add_queued() = *r;
   for (const std::string& id : plan.released) entry->add_released(id);
   for (const std::string& id : cancelled) entry->add_cancelled(id);
@@ -486,6 +492,7 @@ absl::Status Processor::DecidePerson(const std::string& person_key,
   entry->set_sender_key(person_key);
   entry->set_seq(state.seq + 1);
   *entry->mutable_at() = domain::ToProto(now);
+  entry->set_settings_version(SettingsVersionOf(company));
   for (const auto& [id, r] : arrived) *entry->add_queued() = *r;
   for (const std::string& id : cancelled) entry->add_cancelled(id);
   if (!settled.empty()) {

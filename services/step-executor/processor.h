@@ -144,6 +144,8 @@ class Processor {
   domain::SendLimits LimitsFor(const std::string& company_id) const;
   // The company's sending settings as set (empty when it never set them).
   const v1::CompanySendingSettings& SettingsFor(const std::string& company_id) const;
+  // The version of those settings (0: never set); recorded in each stage's ledger entry.
+  int64_t SettingsVersionOf(const std::string& company_id) const;
 
   // The person stage's decision (docs/min-gap.md) for `queue` (the person's queue with the new
   // requests, less the cancelled) given the last send and whether one is in flight: which to

@@ -3,6 +3,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <thread>
@@ -103,11 +104,22 @@ struct TimedEvent {
   v1::Envelope event;
 };
 
+// The settings version a ledger entry was decided under, or nullopt for an entry written before
+// entries recorded it.
+std::optional<int64_t> SettingsVersion(const v1::SendLedgerEntry& entry) {
+  return entry.has_settings_version() ? std::optional<int64_t>(entry.settings_version())
+                                      : std::nullopt;
+}
+
 // What a dry run decides recorded decisions again from (read-only while executor events fold).
 struct DryRunContext {
   const std::map<std::string, v1::Envelope>* inputs_by_id;
   std::function<domain::SequenceState(const std::string&, absl::Time)> sequence_at;
-  std::function<v1::CompanySendingSettings(const std::string&, absl::Time)> settings_at;
+  // A company's sending settings of `version`, or (nullopt: a ledger entry older than its
+  // settings_version field) as in the log at the time.
+  std::function<v1::CompanySendingSettings(const std::string&, absl::Time,
+                                           std::optional<int64_t> version)>
+      settings_at;
 };
 
 // Folds executor events into the store, in the order given: into its own overlay, written every
@@ -311,8 +323,8 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
     const bool settles = !entry.settled().empty() && entry.settled() == before.in_flight;
     std::optional<absl::Time> last_sent = before.last_sent;
     if (settles && entry.has_last_sent_at()) last_sent = domain::FromProto(entry.last_sent_at());
-    const absl::Duration gap =
-        domain::MinGapOf(dry_run_->settings_at(domain::CompanyOfStageKey(entry.sender_key()), at));
+    const absl::Duration gap = domain::MinGapOf(dry_run_->settings_at(
+        domain::CompanyOfStageKey(entry.sender_key()), at, SettingsVersion(entry)));
     const Processor::PersonPlan again = Processor::PlanPerson(
         last_sent, !before.in_flight.empty() && !settles, queue, calendar, gap, at);
     ++checked_;
@@ -327,7 +339,8 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
   }
   const std::string company = entry.sender_key().substr(0, entry.sender_key().find("/sender/"));
   const Processor::SenderPlan again = Processor::PlanSender(
-      before, queue, calendar, domain::LimitsOf(dry_run_->settings_at(company, at)), at);
+      before, queue, calendar,
+      domain::LimitsOf(dry_run_->settings_at(company, at, SettingsVersion(entry))), at);
   const std::vector<std::string> recorded(entry.released().begin(), entry.released().end());
   ++checked_;
   if (again.plan.released != recorded || !same_next(again.next)) {
@@ -497,12 +510,16 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
         &ignored_end);
     if (!s.ok()) return s;
   }
-  auto settings_at = [&](const std::string& company, absl::Time t) -> v1::CompanySendingSettings {
+  auto settings_at = [&](const std::string& company, absl::Time t,
+                         std::optional<int64_t> version) -> v1::CompanySendingSettings {
     domain::CompanySendingState st;
     auto it = company_history.find(company);
     if (it != company_history.end()) {
       for (const TimedEvent& te : it->second) {
-        if (te.at > t) break;
+        if (version.has_value() ? te.event.company_sending_settings_changed().version() > *version
+                                : te.at > t) {
+          continue;
+        }
         st = domain::EvolveCompanySending(std::move(st), te.event);
       }
     }

@@ -488,7 +488,7 @@ TEST_CASE(
     "Given two emails to one person waiting for a gap of 2 days after a first one was sent, when "
     "the company sets the gap to 0, then both go out at once without the clock moving, a new "
     "email to the person goes no earlier than them, none lost, none twice, and replay decides the "
-    "same") {
+    "same, also with the executor's clock ahead of the change's record time") {
   World w;
   w.UseTestClock();
   const absl::Time t0 = w.Now();
@@ -525,8 +525,10 @@ TEST_CASE(
   REQUIRE(reader.PollUntil([&] { return emails().size() >= 1; }, absl::Seconds(60)));
   const absl::Time first_sent =
       domain::FromProto(reader.On(w.topics().email_events)[0]->event.occurred_at());
-  // (The clock is not moved before the change: replay's dry run takes a settings change to be in
-  // force from its record's broker timestamp, which the test clock does not move.)
+  // The executor's clock moves ahead of the broker's: the change below then has a record
+  // timestamp before the decisions made under the gap, which replay's dry run must still decide
+  // under the gap (each ledger entry records its settings version).
+  w.AdvanceClock(absl::Minutes(10));
   enroll_ada(1);
   enroll_ada(2);
   REQUIRE(reader.PollUntil([&] { return events_of(v1::Envelope::kEmailDeferred).size() >= 2; },
