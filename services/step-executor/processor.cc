@@ -316,7 +316,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   }
   if (!arrivals.empty() && arrived.empty() && cancelled.empty()) return absl::OkStatus();
   auto calendar = [&](const v1::SendRequested& r) { return CalendarOf(r); };
-  const std::string company = sender_key.substr(0, sender_key.find("/sender/"));
+  const std::string company = domain::CompanyOfStageKey(sender_key);
   const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
   const SenderPlan decided = PlanSender(state, by_id, calendar, LimitsFor(company), now);
   const domain::ReleasePlan& plan = decided.plan;

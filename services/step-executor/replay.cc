@@ -337,7 +337,7 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
     }
     return absl::OkStatus();
   }
-  const std::string company = entry.sender_key().substr(0, entry.sender_key().find("/sender/"));
+  const std::string company = domain::CompanyOfStageKey(entry.sender_key());
   const Processor::SenderPlan again = Processor::PlanSender(
       before, queue, calendar,
       domain::LimitsOf(dry_run_->settings_at(company, at, SettingsVersion(entry))), at);
