@@ -898,6 +898,13 @@ namespace {
 
 using namespace testing;
 
+// How many of `events` have the payload `kind`.
+int CountOf(const std::vector<v1::Envelope>& events, v1::Envelope::PayloadCase kind) {
+  int n = 0;
+  for (const v1::Envelope& e : events) n += e.payload_case() == kind;
+  return n;
+}
+
 // Enrollment-events records delivered back to the processor as a consumer would, in an order the
 // test controls; everything else collected.
 struct Net {
@@ -954,11 +961,7 @@ struct Net {
       Batch({r});
     }
   }
-  int Count(v1::Envelope::PayloadCase kind) const {
-    int n = 0;
-    for (const v1::Envelope& e : executor_events) n += e.payload_case() == kind;
-    return n;
-  }
+  int Count(v1::Envelope::PayloadCase kind) const { return CountOf(executor_events, kind); }
 };
 
 TEST_CASE(
@@ -1212,12 +1215,6 @@ void CheckSentWithTheirStep(Fixture& f, const std::vector<BatchOutput>& batches)
       CHECK(steps.count(e.email_send().idempotency_key()) == 1);
     }
   }
-}
-
-int CountOf(const std::vector<v1::Envelope>& events, v1::Envelope::PayloadCase kind) {
-  int n = 0;
-  for (const v1::Envelope& e : events) n += e.payload_case() == kind;
-  return n;
 }
 
 TEST_CASE(
