@@ -299,7 +299,7 @@ LimitCase AnyLimitCase(int max_emails) {
   c.now = Anchor(c.company_zone) + absl::Seconds(*rc::gen::inRange(-3 * 3600, 3 * 3600));
   // Sends of the last 25 hours, often crowded just before `now` so the limit is reached there.
   const int sends = *rc::gen::inRange(0, 2 * c.limits.daily + 1);
-  const int64_t spread = *rc::gen::inRange(0, 2) == 0 ? 25 * 3600 : 2 * 3600;
+  const int64_t spread = *rc::gen::elementOf(std::vector<int64_t>{25 * 3600, 2 * 3600, 3600, 1200});
   for (int i = 0; i < sends; ++i) {
     c.history.push_back(c.now - absl::Seconds(*rc::gen::inRange<int64_t>(0, spread)));
   }
