@@ -171,7 +171,9 @@ absl::Time Anchor(const std::string& zone) {
     absl::TimeZone::CivilTransition tr;
     absl::Time t = lo;
     while (changes.size() < 6 && tz.NextTransition(t, &tr)) {
-      t = tz.At(tr.to).pre;
+      // The instant of the change: the first after a gap, the second pass's start of a repeat.
+      const absl::TimeZone::TimeInfo to = tz.At(tr.to);
+      t = to.kind == absl::TimeZone::TimeInfo::UNIQUE ? to.pre : to.trans;
       changes.push_back(t);
     }
     if (!changes.empty()) return *rc::gen::elementOf(changes);
