@@ -855,6 +855,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       if (p.email_mode() != v1::EMAIL_MODE_UNSPECIFIED) {
         s.last_email_step_id = p.step_id();
         s.last_email_variant_id = p.variant_id();
+        if (!p.variant_id().empty()) s.email_variant_ids[p.step_id()] = p.variant_id();
       }
       s.anchor = FromProto(p.executed_at());
       s.not_before = s.anchor;

@@ -74,6 +74,10 @@ struct EnrollmentState {
   // is attributed in statistics.
   std::string last_email_step_id;
   std::string last_email_variant_id;
+  // The A/B variant of every email step executed (step id -> variant id; steps without variants
+  // are absent): a deferral that comes back after a later email step ran still counts at the
+  // variant its own email was sent with.
+  std::map<std::string, std::string> email_variant_ids;
   // Steps the enrollment is past: executed, plus steps inserted before its position.
   std::set<std::string> passed_step_ids;
   // The next step to run; empty when waiting for an activity or ended.

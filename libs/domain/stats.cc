@@ -53,10 +53,15 @@ std::vector<StatIncrement> StatIncrementsOf(const EnrollmentState& before,
     }
     case v1::Envelope::kEmailDeferred: {
       const v1::EmailDeferred& p = event.email_deferred();
-      if (p.email_id() == before.deferred_email_id) return out;  // already counted
-      const std::string variant =
-          before.last_email_step_id == p.step_id() ? before.last_email_variant_id : "";
-      out.push_back({StatCounter::kDeferred, p.step_id(), variant, "", at});
+      // Once per email: one still waiting was counted when it first waited. It may be deferred
+      // again (the person stage's gap, then its sender's limit) after another email of the
+      // enrollment waited, so the latest deferral alone does not tell.
+      if (p.email_id() == before.deferred_email_id || before.waiting_emails.count(p.email_id()) > 0)
+        return out;
+      // Its own step's variant: a later email step may have run before the deferral came back.
+      auto variant = before.email_variant_ids.find(p.step_id());
+      out.push_back({StatCounter::kDeferred, p.step_id(),
+                     variant == before.email_variant_ids.end() ? "" : variant->second, "", at});
       return out;
     }
     case v1::Envelope::kEnrollmentFailed: {

@@ -76,6 +76,77 @@ TEST_CASE(
   CHECK(counts == expected);
 }
 
+// An automatic A/B email step (variants a and b).
+v1::Step AutoAbStep(const std::string& id, v1::DelayUnit unit, int amount) {
+  v1::Step s = DraftAbStep(id, unit, amount);
+  s.mutable_email()->set_send_automatically(true);
+  return s;
+}
+
+// The sender stage's (or person stage's) outcome for the enrollment: `email_id` of `step_id` waits.
+v1::Envelope Deferred(const EnrollmentState& s, const std::string& step_id,
+                      const std::string& reason) {
+  v1::Envelope e = Input();
+  v1::SendOutcome* o = e.mutable_send_outcome();
+  o->mutable_ref()->set_enrollment_id(s.enrollment_id);
+  o->mutable_ref()->set_item_key(s.item_key);
+  o->mutable_ref()->set_sequence_id(s.sequence_id);
+  o->set_step_id(step_id);
+  o->set_email_id(absl::StrCat(s.enrollment_id, "/", step_id, "/email"));
+  o->set_kind(v1::SendOutcome::KIND_DEFERRED);
+  *o->mutable_at() = ToProto(Utc(2024, 3, 6));
+  o->set_reason(reason);
+  return e;
+}
+
+TEST_CASE(
+    "Given two automatic A/B emails of one enrollment waiting at once, when their deferrals "
+    "arrive after the next email step ran and the first is deferred again (min gap, then send "
+    "limit), then deferred counts each email once, at its own step and variant",
+    "[stats][send_limits]") {
+  const absl::Time t0 = Utc(2024, 3, 4, 10);
+  SequenceState seq = MakeSequence(
+      {AutoAbStep("m1", v1::DELAY_UNIT_HOURS, 1), AutoAbStep("m2", v1::DELAY_UNIT_MINUTES, 0)}, t0);
+  v1::SequenceCommand on = Command("s1");
+  on.mutable_switch_automated_sending()->set_enabled(true);
+  seq = Apply(std::move(seq), on, t0);
+  v1::SequenceCommand grant = Command("s1");
+  grant.set_actor_user_id("owner-1");
+  grant.mutable_grant_consent()->set_user_id("owner-1");
+  seq = Apply(std::move(seq), grant, t0);
+
+  std::map<Key, int> counts;
+  EnrollmentState s;
+  FoldCounting(&s, Must(DecideEnrollment(s, Enroll(), seq, t0)), &counts);
+  std::map<std::string, std::string> variant;  // step -> the variant its email was sent with
+  for (int i = 0; i < 2; ++i) {
+    const absl::Time due = *NextDueAt(s);
+    const Decision d = Must(DecideStepDue(s, due, seq, due));
+    REQUIRE(d.email_events.size() == 1);
+    variant[d.email_events[0].email_send().step_id()] = d.email_events[0].email_send().variant_id();
+    FoldCounting(&s, d, &counts);
+  }
+  REQUIRE(variant.size() == 2);
+  REQUIRE(s.last_email_step_id == "m2");
+  // m2 ran (a zero delay) before m1's deferral came back from its stage.
+  FoldCounting(&s, Must(DecideEnrollment(s, Deferred(s, "m1", "min_gap"), seq, t0)), &counts);
+  FoldCounting(&s, Must(DecideEnrollment(s, Deferred(s, "m2", "min_gap"), seq, t0)), &counts);
+  // m1 passes the gap and its sender defers it again: still the one email.
+  FoldCounting(&s, Must(DecideEnrollment(s, Deferred(s, "m1", "send_limit"), seq, t0)), &counts);
+
+  std::map<Key, int> deferred;
+  for (const auto& [key, n] : counts) {
+    if (std::get<0>(key) == StatCounter::kDeferred) deferred[key] = n;
+  }
+  const std::map<Key, int> expected = {{{StatCounter::kDeferred, "m1", variant["m1"], ""}, 1},
+                                       {{StatCounter::kDeferred, "m2", variant["m2"], ""}, 1}};
+  for (const auto& [key, n] : deferred) {
+    INFO("deferred at step " << std::get<1>(key) << " variant '" << std::get<2>(key) << "': " << n);
+    CHECK(expected.count(key) > 0);
+  }
+  CHECK(deferred == expected);
+}
+
 TEST_CASE(
     "Given failures, when the enrollment fails at a step or bounces, then failed counts by "
     "reason at the step, a bounce counts at the last email step, a removal is an exit",

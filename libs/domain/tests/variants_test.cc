@@ -3,6 +3,7 @@
 #include <rapidcheck.h>
 #include <rapidcheck/catch.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
 #include <string>
@@ -167,6 +168,98 @@ TEST_CASE(
   const EnrollmentState s = waiting[0];
   const Decision d = Must(DecideStepDue(s, *NextDueAt(s), plain, *NextDueAt(s)));
   CHECK(d.email_events.at(0).email_send().variant_id().empty());
+}
+
+TEST_CASE(
+    "Given enrollments that ran an A/B step, when its weights are edited to favour the other "
+    "variant and the edit reaches them, then none draws again: the recorded variant stays, no "
+    "second email goes, later steps run, and folding their log again gives the same state",
+    "[variants][enrollment]") {
+  const absl::Time t0 = Utc(2024, 3, 4, 10);
+  SequenceState seq = MakeSequence({AbStep("email-1", {Variant("a", 1), Variant("b", 1)}),
+                                    ActivityStep("call", v1::DELAY_UNIT_HOURS, 1)},
+                                   t0);
+  struct Walk {
+    EnrollmentState state;
+    std::vector<v1::Envelope> log;
+    std::string variant;
+    int emails = 0;
+  };
+  std::vector<Walk> walks(60);
+  auto take = [](Walk& w, const Decision& d) {
+    for (const v1::Envelope& e : d.executor_events) {
+      w.state = EvolveEnrollment(std::move(w.state), e);
+      w.log.push_back(e);
+    }
+    w.emails += static_cast<int>(d.email_events.size());
+  };
+  for (size_t i = 0; i < walks.size(); ++i) {
+    Walk& w = walks[i];
+    take(w, Must(DecideEnrollment({}, Enroll(absl::StrCat("c1/deal/", i), "r1"), seq, t0)));
+    const absl::Time due = *NextDueAt(w.state);
+    const Decision d = Must(DecideStepDue(w.state, due, seq, due));
+    REQUIRE(d.email_events.size() == 1);
+    w.variant = d.email_events[0].email_send().variant_id();
+    take(w, d);
+  }
+
+  // Each enrollment's own variant gets weight 1, the other 1000: a new draw would flip ~all.
+  const absl::Time edit_at = t0 + absl::Minutes(90);
+  int flips = 0;  // enrollments a draw under the edited weights would give the other variant
+  for (Walk& w : walks) {
+    v1::SequenceCommand replace = Command("s1");
+    replace.set_request_id(absl::StrCat("edit-", w.state.enrollment_id));
+    for (v1::Step step : seq.steps) {
+      if (!step.has_email()) {
+        *replace.mutable_replace_steps()->add_steps() = step;
+        continue;
+      }
+      for (v1::EmailVariant& v : *step.mutable_email()->mutable_variants()) {
+        v.set_weight(v.id() == w.variant ? 1 : 1000);
+      }
+      *replace.mutable_replace_steps()->add_steps() = step;
+    }
+    absl::StatusOr<std::vector<v1::Envelope>> edit = DecideSequence(seq, replace, edit_at);
+    INFO(edit.status().ToString());
+    REQUIRE(edit.ok());
+    REQUIRE(edit->size() == 1);
+    const SequenceState edited = EvolveSequence(seq, edit->front());
+    const auto& now_variants = edited.steps[0].email().variants();
+    flips += now_variants[ChooseVariant(w.state.enrollment_id, "email-1", now_variants)].id() !=
+             w.variant;
+    // The edit reaches the enrollment (the executor feeds it to every enrollment), then the
+    // rest of the sequence runs under the edited steps.
+    take(w, Must(DecideEnrollment(w.state, edit->front(), seq, edit_at)));
+    for (int guard = 0; guard < 4 && NextDueAt(w.state).has_value(); ++guard) {
+      const absl::Time due = std::max(*NextDueAt(w.state), edit_at);
+      take(w, Must(DecideStepDue(w.state, *NextDueAt(w.state), edited, due)));
+    }
+    INFO(w.state.enrollment_id);
+    CHECK(w.emails == 1);
+    CHECK(w.state.last_email_step_id == "email-1");
+    CHECK(w.state.last_email_variant_id == w.variant);
+    CHECK(std::count(w.state.executed_step_ids.begin(), w.state.executed_step_ids.end(),
+                     "email-1") == 1);
+    CHECK(std::count(w.state.executed_step_ids.begin(), w.state.executed_step_ids.end(), "call") ==
+          1);
+    int variant_events = 0;
+    for (const v1::Envelope& e : w.log) {
+      if (e.has_step_executed() && e.step_executed().step_id() == "email-1") {
+        ++variant_events;
+        CHECK(e.step_executed().variant_id() == w.variant);
+      }
+    }
+    CHECK(variant_events == 1);
+    // Replay: the same log folded from nothing gives the same state, twice over.
+    EnrollmentState replayed;
+    for (int pass = 0; pass < 2; ++pass) {
+      for (const v1::Envelope& e : w.log) replayed = EvolveEnrollment(std::move(replayed), e);
+    }
+    CHECK(replayed.last_email_variant_id == w.variant);
+    CHECK(replayed.executed_step_ids == w.state.executed_step_ids);
+    CHECK(replayed.status == w.state.status);
+  }
+  CHECK(flips >= 55);  // the edit would have changed almost every choice (expected 59.9)
 }
 
 TEST_CASE(

@@ -746,6 +746,120 @@ TEST_CASE(
   CHECK(absl::IsNotFound(h.api.GetSequenceStatistics(As(kB), req).status()));
 }
 
+// A sequence of `company` with one A/B draft step "mail" (variants a and b, weights 1 and 1).
+std::string CreateAbSequence(Harness& h, const std::string& company,
+                             const std::string& request_id) {
+  v1::CreateSequenceRequest req = CreateRequest(company, request_id);
+  req.mutable_sequence()->clear_steps();
+  *req.mutable_sequence()->add_steps() =
+      domain::testing::DraftAbStep("mail", v1::DELAY_UNIT_DAYS, 1);
+  absl::StatusOr<v1::SequenceResponse> r = h.api.CreateSequence(As(company), req);
+  INFO(r.status().ToString());
+  REQUIRE(r.ok());
+  return r->sequence().name();
+}
+
+// An update of the A/B step's weights to (a, b), with `request_id`.
+v1::UpdateSequenceRequest WeightsUpdate(const std::string& name, int a, int b,
+                                        const std::string& request_id) {
+  v1::UpdateSequenceRequest req;
+  req.mutable_sequence()->set_name(name);
+  v1::Step mail = domain::testing::DraftAbStep("mail", v1::DELAY_UNIT_DAYS, 1);
+  mail.mutable_email()->mutable_variants(0)->set_weight(a);
+  mail.mutable_email()->mutable_variants(1)->set_weight(b);
+  *req.mutable_sequence()->add_steps() = mail;
+  req.mutable_update_mask()->add_paths("steps");
+  req.set_request_id(request_id);
+  return req;
+}
+
+TEST_CASE(
+    "given many threads retrying one UpdateSequence that edits an A/B step's weights with the "
+    "same request id at once, then the edit is written once, every answer is the same version "
+    "with the new weights, and a later retry with other weights changes nothing") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::string name = CreateAbSequence(h, kA, "create-ab");
+  auto results = OnThreads(kThreads, [&](int) {
+    return h.api.UpdateSequence(As(kA), WeightsUpdate(name, 7, 3, "weights-1"));
+  });
+  for (const auto& r : results) {
+    INFO(r.status().ToString());
+    REQUIRE(r.ok());
+    CHECK(r->sequence().version() == 2);
+    CHECK(r->consistency_token() == results[0]->consistency_token());
+    REQUIRE(r->sequence().steps_size() == 1);
+    CHECK(r->sequence().steps(0).email().variants(0).weight() == 7);
+    CHECK(r->sequence().steps(0).email().variants(1).weight() == 3);
+  }
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceStepsReplaced) == 1);
+
+  // The same request id with other weights (a client that rebuilt its request): the first result.
+  absl::StatusOr<v1::SequenceResponse> again =
+      h.api.UpdateSequence(As(kA), WeightsUpdate(name, 1, 1000, "weights-1"));
+  REQUIRE(again.ok());
+  CHECK(again->sequence().version() == 2);
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceStepsReplaced) == 1);
+  v1::GetSequenceRequest get;
+  get.set_name(name);
+  absl::StatusOr<v1::Sequence> now = h.api.GetSequence(As(kA), get);
+  REQUIRE(now.ok());
+  CHECK(now->version() == 2);
+  CHECK(now->steps(0).email().variants(0).weight() == 7);
+}
+
+TEST_CASE(
+    "given two companies with the same request ids, step ids, variant ids, item ids and user, "
+    "when B asks for statistics and the overview, then it sees only its own counts, and A's "
+    "sequence id under B's name or A's consistency token are refused") {
+  Harness h;
+  const std::string a = CreateAbSequence(h, kA, "same-request");
+  const std::string b = CreateAbSequence(h, kB, "same-request");
+  REQUIRE(a != b);
+  for (const char* item : {"1", "2", "3"}) {
+    StartEnrollment(h, kA, a, item, absl::StrCat("enroll-", item));
+  }
+  StartEnrollment(h, kB, b, "1", "enroll-1");
+  const std::string day = absl::FormatTime("%Y-%m-%d", h.clock.Now(), absl::UTCTimeZone());
+
+  auto stats = [&](const std::string& company, const std::string& name,
+                   const std::string& on_day = "", const std::string& token = "") {
+    v1::GetSequenceStatisticsRequest req;
+    req.set_name(name);
+    req.set_day(on_day);
+    req.set_consistency_token(token);
+    return h.api.GetSequenceStatistics(As(company, "u1"), req);
+  };
+  for (const std::string& on_day : {std::string(), day}) {
+    INFO("day '" << on_day << "'");
+    absl::StatusOr<v1::SequenceStatistics> sa = stats(kA, a, on_day);
+    absl::StatusOr<v1::SequenceStatistics> sb = stats(kB, b, on_day);
+    REQUIRE(sa.ok());
+    REQUIRE(sb.ok());
+    CHECK(sa->total().enrolled() == 3);
+    CHECK(sb->total().enrolled() == 1);
+  }
+  v1::GetEnrollmentOverviewRequest overview;
+  overview.set_parent(b);
+  absl::StatusOr<v1::EnrollmentOverview> ob = h.api.GetEnrollmentOverview(As(kB, "u1"), overview);
+  REQUIRE(ob.ok());
+  CHECK(ob->total() == 1);
+
+  // A's sequence id under B's own company name, and A's own name: not found for B.
+  const std::string a_id = SequenceIdOf(a);
+  CHECK(absl::IsNotFound(stats(kB, absl::StrCat("companies/", kB, "/sequences/", a_id)).status()));
+  CHECK(absl::IsNotFound(stats(kB, a).status()));
+  overview.set_parent(absl::StrCat("companies/", kB, "/sequences/", a_id));
+  CHECK(absl::IsNotFound(h.api.GetEnrollmentOverview(As(kB, "u1"), overview).status()));
+  // A consistency token A was given does not pass for B.
+  absl::StatusOr<v1::SequenceResponse> a_write =
+      h.api.UpdateSequence(As(kA), WeightsUpdate(a, 2, 1, "weights-a"));
+  REQUIRE(a_write.ok());
+  absl::StatusOr<v1::SequenceStatistics> forged = stats(kB, b, "", a_write->consistency_token());
+  CHECK(absl::IsInvalidArgument(forged.status()));
+  CHECK(Contains(ViolatedFields(forged.status()), "consistency_token"));
+}
+
 // ---------------------------------------------------------------- email templates
 
 v1::CreateEmailTemplateRequest TemplateRequest(

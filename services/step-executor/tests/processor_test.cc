@@ -6,6 +6,7 @@
 #include <deque>
 #include <functional>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
@@ -963,6 +964,85 @@ struct Net {
   }
   int Count(v1::Envelope::PayloadCase kind) const { return CountOf(executor_events, kind); }
 };
+
+// The requests a batch wrote to stages (a step's SendRequested), firing the due step if the
+// enroll did not run it at once.
+std::vector<v1::Envelope> StageRequests(Fixture& f, BatchOutput out) {
+  if (f.On(out, "t.enrollment-events").empty()) out = f.Fire(f.all);
+  return f.On(out, "t.enrollment-events");
+}
+
+TEST_CASE(
+    "Given a sender limited to 1 a day in Australia/Lord_Howe and a send window of Saturday "
+    "evening and Sunday 02:00-03:00, when the second email is deferred on the Saturday before "
+    "the clocks jump from 02:00 to 02:30, then its enrollment is told 02:30 LHDT (15:30Z: the "
+    "window's start is skipped, the day's limit is free from midnight) and it goes exactly then") {
+  Fixture f;
+  const absl::TimeZone lord_howe = domain::LoadZoneOrUtc("Australia/Lord_Howe");
+  // Saturday 2026-10-03 21:00 LHST (+10:30); Sunday 02:00 LHST does not exist (02:30 LHDT).
+  const absl::Time saturday_9pm =
+      absl::FromCivil(absl::CivilSecond(2026, 10, 3, 10, 30, 0), absl::UTCTimeZone());
+  const absl::Time jump =
+      absl::FromCivil(absl::CivilSecond(2026, 10, 3, 15, 30, 0), absl::UTCTimeZone());
+  REQUIRE(lord_howe.At(absl::CivilSecond(2026, 10, 4, 2, 0, 0)).kind ==
+          absl::TimeZone::TimeInfo::SKIPPED);
+  f.clock.Set(saturday_9pm);
+  SequenceBuilder seq("c1", "s1");
+  v1::SequenceCommand create;
+  create.mutable_create()->set_name("Lord Howe");
+  create.mutable_create()->set_owner_id("owner-1");
+  create.mutable_create()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  v1::SequenceSettings* settings = create.mutable_create()->mutable_settings();
+  settings->set_default_time_zone("Australia/Lord_Howe");
+  for (auto [day, from, to] :
+       {std::tuple{v1::WEEKDAY_SATURDAY, 20, 24}, std::tuple{v1::WEEKDAY_SUNDAY, 2, 3}}) {
+    v1::WindowRange* r = settings->mutable_send_window()->add_ranges();
+    r->set_weekday(day);
+    r->mutable_start()->set_hours(from);
+    r->mutable_end()->set_hours(to);
+  }
+  *create.mutable_create()->add_steps() = EmailStep("mail", 0, true);
+  *create.mutable_create()->add_steps() = EmailStep("later", 30 * 24 * 60, true);
+  std::vector<v1::Envelope> events = seq.Run(create, saturday_9pm);
+  for (auto& e : seq.AutomatedSending(true, saturday_9pm)) events.push_back(e);
+  for (auto& e : seq.Consent("owner-1", true, saturday_9pm)) events.push_back(e);
+  v1::Envelope limits = domain::MakeEnvelope("set", "c1", saturday_9pm, "", "");
+  limits.mutable_company_sending_settings_changed()->set_company_id("c1");
+  limits.mutable_company_sending_settings_changed()->set_version(1);
+  limits.mutable_company_sending_settings_changed()->mutable_settings()->set_daily_limit_per_sender(
+      1);
+  limits.mutable_company_sending_settings_changed()->mutable_settings()->set_time_zone(
+      "Australia/Lord_Howe");
+  events.push_back(limits);
+  f.FoldSequence(events);
+
+  std::vector<v1::Envelope> requests = StageRequests(f, f.EnrollNow(0, "c1/deal/1"));
+  for (const v1::Envelope& e : StageRequests(f, f.EnrollNow(1, "c1/deal/2"))) {
+    requests.push_back(e);
+  }
+  REQUIRE(requests.size() == 2);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  BatchOutput first, second;
+  f.Decide(f.Record("t.enrollment-events", 2, sender, requests[0]), first);
+  REQUIRE(f.On(first, "t.email-events").size() == 1);
+  f.Decide(f.Record("t.enrollment-events", 2, sender, requests[1]), second);
+  CHECK(f.On(second, "t.email-events").empty());
+  const std::vector<v1::Envelope> outcome = f.On(second, "t.enrollment-events");
+  REQUIRE(outcome.size() == 1);
+  CHECK(outcome[0].send_outcome().reason() == "send_limit");
+  CHECK(domain::FromProto(outcome[0].send_outcome().at()) == jump);
+
+  // Not at midnight (the limit is free, the window closed), not a second before the jump.
+  for (absl::Time t : {jump - absl::Hours(2), jump - absl::Seconds(1)}) {
+    f.clock.Set(t);
+    CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  }
+  f.clock.Set(jump);
+  const std::vector<v1::Envelope> released = f.On(f.Fire(f.all), "t.email-events");
+  REQUIRE(released.size() == 1);
+  CHECK(released[0].email_send().idempotency_key() ==
+        requests[1].send_requested().email().idempotency_key());
+}
 
 TEST_CASE(
     "Given a minimum gap of 1 hour and a sender limit of 2 a day, when two deals of one person "
