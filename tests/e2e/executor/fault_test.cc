@@ -197,12 +197,12 @@ TEST_CASE(
   REQUIRE(reader.PollUntil([&] { return tasks() >= 20; }, absl::Seconds(60)));
 
   // A dead instance's transaction: records on kPartition, no offsets, never ended. The broker
-  // aborts it after its timeout (20 s: long enough that b recovers while it is open) and its next
-  // cleanup pass (every 10 s by default).
+  // would abort it after its timeout (a minute here); the test ends it itself below, once b has
+  // shown it waits for it, as the broker's abort would.
   kafka::TransactionalProducerConfig zc;
   zc.client = Client();
   zc.transactional_id = w.prefix() + "executor.dead";
-  zc.transaction_timeout = absl::Seconds(20);
+  zc.transaction_timeout = absl::Seconds(60);
   auto zombie = kafka::TransactionalProducer::Create(zc);
   REQUIRE(zombie.ok());
   REQUIRE((*zombie)->Init(absl::Seconds(30)).ok());
@@ -221,6 +221,11 @@ TEST_CASE(
   // b starts with an empty store and takes over every partition while the transaction is open.
   auto b = w.StartExecutor("b", {"--transaction_timeout=5s", "--session_timeout=6s"});
   CHECK(a->Terminate() == 0);
+  // It reaches the read_committed end while the transaction is open and waits there.
+  REQUIRE(b->WaitForLog("an open transaction holds back the end", absl::Seconds(30)));
+  absl::SleepFor(absl::Seconds(1));
+  REQUIRE((*zombie)->Abort(absl::Seconds(10)).ok());
+  REQUIRE(b->WaitForLog("\"msg\":\"recovered\"", absl::Seconds(30)));
   // Every follow step comes due: b must know every enrollment a started.
   w.AdvanceClock(absl::Minutes(61));
   reader.PollUntil([&] { return tasks() >= 80; }, absl::Seconds(60));
