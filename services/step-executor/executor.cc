@@ -98,6 +98,9 @@ absl::Status Executor::Setup() {
   auto changelog = consumer(true, true);
   if (!changelog.ok()) return changelog.status();
   changelog_ = std::move(*changelog);
+  auto changelog_ends = consumer(false, false);
+  if (!changelog_ends.ok()) return changelog_ends.status();
+  changelog_ends_ = std::move(*changelog_ends);
   auto standby = consumer(true, false);
   if (!standby.ok()) return standby.status();
   standby_ = std::move(*standby);
@@ -386,6 +389,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
   if (absl::Status s = changelog_->Assign(assign); !s.ok()) return s;
   Overlay overlay(*store_);
   std::set<int32_t> at_end;
+  std::set<int32_t> held_back;  // owned partitions whose end an open transaction held back
   std::map<int32_t, int64_t> ends;
   int64_t folded = 0;
   int64_t undecodable = 0;
@@ -400,6 +404,30 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
     if (!batch->empty()) last_progress = clock_.Now();
     for (const kafka::Message& m : *batch) {
       if (m.eof) {
+        if (owned && at_end.count(m.partition) == 0) {
+          // The end of a read_committed read is the last stable offset. Below the high watermark
+          // it is held back by a transaction still open: a dead instance's, which the broker
+          // aborts after its timeout. Records committed after it (another owner's decisions since)
+          // are not readable yet; deciding without them would fire their steps again or lose
+          // them. Wait: the read goes on, and a new eof comes once the transaction ends.
+          auto marks = changelog_ends_->QueryWatermarks(
+              {options_.topics.executor_events, m.partition}, kKafkaTimeout);
+          if (!marks.ok()) {
+            result = marks.status();
+            break;
+          }
+          if (marks->high > m.offset) {
+            if (held_back.insert(m.partition).second) {
+              Log(LogLevel::kWarning, kLog,
+                  "executor-events: an open transaction holds back the end; waiting for the broker "
+                  "to end it",
+                  {{"partition", m.partition},
+                   {"last_stable_offset", m.offset},
+                   {"high_watermark", marks->high}});
+            }
+            continue;
+          }
+        }
         overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset);
         if (at_end.insert(m.partition).second) ends[m.partition] = m.offset;
         continue;
@@ -407,6 +435,7 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
       if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
       if (absl::Status s = FoldRecord(overlay, m, &folded, &undecodable); !s.ok()) return s;
     }
+    if (!result.ok()) break;
     if (overlay.entries().size() + overlay.senders().size() >= 1000) {
       if (absl::Status s = overlay.Flush(); !s.ok()) return s;
     }

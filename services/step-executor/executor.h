@@ -167,8 +167,11 @@ class Executor {
   // Waits for stable committed offsets, folds executor-events to the end for `partitions`.
   absl::Status Recover(const std::vector<int32_t>& partitions);
   // Folds executor-events of `partitions` from the stored offsets to the end into the store.
-  // `owned`: they are this instance's (their ends are remembered for the sink). `folded`: how
-  // many events were folded (optional).
+  // `owned`: they are this instance's (their ends are remembered for the sink), and the end is
+  // the partition's high watermark: a read_committed read stops at the last stable offset, which a
+  // transaction left open by a dead instance holds back, hiding records committed after it (the
+  // previous owner's last decisions); the fold waits until the broker ends that transaction.
+  // `folded`: how many events were folded (optional).
   absl::Status FoldExecutorEvents(const std::vector<int32_t>& partitions, bool owned = true,
                                   int64_t* folded = nullptr);
   // Folds one executor-events record into `overlay` and moves its stored offset past it.
@@ -201,9 +204,12 @@ class Executor {
   std::unique_ptr<kafka::Consumer> input_;      // group member over enrollment-events
   std::unique_ptr<kafka::Consumer> sequences_;  // all of sequence-events, manual assignment
   std::unique_ptr<kafka::Consumer> changelog_;  // executor-events, read_committed, for recovery
-  std::unique_ptr<kafka::Consumer> standby_;    // executor-events of partitions owned by others
-  std::set<int32_t> standby_parts_;             // the standby consumer's assignment
-  int executor_partitions_ = 0;                 // partitions of executor-events
+  // Never fetches: asks executor-events' high watermarks (read_uncommitted, so the real end and
+  // not the last stable offset a read_committed client is told).
+  std::unique_ptr<kafka::Consumer> changelog_ends_;
+  std::unique_ptr<kafka::Consumer> standby_;  // executor-events of partitions owned by others
+  std::set<int32_t> standby_parts_;           // the standby consumer's assignment
+  int executor_partitions_ = 0;               // partitions of executor-events
   std::unique_ptr<BatchSink> sink_;
   std::unique_ptr<WatermarkPoller> input_marks_;  // owned enrollment-events partitions
 

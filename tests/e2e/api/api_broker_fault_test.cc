@@ -3,7 +3,12 @@
 // while calls keep coming. Every write answered OK must be durable (a new instance folding the log
 // from zero lists it); every other answer must be UNAVAILABLE or DEADLINE_EXCEEDED, given within
 // the call's deadline; and the same API process must serve writes again after each restart.
+// Enroll too, with a step-executor running on the same broker: each outage outlasts the
+// executor's session and transaction timeouts; an Enroll refused during it is retried with the
+// same request id once the broker is back (what a caller is told to do), and every enrolled deal
+// gets its first step's task exactly once.
 #include <catch2/catch.hpp>
+#include <map>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -14,6 +19,7 @@
 #include "tests/support/kafka_env.h"
 #include "tests/support/process.h"
 #include "tests/support/steps.h"
+#include "tests/support/topic_reader.h"
 
 namespace sequences::testing {
 namespace {
@@ -31,15 +37,24 @@ v1::CreateSequenceRequest Create(const std::string& request_id) {
   return req;
 }
 
+// A deal sequence whose first step (a call task) is due as soon as the deal is enrolled.
+v1::CreateSequenceRequest CreateImmediate() {
+  v1::CreateSequenceRequest req = Create("req-immediate");
+  *req.mutable_sequence()->mutable_steps(0) = ActivityStep("call-now", 0);
+  return req;
+}
+
 TEST_CASE(
     "Across a broker kill -9 and a clean stop, each followed by a restart on the same data, "
-    "every API write is durable when answered OK, otherwise UNAVAILABLE or DEADLINE_EXCEEDED "
-    "within its deadline, and the API writes again after each restart") {
+    "every API write (Enroll too) is durable when answered OK, otherwise UNAVAILABLE or "
+    "DEADLINE_EXCEEDED within its deadline, the API writes again after each restart, and an "
+    "Enroll retried with its request id enrolls the deal once") {
   PrivateBroker broker;
   REQUIRE(broker.Start(/*fresh=*/true).ok());
   const std::string prefix = UniqueName("api-outage") + ".";
   const std::string dir = TempDir("api-outage");
   std::set<std::string> acknowledged;  // sequence names answered OK
+  std::set<std::string> enrolled;      // item keys whose Enroll was answered OK
   int refused = 0;
   int n = 0;
   {
@@ -67,6 +82,48 @@ TEST_CASE(
     };
     REQUIRE(call(absl::Seconds(10)));
     CHECK(HealthOf(api.address()) == "SERVING");
+    // An executor on the same topics, whose session and transaction timeouts each outage outlasts.
+    auto executor = ChildProcess::Start(
+        {ServiceBinary("step-executor"), "--bootstrap_servers=" + broker.bootstrap(),
+         "--topic_prefix=" + prefix, "--group_id=" + prefix + "executor", "--instance_id=x",
+         "--data_dir=" + dir + "/executor", "--partitions=3", "--session_timeout=6s",
+         "--transaction_timeout=5s"},
+        dir + "/executor.log");
+    REQUIRE(executor.ok());
+    REQUIRE((*executor)->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
+    std::string parent;
+    {
+      v1::SequenceResponse resp;
+      REQUIRE(api.sequences()
+                  .CreateSequence(CallAs(kCompany, "u1", 10).get(), CreateImmediate(), &resp)
+                  .ok());
+      parent = resp.sequence().name();
+    }
+    // One Enroll of deal `item` (request id "enroll-<item>", the same on every retry).
+    auto enroll = [&](const std::string& item, absl::Duration deadline) {
+      v1::EnrollRequest req;
+      req.set_parent(parent);
+      req.mutable_item()->set_entity_kind(v1::ENTITY_KIND_DEAL);
+      req.mutable_item()->set_item_id(item);
+      req.mutable_item()->set_request_id("enroll-" + item);
+      v1::EnrollmentResponse resp;
+      const absl::Time start = absl::Now();
+      grpc::Status s = api.enrollments().Enroll(
+          CallAs(kCompany, "u1", absl::ToDoubleSeconds(deadline)).get(), req, &resp);
+      const absl::Duration took = absl::Now() - start;
+      INFO("enroll " << item << ": " << s.error_code() << " " << s.error_message() << " after "
+                     << absl::FormatDuration(took));
+      CHECK(took < deadline + absl::Seconds(1));
+      if (s.ok()) {
+        enrolled.insert(absl::StrCat(kCompany, "/deal/", item));
+      } else {
+        ++refused;
+        CHECK((s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+               s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED));
+      }
+      return s.ok();
+    };
+    REQUIRE(enroll("before", absl::Seconds(10)));
     for (int k = 0; k < 2; ++k) {
       INFO("outage " << k + 1);
       if (k == 0) {
@@ -78,6 +135,9 @@ TEST_CASE(
       // short one (the deadline ends first: DEADLINE_EXCEEDED).
       call(absl::Seconds(8));
       call(absl::Seconds(1));
+      // An Enroll: the producer gives up first (kill) or the deadline ends first (stop).
+      const std::string refused_item = absl::StrCat("down-", k);
+      CHECK(!enroll(refused_item, k == 0 ? absl::Seconds(6) : absl::Seconds(1)));
       // Health tells the truth: a load balancer stops sending calls here while the broker is down.
       CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(15)));
       REQUIRE(broker.Start().ok());
@@ -87,8 +147,33 @@ TEST_CASE(
       while (!wrote && absl::Now() < until) wrote = call(absl::Seconds(10));
       REQUIRE(wrote);
       CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
+      // The refused Enroll, retried with its request id, goes through; so does a new one.
+      REQUIRE(enroll(refused_item, absl::Seconds(10)));
+      REQUIRE(enroll(absl::StrCat("after-", k), absl::Seconds(10)));
     }
-    CHECK(refused >= 2);
+    CHECK(refused >= 4);
+    // Every deal enrolled has its first step's task, exactly once, and no other deal has one.
+    TopicReader reader({prefix + "task-events"}, 3, broker.bootstrap());
+    std::map<std::string, int> tasks;  // item key -> tasks
+    auto count = [&] {
+      tasks.clear();
+      for (const Seen& s : reader.seen()) ++tasks[s.message.key];
+      for (const std::string& k : enrolled) {
+        if (tasks.count(k) == 0) return false;
+      }
+      return true;
+    };
+    CHECK(reader.PollUntil(count, absl::Seconds(60)));
+    reader.Poll(absl::Seconds(2));  // a duplicate would arrive now
+    count();
+    CHECK(enrolled.size() == 5);
+    for (const auto& [item, n] : tasks) {
+      INFO(item);
+      CHECK(enrolled.count(item) == 1);
+      CHECK(n == 1);
+    }
+    CHECK((*executor)->Running());
+    CHECK((*executor)->Terminate() == 0);
     CHECK(api.process().Terminate() == 0);
   }
   // Durable: a fresh instance folding the log from zero lists every acknowledged sequence.

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <random>
 
+#include "libs/kafka/transactional_producer.h"
 #include "tests/e2e/executor/harness.h"
 
 namespace sequences::executor::e2e {
@@ -165,6 +166,76 @@ TEST_CASE(
   CHECK(reader.seen().size() == expected);
   CHECK(exec->Running());
   CHECK(exec->Terminate() == 0);
+}
+
+TEST_CASE(
+    "Given a transaction left open on executor-events by an instance that died mid-batch, when "
+    "another instance recovers that partition while the open transaction still hides the older "
+    "owner's later decisions, then it waits for the end and fires every step exactly once") {
+  World w;
+  w.UseTestClock();
+  SequenceBuilder seq("c1", "s-open-txn");
+  w.PublishSequence(seq.Create({ActivityStep("call", 0), ActivityStep("follow", 60)}, absl::Now()));
+  constexpr int32_t kPartition = 0;
+  // Deals whose enrollment events (and so their executor events) land on kPartition.
+  std::vector<std::string> items;
+  for (int i = 0; items.size() < 40; ++i) {
+    const std::string item = absl::StrCat("c1/deal/o", i);
+    if (kafka::PartitionForKey(item, kPartitions) == kPartition) items.push_back(item);
+  }
+  auto enroll = [&](size_t from, size_t to) {
+    std::vector<std::pair<std::string, v1::Envelope>> batch;
+    for (size_t i = from; i < to; ++i) {
+      batch.push_back({items[i], Enroll(items[i], seq.id(), seq.state().version, w.Now())});
+    }
+    w.PublishAll(w.topics().enrollment_events, batch);
+  };
+  Reader reader({w.topics().task_events});
+  auto tasks = [&] { return reader.On(w.topics().task_events).size(); };
+  auto a = w.StartExecutor("a", {"--transaction_timeout=5s", "--session_timeout=6s"});
+  enroll(0, 20);
+  REQUIRE(reader.PollUntil([&] { return tasks() >= 20; }, absl::Seconds(60)));
+
+  // A dead instance's transaction: records on kPartition, no offsets, never ended. The broker
+  // would abort it after its timeout (a minute here); the test ends it itself below, once b has
+  // shown it waits for it, as the broker's abort would.
+  kafka::TransactionalProducerConfig zc;
+  zc.client = Client();
+  zc.transactional_id = w.prefix() + "executor.dead";
+  zc.transaction_timeout = absl::Seconds(60);
+  auto zombie = kafka::TransactionalProducer::Create(zc);
+  REQUIRE(zombie.ok());
+  REQUIRE((*zombie)->Init(absl::Seconds(30)).ok());
+  REQUIRE((*zombie)->Begin().ok());
+  kafka::Record unfinished;
+  unfinished.topic = w.topics().executor_events;
+  unfinished.key = items[0];
+  unfinished.value = "unfinished";
+  unfinished.partition = kPartition;
+  REQUIRE((*zombie)->Produce(unfinished).ok());
+  REQUIRE((*zombie)->Flush(absl::Seconds(10)).ok());
+  // a decides more of kPartition: committed, but behind the open transaction.
+  enroll(20, 40);
+  REQUIRE(reader.PollUntil([&] { return tasks() >= 40; }, absl::Seconds(60)));
+
+  // b starts with an empty store and takes over every partition while the transaction is open.
+  auto b = w.StartExecutor("b", {"--transaction_timeout=5s", "--session_timeout=6s"});
+  CHECK(a->Terminate() == 0);
+  // It reaches the read_committed end while the transaction is open and waits there.
+  REQUIRE(b->WaitForLog("an open transaction holds back the end", absl::Seconds(30)));
+  absl::SleepFor(absl::Seconds(1));
+  REQUIRE((*zombie)->Abort(absl::Seconds(10)).ok());
+  REQUIRE(b->WaitForLog("\"msg\":\"recovered\"", absl::Seconds(30)));
+  // Every follow step comes due: b must know every enrollment a started.
+  w.AdvanceClock(absl::Minutes(61));
+  reader.PollUntil([&] { return tasks() >= 80; }, absl::Seconds(60));
+  reader.Poll(absl::Seconds(2));  // a duplicate would arrive now
+  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
+  CHECK(counts.size() == 80);
+  int duplicated = 0;
+  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
+  CHECK(duplicated == 0);
+  CHECK(b->Terminate() == 0);
 }
 
 }  // namespace
