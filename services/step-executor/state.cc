@@ -399,9 +399,8 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
       if (!e.existed || e.state.sequence_id != e.stored_sequence_id) {
         batch.Put(kBySequenceCf, IndexKey(e.state.sequence_id, key), "");
       }
-      if (!e.state.owner_id.empty() &&
-          (!e.existed || e.state.owner_id != e.stored_owner_id ||
-           e.state.sequence_id != e.stored_sequence_id)) {
+      if (!e.state.owner_id.empty() && (!e.existed || e.state.owner_id != e.stored_owner_id ||
+                                        e.state.sequence_id != e.stored_sequence_id)) {
         batch.Put(kByOwnerCf, IndexKey(e.state.owner_id, key), "");
       }
     }
