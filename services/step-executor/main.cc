@@ -104,13 +104,24 @@ ABSL_FLAG(int, fold_threads, 2,
 ABSL_FLAG(bool, dry_run, false,
           "replay: also decide again from the inputs at the recorded times and report differences");
 
+#ifdef SEQUENCES_JEMALLOC
 extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
+#else
+#include <malloc.h>
+#endif
 
 namespace sequences {
 namespace {
 
-// Returns every jemalloc arena's freed pages to the system now (arena.<MALLCTL_ARENAS_ALL>.purge).
-void PurgeHeap() { mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0); }
+// Returns freed heap pages to the system now: every jemalloc arena's
+// (arena.<MALLCTL_ARENAS_ALL>.purge), or glibc's in a sanitizer build (CMakeLists.txt).
+void PurgeHeap() {
+#ifdef SEQUENCES_JEMALLOC
+  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+#else
+  malloc_trim(0);
+#endif
+}
 
 constexpr char kLog[] = "executor";
 
@@ -354,10 +365,12 @@ int Main(const std::vector<char*>& args) {
 //   arena keeps its own free pages;
 // - freed pages go back to the system after about a second (dirty_decay_ms), at once after that
 //   (muzzy_decay_ms 0), so the resident set follows what is in use (README "Memory").
+#ifdef SEQUENCES_JEMALLOC
 extern "C" {
 // NOLINTNEXTLINE: the name jemalloc looks for.
 const char* malloc_conf = "narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
 }
+#endif
 
 int main(int argc, char** argv) {
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
