@@ -20,6 +20,9 @@ packages=(
   golang-google-grpc-dev
   # Kafka client, state store, Abseil
   librdkafka-dev librocksdb-dev libabsl-dev
+  # jemalloc, the step executor's allocator: glibc's malloc/free was a quarter of its CPU per
+  # enrollment (tests/bench/README.md, "Enroll to first step: jemalloc")
+  libjemalloc-dev
   # HMAC-SHA256 for the API's signed page and consistency tokens
   libssl-dev
   # Prometheus metrics over HTTP (/metrics, /healthz, /readyz): prometheus-cpp's core registry and

@@ -155,9 +155,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   table.partition_filters = true;
   table.pin_top_level_index_and_filter = true;
   table.pin_l0_filter_and_index_blocks_in_cache = true;
-  // The files a bulk load writes are checksummed with XXH3: this build's CRC32C has no
-  // hardware path and cost more than the compression. Readers take either.
-  if (options.bulk_load) table.checksum = rocksdb::kXXH3;
+  // Files are checksummed with XXH3: this build's CRC32C has no hardware path and cost more
+  // than the compression (first in bulk loads, then in the executor's flushes and compactions
+  // too). Readers take either, so files written before keep working.
+  table.checksum = rocksdb::kXXH3;
   rocksdb::ColumnFamilyOptions cf_options(db_options);
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   // Per column family; the manager above caps all of them together.
@@ -168,9 +169,11 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     // Writers (replay's folders) queue for the memtable instead of spinning for it: on a
     // machine with few cores the spinning takes the CPU the writer it waits for needs.
     db_options.enable_write_thread_adaptive_yield = false;
-    cf_options.memtable_prefix_bloom_size_ratio = 0.02;
-    cf_options.memtable_whole_key_filtering = true;
   }
+  // A Get of a key not written yet (every new enrollment the executor loads) skips each memtable
+  // by its filter instead of searching its skiplist.
+  cf_options.memtable_prefix_bloom_size_ratio = 0.02;
+  cf_options.memtable_whole_key_filtering = true;
 
   std::vector<std::string> names = {rocksdb::kDefaultColumnFamilyName};
   std::vector<std::string> existing;

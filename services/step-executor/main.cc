@@ -9,7 +9,6 @@
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -96,7 +95,8 @@ ABSL_FLAG(int, consumer_queue_kb, 8192,
           "most KiB of records each Kafka consumer prefetches ahead of the loop (librdkafka "
           "queued.max.messages.kbytes; it also queues at most 2 x --max_batch records)");
 ABSL_FLAG(absl::Duration, memory_trim_interval, absl::Seconds(5),
-          "period of malloc_trim, which returns freed heap memory to the system (0: never)");
+          "period of a purge of every jemalloc arena, which returns freed heap memory to the "
+          "system (0: never; jemalloc also returns it on its own after about a second)");
 // replay
 ABSL_FLAG(std::string, from, "beginning", "replay: 'beginning' or an RFC3339 timestamp");
 ABSL_FLAG(int, fold_threads, 2,
@@ -104,8 +104,24 @@ ABSL_FLAG(int, fold_threads, 2,
 ABSL_FLAG(bool, dry_run, false,
           "replay: also decide again from the inputs at the recorded times and report differences");
 
+#ifdef SEQUENCES_JEMALLOC
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
+#else
+#include <malloc.h>
+#endif
+
 namespace sequences {
 namespace {
+
+// Returns freed heap pages to the system now: every jemalloc arena's
+// (arena.<MALLCTL_ARENAS_ALL>.purge), or glibc's in a sanitizer build (CMakeLists.txt).
+void PurgeHeap() {
+#ifdef SEQUENCES_JEMALLOC
+  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+#else
+  malloc_trim(0);
+#endif
+}
 
 constexpr char kLog[] = "executor";
 
@@ -262,7 +278,7 @@ int Main(const std::vector<char*>& args) {
   if (const absl::Duration every = absl::GetFlag(FLAGS_memory_trim_interval);
       every > absl::ZeroDuration()) {
     trim_thread = std::thread([&stop_trim, every] {
-      while (!stop_trim.WaitForNotificationWithTimeout(every)) malloc_trim(0);
+      while (!stop_trim.WaitForNotificationWithTimeout(every)) PurgeHeap();
     });
   }
 
@@ -341,14 +357,22 @@ int Main(const std::vector<char*>& args) {
 }  // namespace
 }  // namespace sequences
 
+// The allocator is jemalloc (linked in, CMakeLists.txt): glibc's malloc/free was about a quarter
+// of the deciding thread's CPU (tests/bench/README.md, "Enroll to first step: jemalloc"). Read by
+// jemalloc at its first allocation:
+// - two arenas instead of four per core (as with glibc's M_ARENA_MAX before): librdkafka's
+//   threads allocate the records the loop frees, RocksDB's the blocks its readers free, and each
+//   arena keeps its own free pages;
+// - freed pages go back to the system after about a second (dirty_decay_ms), at once after that
+//   (muzzy_decay_ms 0), so the resident set follows what is in use (README "Memory").
+#ifdef SEQUENCES_JEMALLOC
+extern "C" {
+// NOLINTNEXTLINE: the name jemalloc looks for.
+const char* malloc_conf = "narenas:2,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
+
 int main(int argc, char** argv) {
-  // Two heap arenas instead of one per thread (up to 8 per core): librdkafka's threads allocate
-  // the records the loop frees, RocksDB's the blocks its readers free, and every arena kept its
-  // own fragments (README "Memory": 55 MiB of a 255 MiB peak at 200k enrollments). A fixed mmap
-  // threshold keeps large buffers (fetch responses) out of the heap: glibc otherwise raises it
-  // after each large free.
-  mallopt(M_ARENA_MAX, 2);
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   std::vector<char*> args = absl::ParseCommandLine(argc, argv);
   return sequences::Main(args);
 }

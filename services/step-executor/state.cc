@@ -280,6 +280,8 @@ absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
           {{"enrollment_key", key}, {"undecodable", undecodable}});
     }
     e.stored_due = domain::NextDueAt(e.state);
+    e.stored_sequence_id = e.state.sequence_id;
+    e.stored_owner_id = e.state.owner_id;
     e.existed = true;
   }
   return &entries_.emplace(key, std::move(e)).first->second;
@@ -390,9 +392,17 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
         if (!earliest.has_value() || *due < *earliest) earliest = due;
       }
     }
-    if (!e.state.sequence_id.empty()) {  // idempotent puts: cheap, and never missing
-      batch.Put(kBySequenceCf, IndexKey(e.state.sequence_id, key), "");
-      if (!e.state.owner_id.empty()) batch.Put(kByOwnerCf, IndexKey(e.state.owner_id, key), "");
+    // Index keys are written with the record that first names the sequence or owner (in the same
+    // WriteBatch, so a stored record always has them); an enrollment that fires a later step
+    // writes only its record and due entry.
+    if (!e.state.sequence_id.empty()) {
+      if (!e.existed || e.state.sequence_id != e.stored_sequence_id) {
+        batch.Put(kBySequenceCf, IndexKey(e.state.sequence_id, key), "");
+      }
+      if (!e.state.owner_id.empty() && (!e.existed || e.state.owner_id != e.stored_owner_id ||
+                                        e.state.sequence_id != e.stored_sequence_id)) {
+        batch.Put(kByOwnerCf, IndexKey(e.state.owner_id, key), "");
+      }
     }
   }
   for (auto& [key, e] : senders_) {

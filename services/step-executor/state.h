@@ -169,6 +169,9 @@ class Overlay {
     domain::EnrollmentState state;
     // The due-index time stored in RocksDB for this key (before the batch).
     std::optional<absl::Time> stored_due;
+    // The sequence and owner the stored record's index keys name (before the batch).
+    std::string stored_sequence_id;
+    std::string stored_owner_id;
     bool existed = false;
     bool dirty = false;
   };

@@ -646,6 +646,36 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given an enrollment whose steps fire in later batches (its record rewritten without its index "
+    "keys), when its sequence and its owner are looked up and the owner is paused, then it is "
+    "found and paused") {
+  Fixture f;
+  SequenceBuilder a("c1", "s1");
+  f.FoldSequence(
+      a.Create({ActivityStep("a", 5), ActivityStep("b", 60), ActivityStep("c", 60)}, kT0));
+  f.EnrollNow(0, "c1/deal/1");
+  f.clock.Advance(absl::Minutes(5));
+  REQUIRE(f.Fire(f.all).steps_fired == 1);
+  f.clock.Advance(absl::Minutes(60));
+  REQUIRE(f.Fire(f.all).steps_fired == 1);
+  const std::string key = domain::EnrollmentKey("c1/deal/1", "s1");
+  auto by_sequence = f.store->KeysOfSequence("s1");
+  REQUIRE(by_sequence.ok());
+  CHECK(*by_sequence == std::vector<std::string>{key});
+  auto by_owner = f.store->KeysOfOwner("c1", "owner-1");
+  REQUIRE(by_owner.ok());
+  CHECK(*by_owner == std::vector<std::string>{key});
+  BatchOutput paused;
+  f.Decide(f.Record("t.enrollment-events", 0, "c1/user/owner-1",
+                    PauseOwner("c1", "owner-1", f.clock.Now())),
+           paused);
+  int pauses = 0;
+  for (const v1::Envelope& e : f.On(paused, "t.executor-events"))
+    pauses += e.has_enrollment_paused();
+  CHECK(pauses == 1);
+}
+
+TEST_CASE(
     "Given another company's sequence, when an item is enrolled in it, then the enrollment is "
     "rejected as sequence not found") {
   Fixture f;
