@@ -29,14 +29,15 @@ std::string PersonKey(absl::string_view company_id, absl::string_view address) {
   return absl::StrCat(company_id, "/person/", absl::StrFormat("%016x", h));
 }
 
-bool IsPersonKey(absl::string_view key) { return absl::StrContains(key, "/person/"); }
+// A stage key is the company id, then its first marker; what follows the marker (a user id, from a
+// caller that may not have checked its grammar) may contain the other marker.
+bool IsPersonKey(absl::string_view key) {
+  const size_t at = key.find("/person/");
+  return at != absl::string_view::npos && at < key.find("/sender/");
+}
 
 std::string CompanyOfStageKey(absl::string_view key) {
-  for (absl::string_view marker : {"/person/", "/sender/"}) {
-    const size_t at = key.find(marker);
-    if (at != absl::string_view::npos) return std::string(key.substr(0, at));
-  }
-  return std::string(key);
+  return std::string(key.substr(0, std::min(key.find("/person/"), key.find("/sender/"))));
 }
 
 TouchPlan PlanTouch(const std::optional<absl::Time>& last_sent, bool in_flight,

@@ -100,7 +100,10 @@ std::string SenderKey(absl::string_view company_id, absl::string_view user_id) {
   return absl::StrCat(company_id, "/sender/", user_id);
 }
 
-bool IsSenderKey(absl::string_view key) { return absl::StrContains(key, "/sender/"); }
+bool IsSenderKey(absl::string_view key) {
+  const size_t at = key.find("/sender/");
+  return at != absl::string_view::npos && at < key.find("/person/");  // as IsPersonKey
+}
 
 void SendCounters::Add(absl::Time at, int n) { buckets[BucketOf(at)] += n; }
 

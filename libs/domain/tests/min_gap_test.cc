@@ -207,6 +207,18 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "Given a sender whose user id holds the person marker, when its key is read, then it is that "
+    "company's sender key, not a person key of another company",
+    "[min_gap][send_limits]") {
+  // Owner ids published straight to Kafka are not held to the API's id grammar.
+  const std::string key = SenderKey("c", "u/person/d");
+  CHECK(IsSenderKey(key));
+  CHECK_FALSE(IsPersonKey(key));
+  CHECK(CompanyOfStageKey(key) == "c");
+  CHECK(CompanyOfStageKey("c/other") == "c/other");  // no marker: the key itself
+}
+
+TEST_CASE(
     "Given sending settings, when the minimum gap is negative or above 30 days, then they are "
     "refused naming the field, and 0 is off",
     "[min_gap]") {
