@@ -882,7 +882,8 @@ Watcher::Match DeferredOf() {
 // then `arrivals` more emails of the same sender: CPU per arriving email (each deferred in turn:
 // its step, its request, the sender stage's plan and ledger entry, the deferral's outcome and
 // the enrollment's EmailDeferred). Whether the stage's cost per batch grows with its queue.
-absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiting,
+// `filler` enrollments with no email (loaded first) give both sides stores of the same size.
+absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiting, int64_t filler,
                                      int64_t arrivals, const std::string& label) {
   auto env = NewEnv(options, absl::StrCat("limits-reached-", label));
   if (!env.ok()) return env.status();
@@ -909,6 +910,12 @@ absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiti
       return p;
     }
   }
+  if (auto p = PublishSequence(
+          *env, "fill",
+          {Activity("s1", v1::DELAY_UNIT_DAYS, 30), Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !p.ok()) {
+    return p;
+  }
   auto records = [&](int64_t from, int64_t to) {
     std::vector<kafka::Record> out;
     for (int64_t i = from; i < to; ++i) {
@@ -916,8 +923,13 @@ absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiti
     }
     return out;
   };
+  std::vector<kafka::Record> preload;
+  for (int64_t i = 0; i < filler; ++i) {
+    preload.push_back(Enroll(*env, "fill", 1'000'000'000 + i, "rep-1"));
+  }
   const int64_t first = kDaily + waiting;  // the day's limit, then the queue
-  if (auto load = Load(options.bootstrap, records(0, first)); !load.ok()) return load.status();
+  for (kafka::Record& r : records(0, first)) preload.push_back(std::move(r));
+  if (auto load = Load(options.bootstrap, preload); !load.ok()) return load.status();
   Watcher deferred(*env, env->topics.executor_events, DeferredOf());
   auto exec = StartExecutor(*env, "a");
   if (!exec.ok()) return exec.status();
@@ -940,6 +952,7 @@ absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiti
   const double cpu_after = CpuSeconds((*exec)->pid());
   Figures f;
   f["waiting"] = static_cast<double>(waiting);
+  f["filler"] = static_cast<double>(filler);
   f["arrivals"] = static_cast<double>(arrivals);
   f["seconds"] = absl::ToDoubleSeconds(end - start);
   f["per_s"] = static_cast<double>(arrivals) / absl::ToDoubleSeconds(end - start);
@@ -982,13 +995,14 @@ absl::StatusOr<std::vector<Result>> ExecutorLimitsReached(const SystemOptions& o
   if (options.system != "executor") {
     return absl::InvalidArgumentError("executor-limits-reached runs the executor only");
   }
-  // The same arrivals at a sender holding a short queue and one holding `count`: small, large,
-  // small (the machine's drift falls on both sides).
-  const int64_t arrivals = std::max<int64_t>(1000, count / 10);
+  // The same arrivals at a sender holding a short queue and one holding `count`, in stores of
+  // the same size (the short queue's side holds as many enrollments, most without an email).
+  const int64_t arrivals = std::max<int64_t>(1000, count / 4);
+  constexpr int64_t kShort = 200;
   std::vector<Result> results;
   for (const auto& [waiting, label] :
-       std::vector<std::pair<int64_t, std::string>>{{200, "small"}, {count, "large"}}) {
-    auto r = LimitsReached(options, waiting, arrivals, label);
+       std::vector<std::pair<int64_t, std::string>>{{kShort, "small"}, {count, "large"}}) {
+    auto r = LimitsReached(options, waiting, count + kShort - waiting, arrivals, label);
     if (!r.ok()) return r.status();
     results.push_back(*std::move(r));
   }
