@@ -326,16 +326,38 @@ SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
   state.sender_key = entry.sender_key();
   state.seq = entry.seq();
   const absl::Time at = FromProto(entry.at());
+  // A request that this entry queues and also lets go of (released, forwarded, passed on or
+  // cancelled: most requests, which wait for nothing) never enters the queue: the same result
+  // as adding it and taking it out again, without copying it.
+  std::set<absl::string_view> leaving(entry.cancelled().begin(), entry.cancelled().end());
+  leaving.insert(entry.released().begin(), entry.released().end());
+  leaving.insert(entry.passed().begin(), entry.passed().end());
+  if (!entry.forwarded().empty()) leaving.insert(entry.forwarded());
+  std::map<absl::string_view, const v1::SendRequested*> passing;
   for (const v1::SendRequested& r : entry.queued()) {
-    state.queue.emplace(r.email().idempotency_key(), r);
+    const std::string& id = r.email().idempotency_key();
+    if (state.queue.count(id) > 0) continue;  // queued already: kept once
+    if (leaving.count(id) > 0) {
+      passing.emplace(id, &r);
+    } else {
+      state.queue.emplace(id, r);
+    }
   }
-  for (const std::string& id : entry.cancelled()) state.queue.erase(id);
+  for (const std::string& id : entry.cancelled()) {
+    state.queue.erase(id);
+    passing.erase(id);
+  }
   for (const std::string& id : entry.released()) {
     auto it = state.queue.find(id);
-    if (it == state.queue.end()) continue;
-    state.last_sequence_id = it->second.email().sequence_id();
-    state.queue.erase(it);
-    state.sent.Add(at);
+    if (it != state.queue.end()) {
+      state.last_sequence_id = it->second.email().sequence_id();
+      state.queue.erase(it);
+      state.sent.Add(at);
+    } else if (auto p = passing.find(id); p != passing.end()) {
+      state.last_sequence_id = p->second->email().sequence_id();
+      passing.erase(p);
+      state.sent.Add(at);
+    }
   }
   if (!entry.settled().empty() && entry.settled() == state.in_flight) {
     state.in_flight.clear();

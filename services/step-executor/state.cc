@@ -491,7 +491,9 @@ absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& send
     e.partition = snapshot.partition();
     e.stored_due = e.state.next_release;
   }
-  if (e.keyed) {
+  // Nothing waits without a next release (a plan leaves one whenever a request remains, and the
+  // value and the queue are written in one batch): then there is no run to read.
+  if (e.keyed && e.state.next_release.has_value()) {
     const std::string prefix = RunCountPrefix(sender_key);
     absl::Status s = store_.raw().ScanPrefix(
         kSendQueueCf, prefix, [&](absl::string_view k, absl::string_view c) {
@@ -505,6 +507,8 @@ absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& send
           return true;
         });
     if (!s.ok()) return s;
+  }
+  if (e.keyed) {
     // A value written before the queue was keyed holds its queue: it moves to send_queue.
     for (const auto& [id, r] : e.state.queue) {
       e.added.insert(id);
