@@ -169,7 +169,7 @@ int Run(const std::string& cmd) {
     return f.ok() ? 0 : 1;
   } else if (cmd == "executor-limits") {
     results = ExecutorLimits(system, absl::GetFlag(FLAGS_count), absl::GetFlag(FLAGS_rate),
-                             absl::GetFlag(FLAGS_seconds));
+                             absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_instances));
   } else if (cmd == "executor-limits-reached") {
     results = ExecutorLimitsReached(system, absl::GetFlag(FLAGS_count));
   } else if (cmd == "executor-lateness") {

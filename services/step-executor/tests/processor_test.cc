@@ -693,6 +693,61 @@ TEST_CASE(
   }
 }
 
+TEST_CASE(
+    "Given a store written before the sender queue was keyed (the queue inside the sender's "
+    "value), when the sender is next decided, then its waiting emails move to send_queue and are "
+    "released in the same order as before, once each") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  const absl::Time t0 = f.clock.Now();
+  const absl::Time next_day = t0 + absl::Hours(14);  // 2026-03-03 00:00 UTC
+  // As an executor before the change left it: one sent today, three waiting, due at midnight.
+  v1::SenderSnapshot old;
+  old.set_sender_key(sender);
+  old.set_seq(1);
+  (*old.mutable_sent_per_bucket())[absl::ToUnixSeconds(t0) / 900] = 1;
+  for (const auto& [id, minutes] :
+       std::vector<std::pair<std::string, int>>{{"w-b", 20}, {"w-a", 30}, {"w-c", 10}}) {
+    *old.add_queue() = SendRequest(id, "s1", t0 - absl::Minutes(minutes)).send_requested();
+  }
+  *old.mutable_next_release_at() = domain::ToProto(next_day);
+  old.set_partition(2);
+  store::WriteBatch batch;
+  batch.Put(kSendersCf, sender, old.SerializeAsString());
+  batch.Put(kDueCf, store::DueKey(next_day, sender), std::string("\0\0\0\2", 4));
+  REQUIRE(f.store->raw().Write(batch).ok());
+
+  {  // a new request: deferred behind them, the old queue moved out of the value
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    REQUIRE(f.processor
+                ->OnInputRecord(
+                    f.Record("t.enrollment-events", 2, sender, SendRequest("w-new", "s1", t0)),
+                    false, t0, overlay, out)
+                .ok());
+    REQUIRE(f.processor->FlushSenders(t0, overlay, out).ok());
+    REQUIRE(overlay.Flush().ok());
+    CHECK(f.On(out, "t.email-events").empty());
+  }
+  auto stored = f.store->raw().Get(kSendersCf, sender);
+  REQUIRE(stored.ok());
+  REQUIRE(stored->has_value());
+  v1::SenderSnapshot now;
+  REQUIRE(now.ParseFromString(**stored));
+  CHECK(now.queue_size() == 0);
+  CHECK(now.seq() == 2);
+
+  std::vector<std::string> sent;
+  for (int day = 0; day < 5; ++day) {
+    f.clock.Set(next_day + absl::Hours(24 * day) + absl::Seconds(1));
+    for (const v1::Envelope& e : f.On(f.Fire(f.all), "t.email-events")) {
+      sent.push_back(e.email_send().idempotency_key());
+    }
+  }
+  CHECK(sent == std::vector<std::string>{"w-a", "w-b", "w-c", "w-new"});  // FIFO by due, once
+}
+
 // A pause of every enrollment of an owner, as the API writes it: one record per partition.
 v1::Envelope PauseOwner(const std::string& company, const std::string& owner, absl::Time now) {
   v1::Envelope e = domain::MakeEnvelope(absl::StrCat("pause-", company, "-", owner), company, now,
