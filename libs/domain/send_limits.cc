@@ -216,22 +216,151 @@ ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>
   return plan;
 }
 
+namespace {
+
+// A run as PlanReleasesInRuns reads it: what it pulled so far, in order, and how many of those
+// it released (a prefix: a sequence releases its requests in (due time, id) order).
+struct RunCursor {
+  SendRun* run = nullptr;
+  std::vector<RunItem> pulled;
+  size_t taken = 0;
+  bool done = false;
+  // The run's request at position `i`, pulling on demand; nullptr past its last.
+  const RunItem* At(size_t i) {
+    while (pulled.size() <= i && !done) {
+      std::optional<RunItem> item = run->next();
+      if (item.has_value()) {
+        pulled.push_back(std::move(*item));
+      } else {
+        done = true;
+      }
+    }
+    return i < pulled.size() ? &pulled[i] : nullptr;
+  }
+  const RunItem* Head() { return At(taken); }
+};
+
+}  // namespace
+
+ReleasePlan PlanReleasesInRuns(const SendCounters& sent, std::vector<SendRun> runs,
+                               const std::string& last_sequence_id, const SendLimits& limits,
+                               absl::Time now) {
+  ReleasePlan plan;
+  plan.last_sequence_id = last_sequence_id;
+  Left left = LeftAt(sent, limits, now);
+
+  std::vector<RunCursor> cursors(runs.size());
+  // Sequences with a run whose window is open now: only those may release.
+  std::map<std::string, std::vector<RunCursor*>> active;
+  for (size_t i = 0; i < runs.size(); ++i) {
+    cursors[i].run = &runs[i];
+    if (AlignToWindow(now, runs[i].calendar) == now) {
+      active[runs[i].sequence_id].push_back(&cursors[i]);
+    }
+  }
+  // A sequence's next eligible request: the least (due time, id) among its open runs' heads due
+  // by `now`; nullptr when it has none left.
+  auto eligible = [&](const std::vector<RunCursor*>& open) -> RunCursor* {
+    RunCursor* best = nullptr;
+    const RunItem* best_item = nullptr;
+    for (RunCursor* c : open) {
+      const RunItem* item = c->Head();
+      if (item == nullptr || item->due_at > now) continue;
+      if (best_item == nullptr || item->due_at < best_item->due_at ||
+          (item->due_at == best_item->due_at && item->id < best_item->id)) {
+        best = c;
+        best_item = item;
+      }
+    }
+    return best;
+  };
+  int capacity = left.capacity();
+  while (capacity > 0 && !active.empty()) {
+    // Round robin: the next sequence after the last served one that still has an eligible
+    // request (one that has none now gets none later in this plan: drop it).
+    auto it = active.upper_bound(plan.last_sequence_id);
+    if (it == active.end()) it = active.begin();
+    RunCursor* from = nullptr;
+    while (!active.empty()) {
+      from = eligible(it->second);
+      if (from != nullptr) break;
+      it = active.erase(it);
+      if (it == active.end()) it = active.begin();
+    }
+    if (from == nullptr) break;
+    plan.released.push_back(from->Head()->id);
+    ++from->taken;
+    plan.last_sequence_id = it->first;
+    --capacity;
+  }
+
+  const int used = static_cast<int>(plan.released.size());
+  left.day -= used;
+  if (limits.hourly > 0) left.hour -= used;
+  absl::Time first_capacity = now;
+  if (left.day <= 0) {
+    first_capacity = NextDayStart(now, limits);
+    plan.limit_reached = absl::StrCat(limits.daily, "/day reached");
+  } else if (left.hour <= 0) {
+    first_capacity = NextHourStart(now, limits);
+    plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
+  }
+  auto consider = [&](const RunItem& q, const Calendar& calendar) {
+    const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), calendar);
+    const absl::Time at = t <= now ? std::max(first_capacity, now + absl::Microseconds(1)) : t;
+    if (!plan.next_release.has_value() || at < *plan.next_release) plan.next_release = at;
+    return t;
+  };
+  for (RunCursor& c : cursors) {
+    const RunItem* head = c.Head();
+    if (head == nullptr) continue;
+    // The run's first request kept has its earliest due time, so its instant is the run's
+    // earliest (aligning is monotone). One still eligible now cannot be kept with capacity left;
+    // should it happen anyway, every kept request of the run is looked at, as PlanReleases does.
+    if (consider(*head, c.run->calendar) > now) continue;
+    for (size_t i = c.taken + 1; const RunItem* q = c.At(i); ++i) consider(*q, c.run->calendar);
+  }
+  return plan;
+}
+
 SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
   if (entry.seq() != state.seq + 1) return state;
   if (!state.sender_key.empty() && entry.sender_key() != state.sender_key) return state;
   state.sender_key = entry.sender_key();
   state.seq = entry.seq();
   const absl::Time at = FromProto(entry.at());
+  // A request that this entry queues and also lets go of (released, forwarded, passed on or
+  // cancelled: most requests, which wait for nothing) never enters the queue: the same result
+  // as adding it and taking it out again, without copying it.
+  std::set<absl::string_view> leaving(entry.cancelled().begin(), entry.cancelled().end());
+  leaving.insert(entry.released().begin(), entry.released().end());
+  leaving.insert(entry.passed().begin(), entry.passed().end());
+  if (!entry.forwarded().empty()) leaving.insert(entry.forwarded());
+  std::map<absl::string_view, const v1::SendRequested*> passing;
   for (const v1::SendRequested& r : entry.queued()) {
-    state.queue.emplace(r.email().idempotency_key(), r);
+    const std::string& id = r.email().idempotency_key();
+    if (state.queue.count(id) > 0) continue;  // queued already: kept once
+    if (leaving.count(id) > 0) {
+      passing.emplace(id, &r);
+    } else {
+      state.queue.emplace(id, r);
+    }
   }
-  for (const std::string& id : entry.cancelled()) state.queue.erase(id);
+  for (const std::string& id : entry.cancelled()) {
+    state.queue.erase(id);
+    passing.erase(id);
+  }
   for (const std::string& id : entry.released()) {
     auto it = state.queue.find(id);
-    if (it == state.queue.end()) continue;
-    state.last_sequence_id = it->second.email().sequence_id();
-    state.queue.erase(it);
-    state.sent.Add(at);
+    if (it != state.queue.end()) {
+      state.last_sequence_id = it->second.email().sequence_id();
+      state.queue.erase(it);
+      state.sent.Add(at);
+    } else if (auto p = passing.find(id); p != passing.end()) {
+      state.last_sequence_id = p->second->email().sequence_id();
+      passing.erase(p);
+      state.sent.Add(at);
+    }
   }
   if (!entry.settled().empty() && entry.settled() == state.in_flight) {
     state.in_flight.clear();

@@ -35,6 +35,7 @@
 // Pure: no IO, no clock reads; thread-compatible value types.
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -127,6 +128,28 @@ absl::Time HourStart(absl::Time now, const SendLimits& limits);
 ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>& queue,
                          const std::string& last_sequence_id, const SendLimits& limits,
                          absl::Time now);
+
+// The same rule over a queue kept in runs (docs/send-limits.md, "Cost: lookups, not scans"):
+// the requests of one run share a sequence and a send window (calendar), and the run hands them
+// out in (due time, id) order, one per call of `next`. The plan reads only what it decides on:
+// for each run whose window is open, its requests due by `now` while it releases them, and the
+// first request it keeps (whose due time, as the run's earliest, gives the run's next release
+// instant: aligning to a window is monotone in time). So a sender with a long waiting queue
+// costs each plan O(runs + released), never O(queue).
+struct RunItem {
+  std::string id;
+  absl::Time due_at;
+};
+struct SendRun {
+  std::string sequence_id;
+  Calendar calendar;
+  // The run's next request in (due time, id) order; nullopt after the last.
+  std::function<std::optional<RunItem>()> next;
+};
+// PlanReleases over the union of `runs` (ids unique across runs): the same plan.
+ReleasePlan PlanReleasesInRuns(const SendCounters& sent, std::vector<SendRun> runs,
+                               const std::string& last_sequence_id, const SendLimits& limits,
+                               absl::Time now);
 
 // A sender's state: the fold of its ledger entries.
 struct SenderState {

@@ -213,22 +213,21 @@ domain::SendLimits Processor::LimitsFor(const std::string& company_id) const {
 void Processor::ToStage(const std::string& key, v1::Envelope e, BatchOutput& out) {
   const std::optional<int32_t> local = local_stage_ ? local_stage_(key) : std::optional<int32_t>();
   if (local.has_value()) {
-    // Decided in this batch (FlushSenders), in the transaction that writes the record: the record
-    // is committed if and only if its decision is, so the stage skips it when it comes back.
+    // Decided in this batch (FlushSenders), in the transaction that would write the record: its
+    // ledger entry keeps the request (or the notice it settles), so the record is not written at
+    // all (docs/send-limits.md, "Deciding in the writer's batch").
     Arrival a;
     if (e.has_send_outcome()) {
-      a.notice = e.send_outcome();
-      e.mutable_send_outcome()->set_decided(true);
+      a.notice = std::move(*e.mutable_send_outcome());
     } else {
-      a.request = e.send_requested();
-      e.mutable_send_requested()->set_decided(true);
+      a.request = std::move(*e.mutable_send_requested());
     }
     a.cause_id = e.event_id();
     a.partition = *local;
     arrivals_[key].push_back(std::move(a));
+    return;
   }
-  out.records.push_back(
-      {topics_.enrollment_events, key, SerializeDeterministic(e), {}, local.value_or(-1)});
+  out.records.push_back({topics_.enrollment_events, key, SerializeDeterministic(e), {}, -1});
 }
 
 absl::Status Processor::FlushSenders(absl::Time now, Overlay& overlay, BatchOutput& out) {
@@ -271,13 +270,12 @@ absl::Status Processor::FireStage(const DueEntry& d, absl::Time now, Overlay& ov
                             d.partition, now, overlay, out);
 }
 
-Processor::SenderPlan Processor::PlanSender(
-    const domain::SenderState& state, const std::map<std::string, const v1::SendRequested*>& queue,
-    const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
-    const domain::SendLimits& limits, absl::Time now) {
-  const std::vector<domain::QueuedSend> sends = QueuedSends(queue, calendar);
+Processor::SenderPlan Processor::PlanSender(const domain::SenderState& state,
+                                            std::vector<domain::SendRun> runs,
+                                            const domain::SendLimits& limits, absl::Time now) {
   SenderPlan out;
-  out.plan = domain::PlanReleases(state.sent, sends, state.last_sequence_id, limits, now);
+  out.plan =
+      domain::PlanReleasesInRuns(state.sent, std::move(runs), state.last_sequence_id, limits, now);
   out.next = StoredNext(out.plan.next_release, now);
   return out;
 }
@@ -288,16 +286,23 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
                                      Overlay& overlay, BatchOutput& out) {
   auto sender = overlay.GetSender(sender_key);
   if (!sender.ok()) return sender.status();
-  const domain::SenderState& state = (*sender)->state;
-  std::map<std::string, const v1::SendRequested*> by_id;
-  for (const auto& [id, r] : state.queue) by_id[id] = &r;
+  Overlay::SenderEntry& stage = **sender;
+  // The queue stays in the store (Overlay::SenderRuns reads what the plan needs): only the ids
+  // the arrivals name are looked up (to tell a request queued already, or one to cancel).
+  std::vector<std::string> named;
+  for (const Arrival& a : arrivals) {
+    if (a.notice.has_value()) continue;
+    named.push_back(a.cancel.has_value() ? a.cancel->email_id()
+                                         : a.request.email().idempotency_key());
+  }
+  if (absl::Status s = overlay.LoadQueued(sender_key, stage, named); !s.ok()) return s;
+  const domain::SenderState& state = stage.state;
   // The new requests (one queued already, or twice in the batch, was written twice: once).
   std::map<std::string, const v1::SendRequested*> arrived;
   for (const Arrival& a : arrivals) {
     if (a.cancel.has_value() || a.notice.has_value()) continue;
     const std::string& id = a.request.email().idempotency_key();
-    if (by_id.count(id) > 0) continue;
-    by_id[id] = &a.request;
+    if (state.queue.count(id) > 0 || arrived.count(id) > 0) continue;
     arrived[id] = &a.request;
   }
   // Cancelled requests still queued leave unsent (one already released: nothing to do). Also
@@ -308,17 +313,39 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   for (const Arrival& a : arrivals) {
     if (!a.cancel.has_value()) continue;
     const std::string& id = a.cancel->email_id();
-    if ((state.queue.count(id) > 0 || arrived.count(id) > 0) && by_id.count(id) > 0) {
+    if (cancelled.count(id) > 0) continue;
+    if (auto q = state.queue.find(id); q != state.queue.end()) {
       cancelled.insert(id);
-      cancelled_requests[id] = by_id.at(id);
-      by_id.erase(id);
+      cancelled_requests[id] = &q->second;
+    } else if (auto r = arrived.find(id); r != arrived.end()) {
+      cancelled.insert(id);
+      cancelled_requests[id] = r->second;
     }
   }
   if (!arrivals.empty() && arrived.empty() && cancelled.empty()) return absl::OkStatus();
   auto calendar = [&](const v1::SendRequested& r) { return CalendarOf(r); };
   const std::string company = domain::CompanyOfStageKey(sender_key);
   const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
-  const SenderPlan decided = PlanSender(state, by_id, calendar, LimitsFor(company), now);
+  absl::Status read;
+  const SenderPlan decided =
+      PlanSender(state,
+                 overlay.SenderRuns(
+                     sender_key, stage, arrived, cancelled,
+                     [&](const std::string& sequence_id, const std::string& time_zone) {
+                       return domain::MakeCalendar(Sequence(sequence_id).settings,
+                                                   domain::LoadZoneOrUtc(time_zone));
+                     },
+                     &read),
+                 LimitsFor(company), now);
+  if (!read.ok()) return read;
+  // The released requests that waited in the store (the others arrived now).
+  if (absl::Status s = overlay.LoadQueued(sender_key, stage, decided.plan.released); !s.ok()) {
+    return s;
+  }
+  auto request = [&](const std::string& id) -> const v1::SendRequested& {
+    auto a = arrived.find(id);
+    return a != arrived.end() ? *a->second : state.queue.at(id);
+  };
   const domain::ReleasePlan& plan = decided.plan;
   const std::optional<absl::Time>& next = decided.next;
 
@@ -336,7 +363,7 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
 
   // Records first (the fold below changes `state`).
   for (const std::string& id : plan.released) {
-    const v1::SendRequested& r = *by_id.at(id);
+    const v1::SendRequested& r = request(id);
     v1::Envelope email =
         domain::MakeEnvelope(id, company, now, ledger.event_id(), r.correlation_id());
     *email.mutable_email_send() = r.email();
@@ -778,7 +805,8 @@ absl::StatusOr<Processor::InputResult> Processor::OnInputRecord(const kafka::Mes
       break;
     }
     case Scope::kSender:
-      // Decided already, in the transaction that wrote it (ToStage): its stage's ledger holds it.
+      // Decided already, in the transaction that wrote it: an executor before 2026-11-30 wrote
+      // the records it decided in the writer's batch, marked; its stage's ledger holds them.
       if ((input.has_send_requested() && input.send_requested().decided()) ||
           (input.has_send_outcome() && input.send_outcome().decided())) {
         return InputResult::kDone;

@@ -126,19 +126,16 @@ class Processor {
   // Forgets the requests of a batch that was not flushed (an aborted batch).
   void DiscardPending() { arrivals_.clear(); }
 
-  // The sender stage's decision for `queue` (the sender's queue with the new requests) at `now`:
-  // which to release and the next release instant as stored (in the future, whole microseconds).
-  // `calendar` gives a request's send window. Replay's dry run decides recorded entries again
-  // with it.
+  // The sender stage's decision for its queue with the new requests, as `runs`
+  // (Overlay::SenderRuns), at `now`: which to release and the next release instant as stored
+  // (in the future, whole microseconds). Reads the runs only as far as it decides
+  // (domain::PlanReleasesInRuns). Replay's dry run decides recorded entries again with it.
   struct SenderPlan {
     domain::ReleasePlan plan;
     std::optional<absl::Time> next;
   };
-  static SenderPlan PlanSender(
-      const domain::SenderState& state,
-      const std::map<std::string, const v1::SendRequested*>& queue,
-      const std::function<domain::Calendar(const v1::SendRequested&)>& calendar,
-      const domain::SendLimits& limits, absl::Time now);
+  static SenderPlan PlanSender(const domain::SenderState& state, std::vector<domain::SendRun> runs,
+                               const domain::SendLimits& limits, absl::Time now);
 
   // The company's send limits in force (the defaults when it never set them).
   domain::SendLimits LimitsFor(const std::string& company_id) const;
@@ -212,9 +209,9 @@ class Processor {
   absl::Status ReplanPersons(const std::string& company_id, int64_t version, const OwnedFn& owned,
                              absl::Time now, Overlay& overlay, BatchOutput& out);
   domain::Calendar CalendarOf(const v1::SendRequested& r) const;
-  // Writes `e` (a SendRequested or a notice to a person stage) to enrollment-events under the
-  // stage key `key`; when this instance owns the key's partition also queues it for this batch's
-  // FlushSenders, marked `decided` on the record so the stage skips it when it is consumed.
+  // Sends `e` (a SendRequested or a notice to a person stage) to the stage of key `key`: when
+  // this instance owns the key's partition, queues it for this batch's FlushSenders and writes
+  // no record (its ledger entry keeps it); otherwise writes it to enrollment-events under `key`.
   void ToStage(const std::string& key, v1::Envelope e, BatchOutput& out);
 
   StateStore& store_;

@@ -306,20 +306,21 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
   const domain::SenderState& before = (*sender)->state;
   if (entry.seq() != before.seq + 1) return absl::OkStatus();
   const absl::Time at = domain::FromProto(entry.at());
-  std::map<std::string, const v1::SendRequested*> queue;
-  for (const auto& [id, r] : before.queue) queue[id] = &r;
-  for (const v1::SendRequested& r : entry.queued()) queue[r.email().idempotency_key()] = &r;
-  for (const std::string& id : entry.cancelled()) queue.erase(id);
-  auto calendar = [&](const v1::SendRequested& r) {
-    return domain::MakeCalendar(dry_run_->sequence_at(r.email().sequence_id(), at).settings,
-                                domain::LoadZoneOrUtc(r.time_zone()));
-  };
   const auto same_next = [&](const std::optional<absl::Time>& next) {
     return entry.has_next_release_at() == next.has_value() &&
            (!next.has_value() || domain::FromProto(entry.next_release_at()) == *next);
   };
   if (domain::IsPersonKey(entry.sender_key())) {
-    // A person stage (docs/min-gap.md): forward this one, look again then.
+    // A person stage (docs/min-gap.md): forward this one, look again then. Its state holds its
+    // whole queue (one person's emails).
+    std::map<std::string, const v1::SendRequested*> queue;
+    for (const auto& [id, r] : before.queue) queue[id] = &r;
+    for (const v1::SendRequested& r : entry.queued()) queue[r.email().idempotency_key()] = &r;
+    for (const std::string& id : entry.cancelled()) queue.erase(id);
+    auto calendar = [&](const v1::SendRequested& r) {
+      return domain::MakeCalendar(dry_run_->sequence_at(r.email().sequence_id(), at).settings,
+                                  domain::LoadZoneOrUtc(r.time_zone()));
+    };
     const bool settles = !entry.settled().empty() && entry.settled() == before.in_flight;
     std::optional<absl::Time> last_sent = before.last_sent;
     if (settles && entry.has_last_sent_at()) last_sent = domain::FromProto(entry.last_sent_at());
@@ -337,10 +338,33 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
     }
     return absl::OkStatus();
   }
+  // A sender's queue stays in the store: the plan reads the runs as far as it decides, plus the
+  // entry's new requests (those not queued already), less its cancels.
+  std::vector<std::string> named;
+  for (const v1::SendRequested& r : entry.queued()) named.push_back(r.email().idempotency_key());
+  named.insert(named.end(), entry.cancelled().begin(), entry.cancelled().end());
+  if (absl::Status s = overlay_.LoadQueued(entry.sender_key(), **sender, named); !s.ok()) return s;
+  std::map<std::string, const v1::SendRequested*> arrived;
+  for (const v1::SendRequested& r : entry.queued()) {
+    if (before.queue.count(r.email().idempotency_key()) == 0) {
+      arrived[r.email().idempotency_key()] = &r;
+    }
+  }
+  const std::set<std::string> cancelled(entry.cancelled().begin(), entry.cancelled().end());
+  for (const std::string& id : cancelled) arrived.erase(id);
   const std::string company = domain::CompanyOfStageKey(entry.sender_key());
+  absl::Status read;
   const Processor::SenderPlan again = Processor::PlanSender(
-      before, queue, calendar,
+      before,
+      overlay_.SenderRuns(
+          entry.sender_key(), **sender, arrived, cancelled,
+          [&](const std::string& sequence_id, const std::string& time_zone) {
+            return domain::MakeCalendar(dry_run_->sequence_at(sequence_id, at).settings,
+                                        domain::LoadZoneOrUtc(time_zone));
+          },
+          &read),
       domain::LimitsOf(dry_run_->settings_at(company, at, SettingsVersion(entry))), at);
+  if (!read.ok()) return read;
   const std::vector<std::string> recorded(entry.released().begin(), entry.released().end());
   ++checked_;
   if (again.plan.released != recorded || !same_next(again.next)) {

@@ -114,8 +114,8 @@ absl::StatusOr<std::unique_ptr<store::Store>> OpenStore(const std::string& path,
   options.path = path;
   options.block_cache_bytes = memory.block_cache_bytes;
   options.write_buffer_bytes = memory.write_buffer_bytes;
-  options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,    kBySequenceCf,
-                             kByOwnerCf,     kOffsetsCf,   kSendersCf};
+  options.column_families = {kEnrollmentsCf, kSequencesCf, kDueCf,     kBySequenceCf,
+                             kByOwnerCf,     kOffsetsCf,   kSendersCf, kSendQueueCf};
   if (rebuild) {
     options.bulk_load = true;
     // Fewer, larger flushes: fewer level-0 files for lookups to check and compactions to merge.
@@ -313,12 +313,14 @@ absl::StatusOr<Overlay::Entry*> Overlay::ApplyToKey(const std::string& key,
 
 namespace {
 
-v1::SenderSnapshot ToSnapshot(const domain::SenderState& s, int32_t partition) {
+v1::SenderSnapshot ToSnapshot(const domain::SenderState& s, int32_t partition, bool keyed) {
   v1::SenderSnapshot out;
   out.set_sender_key(s.sender_key);
   out.set_seq(s.seq);
   for (const auto& [bucket, n] : s.sent.buckets) (*out.mutable_sent_per_bucket())[bucket] = n;
-  for (const auto& [id, r] : s.queue) *out.add_queue() = r;
+  if (!keyed) {
+    for (const auto& [id, r] : s.queue) *out.add_queue() = r;
+  }
   out.set_last_sequence_id(s.last_sequence_id);
   if (s.next_release.has_value()) *out.mutable_next_release_at() = domain::ToProto(*s.next_release);
   out.set_partition(partition);
@@ -340,7 +342,140 @@ domain::SenderState FromSnapshot(const v1::SenderSnapshot& in) {
   return s;
 }
 
+// ---- send_queue keys (state.h) ----
+
+Overlay::RunKey RunOf(const v1::SendRequested& r) {
+  return {r.email().sequence_id(), r.time_zone()};
+}
+
+std::string RunPrefix(absl::string_view stage, const Overlay::RunKey& run) {
+  std::string k(stage);
+  k.push_back('\0');
+  k.push_back('o');
+  absl::StrAppend(&k, run.first);
+  k.push_back('\0');
+  absl::StrAppend(&k, run.second);
+  k.push_back('\0');
+  return k;
+}
+
+// The run's prefix, then the due time (seconds with the sign bit flipped, then nanos, both big
+// endian: byte order is time order), then the id: key order is (due time, id) order.
+std::string OrderedKey(absl::string_view stage, const v1::SendRequested& r) {
+  std::string k = RunPrefix(stage, RunOf(r));
+  store::AppendBigEndian64(&k, static_cast<uint64_t>(r.due_at().seconds()) ^ (uint64_t{1} << 63));
+  const uint32_t nanos = static_cast<uint32_t>(r.due_at().nanos());
+  for (int shift = 24; shift >= 0; shift -= 8) k.push_back(static_cast<char>(nanos >> shift));
+  absl::StrAppend(&k, r.email().idempotency_key());
+  return k;
+}
+constexpr size_t kDueBytes = 12;
+
+std::string IdKey(absl::string_view stage, absl::string_view id) {
+  std::string k(stage);
+  k.push_back('\0');
+  k.push_back('i');
+  absl::StrAppend(&k, id);
+  return k;
+}
+
+std::string RunCountPrefix(absl::string_view stage) {
+  std::string k(stage);
+  k.push_back('\0');
+  k.push_back('g');
+  return k;
+}
+
+std::string RunCountKey(absl::string_view stage, const Overlay::RunKey& run) {
+  std::string k = RunCountPrefix(stage);
+  absl::StrAppend(&k, run.first);
+  k.push_back('\0');
+  absl::StrAppend(&k, run.second);
+  return k;
+}
+
+// The smallest key after every key that starts with `prefix` (prefix ends in '\0' here).
+std::string PrefixEnd(std::string prefix) {
+  prefix.back() = static_cast<char>(prefix.back() + 1);
+  return prefix;
+}
+
+// One run read on demand: the stored requests (in chunks, skipping `skip`) merged with the
+// in-memory ones, in key order.
+struct RunReader {
+  store::Store* store = nullptr;
+  std::string resume;  // where the next chunk starts
+  std::string end;
+  bool store_done = false;
+  size_t chunk = 4;
+  std::vector<std::string> buffered;  // stored keys not handed out yet, in order
+  size_t buffered_at = 0;
+  std::vector<std::pair<std::string, absl::Time>> memory;  // (ordered key, due), sorted
+  size_t memory_at = 0;
+  std::set<std::string> skip;  // ids
+  size_t prefix_size = 0;
+  absl::Status* error = nullptr;
+
+  absl::string_view IdOf(absl::string_view key) const {
+    return key.substr(prefix_size + kDueBytes);
+  }
+  static absl::Time DueOf(absl::string_view key, size_t prefix_size) {
+    uint64_t seconds = 0;
+    store::ReadBigEndian64(key.substr(prefix_size), &seconds);
+    uint32_t nanos = 0;
+    for (int i = 0; i < 4; ++i) {
+      nanos = (nanos << 8) | static_cast<unsigned char>(key[prefix_size + 8 + i]);
+    }
+    return absl::FromUnixSeconds(static_cast<int64_t>(seconds ^ (uint64_t{1} << 63))) +
+           absl::Nanoseconds(nanos);
+  }
+  bool FillStore() {
+    while (buffered_at == buffered.size() && !store_done) {
+      buffered.clear();
+      buffered_at = 0;
+      size_t visited = 0;
+      std::string last;
+      absl::Status s =
+          store->Scan(kSendQueueCf, resume, end, [&](absl::string_view k, absl::string_view) {
+            ++visited;
+            last.assign(k.data(), k.size());
+            if (skip.count(std::string(IdOf(k))) == 0) {
+              buffered.push_back(last);
+            }
+            return visited < chunk;
+          });
+      if (!s.ok()) {
+        if (error != nullptr && error->ok()) *error = s;
+        store_done = true;
+        break;
+      }
+      if (visited < chunk) store_done = true;
+      if (!last.empty()) resume = last + std::string(1, '\0');
+      chunk = std::min<size_t>(chunk * 4, 1024);
+    }
+    return buffered_at < buffered.size();
+  }
+  std::optional<domain::RunItem> Next() {
+    const bool have_store = FillStore();
+    const bool have_memory = memory_at < memory.size();
+    if (!have_store && !have_memory) return std::nullopt;
+    if (have_store && (!have_memory || buffered[buffered_at] < memory[memory_at].first)) {
+      const std::string& k = buffered[buffered_at++];
+      return domain::RunItem{std::string(IdOf(k)), DueOf(k, prefix_size)};
+    }
+    const auto& [k, due] = memory[memory_at++];
+    return domain::RunItem{std::string(IdOf(k)), due};
+  }
+};
+
 }  // namespace
+
+int64_t Overlay::SenderEntry::waiting() const {
+  if (!keyed) return static_cast<int64_t>(state.queue.size());
+  int64_t n = 0;
+  for (const auto& [run, count] : runs) n += count;
+  return n;
+}
 
 absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& sender_key) {
   auto it = senders_.find(sender_key);
@@ -348,6 +483,7 @@ absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& send
   auto v = store_.raw().Get(kSendersCf, sender_key);
   if (!v.ok()) return v.status();
   SenderEntry e;
+  e.keyed = domain::IsSenderKey(sender_key);
   if (v->has_value()) {
     v1::SenderSnapshot snapshot;
     if (!snapshot.ParseFromString(**v)) {
@@ -357,18 +493,156 @@ absl::StatusOr<Overlay::SenderEntry*> Overlay::GetSender(const std::string& send
     e.partition = snapshot.partition();
     e.stored_due = e.state.next_release;
   }
+  // Nothing waits without a next release (a plan leaves one whenever a request remains, and the
+  // value and the queue are written in one batch): then there is no run to read.
+  if (e.keyed && e.state.next_release.has_value()) {
+    const std::string prefix = RunCountPrefix(sender_key);
+    absl::Status s = store_.raw().ScanPrefix(
+        kSendQueueCf, prefix, [&](absl::string_view k, absl::string_view c) {
+          const absl::string_view rest = k.substr(prefix.size());
+          const size_t zero = rest.find('\0');
+          uint64_t n = 0;
+          if (zero == absl::string_view::npos || !store::ReadBigEndian64(c, &n)) return true;
+          RunKey run{std::string(rest.substr(0, zero)), std::string(rest.substr(zero + 1))};
+          e.stored_runs.insert(run);
+          e.runs[std::move(run)] = static_cast<int64_t>(n);
+          return true;
+        });
+    if (!s.ok()) return s;
+  }
+  if (e.keyed) {
+    // A value written before the queue was keyed holds its queue: it moves to send_queue.
+    for (const auto& [id, r] : e.state.queue) {
+      e.added.insert(id);
+      ++e.runs[RunOf(r)];
+      e.runs_changed.insert(RunOf(r));
+    }
+    if (!e.added.empty()) e.dirty = true;
+  }
   return &senders_.emplace(sender_key, std::move(e)).first->second;
+}
+
+absl::Status Overlay::LoadQueued(const std::string& sender_key, SenderEntry& e,
+                                 const std::vector<std::string>& ids) {
+  if (!e.keyed || e.stored_runs.empty()) return absl::OkStatus();
+  for (const std::string& id : ids) {
+    if (e.state.queue.count(id) > 0 || e.removed.count(id) > 0) continue;
+    auto key = store_.raw().Get(kSendQueueCf, IdKey(sender_key, id));
+    if (!key.ok()) return key.status();
+    if (!key->has_value()) continue;
+    auto value = store_.raw().Get(kSendQueueCf, **key);
+    if (!value.ok()) return value.status();
+    v1::SendRequested r;
+    if (!value->has_value() || !r.ParseFromString(**value)) {
+      return absl::DataLossError(absl::StrCat("queued request ", id, " of ", sender_key,
+                                              " is missing or does not decode"));
+    }
+    e.state.queue.emplace(id, std::move(r));
+    e.stored.emplace(id, std::move(**key));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<domain::SendRun> Overlay::SenderRuns(
+    const std::string& sender_key, const SenderEntry& e,
+    const std::map<std::string, const v1::SendRequested*>& extra,
+    const std::set<std::string>& excluded,
+    const std::function<domain::Calendar(const std::string&, const std::string&)>& calendar,
+    absl::Status* error) {
+  // In memory: this batch's additions and arrivals, by run.
+  std::map<RunKey, std::vector<std::pair<std::string, absl::Time>>> memory;
+  auto remember = [&](const std::string& id, const v1::SendRequested& r) {
+    if (excluded.count(id) > 0) return;
+    memory[RunOf(r)].emplace_back(OrderedKey(sender_key, r), domain::FromProto(r.due_at()));
+  };
+  if (e.keyed) {
+    for (const std::string& id : e.added) {
+      auto it = e.state.queue.find(id);
+      if (it != e.state.queue.end()) remember(id, it->second);
+    }
+  } else {
+    for (const auto& [id, r] : e.state.queue) remember(id, r);
+  }
+  for (const auto& [id, r] : extra) remember(id, *r);
+  std::set<RunKey> runs;
+  for (const auto& [run, list] : memory) runs.insert(run);
+  if (e.keyed) {
+    for (const auto& [run, count] : e.runs) {
+      if (count > 0) runs.insert(run);
+    }
+  }
+  std::vector<domain::SendRun> out;
+  for (const RunKey& run : runs) {
+    auto reader = std::make_shared<RunReader>();
+    reader->store = &store_.raw();
+    reader->resume = RunPrefix(sender_key, run);
+    reader->prefix_size = reader->resume.size();
+    reader->end = PrefixEnd(reader->resume);
+    // A run that was not in the store when loaded has nothing there: no read.
+    reader->store_done = e.stored_runs.count(run) == 0;
+    reader->error = error;
+    if (auto m = memory.find(run); m != memory.end()) {
+      reader->memory = std::move(m->second);
+      std::sort(reader->memory.begin(), reader->memory.end());
+    }
+    for (const auto& [id, key] : e.removed) reader->skip.insert(id);
+    reader->skip.insert(excluded.begin(), excluded.end());
+    out.push_back(
+        {run.first, calendar(run.first, run.second), [reader] { return reader->Next(); }});
+  }
+  return out;
 }
 
 absl::Status Overlay::ApplyLedger(const v1::SendLedgerEntry& entry, int32_t partition) {
   auto sender = GetSender(entry.sender_key());
   if (!sender.ok()) return sender.status();
   SenderEntry& e = **sender;
-  const int64_t before = e.state.seq;
+  if (entry.seq() != e.state.seq + 1) return absl::OkStatus();  // folded already (or a gap)
+  // The ids the entry touches, loaded, so the fold sees them as it would see the whole queue.
+  std::vector<std::string> ids;
+  if (e.keyed) {
+    for (const v1::SendRequested& r : entry.queued()) {
+      if (e.stored_runs.count(RunOf(r)) > 0) ids.push_back(r.email().idempotency_key());
+    }
+    ids.insert(ids.end(), entry.cancelled().begin(), entry.cancelled().end());
+    ids.insert(ids.end(), entry.released().begin(), entry.released().end());
+    if (absl::Status s = LoadQueued(entry.sender_key(), e, ids); !s.ok()) return s;
+    ids.clear();
+    for (const v1::SendRequested& r : entry.queued()) ids.push_back(r.email().idempotency_key());
+    ids.insert(ids.end(), entry.cancelled().begin(), entry.cancelled().end());
+    ids.insert(ids.end(), entry.released().begin(), entry.released().end());
+  }
+  std::map<std::string, RunKey> before;
+  for (const std::string& id : ids) {
+    auto it = e.state.queue.find(id);
+    if (it != e.state.queue.end()) before.emplace(id, RunOf(it->second));
+  }
+  const int64_t seq_before = e.state.seq;
   e.state = domain::EvolveSender(std::move(e.state), entry);
-  if (e.state.seq == before) return absl::OkStatus();  // folded already (or out of order)
+  if (e.state.seq == seq_before) return absl::OkStatus();
   e.partition = partition;
   e.dirty = true;
+  if (!e.keyed) return absl::OkStatus();
+  for (const std::string& id : ids) {
+    auto was = before.find(id);
+    auto now = e.state.queue.find(id);
+    if (was != before.end() && now == e.state.queue.end()) {
+      if (auto s = e.stored.find(id); s != e.stored.end()) {
+        e.removed[id] = std::move(s->second);
+        e.stored.erase(s);
+      } else {
+        e.added.erase(id);
+      }
+      if (--e.runs[was->second] <= 0) e.runs.erase(was->second);
+      e.runs_changed.insert(was->second);
+      before.erase(was);  // an id listed twice counts once
+    } else if (was == before.end() && now != e.state.queue.end() && e.added.count(id) == 0 &&
+               e.stored.count(id) == 0) {
+      e.added.insert(id);
+      ++e.runs[RunOf(now->second)];
+      e.runs_changed.insert(RunOf(now->second));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -407,7 +681,30 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
   }
   for (auto& [key, e] : senders_) {
     if (!e.dirty) continue;
-    batch.Put(kSendersCf, key, SerializeDeterministic(ToSnapshot(e.state, e.partition)));
+    batch.Put(kSendersCf, key, SerializeDeterministic(ToSnapshot(e.state, e.partition, e.keyed)));
+    if (e.keyed) {
+      for (const auto& [id, ordered] : e.removed) {
+        batch.Delete(kSendQueueCf, ordered);
+        batch.Delete(kSendQueueCf, IdKey(key, id));
+      }
+      for (const std::string& id : e.added) {
+        auto it = e.state.queue.find(id);
+        if (it == e.state.queue.end()) continue;
+        const std::string ordered = OrderedKey(key, it->second);
+        batch.Put(kSendQueueCf, ordered, SerializeDeterministic(it->second));
+        batch.Put(kSendQueueCf, IdKey(key, id), ordered);
+      }
+      for (const RunKey& run : e.runs_changed) {
+        auto it = e.runs.find(run);
+        if (it == e.runs.end()) {
+          batch.Delete(kSendQueueCf, RunCountKey(key, run));
+        } else {
+          std::string n;
+          store::AppendBigEndian64(&n, static_cast<uint64_t>(it->second));
+          batch.Put(kSendQueueCf, RunCountKey(key, run), n);
+        }
+      }
+    }
     if (e.state.next_release != e.stored_due) {
       if (e.stored_due.has_value()) batch.Delete(kDueCf, store::DueKey(*e.stored_due, key));
       if (e.state.next_release.has_value()) {

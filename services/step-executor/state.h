@@ -14,8 +14,16 @@
 //   by_owner     key "<owner_id>\0<enrollment key>" -> "" (enrollments of an owner).
 //   senders      key SenderKey ("<company>/sender/<user>") -> v1::SenderSnapshot: one sender's send
 //                counters and queue (docs/send-limits.md), the fold of its SendLedgerEntry
-//                executor events; its next release is in `due` under the sender key. Person stages
-//                (PersonKey, docs/min-gap.md) are kept here too, in the same shape.
+//                executor events; its next release is in `due` under the sender key. A sender's
+//                waiting requests are in `send_queue`, not in this value (so a batch reads and
+//                writes only what it decides on, however long the queue). Person stages
+//                (PersonKey, docs/min-gap.md) are kept here too, their queue (one person's
+//                emails: short) in the value.
+//   send_queue   a sender's waiting requests, keyed (docs/send-limits.md, "Cost"): in runs of one
+//                sequence and enrollment time zone, ordered by due time then id,
+//                "<sender key>\0o<sequence id>\0<time zone>\0<due: 12 bytes>\<id>" -> the
+//                v1::SendRequested; "<sender key>\0i<id>" -> that key (lookup by id);
+//                "<sender key>\0g<sequence id>\0<time zone>" -> 8-byte count of the run.
 //   offsets      "exec/<p>": executor-events offset of partition p to fold from (every event
 //                before it is folded; events after it may be too: folding is idempotent);
 //                "seq/<p>": next sequence-events offset to fold.
@@ -25,6 +33,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -51,6 +60,7 @@ inline constexpr char kBySequenceCf[] = "by_sequence";
 inline constexpr char kByOwnerCf[] = "by_owner";
 inline constexpr char kOffsetsCf[] = "offsets";
 inline constexpr char kSendersCf[] = "senders";
+inline constexpr char kSendQueueCf[] = "send_queue";
 
 // Deterministic protobuf serialization (map fields in key order), so the same event always has
 // the same bytes: the state digest depends on it.
@@ -188,13 +198,45 @@ class Overlay {
   absl::StatusOr<Entry*> ApplyToKey(const std::string& key, const v1::Envelope& event,
                                     std::string bytes, int32_t partition);
   // A sender's staged state (loaded on first use; empty if the store has none).
+  // A person stage's `state.queue` is its whole queue. A sender stage's (`keyed`) holds only the
+  // requests this batch loaded (LoadQueued) or added; the rest stay in send_queue, counted per
+  // run in `runs`.
+  using RunKey = std::pair<std::string, std::string>;  // sequence id, time zone
   struct SenderEntry {
     domain::SenderState state;
     int32_t partition = -1;
     std::optional<absl::Time> stored_due;
     bool dirty = false;
+    bool keyed = false;
+    // Waiting requests per run (stored ones and this batch's).
+    std::map<RunKey, int64_t> runs;
+    std::set<RunKey> runs_changed;
+    // The runs the store held when loaded (only those have requests there).
+    std::set<RunKey> stored_runs;
+    // Of state.queue: ids added by this batch (not stored yet) / loaded from the store (-> key).
+    std::set<std::string> added;
+    std::map<std::string, std::string> stored;
+    // Stored requests this batch removed (id -> ordered key), deleted by Flush.
+    std::map<std::string, std::string> removed;
+    // The number of requests waiting.
+    int64_t waiting() const;
   };
   absl::StatusOr<SenderEntry*> GetSender(const std::string& sender_key);
+  // Loads into a sender's state.queue those of `ids` that wait in the store (a lookup each, none
+  // when nothing waits in the store). Person stages hold their queue already: no-op.
+  [[nodiscard]] absl::Status LoadQueued(const std::string& sender_key, SenderEntry& e,
+                                        const std::vector<std::string>& ids);
+  // A sender's waiting requests as runs for domain::PlanReleasesInRuns: the stored ones and
+  // state.queue's, plus `extra` (not waiting yet: this batch's arrivals), less `excluded`; each
+  // run read from the store on demand. `calendar` gives a run's send window. A store error
+  // ends the run it occurs in and is kept in *error.
+  std::vector<domain::SendRun> SenderRuns(
+      const std::string& sender_key, const SenderEntry& e,
+      const std::map<std::string, const v1::SendRequested*>& extra,
+      const std::set<std::string>& excluded,
+      const std::function<domain::Calendar(const std::string& sequence_id,
+                                           const std::string& time_zone)>& calendar,
+      absl::Status* error);
   // Folds one ledger entry into its sender (EvolveSender: only the next seq changes anything).
   [[nodiscard]] absl::Status ApplyLedger(const v1::SendLedgerEntry& entry, int32_t partition);
   const std::map<std::string, SenderEntry>& senders() const { return senders_; }

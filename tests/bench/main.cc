@@ -169,7 +169,9 @@ int Run(const std::string& cmd) {
     return f.ok() ? 0 : 1;
   } else if (cmd == "executor-limits") {
     results = ExecutorLimits(system, absl::GetFlag(FLAGS_count), absl::GetFlag(FLAGS_rate),
-                             absl::GetFlag(FLAGS_seconds));
+                             absl::GetFlag(FLAGS_seconds), absl::GetFlag(FLAGS_instances));
+  } else if (cmd == "executor-limits-reached") {
+    results = ExecutorLimitsReached(system, absl::GetFlag(FLAGS_count));
   } else if (cmd == "executor-lateness") {
     results = ExecutorLateness(system, absl::GetFlag(FLAGS_rate), absl::GetFlag(FLAGS_seconds));
   } else {
@@ -189,7 +191,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
                  "kafka-produce-batch|executor-throughput|executor-scaleout|executor-timer-burst|"
-                 "executor-lateness|executor-limits|api-hostile-soak> "
+                 "executor-lateness|executor-limits|executor-limits-reached|api-hostile-soak> "
                  "[--flags]\n");
     return 2;
   }

@@ -33,6 +33,8 @@
 #                                    default kafka-streams (built with Maven on first use); 0: none;
 #                                    temporal is opt-in (it adds minutes; Go >= 1.26 for its SDK)
 #   BENCH_TEMPORAL_COUNT             workflows for the Temporal peer (default by scale, below)
+#   BENCH_LIMITS_BEFORE=<build dir>   with BENCH_ONLY=limits (or the full run): the limits figures
+#                                    also with that build's step-executor, named ...@before
 #   BENCH_EXECUTOR_FLAGS=--a=1,--b=2 more step-executor flags for the executor-limits figures, e.g.
 #                                    --decide_stages_in_batch=false: the send stages' records
 #                                    through enrollment-events as before (docs/send-limits.md)
@@ -160,6 +162,18 @@ api_bench() {  # the API, loaded by ghz (tests/bench/api.sh)
 limits_flags=()
 [ -n "${BENCH_EXECUTOR_FLAGS:-}" ] && limits_flags=(--executor_flags="$BENCH_EXECUTOR_FLAGS")
 limits() {
+  # BENCH_LIMITS_BEFORE=<build dir>: that build's step-executor too (@before), each figure before
+  # then after (tests/bench/README.md, "Send limits on against off").
+  if [ -n "${BENCH_LIMITS_BEFORE:-}" ]; then
+    run executor-limits-reached --count="$count" --build_dir="$BENCH_LIMITS_BEFORE" \
+      --work_dir="$out/work" --name_suffix=@before
+  fi
+  run executor-limits-reached --count="$count" "${sys[@]}"
+  if [ -n "${BENCH_LIMITS_BEFORE:-}" ]; then
+    run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" \
+      --build_dir="$BENCH_LIMITS_BEFORE" --work_dir="$out/work" --name_suffix=@before \
+      ${limits_flags[@]+"${limits_flags[@]}"}
+  fi
   run executor-limits --count="$count" --rate=1000 --seconds="$lateness_seconds" "${sys[@]}" \
     ${limits_flags[@]+"${limits_flags[@]}"}
 }

@@ -790,7 +790,8 @@ std::string LimitsName(Limits limits, const std::string& what) {
 // Enrollments loaded before the executor starts: enrollments/s to first email visible, from the
 // executor's start (from_start_per_s) and from the first email on (records_per_s), its median
 // second, CPU per enrollment.
-absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, Limits on, int64_t count) {
+absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, Limits on, int64_t count,
+                                        int instances) {
   auto env = NewEnv(options, absl::StrCat("limits-", LimitsLabel(on)));
   if (!env.ok()) return env.status();
   if (auto s = PrepareLimitsRun(*env, on, 0); !s.ok()) return s;
@@ -801,9 +802,15 @@ absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, Limits on,
   if (auto load = Load(options.bootstrap, records); !load.ok()) return load.status();
   Watcher emails(*env, env->topics.email_events, EmailOf("s1"));
   absl::Time start = absl::Now();
-  auto exec = StartExecutor(*env, "a");
-  if (!exec.ok()) return exec.status();
-  if (!emails.WaitFor(count, absl::Minutes(30), exec->get())) {
+  // With more than one instance, in one group: a stage key's partition is this instance's for
+  // about 1/N of the keys, so the other stage records take the round trip through Kafka.
+  std::vector<std::unique_ptr<ChildProcess>> execs;
+  for (int i = 0; i < instances; ++i) {
+    auto exec = StartExecutor(*env, std::string(1, static_cast<char>('a' + i)));
+    if (!exec.ok()) return exec.status();
+    execs.push_back(std::move(*exec));
+  }
+  if (!emails.WaitFor(count, absl::Minutes(30), execs.front().get())) {
     return absl::DeadlineExceededError(
         absl::StrCat(LimitsName(on, "throughput"), ": ", emails.count(), " of ", count, " emails"));
   }
@@ -825,12 +832,13 @@ absl::StatusOr<Result> LimitsThroughput(const SystemOptions& options, Limits on,
     std::sort(full.begin(), full.end());
     f["median_per_s"] = full[full.size() / 2];
   }
-  if (double cpu = CpuSeconds((*exec)->pid()); cpu >= 0) {
-    f["cpu_s"] = cpu;
-    f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
-  }
-  for (const auto& [k, v] : Memory((*exec)->pid())) f[k] = v;
-  (*exec)->Terminate();
+  double cpu = 0;
+  for (const auto& e : execs) cpu += std::max(0.0, CpuSeconds(e->pid()));
+  f["cpu_s"] = cpu;
+  f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
+  f["instances"] = instances;
+  for (const auto& [k, v] : Memory(execs.front()->pid())) f[k] = v;
+  for (auto& e : execs) e->Terminate();
   return Result{LimitsName(on, "throughput"), f, {{"throughput_per_s", per_second}}};
 }
 
@@ -870,22 +878,140 @@ absl::StatusOr<Result> LimitsLateness(const SystemOptions& options, Limits on, d
   return Result{LimitsName(on, "lateness"), f, {{"lateness_ms", samples}}};
 }
 
+// An EmailDeferred executor event of step s1 (its enrollment was told its email waits).
+Watcher::Match DeferredOf() {
+  return [](const v1::Envelope& e) -> std::optional<absl::Time> {
+    if (!e.has_email_deferred()) return std::nullopt;
+    return domain::FromProto(e.occurred_at());
+  };
+}
+
+// A sender whose daily limit is reached, holding `waiting` deferred emails over 8 sequences,
+// then `arrivals` more emails of the same sender: CPU per arriving email (each deferred in turn:
+// its step, its request, the sender stage's plan and ledger entry, the deferral's outcome and
+// the enrollment's EmailDeferred). Whether the stage's cost per batch grows with its queue.
+// `filler` enrollments with no email (loaded first) give both sides stores of the same size.
+absl::StatusOr<Result> LimitsReached(const SystemOptions& options, int64_t waiting, int64_t filler,
+                                     int64_t arrivals, const std::string& label) {
+  auto env = NewEnv(options, absl::StrCat("limits-reached-", label));
+  if (!env.ok()) return env.status();
+  constexpr int kDaily = 100;
+  constexpr int kSequences = 8;
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(env->prefix, "sending-settings-1"), "bench",
+                                        absl::Now(), "", "");
+  v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
+  c->set_company_id("bench");
+  c->set_version(1);
+  c->mutable_settings()->set_daily_limit_per_sender(kDaily);
+  c->mutable_settings()->set_time_zone("UTC");
+  auto producer =
+      kafka::Producer::Create({.client = {.bootstrap_servers = env->options.bootstrap}});
+  if (!producer.ok()) return producer.status();
+  auto sent = (*producer)->Send(
+      {env->topics.sequence_events, domain::CompanySettingsKey("bench"), e.SerializeAsString()});
+  if (!sent.ok()) return sent.status();
+  for (int s = 0; s < kSequences; ++s) {
+    if (auto p = PublishSequence(*env, absl::StrCat("seq", s),
+                                 {Email("s1", 0, true), Activity("s2", v1::DELAY_UNIT_DAYS, 30)},
+                                 {"rep-0"});
+        !p.ok()) {
+      return p;
+    }
+  }
+  if (auto p = PublishSequence(
+          *env, "fill",
+          {Activity("s1", v1::DELAY_UNIT_DAYS, 30), Activity("s2", v1::DELAY_UNIT_DAYS, 30)});
+      !p.ok()) {
+    return p;
+  }
+  auto records = [&](int64_t from, int64_t to) {
+    std::vector<kafka::Record> out;
+    for (int64_t i = from; i < to; ++i) {
+      out.push_back(Enroll(*env, absl::StrCat("seq", i % kSequences), i, "rep-0"));
+    }
+    return out;
+  };
+  std::vector<kafka::Record> preload;
+  for (int64_t i = 0; i < filler; ++i) {
+    preload.push_back(Enroll(*env, "fill", 1'000'000'000 + i, "rep-1"));
+  }
+  const int64_t first = kDaily + waiting;  // the day's limit, then the queue
+  for (kafka::Record& r : records(0, first)) preload.push_back(std::move(r));
+  if (auto load = Load(options.bootstrap, preload); !load.ok()) return load.status();
+  Watcher deferred(*env, env->topics.executor_events, DeferredOf());
+  auto exec = StartExecutor(*env, "a");
+  if (!exec.ok()) return exec.status();
+  if (!deferred.WaitFor(waiting, absl::Minutes(30), exec->get())) {
+    return absl::DeadlineExceededError(absl::StrCat("limits-reached-", label, ": ",
+                                                    deferred.count(), " of ", waiting,
+                                                    " deferred before the arrivals"));
+  }
+  absl::SleepFor(absl::Seconds(1));  // the last batch's tail
+  const double cpu_before = CpuSeconds((*exec)->pid());
+  const absl::Time start = absl::Now();
+  if (auto load = Load(options.bootstrap, records(first, first + arrivals)); !load.ok()) {
+    return load.status();
+  }
+  if (!deferred.WaitFor(waiting + arrivals, absl::Minutes(30), exec->get())) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "limits-reached-", label, ": ", deferred.count(), " of ", waiting + arrivals, " deferred"));
+  }
+  const absl::Time end = absl::Now();
+  const double cpu_after = CpuSeconds((*exec)->pid());
+  Figures f;
+  f["waiting"] = static_cast<double>(waiting);
+  f["filler"] = static_cast<double>(filler);
+  f["arrivals"] = static_cast<double>(arrivals);
+  f["seconds"] = absl::ToDoubleSeconds(end - start);
+  f["per_s"] = static_cast<double>(arrivals) / absl::ToDoubleSeconds(end - start);
+  if (cpu_before >= 0 && cpu_after >= 0) {
+    f["cpu_ms_per_email"] = 1000 * (cpu_after - cpu_before) / static_cast<double>(arrivals);
+  }
+  for (const auto& [k, v] : Memory((*exec)->pid())) f[k] = v;
+  (*exec)->Terminate();
+  return Result{absl::StrCat("executor-limits-reached-", label), f, {}};
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options, int64_t count,
-                                                   double rate, double seconds) {
+                                                   double rate, double seconds, int instances) {
   if (options.system != "executor") {
     return absl::InvalidArgumentError("executor-limits runs the executor only");
   }
   std::vector<Result> results;
   // off, on, gap, gap, on, off: the machine's drift in load falls on every side alike.
   for (Limits on : {Limits::kOff, Limits::kOn, Limits::kOnWithGap}) {
-    auto r = LimitsThroughput(options, on, count);
+    auto r = LimitsThroughput(options, on, count, instances);
     if (!r.ok()) return r.status();
     results.push_back(*std::move(r));
   }
+  if (instances > 1) return results;  // the throughput alone (lateness: one instance)
   for (Limits on : {Limits::kOnWithGap, Limits::kOn, Limits::kOff}) {
     auto r = LimitsLateness(options, on, rate, seconds);
+    if (!r.ok()) return r.status();
+    results.push_back(*std::move(r));
+  }
+  return results;
+}
+
+}  // namespace sequences::bench
+
+namespace sequences::bench {
+
+absl::StatusOr<std::vector<Result>> ExecutorLimitsReached(const SystemOptions& options,
+                                                          int64_t count) {
+  if (options.system != "executor") {
+    return absl::InvalidArgumentError("executor-limits-reached runs the executor only");
+  }
+  // The same arrivals at a sender holding a short queue and one holding `count`, in stores of
+  // the same size (the short queue's side holds as many enrollments, most without an email).
+  const int64_t arrivals = std::max<int64_t>(1000, count / 4);
+  constexpr int64_t kShort = 200;
+  std::vector<Result> results;
+  for (const auto& [waiting, label] :
+       std::vector<std::pair<int64_t, std::string>>{{kShort, "small"}, {count, "large"}}) {
+    auto r = LimitsReached(options, waiting, count + kShort - waiting, arrivals, label);
     if (!r.ok()) return r.status();
     results.push_back(*std::move(r));
   }

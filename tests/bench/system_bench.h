@@ -73,8 +73,13 @@ absl::StatusOr<std::vector<Result>> ExecutorLateness(const SystemOptions& option
 // A third side, "gap", also sets a minimum gap between emails to one person (docs/min-gap.md), so
 // every email passes the person stage too (never waiting: each enrollment has its own recipient).
 // Named executor-limits-{off,on,gap}-{throughput,lateness}; tests/bench/report.py pairs them.
+// `instances` > 1: the throughput runs only, with that many executors in one group (CPU summed).
 absl::StatusOr<std::vector<Result>> ExecutorLimits(const SystemOptions& options, int64_t count,
-                                                   double rate, double seconds);
+                                                   double rate, double seconds, int instances = 1);
+// A sender whose daily limit is reached: CPU per email arriving while it holds 200 waiting
+// (executor-limits-reached-small) against `count` waiting (-large), over 8 sequences.
+absl::StatusOr<std::vector<Result>> ExecutorLimitsReached(const SystemOptions& options,
+                                                          int64_t count);
 
 }  // namespace sequences::bench
 

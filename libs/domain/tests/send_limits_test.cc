@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <map>
+#include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -536,6 +538,107 @@ TEST_CASE(
     const Simulated again = Simulate(reversed, limits, start, 5000);
     RC_ASSERT(again.releases == sim.releases);
   });
+}
+
+// The queue in runs (one per sequence and time zone, each in (due time, id) order), as the
+// executor keeps it in its store; `pulled` counts the requests the plan read.
+std::vector<SendRun> RunsOf(const std::vector<QueuedSend>& queue,
+                            const std::map<std::string, std::string>& zone_of, int* pulled) {
+  std::map<std::pair<std::string, std::string>, std::vector<const QueuedSend*>> runs;
+  for (const QueuedSend& q : queue) runs[{q.sequence_id, zone_of.at(q.id)}].push_back(&q);
+  std::vector<SendRun> out;
+  for (auto& [key, list] : runs) {
+    std::sort(list.begin(), list.end(), [](const QueuedSend* a, const QueuedSend* b) {
+      return a->due_at != b->due_at ? a->due_at < b->due_at : a->id < b->id;
+    });
+    auto items = std::make_shared<std::vector<const QueuedSend*>>(list);
+    auto at = std::make_shared<size_t>(0);
+    out.push_back({key.first, list.front()->calendar, [items, at, pulled] {
+                     if (*at == items->size()) return std::optional<RunItem>();
+                     ++*pulled;
+                     const QueuedSend* q = (*items)[(*at)++];
+                     return std::optional<RunItem>(RunItem{q->id, q->due_at});
+                   }});
+  }
+  return out;
+}
+
+TEST_CASE(
+    "Random queues kept in runs: PlanReleasesInRuns decides exactly as PlanReleases and reads "
+    "at most one request per run besides those it releases",
+    "[send_limits][property]") {
+  rc::prop("runs plan the same, reading O(released + runs)", [] {
+    const std::string company_zone =
+        *rc::gen::elementOf(std::vector<std::string>(std::begin(kZones), std::end(kZones)));
+    const int daily = *rc::gen::inRange(1, 40);
+    const int hourly = *rc::gen::inRange(0, 2) == 0 ? 0 : *rc::gen::inRange(1, daily + 1);
+    const SendLimits limits = Limits(daily, hourly, company_zone);
+    const absl::Time now = Utc(2026, 3, 1) + absl::Minutes(*rc::gen::inRange(0, 60 * 24 * 30));
+    SendCounters sent;
+    const int sends = *rc::gen::inRange(0, daily + 2);
+    for (int i = 0; i < sends; ++i) sent.Add(now - absl::Minutes(*rc::gen::inRange(0, 60 * 30)));
+    const int sequences = *rc::gen::inRange(1, 5);
+    // A run per sequence and enrollment zone: the same sequence in two zones has two windows.
+    std::map<std::pair<std::string, std::string>, Calendar> calendars;
+    const std::vector<std::string> zones = {"UTC", "Asia/Kolkata", "America/New_York"};
+    std::vector<QueuedSend> queue;
+    std::map<std::string, std::string> zone_of;
+    const int n = *rc::gen::inRange(0, 80);
+    for (int i = 0; i < n; ++i) {
+      const std::string seq = absl::StrCat("s", *rc::gen::inRange(0, sequences));
+      const std::string zone = *rc::gen::elementOf(zones);
+      auto c = calendars.find({seq, zone});
+      if (c == calendars.end()) {
+        c = calendars
+                .emplace(std::make_pair(seq, zone),
+                         *rc::gen::inRange(0, 2) == 0 ? Calendar() : NineToFive(zone))
+                .first;
+      }
+      // Due in the last two days or the next one; some at the same instant (ties by id).
+      const absl::Time due = now + absl::Minutes(*rc::gen::inRange(-60 * 48, 60 * 24) / 30 * 30);
+      const std::string id = absl::StrCat("e", *rc::gen::inRange(0, 1000), "-", i);
+      queue.push_back(Q(id, seq, due, c->second));
+      zone_of[id] = zone;
+    }
+    const std::string last = *rc::gen::inRange(0, 2) == 0
+                                 ? std::string()
+                                 : absl::StrCat("s", *rc::gen::inRange(0, sequences));
+    const ReleasePlan want = PlanReleases(sent, queue, last, limits, now);
+    int pulled = 0;
+    std::vector<SendRun> runs = RunsOf(queue, zone_of, &pulled);
+    const size_t run_count = runs.size();
+    const ReleasePlan got = PlanReleasesInRuns(sent, std::move(runs), last, limits, now);
+    RC_ASSERT(got.released == want.released);
+    RC_ASSERT(got.last_sequence_id == want.last_sequence_id);
+    RC_ASSERT(got.next_release == want.next_release);
+    RC_ASSERT(got.limit_reached == want.limit_reached);
+    RC_ASSERT(static_cast<size_t>(pulled) <= got.released.size() + run_count);
+  });
+}
+
+TEST_CASE(
+    "Given 10,000 emails waiting in one run for a sender at its daily limit, when a new one is "
+    "planned, then two requests are read, not the queue",
+    "[send_limits]") {
+  const absl::Time now = Utc(2026, 3, 2, 10);
+  SendCounters sent;
+  sent.Add(now - absl::Hours(1), 200);
+  std::vector<QueuedSend> queue;
+  std::map<std::string, std::string> zone_of;
+  for (int i = 0; i < 10000; ++i) {
+    queue.push_back(Q(absl::StrCat("w", 100000 + i), "s1", now - absl::Minutes(i % 500)));
+    zone_of[queue.back().id] = "UTC";
+  }
+  queue.push_back(Q("new", "s2", now));
+  zone_of["new"] = "UTC";
+  int pulled = 0;
+  const ReleasePlan plan =
+      PlanReleasesInRuns(sent, RunsOf(queue, zone_of, &pulled), "", Limits(200), now);
+  CHECK(plan.released.empty());
+  CHECK(plan.limit_reached == "200/day reached");
+  REQUIRE(plan.next_release.has_value());
+  CHECK(*plan.next_release == Utc(2026, 3, 3));
+  CHECK(pulled == 2);  // the head of each run
 }
 
 }  // namespace

@@ -605,6 +605,150 @@ void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
   f.FoldSequence(events);
 }
 
+// An automatic email's request to its sender stage, as the step's batch writes it.
+v1::Envelope SendRequest(const std::string& id, const std::string& sequence_id, absl::Time due) {
+  v1::Envelope e = domain::MakeEnvelope(absl::StrCat(id, "/send"), "c1", due, "", "");
+  v1::SendRequested* r = e.mutable_send_requested();
+  v1::EmailSend* email = r->mutable_email();
+  email->set_idempotency_key(id);
+  email->set_sequence_id(sequence_id);
+  email->set_step_id("mail");
+  email->set_item_key(absl::StrCat("c1/deal/", id));
+  email->set_enrollment_id(absl::StrCat("c1/deal/", id, "#", sequence_id, "#1"));
+  email->set_sender_user_id("owner-1");
+  email->set_mode(v1::EMAIL_MODE_AUTOMATIC);
+  email->mutable_recipient()->set_email(absl::StrCat(id, "@example.com"));
+  *email->mutable_scheduled_at() = domain::ToProto(due);
+  *r->mutable_due_at() = domain::ToProto(due);
+  r->set_time_zone("UTC");
+  r->mutable_ref()->set_item_key(email->item_key());
+  r->mutable_ref()->set_sequence_id(sequence_id);
+  r->mutable_ref()->set_enrollment_id(email->enrollment_id());
+  return e;
+}
+
+TEST_CASE(
+    "Given a sender at its daily limit with 3,000 emails waiting, when one more arrives and when "
+    "the next day releases one, then each batch holds only the requests it decides on, not the "
+    "queue, and releases in fair FIFO order") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  const absl::Time t0 = f.clock.Now();
+  // The stage's batch: every request in, then planned once (FlushSenders), as the loop does.
+  // `check` looks at the staged sender before the batch is written.
+  auto batch = [&](const std::vector<v1::Envelope>& requests,
+                   const std::function<void(const Overlay::SenderEntry&)>& check) {
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    for (const v1::Envelope& e : requests) {
+      REQUIRE(f.processor
+                  ->OnInputRecord(f.Record("t.enrollment-events", 2, sender, e), false,
+                                  f.clock.Now(), overlay, out)
+                  .ok());
+    }
+    REQUIRE(f.processor->FlushSenders(f.clock.Now(), overlay, out).ok());
+    auto stage = overlay.GetSender(sender);
+    REQUIRE(stage.ok());
+    check(**stage);
+    REQUIRE(overlay.Flush().ok());
+    return out;
+  };
+  std::vector<v1::Envelope> flood;
+  for (int i = 0; i < 1500; ++i) {  // two sequences, due a second apart, newest first
+    for (const char* seq : {"s1", "s2"}) {
+      flood.push_back(
+          SendRequest(absl::StrCat(seq, "-", 10000 + i), seq, t0 - absl::Seconds(3000 - 2 * i)));
+    }
+  }
+  BatchOutput first = batch(flood, [](const Overlay::SenderEntry&) {});
+  REQUIRE(f.On(first, "t.email-events").size() == 1);
+  CHECK(f.On(first, "t.email-events")[0].email_send().idempotency_key() == "s1-10000");
+
+  SECTION("one more arrives: it is looked up, planned with the runs' heads, and deferred") {
+    f.clock.Advance(absl::Minutes(1));
+    BatchOutput more =
+        batch({SendRequest("s1-late", "s1", f.clock.Now())}, [](const Overlay::SenderEntry& e) {
+          CHECK(e.waiting() == 3000);
+          CHECK(e.state.queue.size() == 1);  // the new one alone
+        });
+    CHECK(f.On(more, "t.email-events").empty());
+    int deferred = 0;
+    for (const v1::Envelope& e : f.On(more, "t.enrollment-events")) {
+      deferred += e.send_outcome().kind() == v1::SendOutcome::KIND_DEFERRED ? 1 : 0;
+    }
+    CHECK(deferred == 1);
+  }
+  SECTION("the next day starts: the sender's due entry releases one, the other sequence's first") {
+    f.clock.Set(t0 + absl::Hours(14) + absl::Seconds(1));  // 2026-03-03 00:00:01 UTC
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    REQUIRE(f.processor->FireDue(f.clock.Now(), f.all, 100, &f.scan_from, overlay, out).ok());
+    auto stage = overlay.GetSender(sender);
+    REQUIRE(stage.ok());
+    CHECK((*stage)->waiting() == 2998);
+    CHECK((*stage)->state.queue.empty());  // the released one loaded, then gone
+    REQUIRE(overlay.Flush().ok());
+    REQUIRE(f.On(out, "t.email-events").size() == 1);
+    CHECK(f.On(out, "t.email-events")[0].email_send().idempotency_key() == "s2-10000");
+  }
+}
+
+TEST_CASE(
+    "Given a store written before the sender queue was keyed (the queue inside the sender's "
+    "value), when the sender is next decided, then its waiting emails move to send_queue and are "
+    "released in the same order as before, once each") {
+  Fixture f;
+  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  const std::string sender = domain::SenderKey("c1", "owner-1");
+  const absl::Time t0 = f.clock.Now();
+  const absl::Time next_day = t0 + absl::Hours(14);  // 2026-03-03 00:00 UTC
+  // As an executor before the change left it: one sent today, three waiting, due at midnight.
+  v1::SenderSnapshot old;
+  old.set_sender_key(sender);
+  old.set_seq(1);
+  (*old.mutable_sent_per_bucket())[absl::ToUnixSeconds(t0) / 900] = 1;
+  for (const auto& [id, minutes] :
+       std::vector<std::pair<std::string, int>>{{"w-b", 20}, {"w-a", 30}, {"w-c", 10}}) {
+    *old.add_queue() = SendRequest(id, "s1", t0 - absl::Minutes(minutes)).send_requested();
+  }
+  *old.mutable_next_release_at() = domain::ToProto(next_day);
+  old.set_partition(2);
+  store::WriteBatch batch;
+  batch.Put(kSendersCf, sender, old.SerializeAsString());
+  batch.Put(kDueCf, store::DueKey(next_day, sender), std::string("\0\0\0\2", 4));
+  REQUIRE(f.store->raw().Write(batch).ok());
+
+  {  // a new request: deferred behind them, the old queue moved out of the value
+    Overlay overlay(*f.store);
+    BatchOutput out;
+    REQUIRE(f.processor
+                ->OnInputRecord(
+                    f.Record("t.enrollment-events", 2, sender, SendRequest("w-new", "s1", t0)),
+                    false, t0, overlay, out)
+                .ok());
+    REQUIRE(f.processor->FlushSenders(t0, overlay, out).ok());
+    REQUIRE(overlay.Flush().ok());
+    CHECK(f.On(out, "t.email-events").empty());
+  }
+  auto stored = f.store->raw().Get(kSendersCf, sender);
+  REQUIRE(stored.ok());
+  REQUIRE(stored->has_value());
+  v1::SenderSnapshot now;
+  REQUIRE(now.ParseFromString(**stored));
+  CHECK(now.queue_size() == 0);
+  CHECK(now.seq() == 2);
+
+  std::vector<std::string> sent;
+  for (int day = 0; day < 5; ++day) {
+    f.clock.Set(next_day + absl::Hours(24 * day) + absl::Seconds(1));
+    for (const v1::Envelope& e : f.On(f.Fire(f.all), "t.email-events")) {
+      sent.push_back(e.email_send().idempotency_key());
+    }
+  }
+  CHECK(sent == std::vector<std::string>{"w-a", "w-b", "w-c", "w-new"});  // FIFO by due, once
+}
+
 // A pause of every enrollment of an owner, as the API writes it: one record per partition.
 v1::Envelope PauseOwner(const std::string& company, const std::string& owner, absl::Time now) {
   v1::Envelope e = domain::MakeEnvelope(absl::StrCat("pause-", company, "-", owner), company, now,
@@ -1330,8 +1474,8 @@ void CheckSentWithTheirStep(Fixture& f, const std::vector<BatchOutput>& batches)
 TEST_CASE(
     "Given an instance that owns the sender key's partition, when automatic emails of the sender "
     "come due, then the stage decides them in the batch that runs their steps (one transaction): "
-    "the first within the limit is sent, the second deferred, the requests are still written "
-    "(marked decided, on the stage's partition) and skipped when consumed") {
+    "the first within the limit is sent, the second deferred, no request record is written (the "
+    "ledger keeps them), and a marked one an earlier version wrote is skipped when consumed") {
   Fixture f;
   SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
   const std::string sender = domain::SenderKey("c1", "owner-1");
@@ -1366,23 +1510,21 @@ TEST_CASE(
   CHECK(deferred == 1);
   CHECK(queued == 2);
   CHECK(asked == std::vector<std::string>{sender, sender});
-  REQUIRE(requests.size() == 2);
-  for (const kafka::Record& r : requests) {
-    CHECK(r.key == sender);
-    CHECK(r.partition == 4);
-    v1::Envelope e;
-    REQUIRE(e.ParseFromString(r.value));
-    CHECK(e.send_requested().decided());
-  }
+  CHECK(requests.empty());
 
-  // Consumed later (here, or by another instance after a rebalance): nothing decided again.
-  for (const kafka::Record& r : requests) {
-    v1::Envelope e;
-    REQUIRE(e.ParseFromString(r.value));
-    BatchOutput again;
-    CHECK(f.Decide(f.Record("t.enrollment-events", 4, r.key, e), again) ==
-          Processor::InputResult::kDone);
-    CHECK(again.records.empty());
+  // A marked record as an executor before this change wrote it, consumed here (or by another
+  // instance after a rebalance): nothing decided again.
+  for (const v1::Envelope& entry : AllOn(f, batches, "t.executor-events")) {
+    for (const v1::SendRequested& q : entry.send_ledger_entry().queued()) {
+      v1::Envelope e = domain::MakeEnvelope(absl::StrCat(q.email().idempotency_key(), "/send"),
+                                            "c1", f.clock.Now(), "", "");
+      *e.mutable_send_requested() = q;
+      e.mutable_send_requested()->set_decided(true);
+      BatchOutput again;
+      CHECK(f.Decide(f.Record("t.enrollment-events", 4, sender, e), again) ==
+            Processor::InputResult::kDone);
+      CHECK(again.records.empty());
+    }
   }
   // The deferred one goes out when the next day starts, once.
   f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 3, 0, 0, 0), absl::UTCTimeZone()));
@@ -1448,24 +1590,23 @@ TEST_CASE(
     CHECK((*p)->state.last_sent == f.clock.Now());
     CHECK((*p)->state.queue.size() == 1);
   }
-  // Every stage record is marked decided; consumed, none decides anything again.
+  // Every hop was decided in the batch: no stage record goes through enrollment-events (3
+  // requests, 2 forwards, 2 notices, all kept by their stages' ledger entries instead).
   int stage_records = 0;
+  int ledger_entries = 0;
   for (const BatchOutput& b : batches) {
     for (const kafka::Record& r : b.records) {
-      if (r.topic != "t.enrollment-events" ||
-          !(domain::IsPersonKey(r.key) || domain::IsSenderKey(r.key))) {
-        continue;
+      if (r.topic == "t.enrollment-events" &&
+          (domain::IsPersonKey(r.key) || domain::IsSenderKey(r.key))) {
+        ++stage_records;
       }
-      v1::Envelope e;
-      REQUIRE(e.ParseFromString(r.value));
-      ++stage_records;
-      CHECK((e.has_send_requested() ? e.send_requested().decided() : e.send_outcome().decided()));
-      BatchOutput again;
-      f.Decide(f.Record("t.enrollment-events", 0, r.key, e), again);
-      CHECK(again.records.empty());
     }
   }
-  CHECK(stage_records == 3 + 2 + 2);  // 3 requests, 2 forwards, 2 notices
+  for (const v1::Envelope& e : AllOn(f, batches, "t.executor-events")) {
+    ledger_entries += e.has_send_ledger_entry() ? 1 : 0;
+  }
+  CHECK(stage_records == 0);
+  CHECK(ledger_entries > 0);
 
   // An hour later ada's person stage looks again: forwards, the sender sends, in one batch.
   f.clock.Advance(absl::Hours(1) + absl::Seconds(1));
