@@ -25,6 +25,7 @@
 
 #include <compare>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -171,6 +172,9 @@ class Overlay {
     std::optional<absl::Time> stored_due;
     bool existed = false;
     bool dirty = false;
+    // The caller's stamp, e.g. when it last used the entry (replay writes the least recently used
+    // entries first: FlushSome). The overlay never reads it.
+    uint64_t last_used = 0;
   };
 
   // The staged entry for `key` (loaded on first use; a new empty entry if the key has none).
@@ -209,6 +213,10 @@ class Overlay {
   // Writes everything staged in one atomic WriteBatch and clears the overlay. The earliest due
   // time written to the index, if any, is stored in `*earliest_new_due`.
   [[nodiscard]] absl::Status Flush(std::optional<absl::Time>* earliest_new_due = nullptr);
+  // Flush of the enrollment entries `evict` selects only (and of every staged sender, sequence
+  // and offset): the other entries stay staged, unwritten, as they were. On an error nothing is
+  // forgotten.
+  [[nodiscard]] absl::Status FlushSome(const std::function<bool(const Entry&)>& evict);
   void Discard();
 
  private:
