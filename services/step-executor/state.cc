@@ -286,6 +286,10 @@ absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
   return &e;
 }
 
+Overlay::Entry* Overlay::GetNew(const std::string& key) {
+  return &entries_.try_emplace(key).first->second;
+}
+
 absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_t partition) {
   std::optional<std::string> key = EnrollmentKeyOfEvent(event);
   if (!key.has_value()) return absl::OkStatus();  // not an executor event: nothing to fold
@@ -424,11 +428,12 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
   return absl::OkStatus();
 }
 
-absl::Status Overlay::FlushSome(const std::function<bool(const Entry&)>& evict) {
+absl::Status Overlay::FlushSome(
+    const std::function<bool(const std::string& key, const Entry&)>& evict) {
   std::map<std::string, Entry> kept;
   for (auto it = entries_.begin(); it != entries_.end();) {
     auto next = std::next(it);
-    if (!evict(it->second)) kept.insert(kept.end(), entries_.extract(it));
+    if (!evict(it->first, it->second)) kept.insert(kept.end(), entries_.extract(it));
     it = next;
   }
   absl::Status s = Flush();

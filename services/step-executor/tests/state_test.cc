@@ -58,7 +58,10 @@ TEST_CASE(
   REQUIRE(staged_b.ok());
   (*staged_b)->last_used = 2;
 
-  REQUIRE(overlay.FlushSome([](const Overlay::Entry& e) { return e.last_used == 1; }).ok());
+  REQUIRE(
+      overlay
+          .FlushSome([](const std::string&, const Overlay::Entry& e) { return e.last_used == 1; })
+          .ok());
 
   auto stored_a = (*store)->LoadEnrollment(key_a);
   REQUIRE(stored_a.ok());
