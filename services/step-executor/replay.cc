@@ -100,6 +100,7 @@ std::optional<absl::Time> TimerDue(absl::string_view cause) {
 // come close together in the log (a decision's events, an enrollment's first steps) is written
 // once and never looked up again; each key it writes again later costs a lookup, a decode and
 // a fold of its stored events, and a second record, due entry and index keys.
+
 // Events the reader hands a folder thread at once, and how many may wait for it.
 constexpr size_t kFolderBatch = 512;
 constexpr size_t kMaxQueuedEvents = 64 * kFolderBatch;

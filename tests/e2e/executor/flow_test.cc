@@ -239,8 +239,7 @@ TEST_CASE(
 TEST_CASE(
     "Replaying the log from zero rebuilds state with the live instance's digest, folding on the "
     "reading thread or on two folder threads, with few keys staged or many, and deciding again "
-    "from the inputs reproduces "
-    "every recorded decision") {
+    "from the inputs reproduces every recorded decision") {
   World w;
   const absl::Time t0 = absl::Now();
   SequenceBuilder seq("c1", "s-replay");
