@@ -1,5 +1,6 @@
 #include "services/step-executor/replay.h"
 
+#include <algorithm>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -8,6 +9,8 @@
 #include <string_view>
 #include <thread>
 
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -37,6 +40,12 @@ absl::Status ReadTopic(const ReplayOptions& options, const std::string& topic,
                        std::map<int32_t, int64_t>* end) {
   kafka::ConsumerConfig c;
   c.client = options.client;
+  // A bulk read (unless the operator set these): 8 MiB per partition and fetch instead of 1 MiB,
+  // so each partition comes in longer runs. An enrollment's events are close together within
+  // its partition; with short runs of six partitions interleaved they were six times further
+  // apart in the folders' order, and more of them had been written and were read back.
+  c.client.overrides.try_emplace("max.partition.fetch.bytes", "8388608");
+  c.client.overrides.try_emplace("fetch.max.bytes", "67108864");
   c.read_committed = true;
   c.partition_eof = true;
   auto consumer = kafka::Consumer::Create(c);
@@ -92,9 +101,12 @@ std::optional<absl::Time> TimerDue(absl::string_view cause) {
   return absl::FromUnixMicros(micros);
 }
 
-// Keys a folder stages before it writes them (one WriteBatch): the fewer writes, the fewer times
-// a key that is folded again (its events span chunks) is looked up and rewritten.
-constexpr size_t kChunkKeys = 10000;
+// ReplayOptions::staged_keys: when a folder holds its share of staged keys, it writes the least
+// recently used quarter of them in one WriteBatch and forgets them. A key whose events
+// come close together in the log (a decision's events, an enrollment's first steps) is written
+// once and never looked up again; each key it writes again later costs a lookup, a decode and
+// a fold of its stored events, and a second record, due entry and index keys.
+
 // Events the reader hands a folder thread at once, and how many may wait for it.
 constexpr size_t kFolderBatch = 512;
 constexpr size_t kMaxQueuedEvents = 64 * kFolderBatch;
@@ -122,19 +134,24 @@ struct DryRunContext {
       settings_at;
 };
 
-// Folds executor events into the store, in the order given: into its own overlay, written every
-// kChunkKeys keys. Folders share the store but never a key (the reader routes by key). With a
-// dry-run context, each recorded decision (consecutive events of one key with one causation id)
-// and each ledger entry is decided again from the state before it first.
-// Thread-compatible.
+// Folds executor events into the store, in the order given: into its own overlay, of which it
+// writes the least recently used keys when it holds its share. Folders share the store but never
+// a key (the reader routes by key). With a dry-run context, each recorded decision (consecutive
+// events of one key with one causation id) and each ledger entry is decided again from the state
+// before it first. Thread-compatible.
 class Folder {
  public:
   // `routed_by_record_key`: this folder is one of several, given the records whose Kafka key
   // hashes to it. That keeps each enrollment (sender) on one folder only because the executor
   // keys its events by the enrollment's item key (the sender key); a record keyed otherwise
   // fails the replay (a sequential replay, --fold_threads=0, folds it).
-  Folder(StateStore& store, const DryRunContext* dry_run, bool routed_by_record_key)
-      : overlay_(store), dry_run_(dry_run), routed_by_record_key_(routed_by_record_key) {}
+  // `staged_keys`: its share of ReplayOptions::staged_keys.
+  Folder(StateStore& store, const DryRunContext* dry_run, bool routed_by_record_key,
+         size_t staged_keys)
+      : overlay_(store),
+        dry_run_(dry_run),
+        routed_by_record_key_(routed_by_record_key),
+        staged_keys_(std::max<size_t>(staged_keys, 4)) {}
 
   // Folds one executor-events record (skipped, counted and logged if it does not decode).
   [[nodiscard]] absl::Status Fold(kafka::Message m);
@@ -158,6 +175,8 @@ class Folder {
     std::vector<std::string> bytes;
   };
   absl::Status CheckAndApply();
+  // Writes the least recently used quarter of the staged keys (and every staged sender).
+  absl::Status Evict();
   absl::Status CheckDecision();
   absl::Status CheckLedger(const v1::SendLedgerEntry& entry);
   void Differs(std::string what);
@@ -165,7 +184,12 @@ class Folder {
   Overlay overlay_;
   const DryRunContext* dry_run_;
   const bool routed_by_record_key_;
+  const size_t staged_keys_;
   Group group_;
+  uint64_t uses_ = 0;  // stamps Overlay::Entry::last_used
+  // Fingerprints of the enrollment keys this folder wrote to the store (8 bytes and the table's
+  // slack a key: about 20 MiB for a million enrollments).
+  absl::flat_hash_set<size_t> written_;
   int64_t events_ = 0;
   int64_t undecodable_ = 0;
   int64_t checked_ = 0;
@@ -245,20 +269,43 @@ void Folder::Differs(std::string what) {
 
 absl::Status Folder::CheckAndApply() {
   if (group_.events.empty()) return absl::OkStatus();
+  // A key this folder never wrote is not in the store (it started empty; no other folder
+  // folds this key): staged as new without a lookup. A fingerprint this folder wrote (or one
+  // that collides with it) costs the lookup.
+  if (!written_.contains(absl::HashOf(group_.key))) overlay_.GetNew(group_.key);
   if (dry_run_ != nullptr) {
     if (absl::Status s = CheckDecision(); !s.ok()) return s;
   }
+  ++uses_;
   for (size_t i = 0; i < group_.events.size(); ++i) {
-    if (absl::Status s =
-            overlay_.Apply(group_.events[i], std::move(group_.bytes[i]), group_.partition);
-        !s.ok()) {
-      return s;
-    }
+    auto entry = overlay_.ApplyToKey(group_.key, group_.events[i], std::move(group_.bytes[i]),
+                                     group_.partition);
+    if (!entry.ok()) return entry.status();
+    (*entry)->last_used = uses_;
   }
   group_.events.clear();
   group_.bytes.clear();
-  if (overlay_.entries().size() + overlay_.senders().size() >= kChunkKeys) return overlay_.Flush();
+  if (overlay_.entries().size() + overlay_.senders().size() >= staged_keys_) return Evict();
   return absl::OkStatus();
+}
+
+absl::Status Folder::Evict() {
+  std::vector<uint64_t> used;
+  used.reserve(overlay_.entries().size());
+  for (const auto& [key, e] : overlay_.entries()) used.push_back(e.last_used);
+  const size_t evict = staged_keys_ / 4;
+  uint64_t last = 0;  // keys used at or before this one are written
+  if (used.size() > evict) {
+    std::nth_element(used.begin(), used.begin() + evict, used.end());
+    last = used[evict];
+  } else if (!used.empty()) {
+    last = *std::max_element(used.begin(), used.end());
+  }
+  return overlay_.FlushSome([&](const std::string& key, const Overlay::Entry& e) {
+    if (e.last_used > last) return false;
+    written_.insert(absl::HashOf(key));
+    return true;
+  });
 }
 
 absl::Status Folder::CheckDecision() {
@@ -378,8 +425,9 @@ absl::Status Folder::CheckLedger(const v1::SendLedgerEntry& entry) {
 // Thread-safe: Push and Close are called by the reader thread.
 class FolderThread {
  public:
-  explicit FolderThread(StateStore& store)
-      : folder_(store, nullptr, /*routed_by_record_key=*/true), thread_([this] { Run(); }) {}
+  FolderThread(StateStore& store, size_t staged_keys)
+      : folder_(store, nullptr, /*routed_by_record_key=*/true, staged_keys),
+        thread_([this] { Run(); }) {}
   ~FolderThread() { Close().IgnoreError(); }
   FolderThread(const FolderThread&) = delete;
   FolderThread& operator=(const FolderThread&) = delete;
@@ -566,11 +614,13 @@ absl::StatusOr<ReplayResult> Replay(const ReplayOptions& options) {
   // order); otherwise `fold_threads` folders fold in parallel, each writing its own chunks.
   const DryRunContext dry_run_context{&inputs_by_id, sequence_at, settings_at};
   const DryRunContext* dry = options.dry_run ? &dry_run_context : nullptr;
-  Folder inline_folder(**store, dry, /*routed_by_record_key=*/false);
+  const size_t staged_keys = static_cast<size_t>(std::max(options.staged_keys, 0));
+  Folder inline_folder(**store, dry, /*routed_by_record_key=*/false, staged_keys);
   std::vector<std::unique_ptr<FolderThread>> threads;
   if (!options.dry_run && options.fold_threads > 0) {
     for (int i = 0; i < options.fold_threads; ++i) {
-      threads.push_back(std::make_unique<FolderThread>(**store));
+      threads.push_back(
+          std::make_unique<FolderThread>(**store, staged_keys / options.fold_threads));
     }
   }
   std::vector<std::vector<kafka::Message>> pending(threads.size());

@@ -45,6 +45,11 @@ struct ReplayOptions {
   // Threads folding executor events (each key on one of them, its events in log order); a dry
   // run folds on the reading thread.
   int fold_threads = 2;
+  // Enrollment keys the folders keep staged in memory together, each folder its share (at least
+  // 4): a write-back cache. A folder holding its share writes the least recently used quarter
+  // and forgets them; a key folded again later is read back. Any value rebuilds the same state;
+  // the larger, the fewer keys are written twice (and the more memory: about 1.3 KiB a key).
+  int staged_keys = 32768;
   absl::Duration timeout = absl::Minutes(10);
 };
 

@@ -266,11 +266,12 @@ absl::StatusOr<std::string> StateStore::Digest(int64_t* enrollments, int64_t* se
 }
 
 absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
-  auto it = entries_.find(key);
-  if (it != entries_.end()) return &it->second;
+  // One descent of the map for a staged key and for a new one (the entry built in place).
+  auto it = entries_.lower_bound(key);
+  if (it != entries_.end() && it->first == key) return &it->second;
   auto rec = store_.LoadEnrollment(key);
   if (!rec.ok()) return rec.status();
-  Entry e;
+  Entry& e = entries_.try_emplace(it, key)->second;
   if (rec->has_value()) {
     e.record = std::move(**rec);
     int undecodable = 0;
@@ -284,7 +285,11 @@ absl::StatusOr<Overlay::Entry*> Overlay::Get(const std::string& key) {
     e.stored_owner_id = e.state.owner_id;
     e.existed = true;
   }
-  return &entries_.emplace(key, std::move(e)).first->second;
+  return &e;
+}
+
+Overlay::Entry* Overlay::GetNew(const std::string& key) {
+  return &entries_.try_emplace(key).first->second;
 }
 
 absl::Status Overlay::Apply(const v1::Envelope& event, std::string bytes, int32_t partition) {
@@ -728,6 +733,23 @@ absl::Status Overlay::Flush(std::optional<absl::Time>* earliest_new_due) {
   if (earliest_new_due != nullptr) *earliest_new_due = earliest;
   Discard();
   return absl::OkStatus();
+}
+
+absl::Status Overlay::FlushSome(
+    const std::function<bool(const std::string& key, const Entry&)>& evict) {
+  std::map<std::string, Entry> kept;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    auto next = std::next(it);
+    if (!evict(it->first, it->second)) kept.insert(kept.end(), entries_.extract(it));
+    it = next;
+  }
+  absl::Status s = Flush();
+  if (entries_.empty()) {
+    entries_ = std::move(kept);  // Flush succeeded
+  } else {
+    entries_.merge(kept);
+  }
+  return s;
 }
 
 void Overlay::Discard() {

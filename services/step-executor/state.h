@@ -184,10 +184,16 @@ class Overlay {
     std::string stored_owner_id;
     bool existed = false;
     bool dirty = false;
+    // The caller's stamp, e.g. when it last used the entry (replay writes the least recently used
+    // entries first: FlushSome). The overlay never reads it.
+    uint64_t last_used = 0;
   };
 
   // The staged entry for `key` (loaded on first use; a new empty entry if the key has none).
   absl::StatusOr<Entry*> Get(const std::string& key);
+  // Get for a key the caller knows the store holds no record of (replay's folders: they rebuild
+  // an empty store and each owns its keys): stages a new empty entry without looking it up.
+  Entry* GetNew(const std::string& key);
   // Folds one executor event into its key's entry. `bytes` is its serialized form.
   // `partition`: the executor-events partition (used for a new key). An event whose bytes the
   // entry already holds is skipped, so folding the log again from an earlier offset, or folding
@@ -254,6 +260,11 @@ class Overlay {
   // Writes everything staged in one atomic WriteBatch and clears the overlay. The earliest due
   // time written to the index, if any, is stored in `*earliest_new_due`.
   [[nodiscard]] absl::Status Flush(std::optional<absl::Time>* earliest_new_due = nullptr);
+  // Flush of the enrollment entries `evict` selects only (and of every staged sender, sequence
+  // and offset): the other entries stay staged, unwritten, as they were. On an error nothing is
+  // forgotten.
+  [[nodiscard]] absl::Status FlushSome(
+      const std::function<bool(const std::string& key, const Entry&)>& evict);
   void Discard();
 
  private:

@@ -27,7 +27,8 @@
 #   BENCH_REBALANCE_ROUNDS           rounds of that alternation (default 1)
 #   BENCH_REPLAY_BASELINE            another step-executor binary (e.g. main's) whose replay is
 #                                    timed too, alternating with this build's: before/after in one
-#                                    run (executor-replay@baseline)
+#                                    run (executor-replay@baseline; and both on one thread:
+#                                    @fold_threads=0, @baseline,fold_threads=0)
 #   BENCH_REPLAY_REPEATS             replays per binary, median reported (default 1; 3 for replay)
 #   BENCH_PEERS="kafka-streams temporal"  which peers run the same workloads (tests/bench/peers/);
 #                                    default kafka-streams (built with Maven on first use); 0: none;

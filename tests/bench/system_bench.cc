@@ -480,6 +480,9 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
     replayers.push_back({"executor-replay@baseline", options.replay_baseline, {}});
     // The same build folding on the reading thread alone: what the folder threads add.
     replayers.push_back({"executor-replay@fold_threads=0", binary, {"--fold_threads=0"}});
+    // And the baseline's (before/after on one thread).
+    replayers.push_back(
+        {"executor-replay@baseline,fold_threads=0", options.replay_baseline, {"--fold_threads=0"}});
   }
   auto children_cpu = [] {
     rusage u{};

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <regex>
 
+#include "absl/strings/str_join.h"
 #include "libs/domain/envelope.h"
 #include "tests/e2e/executor/harness.h"
 
@@ -237,8 +238,8 @@ TEST_CASE(
 
 TEST_CASE(
     "Replaying the log from zero rebuilds state with the live instance's digest, folding on the "
-    "reading thread or on two folder threads, and deciding again from the inputs reproduces "
-    "every recorded decision") {
+    "reading thread or on two folder threads, with few keys staged or many, and deciding again "
+    "from the inputs reproduces every recorded decision") {
   World w;
   const absl::Time t0 = absl::Now();
   SequenceBuilder seq("c1", "s-replay");
@@ -264,15 +265,22 @@ TEST_CASE(
   const std::string live = DigestIn(exec->Log(), "\"msg\":\"stopped\"");
   REQUIRE(!live.empty());
 
-  // The folder threads take the records whose keys hash to them (4 partitions, 40 items).
-  for (const std::string mode : {"--fold_threads=0", "--fold_threads=2", "--dry_run"}) {
+  // The folder threads take the records whose keys hash to them (4 partitions, 40 items). With
+  // 8 staged keys, each of the two folders writes its least recently used keys every few
+  // enrollments and reads them back when their next events come.
+  const std::vector<std::vector<std::string>> modes = {{"--fold_threads=0"},
+                                                       {"--fold_threads=2"},
+                                                       {"--fold_threads=2", "--staged_keys=8"},
+                                                       {"--dry_run"}};
+  for (size_t i = 0; i < modes.size(); ++i) {
+    const std::string mode = absl::StrJoin(modes[i], " ");
     const bool dry_run = mode == "--dry_run";
-    const std::string dir =
-        w.DataDir(dry_run ? "replay-dry" : "replay-" + mode.substr(mode.size() - 1));
-    auto replay = ChildProcess::Start(
-        {ServiceBinary("step-executor"), "replay", "--bootstrap_servers=" + Bootstrap(),
-         "--topic_prefix=" + w.prefix(), "--from=beginning", "--data_dir=" + dir, mode},
-        dir + ".log");
+    const std::string dir = w.DataDir(absl::StrCat("replay-", i));
+    std::vector<std::string> argv = {
+        ServiceBinary("step-executor"), "replay",           "--bootstrap_servers=" + Bootstrap(),
+        "--topic_prefix=" + w.prefix(), "--from=beginning", "--data_dir=" + dir};
+    argv.insert(argv.end(), modes[i].begin(), modes[i].end());
+    auto replay = ChildProcess::Start(argv, dir + ".log");
     REQUIRE(replay.ok());
     const absl::Time deadline = absl::Now() + absl::Seconds(90);
     while ((*replay)->Running() && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(100));
