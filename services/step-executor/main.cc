@@ -136,10 +136,13 @@ std::string HostName() {
 
 int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
   // A replay is a batch job whose write batches (a folder's evicted keys, megabytes each) come
-  // and go all the time: from the heap, kept there once freed, instead of fresh mmaps faulted in
-  // page by page each time (main's 256 KiB threshold is for a long-running instance's RSS).
+  // and go all the time. With glibc's allocator (sanitizer builds) they were fresh mmaps faulted
+  // in page by page each time: keep them in the heap. jemalloc keeps freed pages for its decay
+  // time (about a second) already.
+#ifndef SEQUENCES_JEMALLOC
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 32 << 20);
+#endif
   executor::ReplayOptions options;
   options.client = client;
   options.topics = topics;
