@@ -156,6 +156,24 @@ Left LeftAt(const SendCounters& sent, const SendLimits& limits, absl::Time now) 
   return left;
 }
 
+// The first instant with capacity once `used` more are sent at `now`: every later instant has
+// some too (counts only grow by sends, and a new hour or day starts from zero). Names the limit
+// that is reached in `plan`.
+absl::Time FirstCapacity(Left left, int used, const SendLimits& limits, absl::Time now,
+                         ReleasePlan& plan) {
+  left.day -= used;
+  if (limits.hourly > 0) left.hour -= used;
+  if (left.day <= 0) {
+    plan.limit_reached = absl::StrCat(limits.daily, "/day reached");
+    return NextDayStart(now, limits);
+  }
+  if (left.hour <= 0) {
+    plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
+    return NextHourStart(now, limits);
+  }
+  return now;
+}
+
 }  // namespace
 
 ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>& queue,
@@ -193,19 +211,8 @@ ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>
   }
 
   std::set<std::string> released(plan.released.begin(), plan.released.end());
-  const int used = static_cast<int>(plan.released.size());
-  left.day -= used;
-  if (limits.hourly > 0) left.hour -= used;
-  // The first instant with capacity: every later instant has some too (counts only grow by
-  // sends, and a new hour or day starts from zero).
-  absl::Time first_capacity = now;
-  if (left.day <= 0) {
-    first_capacity = NextDayStart(now, limits);
-    plan.limit_reached = absl::StrCat(limits.daily, "/day reached");
-  } else if (left.hour <= 0) {
-    first_capacity = NextHourStart(now, limits);
-    plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
-  }
+  const absl::Time first_capacity =
+      FirstCapacity(left, static_cast<int>(plan.released.size()), limits, now, plan);
   for (const QueuedSend& q : queue) {
     if (released.count(q.id) > 0) continue;
     const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), q.calendar);
@@ -294,17 +301,8 @@ ReleasePlan PlanReleasesInRuns(const SendCounters& sent, std::vector<SendRun> ru
     --capacity;
   }
 
-  const int used = static_cast<int>(plan.released.size());
-  left.day -= used;
-  if (limits.hourly > 0) left.hour -= used;
-  absl::Time first_capacity = now;
-  if (left.day <= 0) {
-    first_capacity = NextDayStart(now, limits);
-    plan.limit_reached = absl::StrCat(limits.daily, "/day reached");
-  } else if (left.hour <= 0) {
-    first_capacity = NextHourStart(now, limits);
-    plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
-  }
+  const absl::Time first_capacity =
+      FirstCapacity(left, static_cast<int>(plan.released.size()), limits, now, plan);
   auto consider = [&](const RunItem& q, const Calendar& calendar) {
     const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), calendar);
     const absl::Time at = t <= now ? std::max(first_capacity, now + absl::Microseconds(1)) : t;
