@@ -167,6 +167,14 @@ class ConsumerImpl final : public Consumer {
     return internal::FromList(list.get());
   }
 
+  absl::StatusOr<std::vector<TopicPartitionOffset>> Position(
+      const std::vector<TopicPartition>& partitions) override {
+    internal::TopicPartitionListHandle list = internal::ToList(partitions);
+    rd_kafka_resp_err_t err = rd_kafka_position(rk_.get(), list.get());
+    if (err != RD_KAFKA_RESP_ERR_NO_ERROR) return internal::FromResponseError(err, "position");
+    return internal::FromList(list.get());
+  }
+
   absl::Status Seek(const TopicPartitionOffset& to, absl::Duration timeout) override {
     internal::TopicPartitionListHandle list = internal::ToList(std::vector{to});
     absl::Status status =

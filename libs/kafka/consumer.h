@@ -94,6 +94,12 @@ class Consumer {
   // committed offset reports -1001, librdkafka's INVALID).
   virtual absl::StatusOr<std::vector<TopicPartitionOffset>> Committed(
       const std::vector<TopicPartition>& partitions, absl::Duration timeout) = 0;
+  // The offset after the last message this consumer returned for each partition, and after any
+  // transaction markers that follow it (librdkafka's position; ≥ v1.4): the end a caught-up
+  // read_committed consumer has reached, where the offset it commits (last record + 1) stops
+  // short of a trailing marker. -1001 (INVALID) for a partition nothing was returned from.
+  virtual absl::StatusOr<std::vector<TopicPartitionOffset>> Position(
+      const std::vector<TopicPartition>& partitions) = 0;
   // Moves the read position of an assigned partition.
   [[nodiscard]] virtual absl::Status Seek(const TopicPartitionOffset& to,
                                           absl::Duration timeout) = 0;

@@ -758,6 +758,15 @@ void Executor::UpdateLag() {
   int64_t deferred = 0;
   bool known = true;
   std::map<int32_t, int64_t> by_partition;
+  // Where the consumer is: past the marker of a transaction whose records it decided (this
+  // instance's own writes to enrollment-events end in one), which the committed offset (last
+  // record + 1) stops short of; so a caught-up instance shows lag 0, not 1 per such partition.
+  std::vector<kafka::TopicPartition> owned;
+  for (const auto& [p, ps] : partitions_) owned.push_back({options_.topics.enrollment_events, p});
+  std::map<int32_t, int64_t> position;
+  if (auto at = input_->Position(owned); at.ok()) {
+    for (const kafka::TopicPartitionOffset& o : *at) position[o.partition] = o.offset;
+  }
   for (const auto& [p, ps] : partitions_) {
     deferred += static_cast<int64_t>(ps.queue.size());
     auto w = marks.offsets.find(p);
@@ -765,7 +774,11 @@ void Executor::UpdateLag() {
       known = false;  // just assigned: not asked about yet
       continue;
     }
-    const int64_t from = ps.committed >= 0 ? ps.committed : w->second.low;
+    int64_t from = ps.committed >= 0 ? ps.committed : w->second.low;
+    // Nothing polled waits undecided: all before the position is decided, or a marker.
+    if (auto at = position.find(p); ps.committed >= 0 && ps.queue.empty() && at != position.end()) {
+      from = std::max(from, at->second);
+    }
     const int64_t behind = std::max<int64_t>(0, w->second.high - from);
     by_partition[p] = behind;
     lag += behind;

@@ -169,6 +169,32 @@ TEST_CASE("a committed transaction is visible to read_committed consumers, an ab
   CHECK(Values(ReadAll(*uncommitted, topic, 2)).size() == 5);
 }
 
+TEST_CASE(
+    "a read_committed consumer that has read a committed transaction's records is positioned past "
+    "its marker, at the partition's end, though the last record's offset + 1 is not") {
+  std::string topic = NewTopic("txnpos", 1);
+  auto txn =
+      TransactionalProducer::Create({.client = Client(), .transactional_id = UniqueName("t")});
+  REQUIRE(txn.ok());
+  TransactionalProducer& p = **txn;
+  REQUIRE(p.Init(absl::Seconds(10)).ok());
+  REQUIRE(p.Begin().ok());
+  REQUIRE(p.Produce({topic, "a", "r0"}).ok());
+  REQUIRE(p.Produce({topic, "a", "r1"}).ok());
+  REQUIRE(p.Commit(absl::Seconds(10)).ok());
+
+  auto consumer = NewConsumer(true);
+  const std::vector<Message> read = ReadAll(*consumer, topic, 1);
+  REQUIRE(read.size() == 2);
+  auto marks = consumer->QueryWatermarks({topic, 0}, absl::Seconds(10));
+  REQUIRE(marks.ok());
+  CHECK(marks->high == read.back().offset + 2);  // the commit marker takes an offset
+  auto position = consumer->Position({{topic, 0}});
+  REQUIRE(position.ok());
+  REQUIRE(position->size() == 1);
+  CHECK((*position)[0].offset == marks->high);
+}
+
 TEST_CASE("offsets sent in a transaction become the group's committed offsets only on commit") {
   std::string input = NewTopic("offsets-in", 1);
   std::string output = NewTopic("offsets-out", 1);
