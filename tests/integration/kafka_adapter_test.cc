@@ -33,6 +33,15 @@ std::string NewTopic(const std::string& prefix, int partitions) {
   return name;
 }
 
+// A transactional producer with a fresh id, initialised.
+std::unique_ptr<TransactionalProducer> NewTransactionalProducer() {
+  auto txn =
+      TransactionalProducer::Create({.client = Client(), .transactional_id = UniqueName("t")});
+  REQUIRE(txn.ok());
+  REQUIRE((*txn)->Init(absl::Seconds(10)).ok());
+  return std::move(*txn);
+}
+
 std::unique_ptr<Consumer> NewConsumer(bool read_committed, const std::string& group = "") {
   ConsumerConfig config;
   config.client = Client();
@@ -140,11 +149,8 @@ TEST_CASE("the idempotent producer reports delivery only once the broker holds t
 
 TEST_CASE("a committed transaction is visible to read_committed consumers, an aborted one is not") {
   std::string topic = NewTopic("txn", 2);
-  auto txn =
-      TransactionalProducer::Create({.client = Client(), .transactional_id = UniqueName("t")});
-  REQUIRE(txn.ok());
-  TransactionalProducer& p = **txn;
-  REQUIRE(p.Init(absl::Seconds(10)).ok());
+  auto txn = NewTransactionalProducer();
+  TransactionalProducer& p = *txn;
 
   REQUIRE(p.Begin().ok());
   REQUIRE(p.Produce({topic, "a", "committed-1"}).ok());
@@ -173,11 +179,8 @@ TEST_CASE(
     "a read_committed consumer that has read a committed transaction's records is positioned past "
     "its marker, at the partition's end, though the last record's offset + 1 is not") {
   std::string topic = NewTopic("txnpos", 1);
-  auto txn =
-      TransactionalProducer::Create({.client = Client(), .transactional_id = UniqueName("t")});
-  REQUIRE(txn.ok());
-  TransactionalProducer& p = **txn;
-  REQUIRE(p.Init(absl::Seconds(10)).ok());
+  auto txn = NewTransactionalProducer();
+  TransactionalProducer& p = *txn;
   REQUIRE(p.Begin().ok());
   REQUIRE(p.Produce({topic, "a", "r0"}).ok());
   REQUIRE(p.Produce({topic, "a", "r1"}).ok());
@@ -228,25 +231,22 @@ TEST_CASE("offsets sent in a transaction become the group's committed offsets on
   REQUIRE(assigned);
   REQUIRE(got.size() == 4);
 
-  auto txn =
-      TransactionalProducer::Create({.client = Client(), .transactional_id = UniqueName("t")});
-  REQUIRE(txn.ok());
-  REQUIRE((*txn)->Init(absl::Seconds(10)).ok());
+  auto txn = NewTransactionalProducer();
 
   // Aborted: offsets after the first two records are not committed.
-  REQUIRE((*txn)->Begin().ok());
-  REQUIRE((*txn)->Produce({output, "k", "x"}).ok());
-  REQUIRE((*txn)->SendOffsets({{input, 0, 2}}, consumer.GroupMetadata(), absl::Seconds(10)).ok());
-  REQUIRE((*txn)->Abort(absl::Seconds(10)).ok());
+  REQUIRE(txn->Begin().ok());
+  REQUIRE(txn->Produce({output, "k", "x"}).ok());
+  REQUIRE(txn->SendOffsets({{input, 0, 2}}, consumer.GroupMetadata(), absl::Seconds(10)).ok());
+  REQUIRE(txn->Abort(absl::Seconds(10)).ok());
   auto committed = consumer.Committed({{input, 0}}, absl::Seconds(10));
   REQUIRE(committed.ok());
   CHECK((*committed)[0].offset < 0);  // nothing committed yet
 
   // Committed: the group's offset is the one sent.
-  REQUIRE((*txn)->Begin().ok());
-  REQUIRE((*txn)->Produce({output, "k", "y"}).ok());
-  REQUIRE((*txn)->SendOffsets({{input, 0, 4}}, consumer.GroupMetadata(), absl::Seconds(10)).ok());
-  REQUIRE((*txn)->Commit(absl::Seconds(10)).ok());
+  REQUIRE(txn->Begin().ok());
+  REQUIRE(txn->Produce({output, "k", "y"}).ok());
+  REQUIRE(txn->SendOffsets({{input, 0, 4}}, consumer.GroupMetadata(), absl::Seconds(10)).ok());
+  REQUIRE(txn->Commit(absl::Seconds(10)).ok());
   committed = consumer.Committed({{input, 0}}, absl::Seconds(10));
   REQUIRE(committed.ok());
   CHECK((*committed)[0].offset == 4);
