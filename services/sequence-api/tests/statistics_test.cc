@@ -23,6 +23,21 @@ using namespace domain::testing;
 
 const service::Topics kTopics = service::Topics::WithPrefix("t.");
 
+// `events` as executor-events records over 3 partitions, in order (offsets need only grow per
+// partition).
+std::vector<kafka::Message> ExecutorRecords(const std::vector<v1::Envelope>& events) {
+  std::vector<kafka::Message> records;
+  for (size_t i = 0; i < events.size(); ++i) {
+    kafka::Message m;
+    m.topic = kTopics.executor_events;
+    m.partition = static_cast<int32_t>(i % 3);
+    m.offset = static_cast<int64_t>(i);
+    m.value = events[i].SerializeAsString();
+    records.push_back(std::move(m));
+  }
+  return records;
+}
+
 struct Expected {
   int enrolled = 0;
   std::map<std::string, int> tasks;                                      // step -> TaskCreated
@@ -86,15 +101,7 @@ TEST_CASE(
   auto rm = ReadModel::Open(
       {.data_dir = sequences::testing::TempDir("stats") + "/db", .kafka = {}, .topics = kTopics});
   REQUIRE(rm.ok());
-  std::vector<kafka::Message> records;
-  for (size_t i = 0; i < events.size(); ++i) {
-    kafka::Message m;
-    m.topic = kTopics.executor_events;
-    m.partition = static_cast<int32_t>(i % 3);
-    m.offset = static_cast<int64_t>(i);  // offsets need only grow per partition
-    m.value = events[i].SerializeAsString();
-    records.push_back(std::move(m));
-  }
+  const std::vector<kafka::Message> records = ExecutorRecords(events);
   const size_t half = records.size() / 2;
   REQUIRE((*rm)->Apply({records.data(), half + 10}).ok());
   REQUIRE((*rm)->Apply({records.data() + half, records.size() - half}).ok());  // 10 again
@@ -291,15 +298,7 @@ TEST_CASE(
                              .kafka = {},
                              .topics = kTopics});
   REQUIRE(rm.ok());
-  std::vector<kafka::Message> records;
-  for (size_t i = 0; i < events.size(); ++i) {
-    kafka::Message m;
-    m.topic = kTopics.executor_events;
-    m.partition = static_cast<int32_t>(i % 3);
-    m.offset = static_cast<int64_t>(i);
-    m.value = events[i].SerializeAsString();
-    records.push_back(std::move(m));
-  }
+  const std::vector<kafka::Message> records = ExecutorRecords(events);
   REQUIRE((*rm)->Apply(records).ok());
   REQUIRE((*rm)->Apply(records).ok());  // delivered again: nothing counts twice
 
