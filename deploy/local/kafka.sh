@@ -12,6 +12,12 @@
 #   SEQUENCES_CACHE   where the jars go (default ${XDG_CACHE_HOME:-$HOME/.cache}/sequences)
 #   KAFKA_HEAP        JVM heap (default 768m)
 #   KAFKA_FRESH=1     wipe the data directory before starting
+#   KAFKA_JVM_FLAGS   extra JVM flags (the private test brokers add -XX:TieredStopAtLevel=1)
+#   KAFKA_CDS         1 (default), use or 0: the class data sharing archive (see cds_flags below)
+#   KAFKA_BROKER_SESSION_MS  the controller's session of its broker (broker.session.timeout.ms,
+#                     Kafka's default 9000; heartbeats every quarter of it). After kill -9 the
+#                     restarted broker cannot register until the dead one's session has ended, so
+#                     test brokers that are killed and restarted set it low (tests/support/broker.cc)
 #   KAFKA_FLUSH=1     fsync every message before acknowledging it (log.flush.interval.messages=1;
 #                     see docs/durability.md)
 #   KAFKA_SECURITY    PLAINTEXT (default) or SASL_SSL: the client port then speaks TLS (a
@@ -107,10 +113,51 @@ make_security() {
   touch "$sec/.complete"
 }
 
+# A random Kafka cluster id (what `StorageTool random-uuid` prints: 16 random bytes in URL-safe
+# base64 without padding, never starting with '-'), without starting a JVM for it.
+cluster_id() {
+  local id=-
+  while [ "${id:0:1}" = - ]; do
+    id=$(openssl rand 16 | base64 | tr '+/' '-_' | tr -d '=')
+  done
+  echo "$id"
+}
+
+# Class data sharing: an archive of the classes a broker loads (JDK 17 AppCDS) halves the CPU and
+# the wall time of every later JVM start (tests/bench/README.md, "The test command"). The JVM makes
+# it itself as the first broker started without one exits cleanly (a one-time 10-30 s longer
+# stop). It lives next to the jars it was made from, named after the JVM build; a JVM that cannot
+# use it runs without (-Xshare:auto). KAFKA_CDS=1 (default) uses it and makes it when missing,
+# KAFKA_CDS=use only uses it (the private brokers of tests, whose stops are part of a test),
+# KAFKA_CDS=0 neither.
+jvm_id=$(stat -Lc %s-%Y "$(dirname "$(readlink -f "$(command -v java)")")/../lib/server/libjvm.so" \
+  2>/dev/null || echo unknown)
+cds_archive=$libs/cds-$jvm_id.jsa
+cds_pending=$data/cds.jsa.pending
+
+# The JVM flags for the archive; `dump`: this JVM may make it at exit.
+cds_flags() {
+  local mode=${KAFKA_CDS:-1}
+  [ "$mode" = 0 ] && return 0
+  if [ -f "$cds_archive" ]; then
+    echo "-XX:SharedArchiveFile=$cds_archive -Xlog:cds=off -Xlog:cds+dynamic=off"
+  elif [ "${1:-}" = dump ] && [ "$mode" = 1 ]; then
+    touch "$data/cds.dumping"
+    echo "-XX:ArchiveClassesAtExit=$cds_pending -Xlog:cds=off -Xlog:cds+dynamic=off"
+  fi
+}
+
 java_cmd() {
   local main=$1
   shift
-  exec_or_run java -Xms"${KAFKA_HEAP:-768m}" -Xmx"${KAFKA_HEAP:-768m}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
+  local extra=(-XX:+UseG1GC -XX:MaxGCPauseMillis=20)
+  # The storage tool runs for a moment: no optimizing compiler, no concurrent collector.
+  [ "$main" = kafka.Kafka ] || extra=(-XX:TieredStopAtLevel=1 -XX:+UseSerialGC)
+  local cds_mode=""
+  [ "$main" = kafka.Kafka ] && cds_mode=dump
+  # shellcheck disable=SC2046,SC2086 # KAFKA_JVM_FLAGS: extra flags, split at spaces
+  exec_or_run java -Xms"${KAFKA_HEAP:-768m}" -Xmx"${KAFKA_HEAP:-768m}" "${extra[@]}" \
+    $(cds_flags "$cds_mode") ${KAFKA_JVM_FLAGS:-} \
     -Djava.awt.headless=true \
     -Dkafka.logs.dir="$data/logs" \
     -Dlog4j2.configurationFile="$here/kafka/log4j2.properties" \
@@ -146,6 +193,10 @@ PROPS
   if [ "${KAFKA_FLUSH:-0}" = 1 ]; then
     echo "log.flush.interval.messages=1" >>"$data/server.properties"
   fi
+  if [ -n "${KAFKA_BROKER_SESSION_MS:-}" ]; then
+    printf 'broker.session.timeout.ms=%s\nbroker.heartbeat.interval.ms=%s\n' \
+      "$KAFKA_BROKER_SESSION_MS" "$((KAFKA_BROKER_SESSION_MS / 4))" >>"$data/server.properties"
+  fi
   if [ "$security" = SASL_SSL ]; then
     # The broker talks to itself (transaction markers) over the same listener, as "admin".
     cat >>"$data/server.properties" <<PROPS
@@ -172,7 +223,7 @@ start() {
   write_config
   if [ ! -f "$data/kraft/meta.properties" ]; then
     local id scram=()
-    id=$(java_cmd kafka.tools.StorageTool random-uuid)
+    id=$(cluster_id)
     if [ "$security" = SASL_SSL ]; then
       # SCRAM users live in the cluster metadata; KRaft creates them with the storage.
       scram=(--add-scram "SCRAM-SHA-512=[name=admin,password=$(cat "$sec/admin.password")]"
@@ -212,14 +263,25 @@ stop() {
     return 0
   fi
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 1 120); do
+  # Writing the class archive at exit takes a while (once).
+  local polls=120
+  [ -f "$data/cds.dumping" ] && polls=480
+  for _ in $(seq 1 "$polls"); do
     kill -0 "$pid" 2>/dev/null || break
     sleep 0.25
   done
   if kill -0 "$pid" 2>/dev/null; then
-    log "broker did not stop within 30s; killing it"
+    log "broker did not stop within $((polls / 4))s; killing it"
     kill -KILL "$pid" 2>/dev/null || true
+    rm -f "$cds_pending"
   fi
+  # A clean exit wrote the class archive this broker was asked for (cds_flags); rename is atomic,
+  # so brokers starting meanwhile see the whole file or none.
+  if [ -s "$cds_pending" ] && [ ! -f "$cds_archive" ]; then
+    mv "$cds_pending" "$cds_archive.$$" && mv "$cds_archive.$$" "$cds_archive" &&
+      log "class data archive for faster JVM starts: $cds_archive"
+  fi
+  rm -f "$cds_pending" "$cds_archive.$$" "$data/cds.dumping"
   rm -f "$pidfile"
   log "stopped broker on 127.0.0.1:$port"
 }

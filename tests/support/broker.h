@@ -2,21 +2,44 @@
 #define SEQUENCES_TESTS_SUPPORT_BROKER_H_
 
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 
 // A private single-node Kafka broker for fault tests: started, stopped and killed with kill -9 by
 // the test itself, through deploy/local/kafka.sh, on ports of its own (client port P, controller
-// P+1, both free when chosen) and a data directory of its own, so the shared test broker is never
+// P+1, reserved: see PortBlock) and a data directory of its own, so the shared test broker is never
 // touched. Restarts keep the data directory (same log, same group and transaction state).
 //
 // Thread-compatible.
 namespace sequences::testing {
 
-// The first of `count` consecutive TCP ports on 127.0.0.1 that were all free a moment ago. With
-// SEQUENCES_TEST_BROKER_PORTS=<lo>-<hi> set, the block lies in that range (for machines where
-// test brokers must keep to agreed ports); otherwise anywhere.
-int FreePortBlock(int count);
+// `count` consecutive TCP ports on 127.0.0.1, free when chosen and reserved for this object's
+// lifetime, so a broker that is down between a kill and its restart finds them still free while
+// other tests run alongside (ctest -j2):
+//   - they lie outside the kernel's ephemeral range (32768-60999 on Linux), so no port-0 bind of a
+//     service and no outgoing connection gets them: by default in 20000-28999, or in
+//     SEQUENCES_TEST_BROKER_PORTS=<lo>-<hi> (for machines where test brokers keep to agreed ports);
+//   - each port is held with flock(2) on /tmp/sequences-test-ports/<port>.lock, which every
+//     PortBlock of every process on the machine honours; the kernel drops the lock when the
+//     process dies, so a crashed test leaves nothing to clean up.
+// Move-only.
+class PortBlock {
+ public:
+  explicit PortBlock(int count);
+  ~PortBlock();
+  PortBlock(PortBlock&& other) noexcept;
+  PortBlock& operator=(PortBlock&&) = delete;
+  PortBlock(const PortBlock&) = delete;
+  PortBlock& operator=(const PortBlock&) = delete;
+
+  // The first port of the block.
+  int first() const { return first_; }
+
+ private:
+  int first_ = 0;
+  std::vector<int> lock_fds_;
+};
 
 class PrivateBroker {
  public:
@@ -43,7 +66,7 @@ class PrivateBroker {
  private:
   absl::Status Script(const std::string& verb, bool fresh);
   std::string security_;
-  int port_;
+  PortBlock ports_;
   std::string data_dir_;
 };
 

@@ -10,7 +10,7 @@
 
 namespace sequences::testing {
 
-PrivateCluster::PrivateCluster() : port_(FreePortBlock(6)), dir_(TempDir("cluster")) {}
+PrivateCluster::PrivateCluster() : ports_(6), port_(ports_.first()), dir_(TempDir("cluster")) {}
 
 PrivateCluster::~PrivateCluster() {
   for (int n = 1; n <= 3; ++n) KillNode(n).IgnoreError();

@@ -6,9 +6,11 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tests/support/broker.h"
 
 // A private three-node KRaft cluster for fault tests (deploy/local/kafka-cluster.sh): six ports
-// of its own, fresh storage, nodes killed with kill -9 and restarted on their data by the test.
+// of its own (reserved: PortBlock in tests/support/broker.h), fresh storage, nodes killed with
+// kill -9 and restarted on their data by the test.
 //
 // Thread-compatible.
 namespace sequences::testing {
@@ -35,6 +37,7 @@ class PrivateCluster {
 
  private:
   absl::Status Script(const std::string& args) const;
+  PortBlock ports_;
   int port_;
   std::string dir_;
 };

@@ -1,5 +1,5 @@
 // Two executor instances and a private broker that goes away at the worst moments the new
-// mechanisms have (tier e2e, EXCLUSIVE: it kills and restarts its own broker):
+// mechanisms have (tier e2e, RESTARTS_BROKER: it kills and restarts its own broker):
 //   1. while a rebalance is in progress (the second instance has just subscribed; cooperative
 //      incremental rebalancing, its warm-up fold done a moment before), down longer than the
 //      session timeout and the transaction timeout, while timer steps come due (test clock);
