@@ -3,6 +3,7 @@
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
 #include <rocksdb/filter_policy.h>
+#include <rocksdb/memtablerep.h>
 #include <rocksdb/options.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
@@ -185,8 +186,24 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
   for (const auto& n : options.column_families) {
     if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
   }
+  // A bulk load's write-only column families: an insert appends to a vector (sorted once, by the
+  // flush) instead of searching a skiplist and filling a filter. A vector memtable takes no
+  // concurrent writes, so no column family does.
+  rocksdb::ColumnFamilyOptions write_only_options = cf_options;
+  if (options.bulk_load && !options.bulk_load_write_only.empty()) {
+    write_only_options.memtable_factory = std::make_shared<rocksdb::VectorRepFactory>();
+    write_only_options.memtable_prefix_bloom_size_ratio = 0;
+    write_only_options.memtable_whole_key_filtering = false;
+    db_options.allow_concurrent_memtable_write = false;
+  }
+  auto write_only = [&](const std::string& n) {
+    return options.bulk_load &&
+           std::find(options.bulk_load_write_only.begin(), options.bulk_load_write_only.end(), n) !=
+               options.bulk_load_write_only.end();
+  };
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
-  for (const auto& n : names) descriptors.emplace_back(n, cf_options);
+  for (const auto& n : names)
+    descriptors.emplace_back(n, write_only(n) ? write_only_options : cf_options);
 
   auto impl = std::make_unique<Impl>();
   impl->disable_wal = options.bulk_load;

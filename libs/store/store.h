@@ -35,6 +35,12 @@ struct StoreOptions {
   // of the writes. Memtables carry a whole-key filter, so looking up a key not written yet costs
   // no memtable search.
   bool bulk_load = false;
+  // With bulk_load: column families the load only writes until Flush (never reads, nor scans).
+  // Their memtables are unsorted vectors sorted once when flushed, instead of skiplists that
+  // sort on every write, and carry no filter. What they hold after Flush is the same; a read
+  // before it is still right but slow (it sorts a copy of the memtable). Writers of the store
+  // queue for the memtables instead of writing them concurrently.
+  std::vector<std::string> bulk_load_write_only;
 };
 
 // Mutations applied atomically by Store::Write.

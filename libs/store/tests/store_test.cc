@@ -218,5 +218,67 @@ TEST_CASE(
   CHECK(*(*store)->Get("state", "key-0") == std::nullopt);
 }
 
+TEST_CASE(
+    "Given a bulk load with write-only column families, when keys are put, overwritten and "
+    "deleted across batches, then reads before and after Flush and after reopening see the last "
+    "write of each key, in key order") {
+  const std::string dir = sequences::testing::TempDir("store");
+  std::vector<std::string> expected;
+  {
+    auto store = Store::Open({.path = dir,
+                              .column_families = {"state", "due"},
+                              .bulk_load = true,
+                              .bulk_load_write_only = {"due"}});
+    REQUIRE(store.ok());
+    // Written in descending order, each key twice, every third one deleted in a later batch.
+    for (int round = 0; round < 2; ++round) {
+      WriteBatch batch;
+      for (int i = 999; i >= 0; --i) {
+        batch.Put("due", absl::StrCat("k", 1000 + i), absl::StrCat("v", round, "-", i));
+      }
+      REQUIRE((*store)->Write(batch).ok());
+    }
+    WriteBatch deletes;
+    for (int i = 0; i < 1000; i += 3) deletes.Delete("due", absl::StrCat("k", 1000 + i));
+    deletes.Put("due", "k1003", "last");  // put, deleted, put again
+    deletes.Delete("due", "k1003");
+    deletes.Put("due", "k1003", "again");
+    REQUIRE((*store)->Write(deletes).ok());
+    for (int i = 0; i < 1000; ++i) {
+      if (i % 3 == 0 && i != 3) continue;
+      expected.push_back(
+          absl::StrCat("k", 1000 + i, "=", i == 3 ? "again" : absl::StrCat("v1-", i)));
+    }
+    auto scan = [&] {
+      std::vector<std::string> seen;
+      REQUIRE((*store)
+                  ->Scan("due", "", "",
+                         [&](absl::string_view k, absl::string_view v) {
+                           seen.push_back(absl::StrCat(k, "=", v));
+                           return true;
+                         })
+                  .ok());
+      return seen;
+    };
+    CHECK(scan() == expected);
+    CHECK(*(*store)->Get("due", "k1003") == std::optional<std::string>("again"));
+    CHECK(*(*store)->Get("due", "k1000") == std::nullopt);
+    REQUIRE((*store)->Flush().ok());
+    CHECK(scan() == expected);
+  }
+  auto store = Store::Open({.path = dir, .column_families = {"state", "due"}});
+  REQUIRE(store.ok());
+  std::vector<std::string> seen;
+  REQUIRE((*store)
+              ->Scan("due", "", "",
+                     [&](absl::string_view k, absl::string_view v) {
+                       seen.push_back(absl::StrCat(k, "=", v));
+                       return true;
+                     })
+              .ok());
+  CHECK(seen == expected);
+  CHECK(*(*store)->Get("due", "k1998") == std::optional<std::string>("v1-998"));
+}
+
 }  // namespace
 }  // namespace sequences::store
