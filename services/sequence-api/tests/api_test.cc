@@ -608,8 +608,9 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "given a batch enroll, when it is retried, then every item is answered again and "
-    "nothing new is written, nor for an item enrolled alone with the same request id too") {
+    "given a batch enroll, when it is retried (also with its items reordered), then every item "
+    "is answered again and nothing new is written, nor for an item enrolled alone with the same "
+    "request id too") {
   Harness h;
   const std::string name = CreateSequence(h, kA, "create-1");
   REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "1", "item-1")).ok());
@@ -625,6 +626,18 @@ TEST_CASE(
   for (const v1::BatchEnrollResult& r : again->results()) {
     CHECK(r.status().code() == 0);
     CHECK(r.enrollment().pending());
+  }
+  // Retried with its items in another order: each item is still the same request.
+  v1::BatchEnrollRequest reordered;
+  reordered.set_parent(name);
+  for (int i = batch.items_size() - 1; i >= 0; --i) *reordered.add_items() = batch.items(i);
+  absl::StatusOr<v1::BatchEnrollResponse> shuffled = h.api.BatchEnroll(As(kA), reordered);
+  REQUIRE(shuffled.ok());
+  CHECK(shuffled->accepted_count() == 5);
+  for (const v1::BatchEnrollResult& r : shuffled->results()) {
+    CHECK(r.status().code() == 0);
+    CHECK(r.enrollment().item_key() ==
+          absl::StrCat(kA, "/deal/", reordered.items(r.index()).item_id()));
   }
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 5);
 }
