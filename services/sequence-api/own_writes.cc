@@ -135,15 +135,6 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
     std::vector<std::vector<std::string>> writable_keys;
     writable_keys.reserve(writable.size());
     for (size_t i : writable_index) writable_keys.push_back(keys_of_record[i]);
-    // `landed_late`: the position of a record acknowledged after its call's deadline, else null.
-    auto settle = [](Unsettled& u, const std::vector<std::string>& keys,
-                     const LogPosition* landed_late) ABSL_EXCLUSIVE_LOCKS_REQUIRED(u.mu) {
-      for (const std::string& key : keys) {
-        if (landed_late != nullptr) u.landed[key].push_back(*landed_late);
-        auto it = u.unknown.find(key);
-        if (it != u.unknown.end() && --it->second <= 0) u.unknown.erase(it);
-      }
-    };
     {
       absl::MutexLock lock(&own_.unsettled_->mu);
       for (const auto& keys : writable_keys) {
@@ -153,10 +144,10 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
     std::shared_ptr<Unsettled> unsettled = own_.unsettled_;
     written = own_.ports_.log.Append(
         writable, ctx_.deadline,
-        [unsettled, writable_keys, settle](size_t k, absl::StatusOr<LogPosition> result) {
+        [unsettled, writable_keys](size_t k, absl::StatusOr<LogPosition> result) {
           absl::MutexLock lock(&unsettled->mu);
           if (k < writable_keys.size()) {
-            settle(*unsettled, writable_keys[k], result.ok() ? &*result : nullptr);
+            unsettled->Settle(writable_keys[k], result.ok() ? &*result : nullptr);
           }
         });
     absl::MutexLock lock(&own_.unsettled_->mu);
@@ -164,7 +155,7 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
       // A DEADLINE_EXCEEDED record settles through the late callback; the others now (their
       // positions are noted below as this call's writes).
       if (absl::IsDeadlineExceeded(written[k].status())) continue;
-      settle(*own_.unsettled_, writable_keys[k], nullptr);
+      own_.unsettled_->Settle(writable_keys[k], nullptr);
     }
   }
   absl::MutexLock lock(&own_.mu_);
@@ -187,6 +178,15 @@ absl::StatusOr<std::vector<LogPosition>> OwnWrites::Mutation::Append(
     positions.push_back(*r);
   }
   return positions;
+}
+
+void OwnWrites::Unsettled::Settle(const std::vector<std::string>& keys,
+                                  const LogPosition* landed_late) {
+  for (const std::string& key : keys) {
+    if (landed_late != nullptr) landed[key].push_back(*landed_late);
+    auto it = unknown.find(key);
+    if (it != unknown.end() && --it->second <= 0) unknown.erase(it);
+  }
 }
 
 absl::Status OwnWrites::WaitFor(const CallContext& ctx, const std::vector<std::string>& keys) {

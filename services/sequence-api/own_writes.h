@@ -133,6 +133,10 @@ class OwnWrites {
     absl::Mutex mu;
     absl::flat_hash_map<std::string, int> unknown ABSL_GUARDED_BY(mu);
     absl::flat_hash_map<std::string, std::vector<LogPosition>> landed ABSL_GUARDED_BY(mu);
+    // The outcome of one record about `keys` is known; `landed_late`: its position if it was
+    // acknowledged after its call's deadline, else null.
+    void Settle(const std::vector<std::string>& keys, const LogPosition* landed_late)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   };
 
   const Ports& ports_;
