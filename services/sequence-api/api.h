@@ -64,10 +64,19 @@ class Api {
   Api& operator=(const Api&) = delete;
 
   using Ctx = CallContext;
+  // The call's context with the digest of its request (own_writes.h RequestDigest), for every
+  // mutation: a request id already applied is answered again only for the same RPC and fields.
+  // BatchEnroll digests each item as the Enroll of that item (enrollment_commands.h).
+  static Ctx Digested(const Ctx& c, absl::string_view method,
+                      const google::protobuf::Message& request) {
+    Ctx out = c;
+    out.request_digest = RequestDigest(method, request);
+    return out;
+  }
   // ---- sequences
   absl::StatusOr<v1::SequenceResponse> CreateSequence(const Ctx& c,
                                                       const v1::CreateSequenceRequest& r) {
-    return sequences_.Create(c, r);
+    return sequences_.Create(Digested(c, "CreateSequence", r), r);
   }
   absl::StatusOr<v1::Sequence> GetSequence(const Ctx& c, const v1::GetSequenceRequest& r) {
     return queries_.GetSequence(c, r);
@@ -78,31 +87,31 @@ class Api {
   }
   absl::StatusOr<v1::SequenceResponse> UpdateSequence(const Ctx& c,
                                                       const v1::UpdateSequenceRequest& r) {
-    return sequences_.Update(c, r);
+    return sequences_.Update(Digested(c, "UpdateSequence", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> DeleteSequence(const Ctx& c,
                                                       const v1::DeleteSequenceRequest& r) {
-    return sequences_.Delete(c, r);
+    return sequences_.Delete(Digested(c, "DeleteSequence", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> SwitchAutomatedSending(
       const Ctx& c, const v1::SwitchAutomatedSendingRequest& r) {
-    return sequences_.SwitchAutomatedSending(c, r);
+    return sequences_.SwitchAutomatedSending(Digested(c, "SwitchAutomatedSending", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> GrantSendingConsent(
       const Ctx& c, const v1::GrantSendingConsentRequest& r) {
-    return sequences_.GrantSendingConsent(c, r);
+    return sequences_.GrantSendingConsent(Digested(c, "GrantSendingConsent", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> RevokeSendingConsent(
       const Ctx& c, const v1::RevokeSendingConsentRequest& r) {
-    return sequences_.RevokeSendingConsent(c, r);
+    return sequences_.RevokeSendingConsent(Digested(c, "RevokeSendingConsent", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> PauseSequence(const Ctx& c,
                                                      const v1::PauseSequenceRequest& r) {
-    return sequences_.Pause(c, r);
+    return sequences_.Pause(Digested(c, "PauseSequence", r), r);
   }
   absl::StatusOr<v1::SequenceResponse> ResumeSequence(const Ctx& c,
                                                       const v1::ResumeSequenceRequest& r) {
-    return sequences_.Resume(c, r);
+    return sequences_.Resume(Digested(c, "ResumeSequence", r), r);
   }
   absl::StatusOr<v1::ListSequenceTemplatesResponse> ListSequenceTemplates(
       const Ctx& c, const v1::ListSequenceTemplatesRequest& r) {
@@ -118,7 +127,7 @@ class Api {
   }
   absl::StatusOr<v1::CompanySendingSettingsResponse> SetCompanySendingSettings(
       const Ctx& c, const v1::SetCompanySendingSettingsRequest& r) {
-    return sequences_.SetCompanySendingSettings(c, r);
+    return sequences_.SetCompanySendingSettings(Digested(c, "SetCompanySendingSettings", r), r);
   }
   absl::StatusOr<v1::CompanySendingSettingsResponse> GetCompanySendingSettings(
       const Ctx& c, const v1::GetCompanySendingSettingsRequest& r) {
@@ -132,7 +141,7 @@ class Api {
   // ---- email templates of the company
   absl::StatusOr<v1::EmailTemplateResponse> CreateEmailTemplate(
       const Ctx& c, const v1::CreateEmailTemplateRequest& r) {
-    return email_templates_.Create(c, r);
+    return email_templates_.Create(Digested(c, "CreateEmailTemplate", r), r);
   }
   absl::StatusOr<v1::EmailTemplate> GetEmailTemplate(const Ctx& c,
                                                      const v1::GetEmailTemplateRequest& r) {
@@ -144,16 +153,16 @@ class Api {
   }
   absl::StatusOr<v1::EmailTemplateResponse> UpdateEmailTemplate(
       const Ctx& c, const v1::UpdateEmailTemplateRequest& r) {
-    return email_templates_.Update(c, r);
+    return email_templates_.Update(Digested(c, "UpdateEmailTemplate", r), r);
   }
   absl::StatusOr<v1::EmailTemplateResponse> DeleteEmailTemplate(
       const Ctx& c, const v1::DeleteEmailTemplateRequest& r) {
-    return email_templates_.Delete(c, r);
+    return email_templates_.Delete(Digested(c, "DeleteEmailTemplate", r), r);
   }
 
   // ---- enrollments
   absl::StatusOr<v1::EnrollmentResponse> Enroll(const Ctx& c, const v1::EnrollRequest& r) {
-    return enrollments_.Enroll(c, r);
+    return enrollments_.Enroll(Digested(c, "Enroll", r), r);
   }
   absl::StatusOr<v1::BatchEnrollResponse> BatchEnroll(const Ctx& c,
                                                       const v1::BatchEnrollRequest& r) {
@@ -161,23 +170,23 @@ class Api {
   }
   absl::StatusOr<v1::EnrollmentResponse> RemoveEnrollment(const Ctx& c,
                                                           const v1::EnrollmentActionRequest& r) {
-    return enrollments_.Remove(c, r);
+    return enrollments_.Remove(Digested(c, "RemoveEnrollment", r), r);
   }
   absl::StatusOr<v1::EnrollmentResponse> PauseEnrollment(const Ctx& c,
                                                          const v1::EnrollmentActionRequest& r) {
-    return enrollments_.Pause(c, r);
+    return enrollments_.Pause(Digested(c, "PauseEnrollment", r), r);
   }
   absl::StatusOr<v1::EnrollmentResponse> ResumeEnrollment(const Ctx& c,
                                                           const v1::EnrollmentActionRequest& r) {
-    return enrollments_.Resume(c, r);
+    return enrollments_.Resume(Digested(c, "ResumeEnrollment", r), r);
   }
   absl::StatusOr<v1::EnrollmentResponse> RetryEnrollment(const Ctx& c,
                                                          const v1::EnrollmentActionRequest& r) {
-    return enrollments_.Retry(c, r);
+    return enrollments_.Retry(Digested(c, "RetryEnrollment", r), r);
   }
   absl::StatusOr<v1::EnrollmentResponse> ReportActivityCompleted(
       const Ctx& c, const v1::ReportActivityCompletedRequest& r) {
-    return enrollments_.ReportActivityCompleted(c, r);
+    return enrollments_.ReportActivityCompleted(Digested(c, "ReportActivityCompleted", r), r);
   }
   absl::StatusOr<v1::Enrollment> GetEnrollment(const Ctx& c, const v1::GetEnrollmentRequest& r) {
     return queries_.GetEnrollment(c, r);
@@ -192,27 +201,27 @@ class Api {
   }
   absl::StatusOr<v1::UserEnrollmentsResponse> PauseUserEnrollments(
       const Ctx& c, const v1::UserEnrollmentsRequest& r) {
-    return enrollments_.PauseUser(c, r);
+    return enrollments_.PauseUser(Digested(c, "PauseUserEnrollments", r), r);
   }
   absl::StatusOr<v1::UserEnrollmentsResponse> ResumeUserEnrollments(
       const Ctx& c, const v1::UserEnrollmentsRequest& r) {
-    return enrollments_.ResumeUser(c, r);
+    return enrollments_.ResumeUser(Digested(c, "ResumeUserEnrollments", r), r);
   }
   absl::StatusOr<v1::EnrollmentResponse> UpdateEnrollmentData(
       const Ctx& c, const v1::UpdateEnrollmentDataRequest& r) {
-    return enrollments_.UpdateData(c, r);
+    return enrollments_.UpdateData(Digested(c, "UpdateEnrollmentData", r), r);
   }
   absl::StatusOr<v1::ItemInputResponse> ReportItemOutcome(const Ctx& c,
                                                           const v1::ReportItemOutcomeRequest& r) {
-    return enrollments_.ReportItemOutcome(c, r);
+    return enrollments_.ReportItemOutcome(Digested(c, "ReportItemOutcome", r), r);
   }
   absl::StatusOr<v1::ItemInputResponse> ReportEmailReplied(const Ctx& c,
                                                            const v1::ReportEmailEventRequest& r) {
-    return enrollments_.ReportEmailReplied(c, r);
+    return enrollments_.ReportEmailReplied(Digested(c, "ReportEmailReplied", r), r);
   }
   absl::StatusOr<v1::ItemInputResponse> ReportEmailBounced(const Ctx& c,
                                                            const v1::ReportEmailEventRequest& r) {
-    return enrollments_.ReportEmailBounced(c, r);
+    return enrollments_.ReportEmailBounced(Digested(c, "ReportEmailBounced", r), r);
   }
   // Server streaming: the stream to read messages from (watch.h).
   absl::StatusOr<std::unique_ptr<WatchStream>> WatchEnrollments(

@@ -28,6 +28,9 @@ struct CallContext {
   // The calling service's certificate identity under mutual TLS, else empty (logged).
   std::string peer_identity;
   absl::Time deadline = absl::InfiniteFuture();
+  // Of a mutation: RequestDigest (own_writes.h) of its RPC and request, stamped on the events it
+  // writes; a request id seen with another digest is refused. Empty: not compared.
+  std::string request_digest;
 };
 
 struct ApiOptions {

@@ -89,6 +89,7 @@ absl::StatusOr<v1::EmailTemplateResponse> EmailTemplateCommands::Run(
   if (!decided->empty()) {
     std::vector<kafka::Record> records;
     for (v1::Envelope& e : *decided) {
+      e.set_request_digest(ctx.request_digest);
       state = domain::EvolveEmailTemplate(std::move(state), e);
       records.push_back({.topic = ports_.options.topics.sequence_events,
                          .key = template_id,

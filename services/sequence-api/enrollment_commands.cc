@@ -52,13 +52,25 @@ absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
   return r;
 }
 
-v1::Envelope EnrollEvent(const CallContext& ctx, const v1::EnrollRequested& r, absl::Time now) {
+v1::Envelope EnrollEvent(const CallContext& ctx, const v1::EnrollRequested& r, absl::Time now,
+                         const std::string& request_digest) {
   v1::Envelope e = domain::MakeEnvelope(
       absl::StrCat("api/enroll/", domain::EnrollmentKey(r.item_key(), r.sequence_id()), "/",
                    r.request_id()),
       ctx.company_id, now, "", r.request_id());
+  e.set_request_digest(request_digest);
   *e.mutable_enroll_requested() = r;
   return e;
+}
+
+// The digest of one item of a batch: that of the Enroll of the item (api.h), so a batch item and
+// a single Enroll with the same request id and fields are one request, and another item under the
+// request id is refused.
+std::string EnrollItemDigest(const std::string& parent, const v1::EnrollItem& item) {
+  v1::EnrollRequest single;
+  single.set_parent(parent);
+  *single.mutable_item() = item;
+  return RequestDigest("Enroll", single);
 }
 
 // The view of an enrollment right after its enroll request was written.
@@ -181,7 +193,7 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::Enroll(const Ctx& ctx
   }
   const absl::Time now = ports_.clock.Now();
   absl::StatusOr<std::vector<LogPosition>> positions =
-      AppendInput(m, r->item_key(), EnrollEvent(ctx, *r, now));
+      AppendInput(m, r->item_key(), EnrollEvent(ctx, *r, now, ctx.request_digest));
   if (!positions.ok()) return positions.status();
   v1::EnrollmentResponse reply;
   *reply.mutable_enrollment() = PendingView(rec, *r, now);
@@ -242,8 +254,10 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
       refuse(domain::InvalidField(request_id_field, "is used for another item of this batch"));
       continue;
     }
-    absl::StatusOr<std::optional<RequestRecord>> seen = m.PriorRequest(
-        r->request_id(), EnrollmentResourceName(r->item_key(), r->sequence_id()), request_id_field);
+    const std::string digest = EnrollItemDigest(req.parent(), req.items(i));
+    absl::StatusOr<std::optional<RequestRecord>> seen =
+        m.PriorRequest(r->request_id(), EnrollmentResourceName(r->item_key(), r->sequence_id()),
+                       request_id_field, digest);
     if (!seen.ok()) {
       refuse(seen.status());
       continue;
@@ -274,7 +288,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
     }
     records.push_back({.topic = ports_.options.topics.enrollment_events,
                        .key = r->item_key(),
-                       .value = EnrollEvent(ctx, *r, now).SerializeAsString()});
+                       .value = EnrollEvent(ctx, *r, now, digest).SerializeAsString()});
     record_item.push_back(i);
     record_keys.push_back({key, RequestKey(ctx, r->request_id())});
     *result->mutable_enrollment() = PendingView(*rec, *r, now);
@@ -407,6 +421,7 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
       absl::StrCat("api/", domain::PayloadName(e), "/",
                    domain::EnrollmentKey(item_key, n->sequence_id), "/", request_id),
       ctx.company_id, now, "", request_id);
+  header.set_request_digest(ctx.request_digest);
   header.MergeFrom(e);
   absl::StatusOr<std::vector<LogPosition>> positions = AppendInput(m, item_key, header);
   if (!positions.ok()) return positions.status();
@@ -470,6 +485,7 @@ absl::StatusOr<v1::UserEnrollmentsResponse> EnrollmentCommands::UserEnrollments(
     v1::Envelope e = domain::MakeEnvelope(absl::StrCat("api/", pause ? "pause" : "resume", "-user/",
                                                        resource, "/", req.request_id(), "/", p),
                                           ctx.company_id, now, "", req.request_id());
+    e.set_request_digest(ctx.request_digest);
     if (pause) {
       e.mutable_pause_requested()->mutable_target()->set_owner_id(req.user_id());
       e.mutable_pause_requested()->set_requested_by(ctx.user_id);
@@ -530,6 +546,7 @@ absl::StatusOr<v1::ItemInputResponse> EnrollmentCommands::AppendItemInput(
                    sequence_id.empty() ? item_key : domain::EnrollmentKey(item_key, sequence_id),
                    "/", request_id),
       ctx.company_id, now, "", request_id);
+  e.set_request_digest(ctx.request_digest);
   e.MergeFrom(input);
   absl::StatusOr<std::vector<LogPosition>> positions = AppendInput(m, item_key, e);
   if (!positions.ok()) return positions.status();

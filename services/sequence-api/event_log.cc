@@ -15,6 +15,9 @@ struct Pending {
   absl::Mutex mu;
   std::vector<std::optional<absl::StatusOr<LogPosition>>> results ABSL_GUARDED_BY(mu);
   int remaining ABSL_GUARDED_BY(mu) = 0;
+  // Set when Append fixed its results: a report that comes later goes to `late`.
+  bool answered ABSL_GUARDED_BY(mu) = false;
+  EventLog::LateResult late;
 };
 
 absl::Status Classify(const absl::Status& s) {
@@ -32,8 +35,9 @@ absl::Status Classify(const absl::Status& s) {
 }  // namespace
 
 std::vector<absl::StatusOr<LogPosition>> KafkaEventLog::Append(
-    absl::Span<const kafka::Record> records, absl::Time deadline) {
+    absl::Span<const kafka::Record> records, absl::Time deadline, LateResult late) {
   auto pending = std::make_shared<Pending>();
+  pending->late = std::move(late);
   {
     absl::MutexLock lock(&pending->mu);
     pending->results.resize(records.size());
@@ -53,9 +57,17 @@ std::vector<absl::StatusOr<LogPosition>> KafkaEventLog::Append(
         errors_.fetch_add(1);
         Log(LogLevel::kWarning, "api", "produce failed", {{"error", report.status().ToString()}});
       }
-      absl::MutexLock lock(&pending->mu);
-      pending->results[i] = std::move(result);
-      --pending->remaining;
+      bool late_result = false;
+      {
+        absl::MutexLock lock(&pending->mu);
+        late_result = pending->answered;
+        if (!late_result) {
+          pending->results[i] = result;
+          --pending->remaining;
+        }
+      }
+      // Answered DEADLINE_EXCEEDED already: the caller learns the outcome now.
+      if (late_result && pending->late) pending->late(i, std::move(result));
     });
     if (!queued.ok()) {
       errors_.fetch_add(1);
@@ -68,6 +80,7 @@ std::vector<absl::StatusOr<LogPosition>> KafkaEventLog::Append(
   auto done = [&pending]()
                   ABSL_EXCLUSIVE_LOCKS_REQUIRED(pending->mu) { return pending->remaining == 0; };
   pending->mu.AwaitWithDeadline(absl::Condition(&done), deadline);
+  pending->answered = true;
   std::vector<absl::StatusOr<LogPosition>> out;
   out.reserve(records.size());
   for (auto& r : pending->results) {

@@ -1,10 +1,15 @@
 #include "services/sequence-api/own_writes.h"
 
+#include <openssl/sha.h>
+
 #include <algorithm>
 #include <utility>
 
 #include "absl/hash/hash.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "libs/domain/errors.h"
 #include "sequences/v1/events.pb.h"
 
@@ -12,6 +17,23 @@ namespace sequences::api {
 
 std::string RequestKey(const CallContext& ctx, const std::string& request_id) {
   return absl::StrCat("request\x1f", ctx.company_id, "\x1f", request_id);
+}
+
+std::string RequestDigest(absl::string_view method, const google::protobuf::Message& request) {
+  std::string encoded;
+  {
+    google::protobuf::io::StringOutputStream out(&encoded);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    // Fails only for a proto2 message missing required fields; API requests are proto3.
+    static_cast<void>(request.SerializeToCodedStream(&coded));
+  }
+  // The method's length first: no method and encoding can be read as another pair.
+  const std::string input = absl::StrCat(method.size(), ":", method, encoded);
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
+  return absl::BytesToHexString(
+      absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
 }
 
 OwnWrites::Mutation::Mutation(OwnWrites& own, const CallContext& ctx, std::vector<std::string> keys,
@@ -56,11 +78,26 @@ absl::Status OwnWrites::Mutation::AwaitOwnWrites(const std::vector<std::string>&
 
 absl::StatusOr<std::optional<RequestRecord>> OwnWrites::Mutation::PriorRequest(
     const std::string& request_id, const std::string& resource, absl::string_view field) {
+  return PriorRequest(request_id, resource, field, ctx_.request_digest);
+}
+
+absl::StatusOr<std::optional<RequestRecord>> OwnWrites::Mutation::PriorRequest(
+    const std::string& request_id, const std::string& resource, absl::string_view field,
+    absl::string_view digest) {
   absl::StatusOr<std::optional<RequestRecord>> seen =
       own_.ports_.read_model.LookupRequest(ctx_.company_id, request_id);
   if (!seen.ok()) return seen.status();
-  if (seen->has_value() && (*seen)->resource != resource) {
+  if (!seen->has_value()) return seen;
+  if ((*seen)->resource != resource) {
     return domain::InvalidField(field, "was already used for another request");
+  }
+  if (!digest.empty() && !(*seen)->digest.empty() && (*seen)->digest != digest) {
+    // Same resource, another request (another RPC, or other fields): answering it with the first
+    // request's result would report a change that was never made.
+    return domain::InvalidField(field,
+                                "was already used for a different request (another method or "
+                                "other fields); a retry repeats the request unchanged, a new "
+                                "request needs a new request id");
   }
   return seen;
 }
@@ -82,13 +119,45 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
                        " bytes, at most ", options.max_record_bytes));
     } else if (!decoded.ParseFromString(records[i].value)) {
       results[i] = absl::InternalError("refusing to write an event that readers cannot decode");
+    } else if (!ctx_.request_digest.empty() && !decoded.correlation_id().empty() &&
+               decoded.request_digest().empty()) {
+      // Without it a retry under this request id with other fields would be answered as this.
+      results[i] = absl::InternalError("refusing to write a command without its request digest");
     } else {
       writable.push_back(records[i]);
       writable_index.push_back(i);
     }
   }
   std::vector<absl::StatusOr<LogPosition>> written;
-  if (!writable.empty()) written = own_.ports_.log.Append(writable, ctx_.deadline);
+  if (!writable.empty()) {
+    // Every key of a record on its way is unsettled until the record's outcome is known: here,
+    // or later from the log when the call's deadline comes first (DEADLINE_EXCEEDED).
+    std::vector<std::vector<std::string>> writable_keys;
+    writable_keys.reserve(writable.size());
+    for (size_t i : writable_index) writable_keys.push_back(keys_of_record[i]);
+    {
+      absl::MutexLock lock(&own_.unsettled_->mu);
+      for (const auto& keys : writable_keys) {
+        for (const std::string& key : keys) ++own_.unsettled_->unknown[key];
+      }
+    }
+    std::shared_ptr<Unsettled> unsettled = own_.unsettled_;
+    written = own_.ports_.log.Append(
+        writable, ctx_.deadline,
+        [unsettled, writable_keys](size_t k, absl::StatusOr<LogPosition> result) {
+          absl::MutexLock lock(&unsettled->mu);
+          if (k < writable_keys.size()) {
+            unsettled->Settle(writable_keys[k], result.ok() ? &*result : nullptr);
+          }
+        });
+    absl::MutexLock lock(&own_.unsettled_->mu);
+    for (size_t k = 0; k < written.size(); ++k) {
+      // A DEADLINE_EXCEEDED record settles through the late callback; the others now (their
+      // positions are noted below as this call's writes).
+      if (absl::IsDeadlineExceeded(written[k].status())) continue;
+      own_.unsettled_->Settle(writable_keys[k], nullptr);
+    }
+  }
   absl::MutexLock lock(&own_.mu_);
   for (size_t k = 0; k < written.size(); ++k) {
     const size_t i = writable_index[k];
@@ -111,10 +180,45 @@ absl::StatusOr<std::vector<LogPosition>> OwnWrites::Mutation::Append(
   return positions;
 }
 
+void OwnWrites::Unsettled::Settle(const std::vector<std::string>& keys,
+                                  const LogPosition* landed_late) {
+  for (const std::string& key : keys) {
+    if (landed_late != nullptr) landed[key].push_back(*landed_late);
+    auto it = unknown.find(key);
+    if (it != unknown.end() && --it->second <= 0) unknown.erase(it);
+  }
+}
+
 absl::Status OwnWrites::WaitFor(const CallContext& ctx, const std::vector<std::string>& keys) {
+  std::vector<std::pair<std::string, LogPosition>> landed;  // key, position
+  {
+    // An earlier write about these keys whose outcome its call did not learn: wait for it, then
+    // treat it as this process's write if it landed.
+    Unsettled& u = *unsettled_;
+    absl::MutexLock lock(&u.mu);
+    auto settled = [&u, &keys]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(u.mu) {
+      for (const std::string& key : keys) {
+        if (u.unknown.contains(key)) return false;
+      }
+      return true;
+    };
+    if (!u.mu.AwaitWithDeadline(absl::Condition(&settled), ports_.ReadDeadline(ctx))) {
+      const std::string why =
+          "an earlier write of this request or resource has no answer from the broker yet";
+      if (ports_.clock.Now() >= ctx.deadline) return absl::DeadlineExceededError(why);
+      return absl::UnavailableError(absl::StrCat(why, "; retry"));
+    }
+    for (const std::string& key : keys) {
+      auto it = u.landed.find(key);
+      if (it == u.landed.end()) continue;
+      for (const LogPosition& p : it->second) landed.emplace_back(key, p);
+      u.landed.erase(it);
+    }
+  }
   std::vector<LogPosition> positions;
   {
     absl::MutexLock lock(&mu_);
+    for (const auto& [key, p] : landed) NoteLocked(key, p);
     for (const std::string& key : keys) {
       auto it = written_.find(key);
       if (it != written_.end())

@@ -20,12 +20,26 @@
 // (and no unrelated write), so 50 concurrent retries of one call decide once, on fresh state, and
 // write once.
 //
+// A write whose call ended DEADLINE_EXCEEDED (the broker had not acknowledged it yet) may still
+// land: until the event log reports its outcome (EventLog::LateResult), a mutation about any of
+// its keys waits for that (bounded like the wait for the read model), and a write that landed
+// late is waited for like any other of this process's writes. So a retry sent at once after a
+// DEADLINE_EXCEEDED never writes the request a second time: it is UNAVAILABLE (or
+// DEADLINE_EXCEEDED) while the outcome is unknown, then answered as a retry, or decided afresh
+// if the first write was lost.
+//
 // A request id is answered from the read model's request records (RequestRecord: the resource it
-// named, the positions it wrote): the same request id for the same resource is a retry; for
-// another resource it is refused (INVALID_ARGUMENT naming the request-id field).
+// named, the positions it wrote, the digest of the request): the same request id for the same
+// resource and the same request (RPC and fields: RequestDigest) is a retry; for another resource,
+// or for another request about the same resource (another RPC, or other fields), it is refused
+// (INVALID_ARGUMENT naming the request-id field), never answered with the first request's result.
+// The digest travels in the events (Envelope.request_digest), so this holds after a restart and
+// a rebuilt read model; a request record without a digest (events of older versions) is compared
+// by resource only.
 //
 // Thread-safety: OwnWrites may be used from any thread; a Mutation belongs to one thread.
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "google/protobuf/message.h"
 #include "libs/kafka/types.h"
 #include "services/sequence-api/call_context.h"
 
@@ -43,6 +58,10 @@ namespace sequences::api {
 
 // The consistency key of a request id of the caller's company.
 std::string RequestKey(const CallContext& ctx, const std::string& request_id);
+
+// The digest of one request: hex SHA-256 of `method` and the request's deterministic encoding
+// (map entries in key order), request id included. Equal requests of one RPC have equal digests.
+std::string RequestDigest(absl::string_view method, const google::protobuf::Message& request);
 
 class OwnWrites {
  public:
@@ -68,14 +87,20 @@ class OwnWrites {
     [[nodiscard]] absl::Status AwaitOwnWrites(const std::vector<std::string>& also = {});
 
     // nullopt if `request_id` of the caller's company was never applied; its record if it was,
-    // for `resource` (a retry: answer it again, write nothing); INVALID_ARGUMENT naming `field` if
-    // it was applied for another resource.
+    // for `resource` and a request with `digest` (a retry: answer it again, write nothing);
+    // INVALID_ARGUMENT naming `field` if it was applied for another resource or another request
+    // (digests both known and different). The first form compares the call's digest.
     [[nodiscard]] absl::StatusOr<std::optional<RequestRecord>> PriorRequest(
         const std::string& request_id, const std::string& resource, absl::string_view field);
+    [[nodiscard]] absl::StatusOr<std::optional<RequestRecord>> PriorRequest(
+        const std::string& request_id, const std::string& resource, absl::string_view field,
+        absl::string_view digest);
 
     // Appends each record (one larger than max_record_bytes is INVALID_ARGUMENT, one readers
     // cannot decode INTERNAL, both before anything is written), remembering each written position
     // as this process's write about the consistency keys of its record. Results in record order.
+    // A record with a correlation id must carry its request's digest (Envelope.request_digest)
+    // when the call has one (INTERNAL otherwise, before anything is written).
     std::vector<absl::StatusOr<LogPosition>> AppendEach(
         const std::vector<kafka::Record>& records,
         const std::vector<std::vector<std::string>>& keys_of_record);
@@ -101,7 +126,21 @@ class OwnWrites {
   void Lock(const std::vector<size_t>& keys);
   void Unlock(const std::vector<size_t>& keys);
 
+  // Writes whose outcome their call did not learn (DEADLINE_EXCEEDED), by consistency key: how
+  // many are still unknown, and the positions of those that landed after all. Shared with the
+  // event log's late callbacks, which may run after this is gone.
+  struct Unsettled {
+    absl::Mutex mu;
+    absl::flat_hash_map<std::string, int> unknown ABSL_GUARDED_BY(mu);
+    absl::flat_hash_map<std::string, std::vector<LogPosition>> landed ABSL_GUARDED_BY(mu);
+    // The outcome of one record about `keys` is known; `landed_late`: its position if it was
+    // acknowledged after its call's deadline, else null.
+    void Settle(const std::vector<std::string>& keys, const LogPosition* landed_late)
+        ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  };
+
   const Ports& ports_;
+  const std::shared_ptr<Unsettled> unsettled_ = std::make_shared<Unsettled>();
   absl::Mutex locks_mu_;
   absl::CondVar released_;  // signalled when held_ loses keys
   absl::flat_hash_set<size_t> held_ ABSL_GUARDED_BY(locks_mu_);

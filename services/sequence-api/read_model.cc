@@ -531,6 +531,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
         r.resource = EmailTemplateResourceName(e.company_id(), id);
         r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+        r.digest = e.request_digest();
       }
       continue;
     }
@@ -551,6 +552,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
         r.resource = CompanySendingSettingsResourceName(*company);
         r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+        r.digest = e.request_digest();
       }
       continue;
     }
@@ -568,6 +570,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         RequestRecord& r = b.requests[absl::StrCat(e.company_id(), kSep, e.correlation_id())];
         r.resource = SequenceResourceName(e.company_id(), id);
         r.positions = EncodePositions(std::vector<LogPosition>{{m.topic, m.partition, m.offset}});
+        r.digest = e.request_digest();
       }
       continue;
     }
@@ -626,10 +629,13 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
         if (it->second.resource == resource) {
           absl::StatusOr<std::vector<LogPosition>> p = DecodePositions(it->second.positions);
           if (p.ok()) positions = std::move(*p);
+        } else {
+          it->second.digest.clear();
         }
         positions.push_back({m.topic, m.partition, m.offset});
         it->second.resource = resource;
         it->second.positions = EncodePositions(positions);
+        if (it->second.digest.empty()) it->second.digest = e.request_digest();
       }
       continue;
     }
@@ -705,7 +711,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     }
   }
   for (const auto& [key, r] : b.requests) {
-    b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.positions));
+    b.writes.Put(kRequests, key, absl::StrCat(r.resource, "\n", r.positions, "\n", r.digest));
   }
   for (const auto& [key, row] : b.stats) b.writes.Put(kStats, key, row.SerializeAsString());
   for (const auto& [tp, off] : b.offsets) {
@@ -1145,8 +1151,10 @@ absl::StatusOr<std::optional<RequestRecord>> ReadModel::LookupRequest(
       store_->Get(kRequests, absl::StrCat(company_id, kSep, request_id));
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return std::optional<RequestRecord>();
-  std::pair<std::string, std::string> parts = absl::StrSplit(**raw, absl::MaxSplits('\n', 1));
-  return std::optional<RequestRecord>(RequestRecord{parts.first, parts.second});
+  // "resource\npositions\ndigest" (records of older versions: no digest).
+  std::vector<std::string> parts = absl::StrSplit(**raw, absl::MaxSplits('\n', 2));
+  parts.resize(3);
+  return std::optional<RequestRecord>(RequestRecord{parts[0], parts[1], parts[2]});
 }
 
 absl::StatusOr<v1::SequenceStatistics> ReadModel::Statistics(

@@ -90,6 +90,8 @@ struct RequestRecord {
   std::string resource;
   // The positions written for it (names.h EncodePositions); the API signs them into a token.
   std::string positions;
+  // Envelope.request_digest of its events: which request it was (empty: not known).
+  std::string digest;
 };
 
 struct EnrollmentFilter {

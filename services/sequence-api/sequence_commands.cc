@@ -59,6 +59,7 @@ absl::StatusOr<v1::SequenceResponse> SequenceCommands::Run(
     if (!decided.ok()) return RemapFieldPaths(decided.status(), path_map);
     for (v1::Envelope& e : *decided) {
       if (e.correlation_id().empty()) e.set_correlation_id(request_id);
+      e.set_request_digest(ctx.request_digest);
       if (e.company_id().empty()) e.set_company_id(ctx.company_id);
       state = domain::EvolveSequence(std::move(state), e);
       events.push_back(std::move(e));
@@ -287,6 +288,7 @@ absl::StatusOr<v1::CompanySendingSettingsResponse> SequenceCommands::SetCompanyS
   const int64_t version = state->version + 1;
   v1::Envelope e = domain::MakeEnvelope(absl::StrCat(key, "/v", version, "/", req.request_id()),
                                         *company, ports_.clock.Now(), "", req.request_id());
+  e.set_request_digest(ctx.request_digest);
   v1::CompanySendingSettingsChanged* c = e.mutable_company_sending_settings_changed();
   c->set_company_id(*company);
   c->set_version(version);

@@ -156,6 +156,23 @@ constexpr int kThreads = 24;
 // A broker round trip, so that concurrent calls overlap between deciding and appending.
 constexpr absl::Duration kAppendLatency = absl::Milliseconds(2);
 
+v1::UpdateSequenceRequest Rename(const std::string& name, const std::string& display_name,
+                                 const std::string& request_id) {
+  v1::UpdateSequenceRequest update;
+  update.mutable_sequence()->set_name(name);
+  update.mutable_sequence()->set_display_name(display_name);
+  update.mutable_update_mask()->add_paths("display_name");
+  update.set_request_id(request_id);
+  return update;
+}
+
+v1::EnrollmentActionRequest Action(const std::string& enrollment, const std::string& request_id) {
+  v1::EnrollmentActionRequest req;
+  req.set_name(enrollment);
+  req.set_request_id(request_id);
+  return req;
+}
+
 // ---------------------------------------------------------------- refusals
 
 TEST_CASE(
@@ -307,6 +324,40 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "given a write acknowledged only after its call's deadline (DEADLINE_EXCEEDED), when the "
+    "call is retried with its request id at once, then it is not written again: the retry waits "
+    "for the first write's outcome, and once it is known answers it") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  h.log.AckLateNext(1);
+  CHECK(absl::IsDeadlineExceeded(h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1")).status()));
+  // The caller retries, as it is told to; the first write is still on its way to the broker.
+  absl::StatusOr<v1::EnrollmentResponse> early =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1"));
+  INFO(early.status().ToString());
+  CHECK((absl::IsUnavailable(early.status()) || absl::IsDeadlineExceeded(early.status())));
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+  h.log.DeliverLate();
+  absl::StatusOr<v1::EnrollmentResponse> retried =
+      h.api.Enroll(As(kA), EnrollRequest(name, "42", "e-1"));
+  INFO(retried.status().ToString());
+  REQUIRE(retried.ok());
+  CHECK(retried->enrollment().pending());
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
+  // The same for a rename: one event, whatever the retries.
+  h.log.AckLateNext(1);
+  CHECK(absl::IsDeadlineExceeded(
+      h.api.UpdateSequence(As(kA), Rename(name, "Late", "rename-late")).status()));
+  CHECK_FALSE(h.api.UpdateSequence(As(kA), Rename(name, "Late", "rename-late")).ok());
+  h.log.DeliverLate();
+  absl::StatusOr<v1::SequenceResponse> renamed =
+      h.api.UpdateSequence(As(kA), Rename(name, "Late", "rename-late"));
+  REQUIRE(renamed.ok());
+  CHECK(renamed->sequence().display_name() == "Late");
+  CHECK(h.log.Records(kTopics.sequence_events).size() == 2);
+}
+
+TEST_CASE(
     "given the read model has not applied this process's earlier write, a command about the "
     "same sequence is UNAVAILABLE rather than decided on stale state") {
   Harness h;
@@ -413,9 +464,153 @@ TEST_CASE(
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 1);
 }
 
+// A request id names one request: the same one again is a retry; anything else under that id
+// (other fields, another RPC about the same resource) must be refused, never answered with the
+// first request's result as if the second had been applied.
 TEST_CASE(
-    "given a batch enroll, when it is retried, then every item is answered again and "
-    "nothing new is written, nor for an item enrolled alone with the same request id too") {
+    "given a request id applied once, when it comes again with other fields or for another RPC "
+    "about the same resource, then INVALID_ARGUMENT names the request id, nothing is written "
+    "and the first request's effect stands") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  const int written = h.Written();
+
+  // A delete under the create's request id: before, OK with the sequence not deleted.
+  v1::DeleteSequenceRequest del;
+  del.set_name(name);
+  del.set_request_id("create-1");
+  absl::StatusOr<v1::SequenceResponse> deleted = h.api.DeleteSequence(As(kA), del);
+  INFO(deleted.status().ToString());
+  CHECK(deleted.status().code() == absl::StatusCode::kInvalidArgument);
+  CHECK(Contains(ViolatedFields(deleted.status()), "request_id"));
+
+  // Another display name under a rename's request id.
+  REQUIRE(h.api.UpdateSequence(As(kA), Rename(name, "First", "rename-1")).ok());
+  absl::StatusOr<v1::SequenceResponse> other_name =
+      h.api.UpdateSequence(As(kA), Rename(name, "Second", "rename-1"));
+  CHECK(Contains(ViolatedFields(other_name.status()), "request_id"));
+  absl::StatusOr<v1::SequenceResponse> same =
+      h.api.UpdateSequence(As(kA), Rename(name, "First", "rename-1"));
+  REQUIRE(same.ok());
+  CHECK(same->sequence().display_name() == "First");
+
+  // Other merge data under an enroll's request id; the same again is a retry.
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-42")).ok());
+  v1::EnrollRequest other_data = EnrollRequest(name, "42", "enroll-42");
+  (*other_data.mutable_item()->mutable_merge_data())["person.first_name"] = "Bob";
+  CHECK(Contains(ViolatedFields(h.api.Enroll(As(kA), other_data).status()), "item.request_id"));
+  CHECK(h.api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-42")).ok());
+  // A batch whose item says the same under that request id is refused for that item alone.
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  *batch.add_items() = Item("43", "enroll-43");
+  *batch.add_items() = other_data.item();
+  absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(b.ok());
+  CHECK(b->results(0).status().code() == 0);
+  CHECK(b->results(1).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+  CHECK(b->accepted_count() == 1);
+
+  // A resume under a pause's request id: before, OK and still paused.
+  StartEnrollment(h, kA, name, "42", "enroll-42");
+  const std::string enrollment = name + "/enrollments/deal:42";
+  absl::StatusOr<v1::EnrollmentResponse> paused =
+      h.api.PauseEnrollment(As(kA), Action(enrollment, "act-1"));
+  REQUIRE(paused.ok());
+  CHECK(paused->enrollment().status() == v1::ENROLLMENT_STATUS_PAUSED);
+  absl::StatusOr<v1::EnrollmentResponse> resumed =
+      h.api.ResumeEnrollment(As(kA), Action(enrollment, "act-1"));
+  CHECK(Contains(ViolatedFields(resumed.status()), "request_id"));
+  CHECK(
+      Contains(ViolatedFields(h.api.RemoveEnrollment(As(kA), Action(enrollment, "act-1")).status()),
+               "request_id"));
+
+  // Lost after won under one request id of the item.
+  v1::ReportItemOutcomeRequest outcome;
+  outcome.set_parent("companies/acme");
+  outcome.set_entity_kind(v1::ENTITY_KIND_DEAL);
+  outcome.set_item_id("42");
+  outcome.set_outcome(v1::ITEM_OUTCOME_KIND_DEAL_WON);
+  outcome.set_request_id("outcome-42");
+  REQUIRE(h.api.ReportItemOutcome(As(kA), outcome).ok());
+  outcome.set_outcome(v1::ITEM_OUTCOME_KIND_DEAL_LOST);
+  CHECK(Contains(ViolatedFields(h.api.ReportItemOutcome(As(kA), outcome).status()), "request_id"));
+
+  // Written: the rename, two enrolls, the executor's start, the pause and the outcome; nothing
+  // for the refusals.
+  CHECK(h.Written() == written + 6);
+  CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceDeleted) == 0);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kResumeRequested) == 0);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kRemoveRequested) == 0);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kItemOutcome) == 1);
+}
+
+TEST_CASE(
+    "given many threads sending one request id with two different renames at once, then one "
+    "rename is written, its senders get it and every sender of the other is refused") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::string name = CreateSequence(h, kA, "create-1");
+  auto results = OnThreads(kThreads, [&](int i) {
+    return h.api.UpdateSequence(As(kA), Rename(name, i % 2 == 0 ? "Even" : "Odd", "rename-race"));
+  });
+  std::set<std::string> applied;
+  int refused = 0;
+  for (const auto& r : results) {
+    if (r.ok()) {
+      applied.insert(r->sequence().display_name());
+    } else {
+      INFO(r.status().ToString());
+      CHECK(Contains(ViolatedFields(r.status()), "request_id"));
+      ++refused;
+    }
+  }
+  // Every OK names the one rename that was written, and that rename's senders are all OK.
+  REQUIRE(applied.size() == 1);
+  CHECK(refused == kThreads / 2);
+  CHECK(h.log.Records(kTopics.sequence_events).size() == 2);
+}
+
+TEST_CASE(
+    "given a read model rebuilt from the log, a request id is still refused for another "
+    "request and still answered for the same one, writing nothing") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-42")).ok());
+  // A restarted API: an empty read model folds everything the log holds.
+  std::unique_ptr<ReadModel> rebuilt = OpenReadModel();
+  LoopbackEventLog log(*rebuilt, {{kTopics.enrollment_events, kEnrollmentPartitions}});
+  for (const std::string& topic : kTopics.All()) REQUIRE(rebuilt->Apply(h.log.Records(topic)).ok());
+  Api api(Options(), log, *rebuilt, h.clock, h.signer);
+
+  v1::DeleteSequenceRequest del;
+  del.set_name(name);
+  del.set_request_id("create-1");
+  CHECK(Contains(ViolatedFields(api.DeleteSequence(As(kA), del).status()), "request_id"));
+  v1::EnrollRequest other_data = EnrollRequest(name, "42", "enroll-42");
+  other_data.mutable_item()->set_owner_id("someone-else");
+  CHECK(Contains(ViolatedFields(api.Enroll(As(kA), other_data).status()), "item.request_id"));
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  *batch.add_items() = other_data.item();
+  absl::StatusOr<v1::BatchEnrollResponse> b = api.BatchEnroll(As(kA), batch);
+  REQUIRE(b.ok());
+  CHECK(b->results(0).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+
+  absl::StatusOr<v1::SequenceResponse> again =
+      api.CreateSequence(As(kA), CreateRequest(kA, "create-1"));
+  REQUIRE(again.ok());
+  CHECK(again->sequence().name() == name);
+  CHECK(api.Enroll(As(kA), EnrollRequest(name, "42", "enroll-42")).ok());
+  int written = 0;
+  for (const std::string& t : kTopics.All()) written += static_cast<int>(log.Records(t).size());
+  CHECK(written == 0);
+}
+
+TEST_CASE(
+    "given a batch enroll, when it is retried (also with its items reordered), then every item "
+    "is answered again and nothing new is written, nor for an item enrolled alone with the same "
+    "request id too") {
   Harness h;
   const std::string name = CreateSequence(h, kA, "create-1");
   REQUIRE(h.api.Enroll(As(kA), EnrollRequest(name, "1", "item-1")).ok());
@@ -431,6 +626,18 @@ TEST_CASE(
   for (const v1::BatchEnrollResult& r : again->results()) {
     CHECK(r.status().code() == 0);
     CHECK(r.enrollment().pending());
+  }
+  // Retried with its items in another order: each item is still the same request.
+  v1::BatchEnrollRequest reordered;
+  reordered.set_parent(name);
+  for (int i = batch.items_size() - 1; i >= 0; --i) *reordered.add_items() = batch.items(i);
+  absl::StatusOr<v1::BatchEnrollResponse> shuffled = h.api.BatchEnroll(As(kA), reordered);
+  REQUIRE(shuffled.ok());
+  CHECK(shuffled->accepted_count() == 5);
+  for (const v1::BatchEnrollResult& r : shuffled->results()) {
+    CHECK(r.status().code() == 0);
+    CHECK(r.enrollment().item_key() ==
+          absl::StrCat(kA, "/deal/", reordered.items(r.index()).item_id()));
   }
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 5);
 }
@@ -776,7 +983,8 @@ v1::UpdateSequenceRequest WeightsUpdate(const std::string& name, int a, int b,
 TEST_CASE(
     "given many threads retrying one UpdateSequence that edits an A/B step's weights with the "
     "same request id at once, then the edit is written once, every answer is the same version "
-    "with the new weights, and a later retry with other weights changes nothing") {
+    "with the new weights, and the request id sent again with other weights is refused and "
+    "changes nothing") {
   Harness h;
   h.log.SetAppendLatency(kAppendLatency);
   const std::string name = CreateAbSequence(h, kA, "create-ab");
@@ -794,11 +1002,12 @@ TEST_CASE(
   }
   CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceStepsReplaced) == 1);
 
-  // The same request id with other weights (a client that rebuilt its request): the first result.
+  // The same request id with other weights (a client that rebuilt its request): refused, naming
+  // the request id, rather than answered with the first result as if 1:1000 had been applied.
   absl::StatusOr<v1::SequenceResponse> again =
       h.api.UpdateSequence(As(kA), WeightsUpdate(name, 1, 1000, "weights-1"));
-  REQUIRE(again.ok());
-  CHECK(again->sequence().version() == 2);
+  CHECK(absl::IsInvalidArgument(again.status()));
+  CHECK(Contains(ViolatedFields(again.status()), "request_id"));
   CHECK(h.Count(kTopics.sequence_events, v1::Envelope::kSequenceStepsReplaced) == 1);
   v1::GetSequenceRequest get;
   get.set_name(name);

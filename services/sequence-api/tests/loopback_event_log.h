@@ -11,7 +11,8 @@
 // their offsets, as a broker round trip does, so concurrent callers overlap as they do against a
 // broker. Faults: FailNextAppends makes the next appends fail (nothing written), as a broker that
 // cannot make a write durable; Hold keeps appended records from the read model (durable but not
-// folded yet) until Release.
+// folded yet) until Release; AckLateNext writes records but answers DEADLINE_EXCEEDED, as a
+// broker that acknowledged them after the caller's deadline (DeliverLate).
 //
 // Thread-safety: thread-safe. Appends are serialized, so the read model sees one applier in
 // offset order, as with its folding thread.
@@ -41,8 +42,10 @@ class LoopbackEventLog final : public EventLog {
     read_model_.StartInProcess(partition_counts_);
   }
 
+  using EventLog::Append;
   std::vector<absl::StatusOr<LogPosition>> Append(absl::Span<const kafka::Record> records,
-                                                  absl::Time /*deadline*/) override {
+                                                  absl::Time /*deadline*/,
+                                                  LateResult late) override {
     absl::Duration latency;
     {
       absl::MutexLock lock(&mu_);
@@ -54,8 +57,14 @@ class LoopbackEventLog final : public EventLog {
     if (failures_left_ > 0) {
       --failures_left_;
       for (size_t i = 0; i < records.size(); ++i) results.push_back(failure_);
+      // A DEADLINE_EXCEEDED failure is final at once: nothing was written.
+      if (absl::IsDeadlineExceeded(failure_) && late) {
+        for (size_t i = 0; i < records.size(); ++i) late(i, failure_);
+      }
       return results;
     }
+    const bool ack_late = late_acks_left_ > 0;
+    if (ack_late) --late_acks_left_;
     std::vector<kafka::Message> appended;
     for (const kafka::Record& r : records) {
       kafka::Message m;
@@ -69,7 +78,12 @@ class LoopbackEventLog final : public EventLog {
       log_.push_back(m);
       appended.push_back(std::move(m));
     }
-    if (held_) {
+    if (ack_late) {
+      late_.push_back({appended, results, std::move(late)});
+      for (auto& r : results) {
+        r = absl::DeadlineExceededError("acknowledged after the deadline (loopback)");
+      }
+    } else if (held_) {
       held_records_.insert(held_records_.end(), appended.begin(), appended.end());
     } else if (absl::Status s = read_model_.Apply(appended); !s.ok()) {
       apply_error_ = s;
@@ -98,6 +112,29 @@ class LoopbackEventLog final : public EventLog {
     if (held_records_.empty()) return;
     if (absl::Status s = read_model_.Apply(held_records_); !s.ok()) apply_error_ = s;
     held_records_.clear();
+  }
+
+  // The next `n` calls of Append write their records (offsets, Records) but answer
+  // DEADLINE_EXCEEDED for each, as a broker whose acknowledgement came after the caller's
+  // deadline: the records reach the read model only on DeliverLate, when a producer that kept
+  // retrying would have them acknowledged; each record's LateResult then learns its position.
+  void AckLateNext(int n) {
+    absl::MutexLock lock(&mu_);
+    late_acks_left_ = n;
+  }
+  void DeliverLate() {
+    std::vector<LateAppend> late;
+    {
+      absl::MutexLock lock(&mu_);
+      late.swap(late_);
+      for (const LateAppend& a : late) {
+        if (absl::Status s = read_model_.Apply(a.records); !s.ok()) apply_error_ = s;
+      }
+    }
+    for (LateAppend& a : late) {
+      if (!a.late) continue;
+      for (size_t i = 0; i < a.positions.size(); ++i) a.late(i, a.positions[i]);
+    }
   }
 
   // Every record appended so far to `topic`, in append order, that `pred` accepts.
@@ -134,6 +171,14 @@ class LoopbackEventLog final : public EventLog {
   absl::Status failure_ ABSL_GUARDED_BY(mu_);
   bool held_ ABSL_GUARDED_BY(mu_) = false;
   std::vector<kafka::Message> held_records_ ABSL_GUARDED_BY(mu_);
+  // One Append answered DEADLINE_EXCEEDED whose records DeliverLate hands over.
+  struct LateAppend {
+    std::vector<kafka::Message> records;
+    std::vector<absl::StatusOr<LogPosition>> positions;
+    LateResult late;
+  };
+  int late_acks_left_ ABSL_GUARDED_BY(mu_) = 0;
+  std::vector<LateAppend> late_ ABSL_GUARDED_BY(mu_);
   absl::Status apply_error_ ABSL_GUARDED_BY(mu_);
 };
 

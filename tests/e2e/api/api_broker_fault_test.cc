@@ -6,7 +6,8 @@
 // Enroll too, with a step-executor running on the same broker: each outage outlasts the
 // executor's session and transaction timeouts; an Enroll refused during it is retried with the
 // same request id once the broker is back (what a caller is told to do), and every enrolled deal
-// gets its first step's task exactly once.
+// gets its first step's task exactly once. A watch opened before the outages keeps delivering
+// after them, on the same stream.
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
@@ -123,6 +124,14 @@ TEST_CASE(
       }
       return s.ok();
     };
+    // A watch of the sequence, open across both outages (liveness: the stream is not ended by
+    // an outage and delivers what is decided after it, with no reconnect and no API restart).
+    auto watch_ctx = CallAs(kCompany, "u1", /*deadline_seconds=*/240);
+    v1::WatchEnrollmentsRequest watch_req;
+    watch_req.set_parent(absl::StrCat("companies/", kCompany));
+    watch_req.set_sequence(parent);
+    auto watch = api.enrollments().WatchEnrollments(watch_ctx.get(), watch_req);
+    watch->WaitForInitialMetadata();  // in place: no later change is missed
     REQUIRE(enroll("before", absl::Seconds(10)));
     for (int k = 0; k < 2; ++k) {
       INFO("outage " << k + 1);
@@ -167,6 +176,20 @@ TEST_CASE(
     reader.Poll(absl::Seconds(2));  // a duplicate would arrive now
     count();
     CHECK(enrolled.size() == 5);
+    // The watch opened before the outages shows every enrolled deal reach its step, the deals
+    // enrolled after the restarts too, on the same stream.
+    std::set<std::string> reached;
+    v1::WatchEnrollmentsResponse change;
+    while (reached.size() < enrolled.size() && watch->Read(&change)) {
+      if (change.update().kind() == v1::ENROLLMENT_UPDATE_KIND_STEP_REACHED) {
+        reached.insert(change.update().ref().item_key());
+      }
+    }
+    INFO("watch: " << reached.size() << " of " << enrolled.size() << " deals seen reaching a step");
+    CHECK(reached == enrolled);
+    watch_ctx->TryCancel();
+    const grpc::Status ended = watch->Finish();
+    CHECK(ended.error_code() == grpc::StatusCode::CANCELLED);
     for (const auto& [item, n] : tasks) {
       INFO(item);
       CHECK(enrolled.count(item) == 1);

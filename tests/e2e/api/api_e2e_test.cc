@@ -2,6 +2,8 @@
 // The step executor is not started: tests that need an enrollment to be running write the
 // executor's EnrollmentStarted event themselves.
 #include <catch2/catch.hpp>
+#include <set>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -268,6 +270,90 @@ TEST_CASE("a retry with the same request id answers the first result and writes 
   auto ops = CallAs("", "");
   REQUIRE(api.operations().GetMetrics(ops.get(), v1::GetMetricsRequest(), &metrics).ok());
   CHECK(metrics.produced_records() == 2);  // one create, one enroll request
+}
+
+TEST_CASE(
+    "a request id sent again for another request (other fields, another RPC) is refused, also "
+    "by concurrent senders and after a rebuild from the log, and only the first request is "
+    "written") {
+  Env env;
+  const std::string data = env.dir + "/data";
+  std::string name;
+  auto rename = [&](const std::string& display_name) {
+    v1::UpdateSequenceRequest update;
+    update.mutable_sequence()->set_name(name);
+    update.mutable_sequence()->set_display_name(display_name);
+    update.mutable_update_mask()->add_paths("display_name");
+    update.set_request_id("rename-race");
+    return update;
+  };
+  auto delete_under_create_id = [&] {
+    v1::DeleteSequenceRequest del;
+    del.set_name(name);
+    del.set_request_id("create-dup");
+    return del;
+  };
+  {
+    ApiProcess api(env.prefix, data);
+    name = CreateSequence(api, kCompany, "create-dup").sequence().name();
+    // Eight callers at once, one request id, two display names (each on its own channel's call).
+    constexpr int kCallers = 8;
+    std::vector<grpc::Status> statuses(kCallers);
+    std::vector<v1::SequenceResponse> answers(kCallers);
+    std::vector<std::thread> threads;
+    for (int i = 0; i < kCallers; ++i) {
+      threads.emplace_back([&, i] {
+        statuses[i] = api.sequences().UpdateSequence(
+            CallAs(kCompany).get(), rename(i % 2 == 0 ? "Even" : "Odd"), &answers[i]);
+      });
+    }
+    for (std::thread& t : threads) t.join();
+    std::set<std::string> applied;
+    int refused = 0;
+    for (int i = 0; i < kCallers; ++i) {
+      INFO(i << ": " << statuses[i].error_code() << " " << statuses[i].error_message());
+      if (statuses[i].ok()) {
+        applied.insert(answers[i].sequence().display_name());
+      } else {
+        CHECK(statuses[i].error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+        CHECK(Contains(ViolatedFields(statuses[i]), "request_id"));
+        ++refused;
+      }
+    }
+    CHECK(applied.size() == 1);
+    CHECK(refused == kCallers / 2);
+    v1::SequenceResponse resp;
+    grpc::Status s =
+        api.sequences().DeleteSequence(CallAs(kCompany).get(), delete_under_create_id(), &resp);
+    CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+
+    v1::Metrics metrics;
+    auto ops = CallAs("", "");
+    REQUIRE(api.operations().GetMetrics(ops.get(), v1::GetMetricsRequest(), &metrics).ok());
+    CHECK(metrics.produced_records() == 2);  // the create and one rename
+    CHECK(api.process().Terminate() == 0);
+  }
+  // Rebuilt from the log: the same refusals, the same retries answered, nothing written.
+  ApiProcess rebuilt(env.prefix, env.dir + "/rebuilt");
+  v1::SequenceResponse resp;
+  grpc::Status s =
+      rebuilt.sequences().DeleteSequence(CallAs(kCompany).get(), delete_under_create_id(), &resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  v1::GetSequenceRequest get;
+  get.set_name(name);
+  v1::Sequence seq;
+  REQUIRE(rebuilt.sequences().GetSequence(CallAs(kCompany).get(), get, &seq).ok());
+  CHECK(!seq.deleted());
+  const std::string other = seq.display_name() == "Even" ? "Odd" : "Even";
+  s = rebuilt.sequences().UpdateSequence(CallAs(kCompany).get(), rename(other), &resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  s = rebuilt.sequences().UpdateSequence(CallAs(kCompany).get(), rename(seq.display_name()), &resp);
+  CHECK(s.ok());
+  CHECK(resp.sequence().version() == seq.version());
+  v1::Metrics metrics;
+  auto ops = CallAs("", "");
+  REQUIRE(rebuilt.operations().GetMetrics(ops.get(), v1::GetMetricsRequest(), &metrics).ok());
+  CHECK(metrics.produced_records() == 0);
 }
 
 TEST_CASE("a write the broker cannot make durable is UNAVAILABLE and never appears") {
