@@ -785,6 +785,7 @@ void Executor::UpdateLag() {
   }
   metrics_.SetPartitionLag(std::move(by_partition));
   metrics_.SetStoreStats(store_->raw().Stats());
+  if (options_.process_memory) metrics_.SetProcessMemory(options_.process_memory());
   metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
                      static_cast<int64_t>(partitions_.size()), deferred);
   // A poller that has not finished a round for a while is stuck on a broker that does not answer.
