@@ -64,12 +64,12 @@ void Executor::SetQueueLimits(kafka::ClientConfig& client) const {
   // bytes per partition as the broker stores them, lz4-compressed. Enrollment envelopes shrink
   // about 15x, so librdkafka's default (1 MiB per partition) decompressed a 6-partition fetch
   // into ~90 MiB of records at once, the largest part of the resident set at its peak
-  // (tests/bench/README.md, "Memory at 1M and 3M"). 1/128 of the queue budget per partition
-  // (64 KiB by default) decompresses to about the budget; a larger record batch still comes
-  // whole.
+  // (tests/bench/README.md, "Memory at 1M and 3M"). 1/32 of the queue budget per partition
+  // (256 KiB by default): 1/128 (64 KiB) starved the batches (smaller, more transactions, more
+  // CPU per enrollment). A larger record batch still comes whole.
   client.overrides.try_emplace(
       "max.partition.fetch.bytes",
-      absl::StrCat(std::max(16 << 10, options_.consumer_queue_kbytes * 1024 / 128)));
+      absl::StrCat(std::max(16 << 10, options_.consumer_queue_kbytes * 1024 / 32)));
 }
 
 absl::Status Executor::Setup() {
