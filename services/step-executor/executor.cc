@@ -60,6 +60,16 @@ void Executor::SetQueueLimits(kafka::ClientConfig& client) const {
                                absl::StrCat(options_.consumer_queue_kbytes));
   client.overrides.try_emplace("queued.min.messages",
                                absl::StrCat(std::max(1000, 2 * options_.batch.max)));
+  // The queue limits stop the next fetch, not the size of one: a fetch brings up to this many
+  // bytes per partition as the broker stores them, lz4-compressed. Enrollment envelopes shrink
+  // about 15x, so librdkafka's default (1 MiB per partition) decompressed a 6-partition fetch
+  // into ~90 MiB of records at once, the largest part of the resident set at its peak
+  // (tests/bench/README.md, "Memory at 1M and 3M"). 1/32 of the queue budget per partition
+  // (256 KiB by default): 1/128 (64 KiB) starved the batches (smaller, more transactions, more
+  // CPU per enrollment). A larger record batch still comes whole.
+  client.overrides.try_emplace(
+      "max.partition.fetch.bytes",
+      absl::StrCat(std::max(16 << 10, options_.consumer_queue_kbytes * 1024 / 32)));
 }
 
 absl::Status Executor::Setup() {
@@ -785,6 +795,7 @@ void Executor::UpdateLag() {
   }
   metrics_.SetPartitionLag(std::move(by_partition));
   metrics_.SetStoreStats(store_->raw().Stats());
+  if (options_.process_memory) metrics_.SetProcessMemory(options_.process_memory());
   metrics_.SetGauges(lag, store_->raw().EstimateKeys(kDueCf),
                      static_cast<int64_t>(partitions_.size()), deferred);
   // A poller that has not finished a round for a while is stuck on a broker that does not answer.

@@ -46,6 +46,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -109,6 +110,9 @@ struct ExecutorOptions {
   // queued.max.messages.kbytes); and it queues at most 2 x batch.max records (queued.min.messages).
   // librdkafka's defaults (64 MiB, 100,000 records) let a backlog take about 100 MiB of heap.
   int consumer_queue_kbytes = 8192;
+  // Reads the process's memory for the metrics, once a second (main: /proc and the allocator);
+  // empty: not reported.
+  std::function<ProcessMemory()> process_memory;
   // Health reports serving only when the input lag is at most this.
   int64_t max_serving_lag = 1000;
 };

@@ -15,11 +15,15 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "libs/kafka/admin.h"
 #include "libs/runtime/clock.h"
@@ -124,6 +128,48 @@ void PurgeHeap() {
 #else
   malloc_trim(0);
 #endif
+}
+
+// The process's resident set (/proc/self/status) and jemalloc's view of the heap, for the
+// metrics (README "Memory"). Zero where unknown (another allocator, no /proc).
+executor::ProcessMemory ReadProcessMemory() {
+  executor::ProcessMemory m;
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    int64_t* field = nullptr;
+    absl::string_view rest = line;
+    if (absl::ConsumePrefix(&rest, "VmRSS:")) {
+      field = &m.resident_bytes;
+    } else if (absl::ConsumePrefix(&rest, "RssAnon:")) {
+      field = &m.resident_anon_bytes;
+    } else if (absl::ConsumePrefix(&rest, "RssFile:")) {
+      field = &m.resident_file_bytes;
+    }
+    int64_t kb = 0;
+    if (field != nullptr && absl::ConsumeSuffix(&rest, "kB") &&
+        absl::SimpleAtoi(absl::StripAsciiWhitespace(rest), &kb)) {
+      *field = kb * 1024;
+    }
+  }
+#ifdef SEQUENCES_JEMALLOC
+  // The statistics are a snapshot taken when the epoch advances.
+  uint64_t epoch = 1;
+  size_t len = sizeof(epoch);
+  mallctl("epoch", &epoch, &len, &epoch, len);
+  auto stat = [](const char* name) -> int64_t {
+    size_t v = 0;
+    size_t n = sizeof(v);
+    return mallctl(name, &v, &n, nullptr, 0) == 0 ? static_cast<int64_t>(v) : 0;
+  };
+  m.heap_allocated_bytes = stat("stats.allocated");
+  m.heap_active_bytes = stat("stats.active");
+  m.heap_metadata_bytes = stat("stats.metadata");
+  // Pages of every arena (MALLCTL_ARENAS_ALL) freed and kept: dirty, and muzzy (advised lazily).
+  const int64_t page = stat("arenas.page");
+  m.heap_dirty_bytes = page * (stat("stats.arenas.4096.pdirty") + stat("stats.arenas.4096.pmuzzy"));
+#endif
+  return m;
 }
 
 constexpr char kLog[] = "executor";
@@ -281,6 +327,7 @@ int Main(const std::vector<char*>& args) {
       .block_cache_bytes = int64_t{absl::GetFlag(FLAGS_state_cache_mb)} << 20,
       .write_buffer_bytes = int64_t{absl::GetFlag(FLAGS_state_write_buffer_mb)} << 20};
   options.consumer_queue_kbytes = absl::GetFlag(FLAGS_consumer_queue_kb);
+  options.process_memory = ReadProcessMemory;
   executor::Executor exec(options, clock);
 
   // Freed heap memory (evicted blocks, consumed records, flushed memtables) goes back to the

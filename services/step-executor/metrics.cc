@@ -32,7 +32,14 @@ std::string MetricsSnapshot::ToJson() const {
       ",\"rocksdb_memory\":{\"cache_capacity\":", block_cache_capacity_bytes,
       ",\"cache_usage\":", block_cache_usage_bytes, ",\"cache_pinned\":", block_cache_pinned_bytes,
       ",\"memtables\":", memtable_bytes, ",\"table_readers\":", table_readers_bytes,
-      "},\"lateness_seconds\":{", absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
+      "},\"process_memory\":{\"rss\":", process_memory.resident_bytes,
+      ",\"rss_anon\":", process_memory.resident_anon_bytes,
+      ",\"rss_file\":", process_memory.resident_file_bytes,
+      ",\"heap_allocated\":", process_memory.heap_allocated_bytes,
+      ",\"heap_active\":", process_memory.heap_active_bytes,
+      ",\"heap_dirty\":", process_memory.heap_dirty_bytes,
+      ",\"heap_metadata\":", process_memory.heap_metadata_bytes, "},\"lateness_seconds\":{",
+      absl::StrJoin(buckets, ","), "},\"last_error\":\"", err, "\"}");
 }
 
 void Metrics::AddFired(const std::map<std::string, int>& by_kind, absl::Time now) {
@@ -153,6 +160,11 @@ void Metrics::SetStoreStats(const store::StoreStats& stats) {
   s_.block_cache_pinned_bytes = stats.block_cache_pinned_bytes;
   s_.memtable_bytes = stats.memtable_bytes;
   s_.table_readers_bytes = stats.table_readers_bytes;
+}
+
+void Metrics::SetProcessMemory(const ProcessMemory& memory) {
+  absl::MutexLock l(&mu_);
+  s_.process_memory = memory;
 }
 
 MetricsSnapshot Metrics::Snapshot() {
@@ -288,6 +300,15 @@ std::vector<service::MetricFamily> MetricsSnapshot::Families(const std::string& 
   out.push_back(gauge("sequences_executor_rocksdb_table_readers_bytes",
                       "open SST files' readers outside the cache",
                       static_cast<double>(table_readers_bytes)));
+  out.push_back(gauge("sequences_executor_resident_memory_bytes",
+                      "the process's resident set (VmRSS; 0 where unknown)",
+                      static_cast<double>(process_memory.resident_bytes)));
+  out.push_back(gauge("sequences_executor_heap_allocated_bytes",
+                      "heap the process holds, by the allocator's count (0 where unknown)",
+                      static_cast<double>(process_memory.heap_allocated_bytes)));
+  out.push_back(gauge("sequences_executor_heap_dirty_bytes",
+                      "freed heap pages the allocator keeps, not yet returned (0 where unknown)",
+                      static_cast<double>(process_memory.heap_dirty_bytes)));
   return out;
 }
 

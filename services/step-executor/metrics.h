@@ -28,6 +28,21 @@ inline constexpr std::array<double, 12> kTransactionBounds = {
 inline constexpr std::array<double, 11> kBatchSizeBounds = {1,    10,   50,   100,   250,  500,
                                                             1000, 2000, 5000, 10000, 20000};
 
+// The process's resident memory and the allocator's view of its heap (bytes; 0 where unknown),
+// from main(): /proc/self/status and jemalloc's statistics (README "Memory").
+struct ProcessMemory {
+  int64_t resident_bytes = 0;       // VmRSS
+  int64_t resident_anon_bytes = 0;  // RssAnon: heap, stacks, anonymous mappings
+  int64_t resident_file_bytes = 0;  // RssFile: pages of the binary and its shared libraries
+  // The allocator: bytes the program holds (allocated); pages those sit on (active: active -
+  // allocated is fragmentation); freed pages kept for reuse and not yet returned (dirty); its own
+  // bookkeeping (metadata).
+  int64_t heap_allocated_bytes = 0;
+  int64_t heap_active_bytes = 0;
+  int64_t heap_dirty_bytes = 0;
+  int64_t heap_metadata_bytes = 0;
+};
+
 struct MetricsSnapshot {
   bool serving = false;
   std::string health_reason = "starting";
@@ -74,6 +89,7 @@ struct MetricsSnapshot {
   int64_t block_cache_pinned_bytes = 0;
   int64_t memtable_bytes = 0;
   int64_t table_readers_bytes = 0;
+  ProcessMemory process_memory;
   // Times the group consumer and producer were destroyed and recreated after a fatal error.
   int64_t client_rebuilds = 0;
   std::array<int64_t, kLatenessBounds.size() + 1> lateness{};
@@ -104,6 +120,7 @@ class Metrics {
   void ObserveBatch(int size, int next_limit);
   void SetPartitionLag(std::map<int32_t, int64_t> lag);
   void SetStoreStats(const store::StoreStats& stats);
+  void SetProcessMemory(const ProcessMemory& memory);
   void AddClientRebuild(const std::string& error);
   void SetGauges(int64_t lag, int64_t due_index_size, int64_t owned, int64_t deferred);
   void SetHealth(bool serving, const std::string& reason);

@@ -187,6 +187,20 @@ def main():
                         "meaning": "this build's API vs. BENCH_API_BEFORE's, same run (lower is better)",
                     })
 
+    # BENCH_ONLY=memory with BENCH_MEMORY_BEFORE: this build against the other, at each count.
+    for name, figs in results.items():
+        before = results.get(f"{name},before")
+        if not name.startswith(("executor-memory@", "executor-throughput@")) or not before:
+            continue
+        for key in ("peak_rss_mib", "cpu_ms_per_enrollment", "records_per_s"):
+            if before.get(key) and key in figs:
+                comparisons.append({
+                    "figure": name, "baseline": f"{name},before", "key": key,
+                    "value": figs[key], "baseline_value": before[key],
+                    "ratio": figs[key] / before[key],
+                    "meaning": "this build vs. BENCH_MEMORY_BEFORE's, same run",
+                })
+
     # Lateness at the same rate and phase: executor p99 vs. each peer's.
     for name, figs in results.items():
         if not name.startswith("executor-lateness-"):
@@ -281,6 +295,19 @@ def main():
             plt.title(name)
             plt.tight_layout()
             plt.savefig(os.path.join(out_dir, f"{name}-lateness.png"))
+            plt.close()
+        if "rss_mib" in s:  # executor-memory: the resident set and its parts, one sample a second
+            plt.figure(figsize=(7, 4))
+            for part in ("rss", "heap_active", "heap_allocated", "heap_dirty", "rocksdb_cache_usage",
+                         "rocksdb_memtables", "rss_file"):
+                if f"{part}_mib" in s:
+                    plt.plot(range(len(s[f"{part}_mib"])), s[f"{part}_mib"], label=part)
+            plt.xlabel("seconds")
+            plt.ylabel("MiB")
+            plt.legend(fontsize="small")
+            plt.title(name)
+            plt.tight_layout()
+            plt.savefig(os.path.join(out_dir, f"{name}-memory.png"))
             plt.close()
         if "throughput_per_s" in s:
             plt.figure(figsize=(7, 4))

@@ -16,6 +16,14 @@
 #                                    stage vs. the same emails as drafts; ratios in the report)
 #   BENCH_ONLY=replay                only the throughput run and its replay against the raw consume
 #                                    (the cheapest run that yields the replay ratio)
+#   BENCH_ONLY=memory                only executor-memory and executor-recovery: the throughput run
+#                                    (no replay) holding each of BENCH_MEMORY_COUNTS enrollments
+#                                    (default "1000000 3000000"; figures @<count>), with the parts
+#                                    of the resident set at its peak (at_peak_*: heap, dirty pages,
+#                                    RocksDB cache and memtables) and its CPU per enrollment
+#   BENCH_MEMORY_BEFORE=<dir>        also with the step-executor of that build directory, before
+#                                    this build's at each count (figures @<count>,before)
+#   BENCH_MEMORY_ROUNDS              rounds of that alternation (default 1)
 #   BENCH_ONLY=scaleout              only the throughput workload with 1, 2 and 3 executors in one
 #                                    group (executor-scaleout@N; ratios against @1)
 #   BENCH_ONLY=rebalance             only lateness with a join and a kill -9 (executor-lateness:
@@ -56,14 +64,15 @@ esac
 
 only=${BENCH_ONLY:-}
 case "$only" in
-  "" | peers | api | limits | replay | scaleout | rebalance) ;;
-  *) echo "BENCH_ONLY must be empty, peers, api, limits, replay, scaleout or rebalance" >&2
+  "" | peers | api | limits | replay | scaleout | rebalance | memory) ;;
+  *) echo "BENCH_ONLY must be empty, peers, api, limits, replay, scaleout, rebalance or memory" >&2
     exit 2 ;;
 esac
 [ "$only" = limits ] && BENCH_PEERS=0
 peers=${BENCH_PEERS-kafka-streams}
 [ "$peers" = 0 ] && peers=
-[ "$only" = replay ] || [ "$only" = scaleout ] || [ "$only" = rebalance ] && peers=
+[ "$only" = replay ] || [ "$only" = scaleout ] || [ "$only" = rebalance ] || [ "$only" = memory ] &&
+  peers=
 replay_args=(--replay_repeats="${BENCH_REPLAY_REPEATS:-$([ "$only" = replay ] && echo 3 || echo 1)}")
 [ -n "${BENCH_REPLAY_BASELINE:-}" ] && replay_args+=(--replay_baseline="$BENCH_REPLAY_BASELINE")
 has_peer() { case " $peers " in *" $1 "*) return 0 ;; esac; return 1; }
@@ -111,6 +120,29 @@ if [ "$only" = replay ]; then
   # The throughput run writes the executor-events; its replay is timed against a raw consume.
   run executor-throughput --count="$count" --build_dir="$build" --work_dir="$out/work" \
     "${replay_args[@]}"
+  /usr/bin/python3 tests/bench/report.py "$raw" "$out"
+  echo "bench: results in $out"
+  exit 0
+fi
+
+if [ "$only" = memory ]; then
+  # Peak RSS holding N enrollments (each waits 30 days for its second step), this build against
+  # another's binary in turn (the load drifts); BENCH_EXECUTOR_FLAGS apply to both.
+  rm_state() { find "$out/work" -mindepth 1 -maxdepth 1 -type d -exec rm -rf {} +; }  # logs stay
+  mem_flags=()
+  [ -n "${BENCH_EXECUTOR_FLAGS:-}" ] && mem_flags=(--executor_flags="$BENCH_EXECUTOR_FLAGS")
+  for round in $(seq "${BENCH_MEMORY_ROUNDS:-1}"); do
+    for n in ${BENCH_MEMORY_COUNTS:-1000000 3000000}; do
+      if [ -n "${BENCH_MEMORY_BEFORE:-}" ]; then
+        run executor-throughput --count="$n" --replay=false --name_suffix="@$n,before" \
+          --build_dir="$BENCH_MEMORY_BEFORE" --work_dir="$out/work" ${mem_flags[@]+"${mem_flags[@]}"}
+        rm_state  # the state of a run of millions: gigabytes
+      fi
+      run executor-throughput --count="$n" --replay=false --name_suffix="@$n" \
+        --build_dir="$build" --work_dir="$out/work" ${mem_flags[@]+"${mem_flags[@]}"}
+      rm_state
+    done
+  done
   /usr/bin/python3 tests/bench/report.py "$raw" "$out"
   echo "bench: results in $out"
   exit 0

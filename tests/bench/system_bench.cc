@@ -380,6 +380,65 @@ Figures BatchSizes(const SystemOptions& options, ChildProcess& exec) {
   return f;
 }
 
+// Where the executor's memory was (its metrics lines, one a second: process_memory and
+// rocksdb_memory) at the sample with the largest resident set, and the largest of each part over
+// the run; MiB. Empty for a peer or a log without those figures. `series`: every sample of each
+// part, in order.
+Figures MemoryParts(const SystemOptions& options, ChildProcess& exec,
+                    std::map<std::string, std::vector<double>>* series) {
+  if (options.system != "executor") return {};
+  const std::string log = exec.Log();
+  // The snapshot is a JSON string inside the log line: its quotes are escaped.
+  const std::vector<std::pair<std::string, std::string>> parts = {
+      {"rss", "rss"},
+      {"rss_anon", "rss_anon"},
+      {"rss_file", "rss_file"},
+      {"heap_allocated", "heap_allocated"},
+      {"heap_active", "heap_active"},
+      {"heap_dirty", "heap_dirty"},
+      {"heap_metadata", "heap_metadata"},
+      {"cache_usage", "rocksdb_cache_usage"},
+      {"cache_pinned", "rocksdb_cache_pinned"},
+      {"memtables", "rocksdb_memtables"},
+      {"table_readers", "rocksdb_table_readers"}};
+  Figures at_peak;
+  Figures largest;
+  double peak = -1;
+  int samples = 0;
+  for (size_t line = log.find("\"msg\":\"metrics\""); line != std::string::npos;
+       line = log.find("\"msg\":\"metrics\"", line + 1)) {
+    const size_t end = log.find('\n', line);
+    const std::string text = log.substr(line, end == std::string::npos ? end : end - line);
+    Figures f;
+    for (const auto& [key, name] : parts) {
+      const std::string needle = absl::StrCat("\\\"", key, "\\\":");
+      const size_t at = text.find(needle);
+      if (at == std::string::npos) continue;
+      const size_t from = at + needle.size();
+      double v = 0;
+      if (absl::SimpleAtod(text.substr(from, text.find_first_of(",}", from) - from), &v)) {
+        f[name] = v / (1 << 20);
+      }
+    }
+    if (!f.contains("rss") || f["rss"] <= 0) continue;
+    ++samples;
+    for (const auto& [name, v] : f) {
+      largest[name] = std::max(largest[name], v);
+      (*series)[absl::StrCat(name, "_mib")].push_back(v);
+    }
+    if (f["rss"] > peak) {
+      peak = f["rss"];
+      at_peak = f;
+    }
+  }
+  Figures out;
+  if (samples == 0) return out;
+  out["memory_samples"] = samples;
+  for (const auto& [name, v] : at_peak) out[absl::StrCat("at_peak_", name, "_mib")] = v;
+  for (const auto& [name, v] : largest) out[absl::StrCat("max_", name, "_mib")] = v;
+  return out;
+}
+
 }  // namespace
 
 std::string FigureName(const SystemOptions& options, const std::string& what) {
@@ -429,6 +488,8 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
   for (const auto& [k, v] : BatchSizes(options, **exec)) f[k] = v;
   Figures mem = Memory((*exec)->pid());
   mem["enrollments"] = static_cast<double>(count);
+  std::map<std::string, std::vector<double>> memory_series;
+  for (const auto& [k, v] : MemoryParts(options, **exec, &memory_series)) mem[k] = v;
   // CPU the process used from its start until every first step was visible: what the work
   // costs, whatever share of the shared machine it got.
   if (double cpu = CpuSeconds((*exec)->pid()); cpu >= 0) {
@@ -436,7 +497,7 @@ absl::StatusOr<std::vector<Result>> ExecutorThroughput(const SystemOptions& opti
     f["cpu_ms_per_enrollment"] = 1000 * cpu / static_cast<double>(count);
   }
   results.push_back({FigureName(options, "throughput"), f, {{"throughput_per_s", per_second}}});
-  results.push_back({FigureName(options, "memory"), mem, {}});
+  results.push_back({FigureName(options, "memory"), mem, std::move(memory_series)});
 
   // Recovery: kill -9 while holding every enrollment; one more enrollment arrives; how long from
   // the restart until it fires.

@@ -36,6 +36,7 @@ TEST_CASE(
                    .block_cache_misses = 1,
                    .block_cache_hit_ratio = 0.75,
                    .memtable_bytes = 2048});
+  m.SetProcessMemory({.resident_bytes = 300, .heap_allocated_bytes = 200, .heap_dirty_bytes = 50});
   m.SetHealth(true, "caught up");
   const std::string text =
       service::PrometheusText(m.Snapshot().Families("sequences.enrollment-events"));
@@ -74,6 +75,9 @@ TEST_CASE(
   CHECK(Has(text, "sequences_executor_rocksdb_size_bytes 4096"));
   CHECK(Has(text, "sequences_executor_rocksdb_block_cache_hit_ratio 0.75"));
   CHECK(Has(text, "sequences_executor_rocksdb_memtable_bytes 2048"));
+  CHECK(Has(text, "sequences_executor_resident_memory_bytes 300"));
+  CHECK(Has(text, "sequences_executor_heap_allocated_bytes 200"));
+  CHECK(Has(text, "sequences_executor_heap_dirty_bytes 50"));
   CHECK(Has(text, "sequences_executor_ready 1"));
 }
 
