@@ -184,6 +184,19 @@ TEST_CASE(
 
 // In a child process: opens `dir` for a bulk load, writes 1,000 keys, flushes if `flush`, and
 // dies without closing the store (as kill -9 would). The exit code says how far it got.
+// Every "key=value" of `column_family`, in key order.
+std::vector<std::string> ScanAll(Store& store, absl::string_view column_family) {
+  std::vector<std::string> seen;
+  REQUIRE(store
+              .Scan(column_family, "", "",
+                    [&](absl::string_view k, absl::string_view v) {
+                      seen.push_back(absl::StrCat(k, "=", v));
+                      return true;
+                    })
+              .ok());
+  return seen;
+}
+
 int BulkLoadThenDie(const std::string& dir, bool flush) {
   const pid_t pid = fork();
   if (pid == 0) {
@@ -249,34 +262,15 @@ TEST_CASE(
       expected.push_back(
           absl::StrCat("k", 1000 + i, "=", i == 3 ? "again" : absl::StrCat("v1-", i)));
     }
-    auto scan = [&] {
-      std::vector<std::string> seen;
-      REQUIRE((*store)
-                  ->Scan("due", "", "",
-                         [&](absl::string_view k, absl::string_view v) {
-                           seen.push_back(absl::StrCat(k, "=", v));
-                           return true;
-                         })
-                  .ok());
-      return seen;
-    };
-    CHECK(scan() == expected);
+    CHECK(ScanAll(**store, "due") == expected);
     CHECK(*(*store)->Get("due", "k1003") == std::optional<std::string>("again"));
     CHECK(*(*store)->Get("due", "k1000") == std::nullopt);
     REQUIRE((*store)->Flush().ok());
-    CHECK(scan() == expected);
+    CHECK(ScanAll(**store, "due") == expected);
   }
   auto store = Store::Open({.path = dir, .column_families = {"state", "due"}});
   REQUIRE(store.ok());
-  std::vector<std::string> seen;
-  REQUIRE((*store)
-              ->Scan("due", "", "",
-                     [&](absl::string_view k, absl::string_view v) {
-                       seen.push_back(absl::StrCat(k, "=", v));
-                       return true;
-                     })
-              .ok());
-  CHECK(seen == expected);
+  CHECK(ScanAll(**store, "due") == expected);
   CHECK(*(*store)->Get("due", "k1998") == std::optional<std::string>("v1-998"));
 }
 
