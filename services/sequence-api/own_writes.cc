@@ -132,12 +132,13 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
   if (!writable.empty()) {
     // Every key of a record on its way is unsettled until the record's outcome is known: here,
     // or later from the log when the call's deadline comes first (DEADLINE_EXCEEDED).
-    std::vector<std::vector<std::string>> writable_keys;
-    writable_keys.reserve(writable.size());
-    for (size_t i : writable_index) writable_keys.push_back(keys_of_record[i]);
+    // One copy of the keys, shared with the late callback (which may outlive this call).
+    auto writable_keys = std::make_shared<std::vector<std::vector<std::string>>>();
+    writable_keys->reserve(writable.size());
+    for (size_t i : writable_index) writable_keys->push_back(keys_of_record[i]);
     {
       absl::MutexLock lock(&own_.unsettled_->mu);
-      for (const auto& keys : writable_keys) {
+      for (const auto& keys : *writable_keys) {
         for (const std::string& key : keys) ++own_.unsettled_->unknown[key];
       }
     }
@@ -146,8 +147,8 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
         writable, ctx_.deadline,
         [unsettled, writable_keys](size_t k, absl::StatusOr<LogPosition> result) {
           absl::MutexLock lock(&unsettled->mu);
-          if (k < writable_keys.size()) {
-            unsettled->Settle(writable_keys[k], result.ok() ? &*result : nullptr);
+          if (k < writable_keys->size()) {
+            unsettled->Settle((*writable_keys)[k], result.ok() ? &*result : nullptr);
           }
         });
     absl::MutexLock lock(&own_.unsettled_->mu);
@@ -155,7 +156,7 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
       // A DEADLINE_EXCEEDED record settles through the late callback; the others now (their
       // positions are noted below as this call's writes).
       if (absl::IsDeadlineExceeded(written[k].status())) continue;
-      own_.unsettled_->Settle(writable_keys[k], nullptr);
+      own_.unsettled_->Settle((*writable_keys)[k], nullptr);
     }
   }
   absl::MutexLock lock(&own_.mu_);
