@@ -15,6 +15,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/any.pb.h"
+#include "google/rpc/error_details.pb.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/domain/tests/builders.h"
@@ -132,6 +134,17 @@ std::vector<std::string> ViolatedFields(const absl::Status& s) {
 
 bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// The field-violation paths of a batch item's status (its google.rpc.BadRequest details).
+std::vector<std::string> ViolatedFields(const google::rpc::Status& s) {
+  std::vector<std::string> fields;
+  for (const google::protobuf::Any& detail : s.details()) {
+    google::rpc::BadRequest bad;
+    if (!detail.UnpackTo(&bad)) continue;
+    for (const auto& v : bad.field_violations()) fields.push_back(v.field());
+  }
+  return fields;
 }
 
 // Runs `call` on `n` threads at once and returns what each got (Catch2 is not thread-safe: the
@@ -642,6 +655,53 @@ TEST_CASE(
           absl::StrCat(kA, "/deal/", reordered.items(r.index()).item_id()));
   }
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 5);
+}
+
+// The batch path reads its items' request records with one lookup for the whole batch; each item
+// must still be compared with its record as an Enroll is (resource and request digest), or a
+// changed item would be answered as if it had been applied.
+TEST_CASE(
+    "given an applied batch enroll, when it is retried with one item changed under its request "
+    "id, then that item alone is INVALID_ARGUMENT naming its request id, the others are answered "
+    "as retries, and nothing is written") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (int i = 1; i <= 4; ++i) *batch.add_items() = Item(absl::StrCat(i), absl::StrCat("item-", i));
+  absl::StatusOr<v1::BatchEnrollResponse> first = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(first.ok());
+  REQUIRE(first->accepted_count() == 4);
+  const int written = h.Written();
+
+  // Item 3 with other merge data, and the batch reordered: only the changed item is refused.
+  v1::BatchEnrollRequest changed;
+  changed.set_parent(name);
+  for (int i : {3, 0, 2, 1}) *changed.add_items() = batch.items(i);
+  (*changed.mutable_items(2)->mutable_merge_data())["person.first_name"] = "Bob";
+  absl::StatusOr<v1::BatchEnrollResponse> again = h.api.BatchEnroll(As(kA), changed);
+  REQUIRE(again.ok());
+  CHECK(again->accepted_count() == 3);
+  for (const v1::BatchEnrollResult& r : again->results()) {
+    INFO("item " << r.index() << ": " << r.status().message());
+    if (r.index() == 2) {
+      CHECK(r.status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+      CHECK(Contains(ViolatedFields(r.status()), "items[2].request_id"));
+      CHECK_FALSE(r.has_enrollment());
+    } else {
+      CHECK(r.status().code() == 0);
+      CHECK(r.enrollment().pending());
+      CHECK(r.enrollment().item_key() ==
+            absl::StrCat(kA, "/deal/", changed.items(r.index()).item_id()));
+    }
+  }
+  // An Enroll of the changed item under that request id is refused too: it is the same request.
+  v1::EnrollRequest single;
+  single.set_parent(name);
+  *single.mutable_item() = changed.items(2);
+  CHECK(Contains(ViolatedFields(h.api.Enroll(As(kA), single).status()), "item.request_id"));
+  CHECK(h.Written() == written);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 4);
 }
 
 // ---------------------------------------------------------------- concurrency
