@@ -242,6 +242,29 @@ absl::StatusOr<std::optional<std::string>> Store::Get(absl::string_view column_f
   return value;
 }
 
+absl::StatusOr<std::vector<std::optional<std::string>>> Store::MultiGet(
+    absl::string_view column_family, absl::Span<const std::string> keys, const Snapshot* at) {
+  auto cf = impl_->Cf(column_family);
+  if (!cf.ok()) return cf.status();
+  std::vector<std::optional<std::string>> out(keys.size());
+  if (keys.empty()) return out;
+  std::vector<rocksdb::Slice> slices;
+  slices.reserve(keys.size());
+  for (const std::string& key : keys) slices.push_back(ToSlice(key));
+  std::vector<rocksdb::PinnableSlice> values(keys.size());
+  std::vector<rocksdb::Status> statuses(keys.size());
+  rocksdb::ReadOptions ro;
+  // Without a snapshot, MultiGet reads every key at one sequence number of its own.
+  if (at != nullptr) ro.snapshot = at->impl_->snapshot;
+  impl_->db->MultiGet(ro, *cf, keys.size(), slices.data(), values.data(), statuses.data());
+  for (size_t i = 0; i < keys.size(); ++i) {
+    if (statuses[i].IsNotFound()) continue;
+    if (!statuses[i].ok()) return FromRocks(statuses[i], "multiget");
+    out[i].emplace(values[i].data(), values[i].size());
+  }
+  return out;
+}
+
 absl::Status Store::Write(const WriteBatch& batch, bool sync) {
   rocksdb::WriteBatch wb(batch.rep_.size() + 24 * static_cast<size_t>(batch.count_));
   absl::string_view last_cf;

@@ -5,6 +5,8 @@
 #include <set>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/enrollment.h"
 #include "libs/domain/enrollment_preview.h"
@@ -52,14 +54,14 @@ absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
   return r;
 }
 
-v1::Envelope EnrollEvent(const CallContext& ctx, const v1::EnrollRequested& r, absl::Time now,
+v1::Envelope EnrollEvent(const CallContext& ctx, v1::EnrollRequested r, absl::Time now,
                          const std::string& request_digest) {
   v1::Envelope e = domain::MakeEnvelope(
       absl::StrCat("api/enroll/", domain::EnrollmentKey(r.item_key(), r.sequence_id()), "/",
                    r.request_id()),
       ctx.company_id, now, "", r.request_id());
   e.set_request_digest(request_digest);
-  *e.mutable_enroll_requested() = r;
+  *e.mutable_enroll_requested() = std::move(r);
   return e;
 }
 
@@ -213,8 +215,11 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
   // Build every item first: their enrollment keys and request ids are what this call locks, so
   // concurrent retries of the batch (or of single Enrolls of its items) decide one at a time.
   std::vector<absl::StatusOr<v1::EnrollRequested>> built;
+  built.reserve(req.items_size());
   std::vector<std::string> keys = {n->sequence_id};
+  keys.reserve(req.items_size() + 1);
   std::vector<std::string> request_ids;
+  request_ids.reserve(req.items_size());
   for (int i = 0; i < req.items_size(); ++i) {
     built.push_back(
         BuildEnrollRequested(ctx, n->sequence_id, req.items(i), absl::StrCat("items[", i, "]")));
@@ -223,20 +228,36 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
       request_ids.push_back(built.back()->request_id());
     }
   }
+  const size_t built_ok = request_ids.size();
   OwnWrites::Mutation m(own_writes_, ctx, std::move(keys), request_ids);
   // Read our own earlier writes about the sequence, every item and every request id.
   if (absl::Status s = m.AwaitOwnWrites(); !s.ok()) return s;
   absl::StatusOr<domain::SequenceState> seq =
       LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
+  // The k-th item that was built: enrollment key m.keys()[1 + k], request key
+  // m.keys()[1 + built_ok + k] (own_writes.h). Its request record and enrollment are read for
+  // all items at once; a failed read refuses every item with its error, as a read per item would.
+  const std::vector<std::string>& locked = m.keys();
+  const absl::Span<const std::string> enrollment_keys(locked.data() + 1, built_ok);
+  absl::StatusOr<std::vector<std::optional<RequestRecord>>> seen_all = m.PriorRequests(request_ids);
+  absl::StatusOr<std::vector<std::optional<EnrollmentRecord>>> rec_all =
+      ports_.read_model.LoadEnrollments(enrollment_keys);
 
   v1::BatchEnrollResponse out;
+  out.mutable_results()->Reserve(req.items_size());
   const absl::Time now = ports_.clock.Now();
   std::vector<kafka::Record> records;
-  std::vector<int> record_item;                       // records[i] enrolls results[record_item[i]]
-  std::vector<std::vector<std::string>> record_keys;  // and is about these consistency keys
-  std::set<std::string> keys_in_batch;
-  std::map<std::string, std::string> request_ids_in_batch;  // request id -> enrollment key
+  records.reserve(built_ok);
+  std::vector<int> record_item;  // records[i] enrolls results[record_item[i]]
+  record_item.reserve(built_ok);
+  std::vector<OwnWrites::Mutation::RecordKeys> record_keys;  // and is about these keys
+  record_keys.reserve(built_ok);
+  absl::flat_hash_set<absl::string_view> keys_in_batch;
+  absl::flat_hash_map<absl::string_view, absl::string_view> request_ids_in_batch;  // -> key
+  keys_in_batch.reserve(built_ok);
+  request_ids_in_batch.reserve(built_ok);
+  size_t k = 0;  // built items so far
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
     result->set_index(i);
@@ -246,30 +267,37 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
       refuse(r.status());
       continue;
     }
+    const size_t item = k++;
     r->set_sequence_version(seq->version);
-    const std::string key = domain::EnrollmentKey(r->item_key(), r->sequence_id());
-    const std::string request_id_field = absl::StrCat("items[", i, "].request_id");
-    auto [in_batch, first_use] = request_ids_in_batch.try_emplace(r->request_id(), key);
+    const std::string& key = enrollment_keys[item];
+    auto request_id_field = [i] { return absl::StrCat("items[", i, "].request_id"); };
+    auto [in_batch, first_use] = request_ids_in_batch.try_emplace(request_ids[item], key);
     if (!first_use && in_batch->second != key) {
-      refuse(domain::InvalidField(request_id_field, "is used for another item of this batch"));
+      refuse(domain::InvalidField(request_id_field(), "is used for another item of this batch"));
+      continue;
+    }
+    if (!seen_all.ok()) {
+      refuse(seen_all.status());
       continue;
     }
     const std::string digest = EnrollItemDigest(req.parent(), req.items(i));
-    absl::StatusOr<std::optional<RequestRecord>> seen =
-        m.PriorRequest(r->request_id(), EnrollmentResourceName(r->item_key(), r->sequence_id()),
-                       request_id_field, digest);
-    if (!seen.ok()) {
-      refuse(seen.status());
+    const std::optional<RequestRecord>& seen = (*seen_all)[item];
+    if (seen.has_value()) {
+      if (absl::Status s =
+              MatchPriorRequest(*seen, EnrollmentResourceName(r->item_key(), r->sequence_id()),
+                                digest, request_id_field);
+          !s.ok()) {
+        refuse(std::move(s));
+        continue;
+      }
+    }
+    if (!rec_all.ok()) {
+      refuse(rec_all.status());
       continue;
     }
-    absl::StatusOr<std::optional<EnrollmentRecord>> rec =
-        ports_.read_model.LoadEnrollment(r->item_key(), r->sequence_id());
-    if (!rec.ok()) {
-      refuse(rec.status());
-      continue;
-    }
-    if (seen->has_value()) {
-      if (rec->has_value()) *result->mutable_enrollment() = (*rec)->view;
+    const std::optional<EnrollmentRecord>& rec = (*rec_all)[item];
+    if (seen.has_value()) {
+      if (rec.has_value()) *result->mutable_enrollment() = rec->view;
       continue;
     }
     if (!keys_in_batch.insert(key).second) {
@@ -277,7 +305,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
           absl::StrCat(r->item_key(), " appears more than once in this batch")));
       continue;
     }
-    if (absl::Status s = CheckEnrollWithPending(*rec, *r, *seq); !s.ok()) {
+    if (absl::Status s = CheckEnrollWithPending(rec, *r, *seq); !s.ok()) {
       refuse(RemapFieldPaths(s, {{"item_key", absl::StrCat("items[", i, "].item_id")},
                                  {"", absl::StrCat("items[", i, "]")}}));
       continue;
@@ -286,23 +314,24 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
       refuse(RemapFieldPaths(s, {{"", absl::StrCat("items[", i, "]")}}));
       continue;
     }
+    *result->mutable_enrollment() = PendingView(rec, *r, now);
     records.push_back({.topic = ports_.options.topics.enrollment_events,
                        .key = r->item_key(),
-                       .value = EnrollEvent(ctx, *r, now, digest).SerializeAsString()});
+                       .value = EnrollEvent(ctx, *std::move(r), now, digest).SerializeAsString()});
     record_item.push_back(i);
-    record_keys.push_back({key, RequestKey(ctx, r->request_id())});
-    *result->mutable_enrollment() = PendingView(*rec, *r, now);
+    record_keys.push_back({key, locked[1 + built_ok + item]});
   }
   std::vector<absl::StatusOr<LogPosition>> written = m.AppendEach(records, record_keys);
   std::vector<LogPosition> positions;
-  for (size_t k = 0; k < written.size(); ++k) {
-    v1::BatchEnrollResult* result = out.mutable_results(record_item[k]);
-    if (!written[k].ok()) {
+  positions.reserve(written.size());
+  for (size_t w = 0; w < written.size(); ++w) {
+    v1::BatchEnrollResult* result = out.mutable_results(record_item[w]);
+    if (!written[w].ok()) {
       result->clear_enrollment();
-      *result->mutable_status() = ToRpcStatus(written[k].status());
+      *result->mutable_status() = ToRpcStatus(written[w].status());
       continue;
     }
-    positions.push_back(*written[k]);
+    positions.push_back(*written[w]);
   }
   int accepted = 0;
   for (const v1::BatchEnrollResult& r : out.results()) accepted += r.status().code() == 0;

@@ -4,7 +4,6 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
-#include <malloc.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -73,8 +72,24 @@ ABSL_FLAG(int64_t, watch_history, 100000,
           "WatchEnrollments: executor-events records per partition whose status changes a resume "
           "token can still be resumed from (older: FAILED_PRECONDITION, start a new watch)");
 
+#ifdef SEQUENCES_JEMALLOC
+extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
+#else
+#include <malloc.h>
+#endif
+
 namespace sequences {
 namespace {
+
+// Returns freed heap pages to the system now: every jemalloc arena's
+// (arena.<MALLCTL_ARENAS_ALL>.purge), or glibc's in a sanitizer build (CMakeLists.txt).
+void PurgeHeap() {
+#ifdef SEQUENCES_JEMALLOC
+  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
+#else
+  malloc_trim(0);
+#endif
+}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -285,7 +300,7 @@ int Main() {
     }
     ops.Refresh(reachable);
     if (trim_every > absl::ZeroDuration() && clock.Now() - last_trim >= trim_every) {
-      malloc_trim(0);
+      PurgeHeap();
       last_trim = clock.Now();
     }
   }
@@ -305,13 +320,28 @@ int Main() {
 }  // namespace
 }  // namespace sequences
 
+// jemalloc (CMakeLists.txt) replaces malloc and free: glibc's took about a third of the CPU of a
+// BatchEnroll and of the fold of its events (tests/bench/README.md, issue 17). Large requests (a
+// 4 MiB message, 100k repeated elements) are allocated and freed by many handler threads; freed
+// pages go back to the system after about a second (dirty_decay_ms), at once after that
+// (muzzy_decay_ms 0), and the periodic purge (--memory_trim_interval) returns the rest
+// (tests/bench: api-hostile-soak). Four arenas, as glibc's M_ARENA_MAX was: each arena keeps its
+// own free pages.
+#ifdef SEQUENCES_JEMALLOC
+extern "C" {
+// NOLINTNEXTLINE: the name jemalloc looks for.
+const char* malloc_conf = "narenas:4,dirty_decay_ms:1000,muzzy_decay_ms:0";
+}
+#endif
+
 int main(int argc, char** argv) {
-  // Large requests (a 4 MiB message, 100k repeated elements) are allocated and freed by many
-  // handler threads. Few arenas and a fixed mmap threshold (glibc raises it after every large
-  // free, keeping later large buffers on the heap) let freed memory go back to the system; a
-  // periodic malloc_trim returns what fragmentation would keep (tests/bench: api-hostile-soak).
+#ifndef SEQUENCES_JEMALLOC
+  // Sanitizer builds (glibc's allocator): few arenas and a fixed mmap threshold (glibc raises it
+  // after every large free, keeping later large buffers on the heap) let freed memory go back
+  // to the system; the periodic malloc_trim returns what fragmentation would keep.
   mallopt(M_ARENA_MAX, 4);
   mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+#endif
   absl::ParseCommandLine(argc, argv);
   return sequences::Main();
 }

@@ -116,7 +116,8 @@ std::string ItemResourceName(absl::string_view item_key) {
 
 std::string EncodePositions(absl::Span<const LogPosition> positions) {
   if (positions.empty()) return "";
-  std::map<std::pair<std::string, int32_t>, int64_t> highest;
+  // Views of the positions' topics: a batch's thousand positions copy no topic name.
+  std::map<std::pair<absl::string_view, int32_t>, int64_t> highest;
   for (const LogPosition& p : positions) {
     auto [it, inserted] = highest.try_emplace({p.topic, p.partition}, p.offset);
     if (!inserted && it->second < p.offset) it->second = p.offset;

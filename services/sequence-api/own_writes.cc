@@ -8,6 +8,7 @@
 #include "absl/hash/hash.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
+#include "google/protobuf/arena.h"
 #include "google/protobuf/io/coded_stream.h"
 #include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "libs/domain/errors.h"
@@ -34,6 +35,22 @@ std::string RequestDigest(absl::string_view method, const google::protobuf::Mess
   SHA256(reinterpret_cast<const unsigned char*>(input.data()), input.size(), digest);
   return absl::BytesToHexString(
       absl::string_view(reinterpret_cast<const char*>(digest), sizeof(digest)));
+}
+
+absl::Status MatchPriorRequest(const RequestRecord& seen, absl::string_view resource,
+                               absl::string_view digest, absl::FunctionRef<std::string()> field) {
+  if (seen.resource != resource) {
+    return domain::InvalidField(field(), "was already used for another request");
+  }
+  if (!digest.empty() && !seen.digest.empty() && seen.digest != digest) {
+    // Same resource, another request (another RPC, or other fields): answering it with the first
+    // request's result would report a change that was never made.
+    return domain::InvalidField(field(),
+                                "was already used for a different request (another method or "
+                                "other fields); a retry repeats the request unchanged, a new "
+                                "request needs a new request id");
+  }
+  return absl::OkStatus();
 }
 
 OwnWrites::Mutation::Mutation(OwnWrites& own, const CallContext& ctx, std::vector<std::string> keys,
@@ -88,54 +105,57 @@ absl::StatusOr<std::optional<RequestRecord>> OwnWrites::Mutation::PriorRequest(
       own_.ports_.read_model.LookupRequest(ctx_.company_id, request_id);
   if (!seen.ok()) return seen.status();
   if (!seen->has_value()) return seen;
-  if ((*seen)->resource != resource) {
-    return domain::InvalidField(field, "was already used for another request");
-  }
-  if (!digest.empty() && !(*seen)->digest.empty() && (*seen)->digest != digest) {
-    // Same resource, another request (another RPC, or other fields): answering it with the first
-    // request's result would report a change that was never made.
-    return domain::InvalidField(field,
-                                "was already used for a different request (another method or "
-                                "other fields); a retry repeats the request unchanged, a new "
-                                "request needs a new request id");
+  if (absl::Status s =
+          MatchPriorRequest(**seen, resource, digest, [field] { return std::string(field); });
+      !s.ok()) {
+    return s;
   }
   return seen;
 }
 
+absl::StatusOr<std::vector<std::optional<RequestRecord>>> OwnWrites::Mutation::PriorRequests(
+    absl::Span<const std::string> request_ids) {
+  return own_.ports_.read_model.LookupRequests(ctx_.company_id, request_ids);
+}
+
 std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
-    const std::vector<kafka::Record>& records,
-    const std::vector<std::vector<std::string>>& keys_of_record) {
+    const std::vector<kafka::Record>& records, const std::vector<RecordKeys>& keys_of_record) {
   const ApiOptions& options = own_.ports_.options;
-  // What is written must be readable: every reader decodes an Envelope from the value.
+  // What is written must be readable: every reader decodes an Envelope from the value. The
+  // decoded copies live in one arena, freed at once.
   std::vector<absl::StatusOr<LogPosition>> results(records.size());
-  std::vector<kafka::Record> writable;
   std::vector<size_t> writable_index;
-  for (size_t i = 0; i < records.size(); ++i) {
-    v1::Envelope decoded;
-    if (records[i].value.size() > options.max_record_bytes) {
-      results[i] = domain::InvalidField(
-          "request",
-          absl::StrCat("is too large: the event it writes would be ", records[i].value.size(),
-                       " bytes, at most ", options.max_record_bytes));
-    } else if (!decoded.ParseFromString(records[i].value)) {
-      results[i] = absl::InternalError("refusing to write an event that readers cannot decode");
-    } else if (!ctx_.request_digest.empty() && !decoded.correlation_id().empty() &&
-               decoded.request_digest().empty()) {
-      // Without it a retry under this request id with other fields would be answered as this.
-      results[i] = absl::InternalError("refusing to write a command without its request digest");
-    } else {
-      writable.push_back(records[i]);
-      writable_index.push_back(i);
+  writable_index.reserve(records.size());
+  {
+    google::protobuf::Arena arena;
+    for (size_t i = 0; i < records.size(); ++i) {
+      v1::Envelope* decoded = google::protobuf::Arena::CreateMessage<v1::Envelope>(&arena);
+      if (records[i].value.size() > options.max_record_bytes) {
+        results[i] = domain::InvalidField(
+            "request",
+            absl::StrCat("is too large: the event it writes would be ", records[i].value.size(),
+                         " bytes, at most ", options.max_record_bytes));
+      } else if (!decoded->ParseFromString(records[i].value)) {
+        results[i] = absl::InternalError("refusing to write an event that readers cannot decode");
+      } else if (!ctx_.request_digest.empty() && !decoded->correlation_id().empty() &&
+                 decoded->request_digest().empty()) {
+        // Without it a retry under this request id with other fields would be answered as this.
+        results[i] = absl::InternalError("refusing to write a command without its request digest");
+      } else {
+        writable_index.push_back(i);
+      }
     }
   }
   std::vector<absl::StatusOr<LogPosition>> written;
-  if (!writable.empty()) {
+  if (!writable_index.empty()) {
     // Every key of a record on its way is unsettled until the record's outcome is known: here,
     // or later from the log when the call's deadline comes first (DEADLINE_EXCEEDED).
     // One copy of the keys, shared with the late callback (which may outlive this call).
     auto writable_keys = std::make_shared<std::vector<std::vector<std::string>>>();
-    writable_keys->reserve(writable.size());
-    for (size_t i : writable_index) writable_keys->push_back(keys_of_record[i]);
+    writable_keys->reserve(writable_index.size());
+    for (size_t i : writable_index) {
+      writable_keys->emplace_back(keys_of_record[i].begin(), keys_of_record[i].end());
+    }
     {
       absl::MutexLock lock(&own_.unsettled_->mu);
       for (const auto& keys : *writable_keys) {
@@ -143,14 +163,20 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
       }
     }
     std::shared_ptr<Unsettled> unsettled = own_.unsettled_;
-    written = own_.ports_.log.Append(
-        writable, ctx_.deadline,
-        [unsettled, writable_keys](size_t k, absl::StatusOr<LogPosition> result) {
-          absl::MutexLock lock(&unsettled->mu);
-          if (k < writable_keys->size()) {
-            unsettled->Settle((*writable_keys)[k], result.ok() ? &*result : nullptr);
-          }
-        });
+    auto late = [unsettled, writable_keys](size_t k, absl::StatusOr<LogPosition> result) {
+      absl::MutexLock lock(&unsettled->mu);
+      if (k < writable_keys->size()) {
+        unsettled->Settle((*writable_keys)[k], result.ok() ? &*result : nullptr);
+      }
+    };
+    if (writable_index.size() == records.size()) {
+      written = own_.ports_.log.Append(records, ctx_.deadline, late);
+    } else {
+      std::vector<kafka::Record> writable;
+      writable.reserve(writable_index.size());
+      for (size_t i : writable_index) writable.push_back(records[i]);
+      written = own_.ports_.log.Append(writable, ctx_.deadline, late);
+    }
     absl::MutexLock lock(&own_.unsettled_->mu);
     for (size_t k = 0; k < written.size(); ++k) {
       // A DEADLINE_EXCEEDED record settles through the late callback; the others now (their
@@ -164,15 +190,16 @@ std::vector<absl::StatusOr<LogPosition>> OwnWrites::Mutation::AppendEach(
     const size_t i = writable_index[k];
     results[i] = std::move(written[k]);
     if (!results[i].ok()) continue;
-    for (const std::string& key : keys_of_record[i]) own_.NoteLocked(key, *results[i]);
+    for (absl::string_view key : keys_of_record[i]) own_.NoteLocked(key, *results[i]);
   }
   return results;
 }
 
 absl::StatusOr<std::vector<LogPosition>> OwnWrites::Mutation::Append(
     const std::vector<kafka::Record>& records) {
+  const RecordKeys all(keys_.begin(), keys_.end());
   std::vector<absl::StatusOr<LogPosition>> results =
-      AppendEach(records, std::vector<std::vector<std::string>>(records.size(), keys_));
+      AppendEach(records, std::vector<RecordKeys>(records.size(), all));
   std::vector<LogPosition> positions;
   for (auto& r : results) {
     if (!r.ok()) return r.status();
@@ -234,7 +261,7 @@ absl::Status OwnWrites::WaitFor(const CallContext& ctx, const std::vector<std::s
   return absl::UnavailableError("the read model is behind the log; retry");
 }
 
-void OwnWrites::NoteLocked(const std::string& key, const LogPosition& position) {
+void OwnWrites::NoteLocked(absl::string_view key, const LogPosition& position) {
   constexpr size_t kPruneAbove = 100000;
   if (written_.size() > kPruneAbove) {
     // Forget keys whose writes the read model has applied: waiting for them is a no-op.
@@ -249,7 +276,7 @@ void OwnWrites::NoteLocked(const std::string& key, const LogPosition& position) 
       return std::all_of(entry.second.begin(), entry.second.end(), is_applied);
     });
   }
-  std::vector<LogPosition>& positions = written_[key];
+  std::vector<LogPosition>& positions = written_.try_emplace(key).first->second;
   for (LogPosition& p : positions) {
     if (p.topic == position.topic && p.partition == position.partition) {
       p.offset = std::max(p.offset, position.offset);

@@ -46,10 +46,13 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
+#include "absl/container/inlined_vector.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/types/span.h"
 #include "google/protobuf/message.h"
 #include "libs/kafka/types.h"
 #include "services/sequence-api/call_context.h"
@@ -62,6 +65,14 @@ std::string RequestKey(const CallContext& ctx, const std::string& request_id);
 // The digest of one request: hex SHA-256 of `method` and the request's deterministic encoding
 // (map entries in key order), request id included. Equal requests of one RPC have equal digests.
 std::string RequestDigest(absl::string_view method, const google::protobuf::Message& request);
+
+// Whether request record `seen` answers a request for `resource` with `digest` as a retry: OK if
+// it does; INVALID_ARGUMENT naming field() if it was applied for another resource, or for another
+// request about it (digests both known and different). The one comparison of a request id's
+// record with a request: PriorRequest and the items of a batch (PriorRequests) both use it.
+[[nodiscard]] absl::Status MatchPriorRequest(const RequestRecord& seen, absl::string_view resource,
+                                             absl::string_view digest,
+                                             absl::FunctionRef<std::string()> field);
 
 class OwnWrites {
  public:
@@ -95,15 +106,25 @@ class OwnWrites {
     [[nodiscard]] absl::StatusOr<std::optional<RequestRecord>> PriorRequest(
         const std::string& request_id, const std::string& resource, absl::string_view field,
         absl::string_view digest);
+    // The records of `request_ids` of the caller's company as PriorRequest reads them (nullopt:
+    // never applied), in order, with one read-model lookup; the caller matches each record with
+    // its item's resource and digest (MatchPriorRequest) as PriorRequest does.
+    [[nodiscard]] absl::StatusOr<std::vector<std::optional<RequestRecord>>> PriorRequests(
+        absl::Span<const std::string> request_ids);
+
+    // The mutation's consistency keys: the keys it was given, then RequestKey of each of its
+    // request ids, in the order given.
+    const std::vector<std::string>& keys() const { return keys_; }
 
     // Appends each record (one larger than max_record_bytes is INVALID_ARGUMENT, one readers
     // cannot decode INTERNAL, both before anything is written), remembering each written position
-    // as this process's write about the consistency keys of its record. Results in record order.
+    // as this process's write about the consistency keys of its record (keys_of_record[i], views
+    // of strings that outlive the call). Results in record order.
     // A record with a correlation id must carry its request's digest (Envelope.request_digest)
     // when the call has one (INTERNAL otherwise, before anything is written).
+    using RecordKeys = absl::InlinedVector<absl::string_view, 2>;
     std::vector<absl::StatusOr<LogPosition>> AppendEach(
-        const std::vector<kafka::Record>& records,
-        const std::vector<std::vector<std::string>>& keys_of_record);
+        const std::vector<kafka::Record>& records, const std::vector<RecordKeys>& keys_of_record);
     // AppendEach with the mutation's keys for every record: the positions, or the first error.
     [[nodiscard]] absl::StatusOr<std::vector<LogPosition>> Append(
         const std::vector<kafka::Record>& records);
@@ -119,7 +140,7 @@ class OwnWrites {
   // Waits until the read model has applied this process's latest writes about `keys`.
   absl::Status WaitFor(const CallContext& ctx, const std::vector<std::string>& keys);
   // Remembers that this process wrote `position` about `key`.
-  void NoteLocked(const std::string& key, const LogPosition& position)
+  void NoteLocked(absl::string_view key, const LogPosition& position)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Waits until none of `keys` (hashes, distinct) is held, then holds them all; Unlock releases.

@@ -164,6 +164,11 @@ class ReadModel {
   // through one store snapshot: they always come from the same fold batch.
   absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollment(const std::string& item_key,
                                                                  const std::string& sequence_id);
+  // LoadEnrollment of each enrollment key (domain::EnrollmentKey) of `keys`, in order, all
+  // through one store snapshot: one store lookup per column family for all of them instead of a
+  // snapshot and reads per key (a batch's items).
+  absl::StatusOr<std::vector<std::optional<EnrollmentRecord>>> LoadEnrollments(
+      absl::Span<const std::string> enrollment_keys);
   // Listed enrollments (pending ones or started ones; rejected-only keys are not listed), in
   // index order, starting after the index key `after`; *last_key receives the last key visited.
   absl::StatusOr<std::vector<v1::Enrollment>> ListEnrollments(const EnrollmentFilter& filter,
@@ -177,6 +182,9 @@ class ReadModel {
       const std::string& sequence_id, int limit, bool* more);
   absl::StatusOr<std::optional<RequestRecord>> LookupRequest(const std::string& company_id,
                                                              const std::string& request_id);
+  // LookupRequest of each of `request_ids` of `company_id`, in order, with one store lookup.
+  absl::StatusOr<std::vector<std::optional<RequestRecord>>> LookupRequests(
+      const std::string& company_id, absl::Span<const std::string> request_ids);
   // The executor events of one item in one sequence (every enrollment of it), in log order,
   // those after offset `after` (-1: from the first), at most `limit`.
   absl::StatusOr<std::vector<std::pair<int64_t, v1::Envelope>>> EnrollmentEvents(
@@ -198,10 +206,17 @@ class ReadModel {
                                                         const WatchCursor& from);
 
  private:
-  // LoadEnrollment through `at` (a snapshot of store_).
-  absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollmentAt(const std::string& item_key,
-                                                                   const std::string& sequence_id,
+  // LoadEnrollment of an enrollment key through `at` (a snapshot of store_).
+  absl::StatusOr<std::optional<EnrollmentRecord>> LoadEnrollmentAt(const std::string& key,
                                                                    const store::Snapshot* at);
+  // The record of enrollment `key` from its stored view and pending request ids, its state folded
+  // from its executor events read through `at`.
+  absl::StatusOr<EnrollmentRecord> RecordAt(const std::string& key, const std::string& view,
+                                            const std::optional<std::string>& pending,
+                                            const store::Snapshot* at);
+  // The request records stored under `keys` ("<company>\0<request id>"), in order.
+  absl::StatusOr<std::vector<std::optional<RequestRecord>>> RequestsAt(
+      absl::Span<const std::string> keys);
   struct Batch;
   ReadModel(ReadModelOptions options, std::unique_ptr<store::Store> store);
   void Run();

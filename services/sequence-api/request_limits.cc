@@ -54,79 +54,101 @@ int LimitOf(const FieldDescriptor* f, const Limit* begin, const Limit* end, int 
   return def;
 }
 
+// Walks a request, keeping the path of the field it is at in one buffer (appended on the way
+// down, cut on the way back): a path is only copied when a violation names it.
 class Walker {
  public:
-  void Walk(const Message& m, const std::string& path) {
+  void Walk(const Message& m) {
     const Reflection* r = m.GetReflection();
     std::vector<const FieldDescriptor*> fields;
     r->ListFields(m, &fields);
     for (const FieldDescriptor* f : fields) {
-      const std::string p = path.empty() ? f->name() : absl::StrCat(path, ".", f->name());
+      const size_t parent = path_.size();
+      if (!path_.empty()) path_.push_back('.');
+      path_.append(f->name());
       if (f->is_repeated()) {
         const int n = r->FieldSize(m, f);
         const int max =
             LimitOf(f, std::begin(kCountLimits), std::end(kCountLimits), kDefaultMaxRepeated);
         if (n > max) {
-          v_.Add(p, absl::StrCat("must have at most ", max, f->is_map() ? " entries" : " elements",
-                                 " (has ", n, ")"));
+          v_.Add(path_, absl::StrCat("must have at most ", max,
+                                     f->is_map() ? " entries" : " elements", " (has ", n, ")"));
+          path_.resize(parent);
           continue;  // do not report every element of a list that is too long anyway
         }
+        const size_t list = path_.size();
         for (int i = 0; i < n; ++i) {
           if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-            CheckString(f, r->GetRepeatedString(m, f, i), absl::StrCat(p, "[", i, "]"));
+            absl::StrAppend(&path_, "[", i, "]");
+            CheckString(f, r->GetRepeatedString(m, f, i));
           } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
             const Message& element = r->GetRepeatedMessage(m, f, i);
             if (f->is_map()) {
-              WalkMapEntry(element, p);
+              WalkMapEntry(element);
             } else {
-              Walk(element, absl::StrCat(p, "[", i, "]"));
+              absl::StrAppend(&path_, "[", i, "]");
+              Walk(element);
             }
           }
+          path_.resize(list);
         }
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-        CheckString(f, r->GetString(m, f), p);
+        CheckString(f, r->GetString(m, f));
       } else if (f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-        Walk(r->GetMessage(m, f), p);
+        Walk(r->GetMessage(m, f));
       }
+      path_.resize(parent);
     }
   }
 
   absl::Status ToStatus() const { return v_.ToStatus("request exceeds a limit"); }
 
  private:
-  // A map entry is reported as `map["key"]` (the key itself bounded first).
-  void WalkMapEntry(const Message& entry, const std::string& map_path) {
+  // A map entry is reported as `map["key"]` (the key itself bounded first); path_ is the map's.
+  void WalkMapEntry(const Message& entry) {
     const FieldDescriptor* key_field = entry.GetDescriptor()->map_key();
     const FieldDescriptor* value_field = entry.GetDescriptor()->map_value();
     const Reflection* r = entry.GetReflection();
-    std::string key_text = "?";
+    const size_t map = path_.size();
+    std::string scratch;
+    const std::string* key = nullptr;
     if (key_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-      const std::string key = r->GetString(entry, key_field);
-      if (!CheckString(key_field, key, absl::StrCat(map_path, " key"))) return;
-      key_text = absl::StrCat("\"", key, "\"");
+      key = &r->GetStringReference(entry, key_field, &scratch);
+      path_.append(" key");
+      const bool ok = CheckString(key_field, *key);
+      path_.resize(map);
+      if (!ok) return;
     }
-    const std::string p = absl::StrCat(map_path, "[", key_text, "]");
+    if (key == nullptr) {
+      path_.append("[?]");
+    } else {
+      absl::StrAppend(&path_, "[\"", *key, "\"]");
+    }
     if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_STRING) {
-      CheckString(value_field, r->GetString(entry, value_field), p);
+      std::string value_scratch;
+      CheckString(value_field, r->GetStringReference(entry, value_field, &value_scratch));
     } else if (value_field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
-      Walk(r->GetMessage(entry, value_field), p);
+      Walk(r->GetMessage(entry, value_field));
     }
+    path_.resize(map);
   }
 
-  bool CheckString(const FieldDescriptor* f, const std::string& value, const std::string& path) {
+  // Checks a string at path_.
+  bool CheckString(const FieldDescriptor* f, const std::string& value) {
     const int max =
         LimitOf(f, std::begin(kStringLimits), std::end(kStringLimits), kDefaultMaxStringBytes);
     if (value.size() > static_cast<size_t>(max)) {
-      v_.Add(path, absl::StrCat("must be at most ", max, " bytes (is ", value.size(), ")"));
+      v_.Add(path_, absl::StrCat("must be at most ", max, " bytes (is ", value.size(), ")"));
       return false;
     }
     if (f->type() == FieldDescriptor::TYPE_STRING && !IsValidUtf8(value)) {
-      v_.Add(path, "must be valid UTF-8");
+      v_.Add(path_, "must be valid UTF-8");
       return false;
     }
     return true;
   }
 
+  std::string path_;
   domain::FieldViolations v_;
 };
 
@@ -134,7 +156,7 @@ class Walker {
 
 absl::Status CheckRequestLimits(const Message& request) {
   Walker w;
-  w.Walk(request, "");
+  w.Walk(request);
   return w.ToStatus();
 }
 

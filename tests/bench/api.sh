@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # API benchmarks with a load tool no one here wrote (ghz, from the Go module proxy):
 #   api-enroll@<rate>   unary Enroll latency p50/p99 at fixed request rates (open loop)
-#   api-batch-enroll    BatchEnroll of 1,000 items, latency (BENCH_BATCH_CALLS calls, default 20)
+#   api-batch-enroll    BatchEnroll of 1,000 items, latency (BENCH_BATCH_CALLS calls, default 20),
+#                       and the API process's CPU per call (cpu_ms_per_call: user+system from
+#                       /proc over the calls and the settle after them, so the read model's fold
+#                       of the calls' events counts; far less noisy than latency on a busy machine)
 # Prints RESULT lines like sequences-bench. Called by tests/bench/run.sh with:
 #   BENCH_BOOTSTRAP, BENCH_OUT, SEQUENCES_BUILD_DIR, BENCH_RATES, BENCH_RATE_SECONDS
 # and optionally BENCH_API_BEFORE (another sequence-api binary, measured alongside: below).
@@ -73,6 +76,9 @@ figures = {"latency_ms_p50": pct(50), "latency_ms_p99": pct(99),
            "achieved_rps": sum(r.get("rps", 0) for r in reports) / max(1, len(reports))}
 if rate > 0:
     figures["rate_per_s"] = rate
+import os
+if os.environ.get("CPU_MS_PER_CALL"):
+    figures["cpu_ms_per_call"] = float(os.environ["CPU_MS_PER_CALL"])
 print("RESULT " + json.dumps({"name": name, "figures": figures}))
 PY
 }
@@ -107,6 +113,12 @@ for rate in ${BENCH_RATES:-500 1000 2000 4000}; do
   round=$((round + 1))
 done
 
+# User+system CPU of process $1 so far, in ms (fields 14 and 15 of /proc/<pid>/stat, after the
+# command name in parentheses).
+clk_tck=$(getconf CLK_TCK)
+cpu_ms() { sed 's/.*) //' "/proc/$1/stat" | awk -v hz="$clk_tck" '{print ($12 + $13) * 1000 / hz}'; }
+declare -A cpu_spent=([before]=0 [after]=0)
+
 # 1,000 items per call; each call's items are unique through the half and the request number.
 items() {
   /usr/bin/python3 -c '
@@ -121,11 +133,16 @@ for half in 1 2; do
   items=$(items "$half")
   for v in $(ordered $((round + half))); do
     settle
+    cpu0=$(cpu_ms "${pid[$v]}")
     "$ghz" --insecure -c 1 -n $((calls / 2)) --call sequences.v1.EnrollmentService/BatchEnroll \
       --metadata "$metadata" -d '{"parent": "'"${parent[$v]}"'", "items": ['"$items"']}' \
       --format=json -o "$out/ghz-batch${suffix[$v]}-$half.json" "${addr[$v]}" >/dev/null 2>>"$out/bench.log" || true
+    settle  # the fold of the last call's events belongs to these calls
+    cpu_spent[$v]=$(awk -v a="${cpu_spent[$v]}" -v b="$cpu0" -v c="$(cpu_ms "${pid[$v]}")" \
+      'BEGIN {print a + c - b}')
   done
 done
 for v in "${variants[@]}"; do
-  summary "api-batch-enroll${suffix[$v]}" 0 "$out/ghz-batch${suffix[$v]}-1.json" "$out/ghz-batch${suffix[$v]}-2.json"
+  CPU_MS_PER_CALL=$(awk -v t="${cpu_spent[$v]}" -v n="$(( (calls / 2) * 2 ))" 'BEGIN {print t / n}') \
+    summary "api-batch-enroll${suffix[$v]}" 0 "$out/ghz-batch${suffix[$v]}-1.json" "$out/ghz-batch${suffix[$v]}-2.json"
 done

@@ -178,7 +178,7 @@ def main():
         if name.startswith("api-enroll@") or name == "api-batch-enroll":
             before = name.replace("api-enroll", "api-enroll-before", 1) if "@" in name \
                 else "api-batch-enroll-before"
-            for key in ("latency_ms_p50", "latency_ms_p99"):
+            for key in ("latency_ms_p50", "latency_ms_p99", "cpu_ms_per_call"):
                 if results.get(before, {}).get(key) and key in figs:
                     comparisons.append({
                         "figure": name, "baseline": before, "key": key,

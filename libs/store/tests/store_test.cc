@@ -183,6 +183,41 @@ TEST_CASE(
   CHECK(*store->Get("state", "k#2", later.get()) == std::nullopt);
 }
 
+TEST_CASE(
+    "Given keys present, absent and deleted, when read with one MultiGet (latest or through a "
+    "snapshot), then each value is what a Get of that key reads, in the order asked") {
+  auto store = OpenFresh(sequences::testing::TempDir("store"));
+  WriteBatch before;
+  before.Put("state", "a", "1");
+  before.Put("state", "b", "2");
+  before.Put("state", "c", "3");
+  before.Delete("state", "c");
+  REQUIRE(store->Write(before).ok());
+  std::unique_ptr<Snapshot> snap = store->NewSnapshot();
+  WriteBatch after;
+  after.Put("state", "a", "1-new");
+  after.Delete("state", "b");
+  after.Put("state", "d", "4");
+  REQUIRE(store->Write(after).ok());
+
+  const std::vector<std::string> keys = {"d", "a", "missing", "b", "c", "a"};
+  for (const Snapshot* at :
+       {static_cast<const Snapshot*>(nullptr), static_cast<const Snapshot*>(snap.get())}) {
+    absl::StatusOr<std::vector<std::optional<std::string>>> got =
+        store->MultiGet("state", keys, at);
+    REQUIRE(got.ok());
+    REQUIRE(got->size() == keys.size());
+    for (size_t i = 0; i < keys.size(); ++i) {
+      INFO(keys[i] << (at == nullptr ? " latest" : " snapshot"));
+      CHECK((*got)[i] == *store->Get("state", keys[i], at));
+    }
+  }
+  CHECK((*store->MultiGet("state", keys, snap.get()))[0] == std::nullopt);
+  CHECK((*store->MultiGet("state", keys))[0] == std::optional<std::string>("4"));
+  CHECK(store->MultiGet("state", {}).ok());
+  CHECK(absl::IsNotFound(store->MultiGet("nope", keys).status()));
+}
+
 // Every "key=value" of `column_family`, in key order.
 std::vector<std::string> ScanAll(Store& store, absl::string_view column_family) {
   std::vector<std::string> seen;

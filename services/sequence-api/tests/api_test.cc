@@ -7,12 +7,16 @@
 #include <algorithm>
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
+#include "google/protobuf/any.pb.h"
+#include "google/rpc/error_details.pb.h"
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "libs/domain/tests/builders.h"
@@ -130,6 +134,17 @@ std::vector<std::string> ViolatedFields(const absl::Status& s) {
 
 bool Contains(const std::vector<std::string>& v, const std::string& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+// The field-violation paths of a batch item's status (its google.rpc.BadRequest details).
+std::vector<std::string> ViolatedFields(const google::rpc::Status& s) {
+  std::vector<std::string> fields;
+  for (const google::protobuf::Any& detail : s.details()) {
+    google::rpc::BadRequest bad;
+    if (!detail.UnpackTo(&bad)) continue;
+    for (const auto& v : bad.field_violations()) fields.push_back(v.field());
+  }
+  return fields;
 }
 
 // Runs `call` on `n` threads at once and returns what each got (Catch2 is not thread-safe: the
@@ -642,6 +657,53 @@ TEST_CASE(
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 5);
 }
 
+// The batch path reads its items' request records with one lookup for the whole batch; each item
+// must still be compared with its record as an Enroll is (resource and request digest), or a
+// changed item would be answered as if it had been applied.
+TEST_CASE(
+    "given an applied batch enroll, when it is retried with one item changed under its request "
+    "id, then that item alone is INVALID_ARGUMENT naming its request id, the others are answered "
+    "as retries, and nothing is written") {
+  Harness h;
+  const std::string name = CreateSequence(h, kA, "create-1");
+  v1::BatchEnrollRequest batch;
+  batch.set_parent(name);
+  for (int i = 1; i <= 4; ++i) *batch.add_items() = Item(absl::StrCat(i), absl::StrCat("item-", i));
+  absl::StatusOr<v1::BatchEnrollResponse> first = h.api.BatchEnroll(As(kA), batch);
+  REQUIRE(first.ok());
+  REQUIRE(first->accepted_count() == 4);
+  const int written = h.Written();
+
+  // Item 3 with other merge data, and the batch reordered: only the changed item is refused.
+  v1::BatchEnrollRequest changed;
+  changed.set_parent(name);
+  for (int i : {3, 0, 2, 1}) *changed.add_items() = batch.items(i);
+  (*changed.mutable_items(2)->mutable_merge_data())["person.first_name"] = "Bob";
+  absl::StatusOr<v1::BatchEnrollResponse> again = h.api.BatchEnroll(As(kA), changed);
+  REQUIRE(again.ok());
+  CHECK(again->accepted_count() == 3);
+  for (const v1::BatchEnrollResult& r : again->results()) {
+    INFO("item " << r.index() << ": " << r.status().message());
+    if (r.index() == 2) {
+      CHECK(r.status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+      CHECK(Contains(ViolatedFields(r.status()), "items[2].request_id"));
+      CHECK_FALSE(r.has_enrollment());
+    } else {
+      CHECK(r.status().code() == 0);
+      CHECK(r.enrollment().pending());
+      CHECK(r.enrollment().item_key() ==
+            absl::StrCat(kA, "/deal/", changed.items(r.index()).item_id()));
+    }
+  }
+  // An Enroll of the changed item under that request id is refused too: it is the same request.
+  v1::EnrollRequest single;
+  single.set_parent(name);
+  *single.mutable_item() = changed.items(2);
+  CHECK(Contains(ViolatedFields(h.api.Enroll(As(kA), single).status()), "item.request_id"));
+  CHECK(h.Written() == written);
+  CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 4);
+}
+
 // ---------------------------------------------------------------- concurrency
 
 TEST_CASE(
@@ -679,6 +741,84 @@ TEST_CASE(
   });
   for (const absl::Status& s : results) CHECK(s.ok());
   CHECK(h.Count(kTopics.enrollment_events, v1::Envelope::kEnrollRequested) == 3);
+}
+
+TEST_CASE(
+    "given two companies with the same item ids and request ids, when many threads retry "
+    "overlapping BatchEnrolls of both at once, then each item is written once per company and "
+    "every answer names only the caller's own enrollments") {
+  Harness h;
+  h.log.SetAppendLatency(kAppendLatency);
+  const std::map<std::string, std::string> sequence = {{kA, CreateSequence(h, kA, "create-1")},
+                                                       {kB, CreateSequence(h, kB, "create-1")}};
+  // Items 1-4 and 3-6: the overlap carries the same request ids in both batches.
+  auto batch = [&](const std::string& company, int first) {
+    v1::BatchEnrollRequest b;
+    b.set_parent(sequence.at(company));
+    for (int i = first; i < first + 4; ++i) {
+      *b.add_items() = Item(absl::StrCat(i), absl::StrCat("item-", i));
+    }
+    return b;
+  };
+  // What a caller checks in its answer: every item accepted, each named in its own sequence.
+  auto answered_own = [&](const std::string& company, const v1::BatchEnrollRequest& req,
+                          const absl::StatusOr<v1::BatchEnrollResponse>& r) -> absl::Status {
+    if (!r.ok()) return r.status();
+    if (r->accepted_count() != req.items_size() || r->results_size() != req.items_size()) {
+      return absl::InternalError(r->DebugString());
+    }
+    for (int i = 0; i < r->results_size(); ++i) {
+      const std::string want =
+          absl::StrCat(sequence.at(company), "/enrollments/deal:", req.items(i).item_id());
+      if (r->results(i).enrollment().name() != want ||
+          r->results(i).enrollment().item_key() !=
+              absl::StrCat(company, "/deal/", req.items(i).item_id())) {
+        return absl::InternalError(absl::StrCat(company, " got ", r->DebugString()));
+      }
+    }
+    return absl::OkStatus();
+  };
+  auto results = OnThreads(kThreads, [&](int i) -> absl::Status {
+    const std::string company = (i / 2) % 2 == 0 ? kA : kB;
+    const v1::BatchEnrollRequest req = batch(company, i % 2 == 0 ? 1 : 3);
+    return answered_own(company, req, h.api.BatchEnroll(As(company), req));
+  });
+  for (const absl::Status& s : results) CHECK(s.ok());
+  std::map<std::string, std::multiset<std::string>> written;  // company -> item keys
+  for (const kafka::Message& m : h.log.Records(kTopics.enrollment_events)) {
+    v1::Envelope e;
+    REQUIRE(e.ParseFromString(m.value));
+    REQUIRE(e.has_enroll_requested());
+    CHECK(absl::StartsWith(e.enroll_requested().item_key(), e.company_id() + "/"));
+    written[e.company_id()].insert(e.enroll_requested().item_key());
+  }
+  for (const char* company : {kA, kB}) {
+    std::multiset<std::string> once;
+    for (int i = 1; i <= 6; ++i) once.insert(absl::StrCat(company, "/deal/", i));
+    CHECK(written[company] == once);
+    // Retried once everything is folded: answered again from each company's own records.
+    const v1::BatchEnrollRequest again = batch(company, 3);
+    CHECK(answered_own(company, again, h.api.BatchEnroll(As(company), again)).ok());
+  }
+  CHECK(h.log.Records(kTopics.enrollment_events).size() == 12);
+
+  // Request ids are per company: B may use one only A used; A may not reuse it for another item.
+  REQUIRE(h.api.Enroll(As(kA), EnrollRequest(sequence.at(kA), "a-only", "only-a")).ok());
+  v1::BatchEnrollRequest b_reuses;
+  b_reuses.set_parent(sequence.at(kB));
+  *b_reuses.add_items() = Item("7", "only-a");
+  absl::StatusOr<v1::BatchEnrollResponse> b = h.api.BatchEnroll(As(kB), b_reuses);
+  REQUIRE(b.ok());
+  CHECK(b->accepted_count() == 1);
+  CHECK(b->results(0).enrollment().name() == sequence.at(kB) + "/enrollments/deal:7");
+  v1::BatchEnrollRequest a_reuses;
+  a_reuses.set_parent(sequence.at(kA));
+  *a_reuses.add_items() = Item("8", "only-a");
+  absl::StatusOr<v1::BatchEnrollResponse> a = h.api.BatchEnroll(As(kA), a_reuses);
+  REQUIRE(a.ok());
+  CHECK(a->accepted_count() == 0);
+  CHECK(a->results(0).status().code() == static_cast<int>(absl::StatusCode::kInvalidArgument));
+  CHECK(a->results(0).status().message().find("already used") != std::string::npos);
 }
 
 TEST_CASE("given many threads retrying one enrollment action at once, then it is written once") {
