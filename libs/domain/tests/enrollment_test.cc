@@ -603,6 +603,44 @@ TEST_CASE("Given several pause causes, the enrollment resumes only when all are 
   CHECK(NextDueAt(s) == kT0 + absl::Hours(6));
 }
 
+TEST_CASE(
+    "Given an awaited activity reported done only after a pause that began after it was done, "
+    "then the pause stops the next step's delay clock too",
+    "[enrollment][pause]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_HOURS, 4)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);  // "a" at kT0, waiting for its activity
+  v1::Envelope pause = ItemInput([](v1::Envelope* e) {
+    e->mutable_pause_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  v1::Envelope resume = ItemInput([](v1::Envelope* e) {
+    e->mutable_resume_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  // Done at kT0+1h; the owner's time off from kT0+2h to kT0+12h; reported at kT0+13h.
+  s = Fold(s, Must(DecideEnrollment(s, pause, seq, kT0 + absl::Hours(2))));
+  s = Fold(s, Must(DecideEnrollment(s, resume, seq, kT0 + absl::Hours(12))));
+  v1::Envelope done = ItemInput([](v1::Envelope* e) {
+    e->mutable_activity_completed()->set_task_id("c1/deal/42#s1#1/a/task");
+    e->mutable_activity_completed()->set_item_key("c1/deal/42");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(kT0 + absl::Hours(1));
+  s = Fold(s, Must(DecideEnrollment(s, done, seq, kT0 + absl::Hours(13))));
+  // 1 hour of "b"'s 4 ran before the pause, 3 after it: kT0+12h+3h (not kT0+1h+4h, at once).
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(15));
+  CHECK(Must(DecideStepDue(s, kT0 + absl::Hours(15), seq, kT0 + absl::Hours(14))).empty());
+  // Done during the pause (at kT0+5h), reported after it: 4 hours from the resume.
+  EnrollmentState during = Enrolled(seq);
+  Fire(&during, seq);
+  during = Fold(during, Must(DecideEnrollment(during, pause, seq, kT0 + absl::Hours(2))));
+  during = Fold(during, Must(DecideEnrollment(during, resume, seq, kT0 + absl::Hours(12))));
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(kT0 + absl::Hours(5));
+  during = Fold(during, Must(DecideEnrollment(during, done, seq, kT0 + absl::Hours(13))));
+  CHECK(NextDueAt(during) == kT0 + absl::Hours(16));
+}
+
 TEST_CASE("Given a paused sequence, a due step does not fire: the enrollment pauses",
           "[enrollment][pause]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 4)}, kT0);
