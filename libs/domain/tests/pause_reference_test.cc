@@ -1,6 +1,7 @@
 // The enrollment decider's due times against the reference scheduler (reference_schedule.h), over
-// random histories of pauses (enrollment, owner, sequence), resumes, awaited activities completed
-// (also during a pause, with a completion time in the past) and timers that fire on time or late,
+// random histories of pauses (enrollment, owner, sequence; also from the start), resumes, awaited
+// activities completed (also during a pause, with a completion time in the past), automatic
+// emails that fail (switch off, no consent) and are retried, and timers that fire on time or late,
 // in zones with 30-minute DST (Lord Howe), 45-minute offsets (Kathmandu, Chatham), midnight DST
 // changes (Havana, Santiago, Beirut), the date-line jump of Apia and the southern hemisphere, with
 // starts drawn near offset changes.
@@ -17,14 +18,15 @@
 // an activity's due time of day (TaskCreated.due_at: that local time on the local day the step
 // fired, by the DST rule).
 //
-// SEQUENCES_PAUSE_REFERENCE_CASES sets the number of random histories (default 300, a few
-// seconds); RC_PARAMS="seed=..." reproduces a run.
+// SEQUENCES_PAUSE_REFERENCE_CASES sets the number of random histories (default 1000, about a
+// second; 100000 for a long run); RC_PARAMS="seed=..." reproduces a run.
 
 #include <rapidcheck.h>
 
 #include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -57,9 +59,9 @@ const std::vector<std::string> kNotZones = {"Mars/Olympus_Mons",
                                             "localtime"};
 
 int Cases() {
-  int n = 300;
+  int n = 1000;
   const char* env = std::getenv("SEQUENCES_PAUSE_REFERENCE_CASES");
-  if (env != nullptr && !absl::SimpleAtoi(env, &n)) n = 300;
+  if (env != nullptr && !absl::SimpleAtoi(env, &n)) n = 1000;
   return std::max(1, n);
 }
 
@@ -99,9 +101,12 @@ v1::Step GenStep(int i) {
     }
   }
   const std::string id = absl::StrCat("s", i);
-  v1::Step s = *rc::gen::inRange(0, 4) == 0
-                   ? EmailStep(id, unit, amount, /*automatic=*/false)
-                   : ActivityStep(id, unit, amount, /*wait=*/*rc::gen::inRange(0, 4) == 0);
+  // Activities (some awaited), drafts, and automatic emails (which fail without the switch or
+  // the sender's consent, and are retried).
+  const int kind = *rc::gen::inRange(0, 8);
+  v1::Step s = kind == 0   ? EmailStep(id, unit, amount, /*automatic=*/false)
+               : kind == 1 ? EmailStep(id, unit, amount, /*automatic=*/true)
+                           : ActivityStep(id, unit, amount, /*wait=*/*rc::gen::inRange(0, 4) == 0);
   if (*rc::gen::inRange(0, 3) == 0) *s.mutable_at_time() = Tod(GenMinuteOfDay());
   if (s.has_activity() && *rc::gen::inRange(0, 2) == 0) {
     *s.mutable_activity()->mutable_due_time() = Tod(GenMinuteOfDay());
@@ -162,6 +167,10 @@ bool IsZone(const std::string& name) {
 
 class History {
  public:
+  // What the histories covered (over all runs), so that a generator change cannot silently stop
+  // exercising a rule.
+  static inline std::map<std::string, int> seen;
+
   void Run() {
     const std::string recipient = GenCandidate();
     const std::string owner = GenCandidate();
@@ -193,6 +202,8 @@ class History {
              << " -> " << zone << "\nstart " << Show(now_, tz_) << "\n"
              << create.ShortDebugString() << "\n";
 
+    if (*rc::gen::inRange(0, 2) == 0) AllowAutomaticEmails();
+    if (*rc::gen::inRange(0, 6) == 0) Pause(v1::PAUSE_CAUSE_SEQUENCE);  // enrolled while paused
     v1::Envelope enroll = Enroll("c1/deal/42", "r1", recipient);
     enroll.mutable_enroll_requested()->mutable_time_zones()->set_owner(owner);
     enroll.mutable_enroll_requested()->mutable_time_zones()->set_company(company);
@@ -203,26 +214,65 @@ class History {
       RC_ASSERT(started.executor_events[0].has_enrollment_rejected());
       RC_ASSERT(started.executor_events[0].enrollment_rejected().reason() ==
                 v1::REJECTION_REASON_INVALID_REQUEST);
-      RC_TAG("refused: not a zone");
+      ++seen["request refused for a name that is not a zone"];
       return;
     }
     Fold(started, "enroll");
     RC_ASSERT(state_.time_zone == zone);
+    if (state_.status == v1::ENROLLMENT_STATUS_PAUSED) ++seen["enrolled into a paused sequence"];
 
     const int actions = *rc::gen::inRange(5, 30);
-    for (int i = 0; i < actions && state_.IsActive(); ++i) Act();
-    // Drain: resume everything and run to the end.
+    for (int i = 0; i < actions && (state_.IsActive() || Failed()); ++i) Act();
+    // Drain: resume everything, allow automatic emails, retry, and run to the end.
+    if (seq_.paused) Resume(v1::PAUSE_CAUSE_SEQUENCE);
     for (int cause : std::set<int>(state_.pause_causes)) Resume(cause);
-    for (int guard = 0; guard < 20 && state_.IsActive(); ++guard) {
+    AllowAutomaticEmails();
+    for (int guard = 0; guard < 20 && (state_.IsActive() || Failed()); ++guard) {
+      if (Failed()) Retry();
       if (!state_.waiting_task_id.empty()) CompleteActivity();
       Advance(absl::Hours(24 * 30));
     }
     RC_ASSERT(state_.status == v1::ENROLLMENT_STATUS_COMPLETED);
-    RC_TAG(absl::StrCat("pauses ", std::min(pause_count_, 3)));
+    if (pause_count_ > 1) ++seen["several pauses"];
   }
 
  private:
+  bool Failed() const { return state_.status == v1::ENROLLMENT_STATUS_FAILED; }
+
+  void AllowAutomaticEmails() {
+    if (!seq_.automated_sending) {
+      v1::SequenceCommand on = Command("s1");
+      on.mutable_switch_automated_sending()->set_enabled(true);
+      SequenceCommand(on);
+    }
+    if (seq_.consented_users.count("owner-1") == 0) {
+      v1::SequenceCommand grant = Command("s1");
+      grant.set_actor_user_id("owner-1");
+      grant.mutable_grant_consent()->set_user_id("owner-1");
+      SequenceCommand(grant);
+    }
+  }
+
+  void Retry() {
+    v1::Envelope e = Input();
+    e.mutable_retry_requested()->mutable_target()->set_item_key("c1/deal/42");
+    e.mutable_retry_requested()->mutable_target()->set_sequence_id("s1");
+    retried_at_ = now_;
+    Decide(e);
+    ++seen["retried after a failure"];
+  }
+
   void Act() {
+    if (Failed()) {
+      // Repaired now or later: the time spent failed is not paused time.
+      if (*rc::gen::inRange(0, 2) == 0) {
+        Advance(absl::Minutes(*rc::gen::inRange(1, 60 * 24 * 2)));
+      } else {
+        AllowAutomaticEmails();
+        Retry();
+      }
+      return;
+    }
     switch (*rc::gen::inRange(0, 10)) {
       case 0:
       case 1:
@@ -314,8 +364,9 @@ class History {
     for (int guard = 0; guard < 50; ++guard) {
       const std::optional<absl::Time> due = NextDueAt(state_);
       if (!due.has_value() || *due > target) break;
-      // A timer fires at its due time or (executor busy) somewhat later, never before it.
-      now_ = std::max(now_, *due + absl::Seconds(*rc::gen::element(0, 0, 0, 2)));
+      // A timer fires at its due time or (executor busy, or down for hours) later, never before
+      // it; the steps after a late one keep their delays from its execution (no burst).
+      now_ = std::max(now_, *due + absl::Seconds(*rc::gen::element(0, 0, 0, 0, 2, 5 * 3600)));
       RC_ASSERT(Must(DecideStepDue(state_, *due, seq_, *due - absl::Microseconds(1))).empty());
       Fold(Must(DecideStepDue(state_, *due, seq_, now_)), "timer");
     }
@@ -345,6 +396,10 @@ class History {
         RC_ASSERT(completed_at_.has_value());
         anchor_ = *completed_at_;
         RC_ASSERT(FromProto(e.step_scheduled().anchor_at()) == anchor_);
+        for (const auto& [from, to] : pauses_) {
+          if (to > anchor_) ++seen["activity reported done after a pause that ended after it"];
+        }
+        if (state_.status == v1::ENROLLMENT_STATUS_PAUSED) ++seen["activity done while paused"];
       }
     }
     for (const v1::Envelope& e : d.task_events) CheckTask(e.task_created());
@@ -369,6 +424,10 @@ class History {
     // is never due before a resume after the anchor.
     absl::Duration paused;
     absl::Time not_before = anchor_;
+    // A retry continues the failed step (its delay had elapsed): due no earlier than the retry.
+    if (retried_at_.has_value() && *retried_at_ > anchor_) {
+      not_before = std::max(not_before, *retried_at_);
+    }
     for (const auto& [from, to] : pauses_) {
       paused += std::max(absl::ZeroDuration(), to - std::max(from, anchor_));
       if (to > anchor_) not_before = std::max(not_before, to);
@@ -410,6 +469,7 @@ class History {
   std::vector<std::pair<absl::Time, absl::Time>> pauses_;  // ended pauses: first cause to last
   std::optional<absl::Time> pause_start_;
   std::optional<absl::Time> completed_at_;
+  std::optional<absl::Time> retried_at_;
   size_t executed_ = 0;
   int pause_count_ = 0;
 };
@@ -426,6 +486,13 @@ TEST_CASE("Due times under pauses, resumes and late timers agree with the refere
   rc::detail::printResultMessage(result, message);
   INFO(message.str());
   CHECK(result.template is<rc::detail::SuccessResult>());
+  for (const char* what :
+       {"request refused for a name that is not a zone", "enrolled into a paused sequence",
+        "several pauses", "retried after a failure",
+        "activity reported done after a pause that ended after it", "activity done while paused"}) {
+    INFO(what);
+    CHECK(History::seen[what] > 0);
+  }
 }
 
 }  // namespace
