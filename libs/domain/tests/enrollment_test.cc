@@ -678,6 +678,33 @@ TEST_CASE("Given a send window, resume re-aligns to the window instead of firing
   CHECK(NextDueAt(s) == Utc(2024, 3, 5, 9));
 }
 
+TEST_CASE(
+    "Given a timer that fires late, after the window closed, the step runs then and the next "
+    "step counts its delay from that execution, re-aligned to the window (no burst)",
+    "[enrollment][window]") {
+  v1::SequenceCommand c = CreateCommand("s1", {ActivityStep("a", v1::DELAY_UNIT_HOURS, 6),
+                                               ActivityStep("b", v1::DELAY_UNIT_MINUTES, 0),
+                                               ActivityStep("c", v1::DELAY_UNIT_HOURS, 1)});
+  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
+    v1::WindowRange* r =
+        c.mutable_create()->mutable_settings()->mutable_send_window()->add_ranges();
+    r->set_weekday(static_cast<v1::Weekday>(d));
+    r->mutable_start()->set_hours(9);
+    r->mutable_end()->set_hours(17);
+  }
+  SequenceState seq = Apply({}, c, kT0);
+  EnrollmentState s = Enrolled(seq);  // Monday 10:00 UTC, "a" due 16:00
+  REQUIRE(NextDueAt(s) == Utc(2024, 3, 4, 16));
+  // The executor was down: the timer fires at 19:30, after the window closed at 17:00. The window
+  // applies to due times; the late step runs now (an automatic email would still wait for its
+  // window in the sender stage, docs/send-limits.md).
+  CHECK(Fire(&s, seq, absl::Hours(3) + absl::Minutes(30)).task_events.size() == 1);
+  // "b" (0 minutes) is due at the next opening, not at once; "c" an hour after "b" ran.
+  CHECK(NextDueAt(s) == Utc(2024, 3, 5, 9));
+  Fire(&s, seq);
+  CHECK(NextDueAt(s) == Utc(2024, 3, 5, 10));
+}
+
 // ---- edits ----
 
 TEST_CASE(
