@@ -641,6 +641,32 @@ TEST_CASE(
   CHECK(NextDueAt(during) == kT0 + absl::Hours(16));
 }
 
+TEST_CASE(
+    "Given a step already overdue when a pause arrives, on resume it fires once and the steps "
+    "after it keep their delays (no burst)",
+    "[enrollment][pause]") {
+  SequenceState seq = MakeSequence(
+      {ActivityStep("a", v1::DELAY_UNIT_HOURS, 1), ActivityStep("b", v1::DELAY_UNIT_HOURS, 1),
+       ActivityStep("c", v1::DELAY_UNIT_HOURS, 1)},
+      kT0);
+  EnrollmentState s = Enrolled(seq);  // "a" due kT0+1h; the executor is down until kT0+9h
+  v1::Envelope pause = ItemInput([](v1::Envelope* e) {
+    e->mutable_pause_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  v1::Envelope resume = ItemInput([](v1::Envelope* e) {
+    e->mutable_resume_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  // Back up, the pause is decided before the overdue timer; resumed at kT0+20h.
+  s = Fold(s, Must(DecideEnrollment(s, pause, seq, kT0 + absl::Hours(9))));
+  CHECK(Must(DecideStepDue(s, kT0 + absl::Hours(1), seq, kT0 + absl::Hours(9))).empty());
+  s = Fold(s, Must(DecideEnrollment(s, resume, seq, kT0 + absl::Hours(20))));
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(20));
+  CHECK(Fire(&s, seq).executor_events.at(0).step_executed().step_id() == "a");
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(21));
+  CHECK(Fire(&s, seq).executor_events.at(0).step_executed().step_id() == "b");
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(22));
+}
+
 TEST_CASE("Given a paused sequence, a due step does not fire: the enrollment pauses",
           "[enrollment][pause]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 4)}, kT0);
