@@ -46,8 +46,9 @@ Calendar MakeCalendar(const v1::SequenceSettings& settings, absl::TimeZone tz);
 bool IsValidTimeZoneName(const std::string& name);
 
 // The enrollment's time zone: the first valid (IsValidTimeZoneName) of recipient, owner, company,
-// `default_name`, else
-// "UTC". Returns the chosen name; `*tz` (if not null) receives the loaded zone.
+// `default_name`, else "UTC". Returns the chosen name; `*tz` (if not null) receives the loaded
+// zone. (An enroll request naming an invalid zone is refused before, by ValidateEnrollRequested:
+// for a decided enrollment this is the first name given.)
 std::string ResolveTimeZone(const v1::TimeZones& candidates, const std::string& default_name,
                             absl::TimeZone* tz);
 // Loads `name`, falling back to UTC when it is not a valid name (IsValidTimeZoneName).
