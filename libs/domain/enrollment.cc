@@ -59,6 +59,24 @@ Calendar CalendarFor(const EnrollmentState& s, const SequenceState& seq) {
   return MakeCalendar(seq.settings, LoadZoneOrUtc(s.time_zone));
 }
 
+// The delay clock of a step measured from `anchor`: how long the pauses that ended since the last
+// executed step stood still after it, and the last resume after it (the step is never due before
+// it). Only an anchor in the past needs it: an awaited activity reported done late, at a time
+// before (the end of) a pause in between.
+struct Clock {
+  absl::Duration paused;
+  absl::Time not_before;
+};
+Clock ClockAfter(const EnrollmentState& s, absl::Time anchor) {
+  Clock clock{absl::ZeroDuration(), anchor};
+  for (const auto& [from, to] : s.ended_pauses) {
+    if (to <= anchor) continue;
+    clock.paused += to - std::max(from, anchor);
+    clock.not_before = std::max(clock.not_before, to);
+  }
+  return clock;
+}
+
 bool Matches(const EnrollmentState& s, absl::string_view item_key, absl::string_view sequence_id) {
   return s.item_key == item_key && (sequence_id.empty() || s.sequence_id == sequence_id);
 }
@@ -162,9 +180,12 @@ void ScheduleNextOrComplete(const EnrollmentState& s, const SequenceState& seq, 
     return;
   }
   const Calendar cal = CalendarFor(s, seq);
-  // While paused the clock is stopped; the due time is recomputed on resume.
-  AddScheduled(s, em, seq.steps[idx], StepDueAt(anchor, seq.steps[idx], cal, anchor), newly, anchor,
-               d);
+  // While paused the clock is stopped; the due time is recomputed on resume. Pauses that ended
+  // after the anchor (a completion reported late) stopped it too.
+  const Clock clock = ClockAfter(s, anchor);
+  AddScheduled(s, em, seq.steps[idx],
+               StepDueAt(anchor, seq.steps[idx], cal, clock.not_before, clock.paused), newly,
+               anchor, d);
 }
 
 // Reschedules the pending step when an edit of steps or settings changed it or its due time.
@@ -860,6 +881,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.anchor = FromProto(p.executed_at());
       s.not_before = s.anchor;
       s.paused_total = absl::ZeroDuration();
+      s.ended_pauses.clear();
       s.pending_step_id = p.next_step_id();
       if (p.next_step_id().empty()) {
         s.due_at.reset();
@@ -881,12 +903,14 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       s.passed_step_ids.insert(p.passed_step_ids().begin(), p.passed_step_ids().end());
       if (p.has_anchor_at()) {
         s.anchor = FromProto(p.anchor_at());
-        s.not_before = s.anchor;
-        s.paused_total = absl::ZeroDuration();
+        // A completion reported late: the pauses that ended after it stopped this delay's clock.
+        const Clock clock = ClockAfter(s, s.anchor);
+        s.not_before = clock.not_before;
+        s.paused_total = clock.paused;
         // Completion during a pause: the resume adds the whole pause, of which only the part
         // after the anchor stopped this delay's clock.
         if (s.paused_at.has_value() && s.anchor > *s.paused_at) {
-          s.paused_total = -(s.anchor - *s.paused_at);
+          s.paused_total -= s.anchor - *s.paused_at;
         }
       }
       s.waiting_task_id.clear();
@@ -908,6 +932,7 @@ EnrollmentState EvolveEnrollment(EnrollmentState s, const v1::Envelope& event) {
       const absl::Duration paused_for = FromProtoDuration(p.paused_for());
       s.paused_total += paused_for;
       s.not_before = std::max(s.not_before, resumed_at);
+      if (s.paused_at.has_value()) s.ended_pauses.emplace_back(*s.paused_at, resumed_at);
       s.paused_at.reset();
       s.status = v1::ENROLLMENT_STATUS_IN_PROGRESS;
       if (!p.next_step_id().empty()) {

@@ -32,6 +32,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -96,6 +97,10 @@ struct EnrollmentState {
   // Pause causes currently in force; paused_at is when the first one arrived.
   std::set<int> pause_causes;  // v1::PauseCause values
   std::optional<absl::Time> paused_at;
+  // The pauses that ended since the last executed step, (paused_at, resumed at): an awaited
+  // activity reported done late moves the anchor back, before some of them, and the part of each
+  // after the anchor stopped the next step's delay clock too.
+  std::vector<std::pair<absl::Time, absl::Time>> ended_pauses;
   // How the enrollment ended (when it did).
   v1::ExitReason exit_reason = v1::EXIT_REASON_UNSPECIFIED;
   v1::FailureReason failure_reason = v1::FAILURE_REASON_UNSPECIFIED;

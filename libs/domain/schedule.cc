@@ -4,6 +4,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "libs/domain/envelope.h"
 
 namespace sequences::domain {
@@ -67,9 +68,38 @@ Calendar MakeCalendar(const v1::SequenceSettings& settings, absl::TimeZone tz) {
 }
 
 namespace {
+// The spelling of an IANA zone name ("America/New_York", "Etc/GMT+5", "EST5EDT"): components of
+// ASCII letters, digits, '.', '_', '-' and '+' separated by single '/', none empty, "." or "..",
+// none starting with '-'. The time zone library would also load a file path ("/etc/localtime",
+// "file:...", "Europe/../Europe/Berlin") and the tz directory's copies ("posix/...") and aliases of
+// the machine's own zone ("localtime", "posixrules"): none of these is an IANA name, and a path
+// would make a schedule depend on the machine that computed it.
+bool IsIanaSpelling(absl::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  if (name == "localtime" || name == "posixrules") return false;
+  if (absl::StartsWith(name, "posix/") || absl::StartsWith(name, "right/") ||
+      absl::StartsWith(name, "Fixed/")) {
+    return false;
+  }
+  size_t begin = 0;
+  while (true) {
+    const size_t slash = name.find('/', begin);
+    const absl::string_view part = name.substr(
+        begin, slash == absl::string_view::npos ? absl::string_view::npos : slash - begin);
+    if (part.empty() || part == "." || part == ".." || part.front() == '-') return false;
+    for (const char c : part) {
+      const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-' || c == '+';
+      if (!ok) return false;
+    }
+    if (slash == absl::string_view::npos) return true;
+    begin = slash + 1;
+  }
+}
+
 // Loads `name` into *tz, once (each absl::LoadTimeZone takes a global lock and a lookup).
 bool LoadNamedZone(const std::string& name, absl::TimeZone* tz) {
-  if (name.empty() || name == "localtime" || absl::StartsWith(name, "Fixed/")) return false;
+  if (!IsIanaSpelling(name)) return false;
   return absl::LoadTimeZone(name, tz);
 }
 }  // namespace

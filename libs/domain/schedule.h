@@ -38,14 +38,20 @@ struct Calendar {
 // The calendar of a sequence's settings in time zone `tz`. Invalid holiday dates are ignored.
 Calendar MakeCalendar(const v1::SequenceSettings& settings, absl::TimeZone tz);
 
-// true if `name` is an IANA time zone the system database knows ("UTC" included).
+// true if `name` is an IANA time zone name ("Europe/Berlin", "UTC", "Etc/GMT+5") the system
+// database knows. Names only: a file path ("/usr/share/zoneinfo/Europe/Berlin", "/etc/localtime",
+// "Europe/../Europe/Berlin", "file:..."), the database's "posix/" and "right/" copies,
+// "localtime", "posixrules" and absl's "Fixed/..." are not, although the time zone library
+// would load some of them.
 bool IsValidTimeZoneName(const std::string& name);
 
-// The enrollment's time zone: the first valid of recipient, owner, company, `default_name`, else
-// "UTC". Returns the chosen name; `*tz` (if not null) receives the loaded zone.
+// The enrollment's time zone: the first valid (IsValidTimeZoneName) of recipient, owner, company,
+// `default_name`, else "UTC". Returns the chosen name; `*tz` (if not null) receives the loaded
+// zone. (An enroll request naming an invalid zone is refused before, by ValidateEnrollRequested:
+// for a decided enrollment this is the first name given.)
 std::string ResolveTimeZone(const v1::TimeZones& candidates, const std::string& default_name,
                             absl::TimeZone* tz);
-// Loads `name`, falling back to UTC when unknown.
+// Loads `name`, falling back to UTC when it is not a valid name (IsValidTimeZoneName).
 absl::TimeZone LoadZoneOrUtc(const std::string& name);
 
 // A local civil time as an instant, with the DST rule above.

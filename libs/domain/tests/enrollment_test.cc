@@ -603,6 +603,70 @@ TEST_CASE("Given several pause causes, the enrollment resumes only when all are 
   CHECK(NextDueAt(s) == kT0 + absl::Hours(6));
 }
 
+TEST_CASE(
+    "Given an awaited activity reported done only after a pause that began after it was done, "
+    "then the pause stops the next step's delay clock too",
+    "[enrollment][pause]") {
+  SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_MINUTES, 0, true),
+                                    ActivityStep("b", v1::DELAY_UNIT_HOURS, 4)},
+                                   kT0);
+  EnrollmentState s = Enrolled(seq);
+  Fire(&s, seq);  // "a" at kT0, waiting for its activity
+  v1::Envelope pause = ItemInput([](v1::Envelope* e) {
+    e->mutable_pause_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  v1::Envelope resume = ItemInput([](v1::Envelope* e) {
+    e->mutable_resume_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  // Done at kT0+1h; the owner's time off from kT0+2h to kT0+12h; reported at kT0+13h.
+  s = Fold(s, Must(DecideEnrollment(s, pause, seq, kT0 + absl::Hours(2))));
+  s = Fold(s, Must(DecideEnrollment(s, resume, seq, kT0 + absl::Hours(12))));
+  v1::Envelope done = ItemInput([](v1::Envelope* e) {
+    e->mutable_activity_completed()->set_task_id("c1/deal/42#s1#1/a/task");
+    e->mutable_activity_completed()->set_item_key("c1/deal/42");
+    e->mutable_activity_completed()->set_sequence_id("s1");
+  });
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(kT0 + absl::Hours(1));
+  s = Fold(s, Must(DecideEnrollment(s, done, seq, kT0 + absl::Hours(13))));
+  // 1 hour of "b"'s 4 ran before the pause, 3 after it: kT0+12h+3h (not kT0+1h+4h, at once).
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(15));
+  CHECK(Must(DecideStepDue(s, kT0 + absl::Hours(15), seq, kT0 + absl::Hours(14))).empty());
+  // Done during the pause (at kT0+5h), reported after it: 4 hours from the resume.
+  EnrollmentState during = Enrolled(seq);
+  Fire(&during, seq);
+  during = Fold(during, Must(DecideEnrollment(during, pause, seq, kT0 + absl::Hours(2))));
+  during = Fold(during, Must(DecideEnrollment(during, resume, seq, kT0 + absl::Hours(12))));
+  *done.mutable_activity_completed()->mutable_completed_at() = ToProto(kT0 + absl::Hours(5));
+  during = Fold(during, Must(DecideEnrollment(during, done, seq, kT0 + absl::Hours(13))));
+  CHECK(NextDueAt(during) == kT0 + absl::Hours(16));
+}
+
+TEST_CASE(
+    "Given a step already overdue when a pause arrives, on resume it fires once and the steps "
+    "after it keep their delays (no burst)",
+    "[enrollment][pause]") {
+  SequenceState seq = MakeSequence(
+      {ActivityStep("a", v1::DELAY_UNIT_HOURS, 1), ActivityStep("b", v1::DELAY_UNIT_HOURS, 1),
+       ActivityStep("c", v1::DELAY_UNIT_HOURS, 1)},
+      kT0);
+  EnrollmentState s = Enrolled(seq);  // "a" due kT0+1h; the executor is down until kT0+9h
+  v1::Envelope pause = ItemInput([](v1::Envelope* e) {
+    e->mutable_pause_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  v1::Envelope resume = ItemInput([](v1::Envelope* e) {
+    e->mutable_resume_requested()->mutable_target()->set_owner_id("owner-1");
+  });
+  // Back up, the pause is decided before the overdue timer; resumed at kT0+20h.
+  s = Fold(s, Must(DecideEnrollment(s, pause, seq, kT0 + absl::Hours(9))));
+  CHECK(Must(DecideStepDue(s, kT0 + absl::Hours(1), seq, kT0 + absl::Hours(9))).empty());
+  s = Fold(s, Must(DecideEnrollment(s, resume, seq, kT0 + absl::Hours(20))));
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(20));
+  CHECK(Fire(&s, seq).executor_events.at(0).step_executed().step_id() == "a");
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(21));
+  CHECK(Fire(&s, seq).executor_events.at(0).step_executed().step_id() == "b");
+  CHECK(NextDueAt(s) == kT0 + absl::Hours(22));
+}
+
 TEST_CASE("Given a paused sequence, a due step does not fire: the enrollment pauses",
           "[enrollment][pause]") {
   SequenceState seq = MakeSequence({ActivityStep("a", v1::DELAY_UNIT_HOURS, 4)}, kT0);
@@ -638,6 +702,33 @@ TEST_CASE("Given a send window, resume re-aligns to the window instead of firing
   s = Fold(
       s, Must(DecideEnrollment(s, resumed, EvolveSequence(paused, resumed), Utc(2024, 3, 4, 20))));
   CHECK(NextDueAt(s) == Utc(2024, 3, 5, 9));
+}
+
+TEST_CASE(
+    "Given a timer that fires late, after the window closed, the step runs then and the next "
+    "step counts its delay from that execution, re-aligned to the window (no burst)",
+    "[enrollment][window]") {
+  v1::SequenceCommand c = CreateCommand("s1", {ActivityStep("a", v1::DELAY_UNIT_HOURS, 6),
+                                               ActivityStep("b", v1::DELAY_UNIT_MINUTES, 0),
+                                               ActivityStep("c", v1::DELAY_UNIT_HOURS, 1)});
+  for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
+    v1::WindowRange* r =
+        c.mutable_create()->mutable_settings()->mutable_send_window()->add_ranges();
+    r->set_weekday(static_cast<v1::Weekday>(d));
+    r->mutable_start()->set_hours(9);
+    r->mutable_end()->set_hours(17);
+  }
+  SequenceState seq = Apply({}, c, kT0);
+  EnrollmentState s = Enrolled(seq);  // Monday 10:00 UTC, "a" due 16:00
+  REQUIRE(NextDueAt(s) == Utc(2024, 3, 4, 16));
+  // The executor was down: the timer fires at 19:30, after the window closed at 17:00. The window
+  // applies to due times; the late step runs now (an automatic email would still wait for its
+  // window in the sender stage, docs/send-limits.md).
+  CHECK(Fire(&s, seq, absl::Hours(3) + absl::Minutes(30)).task_events.size() == 1);
+  // "b" (0 minutes) is due at the next opening, not at once; "c" an hour after "b" ran.
+  CHECK(NextDueAt(s) == Utc(2024, 3, 5, 9));
+  Fire(&s, seq);
+  CHECK(NextDueAt(s) == Utc(2024, 3, 5, 10));
 }
 
 // ---- edits ----

@@ -234,9 +234,9 @@ absl::Time ResolveLocal(absl::CivilSecond local, absl::TimeZone tz) {
 }
 
 absl::Time DueAt(absl::Time anchor, const v1::Step& step, const v1::SequenceSettings& settings,
-                 absl::TimeZone tz, absl::Time not_before) {
+                 absl::TimeZone tz, absl::Time not_before, absl::Duration paused) {
   Rules rules(settings, tz);
-  return WholeMicrosUp(rules.Align(std::max(Delay(anchor, step, rules), not_before)));
+  return WholeMicrosUp(rules.Align(std::max(Delay(anchor, step, rules) + paused, not_before)));
 }
 
 std::vector<absl::Time> Schedule(const std::vector<v1::Step>& steps,

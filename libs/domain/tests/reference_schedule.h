@@ -30,10 +30,12 @@ namespace sequences::domain::reference {
 // The rule for a local civil time: its first occurrence; in a gap, the instant the clocks jump.
 absl::Time ResolveLocal(absl::CivilSecond local, absl::TimeZone tz);
 
-// When `step` comes due after `anchor`, never before `not_before`, inside the window, as a whole
-// microsecond (rounded up).
+// When `step` comes due after `anchor`, its delay's end moved by `paused` (how long the delay
+// clock stood still), never before `not_before`, inside the window, as a whole microsecond
+// (rounded up).
 absl::Time DueAt(absl::Time anchor, const v1::Step& step, const v1::SequenceSettings& settings,
-                 absl::TimeZone tz, absl::Time not_before = absl::InfinitePast());
+                 absl::TimeZone tz, absl::Time not_before = absl::InfinitePast(),
+                 absl::Duration paused = absl::ZeroDuration());
 
 // The due time of every step of an enrollment started at `start`, each step executing when due.
 std::vector<absl::Time> Schedule(const std::vector<v1::Step>& steps,

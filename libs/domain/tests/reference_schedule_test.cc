@@ -307,6 +307,145 @@ TEST_CASE("The reference schedules worked examples of the README", "[reference]"
                          Zone("Europe/Berlin")) == Local("Europe/Berlin", 2024, 12, 30, 9));
 }
 
+// ---- edge cases worked by hand: the real scheduler and the reference both give the answer ----
+
+struct EdgeCase {
+  const char* what;
+  const char* zone;
+  absl::Time anchor;
+  v1::Step step;
+  v1::SequenceSettings settings;
+  absl::Time expected;
+  absl::Time not_before = absl::InfinitePast();
+  absl::Duration paused = absl::ZeroDuration();
+};
+
+v1::Step At(v1::Step s, int h, int m) {
+  s.mutable_at_time()->set_hours(h);
+  s.mutable_at_time()->set_minutes(m);
+  return s;
+}
+
+v1::SequenceSettings Window(std::initializer_list<int> weekdays, int start_h, int start_m,
+                            int end_h, int end_m) {
+  v1::SequenceSettings settings;
+  for (int d : weekdays) {
+    v1::WindowRange* r = settings.mutable_send_window()->add_ranges();
+    r->set_weekday(static_cast<v1::Weekday>(d));
+    *r->mutable_start() = Tod(start_h * 60 + start_m);
+    *r->mutable_end() = Tod(end_h * 60 + end_m);
+  }
+  return settings;
+}
+
+v1::SequenceSettings Holiday(v1::SequenceSettings settings, int y, int m, int d) {
+  v1::Date* h = settings.add_holidays();
+  h->set_year(y);
+  h->set_month(m);
+  h->set_day(d);
+  return settings;
+}
+
+TEST_CASE("Edge cases of the time rules give the hand-worked answer, here and in the reference",
+          "[reference]") {
+  using U = v1::DelayUnit;
+  const U kMin = v1::DELAY_UNIT_MINUTES;
+  const U kHour = v1::DELAY_UNIT_HOURS;
+  const U kDay = v1::DELAY_UNIT_DAYS;
+  const U kBiz = v1::DELAY_UNIT_BUSINESS_DAYS;
+  auto step = [](U unit, int amount) { return ActivityStep("x", unit, amount); };
+  const v1::SequenceSettings none;
+  const auto weekdays = {1, 2, 3, 4, 5};
+  const auto every_day = {1, 2, 3, 4, 5, 6, 7};
+  const std::vector<EdgeCase> cases = {
+      {"Lord Howe: 1 day at 02:15 lands in the 30-minute gap: the jump, 02:30 +11",
+       "Australia/Lord_Howe", Utc(2024, 10, 4, 23, 30), At(step(kDay, 1), 2, 15), none,
+       Utc(2024, 10, 5, 15, 30)},
+      {"Lord Howe: 0 minutes at 01:45 from the second 01:40: the second 01:45 does not count",
+       "Australia/Lord_Howe", Utc(2024, 4, 6, 15, 10), At(step(kMin, 0), 1, 45), none,
+       Utc(2024, 4, 7, 15, 15)},
+      {"Lord Howe: 0 minutes at 01:45 from the first 01:40: the first 01:45", "Australia/Lord_Howe",
+       Utc(2024, 4, 6, 14, 40), At(step(kMin, 0), 1, 45), none, Utc(2024, 4, 6, 14, 45)},
+      {"Lord Howe: a window ending in the gap ends at the jump (inside just before it)",
+       "Australia/Lord_Howe", Utc(2024, 10, 5, 15, 20), step(kMin, 0), Window({7}, 1, 0, 2, 15),
+       Utc(2024, 10, 5, 15, 20)},
+      {"Lord Howe: at the jump the window has closed: next Sunday 01:00 +11", "Australia/Lord_Howe",
+       Utc(2024, 10, 5, 15, 30), step(kMin, 0), Window({7}, 1, 0, 2, 15), Utc(2024, 10, 12, 14, 0)},
+      {"Kathmandu (+05:45): 1 day at 09:30, window from 09:45", "Asia/Kathmandu",
+       Utc(2024, 6, 3, 4, 15), At(step(kDay, 1), 9, 30), Window(weekdays, 9, 45, 18, 0),
+       Utc(2024, 6, 4, 4, 0)},
+      {"Chatham: 1 day at 03:00 in the 02:45-03:45 gap: 03:45 +13:45", "Pacific/Chatham",
+       Utc(2024, 9, 27, 23, 15), At(step(kDay, 1), 3, 0), none, Utc(2024, 9, 28, 14, 0)},
+      {"Apia: 1 day from 2011-12-29 10:00 (-10): the skipped 30th is the jump to the 31st",
+       "Pacific/Apia", Utc(2011, 12, 29, 20, 0), step(kDay, 1), none, Utc(2011, 12, 30, 10, 0)},
+      {"Apia: a daily window has no instant on the skipped 30th: the 31st 09:00 (+14)",
+       "Pacific/Apia", Utc(2011, 12, 30, 9, 30), step(kMin, 0), Window(every_day, 9, 0, 17, 0),
+       Utc(2011, 12, 30, 19, 0)},
+      {"Apia: 1 business day from Thursday 2011-12-29 counts the skipped Friday: its jump",
+       "Pacific/Apia", Utc(2011, 12, 29, 20, 0), step(kBiz, 1), none, Utc(2011, 12, 30, 10, 0)},
+      {"0 business days at 09:30 from Saturday 08:00: Saturday 09:30 (counting starts on the "
+       "anchor's date)",
+       "UTC", Utc(2024, 6, 8, 8, 0), At(step(kBiz, 0), 9, 30), none, Utc(2024, 6, 8, 9, 30)},
+      {"0 business days at 09:30 from Saturday 10:00: the next business day, Monday 09:30", "UTC",
+       Utc(2024, 6, 8, 10, 0), At(step(kBiz, 0), 9, 30), none, Utc(2024, 6, 10, 9, 30)},
+      {"Havana: 1 day into the midnight gap: 01:00 CDT", "America/Havana", Utc(2024, 3, 9, 5, 30),
+       step(kDay, 1), none, Utc(2024, 3, 10, 5, 0)},
+      {"Havana: a holiday on the repeated-midnight day covers both passes", "America/Havana",
+       Utc(2024, 11, 3, 5, 30), step(kMin, 0), Holiday(none, 2024, 11, 3), Utc(2024, 11, 4, 5, 0)},
+      {"Santiago: a window opening at the skipped midnight opens at 01:00 -03", "America/Santiago",
+       Utc(2024, 9, 8, 2, 0), step(kMin, 0), Window({7}, 0, 0, 6, 0), Utc(2024, 9, 8, 4, 0)},
+      {"Santiago: 1 day at 23:30 on the repeated evening: the first 23:30 (-03)",
+       "America/Santiago", Utc(2024, 4, 5, 15, 0), At(step(kDay, 1), 23, 30), none,
+       Utc(2024, 4, 7, 2, 30)},
+      {"Beirut: 1 day into the midnight gap: 01:00 EEST", "Asia/Beirut", Utc(2024, 3, 29, 22, 15),
+       step(kDay, 1), none, Utc(2024, 3, 30, 22, 0)},
+      {"New York: a window entirely inside the gap is closed that day", "America/New_York",
+       Utc(2024, 3, 10, 5, 0), step(kMin, 0), Window({7}, 2, 10, 2, 40), Utc(2024, 3, 17, 6, 10)},
+      {"New York: 1 day at 01:30 on the fall-back day: the first 01:30 (EDT)", "America/New_York",
+       Utc(2024, 11, 2, 16, 0), At(step(kDay, 1), 1, 30), none, Utc(2024, 11, 3, 5, 30)},
+      {"Berlin: a delay ending exactly at the window's end moves to the next opening",
+       "Europe/Berlin", Utc(2024, 6, 7, 15, 0), step(kHour, 1), Window(weekdays, 8, 0, 18, 0),
+       Utc(2024, 6, 10, 6, 0)},
+      {"Berlin: a delay ending exactly at the window's start stays", "Europe/Berlin",
+       Utc(2024, 6, 10, 5, 0), step(kHour, 1), Window(weekdays, 8, 0, 18, 0),
+       Utc(2024, 6, 10, 6, 0)},
+      {"Berlin: 3 business days across a holiday Monday and the leap day 2028-02-29",
+       "Europe/Berlin", Utc(2028, 2, 24, 9, 0), step(kBiz, 3), Holiday(none, 2028, 2, 28),
+       Utc(2028, 3, 1, 9, 0)},
+      {"New York: 2 business days across the year end and a New Year holiday", "America/New_York",
+       Utc(2026, 12, 31, 20, 0), step(kBiz, 2), Holiday(none, 2027, 1, 1), Utc(2027, 1, 5, 20, 0)},
+      {"0 business days on a Saturday is immediate", "UTC", Utc(2024, 6, 8, 10, 0), step(kBiz, 0),
+       none, Utc(2024, 6, 8, 10, 0)},
+      {"0 days at 09:30 half a second after 09:30 means tomorrow", "UTC",
+       Utc(2024, 6, 3, 9, 30) + absl::Milliseconds(500), At(step(kDay, 0), 9, 30), none,
+       Utc(2024, 6, 4, 9, 30)},
+      {"The largest minute delay (365 days) from a leap day", "UTC", Utc(2024, 2, 29),
+       step(kMin, 60 * 24 * 365), none, Utc(2025, 2, 28)},
+      {"The largest day delay (365) from a leap day keeps the local time", "Europe/Berlin",
+       Utc(2024, 2, 29, 11, 0), step(kDay, 365), none, Utc(2025, 2, 28, 11, 0)},
+      {"The largest business-day delay (260) is 52 weeks without holidays", "Europe/Berlin",
+       Utc(2024, 1, 1, 8, 0), step(kBiz, 260), none, Utc(2024, 12, 30, 8, 0)},
+      {"A pause across spring forward adds its duration to the delay's end", "America/New_York",
+       Utc(2024, 3, 9, 17, 0), step(kDay, 1), none, Utc(2024, 3, 10, 18, 0),
+       Utc(2024, 3, 10, 13, 0), absl::Hours(2)},
+      {"A resume after the due time on a Saturday: Monday's opening (EDT by then)",
+       "America/New_York", Utc(2024, 3, 8, 15, 0), step(kHour, 2), Window(weekdays, 9, 0, 17, 0),
+       Utc(2024, 3, 11, 13, 0), Utc(2024, 3, 9, 15, 0), absl::Hours(1)},
+  };
+  for (const EdgeCase& c : cases) {
+    INFO(c.what);
+    const absl::TimeZone tz = Zone(c.zone);
+    const absl::Time ours =
+        StepDueAt(c.anchor, c.step, MakeCalendar(c.settings, tz), c.not_before, c.paused);
+    const absl::Time ref =
+        reference::DueAt(c.anchor, c.step, c.settings, tz, c.not_before, c.paused);
+    INFO("expected " << Show(c.expected, tz) << ", StepDueAt " << Show(ours, tz) << ", reference "
+                     << Show(ref, tz));
+    CHECK(ours == c.expected);
+    CHECK(ref == c.expected);
+  }
+}
+
 // ---- the real scheduler against the reference ----
 
 TEST_CASE("The zone list is the whole system tz database", "[reference]") {
@@ -316,6 +455,10 @@ TEST_CASE("The zone list is the whole system tz database", "[reference]") {
   for (const char* z : {"America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu",
                         "Pacific/Chatham", "Africa/El_Aaiun", "Pacific/Apia", "UTC"}) {
     CHECK(std::binary_search(zones.begin(), zones.end(), std::string(z)));
+  }
+  // Every zone of the database is a valid name (the IANA spelling rule rejects none of them).
+  for (const std::string& name : zones) {
+    if (!IsValidTimeZoneName(name)) FAIL_CHECK(name << " is not a valid time zone name");
   }
 }
 
@@ -386,13 +529,25 @@ TEST_CASE("PreviewSchedule and StepDueAt agree with the reference scheduler", "[
                                  Show(ref[i], tz)));
           }
         }
-        // The executor's function, with a not-before (e.g. a resume) around the delay's end.
+        // The executor's function, with a not-before (e.g. a resume) around the delay's end and
+        // (half the time) a paused duration, from seconds to weeks, so that the delay's end moves
+        // across offset changes and window edges.
         const absl::Time not_before = anchor + absl::Minutes(*rc::gen::inRange(-600, 60 * 24 * 5));
-        const absl::Time due = StepDueAt(anchor, steps[0], MakeCalendar(settings, tz), not_before);
-        const absl::Time expected = reference::DueAt(anchor, steps[0], settings, tz, not_before);
+        absl::Duration paused = absl::ZeroDuration();
+        if (*rc::gen::inRange(0, 2) == 0) {
+          paused = *rc::gen::inRange(0, 2) == 0
+                       ? absl::Seconds(*rc::gen::inRange(1, 60 * 60 * 24 * 3))
+                       : absl::Minutes(*rc::gen::inRange(1, 60 * 24 * 30)) +
+                             absl::Nanoseconds(*rc::gen::inRange(0, 1000));
+        }
+        const absl::Time due =
+            StepDueAt(anchor, steps[0], MakeCalendar(settings, tz), not_before, paused);
+        const absl::Time expected =
+            reference::DueAt(anchor, steps[0], settings, tz, not_before, paused);
         if (due != expected) {
-          RC_FAIL(absl::StrCat("StepDueAt with not_before ", Show(not_before, tz), ": ",
-                               Show(due, tz), ", reference ", Show(expected, tz)));
+          RC_FAIL(absl::StrCat("StepDueAt with not_before ", Show(not_before, tz), ", paused ",
+                               absl::FormatDuration(paused), ": ", Show(due, tz), ", reference ",
+                               Show(expected, tz)));
         }
       },
       metadata, params);

@@ -343,6 +343,35 @@ TEST_CASE("Time zone: recipient, else owner, else company, else default, else UT
   CHECK_FALSE(IsValidTimeZoneName(""));
 }
 
+TEST_CASE("Only IANA names are time zones: file paths and the database's copies are not",
+          "[schedule][tz]") {
+  // The time zone library loads each of these (a path, a "file:" name, a path with "..", the
+  // posix/ copy, the machine's own zone): none is an IANA name, and a path makes the schedule
+  // depend on the machine that computed it.
+  for (const char* name :
+       {"/usr/share/zoneinfo/Europe/Berlin", "/etc/localtime", "file:Europe/Berlin",
+        "Europe/../Europe/Berlin", "./Europe/Berlin", "Europe//Berlin", "posix/Europe/Berlin",
+        "right/Europe/Berlin", "posixrules", "localtime", "Fixed/UTC+05:00:00", "Europe/Berlin ",
+        "utc", "EST5EDT,M3.2.0,M11.1.0"}) {
+    INFO(name);
+    CHECK_FALSE(IsValidTimeZoneName(name));
+    CHECK(LoadZoneOrUtc(name).name() == "UTC");
+  }
+  for (const char* name : {"Europe/Berlin", "America/Argentina/Buenos_Aires", "Etc/GMT+5",
+                           "Etc/GMT-14", "EST5EDT", "US/Eastern", "UTC", "GMT", "Asia/Kathmandu",
+                           "Pacific/Chatham", "America/Port-au-Prince"}) {
+    INFO(name);
+    CHECK(IsValidTimeZoneName(name));
+    CHECK(LoadZoneOrUtc(name).name() == name);
+  }
+  // The fallback passes over a path to the next candidate.
+  v1::TimeZones z;
+  z.set_recipient("/usr/share/zoneinfo/Asia/Tokyo");
+  z.set_owner("posix/Asia/Kolkata");
+  z.set_company("Pacific/Chatham");
+  CHECK(ResolveTimeZone(z, "Europe/Berlin", nullptr) == "Pacific/Chatham");
+}
+
 TEST_CASE("Schedule preview chains the steps from the start in the time zone", "[schedule]") {
   v1::SequenceSettings settings;
   for (int d = v1::WEEKDAY_MONDAY; d <= v1::WEEKDAY_FRIDAY; ++d) {
