@@ -13,6 +13,7 @@
 #include "libs/domain/routing.h"
 #include "libs/domain/validation.h"
 #include "services/sequence-api/call_checks.h"
+#include "services/sequence-api/names.h"
 #include "services/sequence-api/rpc_status.h"
 
 namespace sequences::api {
@@ -237,6 +238,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
   std::vector<std::vector<std::string>> record_keys;  // and is about these consistency keys
   std::set<std::string> keys_in_batch;
   std::map<std::string, std::string> request_ids_in_batch;  // request id -> enrollment key
+  std::vector<LogPosition> prior_positions;  // the first writes of items that are retries
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
     result->set_index(i);
@@ -269,7 +271,10 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
       continue;
     }
     if (seen->has_value()) {
+      // A retry of this item: answered as a retried Enroll is, its token covering the first write.
       if (rec->has_value()) *result->mutable_enrollment() = (*rec)->view;
+      absl::StatusOr<std::vector<LogPosition>> first = DecodePositions((*seen)->positions);
+      if (first.ok()) prior_positions.insert(prior_positions.end(), first->begin(), first->end());
       continue;
     }
     if (!keys_in_batch.insert(key).second) {
@@ -294,7 +299,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
     *result->mutable_enrollment() = PendingView(*rec, *r, now);
   }
   std::vector<absl::StatusOr<LogPosition>> written = m.AppendEach(records, record_keys);
-  std::vector<LogPosition> positions;
+  std::vector<LogPosition> positions = std::move(prior_positions);
   for (size_t k = 0; k < written.size(); ++k) {
     v1::BatchEnrollResult* result = out.mutable_results(record_item[k]);
     if (!written[k].ok()) {
