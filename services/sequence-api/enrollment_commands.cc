@@ -19,6 +19,10 @@
 namespace sequences::api {
 namespace {
 
+// How far a reported completion time may be ahead of this server's clock (the reporter's clock
+// may run a little ahead).
+constexpr absl::Duration kCompletionClockSkew = absl::Minutes(5);
+
 // The domain's enroll request for one API item; INVALID_ARGUMENT paths under `prefix`.
 absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
                                                          const std::string& sequence_id,
@@ -331,6 +335,20 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
   if (action == Action::kActivityCompleted && task_id.empty()) {
     return domain::InvalidField("task_id", "is required");
   }
+  if (action == Action::kActivityCompleted && complete_time != nullptr &&
+      (complete_time->seconds() != 0 || complete_time->nanos() != 0)) {
+    // The next step is due a delay after this time: one beyond the representable range would
+    // never come due, one in the future would report a task done before it was. A clock a
+    // little ahead of ours is allowed for.
+    if (absl::Status s = CheckTimestamp(*complete_time, "complete_time",
+                                        ports_.clock.Now() + kCompletionClockSkew);
+        !s.ok()) {
+      return s;
+    }
+    if (complete_time->seconds() < 0) {
+      return domain::InvalidField("complete_time", "must not be before 1970-01-01");
+    }
+  }
   if (action == Action::kUpdateData) {
     if (data->merge_data().empty() && !data->has_recipient()) {
       return domain::InvalidField("merge_data", "is required unless a recipient is given");
@@ -405,9 +423,10 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
       a->set_sequence_id(n->sequence_id);
       a->set_enrollment_id(r.state.enrollment_id);
       a->set_step_id(r.state.waiting_step_id);
-      *a->mutable_completed_at() = complete_time != nullptr && complete_time->seconds() > 0
-                                       ? *complete_time
-                                       : domain::ToProto(now);
+      *a->mutable_completed_at() =
+          complete_time != nullptr && (complete_time->seconds() != 0 || complete_time->nanos() != 0)
+              ? *complete_time
+              : domain::ToProto(now);
       break;
     }
     case Action::kUpdateData: {

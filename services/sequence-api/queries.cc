@@ -137,6 +137,9 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
   if (!req.time_zone().empty() && !domain::IsValidTimeZoneName(req.time_zone())) {
     return domain::InvalidField("time_zone", "is not an IANA time zone name");
   }
+  if (req.has_start_time()) {
+    if (absl::Status s = CheckTimestamp(req.start_time(), "start_time"); !s.ok()) return s;
+  }
   if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
     return s;
   absl::StatusOr<domain::SequenceState> state =

@@ -7,6 +7,7 @@
 // of mutation.
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <limits>
 #include <optional>
 #include <thread>
 
@@ -117,7 +118,7 @@ std::vector<std::string> ViolatedFields(const absl::Status& s) {
   return fields;
 }
 
-bool RefusesToken(const absl::Status& s, const std::string& field) {
+bool RefusedNaming(const absl::Status& s, const std::string& field) {
   const std::vector<std::string> fields = ViolatedFields(s);
   return absl::IsInvalidArgument(s) &&
          std::find(fields.begin(), fields.end(), field) != fields.end();
@@ -284,7 +285,7 @@ TEST_CASE(
   for (const Read& read : reads) {
     const absl::Status s = read.call(kB, a_token);
     INFO(read.name << ": " << s.ToString());
-    CHECK(RefusesToken(s, "consistency_token"));
+    CHECK(RefusedNaming(s, "consistency_token"));
   }
   // The token itself is good: A's own read with it is served.
   v1::GetSequenceRequest own;
@@ -371,12 +372,109 @@ TEST_CASE(
     CHECK(l.page(kA, 0, *a_token).ok());  // A may go on
     const absl::StatusOr<std::string> b = l.page(kB, 0, *a_token);
     INFO("B with A's token: " << b.status().ToString());
-    CHECK(RefusesToken(b.status(), "page_token"));
+    CHECK(RefusedNaming(b.status(), "page_token"));
     if (std::string(l.name) != "ListSequenceTemplates") {  // one listing only
       const absl::StatusOr<std::string> other = l.page(kA, 1, *a_token);
       INFO("A's token on its other listing: " << other.status().ToString());
-      CHECK(RefusesToken(other.status(), "page_token"));
+      CHECK(RefusedNaming(other.status(), "page_token"));
     }
+  }
+}
+
+// ---------------------------------------------------------------- times out of range
+
+// What the step executor writes when deal `item_id` of `company` starts in `sequence_name` and
+// its first step (an activity) waits for task `task_id`.
+void StartWaitingForTask(Harness& h, const std::string& company, const std::string& sequence_name,
+                         const std::string& item_id, const std::string& task_id) {
+  const std::string item_key = absl::StrCat(company, "/deal/", item_id);
+  const std::string sequence_id = IdOf(sequence_name);
+  const std::string enrollment_id = absl::StrCat(item_key, "#", sequence_id, "#1");
+  v1::EnrollmentRef ref;
+  ref.set_enrollment_id(enrollment_id);
+  ref.set_item_key(item_key);
+  ref.set_sequence_id(sequence_id);
+  v1::Envelope started = domain::MakeEnvelope(absl::StrCat(enrollment_id, "/started"), company,
+                                              h.clock.Now(), "", "enroll-" + item_id);
+  v1::EnrollmentStarted* s = started.mutable_enrollment_started();
+  *s->mutable_ref() = ref;
+  s->set_request_id("enroll-" + item_id);
+  s->set_sequence_version(1);
+  s->set_entity_kind(v1::ENTITY_KIND_DEAL);
+  s->set_owner_id("owner-7");
+  s->set_time_zone("UTC");
+  *s->mutable_started_at() = started.occurred_at();
+  s->set_first_step_id("call-1");
+  *s->mutable_first_due_at() = started.occurred_at();
+  v1::Envelope waiting =
+      domain::MakeEnvelope(absl::StrCat(enrollment_id, "/waiting"), company, h.clock.Now(), "", "");
+  *waiting.mutable_waiting_for_activity()->mutable_ref() = ref;
+  waiting.mutable_waiting_for_activity()->set_step_id("call-1");
+  waiting.mutable_waiting_for_activity()->set_task_id(task_id);
+  for (const v1::Envelope& e : {started, waiting}) {
+    std::vector<absl::StatusOr<LogPosition>> written = h.log.Append(
+        {{.topic = kTopics.executor_events, .key = item_key, .value = e.SerializeAsString()}},
+        absl::InfiniteFuture());
+    REQUIRE(written.size() == 1);
+    REQUIRE(written[0].ok());
+  }
+  REQUIRE(h.log.ApplyError().ok());
+}
+
+TEST_CASE(
+    "given a completion time or a preview start that is not a valid time (beyond year 9999, "
+    "negative, nanos out of range) or a completion in the future, then INVALID_ARGUMENT names "
+    "the field and nothing is written; a valid completion time is written as given") {
+  Harness h;
+  const std::string seq = CreateSequence(h, kA, "create-a");
+  StartWaitingForTask(h, kA, seq, "1", "t-1");
+  const int before = static_cast<int>(h.log.Records(kTopics.enrollment_events).size());
+  const int64_t now = absl::ToUnixSeconds(kT0);
+  const std::vector<std::pair<int64_t, int32_t>> bad = {
+      {std::numeric_limits<int64_t>::max(), 0},  // the next step would never come due
+      {253402300800, 0},                         // 10000-01-01
+      {-5, 0},
+      {now - 60, -1},
+      {now - 60, 1000000000},
+      {now + 3600, 0},  // an hour from now: not done yet
+  };
+  for (const auto& [seconds, nanos] : bad) {
+    INFO(seconds << "s " << nanos << "ns");
+    v1::ReportActivityCompletedRequest done;
+    done.set_name(seq + "/enrollments/deal:1");
+    done.set_task_id("t-1");
+    done.set_request_id(absl::StrCat("done-", seconds, "-", nanos));
+    done.mutable_complete_time()->set_seconds(seconds);
+    done.mutable_complete_time()->set_nanos(nanos);
+    const absl::Status s = h.api.ReportActivityCompleted(As(kA), done).status();
+    INFO(s.ToString());
+    CHECK(RefusedNaming(s, "complete_time"));
+  }
+  CHECK(static_cast<int>(h.log.Records(kTopics.enrollment_events).size()) == before);
+  // Nothing lost: the task completed a minute ago is reported, with that time.
+  v1::ReportActivityCompletedRequest done;
+  done.set_name(seq + "/enrollments/deal:1");
+  done.set_task_id("t-1");
+  done.set_request_id("done-ok");
+  done.mutable_complete_time()->set_seconds(now - 60);
+  absl::StatusOr<v1::EnrollmentResponse> ok = h.api.ReportActivityCompleted(As(kA), done);
+  INFO(ok.status().ToString());
+  REQUIRE(ok.ok());
+  const std::vector<kafka::Message> written = h.log.Records(kTopics.enrollment_events);
+  REQUIRE(static_cast<int>(written.size()) == before + 1);
+  v1::Envelope completed;
+  REQUIRE(completed.ParseFromString(written.back().value));
+  CHECK(completed.activity_completed().completed_at().seconds() == now - 60);
+  for (const auto& [seconds, nanos] : bad) {
+    if (seconds == now + 3600 || seconds == -5) continue;  // a preview may start then
+    INFO(seconds << "s " << nanos << "ns");
+    v1::PreviewScheduleRequest preview;
+    preview.set_name(seq);
+    preview.mutable_start_time()->set_seconds(seconds);
+    preview.mutable_start_time()->set_nanos(nanos);
+    const absl::Status s = h.api.PreviewSchedule(As(kA), preview).status();
+    INFO(s.ToString());
+    CHECK(RefusedNaming(s, "start_time"));
   }
 }
 
