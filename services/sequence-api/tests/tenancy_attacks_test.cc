@@ -424,7 +424,7 @@ void StartWaitingForTask(Harness& h, const std::string& company, const std::stri
 TEST_CASE(
     "given a completion time or a preview start that is not a valid time (beyond year 9999, "
     "negative, nanos out of range) or a completion in the future, then INVALID_ARGUMENT names "
-    "the field and nothing is written; a valid completion time is written as given") {
+    "the field and nothing is written, and a valid completion time is written as given") {
   Harness h;
   const std::string seq = CreateSequence(h, kA, "create-a");
   StartWaitingForTask(h, kA, seq, "1", "t-1");
