@@ -65,6 +65,25 @@ absl::StatusOr<std::string> OwnItemKey(const CallContext& ctx, const std::string
   return absl::StrCat(ctx.company_id, "/", entity, "/", item_id);
 }
 
+absl::Status CheckTimestamp(const google::protobuf::Timestamp& t, absl::string_view field,
+                            std::optional<absl::Time> latest) {
+  // 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z, the range of google.protobuf.Timestamp.
+  constexpr int64_t kMinSeconds = -62135596800;
+  constexpr int64_t kMaxSeconds = 253402300799;
+  if (t.nanos() < 0 || t.nanos() > 999999999) {
+    return domain::InvalidField(field, "nanos must be from 0 to 999,999,999");
+  }
+  if (t.seconds() < kMinSeconds || t.seconds() > kMaxSeconds) {
+    return domain::InvalidField(field, "must be a time from 0001-01-01 to 9999-12-31 UTC");
+  }
+  if (latest.has_value() &&
+      absl::FromUnixSeconds(t.seconds()) + absl::Nanoseconds(t.nanos()) > *latest) {
+    return domain::InvalidField(
+        field, absl::StrCat("must not be later than ", absl::FormatTime(*latest), " (now)"));
+  }
+  return absl::OkStatus();
+}
+
 std::string EntityName(v1::EntityKind kind) {
   switch (kind) {
     case v1::ENTITY_KIND_DEAL:

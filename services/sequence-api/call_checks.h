@@ -7,12 +7,15 @@
 // exist, so a caller learns nothing of other companies. Item keys are built from the caller's
 // company, never from anything the caller names.
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "google/protobuf/timestamp.pb.h"
 #include "libs/domain/errors.h"
 #include "libs/domain/sequence.h"
 #include "sequences/v1/sequence.pb.h"
@@ -58,6 +61,13 @@ absl::Status SequenceNotFound(const std::string& sequence_id);
 [[nodiscard]] absl::Status CopyEmailTemplates(ReadModel& read_model, const CallContext& ctx,
                                               const std::vector<v1::Step>& current_steps,
                                               google::protobuf::RepeatedPtrField<v1::Step>* steps);
+
+// INVALID_ARGUMENT naming `field` unless `t` is a valid google.protobuf.Timestamp: nanos in
+// [0, 999999999] and a time from 0001-01-01 to 9999-12-31 UTC (what the type allows, and what
+// every reader of the events can represent). `latest` (if given) is the latest time allowed.
+[[nodiscard]] absl::Status CheckTimestamp(const google::protobuf::Timestamp& t,
+                                          absl::string_view field,
+                                          std::optional<absl::Time> latest = std::nullopt);
 
 // "deal", "lead", or "" for any other kind.
 std::string EntityName(v1::EntityKind kind);

@@ -15,10 +15,15 @@
 #include "libs/domain/routing.h"
 #include "libs/domain/validation.h"
 #include "services/sequence-api/call_checks.h"
+#include "services/sequence-api/names.h"
 #include "services/sequence-api/rpc_status.h"
 
 namespace sequences::api {
 namespace {
+
+// How far a reported completion time may be ahead of this server's clock (the reporter's clock
+// may run a little ahead).
+constexpr absl::Duration kCompletionClockSkew = absl::Minutes(5);
 
 // The domain's enroll request for one API item; INVALID_ARGUMENT paths under `prefix`.
 absl::StatusOr<v1::EnrollRequested> BuildEnrollRequested(const CallContext& ctx,
@@ -258,6 +263,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
   keys_in_batch.reserve(built_ok);
   request_ids_in_batch.reserve(built_ok);
   size_t k = 0;  // built items so far
+  std::vector<LogPosition> prior_positions;  // the first writes of items that are retries
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
     result->set_index(i);
@@ -298,6 +304,9 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
     const std::optional<EnrollmentRecord>& rec = (*rec_all)[item];
     if (seen.has_value()) {
       if (rec.has_value()) *result->mutable_enrollment() = rec->view;
+      // A retry of this item: answered as a retried Enroll is, its token covering the first write.
+      absl::StatusOr<std::vector<LogPosition>> first = DecodePositions(seen->positions);
+      if (first.ok()) prior_positions.insert(prior_positions.end(), first->begin(), first->end());
       continue;
     }
     if (!keys_in_batch.insert(key).second) {
@@ -322,8 +331,8 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
     record_keys.push_back({key, locked[1 + built_ok + item]});
   }
   std::vector<absl::StatusOr<LogPosition>> written = m.AppendEach(records, record_keys);
-  std::vector<LogPosition> positions;
-  positions.reserve(written.size());
+  std::vector<LogPosition> positions = std::move(prior_positions);
+  positions.reserve(positions.size() + written.size());
   for (size_t w = 0; w < written.size(); ++w) {
     v1::BatchEnrollResult* result = out.mutable_results(record_item[w]);
     if (!written[w].ok()) {
@@ -354,6 +363,20 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
   if (absl::Status s = CheckRequestId(request_id, "request_id"); !s.ok()) return s;
   if (action == Action::kActivityCompleted && task_id.empty()) {
     return domain::InvalidField("task_id", "is required");
+  }
+  if (action == Action::kActivityCompleted && complete_time != nullptr &&
+      (complete_time->seconds() != 0 || complete_time->nanos() != 0)) {
+    // The next step is due a delay after this time: one beyond the representable range would
+    // never come due, one in the future would report a task done before it was. A clock a
+    // little ahead of ours is allowed for.
+    if (absl::Status s = CheckTimestamp(*complete_time, "complete_time",
+                                        ports_.clock.Now() + kCompletionClockSkew);
+        !s.ok()) {
+      return s;
+    }
+    if (complete_time->seconds() < 0) {
+      return domain::InvalidField("complete_time", "must not be before 1970-01-01");
+    }
   }
   if (action == Action::kUpdateData) {
     if (data->merge_data().empty() && !data->has_recipient()) {
@@ -429,9 +452,10 @@ absl::StatusOr<v1::EnrollmentResponse> EnrollmentCommands::RunAction(
       a->set_sequence_id(n->sequence_id);
       a->set_enrollment_id(r.state.enrollment_id);
       a->set_step_id(r.state.waiting_step_id);
-      *a->mutable_completed_at() = complete_time != nullptr && complete_time->seconds() > 0
-                                       ? *complete_time
-                                       : domain::ToProto(now);
+      *a->mutable_completed_at() =
+          complete_time != nullptr && (complete_time->seconds() != 0 || complete_time->nanos() != 0)
+              ? *complete_time
+              : domain::ToProto(now);
       break;
     }
     case Action::kUpdateData: {

@@ -26,6 +26,13 @@ std::string Metadata(const grpc::CallbackServerContext& ctx, const std::string& 
   return std::string(it->second.data(), it->second.size());
 }
 
+// Whether `key` is given more than once. An identity or a secret named twice is ambiguous: which
+// one a proxy checked and which one the API would act on could differ (a caller's own header
+// followed by the one a gateway appends), so such a call is refused rather than served as either.
+bool Repeated(const grpc::CallbackServerContext& ctx, const std::string& key) {
+  return ctx.client_metadata().count(key) > 1;
+}
+
 // The calling service as its client certificate names it (mutual TLS), else "".
 std::string PeerIdentity(const grpc::CallbackServerContext& ctx) {
   std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
@@ -574,9 +581,10 @@ absl::Status Transport::Authenticate(const grpc::CallbackServerContext& ctx, boo
                                      CallContext* out) {
   const std::string auth = Metadata(ctx, "authorization");
   constexpr absl::string_view kBearer = "Bearer ";
-  if (!absl::StartsWith(auth, kBearer) ||
+  if (Repeated(ctx, "authorization") || !absl::StartsWith(auth, kBearer) ||
       !SameSecret(auth.substr(kBearer.size()), options_.auth_token)) {
-    return absl::UnauthenticatedError("missing or wrong \"authorization: Bearer <token>\"");
+    return absl::UnauthenticatedError(
+        "missing, repeated or wrong \"authorization: Bearer <token>\"");
   }
   out->peer_identity = PeerIdentity(ctx);
   if (need_identity) {
@@ -590,8 +598,16 @@ absl::Status Transport::Authenticate(const grpc::CallbackServerContext& ctx, boo
     // The identity is written into events: refuse what the grammar (names.h) does not allow,
     // without echoing it.
     domain::FieldViolations v;
-    if (!IsValidCompanyId(company)) v.Add(kCompanyHeader, kCompanyIdRule);
-    if (!IsValidUserId(user)) v.Add(kUserHeader, kUserIdRule);
+    if (Repeated(ctx, kCompanyHeader)) {
+      v.Add(kCompanyHeader, "must be given once (the call named more than one company)");
+    } else if (!IsValidCompanyId(company)) {
+      v.Add(kCompanyHeader, kCompanyIdRule);
+    }
+    if (Repeated(ctx, kUserHeader)) {
+      v.Add(kUserHeader, "must be given once (the call named more than one user)");
+    } else if (!IsValidUserId(user)) {
+      v.Add(kUserHeader, kUserIdRule);
+    }
     if (!v.empty()) return v.ToStatus("invalid identity metadata");
     out->company_id = company;
     out->user_id = user;

@@ -137,6 +137,9 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
   if (!req.time_zone().empty() && !domain::IsValidTimeZoneName(req.time_zone())) {
     return domain::InvalidField("time_zone", "is not an IANA time zone name");
   }
+  if (req.has_start_time()) {
+    if (absl::Status s = CheckTimestamp(req.start_time(), "start_time"); !s.ok()) return s;
+  }
   if (absl::Status s = ports_.WaitForConsistencyToken(ctx, req.consistency_token()); !s.ok())
     return s;
   absl::StatusOr<domain::SequenceState> state =
@@ -171,8 +174,8 @@ absl::StatusOr<v1::PreviewScheduleResponse> Queries::PreviewSchedule(
   if (req.has_proposed_steps()) {
     bool more = false;
     absl::StatusOr<std::vector<domain::EnrollmentState>> active =
-        ports_.read_model.ActiveEnrollments(n->sequence_id, PageSize(req.max_impacts(), 100, 1000),
-                                            &more);
+        ports_.read_model.ActiveEnrollments(n->company_id, n->sequence_id,
+                                            PageSize(req.max_impacts(), 100, 1000), &more);
     if (!active.ok()) return active.status();
     for (const domain::EnrollmentState& e : *active) {
       *out.add_impacts() = domain::PreviewEdit(e, *state, steps, now);
@@ -257,7 +260,8 @@ absl::StatusOr<v1::EnrollmentOverview> Queries::GetEnrollmentOverview(
   absl::StatusOr<domain::SequenceState> seq =
       LoadOwnSequence(ports_.read_model, ctx, n->sequence_id);
   if (!seq.ok()) return seq.status();
-  absl::StatusOr<v1::EnrollmentOverview> o = ports_.read_model.Overview(n->sequence_id);
+  absl::StatusOr<v1::EnrollmentOverview> o =
+      ports_.read_model.Overview(n->company_id, n->sequence_id);
   if (!o.ok()) return o.status();
   o->set_sequence(req.parent());
   return o;

@@ -74,6 +74,19 @@ std::string CompanyOfItemKey(absl::string_view item_key) {
   return std::string(item_key.substr(0, item_key.find('/')));
 }
 
+// Whether `rest`, what follows "es|<sequence id>|" in a key of the sequence index, is
+// "<status byte>|<item key>" of an item of `company_id`; sets *item_key. Items of another company
+// (an input of that company naming this sequence id, which the executor rejects) and keys made
+// from a sequence id holding the separator are not this sequence's enrollments.
+bool IndexedItemOf(absl::string_view rest, absl::string_view company_id,
+                   absl::string_view* item_key) {
+  if (rest.size() < 3 || rest[1] != kSep[0]) return false;
+  const absl::string_view item = rest.substr(2);
+  if (absl::StrContains(item, kSep) || CompanyOfItemKey(item) != company_id) return false;
+  *item_key = item;
+  return true;
+}
+
 std::vector<std::string> EnrollmentIndexKeys(const v1::Enrollment& view,
                                              const std::string& sequence_id) {
   std::vector<std::string> keys;
@@ -660,6 +673,16 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
       if (e.has_enroll_requested()) {
         const v1::EnrollRequested& req = e.enroll_requested();
         if (req.item_key().empty() || req.sequence_id().empty()) continue;
+        // A request naming a sequence of another company (or an id outside the grammar, which
+        // no sequence has) is rejected by the executor: it is nobody's pending enrollment, and
+        // must not reach that sequence's index (its owner's overview and listings).
+        bool foreign = !IsValidId(req.sequence_id());
+        if (!foreign) {
+          absl::StatusOr<Batch::Seq*> seq = load_sequence(req.sequence_id());
+          if (!seq.ok()) return seq.status();
+          foreign = (*seq)->state.exists && (*seq)->state.company_id != e.company_id();
+        }
+        if (foreign) continue;
         absl::StatusOr<Batch::Enr*> enr = load_enrollment(req.item_key(), req.sequence_id());
         if (!enr.ok()) return enr.status();
         EnrollmentRecord& rec = (*enr)->record;
@@ -1149,11 +1172,14 @@ absl::StatusOr<std::vector<v1::Enrollment>> ReadModel::ListEnrollments(const Enr
   absl::Status inner;
   last_key->clear();
   absl::Status s = store_->Scan(kIndex, begin, end, [&](absl::string_view key, absl::string_view) {
+    *last_key = std::string(key);
+    // "es|sequence|status|item" or "eo|company|owner|sequence|item"; only the filter's company.
     std::vector<absl::string_view> parts = absl::StrSplit(key, kSep[0]);
-    if (parts.size() < 4) return true;
+    if (parts.size() != (parts[0] == "es" ? 4u : 5u)) return true;
     const std::string item_key(parts.back());
     const std::string seq_id(parts[0] == "es" ? parts[1] : parts[3]);
-    *last_key = std::string(key);
+    if (CompanyOfItemKey(item_key) != f.company_id) return true;
+    if (!f.sequence_id.empty() && seq_id != f.sequence_id) return true;
     absl::StatusOr<std::optional<v1::Enrollment>> view =
         GetProto<v1::Enrollment>(*store_, kEnrollments, domain::EnrollmentKey(item_key, seq_id));
     if (!view.ok()) {
@@ -1175,11 +1201,14 @@ absl::StatusOr<std::vector<v1::Enrollment>> ReadModel::ListEnrollments(const Enr
   return out;
 }
 
-absl::StatusOr<v1::EnrollmentOverview> ReadModel::Overview(const std::string& sequence_id) {
+absl::StatusOr<v1::EnrollmentOverview> ReadModel::Overview(const std::string& company_id,
+                                                           const std::string& sequence_id) {
   v1::EnrollmentOverview o;
   const std::string prefix = absl::StrCat("es", kSep, sequence_id, kSep);
   absl::Status s =
       store_->ScanPrefix(kIndex, prefix, [&](absl::string_view key, absl::string_view) {
+        absl::string_view item;
+        if (!IndexedItemOf(key.substr(prefix.size()), company_id, &item)) return true;
         switch (key[prefix.size()] - '0') {
           case 0:
             o.set_pending(o.pending() + 1);
@@ -1210,7 +1239,7 @@ absl::StatusOr<v1::EnrollmentOverview> ReadModel::Overview(const std::string& se
 }
 
 absl::StatusOr<std::vector<domain::EnrollmentState>> ReadModel::ActiveEnrollments(
-    const std::string& sequence_id, int limit, bool* more) {
+    const std::string& company_id, const std::string& sequence_id, int limit, bool* more) {
   std::vector<domain::EnrollmentState> out;
   *more = false;
   // One snapshot for both index scans and every load: an enrollment paused or resumed meanwhile
@@ -1223,11 +1252,13 @@ absl::StatusOr<std::vector<domain::EnrollmentState>> ReadModel::ActiveEnrollment
     absl::Status s = store_->ScanPrefix(
         kIndex, prefix,
         [&](absl::string_view key, absl::string_view) {
+          absl::string_view item;
+          if (!IndexedItemOf(key.substr(prefix.size() - 2), company_id, &item)) return true;
           if (static_cast<int>(out.size() + items.size()) >= limit) {
             *more = true;
             return false;
           }
-          items.emplace_back(key.substr(prefix.size()));
+          items.emplace_back(item);
           return true;
         },
         at.get());

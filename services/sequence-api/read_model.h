@@ -169,17 +169,20 @@ class ReadModel {
   // snapshot and reads per key (a batch's items).
   absl::StatusOr<std::vector<std::optional<EnrollmentRecord>>> LoadEnrollments(
       absl::Span<const std::string> enrollment_keys);
-  // Listed enrollments (pending ones or started ones; rejected-only keys are not listed), in
-  // index order, starting after the index key `after`; *last_key receives the last key visited.
+  // Listed enrollments (pending ones or started ones; rejected-only keys are not listed) of
+  // items of the filter's company only, in index order, starting after the index key `after`;
+  // *last_key receives the last key visited.
   absl::StatusOr<std::vector<v1::Enrollment>> ListEnrollments(const EnrollmentFilter& filter,
                                                               const std::string& after, int limit,
                                                               std::string* last_key);
-  // Counts per listing status of one sequence.
-  absl::StatusOr<v1::EnrollmentOverview> Overview(const std::string& sequence_id);
-  // Active (in progress or paused) enrollment states of a sequence, at most `limit`; *more is
-  // set when there are others.
+  // Counts per listing status of one sequence of `company_id`: its own items only (an input of
+  // another company naming the sequence id is not counted, whatever the index holds).
+  absl::StatusOr<v1::EnrollmentOverview> Overview(const std::string& company_id,
+                                                  const std::string& sequence_id);
+  // Active (in progress or paused) enrollment states of a sequence of `company_id` (its items
+  // only), at most `limit`; *more is set when there are others.
   absl::StatusOr<std::vector<domain::EnrollmentState>> ActiveEnrollments(
-      const std::string& sequence_id, int limit, bool* more);
+      const std::string& company_id, const std::string& sequence_id, int limit, bool* more);
   absl::StatusOr<std::optional<RequestRecord>> LookupRequest(const std::string& company_id,
                                                              const std::string& request_id);
   // LookupRequest of each of `request_ids` of `company_id`, in order, with one store lookup.

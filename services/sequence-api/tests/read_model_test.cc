@@ -77,7 +77,7 @@ TEST_CASE("given an enroll request, the item is listed pending until the executo
   REQUIRE(rm->Apply({Record(kTopics.sequence_events, 0, Created("s1", "acme")),
                      Record(kTopics.enrollment_events, 0, EnrollRequested("s1", "42", "e1"))})
               .ok());
-  absl::StatusOr<v1::EnrollmentOverview> o = rm->Overview("s1");
+  absl::StatusOr<v1::EnrollmentOverview> o = rm->Overview("acme", "s1");
   REQUIRE(o.ok());
   CHECK(o->pending() == 1);
   auto rec = rm->LoadEnrollment("acme/deal/42", "s1");
@@ -86,7 +86,7 @@ TEST_CASE("given an enroll request, the item is listed pending until the executo
   CHECK((*rec)->pending_request_ids == std::set<std::string>{"e1"});
 
   REQUIRE(rm->Apply({Record(kTopics.executor_events, 0, Started("s1", "42", "e1"))}).ok());
-  o = rm->Overview("s1");
+  o = rm->Overview("acme", "s1");
   CHECK(o->pending() == 0);
   CHECK(o->in_progress() == 1);
   CHECK(o->total() == 1);
@@ -108,7 +108,7 @@ TEST_CASE("a batch delivered again is skipped, so counts do not double") {
       Record(kTopics.enrollment_events, 1, EnrollRequested("s1", "2", "e2"))};
   REQUIRE(rm->Apply(batch).ok());
   REQUIRE(rm->Apply(batch).ok());
-  CHECK(rm->Overview("s1")->pending() == 2);
+  CHECK(rm->Overview("acme", "s1")->pending() == 2);
   CHECK(rm->WaitFor(std::vector<LogPosition>{{kTopics.enrollment_events, 0, 1}},
                     absl::InfinitePast()));
   CHECK_FALSE(rm->WaitFor(std::vector<LogPosition>{{kTopics.enrollment_events, 0, 2}},
@@ -154,7 +154,7 @@ TEST_CASE(
   REQUIRE(rm->Apply({Record(kTopics.sequence_events, 0, Created("s1", "acme")),
                      Record(kTopics.enrollment_events, 1, foreign), wrong_key})
               .ok());
-  CHECK(rm->Overview("s1")->pending() == 0);
+  CHECK(rm->Overview("acme", "s1")->pending() == 0);
   CHECK_FALSE(rm->LookupRequest("globex", "req-foreign")->has_value());
   CHECK_FALSE(rm->LookupRequest("acme", "req-unkeyed")->has_value());
 }

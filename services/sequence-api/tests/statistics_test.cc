@@ -348,7 +348,7 @@ TEST_CASE(
   CHECK(enrolled_over_days == kItems);
 
   // The same enrollments as GetEnrollmentOverview counts them.
-  absl::StatusOr<v1::EnrollmentOverview> overview = (*rm)->Overview("s1");
+  absl::StatusOr<v1::EnrollmentOverview> overview = (*rm)->Overview("c1", "s1");
   REQUIRE(overview.ok());
   CHECK(overview->total() == total.enrolled());
   std::map<std::string, int64_t> exits(total.exits().begin(), total.exits().end());

@@ -6,11 +6,13 @@
 // Enroll too, with a step-executor running on the same broker: each outage outlasts the
 // executor's session and transaction timeouts; an Enroll refused during it is retried with the
 // same request id once the broker is back (what a caller is told to do), and every enrolled deal
-// gets its first step's task exactly once. A watch opened before the outages keeps delivering
+// gets its first step's task exactly once; a BatchEnroll during the outage answers no item OK,
+// and retried after it enrolls each item once. A watch opened before the outages keeps delivering
 // after them, on the same stream.
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -124,6 +126,45 @@ TEST_CASE(
       }
       return s.ok();
     };
+    // A BatchEnroll of `items` (request ids "enroll-<item>", the same on every retry): true if
+    // every item was answered OK; while the broker is down none may be (nothing is durable).
+    auto batch_enroll = [&](const std::vector<std::string>& items, absl::Duration deadline) {
+      v1::BatchEnrollRequest req;
+      req.set_parent(parent);
+      for (const std::string& item : items) {
+        v1::EnrollItem* e = req.add_items();
+        e->set_entity_kind(v1::ENTITY_KIND_DEAL);
+        e->set_item_id(item);
+        e->set_request_id("enroll-" + item);
+      }
+      v1::BatchEnrollResponse resp;
+      const absl::Time start = absl::Now();
+      grpc::Status s = api.enrollments().BatchEnroll(
+          CallAs(kCompany, "u1", absl::ToDoubleSeconds(deadline)).get(), req, &resp);
+      const absl::Duration took = absl::Now() - start;
+      INFO("batch: " << s.error_code() << " " << s.error_message() << " after "
+                     << absl::FormatDuration(took) << "\n"
+                     << resp.DebugString());
+      CHECK(took < deadline + absl::Seconds(1));
+      if (!s.ok()) {
+        ++refused;
+        CHECK((s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+               s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED));
+        return false;
+      }
+      bool all = resp.results_size() == static_cast<int>(items.size());
+      for (const v1::BatchEnrollResult& r : resp.results()) {
+        if (r.status().code() == 0) {
+          enrolled.insert(absl::StrCat(kCompany, "/deal/", items[r.index()]));
+        } else {
+          all = false;
+          CHECK((r.status().code() == grpc::StatusCode::UNAVAILABLE ||
+                 r.status().code() == grpc::StatusCode::DEADLINE_EXCEEDED));
+          CHECK_FALSE(r.has_enrollment());
+        }
+      }
+      return all;
+    };
     // A watch of the sequence, open across both outages (liveness: the stream is not ended by
     // an outage and delivers what is decided after it, with no reconnect and no API restart).
     auto watch_ctx = CallAs(kCompany, "u1", /*deadline_seconds=*/240);
@@ -147,6 +188,13 @@ TEST_CASE(
       // An Enroll: the producer gives up first (kill) or the deadline ends first (stop).
       const std::string refused_item = absl::StrCat("down-", k);
       CHECK(!enroll(refused_item, k == 0 ? absl::Seconds(6) : absl::Seconds(1)));
+      // A BatchEnroll: refused item by item (kill: the producer gives up) or as a whole (stop:
+      // the deadline ends first); no item is answered OK.
+      const std::vector<std::string> batch = {absl::StrCat("batch-", k, "-a"),
+                                              absl::StrCat("batch-", k, "-b")};
+      const size_t enrolled_before = enrolled.size();
+      CHECK(!batch_enroll(batch, k == 0 ? absl::Seconds(6) : absl::Seconds(1)));
+      CHECK(enrolled.size() == enrolled_before);
       // Health tells the truth: a load balancer stops sending calls here while the broker is down.
       CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(15)));
       REQUIRE(broker.Start().ok());
@@ -156,8 +204,10 @@ TEST_CASE(
       while (!wrote && absl::Now() < until) wrote = call(absl::Seconds(10));
       REQUIRE(wrote);
       CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
-      // The refused Enroll, retried with its request id, goes through; so does a new one.
+      // The refused Enroll and batch, retried with their request ids, go through; so does a new
+      // Enroll.
       REQUIRE(enroll(refused_item, absl::Seconds(10)));
+      REQUIRE(batch_enroll(batch, absl::Seconds(10)));
       REQUIRE(enroll(absl::StrCat("after-", k), absl::Seconds(10)));
     }
     CHECK(refused >= 4);
@@ -175,7 +225,7 @@ TEST_CASE(
     CHECK(reader.PollUntil(count, absl::Seconds(60)));
     reader.Poll(absl::Seconds(2));  // a duplicate would arrive now
     count();
-    CHECK(enrolled.size() == 5);
+    CHECK(enrolled.size() == 9);
     // The watch opened before the outages shows every enrolled deal reach its step, the deals
     // enrolled after the restarts too, on the same stream.
     std::set<std::string> reached;

@@ -239,6 +239,27 @@ TEST_CASE("every refusal carries its canonical code, and invalid arguments name 
               .ListSequences(CallAs(kCompany, "u1", 20, "").get(), list, &resp)
               .error_code() == grpc::StatusCode::UNAUTHENTICATED);
   }
+  SECTION("an identity or a token given twice is refused, not served as either") {
+    // A caller's own header followed by the one a gateway appends: which one was checked and
+    // which one would be acted on may differ.
+    v1::ListSequencesRequest list;
+    list.set_parent(absl::StrCat("companies/", kCompany));
+    v1::ListSequencesResponse resp;
+    for (const char* header : {"x-sequences-company", "x-sequences-user"}) {
+      std::unique_ptr<grpc::ClientContext> ctx = CallAs(kCompany);
+      ctx->AddMetadata(header, "globex");
+      grpc::Status s = api.sequences().ListSequences(ctx.get(), list, &resp);
+      INFO(header << ": " << s.error_code() << " " << s.error_message());
+      CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+      CHECK(Contains(ViolatedFields(s), header));
+    }
+    std::unique_ptr<grpc::ClientContext> ctx = CallAs(kCompany);
+    ctx->AddMetadata("authorization", "Bearer wrong");
+    CHECK(api.sequences().ListSequences(ctx.get(), list, &resp).error_code() ==
+          grpc::StatusCode::UNAUTHENTICATED);
+    // Once each, it is served.
+    CHECK(api.sequences().ListSequences(CallAs(kCompany).get(), list, &resp).ok());
+  }
 }
 
 TEST_CASE("a retry with the same request id answers the first result and writes nothing new") {
