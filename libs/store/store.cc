@@ -170,6 +170,10 @@ absl::StatusOr<std::unique_ptr<Store>> Store::Open(const StoreOptions& options) 
     // Writers (replay's folders) queue for the memtable instead of spinning for it: on a
     // machine with few cores the spinning takes the CPU the writer it waits for needs.
     db_options.enable_write_thread_adaptive_yield = false;
+    // Files written uncompressed: compressing them took a few percent of a replay's CPU, most of
+    // it in the final flush the replay waits for. The store's readers take either; the live
+    // instance compresses what it compacts.
+    cf_options.compression = rocksdb::kNoCompression;
   }
   // A Get of a key not written yet (every new enrollment the executor loads) skips each memtable
   // by its filter instead of searching its skiplist.

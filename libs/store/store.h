@@ -34,7 +34,8 @@ struct StoreOptions {
   // written is durable only once Flush() returns, and a crash before that loses any of it. Flushes
   // of all column families are atomic, so a crash leaves every column family at the same prefix
   // of the writes. Memtables carry a whole-key filter, so looking up a key not written yet costs
-  // no memtable search.
+  // no memtable search. Its files are written uncompressed (readers take either; a store opened
+  // later without bulk_load compresses what it flushes and compacts).
   bool bulk_load = false;
   // With bulk_load: column families the load only writes until Flush (never reads, nor scans).
   // Their memtables are unsorted vectors sorted once when flushed, instead of skiplists that

@@ -181,11 +181,26 @@ std::string HostName() {
 }
 
 int Replay(const kafka::ClientConfig& client, const service::Topics& topics) {
-  // A replay is a batch job whose write batches (a folder's evicted keys, megabytes each) come
-  // and go all the time. With glibc's allocator (sanitizer builds) they were fresh mmaps faulted
-  // in page by page each time: keep them in the heap. jemalloc keeps freed pages for its decay
-  // time (about a second) already.
-#ifndef SEQUENCES_JEMALLOC
+  // A replay is a batch job whose write batches (a folder's evicted keys, megabytes each) and
+  // memtables (flushed, then allocated again) come and go all the time. With glibc's allocator
+  // (sanitizer builds) the batches were fresh mmaps faulted in page by page each time: keep them
+  // in the heap. jemalloc returned freed pages after its decay time (a second), and the next
+  // batch or memtable faulted them in again (page faults were a tenth of a replay's CPU): a
+  // replay, which ends soon, keeps them.
+#ifdef SEQUENCES_JEMALLOC
+  {
+    unsigned arenas = 0;
+    size_t len = sizeof(arenas);
+    ssize_t never = -1;
+    mallctl("arenas.dirty_decay_ms", nullptr, nullptr, &never, sizeof(never));
+    if (mallctl("arenas.narenas", &arenas, &len, nullptr, 0) == 0) {
+      for (unsigned i = 0; i < arenas; ++i) {
+        const std::string name = absl::StrCat("arena.", i, ".dirty_decay_ms");
+        mallctl(name.c_str(), nullptr, nullptr, &never, sizeof(never));
+      }
+    }
+  }
+#else
   mallopt(M_MMAP_THRESHOLD, 64 << 20);
   mallopt(M_TRIM_THRESHOLD, 32 << 20);
 #endif
