@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "libs/kafka/internal/errors.h"
+#include "libs/runtime/thread.h"
 
 namespace sequences::kafka {
 
@@ -40,6 +41,7 @@ absl::StatusOr<KafkaHandle> NewClient(rd_kafka_type_t type, const Properties& pr
 
 PollThread::PollThread(rd_kafka_t* rk) : rk_(rk) {
   thread_ = std::thread([this] {
+    NameThisThread("kafka-poll");
     while (!stop_.load(std::memory_order_relaxed)) rd_kafka_poll(rk_, 100);
   });
 }

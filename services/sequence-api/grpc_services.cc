@@ -11,6 +11,7 @@
 #include "google/rpc/status.pb.h"
 #include "libs/domain/errors.h"
 #include "libs/runtime/log.h"
+#include "libs/runtime/thread.h"
 #include "services/sequence-api/request_limits.h"
 
 namespace sequences::api {
@@ -537,6 +538,7 @@ bool Transport::HasRunnableLocked() const {
 }
 
 void Transport::WorkerLoop() {
+  NameThisThread("api-handler");
   while (true) {
     std::function<void()> work;
     std::string company;

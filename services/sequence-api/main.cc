@@ -44,9 +44,10 @@ ABSL_FLAG(std::string, auth_token, "",
           "environment variable SEQUENCES_API_TOKEN; required)");
 ABSL_FLAG(int, delivery_timeout_ms, 10000,
           "how long the producer tries to make a write durable before the call fails UNAVAILABLE");
-ABSL_FLAG(int, produce_linger_ms, 1,
+ABSL_FLAG(int, produce_linger_ms, 0,
           "how long the producer waits to batch a write with others (linger.ms): every call waits "
-          "this long before its write is sent; concurrent calls still share a request");
+          "this long before its write is sent; with 0 a write goes out as soon as the producer's "
+          "thread is free, and writes queued meanwhile still share a request");
 ABSL_FLAG(std::string, producer_bootstrap_servers, "",
           "bootstrap servers of the producer only (default: --bootstrap_servers); lets tests run "
           "a writer that cannot reach the broker while the read model can");
@@ -67,6 +68,10 @@ ABSL_FLAG(std::string, token_keys, "",
           "keys that sign page and consistency tokens, 'id:secret[,id:secret...]' (the first "
           "signs, all verify; default: the environment variable SEQUENCES_TOKEN_KEYS, else a key "
           "derived from the auth token)");
+
+ABSL_FLAG(int, read_model_fold_nice, 10,
+          "added to the nice value of the read model's folding thread (0..19): on busy cores the "
+          "threads that answer calls run first, folding takes the idle CPU");
 
 ABSL_FLAG(int64_t, watch_history, 100000,
           "WatchEnrollments: executor-events records per partition whose status changes a resume "
@@ -173,7 +178,8 @@ int Main() {
       {.data_dir = absl::GetFlag(FLAGS_data_dir),
        .kafka = kafka_client,
        .topics = topics,
-       .watch_history = std::max<int64_t>(1, absl::GetFlag(FLAGS_watch_history))});
+       .watch_history = std::max<int64_t>(1, absl::GetFlag(FLAGS_watch_history)),
+       .fold_nice = std::clamp(absl::GetFlag(FLAGS_read_model_fold_nice), 0, 19)});
   if (!read_model.ok()) {
     Log(LogLevel::kError, "api", "read model", {{"error", read_model.status().ToString()}});
     return 1;

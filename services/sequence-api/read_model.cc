@@ -15,6 +15,7 @@
 #include "libs/domain/updates.h"
 #include "libs/kafka/status.h"
 #include "libs/runtime/log.h"
+#include "libs/runtime/thread.h"
 
 namespace sequences::api {
 namespace {
@@ -408,6 +409,13 @@ void ReadModel::Stop() {
 }
 
 void ReadModel::Run() {
+  NameThisThread("api-fold");
+  if (options_.fold_nice > 0) {
+    if (absl::Status s = LowerThisThreadPriority(options_.fold_nice); !s.ok()) {
+      Log(LogLevel::kWarning, "api.read_model", "cannot lower the folding thread's priority",
+          {{"error", s.ToString()}});
+    }
+  }
   int consecutive_errors = 0;
   while (true) {
     {

@@ -75,6 +75,10 @@ struct ReadModelOptions {
   service::Topics topics;
   // Change-log retention (see above): executor-events offsets per partition. >= 1.
   int64_t watch_history = 100000;
+  // Added to the folding thread's nice value (0..19): on busy cores the threads answering calls
+  // run first and folding waits (tests/bench/README.md, "API latency"). Folding still gets the
+  // idle CPU; a mutation that needs its own earlier write folded waits for it as before.
+  int fold_nice = 0;
 };
 
 // Everything the read model knows about one item in one sequence.
