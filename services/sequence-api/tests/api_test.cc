@@ -21,6 +21,7 @@
 #include "libs/domain/errors.h"
 #include "libs/domain/tests/builders.h"
 #include "services/sequence-api/own_writes.h"
+#include "services/sequence-api/tests/api_harness.h"
 #include "services/sequence-api/tests/loopback_event_log.h"
 #include "tests/support/process.h"
 #include "tests/support/requests.h"
@@ -32,34 +33,20 @@ using ::sequences::testing::CreateRequest;
 using ::sequences::testing::EnrollRequest;
 using ::sequences::testing::Item;
 
-const service::Topics kTopics = service::Topics::WithPrefix("t.");
-// Before the wall clock on purpose: the read model waits on wall time (absl::Mutex), so a wait for
-// a write the read model has not applied gives up at once instead of after max_read_wait.
-const absl::Time kT0 = absl::FromUnixSeconds(1600000000);
-constexpr int kEnrollmentPartitions = 3;
+using unit::As;
+using unit::CreateSequence;
+using unit::kEnrollmentPartitions;
+using unit::kT0;
+using unit::kTopics;
+using unit::OpenReadModel;
 constexpr char kA[] = "acme";
 constexpr char kB[] = "globex";
 
-std::unique_ptr<ReadModel> OpenReadModel() {
-  auto rm = ReadModel::Open({.data_dir = sequences::testing::TempDir("api-unit") + "/db",
-                             .kafka = {},
-                             .topics = kTopics});
-  REQUIRE(rm.ok());
-  return std::move(*rm);
-}
+ApiOptions Options() { return unit::DefaultOptions(); }
 
-ApiOptions Options() {
-  ApiOptions o;
-  o.topics = kTopics;
-  return o;
-}
-
-// One Api over a fresh read model and a loopback log.
-struct Harness {
-  explicit Harness(ApiOptions options = Options())
-      : read_model(OpenReadModel()),
-        log(*read_model, {{kTopics.enrollment_events, kEnrollmentPartitions}}),
-        api(std::move(options), log, *read_model, clock, signer) {}
+// The shared harness, and what these tests count.
+struct Harness : unit::ApiHarness {
+  using ApiHarness::ApiHarness;
 
   // Records of `topic` carrying `payload`.
   int Count(const std::string& topic, v1::Envelope::PayloadCase payload) const {
@@ -76,27 +63,9 @@ struct Harness {
     for (const std::string& t : kTopics.All()) n += static_cast<int>(log.Records(t).size());
     return n;
   }
-
-  SimulatedClock clock{kT0};
-  TokenSigner signer{{{.id = "k1", .secret = "0123456789abcdef0123"}}};
-  std::unique_ptr<ReadModel> read_model;
-  LoopbackEventLog log;
-  Api api;
 };
 
-CallContext As(const std::string& company, const std::string& user = "u1") {
-  return {.company_id = company, .user_id = user};
-}
-
-std::string CreateSequence(Harness& h, const std::string& company, const std::string& request_id) {
-  absl::StatusOr<v1::SequenceResponse> r =
-      h.api.CreateSequence(As(company), CreateRequest(company, request_id));
-  INFO(r.status().ToString());
-  REQUIRE(r.ok());
-  return r->sequence().name();
-}
-
-std::string SequenceIdOf(const std::string& name) { return name.substr(name.rfind('/') + 1); }
+std::string SequenceIdOf(const std::string& name) { return unit::IdOf(name); }
 
 // What the step executor writes when it starts the enrollment of `item_id` (a deal).
 void StartEnrollment(Harness& h, const std::string& company, const std::string& sequence_name,

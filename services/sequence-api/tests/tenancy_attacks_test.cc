@@ -16,6 +16,7 @@
 #include "libs/domain/envelope.h"
 #include "libs/domain/errors.h"
 #include "services/sequence-api/api.h"
+#include "services/sequence-api/tests/api_harness.h"
 #include "services/sequence-api/tests/loopback_event_log.h"
 #include "tests/support/process.h"
 #include "tests/support/requests.h"
@@ -26,31 +27,17 @@ namespace {
 using ::sequences::testing::CreateRequest;
 using ::sequences::testing::EnrollRequest;
 
-const service::Topics kTopics = service::Topics::WithPrefix("t.");
-const absl::Time kT0 = absl::FromUnixSeconds(1600000000);
+using unit::As;
+using unit::CreateSequence;
+using unit::IdOf;
+using unit::kT0;
+using unit::kTopics;
+using unit::OpenReadModel;
 constexpr char kA[] = "acme";
 constexpr char kB[] = "globex";
 
-ApiOptions Options() {
-  ApiOptions o;
-  o.topics = kTopics;
-  return o;
-}
-
-std::unique_ptr<ReadModel> OpenReadModel() {
-  auto rm = ReadModel::Open({.data_dir = sequences::testing::TempDir("api-tenancy") + "/db",
-                             .kafka = {},
-                             .topics = kTopics});
-  REQUIRE(rm.ok());
-  return std::move(*rm);
-}
-
-struct Harness {
-  Harness()
-      : read_model(OpenReadModel()),
-        log(*read_model, {{kTopics.enrollment_events, 3}}),
-        api(Options(), log, *read_model, clock, signer) {}
-
+// The shared harness, and what these attacks count and publish.
+struct Harness : unit::ApiHarness {
   // Records of `topic` whose envelope has correlation id `request_id` and company `company`.
   int Written(const std::string& topic, const std::string& company,
               const std::string& request_id) const {
@@ -74,27 +61,7 @@ struct Harness {
     REQUIRE(written[0].ok());
     REQUIRE(log.ApplyError().ok());
   }
-
-  SimulatedClock clock{kT0};
-  TokenSigner signer{{{.id = "k1", .secret = "0123456789abcdef0123"}}};
-  std::unique_ptr<ReadModel> read_model;
-  LoopbackEventLog log;
-  Api api;
 };
-
-CallContext As(const std::string& company, const std::string& user = "u1") {
-  return {.company_id = company, .user_id = user};
-}
-
-std::string CreateSequence(Harness& h, const std::string& company, const std::string& request_id) {
-  absl::StatusOr<v1::SequenceResponse> r =
-      h.api.CreateSequence(As(company), CreateRequest(company, request_id));
-  INFO(r.status().ToString());
-  REQUIRE(r.ok());
-  return r->sequence().name();
-}
-
-std::string IdOf(const std::string& name) { return name.substr(name.rfind('/') + 1); }
 
 // An EnrollRequested as a publisher of `company` writes it: item `company`/deal/`item_id` into
 // sequence id `sequence_id` (the contract holds: the record key is the item key of that company).
@@ -562,7 +529,7 @@ TEST_CASE(
   REQUIRE_FALSE(retried->consistency_token().empty());
   std::unique_ptr<ReadModel> behind = OpenReadModel();
   LoopbackEventLog behind_log(*behind, {{kTopics.enrollment_events, 3}});
-  Api other(Options(), behind_log, *behind, h.clock, h.signer);
+  Api other(unit::DefaultOptions(), behind_log, *behind, h.clock, h.signer);
   v1::GetEnrollmentRequest get;
   get.set_name(seq + "/enrollments/deal:b0");
   get.set_consistency_token(retried->consistency_token());
