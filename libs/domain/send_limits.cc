@@ -136,10 +136,23 @@ absl::Time NextDayStart(absl::Time now, const SendLimits& limits) {
 
 absl::Time NextHourStart(absl::Time now, const SendLimits& limits) {
   const absl::CivilHour hour(limits.tz.At(now).cs);
-  absl::Time t = FromLocal(absl::CivilSecond(hour + 1), limits.tz);
-  // A repeated hour (fall back) resolves to its first occurrence, which may be `now`'s own hour:
-  // an hour is never shorter than 60 minutes of real time here.
-  return std::max(t, HourStart(now, limits) + absl::Hours(1));
+  // The next hour's start after `now`: skipped (spring forward), at the change; repeated (fall
+  // back), its occurrence after `now` (Chatham repeats 02:45-03:45: from 02:50 of the second
+  // pass, 03:00 is the second 03:00).
+  const absl::TimeZone::TimeInfo next = limits.tz.At(absl::CivilSecond(hour + 1));
+  absl::Time t = next.pre;
+  if (next.kind == absl::TimeZone::TimeInfo::SKIPPED) t = next.trans;
+  if (next.kind == absl::TimeZone::TimeInfo::REPEATED && next.pre <= now) t = next.post;
+  // An offset change before then that puts the clock in another hour (Chatham's 03:45 -> 02:45:
+  // from hour 03 back into hour 02) starts that hour at the change.
+  absl::TimeZone::CivilTransition change;
+  if (limits.tz.NextTransition(now, &change)) {
+    // The instant of the change: `to` is repeated after a fall back (its `trans` is the change).
+    const absl::TimeZone::TimeInfo to = limits.tz.At(change.to);
+    const absl::Time at = to.kind == absl::TimeZone::TimeInfo::UNIQUE ? to.pre : to.trans;
+    if (at > now && at < t && absl::CivilHour(change.to) != hour) t = at;
+  }
+  return t;
 }
 
 // Capacity left at `now` given `sent` (never negative).
@@ -149,18 +162,36 @@ struct Left {
   int capacity() const { return std::max(0, std::min(day, hour)); }
 };
 
+// Sent in `now`'s clock hour of the limits' zone. Usually all that was sent since the hour began;
+// when the offset changed since, only what was sent while the clock showed this hour (Chatham's
+// 03:45 -> 02:45 returns to hour 02 after 45 minutes of hour 03, which are not hour 02's).
+// Offsets change on quarter hours, so each 15-minute bucket lies in one clock hour.
+int SentThisHour(const SendCounters& sent, const SendLimits& limits, absl::Time now) {
+  const absl::Time start = HourStart(now, limits);
+  const absl::TimeZone::CivilInfo here = limits.tz.At(now);
+  if (limits.tz.At(start).offset == here.offset) return sent.SentSince(start);
+  const absl::CivilHour hour(here.cs);
+  int n = 0;
+  for (auto it = sent.buckets.lower_bound(BucketOf(start)); it != sent.buckets.end(); ++it) {
+    const absl::Time bucket = absl::FromUnixSeconds(it->first * kBucketSeconds);
+    if (absl::CivilHour(limits.tz.At(bucket).cs) == hour) n += it->second;
+  }
+  return n;
+}
+
 Left LeftAt(const SendCounters& sent, const SendLimits& limits, absl::Time now) {
   Left left;
   left.day = limits.daily - sent.SentSince(DayStart(now, limits));
-  if (limits.hourly > 0) left.hour = limits.hourly - sent.SentSince(HourStart(now, limits));
+  if (limits.hourly > 0) left.hour = limits.hourly - SentThisHour(sent, limits, now);
   return left;
 }
 
 // The first instant with capacity once `used` more are sent at `now`: every later instant has
-// some too (counts only grow by sends, and a new hour or day starts from zero). Names the limit
-// that is reached in `plan`.
-absl::Time FirstCapacity(Left left, int used, const SendLimits& limits, absl::Time now,
-                         ReleasePlan& plan) {
+// some too (counts only grow by sends, and a new hour or day starts from zero; a clock hour an
+// offset change returns to keeps what was sent in it, so the next hour with room is looked for).
+// Names the limit that is reached in `plan`.
+absl::Time FirstCapacity(const SendCounters& sent, Left left, int used, const SendLimits& limits,
+                         absl::Time now, ReleasePlan& plan) {
   left.day -= used;
   if (limits.hourly > 0) left.hour -= used;
   if (left.day <= 0) {
@@ -169,7 +200,14 @@ absl::Time FirstCapacity(Left left, int used, const SendLimits& limits, absl::Ti
   }
   if (left.hour <= 0) {
     plan.limit_reached = absl::StrCat(limits.hourly, "/hour reached");
-    return NextHourStart(now, limits);
+    SendCounters after = sent;
+    after.Add(now, used);
+    absl::Time t = NextHourStart(now, limits);
+    // An hour returned to by an offset change may be full too; at most two such in a row.
+    for (int i = 0; i < 4 && SentThisHour(after, limits, t) >= limits.hourly; ++i) {
+      t = NextHourStart(t, limits);
+    }
+    return t;
   }
   return now;
 }
@@ -212,7 +250,7 @@ ReleasePlan PlanReleases(const SendCounters& sent, const std::vector<QueuedSend>
 
   std::set<std::string> released(plan.released.begin(), plan.released.end());
   const absl::Time first_capacity =
-      FirstCapacity(left, static_cast<int>(plan.released.size()), limits, now, plan);
+      FirstCapacity(sent, left, static_cast<int>(plan.released.size()), limits, now, plan);
   for (const QueuedSend& q : queue) {
     if (released.count(q.id) > 0) continue;
     const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), q.calendar);
@@ -302,7 +340,7 @@ ReleasePlan PlanReleasesInRuns(const SendCounters& sent, std::vector<SendRun> ru
   }
 
   const absl::Time first_capacity =
-      FirstCapacity(left, static_cast<int>(plan.released.size()), limits, now, plan);
+      FirstCapacity(sent, left, static_cast<int>(plan.released.size()), limits, now, plan);
   auto consider = [&](const RunItem& q, const Calendar& calendar) {
     const absl::Time t = AlignToWindow(std::max(first_capacity, q.due_at), calendar);
     const absl::Time at = t <= now ? std::max(first_capacity, now + absl::Microseconds(1)) : t;

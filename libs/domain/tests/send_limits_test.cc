@@ -93,6 +93,33 @@ TEST_CASE("Given an hourly limit, when it is reached, then the rest wait for the
 }
 
 TEST_CASE(
+    "Given an hourly limit reached in Chatham's hour 03 just before its clocks go back from 03:45 "
+    "to 02:45, when planned, then the next email goes at the change (hour 02 again, with room), "
+    "not at 04:00",
+    "[send_limits]") {
+  // 2027-04-04 03:45 +13:45 (14:00Z) becomes 02:45 +12:45: the clock leaves hour 03 for hour 02.
+  const SendLimits limits = Limits(10, 1, "Pacific/Chatham");
+  const absl::Time now = Utc(2027, 4, 3, 13, 19);  // 03:04 +13:45, hour 03
+  const absl::Time change = Utc(2027, 4, 3, 14);   // 02:45 +12:45, hour 02 again
+  const ReleasePlan plan = PlanReleases({}, {Q("a", "s", now), Q("b", "s", now)}, "", limits, now);
+  CHECK(plan.released == std::vector<std::string>{"a"});
+  REQUIRE(plan.next_release.has_value());
+  CHECK(*plan.next_release == change);
+  // At the change hour 02 has room: nothing was sent while the clock showed it.
+  SendCounters sent;
+  sent.Add(now, 1);
+  const ReleasePlan later = PlanReleases(sent, {Q("b", "s", now)}, "a", limits, change);
+  CHECK(later.released == std::vector<std::string>{"b"});
+  // Then the clock reaches hour 03 again (03:00 +12:45, 14:15Z): its first part held "a".
+  sent.Add(change, 1);
+  const ReleasePlan third =
+      PlanReleases(sent, {Q("c", "s", change)}, "b", limits, change + absl::Minutes(5));
+  CHECK(third.released.empty());
+  REQUIRE(third.next_release.has_value());
+  CHECK(*third.next_release == Utc(2027, 4, 3, 15, 15));  // 04:00 +12:45
+}
+
+TEST_CASE(
     "Given a flood in one sequence, when another sequence's email is due too, then it is sent "
     "in the first round (no sequence starves another)",
     "[send_limits]") {
