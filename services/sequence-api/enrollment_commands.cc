@@ -262,7 +262,7 @@ absl::StatusOr<v1::BatchEnrollResponse> EnrollmentCommands::BatchEnroll(
   absl::flat_hash_map<absl::string_view, absl::string_view> request_ids_in_batch;  // -> key
   keys_in_batch.reserve(built_ok);
   request_ids_in_batch.reserve(built_ok);
-  size_t k = 0;  // built items so far
+  size_t k = 0;                              // built items so far
   std::vector<LogPosition> prior_positions;  // the first writes of items that are retries
   for (int i = 0; i < req.items_size(); ++i) {
     v1::BatchEnrollResult* result = out.add_results();
