@@ -101,9 +101,9 @@ TEST_CASE(
   REQUIRE(api.enrollments().ListEnrollmentEvents(CallAs(kCompany).get(), list, &history).ok());
   bool explained = false;
   for (const v1::EnrollmentEvent& h : history.events()) {
-    explained =
-        explained || absl::StrContains(h.description(), "email of step auto deferred: min_gap (") &&
-                         absl::StrContains(h.description(), "ann@example.com");
+    explained = explained ||
+                (absl::StrContains(h.description(), "email of step auto deferred: min_gap (") &&
+                 absl::StrContains(h.description(), "ann@example.com"));
   }
   CHECK(explained);
 
