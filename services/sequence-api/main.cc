@@ -77,24 +77,10 @@ ABSL_FLAG(int64_t, watch_history, 100000,
           "WatchEnrollments: executor-events records per partition whose status changes a resume "
           "token can still be resumed from (older: FAILED_PRECONDITION, start a new watch)");
 
-#ifdef SEQUENCES_JEMALLOC
-extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
-#else
-#include <malloc.h>
-#endif
+#include "libs/runtime/heap.h"
 
 namespace sequences {
 namespace {
-
-// Returns freed heap pages to the system now: every jemalloc arena's
-// (arena.<MALLCTL_ARENAS_ALL>.purge), or glibc's in a sanitizer build (CMakeLists.txt).
-void PurgeHeap() {
-#ifdef SEQUENCES_JEMALLOC
-  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
-#else
-  malloc_trim(0);
-#endif
-}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

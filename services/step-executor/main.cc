@@ -111,24 +111,10 @@ ABSL_FLAG(int, staged_keys, 32768,
 ABSL_FLAG(bool, dry_run, false,
           "replay: also decide again from the inputs at the recorded times and report differences");
 
-#ifdef SEQUENCES_JEMALLOC
-extern "C" int mallctl(const char* name, void* oldp, size_t* oldlenp, void* newp, size_t newlen);
-#else
-#include <malloc.h>
-#endif
+#include "libs/runtime/heap.h"
 
 namespace sequences {
 namespace {
-
-// Returns freed heap pages to the system now: every jemalloc arena's
-// (arena.<MALLCTL_ARENAS_ALL>.purge), or glibc's in a sanitizer build (CMakeLists.txt).
-void PurgeHeap() {
-#ifdef SEQUENCES_JEMALLOC
-  mallctl("arena.4096.purge", nullptr, nullptr, nullptr, 0);
-#else
-  malloc_trim(0);
-#endif
-}
 
 // The process's resident set (/proc/self/status) and jemalloc's view of the heap, for the
 // metrics (README "Memory"). Zero where unknown (another allocator, no /proc).
