@@ -229,7 +229,15 @@ class History {
     AllowAutomaticEmails();
     for (int guard = 0; guard < 20 && (state_.IsActive() || Failed()); ++guard) {
       if (Failed()) Retry();
-      if (!state_.waiting_task_id.empty()) CompleteActivity();
+      if (!state_.waiting_task_id.empty()) {
+        const bool pause = *rc::gen::inRange(0, 3) == 0;  // reported during a short pause
+        if (pause) Pause(v1::PAUSE_CAUSE_ENROLLMENT);
+        CompleteActivity();
+        if (pause) {
+          Advance(absl::Minutes(*rc::gen::inRange(1, 60 * 24)));
+          Resume(v1::PAUSE_CAUSE_ENROLLMENT);
+        }
+      }
       Advance(absl::Hours(24 * 30));
     }
     RC_ASSERT(state_.status == v1::ENROLLMENT_STATUS_COMPLETED);
@@ -298,7 +306,14 @@ class History {
         }
         break;
       default:
-        if (!state_.waiting_task_id.empty()) CompleteActivity();
+        if (!state_.waiting_task_id.empty()) {
+          // Often during a pause: the completion's time and the pause's both move the anchor.
+          if (state_.pause_causes.empty() && *rc::gen::inRange(0, 3) == 0) {
+            Pause(*rc::gen::element(v1::PAUSE_CAUSE_ENROLLMENT, v1::PAUSE_CAUSE_OWNER,
+                                    v1::PAUSE_CAUSE_SEQUENCE));
+          }
+          CompleteActivity();
+        }
         break;
     }
   }
