@@ -413,8 +413,13 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
     }
     if (!batch->empty()) last_progress = clock_.Now();
     for (const kafka::Message& m : *batch) {
+      // A partition whose end was reached is done: records of it read after that end (others
+      // write to a partition this instance does not own while it folds the rest) are not folded,
+      // so a later end must not move its offset past them; the standby or the next fold reads
+      // them from there.
+      if (at_end.count(m.partition) > 0) continue;
       if (m.eof) {
-        if (owned && at_end.count(m.partition) == 0) {
+        if (owned) {
           // The end of a read_committed read is the last stable offset. Below the high watermark
           // it is held back by a transaction still open: a dead instance's, which the broker
           // aborts after its timeout. Records committed after it (another owner's decisions since)
@@ -439,10 +444,10 @@ absl::Status Executor::FoldExecutorEvents(const std::vector<int32_t>& parts, boo
           }
         }
         overlay.SetOffset(StateStore::ExecOffsetKey(m.partition), m.offset);
-        if (at_end.insert(m.partition).second) ends[m.partition] = m.offset;
+        at_end.insert(m.partition);
+        ends[m.partition] = m.offset;
         continue;
       }
-      if (at_end.count(m.partition) > 0) continue;  // read past the end we stop at
       if (absl::Status s = FoldRecord(overlay, m, &folded, &undecodable); !s.ok()) return s;
     }
     if (!result.ok()) break;

@@ -9,6 +9,7 @@
 #include <random>
 
 #include "libs/kafka/transactional_producer.h"
+#include "libs/kafka/types.h"
 #include "tests/e2e/executor/harness.h"
 
 namespace sequences::executor::e2e {
@@ -108,6 +109,58 @@ TEST_CASE(
   CHECK(reader.seen().size() == expected);
   CHECK(a->Terminate() == 0);
   CHECK(c->Terminate() == 0);
+}
+
+TEST_CASE(
+    "An executor that warms up while another decides on every partition folds every record it "
+    "passes: when the other leaves and it takes all partitions, no step fires twice") {
+  World w;
+  SequenceBuilder seq = ThreeSteps(w, "s-warm");
+  int published = 0;
+  auto wave = [&](int n) {
+    w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), published, published + n));
+    published += n;
+  };
+  auto a = w.StartExecutor("a");
+  // A backlog of executor events on one partition: the newcomer's warm-up reaches the end of the
+  // others long before the end of that one.
+  constexpr int kBacklog = 3000;
+  std::vector<std::pair<std::string, v1::Envelope>> backlog;
+  for (int i = 1000000; static_cast<int>(backlog.size()) < kBacklog; ++i) {
+    const std::string item = absl::StrCat("c1/deal/", i);
+    if (kafka::PartitionForKey(item, kPartitions) != 0) continue;
+    backlog.push_back({item, Enroll(item, seq.id(), 1, absl::Now())});
+  }
+  w.PublishAll(w.topics().enrollment_events, backlog);
+  Reader reader({w.topics().task_events, w.topics().email_events});
+  REQUIRE(
+      reader.PollUntil([&] { return reader.seen().size() >= kBacklog * 3u; }, absl::Seconds(120)));
+  // b warms up (folds every partition to its end) while a goes on writing to all of them: the
+  // partitions whose end it reached first receive more records before it reaches the last end.
+  auto b = w.LaunchExecutor("b");
+  while (!b->WaitForLog("\"msg\":\"running\"", absl::Milliseconds(20))) {
+    REQUIRE(b->Running());
+    wave(60);
+  }
+  for (int i = 0; i < 10; ++i) {
+    wave(60);
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  REQUIRE(b->WaitForLog("\"msg\":\"recovered\"", absl::Seconds(60)));
+  // a leaves: b owns every partition, with the state its warm-up and standby folded.
+  CHECK(a->Terminate() == 0);
+  wave(300);
+
+  const size_t expected = static_cast<size_t>(kBacklog + published) * 3;
+  REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
+  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
+  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
+  CHECK(counts.size() == expected);
+  int duplicated = 0;
+  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
+  CHECK(duplicated == 0);
+  CHECK(reader.seen().size() == expected);
+  CHECK(b->Terminate() == 0);
 }
 
 TEST_CASE(

@@ -121,6 +121,14 @@ class World {
   // Starts an executor process; waits until it joined the group and recovered.
   std::unique_ptr<ChildProcess> StartExecutor(const std::string& instance,
                                               std::vector<std::string> extra = {}) {
+    std::unique_ptr<ChildProcess> p = LaunchExecutor(instance, std::move(extra));
+    REQUIRE(p->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
+    return p;
+  }
+
+  // Starts an executor process and returns at once (it warms up, then logs "running").
+  std::unique_ptr<ChildProcess> LaunchExecutor(const std::string& instance,
+                                               std::vector<std::string> extra = {}) {
     std::vector<std::string> argv = {ServiceBinary("step-executor"),
                                      "--bootstrap_servers=" + bootstrap_,
                                      "--topic_prefix=" + prefix_,
@@ -133,9 +141,8 @@ class World {
     for (auto& e : extra) argv.push_back(std::move(e));
     const std::string log = absl::StrCat(dir_, "/", instance, "-", ++starts_, ".log");
     auto p = ChildProcess::Start(argv, log);
-    REQUIRE(p.ok());
     INFO("log " << log);
-    REQUIRE((*p)->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
+    REQUIRE(p.ok());
     return std::move(*p);
   }
 
