@@ -69,8 +69,8 @@ TEST_CASE(
   auto deferred = [&] {
     std::vector<v1::Enrollment> out;
     for (const auto& [id, address] : items) {
-      v1::Enrollment e = GetEnrollment(api, EnrollmentName(sequence, id));
-      if (e.has_deferred()) out.push_back(e);
+      std::optional<v1::Enrollment> e = FindEnrollment(api, EnrollmentName(sequence, id));
+      if (e.has_value() && e->has_deferred()) out.push_back(*e);
     }
     return out;
   };

@@ -52,11 +52,8 @@ TEST_CASE(
   auto deferred = [&] {
     std::vector<v1::Enrollment> out;
     for (const Item& it : items) {
-      v1::GetEnrollmentRequest req;
-      req.set_name(EnrollmentName(sequence, it.id));
-      v1::Enrollment e;
-      const grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
-      if (s.ok() && e.has_deferred()) out.push_back(e);
+      std::optional<v1::Enrollment> e = FindEnrollment(api, EnrollmentName(sequence, it.id));
+      if (e.has_value() && e->has_deferred()) out.push_back(*e);
     }
     return out;
   };

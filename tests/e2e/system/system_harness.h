@@ -15,6 +15,7 @@
 #include <catch2/catch.hpp>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -212,6 +213,19 @@ inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
   req.set_name(name);
   v1::Enrollment e;
   grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+  INFO(name << ": " << s.error_message());
+  REQUIRE(s.ok());
+  return e;
+}
+
+// GetEnrollment, or nullopt while the read model has not folded the enrollment yet (NOT_FOUND
+// just after the write: the read model folds asynchronously).
+inline std::optional<v1::Enrollment> FindEnrollment(ApiProcess& api, const std::string& name) {
+  v1::GetEnrollmentRequest req;
+  req.set_name(name);
+  v1::Enrollment e;
+  grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
+  if (s.error_code() == grpc::StatusCode::NOT_FOUND) return std::nullopt;
   INFO(name << ": " << s.error_message());
   REQUIRE(s.ok());
   return e;
