@@ -15,7 +15,15 @@ namespace {
 // Lives as long as the consumer; librdkafka's rebalance callback reaches it through the opaque.
 struct RebalanceState {
   RebalanceListener listener;
+  // An assignment (possibly empty) reached this consumer: librdkafka's assignor state exists.
+  bool assigned = false;
 };
+
+// librdkafka before 2.3.0 asserts in rd_kafka_destroy on a cooperative-sticky group member that
+// joined (got a JoinGroup answer) but never got an assignment: the assignor's state it frees is
+// still null (librdkafka issue 4312, fixed in 2.3.0), and the process aborts. Debian bookworm
+// ships 2.0.2. A consumer stopped while its group waits for a stalled leader hits it.
+bool DestroyMayAbortBeforeAssignment() { return rd_kafka_version() < 0x020300ff; }
 
 // Cooperative (incremental) rebalancing: each callback names only the partitions that are added
 // or taken away; partitions kept stay assigned and keep their fetch position. A consumer fenced
@@ -42,6 +50,7 @@ void OnRebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err, rd_kafka_topic_partiti
     partitions.push_back({parts->elems[i].topic, parts->elems[i].partition});
   }
   if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    state->assigned = true;
     std::vector<TopicPartitionOffset> positions;
     if (state->listener.on_assigned) positions = state->listener.on_assigned(partitions);
     for (int i = 0; i < parts->cnt; ++i) parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
@@ -80,7 +89,19 @@ class ConsumerImpl final : public Consumer {
   ConsumerImpl(internal::KafkaHandle rk, std::unique_ptr<RebalanceState> rebalance, bool has_group)
       : rk_(std::move(rk)), rebalance_(std::move(rebalance)), has_group_(has_group) {}
 
-  ~ConsumerImpl() override { Close(); }
+  ~ConsumerImpl() override {
+    Close();
+    if (has_group_ && subscribed_ && !rebalance_->assigned && DestroyMayAbortBeforeAssignment()) {
+      // Closed (it left the group), but not destroyed: its handle and threads are left to the
+      // process (a stop exits next; a rebuild leaks one idle client). Destroying it would abort.
+      Log(LogLevel::kWarning, "kafka",
+          "group consumer closed before its first assignment; not destroyed (librdkafka < 2.3.0 "
+          "would abort)",
+          {{"librdkafka", rd_kafka_version_str()}});
+      static_cast<void>(rk_.release());
+      static_cast<void>(rebalance_.release());
+    }
+  }
 
   absl::Status Subscribe(const std::vector<std::string>& topics,
                          RebalanceListener listener) override {
@@ -91,8 +112,11 @@ class ConsumerImpl final : public Consumer {
     for (const std::string& t : topics) {
       rd_kafka_topic_partition_list_add(list.get(), t.c_str(), RD_KAFKA_PARTITION_UA);
     }
-    return internal::FromResponseError(rd_kafka_subscribe(rk_.get(), list.get()),
-                                       absl::StrCat("subscribe to ", absl::StrJoin(topics, ",")));
+    absl::Status s =
+        internal::FromResponseError(rd_kafka_subscribe(rk_.get(), list.get()),
+                                    absl::StrCat("subscribe to ", absl::StrJoin(topics, ",")));
+    if (s.ok()) subscribed_ = true;
+    return s;
   }
 
   absl::Status Assign(const std::vector<TopicPartitionOffset>& partitions) override {
@@ -235,6 +259,7 @@ class ConsumerImpl final : public Consumer {
   internal::KafkaHandle rk_;
   std::unique_ptr<RebalanceState> rebalance_;
   bool has_group_;
+  bool subscribed_ = false;
   bool closed_ = false;
 };
 
