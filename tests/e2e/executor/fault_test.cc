@@ -5,9 +5,11 @@
 // Sizes: CI-sized by default; SEQUENCES_EXEC_CRASH_ENROLLMENTS and SEQUENCES_EXEC_CRASH_KILLS
 // make the crash run longer (README of services/step-executor).
 #include <catch2/catch.hpp>
+#include <csignal>
 #include <cstdlib>
 #include <random>
 
+#include "absl/strings/match.h"
 #include "libs/kafka/transactional_producer.h"
 #include "libs/kafka/types.h"
 #include "tests/e2e/executor/harness.h"
@@ -161,6 +163,113 @@ TEST_CASE(
   CHECK(duplicated == 0);
   CHECK(reader.seen().size() == expected);
   CHECK(b->Terminate() == 0);
+}
+
+TEST_CASE(
+    "Members started, stopped and killed at random while enrollments flow and timers come due "
+    "(an executor warming up, recovering or deciding at every change): every step fires exactly "
+    "once") {
+  // SEQUENCES_EXEC_CHURN_CHANGES: membership changes (default 8; 60 for a long run).
+  const int changes = EnvInt("SEQUENCES_EXEC_CHURN_CHANGES", 8);
+  World w;
+  w.UseTestClock();  // the delayed steps come due when the test moves the clock, between changes
+  SequenceBuilder seq("c1", "s-churn");
+  w.PublishSequence(seq.Create(
+      {ActivityStep("call", 0), EmailStep("draft", 1, false), ActivityStep("follow", 2)}, w.Now()));
+  std::mt19937 rng(std::random_device{}());
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  int published = 0;
+  auto wave = [&] {
+    const int n = 50 + pick(200);
+    std::vector<std::pair<std::string, v1::Envelope>> batch;
+    for (int i = published; i < published + n; ++i) {
+      const std::string item = absl::StrCat("c1/deal/", i);
+      batch.push_back({item, Enroll(item, seq.id(), 1, w.Now())});
+    }
+    w.PublishAll(w.topics().enrollment_events, batch);
+    published += n;
+  };
+  const std::vector<std::string> ids = {"a", "b", "c"};
+  std::map<std::string, std::unique_ptr<ChildProcess>> running;
+  running["a"] = w.StartExecutor("a");
+  std::string history;
+  for (int k = 0; k < changes; ++k) {
+    wave();
+    if (pick(2) == 0) w.AdvanceClock(absl::Minutes(1));
+    std::vector<std::string> up, down;
+    for (const std::string& id : ids) (running.count(id) > 0 ? up : down).push_back(id);
+    const int action = down.empty() ? 1 + pick(2) : up.size() == 1 ? 0 : pick(3);
+    if (action == 0) {
+      // Started without waiting for it: the next change may find it warming up.
+      const std::string id = down[pick(static_cast<int>(down.size()))];
+      running[id] = w.LaunchExecutor(id);
+      absl::StrAppend(&history, " start ", id);
+    } else {
+      const std::string id = up[pick(static_cast<int>(up.size()))];
+      if (action == 1) {
+        running[id]->Kill();
+        absl::StrAppend(&history, " kill ", id);
+      } else {
+        CHECK(running[id]->Terminate() == 0);
+        absl::StrAppend(&history, " stop ", id);
+      }
+      running.erase(id);
+    }
+    absl::SleepFor(absl::Milliseconds(200 + pick(1300)));
+  }
+  INFO("changes:" << history);
+  if (running.empty()) running["a"] = w.LaunchExecutor("a");
+  wave();
+
+  Reader reader({w.topics().task_events, w.topics().email_events});
+  const size_t expected = static_cast<size_t>(published) * 3;
+  // Each step is due a minute or two after the one before it ran: move the clock on until all ran.
+  for (int i = 0; i < 6 && reader.seen().size() < expected; ++i) {
+    w.AdvanceClock(absl::Minutes(3));
+    reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(20));
+  }
+  REQUIRE(reader.seen().size() >= expected);
+  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
+  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
+  CHECK(counts.size() == expected);
+  int duplicated = 0;
+  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
+  CHECK(duplicated == 0);
+  CHECK(reader.seen().size() == expected);
+  for (auto& [id, p] : running) CHECK(p->Terminate() == 0);
+}
+
+TEST_CASE(
+    "An executor stopped after it joined the group but before its first assignment (the new "
+    "leader stalled) stops cleanly with exit 0") {
+  World w;
+  ThreeSteps(w, "s-first-assignment");
+  auto a = w.StartExecutor("a");
+  REQUIRE(a->WaitForLog("\"msg\":\"recovered\"", absl::Seconds(60)));
+  // a leads the group and dies without leaving it (a static member): the rebalance the
+  // newcomers' joins start waits for a's session (10 s) to end.
+  a->Kill();
+  const absl::Time killed = absl::Now();
+  std::vector<std::unique_ptr<ChildProcess>> stalled;
+  for (const char* id : {"b", "c", "d", "e"}) stalled.push_back(w.StartExecutor(id));
+  auto f = w.StartExecutor("f");
+  // All but f stall (SIGSTOP) before a's session ends. The broker then answers the joins and picks
+  // a new leader among the five (at random): a stalled one 4 times in 5. f, not the leader, has
+  // its JoinGroup answer and waits in SyncGroup for an assignment that does not come.
+  absl::SleepFor(killed + absl::Seconds(8) - absl::Now());
+  for (auto& p : stalled) REQUIRE(kill(p->pid(), SIGSTOP) == 0);
+  absl::SleepFor(killed + absl::Seconds(13) - absl::Now());
+  const bool assigned = absl::StrContains(f->Log(), "\"msg\":\"partitions assigned\"");
+  // Elected itself, f stops as an assigned member; the stalled ones, resumed and stopped at once,
+  // may still stop between their JoinGroup answer and their assignment.
+  if (assigned) WARN("f was elected leader: only the resumed members may stop before assignment");
+  const int f_exit = f->Terminate();
+  INFO(f->Log());
+  CHECK(f_exit == 0);
+  for (auto& p : stalled) {
+    REQUIRE(kill(p->pid(), SIGCONT) == 0);
+    CHECK(p->Terminate() == 0);
+  }
 }
 
 TEST_CASE(
