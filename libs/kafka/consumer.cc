@@ -98,6 +98,8 @@ class ConsumerImpl final : public Consumer {
           "group consumer closed before its first assignment; not destroyed (librdkafka < 2.3.0 "
           "would abort)",
           {{"librdkafka", rd_kafka_version_str()}});
+      // Its threads log through our logger, which the process's exit destroys: silence them.
+      rd_kafka_set_log_level(rk_.get(), 0);
       static_cast<void>(rk_.release());
       static_cast<void>(rebalance_.release());
     }
