@@ -57,6 +57,12 @@ std::string RequestIdOf(const google::protobuf::Message& m) {
   const google::protobuf::FieldDescriptor* f = m.GetDescriptor()->FindFieldByName("request_id");
   if (f == nullptr || f->type() != google::protobuf::FieldDescriptor::TYPE_STRING ||
       f->is_repeated()) {
+    // Enroll carries it in its item.
+    const google::protobuf::FieldDescriptor* item = m.GetDescriptor()->FindFieldByName("item");
+    if (item != nullptr && item->type() == google::protobuf::FieldDescriptor::TYPE_MESSAGE &&
+        !item->is_repeated() && m.GetReflection()->HasField(m, item)) {
+      return RequestIdOf(m.GetReflection()->GetMessage(m, item));
+    }
     return "";
   }
   return m.GetReflection()->GetString(m, f);

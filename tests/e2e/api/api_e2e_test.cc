@@ -280,6 +280,11 @@ TEST_CASE("a retry with the same request id answers the first result and writes 
               .Enroll(CallAs(kCompany).get(), EnrollRequest(name, "42", "enroll-once"), &e2)
               .ok());
   CHECK(e2.consistency_token() == e1.consistency_token());
+  // The request log names each call's request id, Enroll's (inside its item) too.
+  CHECK(api.process().WaitForLog(
+      "\"method\":\"/sequences.v1.EnrollmentService/Enroll\",\"code\":\"OK\"", absl::Seconds(5)));
+  CHECK(api.process().WaitForLog("\"request_id\":\"enroll-once\"", absl::Seconds(5)));
+  CHECK(api.process().WaitForLog("\"request_id\":\"create-once\"", absl::Seconds(5)));
 
   v1::ListSequencesRequest list;
   list.set_parent("companies/acme");
