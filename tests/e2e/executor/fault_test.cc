@@ -28,6 +28,18 @@ SequenceBuilder ThreeSteps(World& w, const std::string& id) {
   return seq;
 }
 
+// After `expected` effects arrived: waits a little longer (a duplicate would arrive then) and
+// checks that each effect id came exactly once and none is missing.
+void CheckEachEffectOnce(Reader& reader, const World& w, size_t expected) {
+  reader.Poll(absl::Seconds(3));
+  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
+  CHECK(counts.size() == expected);
+  int duplicated = 0;
+  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
+  CHECK(duplicated == 0);
+  CHECK(reader.seen().size() == expected);
+}
+
 TEST_CASE(
     "Killing the executor with kill -9 at random moments, many times, loses no step and "
     "fires none twice") {
@@ -55,14 +67,7 @@ TEST_CASE(
   Reader reader({w.topics().task_events, w.topics().email_events});
   const size_t expected = static_cast<size_t>(enrollments) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
-  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
-
-  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
-  CHECK(counts.size() == expected);
-  int duplicated = 0;
-  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
-  CHECK(duplicated == 0);
-  CHECK(reader.seen().size() == expected);
+  CheckEachEffectOnce(reader, w, expected);
   CHECK(exec->Terminate() == 0);
 }
 
@@ -102,13 +107,7 @@ TEST_CASE(
   Reader reader({w.topics().task_events, w.topics().email_events});
   const size_t expected = static_cast<size_t>(published) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
-  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
-  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
-  CHECK(counts.size() == expected);
-  int duplicated = 0;
-  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
-  CHECK(duplicated == 0);
-  CHECK(reader.seen().size() == expected);
+  CheckEachEffectOnce(reader, w, expected);
   CHECK(a->Terminate() == 0);
   CHECK(c->Terminate() == 0);
 }
@@ -155,13 +154,7 @@ TEST_CASE(
 
   const size_t expected = static_cast<size_t>(kBacklog + published) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
-  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
-  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
-  CHECK(counts.size() == expected);
-  int duplicated = 0;
-  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
-  CHECK(duplicated == 0);
-  CHECK(reader.seen().size() == expected);
+  CheckEachEffectOnce(reader, w, expected);
   CHECK(b->Terminate() == 0);
 }
 
@@ -231,13 +224,7 @@ TEST_CASE(
     reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(2));
   }
   REQUIRE(reader.seen().size() >= expected);
-  reader.Poll(absl::Seconds(3));  // a duplicate would arrive now
-  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
-  CHECK(counts.size() == expected);
-  int duplicated = 0;
-  for (const auto& [id, n] : counts) duplicated += n > 1 ? 1 : 0;
-  CHECK(duplicated == 0);
-  CHECK(reader.seen().size() == expected);
+  CheckEachEffectOnce(reader, w, expected);
   for (auto& [id, p] : running) CHECK(p->Terminate() == 0);
 }
 
@@ -324,10 +311,7 @@ TEST_CASE(
   Reader reader({w.topics().task_events, w.topics().email_events});
   const size_t expected = 600 * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(90)));
-  reader.Poll(absl::Seconds(3));
-  std::map<std::string, int> counts = EffectCounts(reader, w.topics());
-  CHECK(counts.size() == expected);
-  CHECK(reader.seen().size() == expected);
+  CheckEachEffectOnce(reader, w, expected);
   CHECK(exec->Running());
   CHECK(exec->Terminate() == 0);
 }
