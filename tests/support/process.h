@@ -26,6 +26,7 @@ class ChildProcess {
   ~ChildProcess();
 
   pid_t pid() const { return pid_; }
+  const std::string& log_path() const { return log_path_; }
   bool Running();
   // SIGTERM, then waits up to `grace`; SIGKILL after that. Returns the exit code (128+signal if
   // killed by a signal).

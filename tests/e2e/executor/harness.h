@@ -122,6 +122,7 @@ class World {
   std::unique_ptr<ChildProcess> StartExecutor(const std::string& instance,
                                               std::vector<std::string> extra = {}) {
     std::unique_ptr<ChildProcess> p = LaunchExecutor(instance, std::move(extra));
+    INFO("log " << p->log_path());
     REQUIRE(p->WaitForLog("\"msg\":\"running\"", absl::Seconds(60)));
     return p;
   }
