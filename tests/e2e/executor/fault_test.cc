@@ -174,12 +174,8 @@ TEST_CASE(
   int published = 0;
   auto wave = [&] {
     const int n = 50 + pick(200);
-    std::vector<std::pair<std::string, v1::Envelope>> batch;
-    for (int i = published; i < published + n; ++i) {
-      const std::string item = absl::StrCat("c1/deal/", i);
-      batch.push_back({item, Enroll(item, seq.id(), 1, w.Now())});
-    }
-    w.PublishAll(w.topics().enrollment_events, batch);
+    w.PublishAll(w.topics().enrollment_events,
+                 Enrollments(seq.id(), published, published + n, w.Now()));
     published += n;
   };
   const std::vector<std::string> ids = {"a", "b", "c"};

@@ -180,13 +180,15 @@ inline int EnvInt(const char* name, int fallback) {
   return v != nullptr && *v != '\0' ? std::atoi(v) : fallback;
 }
 
-// Enroll requests of deals c1/deal/<from>..<to-1> in `sequence_id` (version 1), keyed by item.
+// Enroll requests of deals c1/deal/<from>..<to-1> in `sequence_id` (version 1), keyed by item,
+// requested `at` (a test clock's time, or now).
 inline std::vector<std::pair<std::string, v1::Envelope>> Enrollments(const std::string& sequence_id,
-                                                                     int from, int to) {
+                                                                     int from, int to,
+                                                                     absl::Time at = absl::Now()) {
   std::vector<std::pair<std::string, v1::Envelope>> batch;
   for (int i = from; i < to; ++i) {
     const std::string item = absl::StrCat("c1/deal/", i);
-    batch.push_back({item, testing::Enroll(item, sequence_id, 1, absl::Now())});
+    batch.push_back({item, testing::Enroll(item, sequence_id, 1, at)});
   }
   return batch;
 }

@@ -208,16 +208,6 @@ inline std::string ItemKey(const std::string& item_id) {
   return absl::StrCat(kCompany, "/deal/", item_id);
 }
 
-inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
-  v1::GetEnrollmentRequest req;
-  req.set_name(name);
-  v1::Enrollment e;
-  grpc::Status s = api.enrollments().GetEnrollment(CallAs(kCompany).get(), req, &e);
-  INFO(name << ": " << s.error_message());
-  REQUIRE(s.ok());
-  return e;
-}
-
 // GetEnrollment, or nullopt while the read model has not folded the enrollment yet (NOT_FOUND
 // just after the write: the read model folds asynchronously).
 inline std::optional<v1::Enrollment> FindEnrollment(ApiProcess& api, const std::string& name) {
@@ -229,6 +219,13 @@ inline std::optional<v1::Enrollment> FindEnrollment(ApiProcess& api, const std::
   INFO(name << ": " << s.error_message());
   REQUIRE(s.ok());
   return e;
+}
+
+inline v1::Enrollment GetEnrollment(ApiProcess& api, const std::string& name) {
+  std::optional<v1::Enrollment> e = FindEnrollment(api, name);
+  INFO(name << ": not found");
+  REQUIRE(e.has_value());
+  return *e;
 }
 
 // Polls GetEnrollment until it shows `status` (the read model folds asynchronously, so the
