@@ -8,9 +8,8 @@
 // waits behind the fetch long-poll on the same broker connection (up to fetch.wait.max.ms per
 // request), which on the loop thread cost ~75 ms per partition every second.
 //
-// librdkafka 2.0.2's watermark query can outlive its timeout by far while the broker is down (seen:
-// > 20 s for a 2 s timeout), so the destructor does not wait for it without bound: it waits
-// kJoinGrace, then leaves the thread to finish on its own (it owns what it uses).
+// The rounds run on a BackgroundProbe (libs/runtime/background_probe.h): a round stuck in
+// librdkafka while the broker is down never holds the loop or the destructor.
 //
 // Thread-safety: all public methods are safe from any thread.
 
@@ -18,13 +17,12 @@
 #include <map>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
-#include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "libs/kafka/consumer.h"
+#include "libs/runtime/background_probe.h"
 #include "libs/runtime/clock.h"
 
 namespace sequences::executor {
@@ -40,36 +38,23 @@ class WatermarkPoller {
     absl::Time at = absl::InfinitePast();
   };
 
-  static constexpr absl::Duration kJoinGrace = absl::Seconds(3);
-
   // Starts the thread. `consumer` needs no group and is used only by this poller. `clock` must
   // outlive the process's threads (main's clock does).
   WatermarkPoller(std::unique_ptr<kafka::Consumer> consumer, std::string topic, Clock& clock,
                   absl::Duration interval);
-  // Stops the thread: joins it if it ends within kJoinGrace, else detaches it.
-  ~WatermarkPoller();
 
   // The partitions to ask about from the next round on.
   void SetPartitions(std::vector<int32_t> partitions);
   Marks Latest();
 
  private:
-  // Shared by the object and its thread, so a detached thread never touches freed memory.
-  struct State {
-    std::unique_ptr<kafka::Consumer> consumer;
-    std::string topic;
-    Clock* clock;
-    absl::Duration interval;
-    absl::Notification stop;
-    absl::Notification done;
+  // The partitions to ask about, shared with the probe's question (which may outlive this object).
+  struct Partitions {
     absl::Mutex mu;
-    std::vector<int32_t> partitions ABSL_GUARDED_BY(mu);
-    Marks latest ABSL_GUARDED_BY(mu);
+    std::vector<int32_t> ids ABSL_GUARDED_BY(mu);
   };
-  static void Run(const std::shared_ptr<State>& state);
-
-  std::shared_ptr<State> state_;
-  std::thread thread_;
+  std::shared_ptr<Partitions> partitions_;
+  BackgroundProbe<Marks> probe_;
 };
 
 }  // namespace sequences::executor
