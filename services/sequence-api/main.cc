@@ -181,7 +181,8 @@ int Main() {
     Log(LogLevel::kError, "api", "kafka consumer", {{"error", watermarks.status().ToString()}});
     return 1;
   }
-  api::Ops ops({.topics = topics}, **read_model, std::move(*watermarks));
+  api::Ops ops({.topics = topics}, **read_model,
+               api::BrokerQuestion(std::move(*admin), std::move(*watermarks), topics), clock);
   std::unique_ptr<service::HttpServer> http;
   if (const int port = absl::GetFlag(FLAGS_http_port); port != -1) {
     auto started = service::HttpServer::Start({.address = absl::GetFlag(FLAGS_http_address),
@@ -269,7 +270,8 @@ int Main() {
 
   ops.SetServing(&transport);
   // Housekeeping, once a second until SIGTERM: health tells the truth (NOT_SERVING while the
-  // broker does not answer a metadata request, so a load balancer sends calls elsewhere), a
+  // broker does not answer a metadata request, or its answer is stale: ops.h; so a load balancer
+  // sends calls elsewhere), a
   // fatal producer error ends the process (exit 3, for its supervisor) instead of leaving it up
   // and unable to write, and freed memory goes back to the system.
   const absl::Duration trim_every = absl::GetFlag(FLAGS_memory_trim_interval);
@@ -283,14 +285,13 @@ int Main() {
       exit_code = 3;
       break;
     }
-    const bool reachable = (*admin)->PartitionCount(topics.sequence_events, absl::Seconds(2)).ok();
+    const bool reachable = ops.Refresh();
     if (reachable != serving) {
       serving = reachable;
       server->GetHealthCheckService()->SetServingStatus(serving);
       Log(serving ? LogLevel::kInfo : LogLevel::kWarning, "api",
           serving ? "broker reachable again: serving" : "broker unreachable: not serving");
     }
-    ops.Refresh(reachable);
     if (trim_every > absl::ZeroDuration() && clock.Now() - last_trim >= trim_every) {
       PurgeHeap();
       last_trim = clock.Now();

@@ -1,44 +1,77 @@
 #include "services/sequence-api/ops.h"
 
+#include <algorithm>
 #include <map>
+#include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 
 namespace sequences::api {
 
-Ops::Ops(OpsOptions options, ReadModel& read_model, std::unique_ptr<kafka::Consumer> watermarks)
-    : options_(std::move(options)), read_model_(read_model), watermarks_(std::move(watermarks)) {}
+namespace {
 
-void Ops::Refresh(bool broker_reachable) {
+BrokerAnswer AskBroker(kafka::Admin& admin, kafka::Consumer& watermarks,
+                       const service::Topics& topics) {
+  constexpr absl::Duration kTimeout = absl::Seconds(2);
+  BrokerAnswer answer;
+  answer.reachable = admin.PartitionCount(topics.sequence_events, kTimeout).ok();
+  if (!answer.reachable) return answer;
+  std::map<std::pair<std::string, int32_t>, kafka::WatermarkOffsets> ends;
+  for (const std::string& topic :
+       {topics.sequence_events, topics.enrollment_events, topics.executor_events}) {
+    absl::StatusOr<int> n = admin.PartitionCount(topic, kTimeout);
+    if (!n.ok()) return answer;
+    for (int32_t p = 0; p < *n; ++p) {
+      absl::StatusOr<kafka::WatermarkOffsets> w = watermarks.QueryWatermarks({topic, p}, kTimeout);
+      if (!w.ok()) return answer;  // the others would fail the same way, each after its timeout
+      ends[{topic, p}] = *w;
+    }
+  }
+  answer.ends = std::move(ends);
+  return answer;
+}
+
+}  // namespace
+
+std::function<BrokerAnswer()> BrokerQuestion(std::shared_ptr<kafka::Admin> admin,
+                                             std::shared_ptr<kafka::Consumer> watermarks,
+                                             service::Topics topics) {
+  return [admin = std::move(admin), watermarks = std::move(watermarks),
+          topics = std::move(topics)] { return AskBroker(*admin, *watermarks, topics); };
+}
+
+Ops::Ops(OpsOptions options, ReadModel& read_model, std::function<BrokerAnswer()> ask, Clock& clock)
+    : options_(std::move(options)),
+      read_model_(read_model),
+      clock_(clock),
+      started_(clock.Now()),
+      probe_(std::move(ask), clock, options_.probe_interval) {}
+
+bool Ops::Refresh() {
+  const std::optional<BackgroundProbe<BrokerAnswer>::Answer> answer = probe_.Latest();
+  const absl::Time now = clock_.Now();
+  if (!answer.has_value()) return now - started_ <= options_.stale_after;  // not asked yet
+  const bool fresh = now - answer->at <= options_.stale_after;
+  const bool reachable = fresh && answer->value.reachable;
   int64_t lag = -1;
-  if (broker_reachable && watermarks_ != nullptr) {
+  if (reachable && answer->value.ends.has_value()) {
     std::map<std::pair<std::string, int32_t>, int64_t> applied;
     for (const LogPosition& p : read_model_.AppliedPositions()) {
       applied[{p.topic, p.partition}] = p.offset;
     }
     lag = 0;
-    for (const std::string& topic :
-         {options_.topics.sequence_events, options_.topics.enrollment_events,
-          options_.topics.executor_events}) {
-      const int n = read_model_.PartitionCount(topic);
-      for (int32_t p = 0; p < n && lag >= 0; ++p) {
-        absl::StatusOr<kafka::WatermarkOffsets> w =
-            watermarks_->QueryWatermarks({topic, p}, absl::Seconds(2));
-        if (!w.ok()) {
-          lag = -1;
-          break;
-        }
-        auto it = applied.find({topic, p});
-        const int64_t at = it != applied.end() ? it->second : w->low;
-        lag += std::max<int64_t>(0, w->high - at);
-      }
+    for (const auto& [tp, w] : *answer->value.ends) {
+      auto it = applied.find(tp);
+      const int64_t at = it != applied.end() ? it->second : w.low;
+      lag += std::max<int64_t>(0, w.high - at);
     }
   }
   absl::MutexLock lock(&mu_);
-  reachable_ = broker_reachable;
+  reachable_ = reachable;
   refreshed_ = true;
   lag_ = lag;
+  return reachable;
 }
 
 void Ops::SetServing(Transport* transport) {
@@ -85,8 +118,9 @@ std::string Ops::PrometheusText() {
     f.Add({}, v);
     families.push_back(std::move(f));
   };
-  add("sequences_api_broker_reachable", "1 when the broker answered the latest metadata request",
-      MetricKind::kGauge, reachable ? 1 : 0);
+  add("sequences_api_broker_reachable",
+      "1 when the broker answered the latest metadata request, at most 5 s ago", MetricKind::kGauge,
+      reachable ? 1 : 0);
   if (lag >= 0) {  // unknown: no sample (absent, rather than a made-up number)
     add("sequences_api_read_model_lag_records",
         "records of the read model's partitions not folded yet (summed)", MetricKind::kGauge,

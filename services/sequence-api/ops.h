@@ -2,24 +2,37 @@
 #define SEQUENCES_SERVICES_SEQUENCE_API_OPS_H_
 
 // What an operator sees of the API over HTTP (libs/service/http_server.h): readiness and the
-// Prometheus metrics (docs/metrics.md). main's housekeeping loop calls Refresh once a second; the
-// HTTP server's threads call Ready and PrometheusText.
+// Prometheus metrics (docs/metrics.md), and what gRPC health says. main's housekeeping loop calls
+// Refresh once a second; the HTTP server's threads call Ready and PrometheusText.
 //
-// Ready: the gRPC server serves, the broker answered the latest metadata request, and the read
-// model is at most `max_ready_lag` records behind the ends of its partitions (asked from the
-// broker by Refresh, on a consumer of its own that never fetches).
+// The broker is asked once a second on a thread of its own (a BackgroundProbe): a metadata request
+// for sequence-events, then the ends of every partition of the three topics (on a consumer of its
+// own that never fetches). The broker counts as reachable when its latest answer was yes and is at
+// most `stale_after` old: librdkafka 2.0.2's requests can outlive their 2 s timeout by far while a
+// broker is down or frozen, and a question stuck there must not keep health at SERVING.
+//
+// Ready: the gRPC server serves, the broker is reachable, and the read model is at most
+// `max_ready_lag` records behind the ends of its partitions.
 //
 // Thread-safety: every method is safe from any thread. Lifetime: `read_model` outlives this
 // object; the Transport given to SetServing outlives it or is withdrawn first
-// (SetServing(nullptr)).
+// (SetServing(nullptr)); `clock` outlives the process's threads (main's does).
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "libs/kafka/admin.h"
 #include "libs/kafka/consumer.h"
+#include "libs/runtime/background_probe.h"
+#include "libs/runtime/clock.h"
 #include "libs/service/topics.h"
 #include "services/sequence-api/grpc_services.h"
 #include "services/sequence-api/read_model.h"
@@ -29,16 +42,35 @@ namespace sequences::api {
 struct OpsOptions {
   service::Topics topics;
   int64_t max_ready_lag = 1000;
+  // The broker is asked this often.
+  absl::Duration probe_interval = absl::Seconds(1);
+  // An answer older than this (the question is stuck) counts as unreachable.
+  absl::Duration stale_after = absl::Seconds(5);
 };
+
+// One answer of the broker.
+struct BrokerAnswer {
+  bool reachable = false;  // a metadata request for sequence-events was answered
+  // Low and high watermark of every partition of the three topics; nullopt if one was not answered.
+  std::optional<std::map<std::pair<std::string, int32_t>, kafka::WatermarkOffsets>> ends;
+};
+
+// The question Ops asks: a metadata request for sequence-events, then the ends of every partition
+// of the three topics, each request with a 2 s timeout. `admin` and `watermarks` (a consumer
+// without group that never fetches) are used only by the question.
+std::function<BrokerAnswer()> BrokerQuestion(std::shared_ptr<kafka::Admin> admin,
+                                             std::shared_ptr<kafka::Consumer> watermarks,
+                                             service::Topics topics);
 
 class Ops {
  public:
-  // `watermarks`: a consumer without group used only here, to ask partition ends.
-  Ops(OpsOptions options, ReadModel& read_model, std::unique_ptr<kafka::Consumer> watermarks);
+  // Starts asking the broker `ask` (BrokerQuestion below, or a test's) on a thread of its own.
+  Ops(OpsOptions options, ReadModel& read_model, std::function<BrokerAnswer()> ask, Clock& clock);
 
-  // Records the broker's reachability and, when reachable, asks the partition ends and
-  // computes the read model's lag. Blocks for the broker (bounded: 2 s per partition).
-  void Refresh(bool broker_reachable);
+  // Takes the broker's latest answer and computes the read model's lag from it; never waits for
+  // the broker. Returns whether the broker counts as reachable (before the first answer: true
+  // for `stale_after` from the start, so a starting API is not reported down).
+  bool Refresh();
   // Set once the gRPC server accepts calls, with the transport whose per-call metrics and event-log
   // counters it shows (nullptr: not serving).
   void SetServing(Transport* transport);
@@ -49,7 +81,9 @@ class Ops {
  private:
   OpsOptions options_;
   ReadModel& read_model_;
-  std::unique_ptr<kafka::Consumer> watermarks_;  // used by Refresh only (one caller thread)
+  Clock& clock_;
+  const absl::Time started_;
+  BackgroundProbe<BrokerAnswer> probe_;
   absl::Mutex mu_;
   Transport* transport_ ABSL_GUARDED_BY(mu_) = nullptr;
   bool reachable_ ABSL_GUARDED_BY(mu_) = false;

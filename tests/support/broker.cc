@@ -138,10 +138,32 @@ absl::Status PrivateBroker::Start(bool fresh) { return Script("start", fresh); }
 
 absl::Status PrivateBroker::Stop() { return Script("stop", false); }
 
-absl::Status PrivateBroker::Kill() {
-  std::ifstream f(absl::StrCat(data_dir_, "/kafka.pid"));
+namespace {
+
+// The broker's JVM (kafka.sh's pid file), or 0 when none was started.
+pid_t BrokerPid(const std::string& data_dir) {
+  std::ifstream f(absl::StrCat(data_dir, "/kafka.pid"));
   pid_t pid = 0;
-  if (!(f >> pid) || pid <= 0) return absl::OkStatus();  // not running
+  if (!(f >> pid) || pid <= 0) return 0;
+  return pid;
+}
+
+}  // namespace
+
+absl::Status PrivateBroker::Signal(int signal) {
+  const pid_t pid = BrokerPid(data_dir_);
+  if (pid == 0 || !Alive(pid)) return absl::FailedPreconditionError("the broker is not running");
+  if (kill(pid, signal) != 0) return absl::InternalError("kill(2) of the broker failed");
+  return absl::OkStatus();
+}
+
+absl::Status PrivateBroker::Freeze() { return Signal(SIGSTOP); }
+
+absl::Status PrivateBroker::Thaw() { return Signal(SIGCONT); }
+
+absl::Status PrivateBroker::Kill() {
+  const pid_t pid = BrokerPid(data_dir_);
+  if (pid == 0) return absl::OkStatus();  // not running
   kill(pid, SIGKILL);
   const absl::Time deadline = absl::Now() + absl::Seconds(30);
   while (Alive(pid)) {

@@ -55,6 +55,10 @@ class PrivateBroker {
   absl::Status Stop();
   // kill -9 of the broker's JVM; returns once the process is gone.
   absl::Status Kill();
+  // SIGSTOP of the broker's JVM: its connections stay open and nothing answers (a hung broker, a
+  // long pause, a silent network). Thaw (SIGCONT) resumes it; a frozen broker can still be killed.
+  absl::Status Freeze();
+  absl::Status Thaw();
 
   std::string bootstrap() const;
   const std::string& data_dir() const { return data_dir_; }
@@ -65,6 +69,7 @@ class PrivateBroker {
 
  private:
   absl::Status Script(const std::string& verb, bool fresh);
+  absl::Status Signal(int signal);
   std::string security_;
   PortBlock ports_;
   std::string data_dir_;

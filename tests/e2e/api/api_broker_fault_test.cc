@@ -8,7 +8,9 @@
 // same request id once the broker is back (what a caller is told to do), and every enrolled deal
 // gets its first step's task exactly once; a BatchEnroll during the outage answers no item OK,
 // and retried after it enrolls each item once. A watch opened before the outages keeps delivering
-// after them, on the same stream.
+// after them, on the same stream. A broker that freezes instead (SIGSTOP: connections open,
+// nothing answered) turns health NOT_SERVING within seconds, and the API writes again once it
+// thaws.
 #include <catch2/catch.hpp>
 #include <map>
 #include <set>
@@ -262,6 +264,66 @@ TEST_CASE(
     INFO(name);
     CHECK(found.count(name) == 1);
   }
+}
+
+TEST_CASE(
+    "Given a broker that freezes (connections stay open, nothing answers), the API's health says "
+    "NOT_SERVING within seconds, calls fail UNAVAILABLE or DEADLINE_EXCEEDED within their "
+    "deadline, it serves and writes again once the broker thaws, and a SIGTERM while the broker "
+    "is frozen still ends the process cleanly") {
+  PrivateBroker broker;
+  REQUIRE(broker.Start(/*fresh=*/true).ok());
+  const std::string prefix = UniqueName("api-freeze") + ".";
+  ApiProcess api(prefix, TempDir("api-freeze"), {"--bootstrap_servers=" + broker.bootstrap()});
+  int n = 0;
+  std::string created;  // the latest sequence answered OK, and its consistency token
+  std::string token;
+  auto create = [&](absl::Duration deadline) {
+    v1::SequenceResponse resp;
+    const absl::Time start = absl::Now();
+    grpc::Status s = api.sequences().CreateSequence(
+        CallAs(kCompany, "u1", absl::ToDoubleSeconds(deadline)).get(),
+        Create(absl::StrCat("req-freeze-", ++n)), &resp);
+    INFO("call " << n << ": " << s.error_code() << " " << s.error_message());
+    CHECK(absl::Now() - start < deadline + absl::Seconds(1));
+    if (!s.ok()) {
+      CHECK((s.error_code() == grpc::StatusCode::UNAVAILABLE ||
+             s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED));
+    } else {
+      created = resp.sequence().name();
+      token = resp.consistency_token();
+    }
+    return s.ok();
+  };
+  REQUIRE(create(absl::Seconds(10)));
+  REQUIRE(WaitForHealth(api.address(), "SERVING", absl::Seconds(10)));
+  for (int k = 0; k < 2; ++k) {
+    INFO("freeze " << k + 1);
+    REQUIRE(broker.Freeze().ok());
+    CHECK_FALSE(create(absl::Seconds(2)));
+    // The broker's latest answer goes stale within 5 s; the loop looks once a second.
+    CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(10)));
+    REQUIRE(broker.Thaw().ok());
+    bool wrote = false;
+    const absl::Time until = absl::Now() + absl::Seconds(60);
+    while (!wrote && absl::Now() < until) wrote = create(absl::Seconds(10));
+    REQUIRE(wrote);
+    CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
+    // The read model folds again: the sequence written after the thaw can be read (the token
+    // makes the read wait for the fold of the write).
+    v1::GetSequenceRequest get;
+    get.set_name(created);
+    get.set_consistency_token(token);
+    v1::Sequence got;
+    CHECK(api.sequences().GetSequence(CallAs(kCompany).get(), get, &got).ok());
+    CHECK(got.name() == created);
+  }
+  // Stopped while the broker is frozen: the process ends (exit 0) within the grace a supervisor
+  // gives, never stuck behind a request the broker does not answer.
+  REQUIRE(broker.Freeze().ok());
+  CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(10)));
+  CHECK(api.process().Terminate(absl::Seconds(30)) == 0);
+  REQUIRE(broker.Thaw().ok());
 }
 
 }  // namespace

@@ -1,11 +1,12 @@
 // Broker outages under load: a private broker (never the shared test broker) is killed with
-// kill -9 or stopped cleanly and restarted on the same data, again and again, while enrollments
-// flow. The executor process is never restarted: it must resume by itself every time (also after
-// an outage longer than its session timeout, after which its static membership is fenced and it
+// kill -9 and restarted on the same data, stopped cleanly and restarted, or frozen (SIGSTOP: its
+// connections stay open and nothing answers) and thawed, again and again, while enrollments flow.
+// The executor process is never restarted: it must resume by itself every time (also after an
+// outage longer than its session timeout, after which its static membership is fenced and it
 // rebuilds its Kafka clients), every step must fire exactly once, and its health must tell the
 // truth: NOT_SERVING while it cannot consume, SERVING again after.
 //
-// Sizes: CI-sized by default (2 outages, about two minutes in all). Longer:
+// Sizes: CI-sized by default (3 outages, one of each kind). Longer:
 //   SEQUENCES_BROKER_OUTAGES=10 SEQUENCES_BROKER_OUTAGE_ENROLLMENTS=500 ./deploy/local/test.sh -R
 //   Broker
 #include <catch2/catch.hpp>
@@ -26,10 +27,10 @@ using sequences::testing::PrivateBroker;
 constexpr absl::Duration kSessionTimeout = absl::Seconds(6);
 
 TEST_CASE(
-    "Broker killed with kill -9 and stopped cleanly, then restarted on the same data, again and "
+    "Broker killed with kill -9, stopped cleanly or frozen, then back on the same data, again and "
     "again under load: the executor resumes by itself every time, fires every step exactly once, "
     "and its health says NOT_SERVING while it cannot consume") {
-  const int outages = EnvInt("SEQUENCES_BROKER_OUTAGES", 2);
+  const int outages = EnvInt("SEQUENCES_BROKER_OUTAGES", 3);
   const int per_wave = EnvInt("SEQUENCES_BROKER_OUTAGE_ENROLLMENTS", 300);
   const absl::Time t0 = absl::Now();
   PrivateBroker broker;
@@ -59,21 +60,27 @@ TEST_CASE(
                  Enrollments(seq.id(), published, published + per_wave));
     published += per_wave;
     absl::SleepFor(absl::Milliseconds(300));
-    // Even outages: kill -9 and a down time past the session timeout (the member is fenced);
-    // odd ones: a clean stop and a short down time.
-    const bool kill = k % 2 == 0;
+    // In turn: kill -9 and a down time past the session timeout (the member is fenced); a clean
+    // stop and a short down time; a freeze past the session timeout (requests sent and never
+    // answered; on thaw the broker finds the member's session and transaction expired).
+    enum Kind { kKill, kStop, kFreeze };
+    const Kind kind = static_cast<Kind>(k % 3);
+    INFO((kind == kKill ? "kill -9" : kind == kStop ? "clean stop" : "freeze"));
     const absl::Time down_at = absl::Now();
-    if (kill) {
+    if (kind == kKill) {
       REQUIRE(broker.Kill().ok());
-    } else {
+    } else if (kind == kStop) {
       REQUIRE(broker.Stop().ok());
+    } else {
+      REQUIRE(broker.Freeze().ok());
     }
-    const absl::Duration down_for = kill ? kSessionTimeout + absl::Seconds(4) : absl::Seconds(2);
+    const absl::Duration down_for =
+        kind == kStop ? absl::Seconds(2) : kSessionTimeout + absl::Seconds(4);
     // It cannot consume: health must say so while the broker is away.
     // (The broker stays down until then, or for down_for if that is longer.)
     CHECK(WaitForHealth(health, "NOT_SERVING", down_for + absl::Seconds(10)));
     absl::SleepFor(down_at + down_for - absl::Now());
-    REQUIRE(broker.Start().ok());
+    REQUIRE((kind == kFreeze ? broker.Thaw() : broker.Start()).ok());
     // The same process resumes by itself.
     REQUIRE(WaitForHealth(health, "SERVING", absl::Seconds(90)));
     REQUIRE(exec->Running());
