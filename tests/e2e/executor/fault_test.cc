@@ -159,6 +159,51 @@ TEST_CASE(
 }
 
 TEST_CASE(
+    "An executor frozen mid-batch (SIGSTOP: a long pause, a stalled machine) past its session "
+    "and transaction timeouts: the other member takes its partitions and fires their steps while "
+    "it is frozen, and once it resumes, what it was deciding is fenced: every step exactly once") {
+  // SEQUENCES_EXEC_FREEZES: freezes, alternating the two members (default 2).
+  const int freezes = EnvInt("SEQUENCES_EXEC_FREEZES", 2);
+  World w;
+  SequenceBuilder seq = ThreeSteps(w, "s-frozen");
+  int published = 0;
+  auto wave = [&](int n) {
+    w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), published, published + n));
+    published += n;
+  };
+  // The broker's smallest session timeout: the frozen member leaves the group 6 s into a freeze.
+  const std::vector<std::string> flags = {"--session_timeout=6s"};
+  std::map<std::string, std::unique_ptr<ChildProcess>> exec;
+  exec["a"] = w.StartExecutor("a", flags);
+  exec["b"] = w.StartExecutor("b", flags);
+  REQUIRE(exec["b"]->WaitForLog("\"msg\":\"recovered\"", absl::Seconds(60)));
+  Reader reader({w.topics().task_events, w.topics().email_events});
+  std::mt19937 rng(std::random_device{}());
+  for (int k = 0; k < freezes; ++k) {
+    const std::string frozen = k % 2 == 0 ? "a" : "b";
+    INFO("freeze " << k + 1 << " of " << frozen);
+    // Frozen while both decide a wave (every step due at once): often inside a transaction.
+    wave(400);
+    absl::SleepFor(absl::Milliseconds(std::uniform_int_distribution<int>(50, 400)(rng)));
+    REQUIRE(kill(exec[frozen]->pid(), SIGSTOP) == 0);
+    wave(200);
+    // Liveness: the other member takes the frozen one's partitions (after its session ends and
+    // its open transaction is aborted by the broker, 10 s) and fires everything meanwhile.
+    const size_t due = static_cast<size_t>(published) * 3;
+    CHECK(reader.PollUntil([&] { return reader.seen().size() >= due; }, absl::Seconds(90)));
+    REQUIRE(kill(exec[frozen]->pid(), SIGCONT) == 0);
+    // It resumes where it stopped: its late commit must be refused, not land as duplicates.
+    wave(200);
+    absl::SleepFor(absl::Seconds(2));
+  }
+  const size_t expected = static_cast<size_t>(published) * 3;
+  REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
+  CheckEachEffectOnce(reader, w, expected);
+  CHECK(exec["a"]->Terminate() == 0);
+  CHECK(exec["b"]->Terminate() == 0);
+}
+
+TEST_CASE(
     "Members started, stopped and killed at random while enrollments flow and timers come due "
     "(an executor warming up, recovering or deciding at every change): every step fires exactly "
     "once") {
