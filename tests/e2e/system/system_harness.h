@@ -74,6 +74,11 @@ class System {
   }
 
   ApiProcess& api() { return *api_; }
+  // Another sequence-api instance on the same topics (its own read model), as a second replica
+  // behind a load balancer would be.
+  std::unique_ptr<ApiProcess> AnotherApi(const std::string& name) {
+    return std::make_unique<ApiProcess>(prefix_, dir_ + "/" + name);
+  }
   ChildProcess& executor() { return *executor_; }
   const service::Topics& topics() const { return topics_; }
 
