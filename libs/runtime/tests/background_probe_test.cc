@@ -5,22 +5,14 @@
 #include <memory>
 
 #include "absl/time/clock.h"
+#include "tests/support/eventually.h"
 
 namespace sequences {
 namespace {
 
-const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
+using testing::Eventually;
 
-// Polls `ready` (real time, the probe runs on its own thread) for up to 10 s.
-template <typename Fn>
-bool Eventually(Fn ready) {
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (!ready()) {
-    if (absl::Now() > until) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
+const absl::Time kStart = absl::FromUnixSeconds(1'800'000'000);
 
 TEST_CASE(
     "given a question that answers, when the probe runs, then Latest holds the newest answer "

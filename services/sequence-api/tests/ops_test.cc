@@ -9,20 +9,15 @@
 
 #include "absl/strings/match.h"
 #include "absl/time/clock.h"
-#include "tests/support/process.h"
+#include "services/sequence-api/tests/api_harness.h"
+#include "tests/support/eventually.h"
 
 namespace sequences::api {
 namespace {
 
-const service::Topics kTopics = service::Topics::WithPrefix("t.");
-const absl::Time kT0 = absl::FromUnixSeconds(1800000000);
-
-std::unique_ptr<ReadModel> OpenFresh() {
-  auto rm = ReadModel::Open(
-      {.data_dir = testing::TempDir("ops") + "/db", .kafka = {}, .topics = kTopics});
-  REQUIRE(rm.ok());
-  return std::move(*rm);
-}
+using testing::Eventually;
+using unit::kT0;
+using unit::kTopics;
 
 // The broker answers: reachable, and sequence-events partition 0 holds offsets [0, 5) that the
 // (empty) read model has not folded.
@@ -53,90 +48,82 @@ struct Broker {
   }
 };
 
-template <typename Fn>
-bool Eventually(Fn ready) {
-  const absl::Time until = absl::Now() + absl::Seconds(10);
-  while (!ready()) {
-    if (absl::Now() > until) return false;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return true;
-}
-
 bool Shows(Ops& ops, const std::string& line) {
   return absl::StrContains(ops.PrometheusText(), line + "\n");
 }
 
+// Ops over a fresh read model, asking `broker` on a simulated clock from its construction on.
+// Declared in this order so that Ops (and its probe's thread) goes before the broker it asks; a
+// test whose broker is stuck releases it before the end.
+struct Fixture {
+  explicit Fixture(bool reachable = true, bool stuck = false) {
+    broker.reachable = reachable;
+    broker.stuck = stuck;
+    ops = std::make_unique<Ops>(OpsOptions{.topics = kTopics}, *rm, broker.Question(), clock);
+  }
+  // Waits until the loop has taken the broker's first answer (the lag of Answered()).
+  void FirstAnswerTaken() {
+    REQUIRE(Eventually(
+        [&] { return ops->Refresh() && Shows(*ops, "sequences_api_read_model_lag_records 5"); }));
+  }
+  std::unique_ptr<ReadModel> rm = unit::OpenReadModel();
+  SimulatedClock clock{kT0};
+  Broker broker;
+  std::unique_ptr<Ops> ops;
+};
+
 TEST_CASE(
     "given a broker that answers, when the loop refreshes, then it is reachable and the metrics "
     "show the read model's lag from the partition ends") {
-  auto rm = OpenFresh();
-  SimulatedClock clock(kT0);
-  Broker broker;
-  Ops ops({.topics = kTopics}, *rm, broker.Question(), clock);
-  REQUIRE(Eventually(
-      [&] { return ops.Refresh() && Shows(ops, "sequences_api_read_model_lag_records 5"); }));
-  CHECK(Shows(ops, "sequences_api_broker_reachable 1"));
+  Fixture f;
+  f.FirstAnswerTaken();
+  CHECK(Shows(*f.ops, "sequences_api_broker_reachable 1"));
 }
 
 TEST_CASE(
     "given a broker whose answer gets stuck (a request that outlives its timeout), when more than "
     "5 s pass on the clock, then the loop is told unreachable without waiting for it, and "
     "reachable again once it answers") {
-  auto rm = OpenFresh();
-  SimulatedClock clock(kT0);
-  Broker broker;
-  Ops ops({.topics = kTopics}, *rm, broker.Question(), clock);
-  REQUIRE(Eventually(
-      [&] { return ops.Refresh() && Shows(ops, "sequences_api_read_model_lag_records 5"); }));
-  broker.stuck = true;
-  clock.Advance(absl::Seconds(1));  // the next question is asked, and does not return
-  REQUIRE(Eventually([&] { return broker.asked == 2; }));
-  clock.Advance(absl::Seconds(4));  // the latest answer is 5 s old: still fresh
-  CHECK(ops.Refresh());
-  clock.Advance(absl::Seconds(1));
-  CHECK_FALSE(ops.Refresh());
-  CHECK(Shows(ops, "sequences_api_broker_reachable 0"));
+  Fixture f;
+  f.FirstAnswerTaken();
+  f.broker.stuck = true;
+  f.clock.Advance(absl::Seconds(1));  // the next question is asked, and does not return
+  REQUIRE(Eventually([&] { return f.broker.asked == 2; }));
+  f.clock.Advance(absl::Seconds(4));  // the latest answer is 5 s old: still fresh
+  CHECK(f.ops->Refresh());
+  f.clock.Advance(absl::Seconds(1));
+  CHECK_FALSE(f.ops->Refresh());
+  CHECK(Shows(*f.ops, "sequences_api_broker_reachable 0"));
   // An unknown lag is left out rather than made up.
-  CHECK_FALSE(absl::StrContains(ops.PrometheusText(), "sequences_api_read_model_lag_records"));
-  CHECK_FALSE(ops.Ready().ok());
-  broker.stuck = false;
-  broker.release.Notify();
-  CHECK(Eventually([&] { return ops.Refresh(); }));
-  CHECK(Shows(ops, "sequences_api_broker_reachable 1"));
+  CHECK_FALSE(absl::StrContains(f.ops->PrometheusText(), "sequences_api_read_model_lag_records"));
+  CHECK_FALSE(f.ops->Ready().ok());
+  f.broker.stuck = false;
+  f.broker.release.Notify();
+  CHECK(Eventually([&] { return f.ops->Refresh(); }));
+  CHECK(Shows(*f.ops, "sequences_api_broker_reachable 1"));
 }
 
 TEST_CASE(
     "given a broker that says no (a metadata request that fails), when the loop refreshes, then "
     "it is unreachable at once, with no lag") {
-  auto rm = OpenFresh();
-  SimulatedClock clock(kT0);
-  Broker broker;
-  broker.reachable = false;
-  Ops ops({.topics = kTopics}, *rm, broker.Question(), clock);
-  REQUIRE(Eventually([&] { return broker.asked >= 1; }));
-  CHECK(Eventually([&] { return !ops.Refresh(); }));
-  CHECK(Shows(ops, "sequences_api_broker_reachable 0"));
-  CHECK_FALSE(absl::StrContains(ops.PrometheusText(), "sequences_api_read_model_lag_records"));
+  Fixture f(/*reachable=*/false);
+  REQUIRE(Eventually([&] { return f.broker.asked >= 1; }));
+  CHECK(Eventually([&] { return !f.ops->Refresh(); }));
+  CHECK(Shows(*f.ops, "sequences_api_broker_reachable 0"));
+  CHECK_FALSE(absl::StrContains(f.ops->PrometheusText(), "sequences_api_read_model_lag_records"));
 }
 
 TEST_CASE(
     "given a broker that never answers the first question, then a starting API counts it "
     "reachable for 5 s (not reported down while it asks) and unreachable after") {
-  auto rm = OpenFresh();
-  SimulatedClock clock(kT0);
-  Broker broker;
-  broker.stuck = true;
-  {
-    Ops ops({.topics = kTopics}, *rm, broker.Question(), clock);
-    REQUIRE(Eventually([&] { return broker.asked == 1; }));
-    CHECK(ops.Refresh());
-    clock.Advance(absl::Seconds(5));
-    CHECK(ops.Refresh());
-    clock.Advance(absl::Seconds(1));
-    CHECK_FALSE(ops.Refresh());
-    broker.release.Notify();  // lets the probe's thread end with the test
-  }
+  Fixture f(/*reachable=*/true, /*stuck=*/true);
+  REQUIRE(Eventually([&] { return f.broker.asked == 1; }));
+  CHECK(f.ops->Refresh());
+  f.clock.Advance(absl::Seconds(5));
+  CHECK(f.ops->Refresh());
+  f.clock.Advance(absl::Seconds(1));
+  CHECK_FALSE(f.ops->Refresh());
+  f.broker.release.Notify();  // lets the probe's thread end with the test
 }
 
 }  // namespace
