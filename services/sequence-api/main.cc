@@ -270,10 +270,9 @@ int Main() {
 
   ops.SetServing(&transport);
   // Housekeeping, once a second until SIGTERM: health tells the truth (NOT_SERVING while the
-  // broker does not answer a metadata request, or its answer is stale: ops.h; so a load balancer
-  // sends calls elsewhere), a
-  // fatal producer error ends the process (exit 3, for its supervisor) instead of leaving it up
-  // and unable to write, and freed memory goes back to the system.
+  // broker does not answer a metadata request or its answer is stale, ops.h, so a load balancer
+  // sends calls elsewhere), a fatal producer error ends the process (exit 3, for its supervisor)
+  // instead of leaving it up and unable to write, and freed memory goes back to the system.
   const absl::Duration trim_every = absl::GetFlag(FLAGS_memory_trim_interval);
   absl::Time last_trim = clock.Now();
   bool serving = true;

@@ -119,8 +119,9 @@ std::string Ops::PrometheusText() {
     families.push_back(std::move(f));
   };
   add("sequences_api_broker_reachable",
-      "1 when the broker answered the latest metadata request, at most 5 s ago", MetricKind::kGauge,
-      reachable ? 1 : 0);
+      absl::StrCat("1 when the broker answered the latest metadata request, at most ",
+                   absl::FormatDuration(options_.stale_after), " ago"),
+      MetricKind::kGauge, reachable ? 1 : 0);
   if (lag >= 0) {  // unknown: no sample (absent, rather than a made-up number)
     add("sequences_api_read_model_lag_records",
         "records of the read model's partitions not folded yet (summed)", MetricKind::kGauge,

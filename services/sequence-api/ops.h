@@ -64,7 +64,7 @@ std::function<BrokerAnswer()> BrokerQuestion(std::shared_ptr<kafka::Admin> admin
 
 class Ops {
  public:
-  // Starts asking the broker `ask` (BrokerQuestion below, or a test's) on a thread of its own.
+  // Starts asking the broker `ask` (BrokerQuestion above, or a test's) on a thread of its own.
   Ops(OpsOptions options, ReadModel& read_model, std::function<BrokerAnswer()> ask, Clock& clock);
 
   // Takes the broker's latest answer and computes the read model's lag from it; never waits for
