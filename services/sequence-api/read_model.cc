@@ -278,6 +278,7 @@ struct ReadModel::Batch {
     EnrollmentRecord record;
     std::string sequence_id;
     std::optional<v1::Enrollment> old_view;
+    bool had_pending = false;  // a pending record was stored when loaded
     bool dirty = false;
   };
   std::map<std::string, Seq> sequences;
@@ -538,6 +539,7 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     if (r->has_value()) {
       e.record = std::move(**r);
       e.old_view = e.record.view;
+      e.had_pending = !e.record.pending_request_ids.empty();
     } else {
       e.record.view.set_name(EnrollmentResourceName(item_key, sequence_id));
       e.record.view.set_item_key(item_key);
@@ -788,19 +790,29 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     v.set_pending(!rec.pending_request_ids.empty());
     FillEnrollmentView(st, &v);
     const std::string& sequence_id = enr.sequence_id;
-    if (enr.old_view.has_value()) {
-      for (const std::string& k : EnrollmentIndexKeys(*enr.old_view, sequence_id)) {
+    // Only the index keys that changed: most events (a step reached, a task done) keep the
+    // status and the owner, and a delete and put of the same key were two memtable entries each.
+    const std::vector<std::string> old_keys =
+        enr.old_view.has_value() ? EnrollmentIndexKeys(*enr.old_view, sequence_id)
+                                 : std::vector<std::string>();
+    const std::vector<std::string> new_keys = EnrollmentIndexKeys(v, sequence_id);
+    for (const std::string& k : old_keys) {
+      if (std::find(new_keys.begin(), new_keys.end(), k) == new_keys.end()) {
         b.writes.Delete(kIndex, k);
       }
     }
-    for (const std::string& k : EnrollmentIndexKeys(v, sequence_id)) b.writes.Put(kIndex, k, "");
+    for (const std::string& k : new_keys) {
+      if (std::find(old_keys.begin(), old_keys.end(), k) == old_keys.end()) {
+        b.writes.Put(kIndex, k, "");
+      }
+    }
     b.writes.Put(kEnrollments, key, v.SerializeAsString());
     std::string pending;
     for (const std::string& id : rec.pending_request_ids) absl::StrAppend(&pending, id, "\n");
-    if (pending.empty()) {
-      b.writes.Delete(kPending, key);
-    } else {
+    if (!pending.empty()) {
       b.writes.Put(kPending, key, pending);
+    } else if (enr.had_pending) {
+      b.writes.Delete(kPending, key);
     }
   }
   for (const auto& [key, r] : b.requests) {

@@ -10,15 +10,8 @@
 # and optionally BENCH_API_BEFORE (another sequence-api binary, measured alongside: below).
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-cache=${SEQUENCES_CACHE:-$HOME/.cache/sequences}
-ghz_version=v0.120.0
-if [ ! -x "$cache/bin/ghz" ]; then
-  echo "api.sh: installing ghz $ghz_version into $cache/bin" >&2
-  GOPATH=$cache/go GOBIN=$cache/bin GOFLAGS=-mod=mod go install \
-    "github.com/bojand/ghz/cmd/ghz@$ghz_version" >&2
-fi
+ghz=$("$root/tests/bench/ghz.sh")
 source <("$root/tests/e2e/api/clients.sh" --env)
-ghz=$cache/bin/ghz
 out=${BENCH_OUT:?}
 token=bench-token
 metadata='{"authorization": "Bearer '$token'", "x-sequences-company": "bench", "x-sequences-user": "u1"}'
