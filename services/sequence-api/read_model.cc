@@ -792,9 +792,9 @@ absl::Status ReadModel::Apply(absl::Span<const kafka::Message> messages) {
     const std::string& sequence_id = enr.sequence_id;
     // Only the index keys that changed: most events (a step reached, a task done) keep the
     // status and the owner, and a delete and put of the same key were two memtable entries each.
-    const std::vector<std::string> old_keys =
-        enr.old_view.has_value() ? EnrollmentIndexKeys(*enr.old_view, sequence_id)
-                                 : std::vector<std::string>();
+    const std::vector<std::string> old_keys = enr.old_view.has_value()
+                                                  ? EnrollmentIndexKeys(*enr.old_view, sequence_id)
+                                                  : std::vector<std::string>();
     const std::vector<std::string> new_keys = EnrollmentIndexKeys(v, sequence_id);
     for (const std::string& k : old_keys) {
       if (std::find(new_keys.begin(), new_keys.end(), k) == new_keys.end()) {
