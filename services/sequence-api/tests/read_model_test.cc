@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <catch2/catch.hpp>
+#include <functional>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -98,6 +99,72 @@ TEST_CASE("given an enroll request, the item is listed pending until the executo
   auto by_owner = rm->ListEnrollments({.company_id = "acme", .owner_id = "owner-7"}, "", 10, &last);
   REQUIRE(by_owner.ok());
   CHECK(by_owner->size() == 1);
+}
+
+// An executor event about deal `item` of sequence `seq` (generation 1), for the index tests.
+v1::Envelope ExecutorEvent(const std::string& seq, const std::string& item, const std::string& id,
+                           const std::function<v1::EnrollmentRef*(v1::Envelope&)>& payload) {
+  v1::Envelope e = domain::MakeEnvelope(id, "acme", kT0, "", "");
+  v1::EnrollmentRef* ref = payload(e);
+  ref->set_enrollment_id("acme/deal/" + item + "#" + seq + "#1");
+  ref->set_item_key("acme/deal/" + item);
+  ref->set_sequence_id(seq);
+  return e;
+}
+
+TEST_CASE(
+    "given an enrollment whose status changes at every event (pending, in progress, paused, in "
+    "progress, completed), then after each one it is listed under its current status only, once, "
+    "and once under its owner, and its pending record is gone once started") {
+  std::unique_ptr<ReadModel> rm = OpenFresh();
+  int64_t offset = 0;
+  auto apply = [&](const std::string& topic, const v1::Envelope& e) {
+    REQUIRE(rm->Apply({Record(topic, offset++, e)}).ok());
+  };
+  auto listed = [&](EnrollmentFilter f) {
+    f.company_id = "acme";
+    std::string last;
+    absl::StatusOr<std::vector<v1::Enrollment>> got = rm->ListEnrollments(f, "", 10, &last);
+    REQUIRE(got.ok());
+    return got->size();
+  };
+  const std::vector<v1::EnrollmentStatus> statuses = {v1::ENROLLMENT_STATUS_IN_PROGRESS,
+                                                      v1::ENROLLMENT_STATUS_PAUSED,
+                                                      v1::ENROLLMENT_STATUS_COMPLETED};
+  auto expect = [&](v1::EnrollmentStatus now, bool pending) {
+    INFO("expected " << v1::EnrollmentStatus_Name(now) << (pending ? ", pending" : ""));
+    for (v1::EnrollmentStatus s : statuses) {
+      INFO("listed as " << v1::EnrollmentStatus_Name(s));
+      CHECK(listed({.sequence_id = "s1", .status = s}) == (s == now ? 1u : 0u));
+    }
+    CHECK(listed({.sequence_id = "s1", .pending_only = true}) == (pending ? 1u : 0u));
+    CHECK(listed({.sequence_id = "s1"}) == 1);
+    CHECK(listed({.owner_id = "owner-7"}) == 1);
+    auto rec = rm->LoadEnrollment("acme/deal/42", "s1");
+    REQUIRE(rec.ok());
+    REQUIRE(rec->has_value());
+    CHECK((*rec)->pending_request_ids.empty() == !pending);
+  };
+  apply(kTopics.sequence_events, Created("s1", "acme"));
+  apply(kTopics.enrollment_events, EnrollRequested("s1", "42", "e1"));
+  expect(v1::ENROLLMENT_STATUS_UNSPECIFIED, /*pending=*/true);
+  apply(kTopics.executor_events, Started("s1", "42", "e1"));
+  expect(v1::ENROLLMENT_STATUS_IN_PROGRESS, false);
+  apply(kTopics.executor_events, ExecutorEvent("s1", "42", "paused", [](v1::Envelope& e) {
+          e.mutable_enrollment_paused()->set_cause(v1::PAUSE_CAUSE_ENROLLMENT);
+          return e.mutable_enrollment_paused()->mutable_ref();
+        }));
+  expect(v1::ENROLLMENT_STATUS_PAUSED, false);
+  apply(kTopics.executor_events, ExecutorEvent("s1", "42", "resumed", [](v1::Envelope& e) {
+          e.mutable_enrollment_resumed()->set_cause(v1::PAUSE_CAUSE_ENROLLMENT);
+          return e.mutable_enrollment_resumed()->mutable_ref();
+        }));
+  expect(v1::ENROLLMENT_STATUS_IN_PROGRESS, false);
+  apply(kTopics.executor_events, ExecutorEvent("s1", "42", "completed", [](v1::Envelope& e) {
+          e.mutable_enrollment_completed()->set_exit_reason(v1::EXIT_REASON_ALL_STEPS_DONE);
+          return e.mutable_enrollment_completed()->mutable_ref();
+        }));
+  expect(v1::ENROLLMENT_STATUS_COMPLETED, false);
 }
 
 TEST_CASE("a batch delivered again is skipped, so counts do not double") {
