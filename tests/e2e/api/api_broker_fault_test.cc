@@ -49,6 +49,17 @@ v1::CreateSequenceRequest CreateImmediate() {
   return req;
 }
 
+// After the broker is back: `write` (one write with the deadline it is given) until one is
+// answered OK, for at most a minute. True if one was.
+template <typename Fn>
+bool WritesAgain(Fn write) {
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (absl::Now() < until) {
+    if (write(absl::Seconds(10))) return true;
+  }
+  return false;
+}
+
 TEST_CASE(
     "Across a broker kill -9 and a clean stop, each followed by a restart on the same data, "
     "every API write (Enroll too) is durable when answered OK, otherwise UNAVAILABLE or "
@@ -201,10 +212,7 @@ TEST_CASE(
       CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(15)));
       REQUIRE(broker.Start().ok());
       // The same process writes again, soon.
-      bool wrote = false;
-      const absl::Time until = absl::Now() + absl::Seconds(60);
-      while (!wrote && absl::Now() < until) wrote = call(absl::Seconds(10));
-      REQUIRE(wrote);
+      REQUIRE(WritesAgain(call));
       CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
       // The refused Enroll and batch, retried with their request ids, go through; so does a new
       // Enroll.
@@ -304,10 +312,7 @@ TEST_CASE(
     // The broker's latest answer goes stale within 5 s; the loop looks once a second.
     CHECK(WaitForHealth(api.address(), "NOT_SERVING", absl::Seconds(10)));
     REQUIRE(broker.Thaw().ok());
-    bool wrote = false;
-    const absl::Time until = absl::Now() + absl::Seconds(60);
-    while (!wrote && absl::Now() < until) wrote = create(absl::Seconds(10));
-    REQUIRE(wrote);
+    REQUIRE(WritesAgain(create));
     CHECK(WaitForHealth(api.address(), "SERVING", absl::Seconds(15)));
     // The read model folds again: the sequence written after the thaw can be read (the token
     // makes the read wait for the fold of the write).

@@ -28,6 +28,19 @@ SequenceBuilder ThreeSteps(World& w, const std::string& id) {
   return seq;
 }
 
+// Publishes enrollments into `sequence_id` in waves, the items of each wave numbered on from the
+// last; `published` counts them all.
+struct Waves {
+  World& w;
+  std::string sequence_id;
+  int published = 0;
+  void operator()(int n, absl::Time at = absl::Now()) {
+    w.PublishAll(w.topics().enrollment_events,
+                 Enrollments(sequence_id, published, published + n, at));
+    published += n;
+  }
+};
+
 // After `expected` effects arrived: waits a little longer (a duplicate would arrive then) and
 // checks that each effect id came exactly once and none is missing.
 void CheckEachEffectOnce(Reader& reader, const World& w, size_t expected) {
@@ -77,12 +90,9 @@ TEST_CASE(
     "repeating a step") {
   World w;
   SequenceBuilder seq = ThreeSteps(w, "s-rebalance");
-  constexpr int kWave = 400;
-  int published = 0;
-  auto wave = [&] {  // every step due at once: the executors are busy through each move
-    w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), published, published + kWave));
-    published += kWave;
-  };
+  Waves waves{w, seq.id()};
+  // Every step due at once: the executors are busy through each move.
+  auto wave = [&] { waves(400); };
   auto a = w.StartExecutor("a");
   wave();
   // b joins while a decides the wave: a gives up some partitions (cooperatively, between two
@@ -105,7 +115,7 @@ TEST_CASE(
   wave();
 
   Reader reader({w.topics().task_events, w.topics().email_events});
-  const size_t expected = static_cast<size_t>(published) * 3;
+  const size_t expected = static_cast<size_t>(waves.published) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
   CheckEachEffectOnce(reader, w, expected);
   CHECK(a->Terminate() == 0);
@@ -117,11 +127,7 @@ TEST_CASE(
     "passes: when the other leaves and it takes all partitions, no step fires twice") {
   World w;
   SequenceBuilder seq = ThreeSteps(w, "s-warm");
-  int published = 0;
-  auto wave = [&](int n) {
-    w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), published, published + n));
-    published += n;
-  };
+  Waves wave{w, seq.id()};
   auto a = w.StartExecutor("a");
   // A backlog of executor events on one partition: the newcomer's warm-up reaches the end of the
   // others long before the end of that one.
@@ -152,7 +158,7 @@ TEST_CASE(
   CHECK(a->Terminate() == 0);
   wave(300);
 
-  const size_t expected = static_cast<size_t>(kBacklog + published) * 3;
+  const size_t expected = static_cast<size_t>(kBacklog + wave.published) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
   CheckEachEffectOnce(reader, w, expected);
   CHECK(b->Terminate() == 0);
@@ -166,11 +172,7 @@ TEST_CASE(
   const int freezes = EnvInt("SEQUENCES_EXEC_FREEZES", 2);
   World w;
   SequenceBuilder seq = ThreeSteps(w, "s-frozen");
-  int published = 0;
-  auto wave = [&](int n) {
-    w.PublishAll(w.topics().enrollment_events, Enrollments(seq.id(), published, published + n));
-    published += n;
-  };
+  Waves wave{w, seq.id()};
   // The broker's smallest session timeout: the frozen member leaves the group 6 s into a freeze.
   const std::vector<std::string> flags = {"--session_timeout=6s"};
   std::map<std::string, std::unique_ptr<ChildProcess>> exec;
@@ -189,14 +191,14 @@ TEST_CASE(
     wave(200);
     // Liveness: the other member takes the frozen one's partitions (after its session ends and
     // its open transaction is aborted by the broker, 10 s) and fires everything meanwhile.
-    const size_t due = static_cast<size_t>(published) * 3;
+    const size_t due = static_cast<size_t>(wave.published) * 3;
     CHECK(reader.PollUntil([&] { return reader.seen().size() >= due; }, absl::Seconds(90)));
     REQUIRE(kill(exec[frozen]->pid(), SIGCONT) == 0);
     // It resumes where it stopped: its late commit must be refused, not land as duplicates.
     wave(200);
     absl::SleepFor(absl::Seconds(2));
   }
-  const size_t expected = static_cast<size_t>(published) * 3;
+  const size_t expected = static_cast<size_t>(wave.published) * 3;
   REQUIRE(reader.PollUntil([&] { return reader.seen().size() >= expected; }, absl::Seconds(120)));
   CheckEachEffectOnce(reader, w, expected);
   CHECK(exec["a"]->Terminate() == 0);
@@ -216,13 +218,8 @@ TEST_CASE(
       {ActivityStep("call", 0), EmailStep("draft", 1, false), ActivityStep("follow", 2)}, w.Now()));
   std::mt19937 rng(std::random_device{}());
   auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
-  int published = 0;
-  auto wave = [&] {
-    const int n = 50 + pick(200);
-    w.PublishAll(w.topics().enrollment_events,
-                 Enrollments(seq.id(), published, published + n, w.Now()));
-    published += n;
-  };
+  Waves waves{w, seq.id()};
+  auto wave = [&] { waves(50 + pick(200), w.Now()); };
   const std::vector<std::string> ids = {"a", "b", "c"};
   std::map<std::string, std::unique_ptr<ChildProcess>> running;
   running["a"] = w.StartExecutor("a");
@@ -257,7 +254,7 @@ TEST_CASE(
   wave();
 
   Reader reader({w.topics().task_events, w.topics().email_events});
-  const size_t expected = static_cast<size_t>(published) * 3;
+  const size_t expected = static_cast<size_t>(waves.published) * 3;
   // Each step is due a minute or two after the one before it ran: move the clock on until all ran
   // (a killed member's partitions wait for its session to end, 10 s).
   const absl::Time give_up = absl::Now() + absl::Seconds(120);
