@@ -15,12 +15,16 @@ BrokerAnswer AskBroker(kafka::Admin& admin, kafka::Consumer& watermarks,
                        const service::Topics& topics) {
   constexpr absl::Duration kTimeout = absl::Seconds(2);
   BrokerAnswer answer;
-  answer.reachable = admin.PartitionCount(topics.sequence_events, kTimeout).ok();
+  // The reachability question's answer is also sequence-events' partition count.
+  const absl::StatusOr<int> sequence_partitions =
+      admin.PartitionCount(topics.sequence_events, kTimeout);
+  answer.reachable = sequence_partitions.ok();
   if (!answer.reachable) return answer;
   std::map<std::pair<std::string, int32_t>, kafka::WatermarkOffsets> ends;
   for (const std::string& topic :
        {topics.sequence_events, topics.enrollment_events, topics.executor_events}) {
-    absl::StatusOr<int> n = admin.PartitionCount(topic, kTimeout);
+    absl::StatusOr<int> n = topic == topics.sequence_events ? sequence_partitions
+                                                            : admin.PartitionCount(topic, kTimeout);
     if (!n.ok()) return answer;
     for (int32_t p = 0; p < *n; ++p) {
       absl::StatusOr<kafka::WatermarkOffsets> w = watermarks.QueryWatermarks({topic, p}, kTimeout);
