@@ -5,6 +5,7 @@
 #                       and the API process's CPU per call (cpu_ms_per_call: user+system from
 #                       /proc over the calls and the settle after them, so the read model's fold
 #                       of the calls' events counts; far less noisy than latency on a busy machine)
+#   api-batch-enroll-native  the same calls from a compiled C++ client (sequences-bench)
 # Prints RESULT lines like sequences-bench. Called by tests/bench/run.sh with:
 #   BENCH_BOOTSTRAP, BENCH_OUT, SEQUENCES_BUILD_DIR, BENCH_RATES, BENCH_RATE_SECONDS
 # and optionally BENCH_API_BEFORE (another sequence-api binary, measured alongside: below).
@@ -134,6 +135,14 @@ for half in 1 2; do
     cpu_spent[$v]=$(awk -v a="${cpu_spent[$v]}" -v b="$cpu0" -v c="$(cpu_ms "${pid[$v]}")" \
       'BEGIN {print a + c - b}')
   done
+done
+# The same calls from a compiled client (api_client.h): ghz's latency includes encoding 1,000 items
+# and decoding 1,000 results by reflection, which a C++ caller of the API does not pay.
+for v in $(ordered "$round"); do
+  settle
+  "$SEQUENCES_BUILD_DIR/tests/bench/sequences-bench" api-batch-enroll-native --api="${addr[$v]}" \
+    --api_parent="${parent[$v]}" --api_token="$token" --api_company=bench --item_tag="n$v" \
+    --batch=1000 --repeats="$calls" --name_suffix="${suffix[$v]}" 2>>"$out/bench.log" || true
 done
 for v in "${variants[@]}"; do
   CPU_MS_PER_CALL=$(awk -v t="${cpu_spent[$v]}" -v n="$(( (calls / 2) * 2 ))" 'BEGIN {print t / n}') \

@@ -11,6 +11,7 @@
 #include "absl/strings/str_join.h"
 #include "libs/kafka/admin.h"
 #include "sequences/v1/events.pb.h"
+#include "tests/bench/api_client.h"
 #include "tests/bench/api_soak.h"
 #include "tests/bench/kafka_baselines.h"
 #include "tests/bench/system_bench.h"
@@ -41,6 +42,11 @@ ABSL_FLAG(std::string, system, "executor",
           "tests/bench/peers/kafka-streams; its figures are named peer-kafka-streams-*)");
 ABSL_FLAG(std::vector<std::string>, executor_flags, {},
           "extra flags of the executor, comma-separated (e.g. --min_batch=500,--max_batch=500)");
+ABSL_FLAG(std::string, api, "", "api-batch-enroll-native: the sequence-api's host:port");
+ABSL_FLAG(std::string, api_parent, "", "api-batch-enroll-native: the sequence to enroll into");
+ABSL_FLAG(std::string, api_token, "bench-token", "api-batch-enroll-native: the bearer token");
+ABSL_FLAG(std::string, api_company, "bench", "api-batch-enroll-native: the caller's company");
+ABSL_FLAG(std::string, item_tag, "n", "api-batch-enroll-native: prefix of the item ids");
 ABSL_FLAG(std::string, peers_dir, "tests/bench/peers", "where the peers' run.sh scripts are");
 
 namespace sequences::bench {
@@ -145,6 +151,16 @@ int Run(const std::string& cmd) {
     Print(cmd, f);
     return f.ok() ? 0 : 1;
   }
+  if (cmd == "api-batch-enroll-native") {
+    auto f = ApiBatchEnroll({.address = absl::GetFlag(FLAGS_api),
+                             .token = absl::GetFlag(FLAGS_api_token),
+                             .company = absl::GetFlag(FLAGS_api_company),
+                             .user = "u1"},
+                            absl::GetFlag(FLAGS_api_parent), absl::GetFlag(FLAGS_batch),
+                            absl::GetFlag(FLAGS_repeats), absl::GetFlag(FLAGS_item_tag));
+    Print(cmd, f);
+    return f.ok() ? 0 : 1;
+  }
   SystemOptions system{.bootstrap = bootstrap,
                        .build_dir = absl::GetFlag(FLAGS_build_dir),
                        .work_dir = absl::GetFlag(FLAGS_work_dir),
@@ -191,7 +207,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr,
                  "usage: sequences-bench <kafka-passthrough|kafka-raw-consume|kafka-produce-rate|"
                  "kafka-produce-batch|executor-throughput|executor-scaleout|executor-timer-burst|"
-                 "executor-lateness|executor-limits|executor-limits-reached|api-hostile-soak> "
+                 "executor-lateness|executor-limits|executor-limits-reached|api-hostile-soak|"
+                 "api-batch-enroll-native> "
                  "[--flags]\n");
     return 2;
   }

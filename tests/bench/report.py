@@ -65,6 +65,10 @@ PAIRS = [
      "three executors vs. one, CPU per enrollment of all instances together"),
     ("api-batch-enroll", "kafka-produce-batch", "latency_ms_p50",
      "1,000-item BatchEnroll p50 vs. producing the same 1,000 records p50"),
+    ("api-batch-enroll-native", "kafka-produce-batch", "latency_ms_p50",
+     "1,000-item BatchEnroll p50 from a compiled client vs. producing the same 1,000 records p50"),
+    ("api-batch-enroll-native", "api-batch-enroll", "latency_ms_p50",
+     "1,000-item BatchEnroll p50 from a compiled client vs. from ghz (the client's share)"),
     # Send limits (docs/send-limits.md): automatic emails through the sender stage, limit never
     # reached, vs. the same emails as drafts (no stage), same run. 1 = the stage costs nothing.
     ("executor-limits-on-throughput", "executor-limits-off-throughput", "from_start_per_s",
@@ -175,9 +179,9 @@ def main():
 
     # BENCH_API_BEFORE: this build's API against another binary measured alongside it.
     for name, figs in results.items():
-        if name.startswith("api-enroll@") or name == "api-batch-enroll":
+        if name.startswith("api-enroll@") or name in ("api-batch-enroll", "api-batch-enroll-native"):
             before = name.replace("api-enroll", "api-enroll-before", 1) if "@" in name \
-                else "api-batch-enroll-before"
+                else f"{name}-before"
             for key in ("latency_ms_p50", "latency_ms_p99", "cpu_ms_per_call"):
                 if results.get(before, {}).get(key) and key in figs:
                     comparisons.append({
