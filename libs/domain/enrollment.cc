@@ -585,6 +585,8 @@ absl::StatusOr<Decision> DecideEnrollment(const EnrollmentState& state, const v1
       p->set_step_id(o.step_id());
       p->set_email_id(o.email_id());
       *p->mutable_cancelled_at() = o.at();
+      p->set_reason(o.reason());
+      p->set_detail(o.detail());
       d.executor_events.push_back(std::move(e));
     } else {
       return InvalidField("send_outcome.kind", "must be deferred, sent or cancelled");

@@ -118,9 +118,14 @@ std::string DescribeExecutorEvent(const v1::Envelope& e) {
     case v1::Envelope::kEmailReleased:
       return absl::StrCat("email of step ", e.email_released().step_id(), " sent at ",
                           At(e.email_released().sent_at()), " (it was deferred)");
-    case v1::Envelope::kEmailCancelled:
-      return absl::StrCat("queued email of step ", e.email_cancelled().step_id(),
-                          " cancelled: enrollment ended");
+    case v1::Envelope::kEmailCancelled: {
+      const v1::EmailCancelled& p = e.email_cancelled();
+      if (p.reason().empty()) {
+        return absl::StrCat("queued email of step ", p.step_id(), " cancelled: enrollment ended");
+      }
+      return absl::StrCat("queued email of step ", p.step_id(), " withheld at sending (",
+                          p.reason(), "): ", p.detail());
+    }
     case v1::Envelope::kEnrollmentMergeDataUpdated: {
       const v1::EnrollmentMergeDataUpdated& p = e.enrollment_merge_data_updated();
       std::string s = "merge data updated";

@@ -416,4 +416,19 @@ SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry) {
   return state;
 }
 
+std::optional<Withheld> WithheldAtSend(const SequenceState& seq, absl::string_view sender_user_id) {
+  if (!seq.exists) return std::nullopt;
+  if (seq.deleted) return Withheld{"sequence_deleted", "the sequence was deleted"};
+  if (!seq.automated_sending) {
+    return Withheld{"automated_sending_off",
+                    "automated email sending was switched off for the sequence"};
+  }
+  if (!seq.HasConsent(sender_user_id)) {
+    return Withheld{"consent_missing",
+                    absl::StrCat("user ", sender_user_id,
+                                 " revoked consent to automated sending for this sequence")};
+  }
+  return std::nullopt;
+}
+
 }  // namespace sequences::domain

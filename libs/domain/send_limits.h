@@ -45,6 +45,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "libs/domain/schedule.h"
+#include "libs/domain/sequence.h"
 #include "sequences/v1/events.pb.h"
 #include "sequences/v1/sequence.pb.h"
 
@@ -172,6 +173,19 @@ struct SenderState {
 // flight) clears in_flight and, with last_sent_at, sets last_sent; `passed` (handed on with no
 // gap in force) leave the queue without becoming in flight.
 SenderState EvolveSender(SenderState state, const v1::SendLedgerEntry& entry);
+
+// Why a queued automatic email of `seq` from `sender_user_id` may not go out now. Automated
+// sending and the sender's consent are checked again at the moment of sending, not only when the
+// step fired (PRODUCT.md): an email that waited at its sender or person stage while the sequence's
+// automated sending was switched off, the sender revoked consent or the sequence was deleted
+// leaves the queue unsent (docs/send-limits.md). `reason` is the failure reason's short name
+// ("automated_sending_off", "consent_missing", "sequence_deleted"), `detail` a sentence for the
+// history. nullopt: it may go. A sequence not folded yet (exists false) is not judged.
+struct Withheld {
+  std::string reason;
+  std::string detail;
+};
+std::optional<Withheld> WithheldAtSend(const SequenceState& seq, absl::string_view sender_user_id);
 
 }  // namespace sequences::domain
 

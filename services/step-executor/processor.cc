@@ -326,28 +326,51 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
   auto calendar = [&](const v1::SendRequested& r) { return CalendarOf(r); };
   const std::string company = domain::CompanyOfStageKey(sender_key);
   const std::string user = sender_key.substr(sender_key.find("/sender/") + 8);
-  absl::Status read;
-  const SenderPlan decided =
-      PlanSender(state,
-                 overlay.SenderRuns(
-                     sender_key, stage, arrived, cancelled,
-                     [&](const std::string& sequence_id, const std::string& time_zone) {
-                       return domain::MakeCalendar(Sequence(sequence_id).settings,
-                                                   domain::LoadZoneOrUtc(time_zone));
-                     },
-                     &read),
-                 LimitsFor(company), now);
-  if (!read.ok()) return read;
-  // The released requests that waited in the store (the others arrived now).
-  if (absl::Status s = overlay.LoadQueued(sender_key, stage, decided.plan.released); !s.ok()) {
-    return s;
-  }
+  auto plan_now = [&]() -> absl::StatusOr<SenderPlan> {
+    absl::Status read;
+    SenderPlan p =
+        PlanSender(state,
+                   overlay.SenderRuns(
+                       sender_key, stage, arrived, cancelled,
+                       [&](const std::string& sequence_id, const std::string& time_zone) {
+                         return domain::MakeCalendar(Sequence(sequence_id).settings,
+                                                     domain::LoadZoneOrUtc(time_zone));
+                       },
+                       &read),
+                   LimitsFor(company), now);
+    if (!read.ok()) return read;
+    // The released requests that waited in the store (the others arrived now).
+    if (absl::Status s = overlay.LoadQueued(sender_key, stage, p.plan.released); !s.ok()) return s;
+    return p;
+  };
   auto request = [&](const std::string& id) -> const v1::SendRequested& {
     auto a = arrived.find(id);
     return a != arrived.end() ? *a->second : state.queue.at(id);
   };
-  const domain::ReleasePlan& plan = decided.plan;
-  const std::optional<absl::Time>& next = decided.next;
+  absl::StatusOr<SenderPlan> decided = plan_now();
+  if (!decided.ok()) return decided.status();
+  // Checked again at the moment of sending (domain::WithheldAtSend): a release its sequence no
+  // longer allows leaves the queue unsent, as a cancel does, and the plan is made again without
+  // it (its room goes to the next email). Each round removes at least one request: it ends.
+  std::map<std::string, domain::Withheld> withheld;
+  for (;;) {
+    bool again = false;
+    for (const std::string& id : decided->plan.released) {
+      const v1::SendRequested& r = request(id);
+      std::optional<domain::Withheld> w =
+          domain::WithheldAtSend(Sequence(r.email().sequence_id()), user);
+      if (!w.has_value()) continue;
+      withheld.emplace(id, *std::move(w));
+      cancelled.insert(id);
+      cancelled_requests[id] = &r;
+      again = true;
+    }
+    if (!again) break;
+    decided = plan_now();
+    if (!decided.ok()) return decided.status();
+  }
+  const domain::ReleasePlan& plan = decided->plan;
+  const std::optional<absl::Time>& next = decided->next;
 
   v1::Envelope ledger = domain::MakeEnvelope(absl::StrCat(sender_key, "/ledger/", state.seq + 1),
                                              company, now, cause_id, "");
@@ -400,6 +423,10 @@ absl::Status Processor::DecideSender(const std::string& sender_key,
     p->set_kind(v1::SendOutcome::KIND_CANCELLED);
     *p->mutable_at() = domain::ToProto(now);
     p->set_sender_user_id(user);
+    if (auto w = withheld.find(id); w != withheld.end()) {
+      p->set_reason(w->second.reason);
+      p->set_detail(w->second.detail);
+    }
     out.records.push_back(
         {topics_.enrollment_events, r.ref().item_key(), SerializeDeterministic(o), {}, -1});
     // Passed a person stage: it may forward the next one.

@@ -279,8 +279,10 @@ v1::Envelope Outcome(const std::string& enrollment_id, v1::SendOutcome::Kind kin
   o->set_email_id(absl::StrCat(enrollment_id, "/mail/email"));
   o->set_kind(kind);
   *o->mutable_at() = ToProto(Utc(2026, 3, 3, 0));
-  o->set_reason(kDeferredSendLimit);
-  o->set_detail("sender u1: 3/day reached");
+  if (kind == v1::SendOutcome::KIND_DEFERRED) {
+    o->set_reason(kDeferredSendLimit);
+    o->set_detail("sender u1: 3/day reached");
+  }
   o->set_sender_user_id("u1");
   return e;
 }
@@ -666,6 +668,62 @@ TEST_CASE(
   REQUIRE(plan.next_release.has_value());
   CHECK(*plan.next_release == Utc(2026, 3, 3));
   CHECK(pulled == 2);  // the head of each run
+}
+
+TEST_CASE(
+    "Given a queued automatic email, when its release comes, then it is withheld if its sequence "
+    "switched automated sending off, lost its sender's consent or was deleted, and an enrollment "
+    "told so records the reason in its history",
+    "[send_limits][enrollment]") {
+  SequenceState seq;
+  seq.exists = true;
+  seq.automated_sending = true;
+  seq.consented_users = {"u1", "u2"};
+  CHECK_FALSE(WithheldAtSend(seq, "u1").has_value());
+
+  SequenceState other_revoked = seq;
+  other_revoked.consented_users.erase("u2");
+  CHECK_FALSE(WithheldAtSend(other_revoked, "u1").has_value());  // another sender's consent
+  std::optional<Withheld> w = WithheldAtSend(other_revoked, "u2");
+  REQUIRE(w.has_value());
+  CHECK(w->reason == "consent_missing");
+  CHECK(w->detail == "user u2 revoked consent to automated sending for this sequence");
+
+  SequenceState off = seq;
+  off.automated_sending = false;
+  REQUIRE(WithheldAtSend(off, "u1").has_value());
+  CHECK(WithheldAtSend(off, "u1")->reason == "automated_sending_off");
+
+  SequenceState deleted = seq;
+  deleted.deleted = true;
+  REQUIRE(WithheldAtSend(deleted, "u1").has_value());
+  CHECK(WithheldAtSend(deleted, "u1")->reason == "sequence_deleted");
+
+  // Not folded yet on this instance: not judged (the step's instance checked it when it fired).
+  CHECK_FALSE(WithheldAtSend(SequenceState(), "u1").has_value());
+
+  // The enrollment whose email waited learns it was withheld, and says why.
+  EnrollmentState st = DealEnrollment(v1::ENROLLMENT_STATUS_IN_PROGRESS);
+  auto deferred = DecideEnrollment(st, Outcome(st.enrollment_id, v1::SendOutcome::KIND_DEFERRED),
+                                   SequenceState(), Utc(2026, 3, 2, 10));
+  REQUIRE(deferred.ok());
+  for (const v1::Envelope& e : deferred->executor_events) st = EvolveEnrollment(st, e);
+  CHECK_FALSE(st.deferred_email_id.empty());
+  v1::Envelope withheld = Outcome(st.enrollment_id, v1::SendOutcome::KIND_CANCELLED);
+  withheld.mutable_send_outcome()->set_reason(w->reason);
+  withheld.mutable_send_outcome()->set_detail(w->detail);
+  auto told = DecideEnrollment(st, withheld, SequenceState(), Utc(2026, 3, 3, 0));
+  REQUIRE(told.ok());
+  REQUIRE(told->executor_events.size() == 1);
+  const v1::Envelope& event = told->executor_events[0];
+  REQUIRE(event.has_email_cancelled());
+  CHECK(event.email_cancelled().reason() == "consent_missing");
+  CHECK(DescribeExecutorEvent(event) ==
+        "queued email of step mail withheld at sending (consent_missing): user u2 revoked consent "
+        "to automated sending for this sequence");
+  st = EvolveEnrollment(st, event);
+  CHECK(st.deferred_email_id.empty());                    // no longer shown as waiting
+  CHECK(st.status == v1::ENROLLMENT_STATUS_IN_PROGRESS);  // the enrollment goes on
 }
 
 }  // namespace

@@ -12,6 +12,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "libs/domain/envelope.h"
+#include "libs/domain/history.h"
 #include "libs/domain/min_gap.h"
 #include "libs/domain/routing.h"
 #include "libs/domain/send_limits.h"
@@ -586,7 +587,8 @@ using namespace testing;
 
 // c1's sequence s1 (an automatic email at once, another a month later), owner-1's consent, and
 // the company's settings: `daily` a day per sender, `gap_seconds` between emails to one person.
-void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
+// Returns the sequence's builder, for later commands about it.
+SequenceBuilder SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
   f.clock.Set(absl::FromCivil(absl::CivilSecond(2026, 3, 2, 10, 0, 0), absl::UTCTimeZone()));
   const absl::Time t0 = f.clock.Now();
   SequenceBuilder seq("c1", "s1");
@@ -603,6 +605,7 @@ void SendingSequence(Fixture& f, int daily, int64_t gap_seconds) {
   s->set_min_gap_between_emails_seconds(gap_seconds);
   events.push_back(settings);
   f.FoldSequence(events);
+  return seq;
 }
 
 // An automatic email's request to its sender stage, as the step's batch writes it.
@@ -943,7 +946,7 @@ TEST_CASE(
     "first") {
   Fixture f;
   // A second step a month later keeps the enrollments running (a reply can end them).
-  SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
+  SequenceBuilder s1 = SendingSequence(f, /*daily=*/1, /*gap_seconds=*/0);
   CHECK(f.processor->LimitsFor("c1").daily == 1);
 
   BatchOutput e1 = f.EnrollNow(0, "c1/deal/1");
@@ -1019,6 +1022,82 @@ TEST_CASE(
     // Released once: the timer does not fire again.
     f.clock.Set(tomorrow + absl::Hours(1));
     CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  }
+
+  // Automated sending and consent are checked again when a queued email is released, not only
+  // when its step fired (PRODUCT.md): one its sequence no longer allows leaves the queue unsent.
+  const std::string waiting_id = req2.send_requested().email().idempotency_key();
+  auto withheld_at_release = [&](const std::vector<v1::Envelope>& change, const std::string& reason,
+                                 const std::string& detail) {
+    f.FoldSequence(change);
+    f.clock.Set(tomorrow);
+    BatchOutput released = f.Fire(f.all);
+    CHECK(f.On(released, "t.email-events").empty());
+    CHECK(released.emails_released == 0);
+    const std::vector<v1::Envelope> ledger = f.On(released, "t.executor-events");
+    REQUIRE(ledger.size() == 1);
+    const v1::SendLedgerEntry& entry = ledger[0].send_ledger_entry();
+    CHECK(entry.released_size() == 0);
+    REQUIRE(entry.cancelled_size() == 1);
+    CHECK(entry.cancelled(0) == waiting_id);
+    CHECK_FALSE(entry.has_next_release_at());  // nothing left to release
+    const std::vector<v1::Envelope> answer = f.On(released, "t.enrollment-events");
+    REQUIRE(answer.size() == 1);
+    const v1::SendOutcome& cancelled = answer[0].send_outcome();
+    CHECK(cancelled.kind() == v1::SendOutcome::KIND_CANCELLED);
+    CHECK(cancelled.email_id() == waiting_id);
+    CHECK(cancelled.reason() == reason);
+    CHECK(cancelled.detail() == detail);
+    // Its enrollment records why (its history says so), and the stage never sends it later.
+    BatchOutput recorded;
+    f.Decide(f.Record("t.enrollment-events", 1, cancelled.ref().item_key(), answer[0]), recorded);
+    const std::vector<v1::Envelope> events = f.On(recorded, "t.executor-events");
+    REQUIRE(events.size() == 1);
+    REQUIRE(events[0].has_email_cancelled());
+    CHECK(events[0].email_cancelled().reason() == reason);
+    CHECK(domain::DescribeExecutorEvent(events[0]) ==
+          absl::StrCat("queued email of step mail withheld at sending (", reason, "): ", detail));
+    f.clock.Set(tomorrow + absl::Hours(49));
+    CHECK(f.On(f.Fire(f.all), "t.email-events").empty());
+  };
+
+  SECTION("when its sender revokes consent before the next day, then it is withheld unsent") {
+    withheld_at_release(s1.Consent("owner-1", false, f.clock.Now()), "consent_missing",
+                        "user owner-1 revoked consent to automated sending for this sequence");
+  }
+
+  SECTION("when automated sending is switched off before the next day, then it is withheld") {
+    withheld_at_release(s1.AutomatedSending(false, f.clock.Now()), "automated_sending_off",
+                        "automated email sending was switched off for the sequence");
+  }
+
+  SECTION(
+      "when another sequence's waiting email is next in turn and its sender revoked consent "
+      "there, then that one is withheld and the day's one email goes to this one") {
+    SequenceBuilder s2("c1", "s2");
+    std::vector<v1::Envelope> events = s2.Create(
+        {EmailStep("mail", 0, true), EmailStep("later", 30 * 24 * 60, true)}, f.clock.Now());
+    for (auto& e : s2.AutomatedSending(true, f.clock.Now())) events.push_back(e);
+    for (auto& e : s2.Consent("owner-1", true, f.clock.Now())) events.push_back(e);
+    f.FoldSequence(events);
+    BatchOutput queued;
+    f.Decide(f.Record("t.enrollment-events", 2, sender, SendRequest("x3", "s2", f.clock.Now())),
+             queued);
+    CHECK(queued.emails_deferred == 1);
+    // Round robin serves s2 first tomorrow (s1 was served last); s2 no longer may send.
+    f.FoldSequence(s2.Consent("owner-1", false, f.clock.Now()));
+    f.clock.Set(tomorrow);
+    BatchOutput released = f.Fire(f.all);
+    const std::vector<v1::Envelope> emails = f.On(released, "t.email-events");
+    REQUIRE(emails.size() == 1);
+    CHECK(emails[0].email_send().idempotency_key() == waiting_id);
+    const std::vector<v1::Envelope> ledger = f.On(released, "t.executor-events");
+    REQUIRE(ledger.size() == 1);
+    const v1::SendLedgerEntry& entry = ledger[0].send_ledger_entry();
+    REQUIRE(entry.cancelled_size() == 1);
+    CHECK(entry.cancelled(0) == "x3");
+    REQUIRE(entry.released_size() == 1);
+    CHECK(entry.released(0) == waiting_id);
   }
 
   SECTION("when its customer replies first, then the sender stage drops it unsent") {
