@@ -3,6 +3,7 @@
 // the next day. Real sequence-api and step-executor processes over the real broker.
 #include <catch2/catch.hpp>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <set>
 #include <string>
@@ -103,6 +104,81 @@ TEST_CASE(
   const absl::Time cleared = absl::Now() + absl::Seconds(30);
   while (!deferred().empty() && absl::Now() < cleared) absl::SleepFor(absl::Milliseconds(200));
   CHECK(deferred().empty());
+}
+
+TEST_CASE(
+    "Given a sender limited to 1 automatic email a day with a second one waiting, when the sender "
+    "revokes consent through the API before the next day, then the waiting email never goes out "
+    "and its enrollment's history says it was withheld at sending") {
+  System sys;
+  ApiProcess& api = sys.api();
+  v1::SetCompanySendingSettingsRequest set;
+  set.set_parent(absl::StrCat("companies/", kCompany));
+  set.set_request_id("limits-1");
+  set.mutable_settings()->set_daily_limit_per_sender(1);
+  v1::CompanySendingSettingsResponse settings;
+  REQUIRE(api.sequences().SetCompanySendingSettings(CallAs(kCompany).get(), set, &settings).ok());
+
+  const std::string sequence = CreateSequence(api, "create-revoked", {EmailStep("auto", 0, true)});
+  const std::string owner = "rep-1";
+  EnableAutomaticSending(api, sequence, owner);
+  const std::vector<Item> items = {{"d0", owner}, {"d1", owner}};
+  BatchEnroll(api, sequence, items);
+
+  Reader reader({sys.topics().email_events});
+  auto waiting = [&]() -> std::optional<v1::Enrollment> {
+    for (const Item& it : items) {
+      std::optional<v1::Enrollment> e = FindEnrollment(api, EnrollmentName(sequence, it.id));
+      if (e.has_value() && e->has_deferred()) return e;
+    }
+    return std::nullopt;
+  };
+  const absl::Time until = absl::Now() + absl::Seconds(60);
+  while (!waiting().has_value() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(200));
+  const std::optional<v1::Enrollment> deferred = waiting();
+  REQUIRE(deferred.has_value());
+  REQUIRE(reader.PollUntil([&] { return reader.On(sys.topics().email_events).size() >= 1; },
+                           absl::Seconds(30)));
+
+  // The sender takes back consent; the step fired while it was given, the release comes after.
+  v1::RevokeSendingConsentRequest revoke;
+  revoke.set_name(sequence);
+  revoke.set_request_id("revoke-rep-1");
+  v1::SequenceResponse resp;
+  grpc::Status s =
+      api.sequences().RevokeSendingConsent(CallAs(kCompany, owner).get(), revoke, &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  // The executor reads sequence-events on its own. A deal enrolled after the revocation names the
+  // new sequence version, which the executor waits for: once that deal's email step has failed
+  // for want of consent, the executor knows, and the day may turn.
+  BatchEnroll(api, sequence, {{"after-revoke", owner}});
+  const v1::Enrollment failed =
+      WaitForStatus(api, EnrollmentName(sequence, "after-revoke"), v1::ENROLLMENT_STATUS_FAILED);
+  CHECK(failed.failure_reason() == v1::FAILURE_REASON_CONSENT_MISSING);
+
+  const absl::CivilDay today(absl::UTCTimeZone().At(sys.Now()).cs);
+  const absl::Time tomorrow = absl::FromCivil(today + 1, absl::UTCTimeZone());
+  sys.AdvanceClock(tomorrow - sys.Now() + absl::Seconds(1));
+  // The enrollment learns its email was withheld (no wait shown any more)...
+  const absl::Time cleared = absl::Now() + absl::Seconds(30);
+  while (waiting().has_value() && absl::Now() < cleared) absl::SleepFor(absl::Milliseconds(200));
+  CHECK_FALSE(waiting().has_value());
+  v1::ListEnrollmentEventsRequest list;
+  list.set_name(deferred->name());
+  v1::ListEnrollmentEventsResponse history;
+  REQUIRE(api.enrollments().ListEnrollmentEvents(CallAs(kCompany).get(), list, &history).ok());
+  bool explained = false;
+  for (const v1::EnrollmentEvent& h : history.events()) {
+    explained = explained || absl::StrContains(h.description(),
+                                               "withheld at sending (consent_missing): user rep-1 "
+                                               "revoked consent");
+  }
+  CHECK(explained);
+  // ... and the mailer never gets it, that day or the next.
+  sys.AdvanceClock(absl::Hours(25));
+  reader.Poll(absl::Seconds(3));
+  CHECK(reader.On(sys.topics().email_events).size() == 1);
 }
 
 // What a consumer of the effect topics counts for one step of one sequence.
